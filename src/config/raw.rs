@@ -1,0 +1,172 @@
+//! The YAML as written. Everything is optional and loosely typed here, so a
+//! file with many mistakes deserializes far enough for `validate` to report
+//! all of them at once; unknown keys are collected by `serde_ignored` instead
+//! of `deny_unknown_fields`, which would stop at the first one.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::provider::RecordSet;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawConfig {
+    /// Written into the ownership marker of everything the daemon manages.
+    pub owner: Option<String>,
+    /// Address for /metrics, /status, / and the probes of Kubernetes.
+    pub listen: Option<String>,
+    pub provider: Option<RawProvider>,
+    /// How often the provider is re-read to repair drift.
+    pub resync_interval: Option<String>,
+    pub defaults: Option<RawDefaults>,
+    pub records: Option<Vec<RawRecord>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawProvider {
+    /// `memory` (embedded) or `route53`.
+    pub kind: Option<String>,
+    /// memory: the zones that exist at start.
+    pub zones: Option<Vec<String>>,
+    /// memory: record sets that exist at start (what other tools made).
+    pub records: Option<Vec<RawSeed>>,
+    /// memory: how long an accepted change stays PENDING.
+    pub insync_after: Option<String>,
+    /// memory: use a store served by another process instead of an
+    /// embedded one (tests, several instances sharing one store).
+    pub endpoint_url: Option<String>,
+    /// The daemon's share of the account's 5 requests/s.
+    pub max_requests_per_second: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawSeed {
+    pub zone: String,
+    #[serde(flatten)]
+    pub record: RecordSet,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawDefaults {
+    pub probe: Option<RawProbe>,
+    pub policy: Option<RawPolicy>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct RawPolicy {
+    pub min_healthy: Option<i64>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct RawProbe {
+    pub url: Option<String>,
+    pub connect_to: Option<String>,
+    pub method: Option<String>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub expect: Option<RawExpect>,
+    pub tls: Option<RawTls>,
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub rise: Option<i64>,
+    pub fall: Option<i64>,
+    pub follow_redirects: Option<bool>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct RawExpect {
+    pub status: Option<Vec<i64>>,
+    pub body_contains: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct RawTls {
+    pub ca_file: Option<String>,
+    pub insecure_skip_verify: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRecord {
+    pub name: Option<String>,
+    pub zone: Option<String>,
+    #[serde(rename = "type")]
+    pub rtype: Option<String>,
+    pub ttl: Option<i64>,
+    pub policy: Option<RawPolicy>,
+    /// Probe settings shared by this record's members (usually the URL).
+    pub probe: Option<RawProbe>,
+    pub regions: Option<Vec<RawMember>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawMember {
+    pub region: Option<String>,
+    pub set_identifier: Option<String>,
+    pub target: Option<RawTarget>,
+    pub probe: Option<RawProbe>,
+    /// Take over a record with this set identifier that has no marker of
+    /// this owner.
+    pub adopt: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawTarget {
+    pub values: Option<Vec<String>>,
+    pub cname: Option<String>,
+    pub alias: Option<RawAlias>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawAlias {
+    pub dns_name: Option<String>,
+    pub hosted_zone_id: Option<String>,
+    pub evaluate_target_health: Option<bool>,
+}
+
+impl RawProbe {
+    /// `self` over `base`, field by field; header maps merge by name.
+    pub fn over(&self, base: &RawProbe) -> RawProbe {
+        let headers = match (&base.headers, &self.headers) {
+            (None, None) => None,
+            (b, s) => {
+                let mut h = b.clone().unwrap_or_default();
+                h.extend(s.clone().unwrap_or_default());
+                Some(h)
+            }
+        };
+        let expect = match (&base.expect, &self.expect) {
+            (None, None) => None,
+            (b, s) => {
+                let b = b.clone().unwrap_or_default();
+                let s = s.clone().unwrap_or_default();
+                Some(RawExpect {
+                    status: s.status.or(b.status),
+                    body_contains: s.body_contains.or(b.body_contains),
+                })
+            }
+        };
+        let tls = match (&base.tls, &self.tls) {
+            (None, None) => None,
+            (b, s) => {
+                let b = b.clone().unwrap_or_default();
+                let s = s.clone().unwrap_or_default();
+                Some(RawTls {
+                    ca_file: s.ca_file.or(b.ca_file),
+                    insecure_skip_verify: s.insecure_skip_verify.or(b.insecure_skip_verify),
+                })
+            }
+        };
+        RawProbe {
+            url: self.url.clone().or_else(|| base.url.clone()),
+            connect_to: self.connect_to.clone().or_else(|| base.connect_to.clone()),
+            method: self.method.clone().or_else(|| base.method.clone()),
+            headers,
+            expect,
+            tls,
+            interval: self.interval.clone().or_else(|| base.interval.clone()),
+            timeout: self.timeout.clone().or_else(|| base.timeout.clone()),
+            rise: self.rise.or(base.rise),
+            fall: self.fall.or(base.fall),
+            follow_redirects: self.follow_redirects.or(base.follow_redirects),
+        }
+    }
+}

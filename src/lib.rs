@@ -1,0 +1,28 @@
+//! route53-failover keeps an active-active, multi-region API reachable: it
+//! probes each region's endpoint, decides which regions Route53 should
+//! answer with, and keeps the latency records in step.
+//!
+//! Modules, in the order data flows:
+//! - [`config`]: the YAML file, validated into typed values (every error at once).
+//! - [`probe`]: one HTTP(S) probe of a member → status, phase timings, failure reason.
+//! - [`health`]: the verdict state machine (rise/fall); pure.
+//! - [`policy`]: verdicts + what Route53 holds → which members are published, and why; pure.
+//! - [`plan`]: decision vs observed zone → changes (with ownership markers), split into batches; pure.
+//! - [`provider`]: the DNS service boundary: the trait, the `memory` store, its loopback service.
+//! - [`controller`]: the tasks: probers → verdicts → per-zone reconcilers, rate limit, retries.
+//! - [`metrics`]: every Prometheus metric, registered in one place.
+//! - [`status`]: the snapshot on-call reads (JSON, HTML, CLI table).
+//! - [`http`]: `/metrics`, `/status`, `/`, `/healthz`, `/readyz`.
+//! - [`demo`]: simulated regional endpoints on loopback for `route53-failover demo`.
+
+pub mod config;
+pub mod probe;
+pub mod health;
+pub mod policy;
+pub mod plan;
+pub mod provider;
+pub mod controller;
+pub mod metrics;
+pub mod status;
+pub mod http;
+pub mod demo;

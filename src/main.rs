@@ -1,0 +1,326 @@
+//! The command line: parses arguments, loads the config, wires the provider,
+//! the controller and the HTTP server, and maps SIGTERM/SIGINT to shutdown.
+//! The one place `anyhow` is used.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use route53_failover::config::{self, Config, ProviderKind};
+use route53_failover::controller::{self, Runtime};
+use route53_failover::metrics::Metrics;
+use route53_failover::provider::memory::MemoryProvider;
+use route53_failover::provider::remote::{self, RemoteMemory};
+use route53_failover::provider::{Action, Change, Provider};
+use route53_failover::status::Status;
+use route53_failover::{demo, http};
+
+const EXAMPLES: &str = "\
+Examples:
+  route53-failover demo                              # three simulated regions, no AWS account
+  route53-failover check --config config/example.yaml
+  route53-failover plan --config config/example.yaml  # probe once, show what would change
+  route53-failover run --config /etc/route53-failover/config.yaml
+  route53-failover status --url http://127.0.0.1:9090
+
+Exit codes: 0 ok, 1 failure while running, 2 bad input (config or arguments).";
+
+#[derive(Parser)]
+#[command(version, about, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log filter (RUST_LOG syntax), e.g. `info` or `route53_failover=debug`.
+    #[arg(long, global = true, env = "RUST_LOG", default_value = "info")]
+    log: String,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    log_json: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a config file and exit: 0 when valid, 2 with every problem listed.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Probe every member once, read the provider, print the decision and the changes; change nothing.
+    Plan {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run on three simulated regions on loopback with the embedded memory provider.
+    Demo {
+        /// Where to serve the status page, metrics and the demo controls.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: SocketAddr,
+    },
+    /// Print a running daemon's status as a table.
+    Status {
+        #[arg(long, default_value = "http://127.0.0.1:9090")]
+        url: String,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Bad input: reported, exit code 2.
+#[derive(Debug)]
+struct BadInput(String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log, cli.log_json);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<BadInput>() => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Check { config } => {
+            let config = load(&config)?;
+            println!("{}", config.summary());
+            Ok(())
+        }
+        Command::Run { config } => {
+            let config = load(&config)?;
+            let (provider, store) = build_provider(&config)?;
+            serve(config, provider, store, None).await
+        }
+        Command::Plan { config } => {
+            let config = load(&config)?;
+            let (provider, _) = build_provider(&config)?;
+            plan(&config, provider.as_ref()).await
+        }
+        Command::Demo { listen } => run_demo(listen).await,
+        Command::Status { url, json } => status(&url, json).await,
+    }
+}
+
+fn load(path: &Path) -> anyhow::Result<Config> {
+    let config = config::load(path).map_err(|errors| {
+        BadInput(format!(
+            "{}: {} problem(s):\n{errors}",
+            path.display(),
+            errors.0.len()
+        ))
+    })?;
+    for w in &config.warnings {
+        warn!("{w}");
+    }
+    Ok(config)
+}
+
+/// The provider, and the embedded store when there is one (its inspection
+/// routes are served next to the status page).
+fn build_provider(
+    config: &Config,
+) -> anyhow::Result<(Arc<dyn Provider>, Option<Arc<MemoryProvider>>)> {
+    match config.provider.kind {
+        ProviderKind::Memory => match &config.provider.endpoint_url {
+            Some(url) => Ok((
+                Arc::new(RemoteMemory::new(url.clone()).map_err(anyhow::Error::msg)?),
+                None,
+            )),
+            None => {
+                let store = Arc::new(MemoryProvider::new(
+                    &config.provider.zones,
+                    config.provider.insync_after,
+                ));
+                for (i, (zone, record)) in config.provider.seed.iter().enumerate() {
+                    let change = Change {
+                        action: Action::Create,
+                        record: record.clone(),
+                    };
+                    store.apply_direct(zone, &[change]).map_err(|e| {
+                        BadInput(format!("provider.records[{i}]: {e}"))
+                    })?;
+                }
+                Ok((store.clone(), Some(store)))
+            }
+        },
+    }
+}
+
+/// Runs the daemon and its HTTP server until SIGTERM or SIGINT.
+async fn serve(
+    config: Config,
+    provider: Arc<dyn Provider>,
+    store: Option<Arc<MemoryProvider>>,
+    extra: Option<axum::Router>,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let metrics = Arc::new(Metrics::new());
+    let rt = Arc::new(Runtime::new(Arc::new(config), provider.kind(), metrics));
+    let mut app = http::router(rt.clone());
+    if let Some(store) = store {
+        app = app.merge(remote::router(store));
+    }
+    if let Some(extra) = extra {
+        app = app.merge(extra);
+    }
+    let shutdown = CancellationToken::new();
+    tokio::spawn(wait_for_signal(shutdown.clone()));
+    println!("route53-failover listening on http://{addr}");
+    let server = tokio::spawn(http::serve(listener, app, shutdown.clone()));
+    controller::run(rt, provider, shutdown.clone())
+        .await
+        .map_err(anyhow::Error::msg)?;
+    // The server stops with the same token; give it a moment to close.
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        warn!("cannot install signal handlers; stop with SIGKILL");
+        return;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    info!(signal = name, "shutdown requested");
+    shutdown.cancel();
+}
+
+async fn plan(config: &Config, provider: &dyn Provider) -> anyhow::Result<()> {
+    let (decisions, _, changes) = controller::dry_run(config, provider)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    for (record, ds) in config.records.iter().zip(&decisions) {
+        println!("{} {} (zone {})", record.name, record.rtype, record.zone);
+        for (m, d) in record.members.iter().zip(ds) {
+            println!(
+                "  {:<16} {:<14} {:<9} {}",
+                m.region,
+                m.set_identifier,
+                if d.published { "publish" } else { "withdraw" },
+                d.why.as_str()
+            );
+        }
+    }
+    if changes.is_empty() {
+        println!("no changes");
+    } else {
+        println!("{} change(s):", changes.len());
+        for c in &changes {
+            println!("  {c}");
+        }
+    }
+    Ok(())
+}
+
+async fn run_demo(listen: SocketAddr) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    let mut endpoints = Vec::new();
+    for (region, latency_ms) in demo::REGIONS {
+        endpoints.push(
+            demo::Endpoint::start(region, Duration::from_millis(latency_ms), stop.clone())
+                .await
+                .context("starting a demo endpoint")?,
+        );
+    }
+    let mut config = config::parse(&demo::config_text(&endpoints), Path::new("."))
+        .map_err(|e| anyhow::anyhow!("the demo config is invalid: {e}"))?;
+    config.listen = listen;
+    let (provider, store) = build_provider(&config)?;
+    let base = format!("http://{listen}");
+    println!(
+        "Demo: three regions ({}) behind api.example.test in the embedded memory provider.\n\
+         \n  status page:   {base}/\n  status (JSON): {base}/status\n  metrics:       {base}/metrics\n  the zone:      {base}/memory/zones/example.test/records\n\
+         \nBreak a region, watch it withdrawn after 3 failed probes, then bring it back:\n\
+         \n  curl -X POST {base}/demo/regions/eu-west-1/fail\n  route53-failover status --url {base}\n  curl -X POST {base}/demo/regions/eu-west-1/recover\n\
+         \n(`hang` instead of `fail` makes the endpoint stop answering.) Ctrl-C stops.\n",
+        demo::REGIONS.map(|r| r.0).join(", ")
+    );
+    let result = serve(config, provider, store, Some(demo::router(&endpoints))).await;
+    stop.cancel();
+    result
+}
+
+async fn status(url: &str, json: bool) -> anyhow::Result<()> {
+    let base = url::Url::parse(url).map_err(|e| BadInput(format!("--url: {url:?} is not a URL: {e}")))?;
+    let endpoint = base.join("status").map_err(|e| BadInput(format!("--url: {e}")))?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let resp = client
+        .get(endpoint.clone())
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {endpoint}"))?;
+    if !resp.status().is_success() {
+        bail!("{endpoint} answered {}", resp.status());
+    }
+    let status: Status = resp
+        .json()
+        .await
+        .with_context(|| format!("{endpoint} did not answer with a status document"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{}", status.table());
+    }
+    Ok(())
+}

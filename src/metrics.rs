@@ -1,0 +1,178 @@
+//! Every metric the daemon exports, registered in one place. Names follow
+//! `route53_failover_<thing>_<unit>`; labels stay low-cardinality (record,
+//! type, region, result, kind, operation): never an error text.
+
+use prometheus::{
+    exponential_buckets, Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    pub probe_duration_seconds: HistogramVec,
+    pub probes_total: IntCounterVec,
+    pub member_healthy: IntGaugeVec,
+    pub member_published: IntGaugeVec,
+    pub member_conflict: IntGaugeVec,
+    pub verdict_changes_total: IntCounterVec,
+    pub withdrawals_blocked_total: IntCounterVec,
+    pub record_fail_open: IntGaugeVec,
+    pub reconcile_duration_seconds: HistogramVec,
+    pub reconcile_errors_total: IntCounterVec,
+    pub provider_requests_total: IntCounterVec,
+    pub provider_request_duration_seconds: HistogramVec,
+    pub change_propagation_seconds: HistogramVec,
+    pub last_reconcile_success_timestamp_seconds: Gauge,
+    pub ready: IntGauge,
+    pub build_info: GaugeVec,
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(format!("route53_failover_{name}"), help)
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        macro_rules! reg {
+            ($m:expr) => {{
+                let m = $m.expect("metric definitions are static and valid");
+                registry
+                    .register(Box::new(m.clone()))
+                    .expect("each metric is registered once");
+                m
+            }};
+        }
+        let member = &["record", "type", "region"];
+        let m = Metrics {
+            probe_duration_seconds: reg!(HistogramVec::new(
+                HistogramOpts::from(opts(
+                    "probe_duration_seconds",
+                    "Duration of a probe, all phases, whatever its outcome."
+                ))
+                .buckets(exponential_buckets(0.0025, 2.0, 13).expect("static buckets")),
+                member
+            )),
+            probes_total: reg!(IntCounterVec::new(
+                opts(
+                    "probes_total",
+                    "Probes by outcome: success, or the failure reason (dns, connect, tls, timeout, status, body)."
+                ),
+                &["record", "type", "region", "result"]
+            )),
+            member_healthy: reg!(IntGaugeVec::new(
+                opts(
+                    "member_healthy",
+                    "1 when the member's verdict is healthy, 0 when unhealthy or not yet known."
+                ),
+                member
+            )),
+            member_published: reg!(IntGaugeVec::new(
+                opts(
+                    "member_published",
+                    "1 when the provider holds the member's record."
+                ),
+                member
+            )),
+            member_conflict: reg!(IntGaugeVec::new(
+                opts(
+                    "member_conflict",
+                    "1 when a record with the member's set identifier exists without this owner's marker (left alone)."
+                ),
+                member
+            )),
+            verdict_changes_total: reg!(IntCounterVec::new(
+                opts("verdict_changes_total", "Verdict transitions, by the verdict reached."),
+                &["record", "type", "region", "to"]
+            )),
+            withdrawals_blocked_total: reg!(IntCounterVec::new(
+                opts(
+                    "withdrawals_blocked_total",
+                    "Withdrawals of unhealthy members the safety rules refused (min_healthy, last_member), counted when the block begins."
+                ),
+                &["record", "type", "reason"]
+            )),
+            record_fail_open: reg!(IntGaugeVec::new(
+                opts(
+                    "record_fail_open",
+                    "1 while no member of the record is healthy and unhealthy members stay published."
+                ),
+                &["record", "type"]
+            )),
+            reconcile_duration_seconds: reg!(HistogramVec::new(
+                HistogramOpts::from(opts(
+                    "reconcile_duration_seconds",
+                    "Duration of one reconcile of a zone: read (when needed), plan, apply."
+                ))
+                .buckets(exponential_buckets(0.001, 2.0, 16).expect("static buckets")),
+                &["zone"]
+            )),
+            reconcile_errors_total: reg!(IntCounterVec::new(
+                opts("reconcile_errors_total", "Reconciles that failed, by error kind."),
+                &["kind"]
+            )),
+            provider_requests_total: reg!(IntCounterVec::new(
+                opts(
+                    "provider_requests_total",
+                    "Requests to the DNS provider, by operation and outcome (ok or the error kind)."
+                ),
+                &["operation", "outcome"]
+            )),
+            provider_request_duration_seconds: reg!(HistogramVec::new(
+                HistogramOpts::from(opts(
+                    "provider_request_duration_seconds",
+                    "Duration of one request to the DNS provider."
+                ))
+                .buckets(exponential_buckets(0.001, 2.0, 16).expect("static buckets")),
+                &["operation"]
+            )),
+            change_propagation_seconds: reg!(HistogramVec::new(
+                HistogramOpts::from(opts(
+                    "change_propagation_seconds",
+                    "Time from a change being accepted to the provider reporting it INSYNC."
+                ))
+                .buckets(vec![0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0]),
+                &["zone"]
+            )),
+            last_reconcile_success_timestamp_seconds: reg!(Gauge::with_opts(opts(
+                "last_reconcile_success_timestamp_seconds",
+                "Unix time of the last reconcile that succeeded."
+            ))),
+            ready: reg!(IntGauge::with_opts(opts(
+                "ready",
+                "1 once every zone has been reconciled successfully (a latch)."
+            ))),
+            build_info: reg!(GaugeVec::new(
+                opts("build_info", "Always 1; the version as a label."),
+                &["version"]
+            )),
+            registry,
+        };
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1.0);
+        #[cfg(target_os = "linux")]
+        {
+            let pc = prometheus::process_collector::ProcessCollector::for_self();
+            // Best effort: the process metrics are a convenience.
+            let _ = m.registry.register(Box::new(pc));
+        }
+        m
+    }
+
+    /// The text exposition format, for /metrics.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let encoder = TextEncoder::new();
+        if let Err(e) = encoder.encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,512 @@
+//! One HTTP(S) probe of a member's endpoint → [`ProbeResult`].
+//!
+//! Every probe resolves the name, opens a fresh connection and closes it, as
+//! Route53's checkers and blackbox_exporter do, so a region that still serves
+//! old keep-alive connections but refuses new ones is caught. The connection
+//! is driven by hyper's connection-level client rather than a pooled client:
+//! that gives the phase timings (DNS, connect, TLS, first byte, total), lets
+//! `connect_to` send the TCP connection elsewhere while the URL's host stays
+//! the Host header and the TLS SNI, and lets thousands of members share one
+//! TLS configuration. The body read is capped and the whole probe ends within
+//! its timeout.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::header::{CONNECTION, HOST, LOCATION, USER_AGENT};
+use http::{HeaderValue, Request};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use url::Url;
+
+use crate::config::ProbeSpec;
+
+/// At most this much of a body is read.
+pub const BODY_LIMIT: usize = 64 * 1024;
+const MAX_REDIRECTS: usize = 5;
+
+/// Why a probe failed. The label set of `route53_failover_probes_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    Dns,
+    Connect,
+    Tls,
+    Timeout,
+    Status,
+    Body,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Dns => "dns",
+            FailureKind::Connect => "connect",
+            FailureKind::Tls => "tls",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Status => "status",
+            FailureKind::Body => "body",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub kind: FailureKind,
+    /// For on-call: what went wrong, never a header or body.
+    pub detail: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind.as_str(), self.detail)
+    }
+}
+
+/// Time spent in each phase (zero for a phase that did not happen).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Timings {
+    pub dns: Duration,
+    pub connect: Duration,
+    pub tls: Duration,
+    /// Request sent until the response headers arrived.
+    pub first_byte: Duration,
+    pub total: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeResult {
+    pub at: SystemTime,
+    pub status: Option<u16>,
+    pub timings: Timings,
+    pub failure: Option<Failure>,
+}
+
+impl ProbeResult {
+    pub fn ok(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// TLS settings shared by every member that uses the same ones.
+#[derive(Default)]
+pub struct TlsConfigs {
+    cache: Mutex<HashMap<(Option<PathBuf>, bool), Arc<rustls::ClientConfig>>>,
+}
+
+impl TlsConfigs {
+    pub fn get(
+        &self,
+        ca_file: Option<&PathBuf>,
+        insecure: bool,
+    ) -> Result<Arc<rustls::ClientConfig>, String> {
+        let key = (ca_file.cloned(), insecure);
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = cache.get(&key) {
+            return Ok(c.clone());
+        }
+        let config = Arc::new(build_tls(ca_file, insecure)?);
+        cache.insert(key, config.clone());
+        Ok(config)
+    }
+}
+
+fn build_tls(ca_file: Option<&PathBuf>, insecure: bool) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let mut config = if insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+            .with_no_client_auth()
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(path) = ca_file {
+            use rustls::pki_types::pem::PemObject;
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if certs.is_empty() {
+                return Err(format!("{}: no certificate found", path.display()));
+            }
+            for c in certs {
+                roots
+                    .add(c)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// `insecure_skip_verify`: accepts any certificate (the config warns).
+#[derive(Debug)]
+struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Probes one member; cheap to keep one per member.
+pub struct Prober {
+    spec: Arc<ProbeSpec>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// Where in the probe it stands, to name the phase a timeout hit.
+#[derive(Clone, Copy)]
+enum Phase {
+    Dns,
+    Connect,
+    Tls,
+    Response,
+    Body,
+}
+
+impl Phase {
+    fn as_str(self) -> &'static str {
+        match self {
+            Phase::Dns => "resolving",
+            Phase::Connect => "connecting",
+            Phase::Tls => "the TLS handshake",
+            Phase::Response => "waiting for the response",
+            Phase::Body => "reading the body",
+        }
+    }
+}
+
+struct Progress {
+    timings: Timings,
+    phase: Phase,
+    status: Option<u16>,
+}
+
+fn fail(kind: FailureKind, detail: impl Into<String>) -> Failure {
+    Failure {
+        kind,
+        detail: detail.into(),
+    }
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+impl Prober {
+    /// Fails only when the TLS settings cannot be loaded.
+    pub fn new(spec: Arc<ProbeSpec>, tls: &TlsConfigs) -> Result<Self, String> {
+        let needs_tls = spec.url.scheme() == "https" || spec.follow_redirects;
+        let tls = if needs_tls {
+            Some(tls.get(spec.ca_file.as_ref(), spec.insecure_skip_verify)?)
+        } else {
+            None
+        };
+        Ok(Prober { spec, tls })
+    }
+
+    pub fn spec(&self) -> &ProbeSpec {
+        &self.spec
+    }
+
+    /// Runs one probe; always returns within the spec's timeout (plus a
+    /// scheduling hair).
+    pub async fn probe(&self) -> ProbeResult {
+        let at = SystemTime::now();
+        let start = Instant::now();
+        let mut progress = Progress {
+            timings: Timings::default(),
+            phase: Phase::Dns,
+            status: None,
+        };
+        let outcome = tokio::time::timeout(self.spec.timeout, self.run(&mut progress)).await;
+        let failure = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(f)) => Some(f),
+            Err(_) => Some(fail(
+                FailureKind::Timeout,
+                format!(
+                    "no answer within {} while {}",
+                    humantime::format_duration(self.spec.timeout),
+                    progress.phase.as_str()
+                ),
+            )),
+        };
+        progress.timings.total = start.elapsed();
+        ProbeResult {
+            at,
+            status: progress.status,
+            timings: progress.timings,
+            failure,
+        }
+    }
+
+    async fn run(&self, p: &mut Progress) -> Result<(), Failure> {
+        let mut url = self.spec.url.clone();
+        for hop in 0..=MAX_REDIRECTS {
+            let Some(location) = self.exchange(&url, hop == 0, p).await? else {
+                return Ok(());
+            };
+            url = url.join(&location).map_err(|e| {
+                fail(FailureKind::Status, format!("redirect to a bad Location: {e}"))
+            })?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(fail(FailureKind::Status, "redirect to a non-HTTP URL"));
+            }
+        }
+        Err(fail(
+            FailureKind::Status,
+            format!("more than {MAX_REDIRECTS} redirects"),
+        ))
+    }
+
+    fn judge_status(&self, status: u16) -> Result<(), Failure> {
+        let ok = if self.spec.expect_status.is_empty() {
+            (200..300).contains(&status)
+        } else {
+            self.spec.expect_status.contains(&status)
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(fail(FailureKind::Status, format!("status {status}")))
+        }
+    }
+
+    /// One request on a fresh connection. Returns the Location to follow
+    /// when this is a redirect to follow; otherwise judges the response
+    /// (status first, then the body).
+    async fn exchange(
+        &self,
+        url: &Url,
+        first: bool,
+        p: &mut Progress,
+    ) -> Result<Option<String>, Failure> {
+        let host = url.host_str().unwrap_or_default().to_string();
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let https = url.scheme() == "https";
+        let url_port = url.port_or_known_default().unwrap_or(if https { 443 } else { 80 });
+        // connect_to applies to the configured host only: a redirect to
+        // another host goes where DNS says.
+        let (connect_host, port) = match &self.spec.connect_to {
+            Some((h, port)) if first || Some(host.as_str()) == self.spec.url.host_str() => {
+                (h.clone(), *port)
+            }
+            _ => (host.clone(), url_port),
+        };
+
+        p.phase = Phase::Dns;
+        let t = Instant::now();
+        let addrs: Vec<SocketAddr> = match connect_host.parse::<std::net::IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, port)],
+            Err(_) => tokio::net::lookup_host((connect_host.as_str(), port))
+                .await
+                .map_err(|e| fail(FailureKind::Dns, format!("{connect_host}: {e}")))?
+                .collect(),
+        };
+        p.timings.dns += t.elapsed();
+        if addrs.is_empty() {
+            return Err(fail(FailureKind::Dns, format!("{connect_host}: no address")));
+        }
+
+        p.phase = Phase::Connect;
+        let t = Instant::now();
+        let mut last_err = None;
+        let mut tcp = None;
+        for addr in &addrs {
+            match TcpStream::connect(addr).await {
+                Ok(s) => {
+                    tcp = Some(s);
+                    break;
+                }
+                Err(e) => last_err = Some(format!("{addr}: {e}")),
+            }
+        }
+        let tcp = tcp.ok_or_else(|| {
+            fail(FailureKind::Connect, last_err.unwrap_or_else(|| "no address".into()))
+        })?;
+        let _ = tcp.set_nodelay(true);
+        p.timings.connect += t.elapsed();
+
+        let io: Box<dyn Io> = if https {
+            p.phase = Phase::Tls;
+            let t = Instant::now();
+            let config = self.tls.clone().ok_or_else(|| {
+                fail(FailureKind::Tls, "https redirect without TLS settings")
+            })?;
+            let name = ServerName::try_from(host.clone())
+                .map_err(|e| fail(FailureKind::Tls, format!("{host}: {e}")))?;
+            let stream = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| fail(FailureKind::Tls, e.to_string()))?;
+            p.timings.tls += t.elapsed();
+            Box::new(stream)
+        } else {
+            Box::new(tcp)
+        };
+
+        p.phase = Phase::Response;
+        let t = Instant::now();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| fail(FailureKind::Connect, format!("HTTP handshake: {e}")))?;
+        let request = self.request(url, &host, url_port)?;
+        let body_contains = self.spec.body_contains.as_deref();
+        let work = async {
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| fail(FailureKind::Connect, format!("no response: {e}")))?;
+            p.timings.first_byte += t.elapsed();
+            let status = response.status().as_u16();
+            p.status = Some(status);
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            if self.spec.follow_redirects && (300..400).contains(&status) && location.is_some() {
+                return Ok(location);
+            }
+            self.judge_status(status)?;
+            p.phase = Phase::Body;
+            let body = read_capped(response.into_body()).await?;
+            if let Some(needle) = body_contains {
+                if !contains(&body, needle.as_bytes()) {
+                    return Err(fail(
+                        FailureKind::Body,
+                        format!(
+                            "the body does not contain {needle:?} within its first {} KiB",
+                            BODY_LIMIT / 1024
+                        ),
+                    ));
+                }
+            }
+            Ok(None)
+        };
+        let mut conn = std::pin::pin!(conn);
+        let mut work = std::pin::pin!(work);
+        // Drive the connection while the request runs; the connection may
+        // end first (the server closes after answering), the request then
+        // finishes from what was read.
+        let first = tokio::select! {
+            biased;
+            r = &mut work => Some(r),
+            _ = &mut conn => None,
+        };
+        match first {
+            Some(r) => r,
+            None => work.await,
+        }
+    }
+
+    fn request(&self, url: &Url, host: &str, port: u16) -> Result<Request<Empty<Bytes>>, Failure> {
+        let mut path = url.path().to_string();
+        if let Some(q) = url.query() {
+            path.push('?');
+            path.push_str(q);
+        }
+        let default_port = if url.scheme() == "https" { 443 } else { 80 };
+        let host_header = match (url.host(), port == default_port) {
+            (Some(url::Host::Ipv6(_)), true) => format!("[{host}]"),
+            (Some(url::Host::Ipv6(_)), false) => format!("[{host}]:{port}"),
+            (_, true) => host.to_string(),
+            (_, false) => format!("{host}:{port}"),
+        };
+        let mut builder = Request::builder()
+            .method(self.spec.method.clone())
+            .uri(path);
+        let headers = builder.headers_mut().expect("a fresh builder has headers");
+        headers.insert(
+            HOST,
+            HeaderValue::from_str(&host_header)
+                .map_err(|_| fail(FailureKind::Connect, "bad Host header"))?,
+        );
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("route53-failover/", env!("CARGO_PKG_VERSION"))),
+        );
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        for (name, value) in &self.spec.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        builder
+            .body(Empty::new())
+            .map_err(|e| fail(FailureKind::Connect, format!("bad request: {e}")))
+    }
+}
+
+/// Reads at most [`BODY_LIMIT`] bytes; the rest is left unread.
+async fn read_capped(mut body: hyper::body::Incoming) -> Result<Vec<u8>, Failure> {
+    let mut buf = Vec::new();
+    while buf.len() < BODY_LIMIT {
+        match body.frame().await {
+            None => break,
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    let room = BODY_LIMIT - buf.len();
+                    buf.extend_from_slice(&data[..data.len().min(room)]);
+                }
+            }
+            Some(Err(e)) => return Err(fail(FailureKind::Body, format!("reading the body: {e}"))),
+        }
+    }
+    Ok(buf)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}

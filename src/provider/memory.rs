@@ -1,0 +1,677 @@
+//! The `memory` provider: an in-process zone store that rejects what Route53
+//! rejects (atomic batches, exact-match DELETE, duplicate CREATE, batch
+//! limits, routing-policy and CNAME conflicts, PENDING then INSYNC), with
+//! hooks to inject faults and latency. The embedded default for local runs
+//! and the demo, and the strict backend the logic is tested against.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    change_weight, Action, Change, ChangeInfo, ChangeStatus, Provider, ProviderError, RecordKey,
+    RecordSet, RecordType, Zone, MAX_BATCH_CHARS, MAX_BATCH_RECORDS,
+};
+
+/// The provider operations, for fault injection and call counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    FindZone,
+    ListRecords,
+    Change,
+    ChangeStatus,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::FindZone => "find_zone",
+            Operation::ListRecords => "list_records",
+            Operation::Change => "change",
+            Operation::ChangeStatus => "change_status",
+        }
+    }
+}
+
+/// A fault to inject: the next `times` calls of `operation` (any operation
+/// when `None`) fail with `error`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Fault {
+    #[serde(default)]
+    pub operation: Option<Operation>,
+    pub error: ProviderError,
+    #[serde(default = "one")]
+    pub times: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// One accepted change batch, kept for tests and the demo.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AcceptedChange {
+    pub id: String,
+    pub zone_id: String,
+    pub at: SystemTime,
+    pub changes: Vec<Change>,
+}
+
+/// How many accepted batches the log keeps (the demo runs for hours).
+const CHANGE_LOG_LIMIT: usize = 10_000;
+
+#[derive(Default)]
+struct ZoneData {
+    name: String,
+    records: BTreeMap<RecordKey, RecordSet>,
+}
+
+struct State {
+    zones: BTreeMap<String, ZoneData>,
+    changes: HashMap<String, Instant>,
+    log: VecDeque<AcceptedChange>,
+    next_change: u64,
+    faults: VecDeque<Fault>,
+    latency: Duration,
+    calls: HashMap<Operation, u64>,
+}
+
+/// The store. A std `Mutex` is enough: no lock is held across an `.await`,
+/// and every operation is a short in-memory walk.
+pub struct MemoryProvider {
+    state: Mutex<State>,
+    insync_after: Duration,
+}
+
+impl MemoryProvider {
+    /// A store holding the given zones (by name), empty. Changes turn
+    /// INSYNC `insync_after` after they were accepted.
+    pub fn new<S: AsRef<str>>(zones: &[S], insync_after: Duration) -> Self {
+        let zones = zones
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let name = normalize_name(name.as_ref());
+                (
+                    format!("ZMEM{:08}", i + 1),
+                    ZoneData {
+                        name,
+                        records: BTreeMap::new(),
+                    },
+                )
+            })
+            .collect();
+        MemoryProvider {
+            state: Mutex::new(State {
+                zones,
+                changes: HashMap::new(),
+                log: VecDeque::new(),
+                next_change: 1,
+                faults: VecDeque::new(),
+                latency: Duration::ZERO,
+                calls: HashMap::new(),
+            }),
+            insync_after,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A poisoned lock means a panic inside a short critical section that
+        // leaves no half-applied batch (batches commit by swap), so the data
+        // is still consistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a fault for the coming calls.
+    pub fn inject(&self, fault: Fault) {
+        self.lock().faults.push_back(fault);
+    }
+
+    /// Removes every queued fault.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    /// Delays every call by `latency` (a slow or distant service).
+    pub fn set_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+
+    /// How many calls of `op` reached the store (faulted ones included).
+    pub fn calls(&self, op: Operation) -> u64 {
+        self.lock().calls.get(&op).copied().unwrap_or(0)
+    }
+
+    /// Every call count, for the inspection API.
+    pub fn call_counts(&self) -> BTreeMap<&'static str, u64> {
+        let st = self.lock();
+        st.calls.iter().map(|(op, n)| (op.as_str(), *n)).collect()
+    }
+
+    /// The accepted batches, oldest first.
+    pub fn change_log(&self) -> Vec<AcceptedChange> {
+        self.lock().log.iter().cloned().collect()
+    }
+
+    pub fn zones(&self) -> Vec<Zone> {
+        self.lock()
+            .zones
+            .iter()
+            .map(|(id, z)| Zone {
+                id: id.clone(),
+                name: z.name.clone(),
+            })
+            .collect()
+    }
+
+    /// The zone's records by zone name or id, without counting a call.
+    pub fn records(&self, zone: &str) -> Result<Vec<RecordSet>, ProviderError> {
+        let st = self.lock();
+        let id = zone_id(&st, zone)?;
+        Ok(st.zones[&id].records.values().cloned().collect())
+    }
+
+    /// Applies a batch with the same rules, outside the daemon's view: what
+    /// another tool or a person does to the zone. Not counted, never faulted.
+    pub fn apply_direct(&self, zone: &str, changes: &[Change]) -> Result<(), ProviderError> {
+        let mut st = self.lock();
+        let id = zone_id(&st, zone)?;
+        apply(&mut st, &id, changes)
+    }
+
+    /// Counts the call, sleeps the injected latency, and fires a queued
+    /// fault that matches `op`.
+    async fn enter(&self, op: Operation) -> Result<(), ProviderError> {
+        let latency = {
+            let mut st = self.lock();
+            *st.calls.entry(op).or_default() += 1;
+            st.latency
+        };
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        let mut st = self.lock();
+        let pos = st
+            .faults
+            .iter()
+            .position(|f| f.operation.is_none_or(|o| o == op));
+        if let Some(pos) = pos {
+            let fault = &mut st.faults[pos];
+            let error = fault.error.clone();
+            fault.times = fault.times.saturating_sub(1);
+            if fault.times == 0 {
+                st.faults.remove(pos);
+            }
+            return Err(error);
+        }
+        Ok(())
+    }
+}
+
+/// Lower case, no trailing dot: the form every name takes inside the daemon.
+pub fn normalize_name(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn zone_id(st: &State, name_or_id: &str) -> Result<String, ProviderError> {
+    if st.zones.contains_key(name_or_id) {
+        return Ok(name_or_id.to_string());
+    }
+    let name = normalize_name(name_or_id);
+    st.zones
+        .iter()
+        .find(|(_, z)| z.name == name)
+        .map(|(id, _)| id.clone())
+        .ok_or_else(|| ProviderError::NoSuchHostedZone(format!("no hosted zone {name_or_id}")))
+}
+
+fn invalid(msg: String) -> ProviderError {
+    ProviderError::InvalidChangeBatch(msg)
+}
+
+/// Checks one record set's shape the way Route53 validates a change.
+fn check_shape(zone: &str, r: &RecordSet) -> Result<(), ProviderError> {
+    let key = r.key();
+    if r.name != zone && !r.name.ends_with(&format!(".{zone}")) {
+        return Err(invalid(format!(
+            "{key}: name is not permitted in zone {zone}"
+        )));
+    }
+    match (&r.alias, r.values.is_empty()) {
+        (Some(_), false) => return Err(invalid(format!("{key}: alias and values both given"))),
+        (None, true) => return Err(invalid(format!("{key}: no values given"))),
+        (Some(_), true) if r.ttl.is_some() => {
+            return Err(invalid(format!("{key}: an alias record takes no TTL")))
+        }
+        (None, false) if r.ttl.is_none() => return Err(invalid(format!("{key}: TTL missing"))),
+        _ => {}
+    }
+    if r.set_identifier.is_some() != r.region.is_some() {
+        return Err(invalid(format!(
+            "{key}: a set identifier needs a routing policy (region) and a region needs a set identifier"
+        )));
+    }
+    if r.rtype == RecordType::Cname && r.values.len() > 1 {
+        return Err(invalid(format!("{key}: a CNAME holds one value")));
+    }
+    if r.rtype == RecordType::Txt && r.values.iter().any(|v| !is_quoted(v)) {
+        return Err(invalid(format!("{key}: TXT values must be quoted")));
+    }
+    Ok(())
+}
+
+fn is_quoted(v: &str) -> bool {
+    v.len() >= 2 && v.starts_with('"') && v.ends_with('"')
+}
+
+/// Applies a batch to a copy of the zone and commits it only when every
+/// change and the resulting zone are valid: all or nothing.
+fn apply(st: &mut State, zone_id: &str, changes: &[Change]) -> Result<(), ProviderError> {
+    if changes.is_empty() {
+        return Err(invalid("a change batch needs at least one change".into()));
+    }
+    let (records, chars) = changes.iter().map(change_weight).fold((0, 0), |acc, w| {
+        (acc.0 + w.0, acc.1 + w.1)
+    });
+    if records > MAX_BATCH_RECORDS {
+        return Err(invalid(format!(
+            "{records} ResourceRecord elements exceed the limit of {MAX_BATCH_RECORDS}"
+        )));
+    }
+    if chars > MAX_BATCH_CHARS {
+        return Err(invalid(format!(
+            "{chars} characters of values exceed the limit of {MAX_BATCH_CHARS}"
+        )));
+    }
+    let zone = st
+        .zones
+        .get(zone_id)
+        .ok_or_else(|| ProviderError::NoSuchHostedZone(zone_id.to_string()))?;
+    let mut work = zone.records.clone();
+    for change in changes {
+        let r = &change.record;
+        check_shape(&zone.name, r)?;
+        let key = r.key();
+        match change.action {
+            Action::Create => {
+                if work.contains_key(&key) {
+                    return Err(invalid(format!(
+                        "Tried to create resource record set {key} but it already exists"
+                    )));
+                }
+                work.insert(key, r.clone());
+            }
+            Action::Delete => match work.get(&key) {
+                None => {
+                    return Err(invalid(format!(
+                        "Tried to delete resource record set {key} but it was not found"
+                    )))
+                }
+                Some(current) if current != r => {
+                    return Err(invalid(format!(
+                        "Tried to delete resource record set {key} but the values provided do not match the current values"
+                    )))
+                }
+                Some(_) => {
+                    work.remove(&key);
+                }
+            },
+            Action::Upsert => {
+                work.insert(key, r.clone());
+            }
+        }
+    }
+    check_zone(&work)?;
+    st.zones
+        .get_mut(zone_id)
+        .expect("zone looked up above under the same lock")
+        .records = work;
+    Ok(())
+}
+
+/// Zone-wide rules: within one name and type, records are either all
+/// latency records (distinct set identifiers and regions) or one plain
+/// record; a CNAME stands alone at its name.
+fn check_zone(records: &BTreeMap<RecordKey, RecordSet>) -> Result<(), ProviderError> {
+    let mut by_name_type: BTreeMap<(&str, &RecordType), Vec<&RecordSet>> = BTreeMap::new();
+    let mut types_by_name: BTreeMap<&str, Vec<&RecordType>> = BTreeMap::new();
+    for r in records.values() {
+        by_name_type.entry((&r.name, &r.rtype)).or_default().push(r);
+        let types = types_by_name.entry(&r.name).or_default();
+        if !types.contains(&&r.rtype) {
+            types.push(&r.rtype);
+        }
+    }
+    for ((name, rtype), sets) in &by_name_type {
+        let plain = sets.iter().filter(|r| r.set_identifier.is_none()).count();
+        if plain > 0 && sets.len() > plain {
+            return Err(invalid(format!(
+                "RRSet {name} {rtype}: a record without a routing policy cannot share its name and type with latency records"
+            )));
+        }
+        let mut regions: Vec<&str> = sets.iter().filter_map(|r| r.region.as_deref()).collect();
+        regions.sort_unstable();
+        if let Some(w) = regions.windows(2).find(|w| w[0] == w[1]) {
+            return Err(invalid(format!(
+                "RRSet {name} {rtype}: only one latency record per region ({} given twice)",
+                w[0]
+            )));
+        }
+    }
+    for (name, types) in &types_by_name {
+        if types.contains(&&RecordType::Cname) && types.len() > 1 {
+            return Err(invalid(format!(
+                "RRSet of type CNAME with DNS name {name} is not permitted as it conflicts with other records with the same DNS name"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Provider for MemoryProvider {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn find_zone(&self, name_or_id: &str) -> Result<Zone, ProviderError> {
+        self.enter(Operation::FindZone).await?;
+        let st = self.lock();
+        let id = zone_id(&st, name_or_id)?;
+        Ok(Zone {
+            name: st.zones[&id].name.clone(),
+            id,
+        })
+    }
+
+    async fn list_records(&self, zone_id: &str) -> Result<Vec<RecordSet>, ProviderError> {
+        self.enter(Operation::ListRecords).await?;
+        let st = self.lock();
+        st.zones
+            .get(zone_id)
+            .map(|z| z.records.values().cloned().collect())
+            .ok_or_else(|| ProviderError::NoSuchHostedZone(zone_id.to_string()))
+    }
+
+    async fn change(
+        &self,
+        zone_id: &str,
+        changes: &[Change],
+    ) -> Result<ChangeInfo, ProviderError> {
+        self.enter(Operation::Change).await?;
+        let mut st = self.lock();
+        apply(&mut st, zone_id, changes)?;
+        let id = format!("C{:012}", st.next_change);
+        st.next_change += 1;
+        st.changes.insert(id.clone(), Instant::now());
+        if st.log.len() == CHANGE_LOG_LIMIT {
+            st.log.pop_front();
+        }
+        st.log.push_back(AcceptedChange {
+            id: id.clone(),
+            zone_id: zone_id.to_string(),
+            at: SystemTime::now(),
+            changes: changes.to_vec(),
+        });
+        let status = if self.insync_after.is_zero() {
+            ChangeStatus::Insync
+        } else {
+            ChangeStatus::Pending
+        };
+        Ok(ChangeInfo { id, status })
+    }
+
+    async fn change_status(&self, change_id: &str) -> Result<ChangeStatus, ProviderError> {
+        self.enter(Operation::ChangeStatus).await?;
+        let st = self.lock();
+        let accepted = st.changes.get(change_id).ok_or_else(|| {
+            ProviderError::InvalidChangeBatch(format!("no such change {change_id}"))
+        })?;
+        Ok(if accepted.elapsed() >= self.insync_after {
+            ChangeStatus::Insync
+        } else {
+            ChangeStatus::Pending
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each Route53 rule the store enforces, one test each.
+    use super::*;
+
+    fn latency(name: &str, id: &str, region: &str, value: &str) -> RecordSet {
+        RecordSet {
+            name: name.into(),
+            rtype: RecordType::A,
+            set_identifier: Some(id.into()),
+            region: Some(region.into()),
+            ttl: Some(60),
+            values: vec![value.into()],
+            alias: None,
+            health_check_id: None,
+        }
+    }
+
+    fn change(action: Action, record: RecordSet) -> Change {
+        Change { action, record }
+    }
+
+    fn store() -> (MemoryProvider, String) {
+        let p = MemoryProvider::new(&["example.test"], Duration::from_millis(50));
+        let id = p.zones()[0].id.clone();
+        (p, id)
+    }
+
+    #[tokio::test]
+    async fn create_of_an_existing_record_is_rejected() {
+        let (p, z) = store();
+        let r = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
+        p.change(&z, &[change(Action::Create, r.clone())]).await.unwrap();
+        let err = p.change(&z, &[change(Action::Create, r)]).await.unwrap_err();
+        assert!(matches!(err, ProviderError::InvalidChangeBatch(m) if m.contains("already exists")));
+    }
+
+    #[tokio::test]
+    async fn delete_must_match_current_values_exactly() {
+        let (p, z) = store();
+        let r = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
+        p.change(&z, &[change(Action::Create, r.clone())]).await.unwrap();
+        let mut stale = r.clone();
+        stale.ttl = Some(300);
+        let err = p.change(&z, &[change(Action::Delete, stale)]).await.unwrap_err();
+        assert!(matches!(err, ProviderError::InvalidChangeBatch(m) if m.contains("do not match")));
+        assert_eq!(p.records("example.test").unwrap(), vec![r.clone()]);
+        p.change(&z, &[change(Action::Delete, r)]).await.unwrap();
+        assert!(p.records("example.test").unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn delete_of_a_missing_record_is_rejected() {
+        let (p, z) = store();
+        let r = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
+        let err = p.change(&z, &[change(Action::Delete, r)]).await.unwrap_err();
+        assert!(matches!(err, ProviderError::InvalidChangeBatch(m) if m.contains("not found")));
+    }
+
+    #[tokio::test]
+    async fn a_batch_applies_all_or_nothing() {
+        let (p, z) = store();
+        let a = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
+        let b = latency("api.example.test", "euw1", "eu-west-1", "192.0.2.2");
+        let missing = latency("api.example.test", "aps2", "ap-southeast-2", "192.0.2.3");
+        let err = p
+            .change(
+                &z,
+                &[
+                    change(Action::Create, a),
+                    change(Action::Upsert, b),
+                    change(Action::Delete, missing),
+                ],
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), "invalid_change_batch");
+        assert!(p.records(&z).unwrap().is_empty(), "nothing of a failed batch stays");
+    }
+
+    #[tokio::test]
+    async fn upsert_creates_then_replaces() {
+        let (p, z) = store();
+        let a = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
+        p.change(&z, &[change(Action::Upsert, a.clone())]).await.unwrap();
+        let mut a2 = a.clone();
+        a2.values = vec!["192.0.2.9".into()];
+        p.change(&z, &[change(Action::Upsert, a2.clone())]).await.unwrap();
+        assert_eq!(p.records(&z).unwrap(), vec![a2]);
+    }
+
+    #[tokio::test]
+    async fn delete_and_create_in_one_batch_swap_a_value() {
+        // The compare-and-swap the HA lease relies on.
+        let (p, z) = store();
+        let a = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
+        p.change(&z, &[change(Action::Create, a.clone())]).await.unwrap();
+        let mut a2 = a.clone();
+        a2.values = vec!["192.0.2.9".into()];
+        p.change(&z, &[change(Action::Delete, a), change(Action::Create, a2.clone())])
+            .await
+            .unwrap();
+        assert_eq!(p.records(&z).unwrap(), vec![a2]);
+    }
+
+    #[tokio::test]
+    async fn batches_over_route53_limits_are_rejected() {
+        let (p, z) = store();
+        let upserts: Vec<Change> = (0..501)
+            .map(|i| {
+                change(
+                    Action::Upsert,
+                    latency(&format!("r{i}.example.test"), "use1", "us-east-1", "192.0.2.1"),
+                )
+            })
+            .collect();
+        // 501 UPSERTs count as 1,002 elements.
+        let err = p.change(&z, &upserts).await.unwrap_err();
+        assert!(matches!(err, ProviderError::InvalidChangeBatch(m) if m.contains("1002")));
+        let long = "x".repeat(250);
+        let txt: Vec<Change> = (0..130)
+            .map(|i| {
+                let mut r = latency(&format!("t{i}.example.test"), "use1", "us-east-1", "");
+                r.rtype = RecordType::Txt;
+                r.values = vec![format!("\"{long}\"")];
+                change(Action::Create, r)
+            })
+            .collect();
+        let err = p.change(&z, &txt).await.unwrap_err();
+        assert!(matches!(err, ProviderError::InvalidChangeBatch(m) if m.contains("characters")));
+        assert!(p.change(&z, &[]).await.is_err(), "an empty batch is rejected");
+        assert!(p.records(&z).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn names_outside_the_zone_are_rejected() {
+        let (p, z) = store();
+        let r = latency("api.other.test", "use1", "us-east-1", "192.0.2.1");
+        let err = p.change(&z, &[change(Action::Create, r)]).await.unwrap_err();
+        assert_eq!(err.kind(), "invalid_change_batch");
+    }
+
+    #[tokio::test]
+    async fn latency_and_plain_records_cannot_share_name_and_type() {
+        let (p, z) = store();
+        let a = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
+        p.change(&z, &[change(Action::Create, a)]).await.unwrap();
+        let mut plain = latency("api.example.test", "x", "us-east-1", "192.0.2.2");
+        plain.set_identifier = None;
+        plain.region = None;
+        let err = p.change(&z, &[change(Action::Create, plain)]).await.unwrap_err();
+        assert_eq!(err.kind(), "invalid_change_batch");
+    }
+
+    #[tokio::test]
+    async fn one_latency_record_per_region() {
+        let (p, z) = store();
+        let a = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
+        let b = latency("api.example.test", "use1-b", "us-east-1", "192.0.2.2");
+        let err = p
+            .change(&z, &[change(Action::Create, a), change(Action::Create, b)])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ProviderError::InvalidChangeBatch(m) if m.contains("us-east-1")));
+    }
+
+    #[tokio::test]
+    async fn a_cname_cannot_share_its_name() {
+        let (p, z) = store();
+        let a = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
+        let mut c = latency("api.example.test", "euw1", "eu-west-1", "x.example.net");
+        c.rtype = RecordType::Cname;
+        let err = p
+            .change(&z, &[change(Action::Create, a), change(Action::Create, c)])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ProviderError::InvalidChangeBatch(m) if m.contains("CNAME")));
+    }
+
+    #[tokio::test]
+    async fn alias_records_take_no_ttl_and_plain_records_need_one() {
+        let (p, z) = store();
+        let mut alias = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
+        alias.values.clear();
+        alias.alias = Some(super::super::AliasTarget {
+            dns_name: "d-1.execute-api.us-east-1.amazonaws.com".into(),
+            hosted_zone_id: "Z1UJRXOUMOOFQ8".into(),
+            evaluate_target_health: false,
+        });
+        assert!(p.change(&z, &[change(Action::Create, alias.clone())]).await.is_err());
+        alias.ttl = None;
+        p.change(&z, &[change(Action::Create, alias)]).await.unwrap();
+        let mut no_ttl = latency("www.example.test", "use1", "us-east-1", "192.0.2.1");
+        no_ttl.ttl = None;
+        assert!(p.change(&z, &[change(Action::Create, no_ttl)]).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn changes_are_pending_then_insync() {
+        let (p, z) = store();
+        let a = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
+        let info = p.change(&z, &[change(Action::Create, a)]).await.unwrap();
+        assert_eq!(info.status, ChangeStatus::Pending);
+        assert_eq!(p.change_status(&info.id).await.unwrap(), ChangeStatus::Pending);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(p.change_status(&info.id).await.unwrap(), ChangeStatus::Insync);
+    }
+
+    #[tokio::test]
+    async fn injected_faults_fire_for_their_operation_then_clear() {
+        let (p, z) = store();
+        p.inject(Fault {
+            operation: Some(Operation::Change),
+            error: ProviderError::Throttling("Rate exceeded".into()),
+            times: 2,
+        });
+        p.list_records(&z).await.unwrap();
+        let a = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
+        for _ in 0..2 {
+            let err = p.change(&z, &[change(Action::Create, a.clone())]).await.unwrap_err();
+            assert_eq!(err.kind(), "throttling");
+        }
+        p.change(&z, &[change(Action::Create, a)]).await.unwrap();
+        assert_eq!(p.calls(Operation::Change), 3);
+        assert_eq!(p.calls(Operation::ListRecords), 1);
+    }
+
+    #[tokio::test]
+    async fn zones_are_found_by_name_or_id() {
+        let (p, z) = store();
+        assert_eq!(p.find_zone("Example.Test.").await.unwrap().id, z);
+        assert_eq!(p.find_zone(&z).await.unwrap().name, "example.test");
+        let err = p.find_zone("missing.test").await.unwrap_err();
+        assert_eq!(err.kind(), "no_such_hosted_zone");
+    }
+}

@@ -1,0 +1,275 @@
+//! The boundary to the DNS service: the [`Provider`] trait and the types it
+//! speaks. Two backends implement it: `memory` (embedded, strict, with fault
+//! hooks) and, in a later step, `route53` (the AWS SDK).
+
+pub mod memory;
+pub mod remote;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// DNS record types the daemon reads. It writes only A, AAAA, CNAME and TXT
+/// (the ownership marker); anything else a zone holds is carried through as
+/// `Other` so an observed zone is never misread.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum RecordType {
+    A,
+    Aaaa,
+    Cname,
+    Txt,
+    Other(String),
+}
+
+impl From<String> for RecordType {
+    fn from(s: String) -> Self {
+        match s.to_ascii_uppercase().as_str() {
+            "A" => RecordType::A,
+            "AAAA" => RecordType::Aaaa,
+            "CNAME" => RecordType::Cname,
+            "TXT" => RecordType::Txt,
+            _ => RecordType::Other(s.to_ascii_uppercase()),
+        }
+    }
+}
+
+impl From<RecordType> for String {
+    fn from(t: RecordType) -> Self {
+        t.to_string()
+    }
+}
+
+impl fmt::Display for RecordType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RecordType::A => "A",
+            RecordType::Aaaa => "AAAA",
+            RecordType::Cname => "CNAME",
+            RecordType::Txt => "TXT",
+            RecordType::Other(s) => s,
+        })
+    }
+}
+
+/// An alias target (Route53's `AliasTarget`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AliasTarget {
+    pub dns_name: String,
+    pub hosted_zone_id: String,
+    #[serde(default)]
+    pub evaluate_target_health: bool,
+}
+
+/// One resource record set as Route53 holds it. Names are lower case and
+/// carry no trailing dot; the route53 provider translates at its edge.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RecordSet {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rtype: RecordType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_identifier: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<AliasTarget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check_id: Option<String>,
+}
+
+impl RecordSet {
+    /// Route53 identifies a record set by name, type and set identifier.
+    pub fn key(&self) -> RecordKey {
+        RecordKey {
+            name: self.name.clone(),
+            rtype: self.rtype.clone(),
+            set_identifier: self.set_identifier.clone(),
+        }
+    }
+
+    /// How many `ResourceRecord` elements this set counts for in a batch.
+    /// An alias has none; it is counted as one to stay on the safe side.
+    pub fn resource_record_count(&self) -> usize {
+        self.values.len().max(1)
+    }
+
+    /// Characters of values, as Route53 counts them against 32,000 per batch.
+    pub fn value_chars(&self) -> usize {
+        match &self.alias {
+            Some(a) => a.dns_name.len(),
+            None => self.values.iter().map(String::len).sum(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RecordKey {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rtype: RecordType,
+    pub set_identifier: Option<String>,
+}
+
+impl fmt::Display for RecordKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.name, self.rtype)?;
+        if let Some(id) = &self.set_identifier {
+            write!(f, " ({id})")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Action {
+    Create,
+    Delete,
+    Upsert,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::Create => "CREATE",
+            Action::Delete => "DELETE",
+            Action::Upsert => "UPSERT",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub action: Action,
+    pub record: RecordSet,
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.record;
+        write!(f, "{:<6} {}", self.action, r.key())?;
+        if let Some(region) = &r.region {
+            write!(f, " region={region}")?;
+        }
+        match &r.alias {
+            Some(a) => write!(f, " alias={} zone={}", a.dns_name, a.hosted_zone_id)?,
+            None => write!(f, " ttl={} values={}", r.ttl.unwrap_or(0), r.values.join(","))?,
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ChangeStatus {
+    Pending,
+    Insync,
+}
+
+/// What a provider answers for an accepted change batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeInfo {
+    pub id: String,
+    pub status: ChangeStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Zone {
+    pub id: String,
+    pub name: String,
+}
+
+/// Provider failures, classified the way the reconciler must react to them.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "message", rename_all = "snake_case")]
+pub enum ProviderError {
+    /// The account's request rate was exceeded: back off and retry.
+    #[error("throttled: {0}")]
+    Throttling(String),
+    /// Another change to the zone is still being applied: retry shortly.
+    #[error("prior request not complete: {0}")]
+    PriorRequestNotComplete(String),
+    /// The batch does not fit what the zone holds: re-read and re-plan.
+    #[error("invalid change batch: {0}")]
+    InvalidChangeBatch(String),
+    #[error("no such hosted zone: {0}")]
+    NoSuchHostedZone(String),
+    #[error("access denied: {0}")]
+    AccessDenied(String),
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// Anything else the service or transport failed with (5xx, connection).
+    #[error("service error: {0}")]
+    Service(String),
+}
+
+impl ProviderError {
+    /// A stable label for metrics (never the error text).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderError::Throttling(_) => "throttling",
+            ProviderError::PriorRequestNotComplete(_) => "prior_request_not_complete",
+            ProviderError::InvalidChangeBatch(_) => "invalid_change_batch",
+            ProviderError::NoSuchHostedZone(_) => "no_such_hosted_zone",
+            ProviderError::AccessDenied(_) => "access_denied",
+            ProviderError::Timeout(_) => "timeout",
+            ProviderError::Service(_) => "service",
+        }
+    }
+
+    /// Worth retrying the same request after a backoff.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ProviderError::Throttling(_)
+                | ProviderError::PriorRequestNotComplete(_)
+                | ProviderError::Timeout(_)
+                | ProviderError::Service(_)
+        )
+    }
+}
+
+/// Route53's per-batch limits (DESIGN.md): 1,000 `ResourceRecord` elements
+/// and 32,000 characters of values; an UPSERT counts twice.
+pub const MAX_BATCH_RECORDS: usize = 1000;
+pub const MAX_BATCH_CHARS: usize = 32_000;
+
+/// Counts a change against the batch limits the way Route53 does.
+pub fn change_weight(change: &Change) -> (usize, usize) {
+    let factor = if change.action == Action::Upsert {
+        2
+    } else {
+        1
+    };
+    (
+        change.record.resource_record_count() * factor,
+        change.record.value_chars() * factor,
+    )
+}
+
+/// The DNS service, as the reconciler needs it. Every call is one request to
+/// the service (one page walk for `list_records`), so callers can count them.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// `memory` or `route53`, for logs and status.
+    fn kind(&self) -> &'static str;
+    /// Finds a hosted zone by name (`example.test`) or id.
+    async fn find_zone(&self, name_or_id: &str) -> Result<Zone, ProviderError>;
+    /// Every record set in the zone.
+    async fn list_records(&self, zone_id: &str) -> Result<Vec<RecordSet>, ProviderError>;
+    /// Applies one change batch atomically.
+    async fn change(&self, zone_id: &str, changes: &[Change])
+        -> Result<ChangeInfo, ProviderError>;
+    /// Where an accepted change stands (`PENDING` until `INSYNC`).
+    async fn change_status(&self, change_id: &str) -> Result<ChangeStatus, ProviderError>;
+}
+
+/// A provider call's time limit, so no call can hang a reconcile.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(20);

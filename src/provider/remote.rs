@@ -1,0 +1,198 @@
+//! The `memory` provider over loopback HTTP: a router that serves a store
+//! (the embedded one in the daemon, or one a test or another process owns)
+//! and a client that implements [`Provider`] against it, so several daemon
+//! processes can share one strict store and a test can inspect and break
+//! the store a daemon binary writes to.
+//!
+//! `/memory/api/...` is the provider API (counted, faults apply);
+//! the other `/memory/...` routes inspect the store or change it as another
+//! tool would (not counted, never faulted).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::memory::{Fault, MemoryProvider};
+use super::{Change, ChangeInfo, ChangeStatus, Provider, ProviderError, RecordSet, Zone};
+
+pub fn router(store: Arc<MemoryProvider>) -> Router {
+    Router::new()
+        .route("/memory/api/zones/{zone}", get(api_find_zone))
+        .route("/memory/api/zones/{zone}/records", get(api_list))
+        .route("/memory/api/zones/{zone}/changes", post(api_change))
+        .route("/memory/api/changes/{id}", get(api_change_status))
+        .route("/memory/zones", get(zones))
+        .route("/memory/zones/{zone}/records", get(records))
+        .route("/memory/zones/{zone}/changes", post(direct_change))
+        .route("/memory/faults", post(inject).delete(clear_faults))
+        .route("/memory/log", get(log))
+        .route("/memory/calls", get(calls))
+        .with_state(store)
+}
+
+struct ApiError(ProviderError);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = match &self.0 {
+            ProviderError::Throttling(_) | ProviderError::PriorRequestNotComplete(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ProviderError::InvalidChangeBatch(_) => StatusCode::BAD_REQUEST,
+            ProviderError::NoSuchHostedZone(_) => StatusCode::NOT_FOUND,
+            ProviderError::AccessDenied(_) => StatusCode::FORBIDDEN,
+            ProviderError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProviderError::Service(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        (code, Json(self.0)).into_response()
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+async fn api_find_zone(State(s): State<Arc<MemoryProvider>>, Path(zone): Path<String>) -> ApiResult<Zone> {
+    s.find_zone(&zone).await.map(Json).map_err(ApiError)
+}
+
+async fn api_list(State(s): State<Arc<MemoryProvider>>, Path(zone): Path<String>) -> ApiResult<Vec<RecordSet>> {
+    s.list_records(&zone).await.map(Json).map_err(ApiError)
+}
+
+async fn api_change(
+    State(s): State<Arc<MemoryProvider>>,
+    Path(zone): Path<String>,
+    Json(changes): Json<Vec<Change>>,
+) -> ApiResult<ChangeInfo> {
+    s.change(&zone, &changes).await.map(Json).map_err(ApiError)
+}
+
+#[derive(Serialize, Deserialize)]
+struct StatusBody {
+    status: ChangeStatus,
+}
+
+async fn api_change_status(State(s): State<Arc<MemoryProvider>>, Path(id): Path<String>) -> ApiResult<StatusBody> {
+    s.change_status(&id)
+        .await
+        .map(|status| Json(StatusBody { status }))
+        .map_err(ApiError)
+}
+
+async fn zones(State(s): State<Arc<MemoryProvider>>) -> Json<Vec<Zone>> {
+    Json(s.zones())
+}
+
+async fn records(State(s): State<Arc<MemoryProvider>>, Path(zone): Path<String>) -> ApiResult<Vec<RecordSet>> {
+    s.records(&zone).map(Json).map_err(ApiError)
+}
+
+async fn direct_change(
+    State(s): State<Arc<MemoryProvider>>,
+    Path(zone): Path<String>,
+    Json(changes): Json<Vec<Change>>,
+) -> Result<StatusCode, ApiError> {
+    s.apply_direct(&zone, &changes).map(|_| StatusCode::NO_CONTENT).map_err(ApiError)
+}
+
+async fn inject(State(s): State<Arc<MemoryProvider>>, Json(fault): Json<Fault>) -> StatusCode {
+    s.inject(fault);
+    StatusCode::NO_CONTENT
+}
+
+async fn clear_faults(State(s): State<Arc<MemoryProvider>>) -> StatusCode {
+    s.clear_faults();
+    StatusCode::NO_CONTENT
+}
+
+async fn log(State(s): State<Arc<MemoryProvider>>) -> Json<Vec<super::memory::AcceptedChange>> {
+    Json(s.change_log())
+}
+
+async fn calls(State(s): State<Arc<MemoryProvider>>) -> Json<std::collections::BTreeMap<&'static str, u64>> {
+    Json(s.call_counts())
+}
+
+/// A [`Provider`] backed by a store served by [`router`] elsewhere.
+pub struct RemoteMemory {
+    base: Url,
+    client: reqwest::Client,
+}
+
+impl RemoteMemory {
+    pub fn new(base: Url) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(RemoteMemory { base, client })
+    }
+
+    fn url(&self, path: &str) -> Result<Url, ProviderError> {
+        self.base
+            .join(path)
+            .map_err(|e| ProviderError::Service(format!("bad endpoint_url: {e}")))
+    }
+
+    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, ProviderError> {
+        let resp = req.send().await.map_err(transport)?;
+        if resp.status().is_success() {
+            resp.json().await.map_err(transport)
+        } else {
+            let code = resp.status();
+            Err(resp
+                .json::<ProviderError>()
+                .await
+                .unwrap_or_else(|_| ProviderError::Service(format!("memory store answered {code}"))))
+        }
+    }
+}
+
+fn transport(e: reqwest::Error) -> ProviderError {
+    if e.is_timeout() {
+        ProviderError::Timeout(e.to_string())
+    } else {
+        ProviderError::Service(e.to_string())
+    }
+}
+
+/// Zone names and ids travel in a path segment.
+fn seg(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[async_trait]
+impl Provider for RemoteMemory {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn find_zone(&self, name_or_id: &str) -> Result<Zone, ProviderError> {
+        let url = self.url(&format!("memory/api/zones/{}", seg(name_or_id)))?;
+        self.send(self.client.get(url)).await
+    }
+
+    async fn list_records(&self, zone_id: &str) -> Result<Vec<RecordSet>, ProviderError> {
+        let url = self.url(&format!("memory/api/zones/{}/records", seg(zone_id)))?;
+        self.send(self.client.get(url)).await
+    }
+
+    async fn change(&self, zone_id: &str, changes: &[Change]) -> Result<ChangeInfo, ProviderError> {
+        let url = self.url(&format!("memory/api/zones/{}/changes", seg(zone_id)))?;
+        self.send(self.client.post(url).json(changes)).await
+    }
+
+    async fn change_status(&self, change_id: &str) -> Result<ChangeStatus, ProviderError> {
+        let url = self.url(&format!("memory/api/changes/{}", seg(change_id)))?;
+        let body: StatusBody = self.send(self.client.get(url)).await?;
+        Ok(body.status)
+    }
+}
