@@ -198,10 +198,14 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
         Ok(raw) => raw,
         Err(e) => {
             let path = e.path().to_string();
-            errors.push(ConfigError {
-                path: if path == "." { String::new() } else { path },
-                message: e.into_inner().to_string(),
-            });
+            let path = if path == "." { String::new() } else { path };
+            // serde_yaml may already lead its message with the path.
+            let message = e.into_inner().to_string();
+            let message = message
+                .strip_prefix(&format!("{path}: "))
+                .unwrap_or(&message)
+                .to_string();
+            errors.push(ConfigError { path, message });
             return Err(ConfigErrors(errors));
         }
     };

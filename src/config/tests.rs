@@ -1,0 +1,138 @@
+use super::*;
+
+fn errors(text: &str) -> Vec<String> {
+    match parse(text, Path::new(".")) {
+        Ok(_) => panic!("expected errors for:\n{text}"),
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+const BASE: &str = r#"
+owner: prod
+provider: {kind: memory, zones: [example.test]}
+defaults:
+  probe: {interval: 2s, timeout: 1s, rise: 2, fall: 3, headers: {X-Env: prod}}
+  policy: {min_healthy: 1}
+records:
+  - name: API.example.test.
+    zone: example.test
+    probe: {url: "https://api.example.test/health", expect: {status: [200, 204]}}
+    regions:
+      - region: us-east-1
+        target: {values: [192.0.2.10]}
+        probe: {connect_to: "127.0.0.1:8443", interval: 500ms, timeout: 200ms, headers: {X-Region: use1}}
+      - region: eu-west-1
+        set_identifier: api-euw1
+        target: {alias: {dns_name: d-abc.execute-api.eu-west-1.amazonaws.com., hosted_zone_id: Z2IFOLAFXWLO4F}}
+        probe: {expect: {body_contains: ok}}
+"#;
+
+#[test]
+fn defaults_record_and_member_settings_merge() {
+    let c = parse(BASE, Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
+    let r = &c.records[0];
+    assert_eq!(r.name, "api.example.test", "names are lower case without the dot");
+    assert_eq!((r.ttl, r.min_healthy, &r.rtype), (60, 1, &RecordType::A));
+    let use1 = &r.members[0];
+    assert_eq!(use1.set_identifier, "us-east-1", "the set identifier defaults to the region");
+    assert_eq!(use1.probe.interval, Duration::from_millis(500));
+    assert_eq!(use1.probe.rise, 2);
+    assert_eq!(use1.probe.connect_to, Some(("127.0.0.1".into(), 8443)));
+    let names: Vec<&str> = use1.probe.headers.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, vec!["x-env", "x-region"], "header maps merge by name");
+    assert_eq!(use1.probe.expect_status, vec![200, 204]);
+    let euw1 = &r.members[1];
+    assert_eq!(euw1.probe.interval, Duration::from_secs(2));
+    assert_eq!(euw1.probe.expect_status, vec![200, 204], "expect merges field by field");
+    assert_eq!(euw1.probe.body_contains.as_deref(), Some("ok"));
+    match &euw1.target {
+        Target::Alias(a) => assert_eq!(a.dns_name, "d-abc.execute-api.eu-west-1.amazonaws.com"),
+        t => panic!("{t:?}"),
+    }
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_its_path() {
+    let text = r#"
+owner: "bad owner!"
+listen: nowhere
+provider: {kind: memory, zones: [example.test], colour: blue}
+resync_interval: soon
+records:
+  - name: api.example.test
+    zone: other.test
+    type: MX
+    regions:
+      - region: us-east-1
+        target: {values: [192.0.2.10]}
+        probe: {url: "ftp://x", interval: 0s, rise: 11, intervl: 2s}
+      - region: mars-north-1
+        target: {cname: x.example.net}
+        probe: {url: "http://api.example.test/", timeout: 3s}
+"#;
+    let errs = errors(text);
+    let want = [
+        "owner: \"bad owner!\" must be 1-64 characters",
+        "listen: \"nowhere\" is not an address:port",
+        "provider.colour: unknown key",
+        "records[0].regions[0].probe.intervl: unknown key",
+        "resync_interval: \"soon\" is not a duration",
+        "records[0].zone: \"other.test\" is not a suffix of the record name \"api.example.test\"",
+        "records[0].type: \"MX\" must be A, AAAA or CNAME",
+        "records[0].regions[0].probe.url: \"ftp://x\" must be an http:// or https:// URL",
+        "records[0].regions[0].probe.interval: \"0s\" must be at least 100ms",
+        "records[0].regions[0].probe.rise: 11 must be between 1 and 10",
+        "records[0].regions[1].region: \"mars-north-1\" is not a Route53 latency region",
+        "records[0].regions[1].probe.timeout: 3s must be shorter than the interval (2s)",
+    ];
+    for w in want {
+        assert!(
+            errs.iter().any(|e| e.starts_with(w)),
+            "missing {w:?} in:\n{}",
+            errs.join("\n")
+        );
+    }
+}
+
+#[test]
+fn a_type_error_names_its_key_path() {
+    let errs = errors(
+        "owner: x\nprovider: {kind: memory, zones: [a.test]}\nrecords:\n  - name: a.test\n    ttl: [1]\n",
+    );
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].starts_with("records[0].ttl: invalid type"), "{errs:?}");
+}
+
+#[test]
+fn interpolation_reads_env_and_files_and_reports_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "s3cret\n").unwrap();
+    // SAFETY of the test: a name no other test reads or writes.
+    std::env::set_var("R53F_TEST_TENANT", "t-1");
+    let text = BASE.replace(
+        "headers: {X-Env: prod}",
+        "headers: {Authorization: \"Bearer ${file:token}\", X-Tenant: \"${env:R53F_TEST_TENANT}\"}",
+    );
+    let c = parse(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let h = &c.records[0].members[1].probe.headers;
+    assert_eq!(h[0].1.to_str().unwrap(), "Bearer s3cret");
+    assert!(h[0].1.is_sensitive());
+    assert_eq!(h[1].1.to_str().unwrap(), "t-1");
+    assert!(!format!("{:?}", c).contains("s3cret"), "Debug output never shows a secret");
+
+    let text = BASE.replace(
+        "headers: {X-Env: prod}",
+        "headers: {Authorization: \"${file:missing}\", X-Tenant: \"${env:R53F_TEST_UNSET_VAR}\"}",
+    );
+    let errs = parse(&text, dir.path()).unwrap_err().to_string();
+    assert!(errs.contains("headers.Authorization: ${file:missing}: "), "{errs}");
+    assert!(errs.contains("the variable R53F_TEST_UNSET_VAR is not set"), "{errs}");
+}
+
+#[test]
+fn a_single_member_record_is_a_warning_not_an_error() {
+    let text = "owner: x\nprovider: {kind: memory, zones: [a.test]}\nrecords:\n  - name: a.test\n    zone: a.test\n    regions:\n      - {region: us-east-1, target: {values: [192.0.2.1]}, probe: {url: \"http://a.test/\"}}\n";
+    let c = parse(text, Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.warnings.len(), 1);
+    assert!(c.warnings[0].contains("single region"));
+}

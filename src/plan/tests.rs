@@ -1,0 +1,259 @@
+use super::*;
+use crate::config::{parse, Config};
+use crate::policy::Intent::{Leave, Publish, Withdraw};
+use std::path::Path;
+
+fn config(extra_member: &str) -> Config {
+    let text = format!(
+        r#"
+owner: me
+provider: {{kind: memory, zones: [example.test]}}
+defaults: {{probe: {{url: "http://api.example.test/health"}}}}
+records:
+  - name: api.example.test
+    zone: example.test
+    regions:
+      - {{region: us-east-1, set_identifier: use1, target: {{values: [192.0.2.1]}}}}
+      - {{region: eu-west-1, set_identifier: euw1, target: {{values: [192.0.2.2]}}{extra_member}}}
+"#
+    );
+    parse(&text, Path::new(".")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn rec(id: &str, region: &str, value: &str) -> RecordSet {
+    RecordSet {
+        name: "api.example.test".into(),
+        rtype: RecordType::A,
+        set_identifier: Some(id.into()),
+        region: Some(region.into()),
+        ttl: Some(60),
+        values: vec![value.into()],
+        alias: None,
+        health_check_id: None,
+    }
+}
+
+fn marker(values: &[&str]) -> RecordSet {
+    RecordSet {
+        name: "_route53-failover.api.example.test".into(),
+        rtype: RecordType::Txt,
+        set_identifier: None,
+        region: None,
+        ttl: Some(300),
+        values: values.iter().map(|v| v.to_string()).collect(),
+        alias: None,
+        health_check_id: None,
+    }
+}
+
+const CLAIM_USE1: &str = "\"route53-failover owner=me type=A set=use1\"";
+const CLAIM_EUW1: &str = "\"route53-failover owner=me type=A set=euw1\"";
+
+fn plan(cfg: &Config, observed: Vec<RecordSet>, intents: Vec<Intent>) -> Vec<Change> {
+    let observed = Observed::new(observed);
+    plan_zone(
+        "me",
+        &observed,
+        &[RecordIntents {
+            record: &cfg.records[0],
+            intents,
+        }],
+    )
+}
+
+fn summary(changes: &[Change]) -> Vec<(Action, String)> {
+    changes
+        .iter()
+        .map(|c| {
+            let what = match &c.record.set_identifier {
+                Some(id) => id.clone(),
+                None => format!("marker{:?}", c.record.values),
+            };
+            (c.action, what)
+        })
+        .collect()
+}
+
+#[test]
+fn publishing_into_an_empty_zone_claims_then_upserts() {
+    let cfg = config("");
+    let changes = plan(&cfg, vec![], vec![Publish, Publish]);
+    assert_eq!(
+        summary(&changes),
+        vec![
+            (Action::Upsert, format!("marker{:?}", [CLAIM_EUW1, CLAIM_USE1])),
+            (Action::Upsert, "use1".into()),
+            (Action::Upsert, "euw1".into()),
+        ]
+    );
+    assert_eq!(changes[1].record, rec("use1", "us-east-1", "192.0.2.1"));
+}
+
+#[test]
+fn nothing_changes_when_the_zone_matches_the_decision() {
+    let cfg = config("");
+    let observed = vec![
+        marker(&[CLAIM_EUW1, CLAIM_USE1]),
+        rec("use1", "us-east-1", "192.0.2.1"),
+        rec("euw1", "eu-west-1", "192.0.2.2"),
+    ];
+    assert!(plan(&cfg, observed.clone(), vec![Publish, Publish]).is_empty());
+    assert!(plan(&cfg, observed, vec![Leave, Leave]).is_empty());
+}
+
+#[test]
+fn withdrawal_deletes_with_the_exact_observed_values() {
+    let cfg = config("");
+    // The zone holds a TTL the config does not say: DELETE must carry it.
+    let mut drifted = rec("euw1", "eu-west-1", "192.0.2.2");
+    drifted.ttl = Some(30);
+    let observed = vec![
+        marker(&[CLAIM_EUW1, CLAIM_USE1]),
+        rec("use1", "us-east-1", "192.0.2.1"),
+        drifted.clone(),
+    ];
+    let changes = plan(&cfg, observed, vec![Publish, Withdraw]);
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].action, Action::Delete);
+    assert_eq!(changes[0].record, drifted);
+}
+
+#[test]
+fn drifted_values_are_repaired_on_publish() {
+    let cfg = config("");
+    let observed = vec![
+        marker(&[CLAIM_EUW1, CLAIM_USE1]),
+        rec("use1", "us-east-1", "192.0.2.99"),
+        rec("euw1", "eu-west-1", "192.0.2.2"),
+    ];
+    let changes = plan(&cfg, observed, vec![Publish, Publish]);
+    assert_eq!(summary(&changes), vec![(Action::Upsert, "use1".into())]);
+    assert_eq!(changes[0].record.values, vec!["192.0.2.1"]);
+}
+
+#[test]
+fn a_foreign_record_with_a_configured_set_identifier_is_left_alone() {
+    let cfg = config("");
+    let foreign = rec("euw1", "eu-west-1", "203.0.113.5");
+    let observed = vec![marker(&[CLAIM_USE1]), rec("use1", "us-east-1", "192.0.2.1"), foreign];
+    for intents in [vec![Publish, Publish], vec![Publish, Withdraw]] {
+        assert!(plan(&cfg, observed.clone(), intents).is_empty());
+    }
+    let o = Observed::new(observed);
+    let own = ownership(&o, &o.claims(), "me", &cfg.records[0], &cfg.records[0].members[1]);
+    assert_eq!(
+        own,
+        Ownership {
+            present: true,
+            owned: false,
+            conflict: true
+        }
+    );
+}
+
+#[test]
+fn adopt_takes_over_a_foreign_record() {
+    let cfg = config(", adopt: true");
+    let observed = vec![rec("euw1", "eu-west-1", "203.0.113.5")];
+    let changes = plan(&cfg, observed, vec![Leave, Publish]);
+    assert_eq!(
+        summary(&changes),
+        vec![
+            (Action::Upsert, format!("marker{:?}", [CLAIM_EUW1])),
+            (Action::Upsert, "euw1".into())
+        ]
+    );
+}
+
+#[test]
+fn other_owners_claims_in_a_marker_are_kept() {
+    let cfg = config("");
+    let theirs = "\"route53-failover owner=other type=A set=aps2\"";
+    let plain = "\"v=something-else\"";
+    let observed = vec![marker(&[theirs, plain])];
+    let changes = plan(&cfg, observed, vec![Publish, Leave]);
+    let mut want = vec![
+        CLAIM_USE1.to_string(),
+        theirs.to_string(),
+        plain.to_string(),
+    ];
+    want.sort();
+    assert_eq!(changes[0].record.values, want);
+}
+
+#[test]
+fn a_member_removed_from_config_loses_its_record_and_claim() {
+    let cfg = config("");
+    let gone = rec("aps2", "ap-southeast-2", "192.0.2.3");
+    let observed = vec![
+        marker(&[CLAIM_EUW1, CLAIM_USE1, "\"route53-failover owner=me type=A set=aps2\""]),
+        rec("use1", "us-east-1", "192.0.2.1"),
+        rec("euw1", "eu-west-1", "192.0.2.2"),
+        gone.clone(),
+    ];
+    let changes = plan(&cfg, observed, vec![Publish, Publish]);
+    assert_eq!(changes[0], Change { action: Action::Delete, record: gone });
+    assert_eq!(changes[1].action, Action::Upsert);
+    assert_eq!(changes[1].record.values, vec![CLAIM_EUW1, CLAIM_USE1]);
+}
+
+#[test]
+fn the_last_claim_removed_deletes_the_marker() {
+    let cfg = config("");
+    let m = marker(&["\"route53-failover owner=me type=AAAA set=use1\""]);
+    let changes = plan(&cfg, vec![m.clone()], vec![Leave, Leave]);
+    assert_eq!(changes, vec![Change { action: Action::Delete, record: m }]);
+}
+
+#[test]
+fn applying_a_plan_to_observed_makes_the_next_plan_empty() {
+    let cfg = config("");
+    let mut observed = Observed::new(vec![]);
+    let first = plan_zone(
+        "me",
+        &observed,
+        &[RecordIntents { record: &cfg.records[0], intents: vec![Publish, Publish] }],
+    );
+    observed.apply(&first);
+    let second = plan_zone(
+        "me",
+        &observed,
+        &[RecordIntents { record: &cfg.records[0], intents: vec![Publish, Publish] }],
+    );
+    assert!(second.is_empty(), "{second:?}");
+}
+
+fn deletes(n: usize, value_len: usize) -> Vec<Change> {
+    (0..n)
+        .map(|i| Change {
+            action: Action::Delete,
+            record: RecordSet {
+                name: format!("r{i}.example.test"),
+                values: vec!["x".repeat(value_len)],
+                ..rec("use1", "us-east-1", "")
+            },
+        })
+        .collect()
+}
+
+#[test]
+fn batches_respect_route53_limits_and_keep_order() {
+    // 1,000 single-value deletes fit one batch: a region failing across
+    // 1,000 records is one call.
+    assert_eq!(batches(deletes(1000, 10)).len(), 1);
+    let split = batches(deletes(1001, 10));
+    assert_eq!(split.iter().map(Vec::len).collect::<Vec<_>>(), vec![1000, 1]);
+    // UPSERT counts twice: 500 fit, 501 do not.
+    let upserts: Vec<Change> = deletes(501, 10)
+        .into_iter()
+        .map(|c| Change { action: Action::Upsert, ..c })
+        .collect();
+    assert_eq!(batches(upserts).iter().map(Vec::len).collect::<Vec<_>>(), vec![500, 1]);
+    // 32,000 characters: 100-char values, 320 per batch.
+    let by_chars = batches(deletes(700, 100));
+    assert_eq!(by_chars.iter().map(Vec::len).collect::<Vec<_>>(), vec![320, 320, 60]);
+    let flat: Vec<String> = by_chars.concat().iter().map(|c| c.record.name.clone()).collect();
+    let want: Vec<String> = (0..700).map(|i| format!("r{i}.example.test")).collect();
+    assert_eq!(flat, want, "order is kept across batches");
+    assert!(batches(vec![]).is_empty());
+}
