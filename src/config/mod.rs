@@ -655,12 +655,12 @@ impl Validator {
                 };
                 if !fits {
                     ok = false;
-                    let want = match rtype {
-                        RecordType::A => "an IPv4 address".to_string(),
-                        RecordType::Aaaa => "an IPv6 address".to_string(),
-                        other => format!("not allowed for a {other} record (use cname)"),
+                    let problem = match rtype {
+                        RecordType::A => "is not an IPv4 address".to_string(),
+                        RecordType::Aaaa => "is not an IPv6 address".to_string(),
+                        other => format!("cannot be a value of a {other} record (use cname)"),
                     };
-                    self.err(format!("{path}.values[{k}]"), format!("{} is {want}", q(v)));
+                    self.err(format!("{path}.values[{k}]"), format!("{} {problem}", q(v)));
                 }
             }
             return ok.then(|| Target::Values(values.clone()));

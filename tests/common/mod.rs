@@ -1,0 +1,270 @@
+//! Test harness: the strict memory store served on loopback (owned by the
+//! test, so it can be inspected and broken while the daemon binary writes to
+//! it, and after the daemon exits), simulated regional endpoints, and the
+//! built daemon binary as a child process. Every wait is bounded.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use route53_failover::demo::{Endpoint, Mode};
+use route53_failover::provider::memory::MemoryProvider;
+use route53_failover::provider::{RecordSet, RecordType};
+use route53_failover::status::Status;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_route53-failover");
+
+pub struct Store {
+    pub store: Arc<MemoryProvider>,
+    pub url: String,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+/// Serves a fresh store holding `zones` on 127.0.0.1.
+pub async fn start_store(zones: &[&str]) -> Store {
+    let store = Arc::new(MemoryProvider::new(zones, Duration::from_millis(300)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let app = route53_failover::provider::remote::router(store.clone());
+    let s = stop.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(s.cancelled_owned())
+            .await;
+    });
+    Store {
+        store,
+        url,
+        _stop: stop.drop_guard(),
+    }
+}
+
+impl Store {
+    /// The latency records of `name` (type A), by set identifier.
+    pub fn members(&self, zone: &str, name: &str) -> Vec<RecordSet> {
+        self.store
+            .records(zone)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.name == name && r.rtype == RecordType::A)
+            .collect()
+    }
+
+    pub fn member_ids(&self, zone: &str, name: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .members(zone, name)
+            .into_iter()
+            .filter_map(|r| r.set_identifier)
+            .collect();
+        ids.sort();
+        ids
+    }
+}
+
+pub struct Endpoints {
+    pub list: Vec<Endpoint>,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+impl Endpoints {
+    pub async fn start(regions: &[&str]) -> Endpoints {
+        let stop = CancellationToken::new();
+        let mut list = Vec::new();
+        for r in regions {
+            list.push(
+                Endpoint::start(r, Duration::from_millis(1), stop.clone())
+                    .await
+                    .unwrap(),
+            );
+        }
+        Endpoints {
+            list,
+            _stop: stop.drop_guard(),
+        }
+    }
+
+    pub fn set(&self, region: &str, mode: Mode) {
+        self.list
+            .iter()
+            .find(|e| e.name == region)
+            .unwrap()
+            .set_mode(mode);
+    }
+}
+
+/// Set identifiers are `id-<region>` so they stay unique per name.
+pub fn set_id(region: &str) -> String {
+    format!("id-{region}")
+}
+
+/// A config for `api.example.test` over the endpoints, on the remote store,
+/// with fast probes (200ms, rise 2, fall 3).
+pub fn config(store: &Store, eps: &Endpoints, min_healthy: usize, resync: &str) -> String {
+    let mut members = String::new();
+    for (i, e) in eps.list.iter().enumerate() {
+        members.push_str(&format!(
+            "      - region: {r}\n        set_identifier: {id}\n        target: {{values: [192.0.2.{n}]}}\n        probe: {{connect_to: \"{addr}\"}}\n",
+            r = e.name,
+            id = set_id(&e.name),
+            n = i + 1,
+            addr = e.addr
+        ));
+    }
+    format!(
+        r#"owner: e2e
+listen: 127.0.0.1:0
+provider: {{kind: memory, endpoint_url: "{url}", max_requests_per_second: 50}}
+resync_interval: {resync}
+defaults:
+  probe: {{interval: 200ms, timeout: 150ms, rise: 2, fall: 3}}
+  policy: {{min_healthy: {min_healthy}}}
+records:
+  - name: api.example.test
+    zone: example.test
+    probe: {{url: "http://api.example.test/health", expect: {{status: [200], body_contains: ok}}}}
+    regions:
+{members}"#,
+        url = store.url,
+    )
+}
+
+pub struct Daemon {
+    pub child: Child,
+    pub base: String,
+    pub stderr: Arc<std::sync::Mutex<String>>,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts the daemon binary with `run --config` and waits for it to listen.
+pub async fn start_daemon(config: &str) -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    let path: PathBuf = dir.path().join("config.yaml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stderr = Arc::new(std::sync::Mutex::new(String::new()));
+    let mut err_lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let sink = stderr.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = err_lines.next_line().await {
+            let mut s = sink.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), out.next_line())
+        .await
+        .expect("the daemon prints its address within 20s")
+        .unwrap()
+        .unwrap_or_else(|| panic!("daemon exited: {}", stderr.lock().unwrap()));
+    let base = line
+        .strip_prefix("route53-failover listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    Daemon {
+        child,
+        base,
+        stderr,
+        _dir: dir,
+    }
+}
+
+impl Daemon {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .get(format!("{}{path}", self.base))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn status(&self) -> Status {
+        self.get("/status").await.json().await.unwrap()
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics").await.text().await.unwrap()
+    }
+
+    pub fn sigterm(&self) {
+        let pid = self.child.id().expect("running");
+        let ok = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -TERM {pid}");
+    }
+
+    pub fn logs(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// The member of the first record in `region`, from /status.
+    pub async fn member(&self, region: &str) -> route53_failover::status::MemberSnapshot {
+        let s = self.status().await;
+        s.records[0]
+            .members
+            .iter()
+            .find(|m| m.region == region)
+            .cloned()
+            .unwrap()
+    }
+}
+
+/// Polls `check` every 50ms until it holds; panics with `what` after `limit`.
+pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out after {limit:?} waiting until {what}");
+}
+
+/// A metric sample's value from the text exposition (labels given as
+/// `k="v"` fragments that must all appear).
+pub fn metric(page: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    page.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.split(['{', ' ']).next() == Some(name) && labels.iter().all(|f| l.contains(f))
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .reduce(|a, b| a + b)
+}
+
+/// Starts a store, three endpoints and a daemon over them, and waits until
+/// all three members are published.
+pub async fn three_regions(min_healthy: usize, resync: &str) -> (Store, Endpoints, Daemon) {
+    let store = start_store(&["example.test"]).await;
+    let eps = Endpoints::start(&["us-east-1", "eu-west-1", "ap-southeast-2"]).await;
+    let daemon = start_daemon(&config(&store, &eps, min_healthy, resync)).await;
+    wait_until("all three members are published", Duration::from_secs(15), || async {
+        store.member_ids("example.test", "api.example.test").len() == 3
+    })
+    .await;
+    (store, eps, daemon)
+}
