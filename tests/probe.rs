@@ -1,0 +1,212 @@
+//! Probes against real HTTP and HTTPS servers on loopback.
+
+use std::convert::Infallible;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use route53_failover::config::{parse, ProbeSpec};
+use route53_failover::probe::{FailureKind, Prober, TlsConfigs};
+
+#[derive(Default)]
+struct Seen {
+    connections: usize,
+    sni: Vec<Option<String>>,
+    hosts: Vec<String>,
+    auth: Vec<String>,
+}
+
+struct Server {
+    port: u16,
+    seen: Arc<Mutex<Seen>>,
+    cert_pem: String,
+}
+
+async fn handle(req: Request<hyper::body::Incoming>, seen: Arc<Mutex<Seen>>) -> Result<Response<Full<Bytes>>, Infallible> {
+    {
+        let mut s = seen.lock().unwrap();
+        s.hosts.push(req.headers().get("host").map(|h| h.to_str().unwrap().to_string()).unwrap_or_default());
+        if let Some(a) = req.headers().get("authorization") {
+            s.auth.push(a.to_str().unwrap().to_string());
+        }
+    }
+    let resp = |code: u16, body: Vec<u8>| Response::builder().status(code).body(Full::new(Bytes::from(body))).unwrap();
+    Ok(match req.uri().path() {
+        "/health" => resp(200, b"ok".to_vec()),
+        "/fail" => resp(503, b"ok but failing".to_vec()),
+        "/big" => {
+            let mut body = vec![b'a'; 70 * 1024];
+            body.extend_from_slice(b"needle");
+            resp(200, body)
+        }
+        "/redirect" => Response::builder().status(302).header("location", "/health").body(Full::new(Bytes::new())).unwrap(),
+        "/slow" => {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            resp(200, b"ok".to_vec())
+        }
+        _ => resp(404, Vec::new()),
+    })
+}
+
+/// An HTTP (or HTTPS, for `api.example.test`) server on 127.0.0.1; it runs
+/// until the test's runtime ends.
+async fn server(tls: bool) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let cert = rcgen::generate_simple_self_signed(vec!["api.example.test".to_string()]).unwrap();
+    let cert_pem = cert.cert.pem();
+    let acceptor = tls.then(|| {
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key)
+            .unwrap();
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    });
+    let s = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            s.lock().unwrap().connections += 1;
+            let seen = s.clone();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let record = seen.clone();
+                let svc = hyper::service::service_fn(move |req| handle(req, seen.clone()));
+                let builder = hyper::server::conn::http1::Builder::new();
+                match acceptor {
+                    Some(a) => {
+                        let Ok(stream) = a.accept(tcp).await else { return };
+                        let sni = stream.get_ref().1.server_name().map(str::to_string);
+                        record.lock().unwrap().sni.push(sni);
+                        let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                    }
+                    None => {
+                        let _ = builder.serve_connection(TokioIo::new(tcp), svc).await;
+                    }
+                }
+            });
+        }
+    });
+    Server { port, seen, cert_pem }
+}
+
+fn spec(probe: &str, dir: &Path) -> ProbeSpec {
+    let text = format!(
+        "owner: t\nprovider: {{kind: memory, zones: [example.test]}}\nrecords:\n  - name: api.example.test\n    zone: example.test\n    regions:\n      - region: us-east-1\n        target: {{values: [192.0.2.1]}}\n        probe: {probe}\n      - {{region: eu-west-1, target: {{values: [192.0.2.2]}}, probe: {{url: \"http://x.example.test/\"}}}}\n"
+    );
+    let c = parse(&text, dir).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    c.records[0].members[0].probe.clone()
+}
+
+fn prober(probe: &str, dir: &Path) -> Prober {
+    Prober::new(Arc::new(spec(probe, dir)), &TlsConfigs::default()).unwrap()
+}
+
+fn http(path: &str, port: u16, extra: &str) -> String {
+    format!("{{url: \"http://api.example.test{path}\", connect_to: \"127.0.0.1:{port}\", interval: 2s, timeout: 500ms{extra}}}")
+}
+
+#[tokio::test]
+async fn a_healthy_endpoint_passes_with_host_kept_and_a_fresh_connection_each_time() {
+    let s = server(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "tok-123\n").unwrap();
+    let p = prober(&http("/health", s.port, ", headers: {Authorization: \"Bearer ${file:token}\"}, expect: {body_contains: ok}"), dir.path());
+    for _ in 0..3 {
+        let r = p.probe().await;
+        assert!(r.ok(), "{:?}", r.failure);
+        assert_eq!(r.status, Some(200));
+        assert!(r.timings.total >= r.timings.first_byte && r.timings.first_byte > Duration::ZERO);
+    }
+    let seen = s.seen.lock().unwrap();
+    assert_eq!(seen.connections, 3, "one new connection per probe");
+    assert_eq!(seen.hosts, vec!["api.example.test"; 3], "the URL's host is the Host header, not connect_to");
+    assert_eq!(seen.auth, vec!["Bearer tok-123"; 3]);
+}
+
+#[tokio::test]
+async fn failures_are_classified() {
+    let s = server(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (http("/fail", s.port, ""), FailureKind::Status, "status 503"),
+        (http("/health", s.port, ", expect: {status: [204]}"), FailureKind::Status, "status 200"),
+        (http("/health", s.port, ", expect: {body_contains: healthy}"), FailureKind::Body, "does not contain \"healthy\""),
+        // The body cap: the needle sits past 64 KiB.
+        (http("/big", s.port, ", expect: {body_contains: needle}"), FailureKind::Body, "first 64 KiB"),
+        // Redirects are not followed unless asked.
+        (http("/redirect", s.port, ""), FailureKind::Status, "status 302"),
+    ];
+    for (probe, kind, detail) in cases {
+        let r = prober(&probe, dir.path()).probe().await;
+        let f = r.failure.unwrap_or_else(|| panic!("{probe} passed"));
+        assert_eq!(f.kind, kind, "{probe}: {f}");
+        assert!(f.detail.contains(detail), "{probe}: {f}");
+    }
+    let r = prober(&http("/redirect", s.port, ", follow_redirects: true"), dir.path()).probe().await;
+    assert!(r.ok(), "a redirect to /health is followed when asked: {:?}", r.failure);
+}
+
+#[tokio::test]
+async fn a_hanging_endpoint_times_out_within_the_timeout() {
+    let s = server(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = prober(&http("/slow", s.port, ""), dir.path());
+    let start = Instant::now();
+    let r = p.probe().await;
+    let took = start.elapsed();
+    let f = r.failure.unwrap();
+    assert_eq!(f.kind, FailureKind::Timeout);
+    assert_eq!(f.detail, "no answer within 500ms while waiting for the response");
+    assert!(took < Duration::from_secs(2), "bounded by the timeout: {took:?}");
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_a_connect_failure() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let r = prober(&http("/health", port, ""), dir.path()).probe().await;
+    assert_eq!(r.failure.unwrap().kind, FailureKind::Connect);
+    // A name in connect_to is resolved on each probe (localhost: /etc/hosts).
+    let s = server(false).await;
+    let probe = format!("{{url: \"http://api.example.test/health\", connect_to: \"localhost:{}\"}}", s.port);
+    let r = prober(&probe, dir.path()).probe().await;
+    assert!(r.ok(), "{:?}", r.failure);
+}
+
+#[tokio::test]
+async fn https_sends_the_url_host_as_sni_and_verifies_against_the_ca_file() {
+    let s = server(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &s.cert_pem).unwrap();
+    let url = |tls: &str| {
+        format!("{{url: \"https://api.example.test/health\", connect_to: \"127.0.0.1:{}\", timeout: 500ms{tls}}}", s.port)
+    };
+    let r = prober(&url(", tls: {ca_file: ca.pem}"), dir.path()).probe().await;
+    assert!(r.ok(), "{:?}", r.failure);
+    assert!(r.timings.tls > Duration::ZERO);
+    {
+        let seen = s.seen.lock().unwrap();
+        assert_eq!(seen.sni, vec![Some("api.example.test".to_string())], "SNI is the URL's host, not connect_to");
+        assert_eq!(seen.hosts, vec!["api.example.test"]);
+    }
+
+    // An unknown issuer fails the TLS phase.
+    let r = prober(&url(""), dir.path()).probe().await;
+    let f = r.failure.unwrap();
+    assert_eq!(f.kind, FailureKind::Tls, "{f}");
+    // insecure_skip_verify passes anyway (the config warns about it).
+    let r = prober(&url(", tls: {insecure_skip_verify: true}"), dir.path()).probe().await;
+    assert!(r.ok(), "{:?}", r.failure);
+}
