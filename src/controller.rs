@@ -24,7 +24,7 @@ use crate::config::{Config, RecordConfig};
 use crate::health::{Health, Verdict};
 use crate::metrics::Metrics;
 use crate::plan::{self, Observed, RecordIntents};
-use crate::policy::{self, MemberInput, Why};
+use crate::policy::{self, Why};
 use crate::probe::{ProbeResult, Prober, TlsConfigs};
 use crate::provider::{Change, ChangeStatus, Provider, ProviderError, CALL_TIMEOUT};
 
@@ -131,7 +131,7 @@ impl Runtime {
         }
     }
 
-    fn labels<'a>(&'a self, record: usize, member: usize) -> [&'a str; 3] {
+    fn labels(&self, record: usize, member: usize) -> [&str; 3] {
         let r = &self.records[record].config;
         [&r.name, rtype_str(r), &r.members[member].region]
     }
@@ -216,9 +216,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
 /// over the interval so probing load is even.
 fn first_probe_at(interval: Duration, region: &str) -> tokio::time::Instant {
     let interval_ms = interval.as_millis().max(1) as u64;
-    let hash = region
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let hash = region.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
     let phase = hash % interval_ms;
     let now_ms = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -398,11 +398,14 @@ impl Reconciler {
                         z.last_success = Some(now);
                         z.last_error = None;
                     });
-                    self.rt.metrics.last_reconcile_success_timestamp_seconds.set(
-                        now.duration_since(SystemTime::UNIX_EPOCH)
-                            .unwrap_or_default()
-                            .as_secs_f64(),
-                    );
+                    self.rt
+                        .metrics
+                        .last_reconcile_success_timestamp_seconds
+                        .set(
+                            now.duration_since(SystemTime::UNIX_EPOCH)
+                                .unwrap_or_default()
+                                .as_secs_f64(),
+                        );
                     if !was_ready {
                         was_ready = true;
                         self.mark_reconciled();
@@ -418,7 +421,8 @@ impl Reconciler {
                         .with_label_values(&[e.kind()])
                         .inc();
                     let msg = e.to_string();
-                    self.rt.update_zone(&self.zone, |z| z.last_error = Some(msg));
+                    self.rt
+                        .update_zone(&self.zone, |z| z.last_error = Some(msg));
                     // Whether a failed write landed is unknown: read again.
                     self.observed = None;
                     retry_at = Some(tokio::time::Instant::now() + wait);
@@ -503,10 +507,9 @@ impl Reconciler {
         }
         let provider = self.provider.clone();
         let name = self.zone.clone();
-        let zone = self
-            .call("find_zone", || provider.find_zone(&name))
-            .await?;
-        self.rt.update_zone(&self.zone, |z| z.id = Some(zone.id.clone()));
+        let zone = self.call("find_zone", || provider.find_zone(&name)).await?;
+        self.rt
+            .update_zone(&self.zone, |z| z.id = Some(zone.id.clone()));
         self.zone_id = Some(zone.id.clone());
         Ok(zone.id)
     }
@@ -553,16 +556,10 @@ impl Reconciler {
         let mut intents = Vec::with_capacity(self.records.len());
         for &ri in &self.records {
             let record = &self.rt.records[ri].config;
-            let mut inputs = Vec::with_capacity(record.members.len());
-            for (mi, member) in record.members.iter().enumerate() {
-                let own = plan::ownership(observed, &claims, owner, record, member);
-                let verdict = self.rt.member(ri, mi).health.verdict();
-                inputs.push(MemberInput {
-                    verdict,
-                    published: own.present,
-                    conflict: own.conflict,
-                });
-            }
+            let verdicts: Vec<Verdict> = (0..record.members.len())
+                .map(|mi| self.rt.member(ri, mi).health.verdict())
+                .collect();
+            let inputs = plan::member_inputs(observed, &claims, owner, record, &verdicts);
             let decisions = policy::decide(record.min_healthy, &inputs);
             let mut fail_open = false;
             for (mi, (d, input)) in decisions.iter().zip(&inputs).enumerate() {
@@ -682,54 +679,52 @@ impl Reconciler {
                 }
                 wait = (wait * 2).min(Duration::from_secs(10));
             }
-            rt.update_zone(&zone, |z| z.pending_changes = z.pending_changes.saturating_sub(1));
+            rt.update_zone(&zone, |z| {
+                z.pending_changes = z.pending_changes.saturating_sub(1)
+            });
         });
     }
 }
 
 /// Probes every member once, reads the provider, and returns what a
-/// reconcile would do: (decisions per record, changes). For `plan`.
+/// reconcile would do: the decisions per record, and the changes. For `plan`.
 pub async fn dry_run(
     config: &Config,
     provider: &dyn Provider,
-) -> Result<(Vec<Vec<policy::MemberDecision>>, Vec<ProbeResult>, Vec<Change>), String> {
+) -> Result<(Vec<Vec<policy::MemberDecision>>, Vec<Change>), String> {
     let tls = TlsConfigs::default();
-    let mut probes = Vec::new();
     let mut set = tokio::task::JoinSet::new();
     for (ri, r) in config.records.iter().enumerate() {
         for (mi, m) in r.members.iter().enumerate() {
             let prober = Prober::new(Arc::new(m.probe.clone()), &tls)?;
-            set.spawn(async move { (ri, mi, prober.probe().await) });
+            set.spawn(async move { (ri, mi, prober.probe().await.ok()) });
         }
     }
-    let mut results: BTreeMap<(usize, usize), ProbeResult> = BTreeMap::new();
+    let mut ok: BTreeMap<(usize, usize), bool> = BTreeMap::new();
     while let Some(r) = set.join_next().await {
-        let (ri, mi, p) = r.map_err(|e| e.to_string())?;
-        results.insert((ri, mi), p);
+        let (ri, mi, passed) = r.map_err(|e| e.to_string())?;
+        ok.insert((ri, mi), passed);
     }
     let mut decisions = vec![Vec::new(); config.records.len()];
     let mut changes = Vec::new();
     for (zone, idxs) in config.records_by_zone() {
         let z = provider.find_zone(&zone).await.map_err(|e| e.to_string())?;
-        let observed = Observed::new(provider.list_records(&z.id).await.map_err(|e| e.to_string())?);
+        let records = provider
+            .list_records(&z.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let observed = Observed::new(records);
         let claims = observed.claims();
         let mut intents = Vec::new();
         for &ri in &idxs {
             let record = &config.records[ri];
-            let inputs: Vec<MemberInput> = record
-                .members
-                .iter()
-                .enumerate()
-                .map(|(mi, m)| {
-                    let own = plan::ownership(&observed, &claims, &config.owner, record, m);
-                    let ok = results[&(ri, mi)].ok();
-                    MemberInput {
-                        verdict: if ok { Verdict::Healthy } else { Verdict::Unhealthy },
-                        published: own.present,
-                        conflict: own.conflict,
-                    }
+            let verdicts: Vec<Verdict> = (0..record.members.len())
+                .map(|mi| match ok[&(ri, mi)] {
+                    true => Verdict::Healthy,
+                    false => Verdict::Unhealthy,
                 })
                 .collect();
+            let inputs = plan::member_inputs(&observed, &claims, &config.owner, record, &verdicts);
             let d = policy::decide(record.min_healthy, &inputs);
             intents.push(RecordIntents {
                 record,
@@ -739,6 +734,5 @@ pub async fn dry_run(
         }
         changes.extend(plan::plan_zone(&config.owner, &observed, &intents));
     }
-    probes.extend(results.into_values());
-    Ok((decisions, probes, changes))
+    Ok((decisions, changes))
 }

@@ -125,7 +125,11 @@ mod tests {
             .chars()
             .enumerate()
             .map(|(i, c)| {
-                let o = if c == '+' { Ok(()) } else { Err("status".into()) };
+                let o = if c == '+' {
+                    Ok(())
+                } else {
+                    Err("status".into())
+                };
                 h.observe(o, t(i as u64 + 1));
                 h.verdict()
             })
@@ -169,7 +173,11 @@ mod tests {
         assert_eq!((tr.from, tr.to), (H, X));
         assert_eq!((h.since(), h.reason()), (t(7), Some("connect")));
         h.observe(Ok(()), t(8));
-        assert_eq!(h.reason(), None, "a healthy verdict carries no failure reason");
+        assert_eq!(
+            h.reason(),
+            None,
+            "a healthy verdict carries no failure reason"
+        );
     }
 
     proptest! {

@@ -34,7 +34,10 @@ async fn status(State(rt): State<Arc<Runtime>>) -> Json<Status> {
 
 async fn metrics(State(rt): State<Arc<Runtime>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         rt.metrics.render(),
     )
         .into_response()
@@ -44,7 +47,11 @@ async fn readyz(State(rt): State<Arc<Runtime>>) -> Response {
     if rt.is_ready() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: no successful reconcile yet\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no successful reconcile yet\n",
+        )
+            .into_response()
     }
 }
 

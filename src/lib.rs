@@ -16,13 +16,13 @@
 //! - [`demo`]: simulated regional endpoints on loopback for `route53-failover demo`.
 
 pub mod config;
-pub mod probe;
-pub mod health;
-pub mod policy;
-pub mod plan;
-pub mod provider;
 pub mod controller;
-pub mod metrics;
-pub mod status;
-pub mod http;
 pub mod demo;
+pub mod health;
+pub mod http;
+pub mod metrics;
+pub mod plan;
+pub mod policy;
+pub mod probe;
+pub mod provider;
+pub mod status;

@@ -165,9 +165,9 @@ fn load(path: &Path) -> anyhow::Result<Config> {
 
 /// The provider, and the embedded store when there is one (its inspection
 /// routes are served next to the status page).
-fn build_provider(
-    config: &Config,
-) -> anyhow::Result<(Arc<dyn Provider>, Option<Arc<MemoryProvider>>)> {
+type Providers = (Arc<dyn Provider>, Option<Arc<MemoryProvider>>);
+
+fn build_provider(config: &Config) -> anyhow::Result<Providers> {
     match config.provider.kind {
         ProviderKind::Memory => match &config.provider.endpoint_url {
             Some(url) => Ok((
@@ -184,9 +184,9 @@ fn build_provider(
                         action: Action::Create,
                         record: record.clone(),
                     };
-                    store.apply_direct(zone, &[change]).map_err(|e| {
-                        BadInput(format!("provider.records[{i}]: {e}"))
-                    })?;
+                    store
+                        .apply_direct(zone, &[change])
+                        .map_err(|e| BadInput(format!("provider.records[{i}]: {e}")))?;
                 }
                 Ok((store.clone(), Some(store)))
             }
@@ -245,7 +245,7 @@ async fn wait_for_signal(shutdown: CancellationToken) {
 }
 
 async fn plan(config: &Config, provider: &dyn Provider) -> anyhow::Result<()> {
-    let (decisions, _, changes) = controller::dry_run(config, provider)
+    let (decisions, changes) = controller::dry_run(config, provider)
         .await
         .map_err(anyhow::Error::msg)?;
     for (record, ds) in config.records.iter().zip(&decisions) {
@@ -300,8 +300,11 @@ async fn run_demo(listen: SocketAddr) -> anyhow::Result<()> {
 }
 
 async fn status(url: &str, json: bool) -> anyhow::Result<()> {
-    let base = url::Url::parse(url).map_err(|e| BadInput(format!("--url: {url:?} is not a URL: {e}")))?;
-    let endpoint = base.join("status").map_err(|e| BadInput(format!("--url: {e}")))?;
+    let base =
+        url::Url::parse(url).map_err(|e| BadInput(format!("--url: {url:?} is not a URL: {e}")))?;
+    let endpoint = base
+        .join("status")
+        .map_err(|e| BadInput(format!("--url: {e}")))?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;

@@ -11,7 +11,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::config::{MemberConfig, RecordConfig, Target};
-use crate::policy::Intent;
+use crate::health::Verdict;
+use crate::policy::{Intent, MemberInput};
 use crate::provider::{
     change_weight, Action, Change, RecordKey, RecordSet, RecordType, MAX_BATCH_CHARS,
     MAX_BATCH_RECORDS,
@@ -109,7 +110,11 @@ impl Observed {
     }
 
     /// The record Route53 holds for a member, if any.
-    pub fn member_record(&self, record: &RecordConfig, member: &MemberConfig) -> Option<&RecordSet> {
+    pub fn member_record(
+        &self,
+        record: &RecordConfig,
+        member: &MemberConfig,
+    ) -> Option<&RecordSet> {
         self.records.get(&member_key(record, member))
     }
 }
@@ -156,6 +161,30 @@ pub fn ownership(
         owned,
         conflict: present && !owned && !member.adopt,
     }
+}
+
+/// The policy's inputs for one record: each member's verdict with how its
+/// set identifier stands in the zone.
+pub fn member_inputs(
+    observed: &Observed,
+    claims: &BTreeSet<Claim>,
+    owner: &str,
+    record: &RecordConfig,
+    verdicts: &[Verdict],
+) -> Vec<MemberInput> {
+    record
+        .members
+        .iter()
+        .zip(verdicts)
+        .map(|(member, verdict)| {
+            let own = ownership(observed, claims, owner, record, member);
+            MemberInput {
+                verdict: *verdict,
+                published: own.present,
+                conflict: own.conflict,
+            }
+        })
+        .collect()
 }
 
 /// The record set the configuration asks for.

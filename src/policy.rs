@@ -166,43 +166,88 @@ mod tests {
 
     #[test]
     fn decisions_follow_the_rules() {
-        let cases: Vec<(usize, Vec<MemberInput>, Vec<(bool, Why)>)> = vec![
+        type Case = (usize, Vec<MemberInput>, Vec<(bool, Why)>);
+        let cases: Vec<Case> = vec![
             // withdraws an unhealthy member while a healthy one stays
-            (1, vec![m(H, true), m(X, true)], vec![(true, Why::Healthy), (false, Why::Unhealthy)]),
+            (
+                1,
+                vec![m(H, true), m(X, true)],
+                vec![(true, Why::Healthy), (false, Why::Unhealthy)],
+            ),
             // never withdraws the last published member
-            (1, vec![m(X, true), m(X, false)], vec![(true, Why::LastMember), (false, Why::Unhealthy)]),
-            (1, vec![m(X, true), m(X, true)], vec![(true, Why::LastMember), (true, Why::LastMember)]),
+            (
+                1,
+                vec![m(X, true), m(X, false)],
+                vec![(true, Why::LastMember), (false, Why::Unhealthy)],
+            ),
+            (
+                1,
+                vec![m(X, true), m(X, true)],
+                vec![(true, Why::LastMember), (true, Why::LastMember)],
+            ),
             // min_healthy blocks a withdrawal
             (
                 2,
                 vec![m(H, true), m(X, true), m(H, false)],
-                vec![(true, Why::Healthy), (false, Why::Unhealthy), (true, Why::Healthy)],
+                vec![
+                    (true, Why::Healthy),
+                    (false, Why::Unhealthy),
+                    (true, Why::Healthy),
+                ],
             ),
             (
                 2,
                 vec![m(H, true), m(X, true), m(X, true)],
-                vec![(true, Why::Healthy), (true, Why::MinHealthy), (true, Why::MinHealthy)],
+                vec![
+                    (true, Why::Healthy),
+                    (true, Why::MinHealthy),
+                    (true, Why::MinHealthy),
+                ],
             ),
             // unknown keeps what Route53 holds, either way
-            (1, vec![m(U, true), m(U, false)], vec![(true, Why::Unknown), (false, Why::Unknown)]),
+            (
+                1,
+                vec![m(U, true), m(U, false)],
+                vec![(true, Why::Unknown), (false, Why::Unknown)],
+            ),
             // an unknown published member lets an unhealthy one go
-            (1, vec![m(U, true), m(X, true)], vec![(true, Why::Unknown), (true, Why::MinHealthy)]),
+            (
+                1,
+                vec![m(U, true), m(X, true)],
+                vec![(true, Why::Unknown), (true, Why::MinHealthy)],
+            ),
             // a recovered member is published again
-            (1, vec![m(H, false), m(H, true)], vec![(true, Why::Healthy), (true, Why::Healthy)]),
+            (
+                1,
+                vec![m(H, false), m(H, true)],
+                vec![(true, Why::Healthy), (true, Why::Healthy)],
+            ),
             // nothing published and all unhealthy: fail open
-            (1, vec![m(X, false), m(X, false)], vec![(true, Why::FailOpen), (true, Why::FailOpen)]),
+            (
+                1,
+                vec![m(X, false), m(X, false)],
+                vec![(true, Why::FailOpen), (true, Why::FailOpen)],
+            ),
             // a conflict is left alone and still counts as published
             (
                 1,
                 vec![
-                    MemberInput { verdict: H, published: true, conflict: true },
+                    MemberInput {
+                        verdict: H,
+                        published: true,
+                        conflict: true,
+                    },
                     m(X, true),
                 ],
                 vec![(true, Why::Conflict), (true, Why::MinHealthy)],
             ),
         ];
         for (min_healthy, members, want) in cases {
-            assert_eq!(whys(min_healthy, &members), want, "min_healthy={min_healthy} {members:?}");
+            assert_eq!(
+                whys(min_healthy, &members),
+                want,
+                "min_healthy={min_healthy} {members:?}"
+            );
         }
     }
 

@@ -96,10 +96,13 @@ impl ProbeResult {
     }
 }
 
+/// (ca_file, insecure_skip_verify): what makes two TLS settings differ.
+type TlsKey = (Option<PathBuf>, bool);
+
 /// TLS settings shared by every member that uses the same ones.
 #[derive(Default)]
 pub struct TlsConfigs {
-    cache: Mutex<HashMap<(Option<PathBuf>, bool), Arc<rustls::ClientConfig>>>,
+    cache: Mutex<HashMap<TlsKey, Arc<rustls::ClientConfig>>>,
 }
 
 impl TlsConfigs {
@@ -300,7 +303,10 @@ impl Prober {
                 return Ok(());
             };
             url = url.join(&location).map_err(|e| {
-                fail(FailureKind::Status, format!("redirect to a bad Location: {e}"))
+                fail(
+                    FailureKind::Status,
+                    format!("redirect to a bad Location: {e}"),
+                )
             })?;
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(fail(FailureKind::Status, "redirect to a non-HTTP URL"));
@@ -319,10 +325,18 @@ impl Prober {
             self.spec.expect_status.contains(&status)
         };
         if ok {
-            Ok(())
-        } else {
-            Err(fail(FailureKind::Status, format!("status {status}")))
+            return Ok(());
         }
+        let expected = if self.spec.expect_status.is_empty() {
+            "2xx".to_string()
+        } else {
+            let codes: Vec<String> = self.spec.expect_status.iter().map(u16::to_string).collect();
+            codes.join(" or ")
+        };
+        Err(fail(
+            FailureKind::Status,
+            format!("answered {status}, expected {expected}"),
+        ))
     }
 
     /// One request on a fresh connection. Returns the Location to follow
@@ -335,9 +349,14 @@ impl Prober {
         p: &mut Progress,
     ) -> Result<Option<String>, Failure> {
         let host = url.host_str().unwrap_or_default().to_string();
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let https = url.scheme() == "https";
-        let url_port = url.port_or_known_default().unwrap_or(if https { 443 } else { 80 });
+        let url_port = url
+            .port_or_known_default()
+            .unwrap_or(if https { 443 } else { 80 });
         // connect_to applies to the configured host only: a redirect to
         // another host goes where DNS says.
         let (connect_host, port) = match &self.spec.connect_to {
@@ -358,7 +377,10 @@ impl Prober {
         };
         p.timings.dns += t.elapsed();
         if addrs.is_empty() {
-            return Err(fail(FailureKind::Dns, format!("{connect_host}: no address")));
+            return Err(fail(
+                FailureKind::Dns,
+                format!("{connect_host}: no address"),
+            ));
         }
 
         p.phase = Phase::Connect;
@@ -375,7 +397,10 @@ impl Prober {
             }
         }
         let tcp = tcp.ok_or_else(|| {
-            fail(FailureKind::Connect, last_err.unwrap_or_else(|| "no address".into()))
+            fail(
+                FailureKind::Connect,
+                last_err.unwrap_or_else(|| "no address".into()),
+            )
         })?;
         let _ = tcp.set_nodelay(true);
         p.timings.connect += t.elapsed();
@@ -383,9 +408,10 @@ impl Prober {
         let io: Box<dyn Io> = if https {
             p.phase = Phase::Tls;
             let t = Instant::now();
-            let config = self.tls.clone().ok_or_else(|| {
-                fail(FailureKind::Tls, "https redirect without TLS settings")
-            })?;
+            let config = self
+                .tls
+                .clone()
+                .ok_or_else(|| fail(FailureKind::Tls, "https redirect without TLS settings"))?;
             let name = ServerName::try_from(host.clone())
                 .map_err(|e| fail(FailureKind::Tls, format!("{host}: {e}")))?;
             let stream = tokio_rustls::TlsConnector::from(config)

@@ -164,7 +164,15 @@ impl Status {
             out.push('\n');
         }
         let header = [
-            "RECORD", "TYPE", "REGION", "VERDICT", "PUBLISHED", "WHY", "SINCE", "LATENCY", "REASON",
+            "RECORD",
+            "TYPE",
+            "REGION",
+            "VERDICT",
+            "PUBLISHED",
+            "WHY",
+            "SINCE",
+            "LATENCY",
+            "REASON",
         ];
         let mut rows: Vec<[String; 9]> = Vec::new();
         for r in &self.records {
@@ -290,7 +298,11 @@ th, td {{ text-align: left; padding: .3em .8em; border-bottom: 1px solid #ddd; }
 "#,
             owner = esc(&self.owner),
             provider = esc(&self.provider),
-            ready = if self.ready { "ready" } else { "<b class=bad>not ready</b>" },
+            ready = if self.ready {
+                "ready"
+            } else {
+                "<b class=bad>not ready</b>"
+            },
             version = esc(&self.version),
         )
     }
@@ -337,7 +349,10 @@ mod tests {
 
     #[test]
     fn html_escapes_what_it_shows() {
-        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 
     #[test]

@@ -8,13 +8,18 @@ use std::process::Command;
 const BIN: &str = env!("CARGO_BIN_EXE_route53-failover");
 
 fn expected_errors(text: &str) -> Vec<&str> {
-    text.lines().filter_map(|l| l.strip_prefix("# error: ")).collect()
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# error: "))
+        .collect()
 }
 
 #[test]
 fn every_invalid_config_exits_2_with_its_errors() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/invalid");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     assert!(files.len() >= 8, "the invalid configs are there");
     for file in files {
@@ -29,7 +34,12 @@ fn every_invalid_config_exits_2_with_its_errors() {
                 .output()
                 .unwrap();
             let stderr = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(2), "{command} {}: {stderr}", file.display());
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{command} {}: {stderr}",
+                file.display()
+            );
             for w in &want {
                 assert!(
                     stderr.lines().any(|l| l.starts_with(w)),
@@ -37,7 +47,11 @@ fn every_invalid_config_exits_2_with_its_errors() {
                     file.display()
                 );
             }
-            assert!(out.stdout.is_empty(), "nothing started: {}", String::from_utf8_lossy(&out.stdout));
+            assert!(
+                out.stdout.is_empty(),
+                "nothing started: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
         }
     }
 }
@@ -50,7 +64,11 @@ fn the_shipped_example_and_demo_configs_are_valid() {
         .arg(root.join("config/example.yaml"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "config ok: owner prod-controller, 1 record(s), 2 member(s), 1 zone(s), provider memory"
@@ -59,7 +77,10 @@ fn the_shipped_example_and_demo_configs_are_valid() {
 
 #[test]
 fn a_missing_file_and_bad_arguments_exit_2() {
-    let out = Command::new(BIN).args(["check", "--config", "/nonexistent/c.yaml"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config", "/nonexistent/c.yaml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/c.yaml"));
     let out = Command::new(BIN).args(["run", "--bogus"]).output().unwrap();
@@ -76,9 +97,16 @@ fn a_config_error_never_echoes_a_secret() {
         "owner: x\nprovider: {kind: memory, zones: [a.test]}\nrecords:\n  - name: a.test\n    zone: a.test\n    regions:\n      - {region: us-east-1, target: {values: [192.0.2.1]}, probe: {url: \"http://a.test/\", headers: {Authorization: \"${file:token}\"}}}\n      - {region: bogus-1, target: {values: [192.0.2.2]}, probe: {url: \"http://a.test/\"}}\n",
     )
     .unwrap();
-    let out = Command::new(BIN).args(["check", "--config"]).arg(&config).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr.contains("headers.Authorization: the value holds characters"), "{stderr}");
+    assert!(
+        stderr.contains("headers.Authorization: the value holds characters"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }

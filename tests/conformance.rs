@@ -28,7 +28,10 @@ fn a(name: &str, id: &str, region: &str, value: &str) -> RecordSet {
 }
 
 fn ch(action: Action, record: &RecordSet) -> Change {
-    Change { action, record: record.clone() }
+    Change {
+        action,
+        record: record.clone(),
+    }
 }
 
 /// The zone's records at these names (each function of the suite uses its
@@ -44,17 +47,30 @@ async fn finds_zones_by_name_or_id(p: &dyn Provider) {
     let z = p.find_zone("example.test").await.unwrap();
     assert_eq!(z.name, "example.test");
     assert_eq!(p.find_zone(&z.id).await.unwrap(), z);
-    assert_eq!(p.find_zone("example.test.").await.unwrap(), z, "a trailing dot is the same zone");
-    assert_eq!(p.find_zone("nowhere.test").await.unwrap_err().kind(), "no_such_hosted_zone");
+    assert_eq!(
+        p.find_zone("example.test.").await.unwrap(),
+        z,
+        "a trailing dot is the same zone"
+    );
+    assert_eq!(
+        p.find_zone("nowhere.test").await.unwrap_err().kind(),
+        "no_such_hosted_zone"
+    );
 }
 
 async fn creates_lists_and_deletes_a_latency_set(p: &dyn Provider) {
     let z = p.find_zone("example.test").await.unwrap().id;
     let use1 = a("api.example.test", "use1", "us-east-1", "192.0.2.1");
     let euw1 = a("api.example.test", "euw1", "eu-west-1", "192.0.2.2");
-    let info = p.change(&z, &[ch(Action::Create, &use1), ch(Action::Create, &euw1)]).await.unwrap();
+    let info = p
+        .change(&z, &[ch(Action::Create, &use1), ch(Action::Create, &euw1)])
+        .await
+        .unwrap();
     assert!(!info.id.is_empty());
-    assert_eq!(sorted(p, &z, &["api.example.test"]).await, vec![euw1.clone(), use1.clone()]);
+    assert_eq!(
+        sorted(p, &z, &["api.example.test"]).await,
+        vec![euw1.clone(), use1.clone()]
+    );
     // DELETE with the exact values removes only that member of the set.
     p.change(&z, &[ch(Action::Delete, &euw1)]).await.unwrap();
     assert_eq!(sorted(p, &z, &["api.example.test"]).await, vec![use1]);
@@ -89,13 +105,24 @@ async fn alias_and_txt_records_round_trip(p: &dyn Provider) {
         alias: None,
         health_check_id: None,
     };
-    p.change(&z, &[ch(Action::Create, &txt), ch(Action::Create, &alias)]).await.unwrap();
+    p.change(&z, &[ch(Action::Create, &txt), ch(Action::Create, &alias)])
+        .await
+        .unwrap();
     assert_eq!(sorted(p, &z, &["gw.example.test"]).await, vec![txt, alias]);
 }
 
 async fn a_change_reaches_insync(p: &dyn Provider) {
     let z = p.find_zone("example.test").await.unwrap().id;
-    let info = p.change(&z, &[ch(Action::Create, &a("s.example.test", "s1", "us-east-1", "192.0.2.1"))]).await.unwrap();
+    let info = p
+        .change(
+            &z,
+            &[ch(
+                Action::Create,
+                &a("s.example.test", "s1", "us-east-1", "192.0.2.1"),
+            )],
+        )
+        .await
+        .unwrap();
     let mut status = info.status;
     for _ in 0..40 {
         if status == ChangeStatus::Insync {
@@ -122,7 +149,11 @@ async fn strict_rules_reject_bad_batches_whole(p: &dyn Provider) {
     ] {
         let e = p.change(&z, &bad).await.unwrap_err();
         assert_eq!(e.kind(), "invalid_change_batch", "{e}");
-        assert_eq!(sorted(p, &z, &["x.example.test", "y.example.test"]).await, before, "nothing of a rejected batch applies");
+        assert_eq!(
+            sorted(p, &z, &["x.example.test", "y.example.test"]).await,
+            before,
+            "nothing of a rejected batch applies"
+        );
     }
 }
 
@@ -147,11 +178,13 @@ async fn the_memory_provider_over_http_passes_the_suite() {
     let remote = RemoteMemory::new(store.url.parse().unwrap()).unwrap();
     suite(&remote).await;
     // Errors keep their kind across the wire.
-    store.store.inject(route53_failover::provider::memory::Fault {
-        operation: None,
-        error: route53_failover::provider::ProviderError::Throttling("Rate exceeded".into()),
-        times: 1,
-    });
+    store
+        .store
+        .inject(route53_failover::provider::memory::Fault {
+            operation: None,
+            error: route53_failover::provider::ProviderError::Throttling("Rate exceeded".into()),
+            times: 1,
+        });
     let z = remote.find_zone("example.test").await.unwrap_err();
     assert_eq!(z.kind(), "throttling");
 }

@@ -34,18 +34,49 @@ async fn withdraws_a_failing_region_after_fall_probes_and_restores_it_after_rise
     assert_eq!(withdrawal.changes[0].record.values, vec!["192.0.2.2"]);
     // fall=3 at 200ms: the third failing probe comes two intervals after the first.
     let took = withdrawal.at.duration_since(failed_at).unwrap();
-    assert!(took >= Duration::from_millis(360), "withdrawn after {took:?}: before 3 probes");
+    assert!(
+        took >= Duration::from_millis(360),
+        "withdrawn after {took:?}: before 3 probes"
+    );
 
     let m = daemon.member("eu-west-1").await;
     assert_eq!((m.verdict.as_str(), m.published), ("unhealthy", false));
     assert_eq!(m.decision.as_deref(), Some("unhealthy"));
-    assert_eq!(m.reason.as_deref(), Some("status: status 503"));
+    assert_eq!(
+        m.reason.as_deref(),
+        Some("status: answered 503, expected 200")
+    );
     let page = daemon.metrics().await;
-    let failures = metric(&page, "route53_failover_probes_total", &["region=\"eu-west-1\"", "result=\"status\""]);
+    let failures = metric(
+        &page,
+        "route53_failover_probes_total",
+        &["region=\"eu-west-1\"", "result=\"status\""],
+    );
     assert!(failures >= Some(3.0), "failed probes counted: {failures:?}");
-    assert_eq!(metric(&page, "route53_failover_member_published", &["region=\"eu-west-1\""]), Some(0.0));
-    assert_eq!(metric(&page, "route53_failover_member_healthy", &["region=\"eu-west-1\""]), Some(0.0));
-    assert_eq!(metric(&page, "route53_failover_verdict_changes_total", &["region=\"eu-west-1\"", "to=\"unhealthy\""]), Some(1.0));
+    assert_eq!(
+        metric(
+            &page,
+            "route53_failover_member_published",
+            &["region=\"eu-west-1\""]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(
+            &page,
+            "route53_failover_member_healthy",
+            &["region=\"eu-west-1\""]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(
+            &page,
+            "route53_failover_verdict_changes_total",
+            &["region=\"eu-west-1\"", "to=\"unhealthy\""]
+        ),
+        Some(1.0)
+    );
 
     let recovered_at = SystemTime::now();
     eps.set("eu-west-1", Mode::Serve);
@@ -56,11 +87,24 @@ async fn withdraws_a_failing_region_after_fall_probes_and_restores_it_after_rise
     let log = store.store.change_log();
     let restore = log.last().unwrap();
     let took = restore.at.duration_since(recovered_at).unwrap();
-    assert!(took >= Duration::from_millis(160), "restored after {took:?}: before 2 probes");
-    let r = store.members(ZONE, NAME).into_iter().find(|r| r.set_identifier == Some(set_id("eu-west-1"))).unwrap();
-    assert_eq!((r.region.as_deref(), r.ttl, r.values.clone()), (Some("eu-west-1"), Some(60), vec!["192.0.2.2".to_string()]));
+    assert!(
+        took >= Duration::from_millis(160),
+        "restored after {took:?}: before 2 probes"
+    );
+    let r = store
+        .members(ZONE, NAME)
+        .into_iter()
+        .find(|r| r.set_identifier == Some(set_id("eu-west-1")))
+        .unwrap();
+    assert_eq!(
+        (r.region.as_deref(), r.ttl, r.values.clone()),
+        (Some("eu-west-1"), Some(60), vec!["192.0.2.2".to_string()])
+    );
     let m = daemon.member("eu-west-1").await;
-    assert_eq!((m.verdict.as_str(), m.published, m.reason), ("healthy", true, None));
+    assert_eq!(
+        (m.verdict.as_str(), m.published, m.reason),
+        ("healthy", true, None)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,22 +112,59 @@ async fn never_withdraws_the_last_member_even_when_all_fail() {
     let store = start_store(&[ZONE]).await;
     let eps = Endpoints::start(&["us-east-1", "eu-west-1"]).await;
     let daemon = start_daemon(&config(&store, &eps, 1, "5m")).await;
-    wait_until("both published", LIMIT, || async { store.member_ids(ZONE, NAME).len() == 2 }).await;
+    wait_until("both published", LIMIT, || async {
+        store.member_ids(ZONE, NAME).len() == 2
+    })
+    .await;
 
     eps.set("us-east-1", Mode::Fail);
-    wait_until("us-east-1 is withdrawn", LIMIT, || async { store.member_ids(ZONE, NAME) == vec![set_id("eu-west-1")] }).await;
+    wait_until("us-east-1 is withdrawn", LIMIT, || async {
+        store.member_ids(ZONE, NAME) == vec![set_id("eu-west-1")]
+    })
+    .await;
     // The last one hangs instead of failing: reason timeout.
     eps.set("eu-west-1", Mode::Hang);
-    wait_until("eu-west-1 is unhealthy", LIMIT, || async { daemon.member("eu-west-1").await.verdict == "unhealthy" }).await;
-    wait_until("the decision is in", LIMIT, || async { daemon.member("eu-west-1").await.decision.as_deref() == Some("last_member") }).await;
+    wait_until("eu-west-1 is unhealthy", LIMIT, || async {
+        daemon.member("eu-west-1").await.verdict == "unhealthy"
+    })
+    .await;
+    wait_until("the decision is in", LIMIT, || async {
+        daemon.member("eu-west-1").await.decision.as_deref() == Some("last_member")
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(store.member_ids(ZONE, NAME), vec![set_id("eu-west-1")], "the last member stays published");
+    assert_eq!(
+        store.member_ids(ZONE, NAME),
+        vec![set_id("eu-west-1")],
+        "the last member stays published"
+    );
     let m = daemon.member("eu-west-1").await;
     assert!(m.published);
-    assert!(m.reason.as_deref().unwrap().starts_with("timeout: no answer within 150ms"), "{:?}", m.reason);
+    assert!(
+        m.reason
+            .as_deref()
+            .unwrap()
+            .starts_with("timeout: no answer within 150ms"),
+        "{:?}",
+        m.reason
+    );
     let page = daemon.metrics().await;
-    assert_eq!(metric(&page, "route53_failover_withdrawals_blocked_total", &["reason=\"last_member\""]), Some(1.0));
-    assert_eq!(metric(&page, "route53_failover_record_fail_open", &["record=\"api.example.test\""]), Some(1.0));
+    assert_eq!(
+        metric(
+            &page,
+            "route53_failover_withdrawals_blocked_total",
+            &["reason=\"last_member\""]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &page,
+            "route53_failover_record_fail_open",
+            &["record=\"api.example.test\""]
+        ),
+        Some(1.0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,12 +176,20 @@ async fn min_healthy_blocks_a_withdrawal_and_status_and_metrics_say_so() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(store.member_ids(ZONE, NAME).len(), 3, "nothing withdrawn below min_healthy");
+    assert_eq!(
+        store.member_ids(ZONE, NAME).len(),
+        3,
+        "nothing withdrawn below min_healthy"
+    );
     let m = daemon.member("ap-southeast-2").await;
     assert_eq!((m.verdict.as_str(), m.published), ("unhealthy", true));
     let page = daemon.metrics().await;
     assert_eq!(
-        metric(&page, "route53_failover_withdrawals_blocked_total", &["record=\"api.example.test\"", "reason=\"min_healthy\""]),
+        metric(
+            &page,
+            "route53_failover_withdrawals_blocked_total",
+            &["record=\"api.example.test\"", "reason=\"min_healthy\""]
+        ),
         Some(1.0),
         "counted once when the block begins"
     );
@@ -111,16 +200,38 @@ async fn min_healthy_blocks_a_withdrawal_and_status_and_metrics_say_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_deleted_behind_its_back_is_restored_at_resync() {
     let (store, _eps, daemon) = three_regions(1, "1s").await;
-    let victim = store.members(ZONE, NAME).into_iter().find(|r| r.set_identifier == Some(set_id("us-east-1"))).unwrap();
-    store.store.apply_direct(ZONE, &[Change { action: Action::Delete, record: victim.clone() }]).unwrap();
+    let victim = store
+        .members(ZONE, NAME)
+        .into_iter()
+        .find(|r| r.set_identifier == Some(set_id("us-east-1")))
+        .unwrap();
+    store
+        .store
+        .apply_direct(
+            ZONE,
+            &[Change {
+                action: Action::Delete,
+                record: victim.clone(),
+            }],
+        )
+        .unwrap();
     assert_eq!(store.member_ids(ZONE, NAME).len(), 2);
-    wait_until("the deleted record is back", Duration::from_secs(6), || async {
-        store.members(ZONE, NAME).contains(&victim)
-    })
+    wait_until(
+        "the deleted record is back",
+        Duration::from_secs(6),
+        || async { store.members(ZONE, NAME).contains(&victim) },
+    )
     .await;
     // No verdict changed: the resync found the drift.
     let page = daemon.metrics().await;
-    assert_eq!(metric(&page, "route53_failover_verdict_changes_total", &["to=\"unhealthy\""]), None);
+    assert_eq!(
+        metric(
+            &page,
+            "route53_failover_verdict_changes_total",
+            &["to=\"unhealthy\""]
+        ),
+        None
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,21 +248,59 @@ async fn a_foreign_record_with_a_configured_set_identifier_is_left_untouched() {
         alias: None,
         health_check_id: None,
     };
-    store.store.apply_direct(ZONE, &[Change { action: Action::Create, record: foreign.clone() }]).unwrap();
+    store
+        .store
+        .apply_direct(
+            ZONE,
+            &[Change {
+                action: Action::Create,
+                record: foreign.clone(),
+            }],
+        )
+        .unwrap();
     let daemon = start_daemon(&config(&store, &eps, 1, "1s")).await;
-    wait_until("us-east-1 is published", LIMIT, || async { store.member_ids(ZONE, NAME).len() == 2 }).await;
-    wait_until("the conflict is reported", LIMIT, || async { daemon.member("eu-west-1").await.conflict }).await;
+    wait_until("us-east-1 is published", LIMIT, || async {
+        store.member_ids(ZONE, NAME).len() == 2
+    })
+    .await;
+    wait_until("the conflict is reported", LIMIT, || async {
+        daemon.member("eu-west-1").await.conflict
+    })
+    .await;
     // Even when its endpoint fails, and across resyncs, it is not ours to touch.
     eps.set("eu-west-1", Mode::Fail);
-    wait_until("eu-west-1 is unhealthy", LIMIT, || async { daemon.member("eu-west-1").await.verdict == "unhealthy" }).await;
+    wait_until("eu-west-1 is unhealthy", LIMIT, || async {
+        daemon.member("eu-west-1").await.verdict == "unhealthy"
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(store.members(ZONE, NAME).contains(&foreign), "the foreign record is unchanged");
-    let marker = store.store.records(ZONE).unwrap().into_iter().find(|r| r.rtype == RecordType::Txt).unwrap();
-    assert!(!marker.values.iter().any(|v| v.contains("set=id-eu-west-1")), "never claimed: {:?}", marker.values);
+    assert!(
+        store.members(ZONE, NAME).contains(&foreign),
+        "the foreign record is unchanged"
+    );
+    let marker = store
+        .store
+        .records(ZONE)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.rtype == RecordType::Txt)
+        .unwrap();
+    assert!(
+        !marker.values.iter().any(|v| v.contains("set=id-eu-west-1")),
+        "never claimed: {:?}",
+        marker.values
+    );
     let m = daemon.member("eu-west-1").await;
     assert_eq!(m.decision.as_deref(), Some("conflict"));
     let page = daemon.metrics().await;
-    assert_eq!(metric(&page, "route53_failover_member_conflict", &["region=\"eu-west-1\""]), Some(1.0));
+    assert_eq!(
+        metric(
+            &page,
+            "route53_failover_member_conflict",
+            &["region=\"eu-west-1\""]
+        ),
+        Some(1.0)
+    );
     assert!(daemon.logs().contains("without our ownership marker"));
 }
 
@@ -160,9 +309,22 @@ async fn throttling_and_a_rejected_batch_are_survived_and_the_zone_converges() {
     let (store, eps, daemon) = three_regions(1, "5m").await;
     // Someone changes our record behind our back: the cached values go stale,
     // so the withdrawal's DELETE is rejected and must be re-read and re-planned.
-    let mut rec = store.members(ZONE, NAME).into_iter().find(|r| r.set_identifier == Some(set_id("eu-west-1"))).unwrap();
+    let mut rec = store
+        .members(ZONE, NAME)
+        .into_iter()
+        .find(|r| r.set_identifier == Some(set_id("eu-west-1")))
+        .unwrap();
     rec.ttl = Some(30);
-    store.store.apply_direct(ZONE, &[Change { action: Action::Upsert, record: rec }]).unwrap();
+    store
+        .store
+        .apply_direct(
+            ZONE,
+            &[Change {
+                action: Action::Upsert,
+                record: rec,
+            }],
+        )
+        .unwrap();
     // And the next two writes are throttled.
     store.store.inject(Fault {
         operation: Some(Operation::Change),
@@ -175,30 +337,73 @@ async fn throttling_and_a_rejected_batch_are_survived_and_the_zone_converges() {
     })
     .await;
     let page = daemon.metrics().await;
-    assert_eq!(metric(&page, "route53_failover_provider_requests_total", &["operation=\"change\"", "outcome=\"throttling\""]), Some(2.0));
-    assert_eq!(metric(&page, "route53_failover_provider_requests_total", &["operation=\"change\"", "outcome=\"invalid_change_batch\""]), Some(1.0));
-    assert!(metric(&page, "route53_failover_provider_requests_total", &["operation=\"list_records\""]) >= Some(2.0), "re-read after the rejection");
+    assert_eq!(
+        metric(
+            &page,
+            "route53_failover_provider_requests_total",
+            &["operation=\"change\"", "outcome=\"throttling\""]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        metric(
+            &page,
+            "route53_failover_provider_requests_total",
+            &["operation=\"change\"", "outcome=\"invalid_change_batch\""]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        metric(
+            &page,
+            "route53_failover_provider_requests_total",
+            &["operation=\"list_records\""]
+        ) >= Some(2.0),
+        "re-read after the rejection"
+    );
     assert_eq!(store.member_ids(ZONE, NAME).len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_outage_is_retried_until_it_clears() {
     let (store, eps, daemon) = three_regions(1, "5m").await;
-    store.store.inject(Fault { operation: None, error: ProviderError::Service("HTTP 500".into()), times: 1000 });
+    store.store.inject(Fault {
+        operation: None,
+        error: ProviderError::Service("HTTP 500".into()),
+        times: 1000,
+    });
     eps.set("us-east-1", Mode::Fail);
     wait_until("the error shows in status", LIMIT, || async {
-        daemon.status().await.zones[0].last_error.as_deref().is_some_and(|e| e.contains("HTTP 500"))
+        daemon.status().await.zones[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("HTTP 500"))
     })
     .await;
-    assert_eq!(store.member_ids(ZONE, NAME).len(), 3, "nothing could change during the outage");
+    assert_eq!(
+        store.member_ids(ZONE, NAME).len(),
+        3,
+        "nothing could change during the outage"
+    );
     store.store.clear_faults();
-    wait_until("us-east-1 is withdrawn once the outage clears", Duration::from_secs(40), || async {
-        !store.member_ids(ZONE, NAME).contains(&set_id("us-east-1"))
+    wait_until(
+        "us-east-1 is withdrawn once the outage clears",
+        Duration::from_secs(40),
+        || async { !store.member_ids(ZONE, NAME).contains(&set_id("us-east-1")) },
+    )
+    .await;
+    wait_until("the error clears", LIMIT, || async {
+        daemon.status().await.zones[0].last_error.is_none()
     })
     .await;
-    wait_until("the error clears", LIMIT, || async { daemon.status().await.zones[0].last_error.is_none() }).await;
     let page = daemon.metrics().await;
-    assert!(metric(&page, "route53_failover_reconcile_errors_total", &["kind=\"service\""]) >= Some(1.0));
+    assert!(
+        metric(
+            &page,
+            "route53_failover_reconcile_errors_total",
+            &["kind=\"service\""]
+        ) >= Some(1.0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,15 +414,25 @@ async fn steady_state_makes_no_writes() {
     let writes = store.store.calls(Operation::Change);
     let reads = store.store.calls(Operation::ListRecords);
     tokio::time::sleep(Duration::from_millis(2600)).await;
-    assert_eq!(store.store.calls(Operation::Change), writes, "no write while nothing changes");
+    assert_eq!(
+        store.store.calls(Operation::Change),
+        writes,
+        "no write while nothing changes"
+    );
     let more_reads = store.store.calls(Operation::ListRecords) - reads;
-    assert!((1..=4).contains(&more_reads), "reads only at resync (1s): {more_reads} in 2.6s");
+    assert!(
+        (1..=4).contains(&more_reads),
+        "reads only at resync (1s): {more_reads} in 2.6s"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_exits_zero_and_changes_no_dns() {
     let (store, eps, mut daemon) = three_regions(1, "5m").await;
-    wait_until("ready", LIMIT, || async { daemon.get("/readyz").await.status() == 200 }).await;
+    wait_until("ready", LIMIT, || async {
+        daemon.get("/readyz").await.status() == 200
+    })
+    .await;
     assert_eq!(daemon.get("/healthz").await.status(), 200);
     let records = store.store.records(ZONE).unwrap();
     let changes = store.store.change_log().len();
@@ -241,7 +456,12 @@ async fn the_metrics_page_passes_promtool() {
     let (_store, eps, daemon) = three_regions(1, "5m").await;
     eps.set("eu-west-1", Mode::Fail);
     wait_until("a failure is counted", LIMIT, || async {
-        metric(&daemon.metrics().await, "route53_failover_probes_total", &["result=\"status\""]).is_some()
+        metric(
+            &daemon.metrics().await,
+            "route53_failover_probes_total",
+            &["result=\"status\""],
+        )
+        .is_some()
     })
     .await;
     let page = daemon.metrics().await;
@@ -266,7 +486,12 @@ async fn the_metrics_page_passes_promtool() {
         .spawn()
         .expect("promtool is installed (Debian package prometheus; .ci/run installs it)");
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(page.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -280,7 +505,10 @@ async fn the_metrics_page_passes_promtool() {
 async fn the_status_command_prints_a_table() {
     let (_store, eps, daemon) = three_regions(1, "5m").await;
     eps.set("eu-west-1", Mode::Fail);
-    wait_until("eu-west-1 is unhealthy", LIMIT, || async { daemon.member("eu-west-1").await.verdict == "unhealthy" }).await;
+    wait_until("eu-west-1 is unhealthy", LIMIT, || async {
+        daemon.member("eu-west-1").await.verdict == "unhealthy"
+    })
+    .await;
     let out = tokio::process::Command::new(BIN)
         .args(["status", "--url", &daemon.base])
         .output()
@@ -289,10 +517,52 @@ async fn the_status_command_prints_a_table() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].starts_with("owner e2e  provider memory  ready yes"), "{text}");
+    assert!(
+        lines[0].starts_with("owner e2e  provider memory  ready yes"),
+        "{text}"
+    );
     let header = lines.iter().position(|l| l.starts_with("RECORD")).unwrap();
     let euw1 = lines.iter().find(|l| l.contains("eu-west-1")).unwrap();
     let cols: Vec<&str> = euw1.split_whitespace().collect();
-    assert_eq!(&cols[..6], ["api.example.test", "A", "eu-west-1", "unhealthy", "no", "unhealthy"], "{text}");
+    assert_eq!(
+        &cols[..6],
+        [
+            "api.example.test",
+            "A",
+            "eu-west-1",
+            "unhealthy",
+            "no",
+            "unhealthy"
+        ],
+        "{text}"
+    );
     assert_eq!(lines.len(), header + 4, "one line per member:\n{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_probes_once_prints_the_changes_and_writes_nothing() {
+    let store = start_store(&[ZONE]).await;
+    let eps = Endpoints::start(&["us-east-1", "eu-west-1"]).await;
+    eps.set("eu-west-1", Mode::Fail);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(&path, config(&store, &eps, 1, "5m")).unwrap();
+    let out = tokio::process::Command::new(BIN)
+        .args(["plan", "--config"])
+        .arg(&path)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let words = |needle: &str| -> Vec<String> {
+        let line = text.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle} in {text}"));
+        line.split_whitespace().map(str::to_string).collect()
+    };
+    assert_eq!(words("us-east-1"), ["us-east-1", "id-us-east-1", "publish", "healthy"]);
+    assert_eq!(words("eu-west-1"), ["eu-west-1", "id-eu-west-1", "withdraw", "unhealthy"]);
+    assert!(text.contains("2 change(s):"), "{text}");
+    assert!(text.contains("UPSERT api.example.test A (id-us-east-1) region=us-east-1 ttl=60 values=192.0.2.1"), "{text}");
+    assert_eq!(store.store.calls(Operation::Change), 0, "plan changes nothing");
+    assert!(store.store.records(ZONE).unwrap().is_empty());
 }

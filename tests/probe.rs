@@ -26,15 +26,28 @@ struct Server {
     cert_pem: String,
 }
 
-async fn handle(req: Request<hyper::body::Incoming>, seen: Arc<Mutex<Seen>>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    req: Request<hyper::body::Incoming>,
+    seen: Arc<Mutex<Seen>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     {
         let mut s = seen.lock().unwrap();
-        s.hosts.push(req.headers().get("host").map(|h| h.to_str().unwrap().to_string()).unwrap_or_default());
+        s.hosts.push(
+            req.headers()
+                .get("host")
+                .map(|h| h.to_str().unwrap().to_string())
+                .unwrap_or_default(),
+        );
         if let Some(a) = req.headers().get("authorization") {
             s.auth.push(a.to_str().unwrap().to_string());
         }
     }
-    let resp = |code: u16, body: Vec<u8>| Response::builder().status(code).body(Full::new(Bytes::from(body))).unwrap();
+    let resp = |code: u16, body: Vec<u8>| {
+        Response::builder()
+            .status(code)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
+    };
     Ok(match req.uri().path() {
         "/health" => resp(200, b"ok".to_vec()),
         "/fail" => resp(503, b"ok but failing".to_vec()),
@@ -43,7 +56,11 @@ async fn handle(req: Request<hyper::body::Incoming>, seen: Arc<Mutex<Seen>>) -> 
             body.extend_from_slice(b"needle");
             resp(200, body)
         }
-        "/redirect" => Response::builder().status(302).header("location", "/health").body(Full::new(Bytes::new())).unwrap(),
+        "/redirect" => Response::builder()
+            .status(302)
+            .header("location", "/health")
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
         "/slow" => {
             tokio::time::sleep(Duration::from_secs(5)).await;
             resp(200, b"ok".to_vec())
@@ -62,18 +79,22 @@ async fn server(tls: bool) -> Server {
     let cert_pem = cert.cert.pem();
     let acceptor = tls.then(|| {
         let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert.cert.der().clone()], key)
-            .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
         tokio_rustls::TlsAcceptor::from(Arc::new(config))
     });
     let s = seen.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { return };
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
             s.lock().unwrap().connections += 1;
             let seen = s.clone();
             let acceptor = acceptor.clone();
@@ -83,7 +104,9 @@ async fn server(tls: bool) -> Server {
                 let builder = hyper::server::conn::http1::Builder::new();
                 match acceptor {
                     Some(a) => {
-                        let Ok(stream) = a.accept(tcp).await else { return };
+                        let Ok(stream) = a.accept(tcp).await else {
+                            return;
+                        };
                         let sni = stream.get_ref().1.server_name().map(str::to_string);
                         record.lock().unwrap().sni.push(sni);
                         let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
@@ -95,7 +118,11 @@ async fn server(tls: bool) -> Server {
             });
         }
     });
-    Server { port, seen, cert_pem }
+    Server {
+        port,
+        seen,
+        cert_pem,
+    }
 }
 
 fn spec(probe: &str, dir: &Path) -> ProbeSpec {
@@ -119,7 +146,14 @@ async fn a_healthy_endpoint_passes_with_host_kept_and_a_fresh_connection_each_ti
     let s = server(false).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("token"), "tok-123\n").unwrap();
-    let p = prober(&http("/health", s.port, ", headers: {Authorization: \"Bearer ${file:token}\"}, expect: {body_contains: ok}"), dir.path());
+    let p = prober(
+        &http(
+            "/health",
+            s.port,
+            ", headers: {Authorization: \"Bearer ${file:token}\"}, expect: {body_contains: ok}",
+        ),
+        dir.path(),
+    );
     for _ in 0..3 {
         let r = p.probe().await;
         assert!(r.ok(), "{:?}", r.failure);
@@ -128,7 +162,11 @@ async fn a_healthy_endpoint_passes_with_host_kept_and_a_fresh_connection_each_ti
     }
     let seen = s.seen.lock().unwrap();
     assert_eq!(seen.connections, 3, "one new connection per probe");
-    assert_eq!(seen.hosts, vec!["api.example.test"; 3], "the URL's host is the Host header, not connect_to");
+    assert_eq!(
+        seen.hosts,
+        vec!["api.example.test"; 3],
+        "the URL's host is the Host header, not connect_to"
+    );
     assert_eq!(seen.auth, vec!["Bearer tok-123"; 3]);
 }
 
@@ -137,13 +175,33 @@ async fn failures_are_classified() {
     let s = server(false).await;
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        (http("/fail", s.port, ""), FailureKind::Status, "status 503"),
-        (http("/health", s.port, ", expect: {status: [204]}"), FailureKind::Status, "status 200"),
-        (http("/health", s.port, ", expect: {body_contains: healthy}"), FailureKind::Body, "does not contain \"healthy\""),
+        (
+            http("/fail", s.port, ""),
+            FailureKind::Status,
+            "answered 503, expected 2xx",
+        ),
+        (
+            http("/health", s.port, ", expect: {status: [204]}"),
+            FailureKind::Status,
+            "answered 200, expected 204",
+        ),
+        (
+            http("/health", s.port, ", expect: {body_contains: healthy}"),
+            FailureKind::Body,
+            "does not contain \"healthy\"",
+        ),
         // The body cap: the needle sits past 64 KiB.
-        (http("/big", s.port, ", expect: {body_contains: needle}"), FailureKind::Body, "first 64 KiB"),
+        (
+            http("/big", s.port, ", expect: {body_contains: needle}"),
+            FailureKind::Body,
+            "first 64 KiB",
+        ),
         // Redirects are not followed unless asked.
-        (http("/redirect", s.port, ""), FailureKind::Status, "status 302"),
+        (
+            http("/redirect", s.port, ""),
+            FailureKind::Status,
+            "answered 302",
+        ),
     ];
     for (probe, kind, detail) in cases {
         let r = prober(&probe, dir.path()).probe().await;
@@ -151,8 +209,17 @@ async fn failures_are_classified() {
         assert_eq!(f.kind, kind, "{probe}: {f}");
         assert!(f.detail.contains(detail), "{probe}: {f}");
     }
-    let r = prober(&http("/redirect", s.port, ", follow_redirects: true"), dir.path()).probe().await;
-    assert!(r.ok(), "a redirect to /health is followed when asked: {:?}", r.failure);
+    let r = prober(
+        &http("/redirect", s.port, ", follow_redirects: true"),
+        dir.path(),
+    )
+    .probe()
+    .await;
+    assert!(
+        r.ok(),
+        "a redirect to /health is followed when asked: {:?}",
+        r.failure
+    );
 }
 
 #[tokio::test]
@@ -165,8 +232,14 @@ async fn a_hanging_endpoint_times_out_within_the_timeout() {
     let took = start.elapsed();
     let f = r.failure.unwrap();
     assert_eq!(f.kind, FailureKind::Timeout);
-    assert_eq!(f.detail, "no answer within 500ms while waiting for the response");
-    assert!(took < Duration::from_secs(2), "bounded by the timeout: {took:?}");
+    assert_eq!(
+        f.detail,
+        "no answer within 500ms while waiting for the response"
+    );
+    assert!(
+        took < Duration::from_secs(2),
+        "bounded by the timeout: {took:?}"
+    );
 }
 
 #[tokio::test]
@@ -180,7 +253,10 @@ async fn a_refused_connection_is_a_connect_failure() {
     assert_eq!(r.failure.unwrap().kind, FailureKind::Connect);
     // A name in connect_to is resolved on each probe (localhost: /etc/hosts).
     let s = server(false).await;
-    let probe = format!("{{url: \"http://api.example.test/health\", connect_to: \"localhost:{}\"}}", s.port);
+    let probe = format!(
+        "{{url: \"http://api.example.test/health\", connect_to: \"localhost:{}\"}}",
+        s.port
+    );
     let r = prober(&probe, dir.path()).probe().await;
     assert!(r.ok(), "{:?}", r.failure);
 }
@@ -193,12 +269,18 @@ async fn https_sends_the_url_host_as_sni_and_verifies_against_the_ca_file() {
     let url = |tls: &str| {
         format!("{{url: \"https://api.example.test/health\", connect_to: \"127.0.0.1:{}\", timeout: 500ms{tls}}}", s.port)
     };
-    let r = prober(&url(", tls: {ca_file: ca.pem}"), dir.path()).probe().await;
+    let r = prober(&url(", tls: {ca_file: ca.pem}"), dir.path())
+        .probe()
+        .await;
     assert!(r.ok(), "{:?}", r.failure);
     assert!(r.timings.tls > Duration::ZERO);
     {
         let seen = s.seen.lock().unwrap();
-        assert_eq!(seen.sni, vec![Some("api.example.test".to_string())], "SNI is the URL's host, not connect_to");
+        assert_eq!(
+            seen.sni,
+            vec![Some("api.example.test".to_string())],
+            "SNI is the URL's host, not connect_to"
+        );
         assert_eq!(seen.hosts, vec!["api.example.test"]);
     }
 
@@ -207,6 +289,8 @@ async fn https_sends_the_url_host_as_sni_and_verifies_against_the_ca_file() {
     let f = r.failure.unwrap();
     assert_eq!(f.kind, FailureKind::Tls, "{f}");
     // insecure_skip_verify passes anyway (the config warns about it).
-    let r = prober(&url(", tls: {insecure_skip_verify: true}"), dir.path()).probe().await;
+    let r = prober(&url(", tls: {insecure_skip_verify: true}"), dir.path())
+        .probe()
+        .await;
     assert!(r.ok(), "{:?}", r.failure);
 }

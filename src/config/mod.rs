@@ -297,8 +297,7 @@ impl Validator {
         if let Some(o) = &owner {
             let ok = !o.is_empty()
                 && o.len() <= 64
-                && o
-                    .chars()
+                && o.chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
             if !ok {
                 self.err(
@@ -419,8 +418,10 @@ impl Validator {
                 None
             }
         };
-        let endpoint_url = raw.endpoint_url.as_deref().and_then(|s| {
-            match Url::parse(s) {
+        let endpoint_url = raw
+            .endpoint_url
+            .as_deref()
+            .and_then(|s| match Url::parse(s) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
                 _ => {
                     self.err(
@@ -429,8 +430,7 @@ impl Validator {
                     );
                     None
                 }
-            }
-        });
+            });
         let zones: Vec<String> = raw
             .zones
             .unwrap_or_default()
@@ -445,7 +445,10 @@ impl Validator {
         }
         for (i, z) in zones.iter().enumerate() {
             if !is_dns_name(z) {
-                self.err(format!("provider.zones[{i}]"), format!("{} is not a DNS name", q(z)));
+                self.err(
+                    format!("provider.zones[{i}]"),
+                    format!("{} is not a DNS name", q(z)),
+                );
             }
         }
         let mut seed = Vec::new();
@@ -495,7 +498,10 @@ impl Validator {
             .map(|n| normalize_name(n));
         if let Some(n) = &name {
             if !is_dns_name(n) {
-                self.err(format!("{path}.name"), format!("{} is not a DNS name", q(n)));
+                self.err(
+                    format!("{path}.name"),
+                    format!("{} is not a DNS name", q(n)),
+                );
             }
         }
         let zone = self.required(&format!("{path}.zone"), &r.zone).cloned();
@@ -524,7 +530,10 @@ impl Validator {
         };
         let ttl = r.ttl.unwrap_or(60);
         if !(0..=MAX_TTL).contains(&ttl) {
-            self.err(format!("{path}.ttl"), format!("{ttl} must be 0 to {MAX_TTL}"));
+            self.err(
+                format!("{path}.ttl"),
+                format!("{ttl} must be 0 to {MAX_TTL}"),
+            );
         }
         let record_probe = r.probe.clone().unwrap_or_default().over(default_probe);
         let min_healthy = r
@@ -675,7 +684,10 @@ impl Validator {
             }
             let c = normalize_name(c);
             if !is_dns_name(&c) {
-                self.err(format!("{path}.cname"), format!("{} is not a DNS name", q(&c)));
+                self.err(
+                    format!("{path}.cname"),
+                    format!("{} is not a DNS name", q(&c)),
+                );
                 return None;
             }
             return Some(Target::Cname(c));
@@ -720,16 +732,19 @@ impl Validator {
                 }
             },
         };
-        let connect_to = p.connect_to.as_deref().and_then(|s| match split_host_port(s) {
-            Some(hp) => Some(hp),
-            None => {
-                self.err(
-                    format!("{path}.connect_to"),
-                    format!("{} must be host:port", q(s)),
-                );
-                None
-            }
-        });
+        let connect_to = p
+            .connect_to
+            .as_deref()
+            .and_then(|s| match split_host_port(s) {
+                Some(hp) => Some(hp),
+                None => {
+                    self.err(
+                        format!("{path}.connect_to"),
+                        format!("{} must be host:port", q(s)),
+                    );
+                    None
+                }
+            });
         if let (Some(u), Some((_, port))) = (&url, &connect_to) {
             if let Some(explicit) = u.port() {
                 if explicit != *port {
@@ -746,7 +761,10 @@ impl Validator {
         let method = match Method::from_bytes(method_s.to_ascii_uppercase().as_bytes()) {
             Ok(m) => Some(m),
             Err(_) => {
-                self.err(format!("{path}.method"), format!("{} is not an HTTP method", q(method_s)));
+                self.err(
+                    format!("{path}.method"),
+                    format!("{} is not an HTTP method", q(method_s)),
+                );
                 None
             }
         };
@@ -798,8 +816,16 @@ impl Validator {
                 "{path}.tls.insecure_skip_verify: certificates are not verified; a probe may pass against the wrong server"
             ));
         }
-        let interval = self.duration(&format!("{path}.interval"), p.interval.as_deref(), DEFAULT_INTERVAL);
-        let timeout = self.duration(&format!("{path}.timeout"), p.timeout.as_deref(), DEFAULT_TIMEOUT);
+        let interval = self.duration(
+            &format!("{path}.interval"),
+            p.interval.as_deref(),
+            DEFAULT_INTERVAL,
+        );
+        let timeout = self.duration(
+            &format!("{path}.timeout"),
+            p.timeout.as_deref(),
+            DEFAULT_TIMEOUT,
+        );
         if let Some(i) = interval {
             if i < MIN_INTERVAL {
                 self.err(
@@ -878,7 +904,10 @@ impl Validator {
                 match std::env::var(name) {
                     Ok(v) => v,
                     Err(_) => {
-                        self.err(path, format!("${{env:{name}}}: the variable {name} is not set"));
+                        self.err(
+                            path,
+                            format!("${{env:{name}}}: the variable {name} is not set"),
+                        );
                         return None;
                     }
                 }
@@ -929,8 +958,7 @@ pub fn is_dns_name(s: &str) -> bool {
         && s.split('.').all(|l| {
             !l.is_empty()
                 && l.len() <= 63
-                && l
-                    .chars()
+                && l.chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '*'))
         })
 }

@@ -31,19 +31,33 @@ records:
 fn defaults_record_and_member_settings_merge() {
     let c = parse(BASE, Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
     let r = &c.records[0];
-    assert_eq!(r.name, "api.example.test", "names are lower case without the dot");
+    assert_eq!(
+        r.name, "api.example.test",
+        "names are lower case without the dot"
+    );
     assert_eq!((r.ttl, r.min_healthy, &r.rtype), (60, 1, &RecordType::A));
     let use1 = &r.members[0];
-    assert_eq!(use1.set_identifier, "us-east-1", "the set identifier defaults to the region");
+    assert_eq!(
+        use1.set_identifier, "us-east-1",
+        "the set identifier defaults to the region"
+    );
     assert_eq!(use1.probe.interval, Duration::from_millis(500));
     assert_eq!(use1.probe.rise, 2);
     assert_eq!(use1.probe.connect_to, Some(("127.0.0.1".into(), 8443)));
     let names: Vec<&str> = use1.probe.headers.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, vec!["x-env", "x-region"], "header maps merge by name");
+    assert_eq!(
+        names,
+        vec!["x-env", "x-region"],
+        "header maps merge by name"
+    );
     assert_eq!(use1.probe.expect_status, vec![200, 204]);
     let euw1 = &r.members[1];
     assert_eq!(euw1.probe.interval, Duration::from_secs(2));
-    assert_eq!(euw1.probe.expect_status, vec![200, 204], "expect merges field by field");
+    assert_eq!(
+        euw1.probe.expect_status,
+        vec![200, 204],
+        "expect merges field by field"
+    );
     assert_eq!(euw1.probe.body_contains.as_deref(), Some("ok"));
     match &euw1.target {
         Target::Alias(a) => assert_eq!(a.dns_name, "d-abc.execute-api.eu-west-1.amazonaws.com"),
@@ -100,7 +114,10 @@ fn a_type_error_names_its_key_path() {
         "owner: x\nprovider: {kind: memory, zones: [a.test]}\nrecords:\n  - name: a.test\n    ttl: [1]\n",
     );
     assert_eq!(errs.len(), 1);
-    assert!(errs[0].starts_with("records[0].ttl: invalid type"), "{errs:?}");
+    assert!(
+        errs[0].starts_with("records[0].ttl: invalid type"),
+        "{errs:?}"
+    );
 }
 
 #[test]
@@ -118,15 +135,24 @@ fn interpolation_reads_env_and_files_and_reports_what_is_missing() {
     assert_eq!(h[0].1.to_str().unwrap(), "Bearer s3cret");
     assert!(h[0].1.is_sensitive());
     assert_eq!(h[1].1.to_str().unwrap(), "t-1");
-    assert!(!format!("{:?}", c).contains("s3cret"), "Debug output never shows a secret");
+    assert!(
+        !format!("{:?}", c).contains("s3cret"),
+        "Debug output never shows a secret"
+    );
 
     let text = BASE.replace(
         "headers: {X-Env: prod}",
         "headers: {Authorization: \"${file:missing}\", X-Tenant: \"${env:R53F_TEST_UNSET_VAR}\"}",
     );
     let errs = parse(&text, dir.path()).unwrap_err().to_string();
-    assert!(errs.contains("headers.Authorization: ${file:missing}: "), "{errs}");
-    assert!(errs.contains("the variable R53F_TEST_UNSET_VAR is not set"), "{errs}");
+    assert!(
+        errs.contains("headers.Authorization: ${file:missing}: "),
+        "{errs}"
+    );
+    assert!(
+        errs.contains("the variable R53F_TEST_UNSET_VAR is not set"),
+        "{errs}"
+    );
 }
 
 #[test]

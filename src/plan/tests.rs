@@ -81,7 +81,10 @@ fn publishing_into_an_empty_zone_claims_then_upserts() {
     assert_eq!(
         summary(&changes),
         vec![
-            (Action::Upsert, format!("marker{:?}", [CLAIM_EUW1, CLAIM_USE1])),
+            (
+                Action::Upsert,
+                format!("marker{:?}", [CLAIM_EUW1, CLAIM_USE1])
+            ),
             (Action::Upsert, "use1".into()),
             (Action::Upsert, "euw1".into()),
         ]
@@ -135,12 +138,22 @@ fn drifted_values_are_repaired_on_publish() {
 fn a_foreign_record_with_a_configured_set_identifier_is_left_alone() {
     let cfg = config("");
     let foreign = rec("euw1", "eu-west-1", "203.0.113.5");
-    let observed = vec![marker(&[CLAIM_USE1]), rec("use1", "us-east-1", "192.0.2.1"), foreign];
+    let observed = vec![
+        marker(&[CLAIM_USE1]),
+        rec("use1", "us-east-1", "192.0.2.1"),
+        foreign,
+    ];
     for intents in [vec![Publish, Publish], vec![Publish, Withdraw]] {
         assert!(plan(&cfg, observed.clone(), intents).is_empty());
     }
     let o = Observed::new(observed);
-    let own = ownership(&o, &o.claims(), "me", &cfg.records[0], &cfg.records[0].members[1]);
+    let own = ownership(
+        &o,
+        &o.claims(),
+        "me",
+        &cfg.records[0],
+        &cfg.records[0].members[1],
+    );
     assert_eq!(
         own,
         Ownership {
@@ -186,13 +199,23 @@ fn a_member_removed_from_config_loses_its_record_and_claim() {
     let cfg = config("");
     let gone = rec("aps2", "ap-southeast-2", "192.0.2.3");
     let observed = vec![
-        marker(&[CLAIM_EUW1, CLAIM_USE1, "\"route53-failover owner=me type=A set=aps2\""]),
+        marker(&[
+            CLAIM_EUW1,
+            CLAIM_USE1,
+            "\"route53-failover owner=me type=A set=aps2\"",
+        ]),
         rec("use1", "us-east-1", "192.0.2.1"),
         rec("euw1", "eu-west-1", "192.0.2.2"),
         gone.clone(),
     ];
     let changes = plan(&cfg, observed, vec![Publish, Publish]);
-    assert_eq!(changes[0], Change { action: Action::Delete, record: gone });
+    assert_eq!(
+        changes[0],
+        Change {
+            action: Action::Delete,
+            record: gone
+        }
+    );
     assert_eq!(changes[1].action, Action::Upsert);
     assert_eq!(changes[1].record.values, vec![CLAIM_EUW1, CLAIM_USE1]);
 }
@@ -202,7 +225,13 @@ fn the_last_claim_removed_deletes_the_marker() {
     let cfg = config("");
     let m = marker(&["\"route53-failover owner=me type=AAAA set=use1\""]);
     let changes = plan(&cfg, vec![m.clone()], vec![Leave, Leave]);
-    assert_eq!(changes, vec![Change { action: Action::Delete, record: m }]);
+    assert_eq!(
+        changes,
+        vec![Change {
+            action: Action::Delete,
+            record: m
+        }]
+    );
 }
 
 #[test]
@@ -212,13 +241,19 @@ fn applying_a_plan_to_observed_makes_the_next_plan_empty() {
     let first = plan_zone(
         "me",
         &observed,
-        &[RecordIntents { record: &cfg.records[0], intents: vec![Publish, Publish] }],
+        &[RecordIntents {
+            record: &cfg.records[0],
+            intents: vec![Publish, Publish],
+        }],
     );
     observed.apply(&first);
     let second = plan_zone(
         "me",
         &observed,
-        &[RecordIntents { record: &cfg.records[0], intents: vec![Publish, Publish] }],
+        &[RecordIntents {
+            record: &cfg.records[0],
+            intents: vec![Publish, Publish],
+        }],
     );
     assert!(second.is_empty(), "{second:?}");
 }
@@ -242,17 +277,33 @@ fn batches_respect_route53_limits_and_keep_order() {
     // 1,000 records is one call.
     assert_eq!(batches(deletes(1000, 10)).len(), 1);
     let split = batches(deletes(1001, 10));
-    assert_eq!(split.iter().map(Vec::len).collect::<Vec<_>>(), vec![1000, 1]);
+    assert_eq!(
+        split.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![1000, 1]
+    );
     // UPSERT counts twice: 500 fit, 501 do not.
     let upserts: Vec<Change> = deletes(501, 10)
         .into_iter()
-        .map(|c| Change { action: Action::Upsert, ..c })
+        .map(|c| Change {
+            action: Action::Upsert,
+            ..c
+        })
         .collect();
-    assert_eq!(batches(upserts).iter().map(Vec::len).collect::<Vec<_>>(), vec![500, 1]);
+    assert_eq!(
+        batches(upserts).iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![500, 1]
+    );
     // 32,000 characters: 100-char values, 320 per batch.
     let by_chars = batches(deletes(700, 100));
-    assert_eq!(by_chars.iter().map(Vec::len).collect::<Vec<_>>(), vec![320, 320, 60]);
-    let flat: Vec<String> = by_chars.concat().iter().map(|c| c.record.name.clone()).collect();
+    assert_eq!(
+        by_chars.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![320, 320, 60]
+    );
+    let flat: Vec<String> = by_chars
+        .concat()
+        .iter()
+        .map(|c| c.record.name.clone())
+        .collect();
     let want: Vec<String> = (0..700).map(|i| format!("r{i}.example.test")).collect();
     assert_eq!(flat, want, "order is kept across batches");
     assert!(batches(vec![]).is_empty());

@@ -274,9 +274,10 @@ fn apply(st: &mut State, zone_id: &str, changes: &[Change]) -> Result<(), Provid
     if changes.is_empty() {
         return Err(invalid("a change batch needs at least one change".into()));
     }
-    let (records, chars) = changes.iter().map(change_weight).fold((0, 0), |acc, w| {
-        (acc.0 + w.0, acc.1 + w.1)
-    });
+    let (records, chars) = changes
+        .iter()
+        .map(change_weight)
+        .fold((0, 0), |acc, w| (acc.0 + w.0, acc.1 + w.1));
     if records > MAX_BATCH_RECORDS {
         return Err(invalid(format!(
             "{records} ResourceRecord elements exceed the limit of {MAX_BATCH_RECORDS}"
@@ -397,11 +398,7 @@ impl Provider for MemoryProvider {
             .ok_or_else(|| ProviderError::NoSuchHostedZone(zone_id.to_string()))
     }
 
-    async fn change(
-        &self,
-        zone_id: &str,
-        changes: &[Change],
-    ) -> Result<ChangeInfo, ProviderError> {
+    async fn change(&self, zone_id: &str, changes: &[Change]) -> Result<ChangeInfo, ProviderError> {
         self.enter(Operation::Change).await?;
         let mut st = self.lock();
         apply(&mut st, zone_id, changes)?;
@@ -471,19 +468,31 @@ mod tests {
     async fn create_of_an_existing_record_is_rejected() {
         let (p, z) = store();
         let r = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
-        p.change(&z, &[change(Action::Create, r.clone())]).await.unwrap();
-        let err = p.change(&z, &[change(Action::Create, r)]).await.unwrap_err();
-        assert!(matches!(err, ProviderError::InvalidChangeBatch(m) if m.contains("already exists")));
+        p.change(&z, &[change(Action::Create, r.clone())])
+            .await
+            .unwrap();
+        let err = p
+            .change(&z, &[change(Action::Create, r)])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ProviderError::InvalidChangeBatch(m) if m.contains("already exists"))
+        );
     }
 
     #[tokio::test]
     async fn delete_must_match_current_values_exactly() {
         let (p, z) = store();
         let r = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
-        p.change(&z, &[change(Action::Create, r.clone())]).await.unwrap();
+        p.change(&z, &[change(Action::Create, r.clone())])
+            .await
+            .unwrap();
         let mut stale = r.clone();
         stale.ttl = Some(300);
-        let err = p.change(&z, &[change(Action::Delete, stale)]).await.unwrap_err();
+        let err = p
+            .change(&z, &[change(Action::Delete, stale)])
+            .await
+            .unwrap_err();
         assert!(matches!(err, ProviderError::InvalidChangeBatch(m) if m.contains("do not match")));
         assert_eq!(p.records("example.test").unwrap(), vec![r.clone()]);
         p.change(&z, &[change(Action::Delete, r)]).await.unwrap();
@@ -494,7 +503,10 @@ mod tests {
     async fn delete_of_a_missing_record_is_rejected() {
         let (p, z) = store();
         let r = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
-        let err = p.change(&z, &[change(Action::Delete, r)]).await.unwrap_err();
+        let err = p
+            .change(&z, &[change(Action::Delete, r)])
+            .await
+            .unwrap_err();
         assert!(matches!(err, ProviderError::InvalidChangeBatch(m) if m.contains("not found")));
     }
 
@@ -516,17 +528,24 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.kind(), "invalid_change_batch");
-        assert!(p.records(&z).unwrap().is_empty(), "nothing of a failed batch stays");
+        assert!(
+            p.records(&z).unwrap().is_empty(),
+            "nothing of a failed batch stays"
+        );
     }
 
     #[tokio::test]
     async fn upsert_creates_then_replaces() {
         let (p, z) = store();
         let a = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
-        p.change(&z, &[change(Action::Upsert, a.clone())]).await.unwrap();
+        p.change(&z, &[change(Action::Upsert, a.clone())])
+            .await
+            .unwrap();
         let mut a2 = a.clone();
         a2.values = vec!["192.0.2.9".into()];
-        p.change(&z, &[change(Action::Upsert, a2.clone())]).await.unwrap();
+        p.change(&z, &[change(Action::Upsert, a2.clone())])
+            .await
+            .unwrap();
         assert_eq!(p.records(&z).unwrap(), vec![a2]);
     }
 
@@ -535,12 +554,20 @@ mod tests {
         // The compare-and-swap the HA lease relies on.
         let (p, z) = store();
         let a = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
-        p.change(&z, &[change(Action::Create, a.clone())]).await.unwrap();
-        let mut a2 = a.clone();
-        a2.values = vec!["192.0.2.9".into()];
-        p.change(&z, &[change(Action::Delete, a), change(Action::Create, a2.clone())])
+        p.change(&z, &[change(Action::Create, a.clone())])
             .await
             .unwrap();
+        let mut a2 = a.clone();
+        a2.values = vec!["192.0.2.9".into()];
+        p.change(
+            &z,
+            &[
+                change(Action::Delete, a),
+                change(Action::Create, a2.clone()),
+            ],
+        )
+        .await
+        .unwrap();
         assert_eq!(p.records(&z).unwrap(), vec![a2]);
     }
 
@@ -551,7 +578,12 @@ mod tests {
             .map(|i| {
                 change(
                     Action::Upsert,
-                    latency(&format!("r{i}.example.test"), "use1", "us-east-1", "192.0.2.1"),
+                    latency(
+                        &format!("r{i}.example.test"),
+                        "use1",
+                        "us-east-1",
+                        "192.0.2.1",
+                    ),
                 )
             })
             .collect();
@@ -569,7 +601,10 @@ mod tests {
             .collect();
         let err = p.change(&z, &txt).await.unwrap_err();
         assert!(matches!(err, ProviderError::InvalidChangeBatch(m) if m.contains("characters")));
-        assert!(p.change(&z, &[]).await.is_err(), "an empty batch is rejected");
+        assert!(
+            p.change(&z, &[]).await.is_err(),
+            "an empty batch is rejected"
+        );
         assert!(p.records(&z).unwrap().is_empty());
     }
 
@@ -577,7 +612,10 @@ mod tests {
     async fn names_outside_the_zone_are_rejected() {
         let (p, z) = store();
         let r = latency("api.other.test", "use1", "us-east-1", "192.0.2.1");
-        let err = p.change(&z, &[change(Action::Create, r)]).await.unwrap_err();
+        let err = p
+            .change(&z, &[change(Action::Create, r)])
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), "invalid_change_batch");
     }
 
@@ -589,7 +627,10 @@ mod tests {
         let mut plain = latency("api.example.test", "x", "us-east-1", "192.0.2.2");
         plain.set_identifier = None;
         plain.region = None;
-        let err = p.change(&z, &[change(Action::Create, plain)]).await.unwrap_err();
+        let err = p
+            .change(&z, &[change(Action::Create, plain)])
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), "invalid_change_batch");
     }
 
@@ -628,12 +669,20 @@ mod tests {
             hosted_zone_id: "Z1UJRXOUMOOFQ8".into(),
             evaluate_target_health: false,
         });
-        assert!(p.change(&z, &[change(Action::Create, alias.clone())]).await.is_err());
+        assert!(p
+            .change(&z, &[change(Action::Create, alias.clone())])
+            .await
+            .is_err());
         alias.ttl = None;
-        p.change(&z, &[change(Action::Create, alias)]).await.unwrap();
+        p.change(&z, &[change(Action::Create, alias)])
+            .await
+            .unwrap();
         let mut no_ttl = latency("www.example.test", "use1", "us-east-1", "192.0.2.1");
         no_ttl.ttl = None;
-        assert!(p.change(&z, &[change(Action::Create, no_ttl)]).await.is_err());
+        assert!(p
+            .change(&z, &[change(Action::Create, no_ttl)])
+            .await
+            .is_err());
     }
 
     #[tokio::test]
@@ -642,9 +691,15 @@ mod tests {
         let a = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
         let info = p.change(&z, &[change(Action::Create, a)]).await.unwrap();
         assert_eq!(info.status, ChangeStatus::Pending);
-        assert_eq!(p.change_status(&info.id).await.unwrap(), ChangeStatus::Pending);
+        assert_eq!(
+            p.change_status(&info.id).await.unwrap(),
+            ChangeStatus::Pending
+        );
         tokio::time::sleep(Duration::from_millis(60)).await;
-        assert_eq!(p.change_status(&info.id).await.unwrap(), ChangeStatus::Insync);
+        assert_eq!(
+            p.change_status(&info.id).await.unwrap(),
+            ChangeStatus::Insync
+        );
     }
 
     #[tokio::test]
@@ -658,7 +713,10 @@ mod tests {
         p.list_records(&z).await.unwrap();
         let a = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
         for _ in 0..2 {
-            let err = p.change(&z, &[change(Action::Create, a.clone())]).await.unwrap_err();
+            let err = p
+                .change(&z, &[change(Action::Create, a.clone())])
+                .await
+                .unwrap_err();
             assert_eq!(err.kind(), "throttling");
         }
         p.change(&z, &[change(Action::Create, a)]).await.unwrap();

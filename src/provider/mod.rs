@@ -160,7 +160,12 @@ impl fmt::Display for Change {
         }
         match &r.alias {
             Some(a) => write!(f, " alias={} zone={}", a.dns_name, a.hosted_zone_id)?,
-            None => write!(f, " ttl={} values={}", r.ttl.unwrap_or(0), r.values.join(","))?,
+            None => write!(
+                f,
+                " ttl={} values={}",
+                r.ttl.unwrap_or(0),
+                r.values.join(",")
+            )?,
         }
         Ok(())
     }
@@ -265,8 +270,7 @@ pub trait Provider: Send + Sync {
     /// Every record set in the zone.
     async fn list_records(&self, zone_id: &str) -> Result<Vec<RecordSet>, ProviderError>;
     /// Applies one change batch atomically.
-    async fn change(&self, zone_id: &str, changes: &[Change])
-        -> Result<ChangeInfo, ProviderError>;
+    async fn change(&self, zone_id: &str, changes: &[Change]) -> Result<ChangeInfo, ProviderError>;
     /// Where an accepted change stands (`PENDING` until `INSYNC`).
     async fn change_status(&self, change_id: &str) -> Result<ChangeStatus, ProviderError>;
 }

@@ -59,11 +59,17 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
-async fn api_find_zone(State(s): State<Arc<MemoryProvider>>, Path(zone): Path<String>) -> ApiResult<Zone> {
+async fn api_find_zone(
+    State(s): State<Arc<MemoryProvider>>,
+    Path(zone): Path<String>,
+) -> ApiResult<Zone> {
     s.find_zone(&zone).await.map(Json).map_err(ApiError)
 }
 
-async fn api_list(State(s): State<Arc<MemoryProvider>>, Path(zone): Path<String>) -> ApiResult<Vec<RecordSet>> {
+async fn api_list(
+    State(s): State<Arc<MemoryProvider>>,
+    Path(zone): Path<String>,
+) -> ApiResult<Vec<RecordSet>> {
     s.list_records(&zone).await.map(Json).map_err(ApiError)
 }
 
@@ -80,7 +86,10 @@ struct StatusBody {
     status: ChangeStatus,
 }
 
-async fn api_change_status(State(s): State<Arc<MemoryProvider>>, Path(id): Path<String>) -> ApiResult<StatusBody> {
+async fn api_change_status(
+    State(s): State<Arc<MemoryProvider>>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusBody> {
     s.change_status(&id)
         .await
         .map(|status| Json(StatusBody { status }))
@@ -91,7 +100,10 @@ async fn zones(State(s): State<Arc<MemoryProvider>>) -> Json<Vec<Zone>> {
     Json(s.zones())
 }
 
-async fn records(State(s): State<Arc<MemoryProvider>>, Path(zone): Path<String>) -> ApiResult<Vec<RecordSet>> {
+async fn records(
+    State(s): State<Arc<MemoryProvider>>,
+    Path(zone): Path<String>,
+) -> ApiResult<Vec<RecordSet>> {
     s.records(&zone).map(Json).map_err(ApiError)
 }
 
@@ -100,7 +112,9 @@ async fn direct_change(
     Path(zone): Path<String>,
     Json(changes): Json<Vec<Change>>,
 ) -> Result<StatusCode, ApiError> {
-    s.apply_direct(&zone, &changes).map(|_| StatusCode::NO_CONTENT).map_err(ApiError)
+    s.apply_direct(&zone, &changes)
+        .map(|_| StatusCode::NO_CONTENT)
+        .map_err(ApiError)
 }
 
 async fn inject(State(s): State<Arc<MemoryProvider>>, Json(fault): Json<Fault>) -> StatusCode {
@@ -117,7 +131,9 @@ async fn log(State(s): State<Arc<MemoryProvider>>) -> Json<Vec<super::memory::Ac
     Json(s.change_log())
 }
 
-async fn calls(State(s): State<Arc<MemoryProvider>>) -> Json<std::collections::BTreeMap<&'static str, u64>> {
+async fn calls(
+    State(s): State<Arc<MemoryProvider>>,
+) -> Json<std::collections::BTreeMap<&'static str, u64>> {
     Json(s.call_counts())
 }
 
@@ -142,16 +158,18 @@ impl RemoteMemory {
             .map_err(|e| ProviderError::Service(format!("bad endpoint_url: {e}")))
     }
 
-    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, ProviderError> {
+    async fn send<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, ProviderError> {
         let resp = req.send().await.map_err(transport)?;
         if resp.status().is_success() {
             resp.json().await.map_err(transport)
         } else {
             let code = resp.status();
-            Err(resp
-                .json::<ProviderError>()
-                .await
-                .unwrap_or_else(|_| ProviderError::Service(format!("memory store answered {code}"))))
+            Err(resp.json::<ProviderError>().await.unwrap_or_else(|_| {
+                ProviderError::Service(format!("memory store answered {code}"))
+            }))
         }
     }
 }

@@ -262,9 +262,11 @@ pub async fn three_regions(min_healthy: usize, resync: &str) -> (Store, Endpoint
     let store = start_store(&["example.test"]).await;
     let eps = Endpoints::start(&["us-east-1", "eu-west-1", "ap-southeast-2"]).await;
     let daemon = start_daemon(&config(&store, &eps, min_healthy, resync)).await;
-    wait_until("all three members are published", Duration::from_secs(15), || async {
-        store.member_ids("example.test", "api.example.test").len() == 3
-    })
+    wait_until(
+        "all three members are published",
+        Duration::from_secs(15),
+        || async { store.member_ids("example.test", "api.example.test").len() == 3 },
+    )
     .await;
     (store, eps, daemon)
 }

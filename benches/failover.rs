@@ -1,0 +1,233 @@
+//! Benchmarks of the targets in DESIGN.md, printed as figures:
+//!
+//! 1. detection to withdrawal: interval 1s, fall 3; time from an endpoint
+//!    starting to fail (503, then hanging) to the provider accepting the
+//!    withdrawing change (target: under 3.5 s);
+//! 2. 1,000 records × 3 members probed every second on loopback: the
+//!    daemon's CPU and RSS (target: under 25% CPU, 64 MiB);
+//! 3. a region failing across the 1,000 records: provider calls to withdraw
+//!    it (target: at most 2);
+//! 4. steady state: provider writes while nothing changes (target: 0).
+//!
+//! The daemon is the release binary, a separate process; endpoints and the
+//! strict memory store run in this process on 127.0.0.1.
+//! Run: `cargo bench --bench failover` (BENCH_QUICK=1 for fewer trials).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use common::*;
+use route53_failover::demo::Mode;
+use route53_failover::provider::memory::Operation;
+use route53_failover::provider::Action;
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces): utime is the
+    // 14th field of the line, stime the 15th.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    // USER_HZ is 100 on Linux.
+    ticks / 100.0
+}
+
+fn status_kib(pid: u32, key: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn stats(mut v: Vec<f64>) -> String {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    format!(
+        "min {:.3}s  median {:.3}s  max {:.3}s  (n={})",
+        v[0],
+        v[v.len() / 2],
+        v[v.len() - 1],
+        v.len()
+    )
+}
+
+async fn detection(quick: bool) {
+    let store = start_store(&["example.test"]).await;
+    let eps = Endpoints::start(&["us-east-1", "eu-west-1", "ap-southeast-2"]).await;
+    let text = config(&store, &eps, 1, "5m").replace(
+        "interval: 200ms, timeout: 150ms",
+        "interval: 1s, timeout: 500ms",
+    );
+    let daemon = start_daemon(&text).await;
+    wait_until("all published", Duration::from_secs(20), || async {
+        store.member_ids("example.test", "api.example.test").len() == 3
+    })
+    .await;
+    let trials = if quick { 2 } else { 6 };
+    for mode in [Mode::Fail, Mode::Hang] {
+        let mut took = Vec::new();
+        for t in 0..trials {
+            let region = ["us-east-1", "eu-west-1", "ap-southeast-2"][t % 3];
+            // Start failing at a random point of the probe cycle.
+            let offset = rand_ms(1000);
+            tokio::time::sleep(Duration::from_millis(offset)).await;
+            let before = store.store.change_log().len();
+            let at = SystemTime::now();
+            eps.set(region, mode);
+            wait_until("withdrawn", Duration::from_secs(10), || async {
+                !store
+                    .member_ids("example.test", "api.example.test")
+                    .contains(&set_id(region))
+            })
+            .await;
+            let log = store.store.change_log();
+            let accepted = log[before..]
+                .iter()
+                .find(|c| c.changes.iter().any(|ch| ch.action == Action::Delete))
+                .unwrap()
+                .at;
+            took.push(accepted.duration_since(at).unwrap().as_secs_f64());
+            eps.set(region, Mode::Serve);
+            wait_until("restored", Duration::from_secs(10), || async {
+                store
+                    .member_ids("example.test", "api.example.test")
+                    .contains(&set_id(region))
+            })
+            .await;
+        }
+        println!(
+            "detection to withdrawal, interval 1s fall 3, endpoint {}: {}  [target < 3.5s]",
+            if mode == Mode::Fail {
+                "answers 503"
+            } else {
+                "hangs (timeout 500ms)"
+            },
+            stats(took)
+        );
+    }
+    drop(daemon);
+}
+
+fn rand_ms(max: u64) -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    nanos % max
+}
+
+async fn scale(quick: bool) {
+    const RECORDS: usize = 1000;
+    let store = start_store(&["example.test"]).await;
+    let eps = Endpoints::start(&["us-east-1", "eu-west-1", "ap-southeast-2"]).await;
+    let mut text = format!(
+        "owner: bench\nlisten: 127.0.0.1:0\nprovider: {{kind: memory, endpoint_url: \"{}\"}}\nresync_interval: 5m\n\
+         defaults:\n  probe: {{url: \"http://api.example.test/health\", interval: 1s, timeout: 500ms, rise: 2, fall: 3, expect: {{body_contains: ok}}}}\nrecords:\n",
+        store.url
+    );
+    for i in 0..RECORDS {
+        text.push_str(&format!(
+            "  - name: r{i}.example.test\n    zone: example.test\n    regions:\n"
+        ));
+        for (j, e) in eps.list.iter().enumerate() {
+            text.push_str(&format!(
+                "      - {{region: {}, set_identifier: r{i}-{}, target: {{values: [192.0.2.{}]}}, probe: {{connect_to: \"{}\"}}}}\n",
+                e.name, e.name, j + 1, e.addr
+            ));
+        }
+    }
+    let daemon = start_daemon(&text).await;
+    let pid = daemon.child.id().unwrap();
+    let count_a = || {
+        store
+            .store
+            .records("example.test")
+            .unwrap()
+            .iter()
+            .filter(|r| r.rtype == route53_failover::provider::RecordType::A)
+            .count()
+    };
+    let start = Instant::now();
+    wait_until(
+        "3,000 members published",
+        Duration::from_secs(60),
+        || async { count_a() == 3 * RECORDS },
+    )
+    .await;
+    println!(
+        "1,000 records x 3 members: all published {:.1}s after start, in {} change calls",
+        start.elapsed().as_secs_f64(),
+        store.store.calls(Operation::Change)
+    );
+    // Let start-up settle, then measure a steady window.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let window = Duration::from_secs(if quick { 10 } else { 30 });
+    let writes = store.store.calls(Operation::Change);
+    let reads = store.store.calls(Operation::ListRecords);
+    let probes_before = probes(&daemon).await;
+    let cpu0 = cpu_seconds(pid);
+    let t0 = Instant::now();
+    let mut rss_max = 0;
+    while t0.elapsed() < window {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        rss_max = rss_max.max(status_kib(pid, "VmRSS:"));
+    }
+    let cpu = cpu_seconds(pid) - cpu0;
+    let secs = t0.elapsed().as_secs_f64();
+    let probes_done = probes(&daemon).await - probes_before;
+    println!(
+        "1,000 records x 3 members every 1s: {:.0} probes/s, daemon CPU {:.1}% of one core ({:.1}% of the 2-core machine), {:.1} us CPU per probe  [target < 25%]",
+        probes_done / secs,
+        100.0 * cpu / secs,
+        50.0 * cpu / secs,
+        1e6 * cpu / probes_done
+    );
+    println!(
+        "1,000 records x 3 members: RSS max {:.1} MiB in the window, peak (VmHWM) {:.1} MiB  [target < 64 MiB]",
+        rss_max as f64 / 1024.0,
+        status_kib(pid, "VmHWM:") as f64 / 1024.0
+    );
+    println!(
+        "steady state over {:.0}s: {} provider writes, {} zone reads  [target: 0 writes; reads only at resync]",
+        secs,
+        store.store.calls(Operation::Change) - writes,
+        store.store.calls(Operation::ListRecords) - reads
+    );
+
+    let calls = store.store.calls(Operation::Change);
+    let t = Instant::now();
+    eps.set("us-east-1", Mode::Fail);
+    wait_until(
+        "us-east-1 withdrawn across 1,000 records",
+        Duration::from_secs(30),
+        || async { count_a() == 2 * RECORDS },
+    )
+    .await;
+    println!(
+        "us-east-1 failing across 1,000 records: withdrawn in {} provider call(s), {:.2}s after the failure began  [target <= 2 calls]",
+        store.store.calls(Operation::Change) - calls,
+        t.elapsed().as_secs_f64()
+    );
+}
+
+async fn probes(d: &Daemon) -> f64 {
+    metric(&d.metrics().await, "route53_failover_probes_total", &[]).unwrap_or(0.0)
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing else is taken.
+    let quick = std::env::var("BENCH_QUICK").is_ok();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        detection(quick).await;
+        scale(quick).await;
+    });
+}
