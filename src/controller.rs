@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use rand::Rng;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
@@ -40,11 +40,6 @@ pub struct MemberState {
     pub conflict: bool,
 }
 
-pub struct RecordState {
-    pub config: RecordConfig,
-    pub members: Vec<Mutex<MemberState>>,
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct ZoneStatus {
     pub id: Option<String>,
@@ -57,7 +52,8 @@ pub struct ZoneStatus {
 /// Everything the daemon knows, shared with the HTTP handlers.
 pub struct Runtime {
     pub config: Arc<Config>,
-    pub records: Vec<RecordState>,
+    /// Per record of `config.records`, per member.
+    members: Vec<Vec<Mutex<MemberState>>>,
     pub zones: Mutex<BTreeMap<String, ZoneStatus>>,
     pub metrics: Arc<Metrics>,
     pub provider_kind: &'static str,
@@ -75,13 +71,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Runtime {
     pub fn new(config: Arc<Config>, provider_kind: &'static str, metrics: Arc<Metrics>) -> Self {
         let now = SystemTime::now();
-        let records = config
+        let members = config
             .records
             .iter()
-            .map(|r| RecordState {
-                config: r.clone(),
-                members: r
-                    .members
+            .map(|r| {
+                r.members
                     .iter()
                     .map(|m| {
                         Mutex::new(MemberState {
@@ -92,7 +86,7 @@ impl Runtime {
                             conflict: false,
                         })
                     })
-                    .collect(),
+                    .collect()
             })
             .collect();
         let zones = config
@@ -102,7 +96,7 @@ impl Runtime {
             .collect();
         Runtime {
             config,
-            records,
+            members,
             zones: Mutex::new(zones),
             metrics,
             provider_kind,
@@ -118,7 +112,7 @@ impl Runtime {
     }
 
     pub fn member(&self, record: usize, member: usize) -> std::sync::MutexGuard<'_, MemberState> {
-        lock(&self.records[record].members[member])
+        lock(&self.members[record][member])
     }
 
     pub fn zone_status(&self) -> BTreeMap<String, ZoneStatus> {
@@ -132,7 +126,7 @@ impl Runtime {
     }
 
     fn labels(&self, record: usize, member: usize) -> [&str; 3] {
-        let r = &self.records[record].config;
+        let r = &self.config.records[record];
         [&r.name, rtype_str(r), &r.members[member].region]
     }
 }
@@ -161,13 +155,23 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
 
     for (zone, record_idxs) in by_zone {
-        let trigger = Arc::new(Notify::new());
+        let signals = Arc::new(ZoneSignals {
+            trigger: Notify::new(),
+            edge: watch::Sender::new(0),
+        });
+        let settle_limit = record_idxs
+            .iter()
+            .flat_map(|&ri| rt.config.records[ri].members.iter())
+            .map(|m| m.probe.timeout)
+            .max()
+            .unwrap_or_default()
+            + Duration::from_millis(50);
         for &ri in &record_idxs {
-            for (mi, member) in rt.records[ri].config.members.iter().enumerate() {
-                let prober = Prober::new(Arc::new(member.probe.clone()), &tls).map_err(|e| {
+            for (mi, member) in rt.config.records[ri].members.iter().enumerate() {
+                let prober = Prober::new(member.probe.clone(), &tls).map_err(|e| {
                     format!(
                         "{} {}: TLS settings: {e}",
-                        rt.records[ri].config.name, member.region
+                        rt.config.records[ri].name, member.region
                     )
                 })?;
                 tasks.spawn(probe_loop(
@@ -175,7 +179,7 @@ pub async fn run(
                     ri,
                     mi,
                     prober,
-                    trigger.clone(),
+                    signals.clone(),
                     probes_stop.clone(),
                 ));
             }
@@ -189,11 +193,13 @@ pub async fn run(
             records: record_idxs,
             observed: None,
             shutdown: shutdown.clone(),
+            last_write: None,
+            settle_limit,
         };
-        tasks.spawn(reconciler.run(trigger));
+        tasks.spawn(reconciler.run(signals));
     }
     info!(
-        records = rt.records.len(),
+        records = rt.config.records.len(),
         provider = rt.provider_kind,
         "daemon started"
     );
@@ -209,6 +215,35 @@ pub async fn run(
 
 /// How long shutdown waits for an apply in flight.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+
+/// What a zone's probers share with its reconciler.
+struct ZoneSignals {
+    /// A verdict changed: reconcile now.
+    trigger: Notify,
+    /// Probes in flight whose outcome may change a verdict (see
+    /// `Reconciler::settle`).
+    edge: watch::Sender<usize>,
+}
+
+/// Counts a probe at the edge for as long as it is in flight.
+struct EdgeGuard<'a>(Option<&'a watch::Sender<usize>>);
+
+impl<'a> EdgeGuard<'a> {
+    fn new(signals: &'a ZoneSignals, at_edge: bool) -> Self {
+        if at_edge {
+            signals.edge.send_modify(|n| *n += 1);
+        }
+        EdgeGuard(at_edge.then_some(&signals.edge))
+    }
+}
+
+impl Drop for EdgeGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(edge) = self.0 {
+            edge.send_modify(|n| *n = n.saturating_sub(1));
+        }
+    }
+}
 
 /// When the first probe of a member runs. Members of one region share a
 /// phase, so when a region fails its members reach their verdicts together
@@ -243,7 +278,7 @@ async fn probe_loop(
     ri: usize,
     mi: usize,
     prober: Prober,
-    trigger: Arc<Notify>,
+    signals: Arc<ZoneSignals>,
     stop: CancellationToken,
 ) {
     let interval = prober.spec().interval;
@@ -256,9 +291,12 @@ async fn probe_loop(
             _ = tokio::time::sleep_until(next) => {}
             _ = stop.cancelled() => return,
         }
+        let at_edge = rt.member(ri, mi).health.may_flip();
+        let edge = EdgeGuard::new(&signals, at_edge);
         // A probe cut short by shutdown is not a failure: it is dropped.
+        // Boxed, so an idle prober task holds no probe state.
         let result = tokio::select! {
-            r = prober.probe() => r,
+            r = Box::pin(prober.probe()) => r,
             _ = stop.cancelled() => return,
         };
         duration.observe(result.timings.total.as_secs_f64());
@@ -298,8 +336,9 @@ async fn probe_loop(
                 .member_healthy
                 .with_label_values(&labels)
                 .set(i64::from(t.to == Verdict::Healthy));
-            trigger.notify_one();
+            signals.trigger.notify_one();
         }
+        drop(edge);
         // Keep the schedule; skip ticks missed while a probe ran long.
         let now = tokio::time::Instant::now();
         next += interval;
@@ -360,7 +399,14 @@ struct Reconciler {
     /// The zone as last read, plus our writes since. `None`: read it.
     observed: Option<Observed>,
     shutdown: CancellationToken,
+    /// When this zone was last written to.
+    last_write: Option<Instant>,
+    /// The longest probe timeout of the zone's members, plus a margin.
+    settle_limit: Duration,
 }
+
+/// A write within this long of the previous one is part of a burst.
+const BURST: Duration = Duration::from_secs(1);
 
 /// Why a reconcile failed.
 #[derive(Debug, thiserror::Error)]
@@ -381,13 +427,18 @@ impl ReconcileError {
 }
 
 impl Reconciler {
-    async fn run(mut self, trigger: Arc<Notify>) {
+    async fn run(mut self, signals: Arc<ZoneSignals>) {
         let resync = self.rt.config.resync_interval;
+        let mut edge = signals.edge.subscribe();
+        let mut woken_by_verdict = false;
         let mut next_resync = tokio::time::Instant::now() + resync;
         let mut failures = 0u32;
         let mut retry_at;
         let mut was_ready = false;
         loop {
+            if woken_by_verdict && self.last_write.is_some_and(|t| t.elapsed() < BURST) {
+                self.settle(&mut edge).await;
+            }
             let start = Instant::now();
             match self.reconcile().await {
                 Ok(()) => {
@@ -440,8 +491,9 @@ impl Reconciler {
                     None => std::future::pending().await,
                 }
             };
+            woken_by_verdict = false;
             tokio::select! {
-                _ = trigger.notified() => {}
+                _ = signals.trigger.notified() => woken_by_verdict = true,
                 _ = tokio::time::sleep_until(next_resync) => {
                     debug!(zone = %self.zone, "resync");
                     self.observed = None;
@@ -453,6 +505,20 @@ impl Reconciler {
             if self.shutdown.is_cancelled() {
                 return;
             }
+        }
+    }
+
+    /// Waits until no probe that may change a verdict is in flight, at most
+    /// one probe timeout. Used only for a write that follows another within
+    /// a second, which the rate limit would delay anyway: the first
+    /// withdrawal of a burst goes at once, and when a region fails across
+    /// many records the rest of its members, whose probes land over a few
+    /// hundred milliseconds, go together in the next write.
+    async fn settle(&self, edge: &mut watch::Receiver<usize>) {
+        let settled = edge.wait_for(|n| *n == 0);
+        tokio::select! {
+            _ = tokio::time::timeout(self.settle_limit, settled) => {}
+            _ = self.shutdown.cancelled() => {}
         }
     }
 
@@ -555,7 +621,7 @@ impl Reconciler {
         let owner = &self.rt.config.owner;
         let mut intents = Vec::with_capacity(self.records.len());
         for &ri in &self.records {
-            let record = &self.rt.records[ri].config;
+            let record = &self.rt.config.records[ri];
             let verdicts: Vec<Verdict> = (0..record.members.len())
                 .map(|mi| self.rt.member(ri, mi).health.verdict())
                 .collect();
@@ -610,7 +676,7 @@ impl Reconciler {
             return;
         };
         for &ri in &self.records {
-            let record = &self.rt.records[ri].config;
+            let record = &self.rt.config.records[ri];
             for (mi, member) in record.members.iter().enumerate() {
                 let present = observed.member_record(record, member).is_some();
                 self.rt.member(ri, mi).published = present;
@@ -633,6 +699,7 @@ impl Reconciler {
                 .call("change", || provider.change(zone_id, &batch))
                 .await?;
             info!(zone = %self.zone, change_id = %info.id, changes = batch.len(), "change accepted");
+            self.last_write = Some(Instant::now());
             if let Some(observed) = self.observed.as_mut() {
                 observed.apply(&batch);
             }
@@ -696,7 +763,7 @@ pub async fn dry_run(
     let mut set = tokio::task::JoinSet::new();
     for (ri, r) in config.records.iter().enumerate() {
         for (mi, m) in r.members.iter().enumerate() {
-            let prober = Prober::new(Arc::new(m.probe.clone()), &tls)?;
+            let prober = Prober::new(m.probe.clone(), &tls)?;
             set.spawn(async move { (ri, mi, prober.probe().await.ok()) });
         }
     }

@@ -74,6 +74,13 @@ impl Health {
         self.reason.as_deref()
     }
 
+    /// Whether the next outcome can change the verdict: one more failure
+    /// or one more success completes a run.
+    pub fn may_flip(&self) -> bool {
+        (self.verdict != Verdict::Unhealthy && self.failures + 1 >= self.fall)
+            || (self.verdict != Verdict::Healthy && self.successes + 1 >= self.rise)
+    }
+
     pub fn consecutive(&self) -> (u32, u32) {
         (self.successes, self.failures)
     }
@@ -178,6 +185,22 @@ mod tests {
             None,
             "a healthy verdict carries no failure reason"
         );
+    }
+
+    #[test]
+    fn may_flip_says_when_the_next_outcome_can_change_the_verdict() {
+        let mut h = Health::new(2, 3, t(0));
+        assert!(
+            !h.may_flip(),
+            "unknown, nothing seen: neither run can complete"
+        );
+        h.observe(Ok(()), t(1));
+        assert!(h.may_flip(), "one more success makes it healthy");
+        h.observe(Ok(()), t(2));
+        assert!(!h.may_flip(), "healthy, no failures");
+        h.observe(Err("x".into()), t(3));
+        h.observe(Err("x".into()), t(4));
+        assert!(h.may_flip(), "one more failure makes it unhealthy");
     }
 
     proptest! {

@@ -87,16 +87,16 @@ impl Status {
             })
             .collect();
         let records = rt
+            .config
             .records
             .iter()
             .enumerate()
             .map(|(ri, r)| RecordSnapshot {
-                name: r.config.name.clone(),
-                rtype: r.config.rtype.to_string(),
-                zone: r.config.zone.clone(),
-                min_healthy: r.config.min_healthy,
+                name: r.name.clone(),
+                rtype: r.rtype.to_string(),
+                zone: r.zone.clone(),
+                min_healthy: r.min_healthy,
                 members: r
-                    .config
                     .members
                     .iter()
                     .enumerate()

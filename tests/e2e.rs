@@ -554,15 +554,37 @@ async fn plan_probes_once_prints_the_changes_and_writes_nothing() {
         .await
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let words = |needle: &str| -> Vec<String> {
-        let line = text.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle} in {text}"));
+        let line = text
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} in {text}"));
         line.split_whitespace().map(str::to_string).collect()
     };
-    assert_eq!(words("us-east-1"), ["us-east-1", "id-us-east-1", "publish", "healthy"]);
-    assert_eq!(words("eu-west-1"), ["eu-west-1", "id-eu-west-1", "withdraw", "unhealthy"]);
+    assert_eq!(
+        words("us-east-1"),
+        ["us-east-1", "id-us-east-1", "publish", "healthy"]
+    );
+    assert_eq!(
+        words("eu-west-1"),
+        ["eu-west-1", "id-eu-west-1", "withdraw", "unhealthy"]
+    );
     assert!(text.contains("2 change(s):"), "{text}");
-    assert!(text.contains("UPSERT api.example.test A (id-us-east-1) region=us-east-1 ttl=60 values=192.0.2.1"), "{text}");
-    assert_eq!(store.store.calls(Operation::Change), 0, "plan changes nothing");
+    assert!(
+        text.contains(
+            "UPSERT api.example.test A (id-us-east-1) region=us-east-1 ttl=60 values=192.0.2.1"
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        store.store.calls(Operation::Change),
+        0,
+        "plan changes nothing"
+    );
     assert!(store.store.records(ZONE).unwrap().is_empty());
 }

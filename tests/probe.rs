@@ -130,7 +130,7 @@ fn spec(probe: &str, dir: &Path) -> ProbeSpec {
         "owner: t\nprovider: {{kind: memory, zones: [example.test]}}\nrecords:\n  - name: api.example.test\n    zone: example.test\n    regions:\n      - region: us-east-1\n        target: {{values: [192.0.2.1]}}\n        probe: {probe}\n      - {{region: eu-west-1, target: {{values: [192.0.2.2]}}, probe: {{url: \"http://x.example.test/\"}}}}\n"
     );
     let c = parse(&text, dir).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    c.records[0].members[0].probe.clone()
+    (*c.records[0].members[0].probe).clone()
 }
 
 fn prober(probe: &str, dir: &Path) -> Prober {

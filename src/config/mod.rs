@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method};
@@ -99,7 +100,8 @@ pub struct MemberConfig {
     pub region: String,
     pub set_identifier: String,
     pub target: Target,
-    pub probe: ProbeSpec,
+    /// Shared with the member's prober.
+    pub probe: Arc<ProbeSpec>,
     pub adopt: bool,
 }
 
@@ -631,7 +633,7 @@ impl Validator {
             region: region?,
             set_identifier: set_identifier?,
             target: target?,
-            probe: probe?,
+            probe: Arc::new(probe?),
             adopt: m.adopt.unwrap_or(false),
         })
     }
