@@ -199,7 +199,9 @@ async fn scale(quick: bool) {
     );
 
     let calls = store.store.calls(Operation::Change);
+    let log_before = store.store.change_log().len();
     let t = Instant::now();
+    let failed_at = SystemTime::now();
     eps.set("us-east-1", Mode::Fail);
     wait_until(
         "us-east-1 withdrawn across 1,000 records",
@@ -212,6 +214,17 @@ async fn scale(quick: bool) {
         store.store.calls(Operation::Change) - calls,
         t.elapsed().as_secs_f64()
     );
+    let batches: Vec<String> = store.store.change_log()[log_before..]
+        .iter()
+        .map(|c| {
+            format!(
+                "{} at +{:.2}s",
+                c.changes.len(),
+                c.at.duration_since(failed_at).unwrap().as_secs_f64()
+            )
+        })
+        .collect();
+    println!("  the calls: {}", batches.join(", "));
 }
 
 async fn probes(d: &Daemon) -> f64 {

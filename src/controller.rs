@@ -155,14 +155,23 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
 
     for (zone, record_idxs) in by_zone {
+        let members = || {
+            record_idxs
+                .iter()
+                .flat_map(|&ri| (0..rt.config.records[ri].members.len()).map(move |mi| (ri, mi)))
+        };
+        let at_edge = members()
+            .filter(|&(ri, mi)| rt.member(ri, mi).health.may_flip())
+            .count();
         let signals = Arc::new(ZoneSignals {
             trigger: Notify::new(),
-            edge: watch::Sender::new(0),
+            edge: watch::Sender::new(at_edge),
         });
-        let settle_limit = record_idxs
-            .iter()
-            .flat_map(|&ri| rt.config.records[ri].members.iter())
-            .map(|m| m.probe.timeout)
+        let settle_limit = members()
+            .map(|(ri, mi)| {
+                let p = &rt.config.records[ri].members[mi].probe;
+                spread_window(p.interval) + p.timeout
+            })
             .max()
             .unwrap_or_default()
             + Duration::from_millis(50);
@@ -220,41 +229,32 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
 struct ZoneSignals {
     /// A verdict changed: reconcile now.
     trigger: Notify,
-    /// Probes in flight whose outcome may change a verdict (see
-    /// `Reconciler::settle`).
+    /// How many members are one probe outcome away from a new verdict
+    /// (see `Reconciler::settle`).
     edge: watch::Sender<usize>,
 }
 
-/// Counts a probe at the edge for as long as it is in flight.
-struct EdgeGuard<'a>(Option<&'a watch::Sender<usize>>);
-
-impl<'a> EdgeGuard<'a> {
-    fn new(signals: &'a ZoneSignals, at_edge: bool) -> Self {
-        if at_edge {
-            signals.edge.send_modify(|n| *n += 1);
-        }
-        EdgeGuard(at_edge.then_some(&signals.edge))
-    }
+/// Probes of one region start within this window of the region's phase.
+fn spread_window(interval: Duration) -> Duration {
+    (interval / 4).min(Duration::from_millis(500))
 }
 
-impl Drop for EdgeGuard<'_> {
-    fn drop(&mut self) {
-        if let Some(edge) = self.0 {
-            edge.send_modify(|n| *n = n.saturating_sub(1));
-        }
-    }
-}
-
-/// When the first probe of a member runs. Members of one region share a
-/// phase, so when a region fails its members reach their verdicts together
-/// and the withdrawal goes out as one batch; different regions are spread
-/// over the interval so probing load is even.
-fn first_probe_at(interval: Duration, region: &str) -> tokio::time::Instant {
-    let interval_ms = interval.as_millis().max(1) as u64;
-    let hash = region.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+fn fnv(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    });
-    let phase = hash % interval_ms;
+    })
+}
+
+/// When a member's first probe runs; later ones follow every interval.
+/// Each region has a phase, so regions are spread over the interval; a
+/// region's members start within a short window after it (a fixed offset
+/// each, so they never drift apart). Together they fail together, and their
+/// withdrawal goes out in one or two writes; spread over the window, a
+/// thousand of them do not hit the endpoint in the same instant.
+fn first_probe_at(interval: Duration, region: &str, member: &str) -> tokio::time::Instant {
+    let interval_ms = interval.as_millis().max(1) as u64;
+    let window_ms = spread_window(interval).as_millis().max(1) as u64;
+    let phase = fnv(region.bytes()) % interval_ms + fnv(member.bytes()) % window_ms;
     let now_ms = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
@@ -284,15 +284,17 @@ async fn probe_loop(
     let interval = prober.spec().interval;
     let labels = rt.labels(ri, mi);
     let region = labels[2];
-    let mut next = first_probe_at(interval, region) + jitter(interval);
+    // The schedule itself stays on the region's phase; jitter is applied to
+    // each tick, never accumulated, so members of a region stay together.
+    let member = &rt.config.records[ri].name;
+    let set_id = &rt.config.records[ri].members[mi].set_identifier;
+    let mut tick = first_probe_at(interval, region, &format!("{member} {set_id}"));
     let duration = rt.metrics.probe_duration_seconds.with_label_values(&labels);
     loop {
         tokio::select! {
-            _ = tokio::time::sleep_until(next) => {}
+            _ = tokio::time::sleep_until(tick + jitter(interval)) => {}
             _ = stop.cancelled() => return,
         }
-        let at_edge = rt.member(ri, mi).health.may_flip();
-        let edge = EdgeGuard::new(&signals, at_edge);
         // A probe cut short by shutdown is not a failure: it is dropped.
         // Boxed, so an idle prober task holds no probe state.
         let result = tokio::select! {
@@ -312,12 +314,19 @@ async fn probe_loop(
             None => Ok(()),
             Some(f) => Err(f.to_string()),
         };
-        let transition = {
+        let (transition, was_edge, is_edge) = {
             let mut m = rt.member(ri, mi);
+            let was_edge = m.health.may_flip();
             let t = m.health.observe(verdict_input, result.at);
             m.last_probe = Some(result);
-            t
+            (t, was_edge, m.health.may_flip())
         };
+        // Counted before the reconciler hears of the change.
+        match (was_edge, is_edge) {
+            (false, true) => signals.edge.send_modify(|n| *n += 1),
+            (true, false) => signals.edge.send_modify(|n| *n = n.saturating_sub(1)),
+            _ => {}
+        }
         if let Some(t) = transition {
             let reason = rt.member(ri, mi).health.reason().map(str::to_string);
             info!(
@@ -338,14 +347,12 @@ async fn probe_loop(
                 .set(i64::from(t.to == Verdict::Healthy));
             signals.trigger.notify_one();
         }
-        drop(edge);
         // Keep the schedule; skip ticks missed while a probe ran long.
         let now = tokio::time::Instant::now();
-        next += interval;
-        while next <= now {
-            next += interval;
+        tick += interval;
+        while tick <= now {
+            tick += interval;
         }
-        next += jitter(interval);
     }
 }
 
@@ -508,12 +515,13 @@ impl Reconciler {
         }
     }
 
-    /// Waits until no probe that may change a verdict is in flight, at most
-    /// one probe timeout. Used only for a write that follows another within
-    /// a second, which the rate limit would delay anyway: the first
-    /// withdrawal of a burst goes at once, and when a region fails across
-    /// many records the rest of its members, whose probes land over a few
-    /// hundred milliseconds, go together in the next write.
+    /// Waits until no member is one probe outcome away from a new verdict,
+    /// at most one spread window plus one probe timeout. Used only for a
+    /// write that follows another within a second, which the rate limit
+    /// would delay anyway: the first withdrawal of a burst goes at once, and
+    /// when a region fails across many records the rest of its members,
+    /// whose last probes land over the spread window, go together in the
+    /// next write.
     async fn settle(&self, edge: &mut watch::Receiver<usize>) {
         let settled = edge.wait_for(|n| *n == 0);
         tokio::select! {

@@ -588,3 +588,48 @@ async fn plan_probes_once_prints_the_changes_and_writes_nothing() {
     );
     assert!(store.store.records(ZONE).unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_secrets_never_reach_logs_status_metrics_or_the_page() {
+    let store = start_store(&[ZONE]).await;
+    let eps = Endpoints::start(&["us-east-1", "eu-west-1"]).await;
+    let secrets = tempfile::tempdir().unwrap();
+    let token = secrets.path().join("token");
+    std::fs::write(&token, "tok-SECRET-4711\n").unwrap();
+    let text = config(&store, &eps, 1, "5m").replace(
+        "expect: {status: [200], body_contains: ok}",
+        &format!(
+            "expect: {{status: [200], body_contains: ok}}, headers: {{Authorization: \"Bearer ${{file:{}}}\"}}",
+            token.display()
+        ),
+    );
+    assert!(text.contains("Authorization"));
+    let daemon = start_daemon(&text.replace("RUST_LOG", "")).await;
+    wait_until("both published", LIMIT, || async {
+        store.member_ids(ZONE, NAME).len() == 2
+    })
+    .await;
+    eps.set("eu-west-1", Mode::Fail);
+    wait_until("eu-west-1 is withdrawn", LIMIT, || async {
+        store.member_ids(ZONE, NAME).len() == 1
+    })
+    .await;
+    let status = daemon.get("/status").await.text().await.unwrap();
+    let page = daemon.get("/").await.text().await.unwrap();
+    let metrics = daemon.metrics().await;
+    for (what, text) in [
+        ("status", &status),
+        ("page", &page),
+        ("metrics", &metrics),
+        ("logs", &daemon.logs()),
+    ] {
+        assert!(
+            !text.contains("SECRET-4711"),
+            "the token leaked into {what}"
+        );
+    }
+    assert!(
+        daemon.logs().contains("verdict changed"),
+        "the logs are there to check"
+    );
+}
