@@ -15,16 +15,7 @@ use route53_failover::provider::{
 };
 
 fn a(name: &str, id: &str, region: &str, value: &str) -> RecordSet {
-    RecordSet {
-        name: name.into(),
-        rtype: RecordType::A,
-        set_identifier: Some(id.into()),
-        region: Some(region.into()),
-        ttl: Some(60),
-        values: vec![value.into()],
-        alias: None,
-        health_check_id: None,
-    }
+    RecordSet::latency_a(name, id, region, value)
 }
 
 fn ch(action: Action, record: &RecordSet) -> Change {

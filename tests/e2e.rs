@@ -239,14 +239,8 @@ async fn a_foreign_record_with_a_configured_set_identifier_is_left_untouched() {
     let store = start_store(&[ZONE]).await;
     let eps = Endpoints::start(&["us-east-1", "eu-west-1"]).await;
     let foreign = RecordSet {
-        name: NAME.into(),
-        rtype: RecordType::A,
-        set_identifier: Some(set_id("eu-west-1")),
-        region: Some("eu-west-1".into()),
         ttl: Some(300),
-        values: vec!["203.0.113.77".into()],
-        alias: None,
-        health_check_id: None,
+        ..RecordSet::latency_a(NAME, &set_id("eu-west-1"), "eu-west-1", "203.0.113.77")
     };
     store
         .store

@@ -21,16 +21,7 @@ records:
 }
 
 fn rec(id: &str, region: &str, value: &str) -> RecordSet {
-    RecordSet {
-        name: "api.example.test".into(),
-        rtype: RecordType::A,
-        set_identifier: Some(id.into()),
-        region: Some(region.into()),
-        ttl: Some(60),
-        values: vec![value.into()],
-        alias: None,
-        health_check_id: None,
-    }
+    RecordSet::latency_a("api.example.test", id, region, value)
 }
 
 fn marker(values: &[&str]) -> RecordSet {

@@ -442,16 +442,7 @@ mod tests {
     use super::*;
 
     fn latency(name: &str, id: &str, region: &str, value: &str) -> RecordSet {
-        RecordSet {
-            name: name.into(),
-            rtype: RecordType::A,
-            set_identifier: Some(id.into()),
-            region: Some(region.into()),
-            ttl: Some(60),
-            values: vec![value.into()],
-            alias: None,
-            health_check_id: None,
-        }
+        RecordSet::latency_a(name, id, region, value)
     }
 
     fn change(action: Action, record: RecordSet) -> Change {

@@ -85,6 +85,20 @@ pub struct RecordSet {
 }
 
 impl RecordSet {
+    /// An A latency record with one value and a 60 s TTL.
+    pub fn latency_a(name: &str, set_identifier: &str, region: &str, value: &str) -> Self {
+        RecordSet {
+            name: name.into(),
+            rtype: RecordType::A,
+            set_identifier: Some(set_identifier.into()),
+            region: Some(region.into()),
+            ttl: Some(60),
+            values: vec![value.into()],
+            alias: None,
+            health_check_id: None,
+        }
+    }
+
     /// Route53 identifies a record set by name, type and set identifier.
     pub fn key(&self) -> RecordKey {
         RecordKey {
