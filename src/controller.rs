@@ -167,16 +167,25 @@ pub async fn run(
             trigger: Notify::new(),
             edge: watch::Sender::new(at_edge),
         });
-        let settle_limit = members()
-            .map(|(ri, mi)| {
-                let p = &rt.config.records[ri].members[mi].probe;
-                spread_window(p.interval) + p.timeout
-            })
-            .max()
-            .unwrap_or_default()
-            + Duration::from_millis(50);
+        let margin = Duration::from_millis(50);
+        let longest = |f: &dyn Fn(&crate::config::ProbeSpec) -> Duration| {
+            members()
+                .map(|(ri, mi)| f(&rt.config.records[ri].members[mi].probe))
+                .max()
+                .unwrap_or_default()
+                + margin
+        };
+        let settle_limit = longest(&|p| spread_window(p.interval) + p.timeout);
+        let settle_quiet = longest(&|p| spread_window(p.interval));
         for &ri in &record_idxs {
             for (mi, member) in rt.config.records[ri].members.iter().enumerate() {
+                // Every member's series exists from the start, for alerts.
+                let labels = rt.labels(ri, mi);
+                rt.metrics.member_healthy.with_label_values(&labels).set(0);
+                rt.metrics
+                    .member_published
+                    .with_label_values(&labels)
+                    .set(0);
                 let prober = Prober::new(member.probe.clone(), &tls).map_err(|e| {
                     format!(
                         "{} {}: TLS settings: {e}",
@@ -204,6 +213,7 @@ pub async fn run(
             shutdown: shutdown.clone(),
             last_write: None,
             settle_limit,
+            settle_quiet,
         };
         tasks.spawn(reconciler.run(signals));
     }
@@ -408,8 +418,10 @@ struct Reconciler {
     shutdown: CancellationToken,
     /// When this zone was last written to.
     last_write: Option<Instant>,
-    /// The longest probe timeout of the zone's members, plus a margin.
+    /// The longest spread window plus probe timeout of the zone's members.
     settle_limit: Duration,
+    /// The longest spread window of the zone's members.
+    settle_quiet: Duration,
 }
 
 /// A write within this long of the previous one is part of a burst.
@@ -516,17 +528,25 @@ impl Reconciler {
     }
 
     /// Waits until no member is one probe outcome away from a new verdict,
-    /// at most one spread window plus one probe timeout. Used only for a
-    /// write that follows another within a second, which the rate limit
-    /// would delay anyway: the first withdrawal of a burst goes at once, and
-    /// when a region fails across many records the rest of its members,
-    /// whose last probes land over the spread window, go together in the
-    /// next write.
+    /// or until that count has not moved for one spread window (the rest of
+    /// the edge is waiting for a later round), at most one spread window
+    /// plus one probe timeout. Used only for a write that follows another
+    /// within a second, which the rate limit would delay anyway: the first
+    /// withdrawal of a burst goes at once, and when a region fails across
+    /// many records the rest of its members, whose last probes land over the
+    /// spread window, go together in the next write.
     async fn settle(&self, edge: &mut watch::Receiver<usize>) {
-        let settled = edge.wait_for(|n| *n == 0);
-        tokio::select! {
-            _ = tokio::time::timeout(self.settle_limit, settled) => {}
-            _ = self.shutdown.cancelled() => {}
+        let cap = tokio::time::Instant::now() + self.settle_limit;
+        loop {
+            if *edge.borrow_and_update() == 0 {
+                return;
+            }
+            let quiet_until = (tokio::time::Instant::now() + self.settle_quiet).min(cap);
+            tokio::select! {
+                changed = edge.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep_until(quiet_until) => return,
+                _ = self.shutdown.cancelled() => return,
+            }
         }
     }
 
