@@ -528,7 +528,7 @@ impl Reconciler {
     }
 
     /// Waits until no member is one probe outcome away from a new verdict,
-    /// or until that count has not moved for one spread window (the rest of
+    /// or until that count has not fallen for one spread window (the rest of
     /// the edge is waiting for a later round), at most one spread window
     /// plus one probe timeout. Used only for a write that follows another
     /// within a second, which the rate limit would delay anyway: the first
@@ -536,17 +536,23 @@ impl Reconciler {
     /// many records the rest of its members, whose last probes land over the
     /// spread window, go together in the next write.
     async fn settle(&self, edge: &mut watch::Receiver<usize>) {
-        let cap = tokio::time::Instant::now() + self.settle_limit;
-        loop {
-            if *edge.borrow_and_update() == 0 {
-                return;
-            }
-            let quiet_until = (tokio::time::Instant::now() + self.settle_quiet).min(cap);
+        let now = tokio::time::Instant::now();
+        let cap = now + self.settle_limit;
+        let mut quiet_until = (now + self.settle_quiet).min(cap);
+        let mut last = *edge.borrow_and_update();
+        while last > 0 {
             tokio::select! {
                 changed = edge.changed() => if changed.is_err() { return },
                 _ = tokio::time::sleep_until(quiet_until) => return,
                 _ = self.shutdown.cancelled() => return,
             }
+            let count = *edge.borrow_and_update();
+            // Only members leaving the edge (verdicts landing) are progress;
+            // members reaching it are a later round.
+            if count < last {
+                quiet_until = (tokio::time::Instant::now() + self.settle_quiet).min(cap);
+            }
+            last = count;
         }
     }
 
