@@ -18,7 +18,8 @@ use route53_failover::controller::{self, Runtime};
 use route53_failover::metrics::Metrics;
 use route53_failover::provider::memory::MemoryProvider;
 use route53_failover::provider::remote::{self, RemoteMemory};
-use route53_failover::provider::{Action, Change, Provider};
+use route53_failover::provider::route53::Route53Provider;
+use route53_failover::provider::{Action, Change, Provider, ProviderError};
 use route53_failover::status::Status;
 use route53_failover::{demo, http};
 
@@ -136,12 +137,12 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         }
         Command::Run { config } => {
             let config = load(&config)?;
-            let (provider, store) = build_provider(&config)?;
+            let (provider, store) = build_provider(&config).await?;
             serve(config, provider, store, None).await
         }
         Command::Plan { config } => {
             let config = load(&config)?;
-            let (provider, _) = build_provider(&config)?;
+            let (provider, _) = build_provider(&config).await?;
             plan(&config, provider.as_ref()).await
         }
         Command::Demo { listen } => run_demo(listen).await,
@@ -167,8 +168,13 @@ fn load(path: &Path) -> anyhow::Result<Config> {
 /// routes are served next to the status page).
 type Providers = (Arc<dyn Provider>, Option<Arc<MemoryProvider>>);
 
-fn build_provider(config: &Config) -> anyhow::Result<Providers> {
+async fn build_provider(config: &Config) -> anyhow::Result<Providers> {
     match config.provider.kind {
+        ProviderKind::Route53 => {
+            let endpoint = config.provider.endpoint_url.as_ref().map(|u| u.as_str());
+            let provider = Route53Provider::new(&config.provider.region, endpoint).await;
+            Ok((Arc::new(provider), None))
+        }
         ProviderKind::Memory => match &config.provider.endpoint_url {
             Some(url) => Ok((
                 Arc::new(RemoteMemory::new(url.clone()).map_err(anyhow::Error::msg)?),
@@ -201,6 +207,7 @@ async fn serve(
     store: Option<Arc<MemoryProvider>>,
     extra: Option<axum::Router>,
 ) -> anyhow::Result<()> {
+    check_zones(&config, provider.as_ref()).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -224,6 +231,26 @@ async fn serve(
     // The server stops with the same token; give it a moment to close.
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     info!("stopped");
+    Ok(())
+}
+
+/// Every configured zone must exist: a zone the provider does not know is
+/// bad input. A zone that cannot be checked now (network, throttling) is
+/// left to the reconciler, which retries.
+async fn check_zones(config: &Config, provider: &dyn Provider) -> anyhow::Result<()> {
+    for (zone, idxs) in config.records_by_zone() {
+        let found = tokio::time::timeout(Duration::from_secs(10), provider.find_zone(&zone)).await;
+        match found {
+            Ok(Ok(z)) => info!(zone = %zone, id = %z.id, "zone found"),
+            Ok(Err(ProviderError::NoSuchHostedZone(msg))) => {
+                return Err(BadInput(format!("records[{}].zone: {zone:?}: {msg}", idxs[0])).into())
+            }
+            Ok(Err(e)) => {
+                warn!(zone = %zone, error = %e, "cannot check the zone now; retrying later")
+            }
+            Err(_) => warn!(zone = %zone, "the zone check timed out; retrying later"),
+        }
+    }
     Ok(())
 }
 
@@ -284,7 +311,7 @@ async fn run_demo(listen: SocketAddr) -> anyhow::Result<()> {
     let mut config = config::parse(&demo::config_text(&endpoints), Path::new("."))
         .map_err(|e| anyhow::anyhow!("the demo config is invalid: {e}"))?;
     config.listen = listen;
-    let (provider, store) = build_provider(&config)?;
+    let (provider, store) = build_provider(&config).await?;
     let base = format!("http://{listen}");
     println!(
         "Demo: three regions ({}) behind api.example.test in the embedded memory provider.\n\

@@ -1,8 +1,9 @@
 //! One suite, every provider: the same functions run against the embedded
-//! `memory` store and against the same store through its loopback HTTP API
-//! (`provider.endpoint_url`). The `route53` provider joins this suite, run
-//! against moto, when it lands; the strict rules moto does not honour
-//! (DESIGN.md) are the ones marked `strict` here.
+//! `memory` store, against the same store through its loopback HTTP API
+//! (`provider.endpoint_url`), and against the `route53` provider (the AWS
+//! SDK) talking to moto's server. The strict rules moto does not honour
+//! (DESIGN.md: batches only partly atomic, stale DELETE accepted) are the
+//! ones marked `strict`; they run against the memory providers only.
 
 mod common;
 
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use route53_failover::provider::memory::MemoryProvider;
 use route53_failover::provider::remote::RemoteMemory;
+use route53_failover::provider::route53::Route53Provider;
 use route53_failover::provider::{
     Action, AliasTarget, Change, ChangeStatus, Provider, RecordSet, RecordType,
 };
@@ -148,26 +150,55 @@ async fn strict_rules_reject_bad_batches_whole(p: &dyn Provider) {
     }
 }
 
+async fn lists_a_zone_across_pages(p: &dyn Provider) {
+    // 350 plain records: more than one 300-record page on Route53.
+    let z = p.find_zone("example.test").await.unwrap().id;
+    let records: Vec<RecordSet> = (0..350)
+        .map(|i| RecordSet {
+            set_identifier: None,
+            region: None,
+            ..a(
+                &format!("h{i:03}.paged.example.test"),
+                "-",
+                "-",
+                "192.0.2.1",
+            )
+        })
+        .collect();
+    let changes: Vec<Change> = records.iter().map(|r| ch(Action::Create, r)).collect();
+    p.change(&z, &changes).await.unwrap();
+    let mut want = records;
+    want.sort_by_key(|r| r.key());
+    assert_eq!(sorted(p, &z, &["paged.example.test"]).await, want);
+}
+
+/// What every provider honours.
 async fn suite(p: &dyn Provider) {
     finds_zones_by_name_or_id(p).await;
     creates_lists_and_deletes_a_latency_set(p).await;
     upsert_is_idempotent(p).await;
     alias_and_txt_records_round_trip(p).await;
     a_change_reaches_insync(p).await;
+    lists_a_zone_across_pages(p).await;
+}
+
+/// Route53's strict rules, proven where they are enforced.
+async fn strict_suite(p: &dyn Provider) {
+    suite(p).await;
     strict_rules_reject_bad_batches_whole(p).await;
 }
 
 #[tokio::test]
 async fn the_embedded_memory_provider_passes_the_suite() {
     let p = MemoryProvider::new(&["example.test"], Duration::from_millis(200));
-    suite(&p).await;
+    strict_suite(&p).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_memory_provider_over_http_passes_the_suite() {
     let store = common::start_store(&["example.test"]).await;
     let remote = RemoteMemory::new(store.url.parse().unwrap()).unwrap();
-    suite(&remote).await;
+    strict_suite(&remote).await;
     // Errors keep their kind across the wire.
     store
         .store
@@ -178,4 +209,47 @@ async fn the_memory_provider_over_http_passes_the_suite() {
         });
     let z = remote.find_zone("example.test").await.unwrap_err();
     assert_eq!(z.kind(), "throttling");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_route53_provider_against_moto_passes_the_suite() {
+    let moto = common::Moto::start().await;
+    moto.create_zone("example.test").await;
+    let p = Route53Provider::from_conf(moto.conf());
+    suite(&p).await;
+    // moto adds NS and SOA records to a new zone; they read back as Other.
+    let z = p.find_zone("example.test").await.unwrap().id;
+    let all = p.list_records(&z).await.unwrap();
+    assert!(all
+        .iter()
+        .any(|r| r.rtype == RecordType::Other("SOA".into())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route53_errors_are_classified_against_moto() {
+    let moto = common::Moto::start().await;
+    let p = Route53Provider::from_conf(moto.conf());
+    assert_eq!(
+        p.find_zone("missing.test").await.unwrap_err().kind(),
+        "no_such_hosted_zone"
+    );
+    let z = moto.create_zone("example.test").await;
+    let r = a("dup.example.test", "d1", "us-east-1", "192.0.2.1");
+    p.change(&z, &[ch(Action::Create, &r)]).await.unwrap();
+    let e = p.change(&z, &[ch(Action::Create, &r)]).await.unwrap_err();
+    assert_eq!(e.kind(), "invalid_change_batch", "{e}");
+    // Nothing listens here: a transport failure, worth a retry.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = Route53Provider::from_conf(
+        moto.conf()
+            .to_builder()
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .build(),
+    );
+    let e = dead.find_zone("example.test").await.unwrap_err();
+    assert!(e.is_transient(), "{e:?}");
 }

@@ -71,6 +71,16 @@ pub struct Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {
     Memory,
+    Route53,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Memory => "memory",
+            ProviderKind::Route53 => "route53",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -80,8 +90,11 @@ pub struct ProviderConfig {
     /// Seed record sets, by zone name.
     pub seed: Vec<(String, RecordSet)>,
     pub insync_after: Duration,
+    /// memory: a store served elsewhere; route53: an emulator.
     pub endpoint_url: Option<Url>,
     pub max_requests_per_second: f64,
+    /// route53: the SDK region for Route53 calls.
+    pub region: String,
 }
 
 #[derive(Debug, Clone)]
@@ -372,7 +385,9 @@ impl Validator {
             }
         }
         if let Some(p) = &provider {
-            if p.endpoint_url.is_none() {
+            // The embedded store's zones are known now; other providers'
+            // zones are checked against the service at start-up.
+            if p.kind == ProviderKind::Memory && p.endpoint_url.is_none() {
                 for (i, r) in records.iter().enumerate() {
                     let zone = normalize_name(&r.zone);
                     if !p.zones.contains(&zone) {
@@ -405,13 +420,7 @@ impl Validator {
                 None
             }
             Some("memory") => Some(ProviderKind::Memory),
-            Some("route53") => {
-                self.err(
-                    "provider.kind",
-                    "\"route53\" is not available in this build yet; use memory",
-                );
-                None
-            }
+            Some("route53") => Some(ProviderKind::Route53),
             Some(other) => {
                 self.err(
                     "provider.kind",
@@ -439,6 +448,23 @@ impl Validator {
             .iter()
             .map(|z| normalize_name(z))
             .collect();
+        if kind == Some(ProviderKind::Route53) {
+            let memory_only = [
+                ("zones", !zones.is_empty()),
+                ("records", raw.records.is_some()),
+                ("insync_after", raw.insync_after.is_some()),
+            ];
+            for (key, given) in memory_only {
+                if given {
+                    self.err(
+                        format!("provider.{key}"),
+                        "only for kind memory (route53 reads the account's zones)",
+                    );
+                }
+            }
+        } else if raw.region.is_some() {
+            self.err("provider.region", "only for kind route53");
+        }
         if kind == Some(ProviderKind::Memory) && endpoint_url.is_none() && zones.is_empty() {
             self.err(
                 "provider.zones",
@@ -478,7 +504,9 @@ impl Validator {
                 format!("{rate} must be above 0 and at most 100"),
             );
         }
+        let region = raw.region.unwrap_or_else(|| "us-east-1".to_string());
         Some(ProviderConfig {
+            region,
             kind: kind?,
             zones,
             seed,
@@ -977,9 +1005,7 @@ impl Config {
             self.records.len(),
             members,
             zones.len(),
-            match self.provider.kind {
-                ProviderKind::Memory => "memory",
-            }
+            self.provider.kind.as_str()
         )
     }
 

@@ -37,6 +37,8 @@ pub struct RawProvider {
     pub endpoint_url: Option<String>,
     /// The daemon's share of the account's 5 requests/s.
     pub max_requests_per_second: Option<f64>,
+    /// route53: the SDK region for Route53 calls.
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,9 +1,10 @@
 //! The boundary to the DNS service: the [`Provider`] trait and the types it
 //! speaks. Two backends implement it: `memory` (embedded, strict, with fault
-//! hooks) and, in a later step, `route53` (the AWS SDK).
+//! hooks; `remote` serves it over loopback HTTP) and `route53` (the AWS SDK).
 
 pub mod memory;
 pub mod remote;
+pub mod route53;
 
 use std::fmt;
 use std::time::Duration;

@@ -107,6 +107,20 @@ pub fn set_id(region: &str) -> String {
 /// A config for `api.example.test` over the endpoints, on the remote store,
 /// with fast probes (200ms, rise 2, fall 3).
 pub fn config(store: &Store, eps: &Endpoints, min_healthy: usize, resync: &str) -> String {
+    let provider = format!(
+        "{{kind: memory, endpoint_url: \"{}\", max_requests_per_second: 50}}",
+        store.url
+    );
+    config_with_provider(&provider, eps, min_healthy, resync)
+}
+
+/// The same, with any `provider:` value.
+pub fn config_with_provider(
+    provider: &str,
+    eps: &Endpoints,
+    min_healthy: usize,
+    resync: &str,
+) -> String {
     let mut members = String::new();
     for (i, e) in eps.list.iter().enumerate() {
         members.push_str(&format!(
@@ -120,7 +134,7 @@ pub fn config(store: &Store, eps: &Endpoints, min_healthy: usize, resync: &str) 
     format!(
         r#"owner: e2e
 listen: 127.0.0.1:0
-provider: {{kind: memory, endpoint_url: "{url}", max_requests_per_second: 50}}
+provider: {provider}
 resync_interval: {resync}
 defaults:
   probe: {{interval: 200ms, timeout: 150ms, rise: 2, fall: 3}}
@@ -130,8 +144,7 @@ records:
     zone: example.test
     probe: {{url: "http://api.example.test/health", expect: {{status: [200], body_contains: ok}}}}
     regions:
-{members}"#,
-        url = store.url,
+{members}"#
     )
 }
 
@@ -151,6 +164,13 @@ pub async fn start_daemon(config: &str) -> Daemon {
         .args(["run", "--config"])
         .arg(&path)
         .env("RUST_LOG", "info")
+        // Dummy credentials for moto; no instance metadata (not loopback),
+        // no profile files.
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -269,4 +289,79 @@ pub async fn three_regions(min_healthy: usize, resync: &str) -> (Store, Endpoint
     )
     .await;
     (store, eps, daemon)
+}
+
+/// moto's server (the Route53 emulator) on a free loopback port, from the
+/// venv `.ci/run` creates; stopped when dropped.
+pub struct Moto {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl Moto {
+    pub async fn start() -> Moto {
+        let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
+        assert!(
+            bin.exists(),
+            "{} is missing: .ci/run creates the venv with moto",
+            bin.display()
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let moto = Moto { child, url };
+        let probe = format!("{}/moto-api/", moto.url);
+        wait_until("moto answers", Duration::from_secs(30), || async {
+            reqwest::get(&probe).await.is_ok()
+        })
+        .await;
+        moto
+    }
+
+    /// An SDK configuration for this server (any key works; requests must be signed).
+    pub fn conf(&self) -> aws_sdk_route53::Config {
+        aws_sdk_route53::Config::builder()
+            .behavior_version(aws_sdk_route53::config::BehaviorVersion::latest())
+            .region(aws_sdk_route53::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_route53::config::Credentials::new(
+                "test", "test", None, None, "tests",
+            ))
+            .endpoint_url(&self.url)
+            .build()
+    }
+
+    /// Creates a public hosted zone; returns its id.
+    pub async fn create_zone(&self, name: &str) -> String {
+        let client = aws_sdk_route53::Client::from_conf(self.conf());
+        let out = client
+            .create_hosted_zone()
+            .name(name)
+            .caller_reference(format!("test-{name}-{}", std::process::id()))
+            .send()
+            .await
+            .unwrap();
+        out.hosted_zone()
+            .unwrap()
+            .id()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_string()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,0 +1,338 @@
+//! The `route53` provider: the AWS SDK (`aws-sdk-route53`), with an optional
+//! endpoint URL for an emulator. Credentials come from the SDK's default
+//! chain (environment, web identity / IRSA, profile).
+//!
+//! Names cross this edge in Route53's form (trailing dot, `\052` for `*`)
+//! and inside the daemon in ours (lower case, no dot). The SDK's own retries
+//! are off: the reconciler retries with backoff, under its rate limit, and
+//! counts every attempt.
+
+use async_trait::async_trait;
+use aws_sdk_route53 as r53;
+use aws_sdk_route53::error::{ProvideErrorMetadata, SdkError};
+use r53::types::{
+    AliasTarget as SdkAlias, Change as SdkChange, ChangeAction, ChangeBatch, ResourceRecord,
+    ResourceRecordSet, ResourceRecordSetRegion, RrType,
+};
+
+use super::memory::normalize_name;
+use super::{
+    Action, AliasTarget, Change, ChangeInfo, ChangeStatus, Provider, ProviderError, RecordSet,
+    RecordType, Zone,
+};
+
+pub struct Route53Provider {
+    client: r53::Client,
+}
+
+impl Route53Provider {
+    /// A client from the default credential chain, for `region`, talking
+    /// to `endpoint_url` when given (an emulator).
+    pub async fn new(region: &str, endpoint_url: Option<&str>) -> Self {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.to_string()));
+        if let Some(url) = endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let shared = loader.load().await;
+        Self::from_conf(r53::config::Builder::from(&shared).build())
+    }
+
+    /// A client from an explicit SDK configuration (tests).
+    pub fn from_conf(conf: r53::Config) -> Self {
+        let conf = conf
+            .to_builder()
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
+        Route53Provider {
+            client: r53::Client::from_conf(conf),
+        }
+    }
+}
+
+/// Sorts an SDK error into what the reconciler does with it.
+fn classify<E, R>(err: SdkError<E, R>) -> ProviderError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let text = || {
+        let msg = err.message().map(str::to_string);
+        msg.unwrap_or_else(|| aws_sdk_route53::error::DisplayErrorContext(&err).to_string())
+    };
+    match &err {
+        SdkError::TimeoutError(_) => ProviderError::Timeout(text()),
+        SdkError::DispatchFailure(d) if d.is_timeout() => ProviderError::Timeout(text()),
+        SdkError::ServiceError(_) => match err.code() {
+            Some("Throttling" | "ThrottlingException" | "RequestLimitExceeded") => {
+                ProviderError::Throttling(text())
+            }
+            Some("PriorRequestNotComplete") => ProviderError::PriorRequestNotComplete(text()),
+            Some("InvalidChangeBatch") => ProviderError::InvalidChangeBatch(text()),
+            Some("NoSuchHostedZone") => ProviderError::NoSuchHostedZone(text()),
+            Some("AccessDenied" | "AccessDeniedException") => ProviderError::AccessDenied(text()),
+            code => ProviderError::Service(format!("{}: {}", code.unwrap_or("error"), text())),
+        },
+        _ => ProviderError::Service(text()),
+    }
+}
+
+/// `/hostedzone/Z123` → `Z123`; `/change/C123` → `C123`.
+fn bare_id(id: &str) -> String {
+    id.rsplit('/').next().unwrap_or(id).to_string()
+}
+
+/// Route53 escapes some characters in names as `\NNN` (octal).
+fn decode_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut chars = name.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            let digits: String = chars.clone().take(3).collect();
+            if digits.len() == 3 && digits.chars().all(|d| d.is_digit(8)) {
+                if let Ok(code) = u8::from_str_radix(&digits, 8) {
+                    out.push(code as char);
+                    for _ in 0..3 {
+                        chars.next();
+                    }
+                    continue;
+                }
+            }
+        }
+        out.push(c);
+    }
+    normalize_name(&out)
+}
+
+fn from_sdk(r: &ResourceRecordSet) -> RecordSet {
+    RecordSet {
+        name: decode_name(r.name()),
+        rtype: RecordType::from(r.r#type().as_str().to_string()),
+        set_identifier: r.set_identifier().map(str::to_string),
+        region: r.region().map(|x| x.as_str().to_string()),
+        ttl: r.ttl().and_then(|t| u32::try_from(t).ok()),
+        values: r
+            .resource_records()
+            .iter()
+            .map(|v| v.value().to_string())
+            .collect(),
+        alias: r.alias_target().map(|a| AliasTarget {
+            dns_name: normalize_name(a.dns_name()),
+            hosted_zone_id: a.hosted_zone_id().to_string(),
+            evaluate_target_health: a.evaluate_target_health(),
+        }),
+        health_check_id: r.health_check_id().map(str::to_string),
+    }
+}
+
+fn to_sdk(r: &RecordSet) -> Result<ResourceRecordSet, ProviderError> {
+    let mut b = ResourceRecordSet::builder()
+        .name(format!("{}.", r.name))
+        .r#type(RrType::from(r.rtype.to_string().as_str()))
+        .set_set_identifier(r.set_identifier.clone())
+        .set_region(r.region.as_deref().map(ResourceRecordSetRegion::from))
+        .set_ttl(r.ttl.map(i64::from))
+        .set_health_check_id(r.health_check_id.clone());
+    for v in &r.values {
+        let rr = ResourceRecord::builder()
+            .value(v)
+            .build()
+            .map_err(|e| ProviderError::Service(e.to_string()))?;
+        b = b.resource_records(rr);
+    }
+    if let Some(a) = &r.alias {
+        let alias = SdkAlias::builder()
+            .dns_name(format!("{}.", a.dns_name))
+            .hosted_zone_id(&a.hosted_zone_id)
+            .evaluate_target_health(a.evaluate_target_health)
+            .build()
+            .map_err(|e| ProviderError::Service(e.to_string()))?;
+        b = b.alias_target(alias);
+    }
+    b.build().map_err(|e| ProviderError::Service(e.to_string()))
+}
+
+fn status(s: &r53::types::ChangeStatus) -> ChangeStatus {
+    match s {
+        r53::types::ChangeStatus::Insync => ChangeStatus::Insync,
+        _ => ChangeStatus::Pending,
+    }
+}
+
+/// A listing cursor: where the next page starts.
+type Cursor = (Option<String>, Option<RrType>, Option<String>);
+
+#[async_trait]
+impl Provider for Route53Provider {
+    fn kind(&self) -> &'static str {
+        "route53"
+    }
+
+    async fn find_zone(&self, name_or_id: &str) -> Result<Zone, ProviderError> {
+        // A hosted zone id has no dot; a name has at least one.
+        if !name_or_id.contains('.') {
+            let out = self
+                .client
+                .get_hosted_zone()
+                .id(name_or_id)
+                .send()
+                .await
+                .map_err(classify)?;
+            let z = out
+                .hosted_zone()
+                .ok_or_else(|| ProviderError::Service("GetHostedZone: no zone".into()))?;
+            return Ok(Zone {
+                id: bare_id(z.id()),
+                name: normalize_name(z.name()),
+            });
+        }
+        let name = normalize_name(name_or_id);
+        let out = self
+            .client
+            .list_hosted_zones_by_name()
+            .dns_name(format!("{name}."))
+            .max_items(10)
+            .send()
+            .await
+            .map_err(classify)?;
+        let found: Vec<Zone> = out
+            .hosted_zones()
+            .iter()
+            .filter(|z| normalize_name(z.name()) == name)
+            .map(|z| Zone {
+                id: bare_id(z.id()),
+                name: name.clone(),
+            })
+            .collect();
+        match found.len() {
+            0 => Err(ProviderError::NoSuchHostedZone(format!(
+                "no hosted zone named {name}"
+            ))),
+            1 => Ok(found.into_iter().next().expect("one zone")),
+            n => Err(ProviderError::Service(format!(
+                "{n} hosted zones are named {name} (public and private?); give the zone id instead"
+            ))),
+        }
+    }
+
+    async fn list_records(&self, zone_id: &str) -> Result<Vec<RecordSet>, ProviderError> {
+        let mut records = Vec::new();
+        let mut cursor: Cursor = (None, None, None);
+        loop {
+            let out = self
+                .client
+                .list_resource_record_sets()
+                .hosted_zone_id(zone_id)
+                .set_start_record_name(cursor.0.clone())
+                .set_start_record_type(cursor.1.clone())
+                .set_start_record_identifier(cursor.2.clone())
+                .send()
+                .await
+                .map_err(classify)?;
+            records.extend(out.resource_record_sets().iter().map(from_sdk));
+            if !out.is_truncated() {
+                return Ok(records);
+            }
+            let next: Cursor = (
+                out.next_record_name().map(str::to_string),
+                out.next_record_type().cloned(),
+                out.next_record_identifier().map(str::to_string),
+            );
+            // A page that does not move the cursor would repeat forever.
+            if next == cursor || next.0.is_none() {
+                return Err(ProviderError::Service(format!(
+                    "listing {zone_id} did not advance past {:?} {:?} {:?}",
+                    next.0, next.1, next.2
+                )));
+            }
+            cursor = next;
+        }
+    }
+
+    async fn change(&self, zone_id: &str, changes: &[Change]) -> Result<ChangeInfo, ProviderError> {
+        let mut batch = ChangeBatch::builder().comment("route53-failover");
+        for c in changes {
+            let action = match c.action {
+                Action::Create => ChangeAction::Create,
+                Action::Delete => ChangeAction::Delete,
+                Action::Upsert => ChangeAction::Upsert,
+            };
+            batch = batch.changes(
+                SdkChange::builder()
+                    .action(action)
+                    .resource_record_set(to_sdk(&c.record)?)
+                    .build()
+                    .map_err(|e| ProviderError::Service(e.to_string()))?,
+            );
+        }
+        let batch = batch
+            .build()
+            .map_err(|e| ProviderError::Service(e.to_string()))?;
+        let out = self
+            .client
+            .change_resource_record_sets()
+            .hosted_zone_id(zone_id)
+            .change_batch(batch)
+            .send()
+            .await
+            .map_err(classify)?;
+        let info = out
+            .change_info()
+            .ok_or_else(|| ProviderError::Service("no ChangeInfo in the answer".into()))?;
+        Ok(ChangeInfo {
+            id: bare_id(info.id()),
+            status: status(info.status()),
+        })
+    }
+
+    async fn change_status(&self, change_id: &str) -> Result<ChangeStatus, ProviderError> {
+        let out = self
+            .client
+            .get_change()
+            .id(change_id)
+            .send()
+            .await
+            .map_err(classify)?;
+        let info = out
+            .change_info()
+            .ok_or_else(|| ProviderError::Service("no ChangeInfo in the answer".into()))?;
+        Ok(status(info.status()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_ids_are_translated_at_the_edge() {
+        assert_eq!(decode_name("\\052.Example.Test."), "*.example.test");
+        assert_eq!(decode_name("api.example.test."), "api.example.test");
+        assert_eq!(
+            decode_name("a\\05"),
+            "a\\05",
+            "a short escape is left alone"
+        );
+        assert_eq!(bare_id("/hostedzone/Z123ABC"), "Z123ABC");
+        assert_eq!(bare_id("C42"), "C42");
+    }
+
+    #[test]
+    fn record_sets_round_trip_through_the_sdk_types() {
+        let mut alias = RecordSet::latency_a("api.example.test", "use1", "us-east-1", "");
+        alias.values.clear();
+        alias.ttl = None;
+        alias.health_check_id = Some("hc-1".into());
+        alias.alias = Some(AliasTarget {
+            dns_name: "d-abc.execute-api.us-east-1.amazonaws.com".into(),
+            hosted_zone_id: "Z1UJRXOUMOOFQ8".into(),
+            evaluate_target_health: true,
+        });
+        let plain = RecordSet::latency_a("www.example.test", "euw1", "eu-west-1", "192.0.2.7");
+        for r in [alias, plain] {
+            let sdk = to_sdk(&r).unwrap();
+            assert!(sdk.name().ends_with('.'));
+            assert_eq!(from_sdk(&sdk), r);
+        }
+    }
+}
