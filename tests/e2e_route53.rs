@@ -192,3 +192,48 @@ async fn a_zone_route53_does_not_have_is_bad_input() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_prior_requests_and_5xx_on_the_wire_are_retried_and_nothing_is_lost() {
+    let moto = Moto::start().await;
+    let zone = moto.create_zone("example.test").await;
+    let client = aws_sdk_route53::Client::from_conf(moto.conf());
+    let proxy = FaultProxy::start(&moto.url).await;
+    let eps = Endpoints::start(&["us-east-1", "eu-west-1"]).await;
+    let provider = format!(
+        "{{kind: route53, endpoint_url: \"{}\", max_requests_per_second: 20}}",
+        proxy.url
+    );
+    let daemon = start_daemon(&config_with_provider(&provider, &eps, 1, "5m")).await;
+    wait_until("both members are in Route53", LIMIT, || async {
+        member_ids(&client, &zone).await.len() == 2
+    })
+    .await;
+
+    // ChangeResourceRecordSets is POST .../rrset (or /rrset/).
+    proxy.inject("POST", "rrset", 1, 400, "Throttling");
+    proxy.inject("POST", "rrset", 1, 400, "PriorRequestNotComplete");
+    proxy.inject("POST", "rrset", 1, 503, "ServiceUnavailable");
+    eps.set("eu-west-1", Mode::Fail);
+    wait_until(
+        "eu-west-1 is withdrawn despite the faults",
+        LIMIT,
+        || async { member_ids(&client, &zone).await == vec![set_id("us-east-1")] },
+    )
+    .await;
+    let page = daemon.metrics().await;
+    let outcome = |o: &str| {
+        metric(
+            &page,
+            "route53_failover_provider_requests_total",
+            &["operation=\"change\"", &format!("outcome=\"{o}\"")],
+        )
+    };
+    assert_eq!(outcome("throttling"), Some(1.0));
+    assert_eq!(outcome("prior_request_not_complete"), Some(1.0));
+    assert_eq!(outcome("service"), Some(1.0));
+    assert!(
+        daemon.status().await.zones[0].last_error.is_none(),
+        "retried within one reconcile"
+    );
+}

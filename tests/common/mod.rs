@@ -365,3 +365,103 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// A fault-injecting proxy in front of an upstream (moto): a queued fault
+/// answers the next request whose method and path match with a canned
+/// status and body (Route53's XML error format); everything else is
+/// forwarded as it is.
+pub struct FaultProxy {
+    pub url: String,
+    faults: Arc<std::sync::Mutex<std::collections::VecDeque<(String, String, u16, String)>>>,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+impl FaultProxy {
+    pub async fn start(upstream: &str) -> FaultProxy {
+        use axum::body::Bytes;
+        use axum::http::{HeaderMap, Method, StatusCode, Uri};
+        let faults: Arc<
+            std::sync::Mutex<std::collections::VecDeque<(String, String, u16, String)>>,
+        > = Default::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.to_string();
+        let queue = faults.clone();
+        let client = reqwest::Client::new();
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let queue = queue.clone();
+                let client = client.clone();
+                let upstream = upstream.clone();
+                async move {
+                    let fault = {
+                        let mut q = queue.lock().unwrap();
+                        let pos = q.iter().position(|(m, p, _, _)| {
+                            *m == method.as_str() && uri.path().ends_with(p.as_str())
+                        });
+                        pos.and_then(|i| q.remove(i))
+                    };
+                    if let Some((_, _, status, body)) = fault {
+                        return (
+                            StatusCode::from_u16(status).unwrap(),
+                            [("content-type", "text/xml")],
+                            body,
+                        )
+                            .into_response();
+                    }
+                    let target = format!(
+                        "{upstream}{}",
+                        uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+                    );
+                    let mut req = client.request(method, target).body(body);
+                    for (k, v) in headers.iter() {
+                        if k != "host" && k != "content-length" {
+                            req = req.header(k, v);
+                        }
+                    }
+                    let resp = req.send().await.unwrap();
+                    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
+                    let ctype = resp
+                        .headers()
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("text/xml")
+                        .to_string();
+                    let body = resp.bytes().await.unwrap();
+                    (status, [("content-type", ctype)], body).into_response()
+                }
+            },
+        );
+        let stop = CancellationToken::new();
+        let s = stop.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(s.cancelled_owned())
+                .await;
+        });
+        FaultProxy {
+            url,
+            faults,
+            _stop: stop.drop_guard(),
+        }
+    }
+
+    /// The next `times` requests of `method` to a path ending in `path_end`
+    /// get a Route53 error with this HTTP status and code.
+    pub fn inject(&self, method: &str, path_end: &str, times: usize, status: u16, code: &str) {
+        let body = format!(
+            "<?xml version=\"1.0\"?>\n<ErrorResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><Error><Type>Sender</Type><Code>{code}</Code><Message>injected {code}</Message></Error><RequestId>test</RequestId></ErrorResponse>"
+        );
+        let mut q = self.faults.lock().unwrap();
+        for _ in 0..times {
+            q.push_back((
+                method.to_string(),
+                path_end.to_string(),
+                status,
+                body.clone(),
+            ));
+        }
+    }
+}
+
+use axum::response::IntoResponse;
