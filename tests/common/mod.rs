@@ -370,9 +370,12 @@ impl Drop for Moto {
 /// answers the next request whose method and path match with a canned
 /// status and body (Route53's XML error format); everything else is
 /// forwarded as it is.
+/// Queued faults: (method, path ending, HTTP status, body).
+type Faults = Arc<std::sync::Mutex<std::collections::VecDeque<(String, String, u16, String)>>>;
+
 pub struct FaultProxy {
     pub url: String,
-    faults: Arc<std::sync::Mutex<std::collections::VecDeque<(String, String, u16, String)>>>,
+    faults: Faults,
     _stop: tokio_util::sync::DropGuard,
 }
 
@@ -380,9 +383,7 @@ impl FaultProxy {
     pub async fn start(upstream: &str) -> FaultProxy {
         use axum::body::Bytes;
         use axum::http::{HeaderMap, Method, StatusCode, Uri};
-        let faults: Arc<
-            std::sync::Mutex<std::collections::VecDeque<(String, String, u16, String)>>,
-        > = Default::default();
+        let faults: Faults = Default::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.to_string();
