@@ -20,13 +20,14 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::config::{Config, RecordConfig};
+use crate::config::{Config, ProviderKind, RecordConfig, Target};
+use crate::discovery::Discovery;
 use crate::health::{Health, Verdict};
 use crate::metrics::Metrics;
 use crate::plan::{self, Observed, RecordIntents};
 use crate::policy::{self, Why};
 use crate::probe::{ProbeResult, Prober, TlsConfigs};
-use crate::provider::{Change, ChangeStatus, Provider, ProviderError, CALL_TIMEOUT};
+use crate::provider::{AliasTarget, Change, ChangeStatus, Provider, ProviderError, CALL_TIMEOUT};
 
 /// What is known of one member, shared by its prober, its reconciler and
 /// the status endpoint. A std `Mutex`: held for a few field updates only.
@@ -38,6 +39,9 @@ pub struct MemberState {
     /// The policy's latest reason, once a reconcile has run.
     pub why: Option<Why>,
     pub conflict: bool,
+    /// An API Gateway target's regional endpoint, once discovered.
+    pub discovered: Option<AliasTarget>,
+    pub discovery_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -84,6 +88,8 @@ impl Runtime {
                             published: false,
                             why: None,
                             conflict: false,
+                            discovered: None,
+                            discovery_error: None,
                         })
                     })
                     .collect()
@@ -154,6 +160,7 @@ pub async fn run(
     let probes_stop = shutdown.child_token();
     let mut tasks = tokio::task::JoinSet::new();
 
+    let mut discovered_members = Vec::new();
     for (zone, record_idxs) in by_zone {
         let members = || {
             record_idxs
@@ -186,6 +193,9 @@ pub async fn run(
                     .member_published
                     .with_label_values(&labels)
                     .set(0);
+                if matches!(member.target, Target::ApiGateway { .. }) {
+                    discovered_members.push((ri, mi, signals.clone()));
+                }
                 let prober = Prober::new(member.probe.clone(), &tls).map_err(|e| {
                     format!(
                         "{} {}: TLS settings: {e}",
@@ -216,6 +226,22 @@ pub async fn run(
             settle_quiet,
         };
         tasks.spawn(reconciler.run(signals));
+    }
+    if !discovered_members.is_empty() {
+        let endpoint = match rt.config.provider.kind {
+            ProviderKind::Route53 => rt.config.provider.endpoint_url.as_ref().map(|u| u.as_str()),
+            ProviderKind::Memory => None,
+        };
+        let regions = discovered_members
+            .iter()
+            .map(|&(ri, mi, _)| rt.config.records[ri].members[mi].region.as_str());
+        let discovery = Discovery::new(regions, endpoint).await;
+        tasks.spawn(discovery_loop(
+            rt.clone(),
+            discovery,
+            discovered_members,
+            probes_stop.clone(),
+        ));
     }
     info!(
         records = rt.config.records.len(),
@@ -283,6 +309,73 @@ fn jitter(interval: Duration) -> Duration {
     rand::rng().random_range(Duration::ZERO..max)
 }
 
+/// Looks up every API Gateway target, then again every resync interval
+/// (every 30 s while any lookup fails). A target that changes wakes its
+/// zone's reconciler; a failed lookup leaves the last one in place.
+async fn discovery_loop(
+    rt: Arc<Runtime>,
+    discovery: Discovery,
+    members: Vec<(usize, usize, Arc<ZoneSignals>)>,
+    stop: CancellationToken,
+) {
+    loop {
+        let mut failed = false;
+        for (ri, mi, signals) in &members {
+            let m = &rt.config.records[*ri].members[*mi];
+            let Target::ApiGateway {
+                domain,
+                evaluate_target_health,
+            } = &m.target
+            else {
+                continue;
+            };
+            let lookup = discovery.regional_target(&m.region, domain, *evaluate_target_health);
+            let result = tokio::select! {
+                r = lookup => r,
+                _ = stop.cancelled() => return,
+            };
+            let changed = {
+                let mut st = rt.member(*ri, *mi);
+                match result {
+                    Ok(target) => {
+                        st.discovery_error = None;
+                        let changed = st.discovered.as_ref() != Some(&target);
+                        if changed {
+                            info!(domain = %domain, region = %m.region, target = %target.dns_name,
+                                zone_id = %target.hosted_zone_id, "API Gateway target discovered");
+                            st.discovered = Some(target);
+                        }
+                        changed
+                    }
+                    Err(e) => {
+                        failed = true;
+                        warn!(domain = %domain, region = %m.region, error = %e,
+                            "API Gateway target lookup failed; the record stays as it is");
+                        rt.metrics
+                            .discovery_errors_total
+                            .with_label_values(&[&m.region, e.kind()])
+                            .inc();
+                        st.discovery_error = Some(e.to_string());
+                        false
+                    }
+                }
+            };
+            if changed {
+                signals.trigger.notify_one();
+            }
+        }
+        let wait = if failed {
+            Duration::from_secs(30)
+        } else {
+            rt.config.resync_interval
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
 async fn probe_loop(
     rt: Arc<Runtime>,
     ri: usize,
@@ -298,6 +391,7 @@ async fn probe_loop(
     // each tick, never accumulated, so members of a region stay together.
     let member = &rt.config.records[ri].name;
     let set_id = &rt.config.records[ri].members[mi].set_identifier;
+    let target = rt.config.records[ri].members[mi].target.clone();
     let mut tick = first_probe_at(interval, region, &format!("{member} {set_id}"));
     let duration = rt.metrics.probe_duration_seconds.with_label_values(&labels);
     loop {
@@ -305,10 +399,28 @@ async fn probe_loop(
             _ = tokio::time::sleep_until(tick + jitter(interval)) => {}
             _ = stop.cancelled() => return,
         }
+        // An API Gateway target is probed at its regional endpoint (unless
+        // connect_to says otherwise); never through the public name, which
+        // resolves to the very record being decided.
+        let via = match (&target, &prober.spec().connect_to) {
+            (Target::ApiGateway { .. }, None) => {
+                let discovered = rt
+                    .member(ri, mi)
+                    .discovered
+                    .as_ref()
+                    .map(|a| a.dns_name.clone());
+                if discovered.is_none() {
+                    tick += interval;
+                    continue;
+                }
+                discovered
+            }
+            _ => None,
+        };
         // A probe cut short by shutdown is not a failure: it is dropped.
         // Boxed, so an idle prober task holds no probe state.
         let result = tokio::select! {
-            r = Box::pin(prober.probe()) => r,
+            r = Box::pin(prober.probe_via(via.as_deref())) => r,
             _ = stop.cancelled() => return,
         };
         duration.observe(result.timings.total.as_secs_f64());
@@ -695,9 +807,13 @@ impl Reconciler {
                 .record_fail_open
                 .with_label_values(&[&record.name, rtype_str(record)])
                 .set(i64::from(fail_open));
+            let discovered = (0..record.members.len())
+                .map(|mi| self.rt.member(ri, mi).discovered.clone())
+                .collect();
             intents.push(RecordIntents {
                 record,
                 intents: decisions.iter().map(|d| d.intent).collect(),
+                discovered,
             });
         }
         self.refresh_published();
@@ -827,10 +943,10 @@ pub async fn dry_run(
                 .collect();
             let inputs = plan::member_inputs(&observed, &claims, &config.owner, record, &verdicts);
             let d = policy::decide(record.min_healthy, &inputs);
-            intents.push(RecordIntents {
+            intents.push(RecordIntents::new(
                 record,
-                intents: d.iter().map(|d| d.intent).collect(),
-            });
+                d.iter().map(|d| d.intent).collect(),
+            ));
             decisions[ri] = d;
         }
         changes.extend(plan::plan_zone(&config.owner, &observed, &intents));

@@ -8,7 +8,8 @@
 //! - [`health`]: the verdict state machine (rise/fall); pure.
 //! - [`policy`]: verdicts + what Route53 holds → which members are published, and why; pure.
 //! - [`plan`]: decision vs observed zone → changes (with ownership markers), split into batches; pure.
-//! - [`provider`]: the DNS service boundary: the trait, the `memory` store, its loopback service.
+//! - [`provider`]: the DNS service boundary: the trait, the `memory` store, its loopback service, `route53`.
+//! - [`discovery`]: API Gateway regional targets (apigatewayv2 `GetDomainName`).
 //! - [`controller`]: the tasks: probers → verdicts → per-zone reconcilers, rate limit, retries.
 //! - [`metrics`]: every Prometheus metric, registered in one place.
 //! - [`status`]: the snapshot on-call reads (JSON, HTML, CLI table).
@@ -18,6 +19,7 @@
 pub mod config;
 pub mod controller;
 pub mod demo;
+pub mod discovery;
 pub mod health;
 pub mod http;
 pub mod metrics;

@@ -22,6 +22,7 @@ pub struct Metrics {
     pub provider_requests_total: IntCounterVec,
     pub provider_request_duration_seconds: HistogramVec,
     pub change_propagation_seconds: HistogramVec,
+    pub discovery_errors_total: IntCounterVec,
     pub last_reconcile_success_timestamp_seconds: Gauge,
     pub ready: IntGauge,
     pub build_info: GaugeVec,
@@ -133,6 +134,13 @@ impl Metrics {
                 ))
                 .buckets(vec![0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0]),
                 &["zone"]
+            )),
+            discovery_errors_total: reg!(IntCounterVec::new(
+                opts(
+                    "discovery_errors_total",
+                    "Failed lookups of an API Gateway regional target, by region and kind."
+                ),
+                &["region", "kind"]
             )),
             last_reconcile_success_timestamp_seconds: reg!(Gauge::with_opts(opts(
                 "last_reconcile_success_timestamp_seconds",

@@ -14,7 +14,7 @@ use crate::config::{MemberConfig, RecordConfig, Target};
 use crate::health::Verdict;
 use crate::policy::{Intent, MemberInput};
 use crate::provider::{
-    change_weight, Action, Change, RecordKey, RecordSet, RecordType, MAX_BATCH_CHARS,
+    change_weight, Action, AliasTarget, Change, RecordKey, RecordSet, RecordType, MAX_BATCH_CHARS,
     MAX_BATCH_RECORDS,
 };
 
@@ -187,14 +187,20 @@ pub fn member_inputs(
         .collect()
 }
 
-/// The record set the configuration asks for.
-pub fn desired_record(record: &RecordConfig, member: &MemberConfig) -> RecordSet {
+/// The record set the configuration asks for; `None` while an API Gateway
+/// target is not discovered yet (`discovered` is its alias target).
+pub fn desired_record(
+    record: &RecordConfig,
+    member: &MemberConfig,
+    discovered: Option<&AliasTarget>,
+) -> Option<RecordSet> {
     let (ttl, values, alias) = match &member.target {
         Target::Values(v) => (Some(record.ttl), v.clone(), None),
         Target::Cname(c) => (Some(record.ttl), vec![c.clone()], None),
         Target::Alias(a) => (None, Vec::new(), Some(a.clone())),
+        Target::ApiGateway { .. } => (None, Vec::new(), Some(discovered?.clone())),
     };
-    RecordSet {
+    Some(RecordSet {
         name: record.name.clone(),
         rtype: record.rtype.clone(),
         set_identifier: Some(member.set_identifier.clone()),
@@ -203,13 +209,27 @@ pub fn desired_record(record: &RecordConfig, member: &MemberConfig) -> RecordSet
         values,
         alias,
         health_check_id: None,
-    }
+    })
 }
 
 /// One record of the zone with the policy's intent for each member.
 pub struct RecordIntents<'a> {
     pub record: &'a RecordConfig,
     pub intents: Vec<Intent>,
+    /// Per member: the discovered alias target of an API Gateway target.
+    pub discovered: Vec<Option<AliasTarget>>,
+}
+
+impl<'a> RecordIntents<'a> {
+    /// Intents for a record whose targets need no discovery.
+    pub fn new(record: &'a RecordConfig, intents: Vec<Intent>) -> Self {
+        let discovered = vec![None; record.members.len()];
+        RecordIntents {
+            record,
+            intents,
+            discovered,
+        }
+    }
 }
 
 /// The changes for one zone: claims first, so a record is never written
@@ -226,7 +246,9 @@ pub fn plan_zone(owner: &str, observed: &Observed, records: &[RecordIntents<'_>]
 
     for ri in records {
         let record = ri.record;
-        for (member, intent) in record.members.iter().zip(&ri.intents) {
+        for ((member, intent), discovered) in
+            record.members.iter().zip(&ri.intents).zip(&ri.discovered)
+        {
             let own = ownership(observed, &claims, owner, record, member);
             let claim = claim_of(owner, record, member);
             configured.insert(claim.clone());
@@ -236,7 +258,10 @@ pub fn plan_zone(owner: &str, observed: &Observed, records: &[RecordIntents<'_>]
             let current = observed.member_record(record, member);
             match intent {
                 Intent::Publish => {
-                    let mut want = desired_record(record, member);
+                    // An undiscovered target cannot be published yet.
+                    let Some(mut want) = desired_record(record, member, discovered.as_ref()) else {
+                        continue;
+                    };
                     // Health checks arrive with the route53 provider; until
                     // then an attached one is kept rather than stripped.
                     want.health_check_id = current.and_then(|c| c.health_check_id.clone());

@@ -267,6 +267,12 @@ impl Prober {
     /// Runs one probe; always returns within the spec's timeout (plus a
     /// scheduling hair).
     pub async fn probe(&self) -> ProbeResult {
+        self.probe_via(None).await
+    }
+
+    /// Runs one probe connecting to `via` (a discovered regional endpoint;
+    /// the URL's port) instead of `connect_to` or the URL's host.
+    pub async fn probe_via(&self, via: Option<&str>) -> ProbeResult {
         let at = SystemTime::now();
         let start = Instant::now();
         let mut progress = Progress {
@@ -274,7 +280,7 @@ impl Prober {
             phase: Phase::Dns,
             status: None,
         };
-        let outcome = tokio::time::timeout(self.spec.timeout, self.run(&mut progress)).await;
+        let outcome = tokio::time::timeout(self.spec.timeout, self.run(via, &mut progress)).await;
         let failure = match outcome {
             Ok(Ok(())) => None,
             Ok(Err(f)) => Some(f),
@@ -296,10 +302,10 @@ impl Prober {
         }
     }
 
-    async fn run(&self, p: &mut Progress) -> Result<(), Failure> {
+    async fn run(&self, via: Option<&str>, p: &mut Progress) -> Result<(), Failure> {
         let mut url = self.spec.url.clone();
         for hop in 0..=MAX_REDIRECTS {
-            let Some(location) = self.exchange(&url, hop == 0, p).await? else {
+            let Some(location) = self.exchange(&url, hop == 0, via, p).await? else {
                 return Ok(());
             };
             url = url.join(&location).map_err(|e| {
@@ -346,6 +352,7 @@ impl Prober {
         &self,
         url: &Url,
         first: bool,
+        via: Option<&str>,
         p: &mut Progress,
     ) -> Result<Option<String>, Failure> {
         let host = url.host_str().unwrap_or_default().to_string();
@@ -359,10 +366,10 @@ impl Prober {
             .unwrap_or(if https { 443 } else { 80 });
         // connect_to applies to the configured host only: a redirect to
         // another host goes where DNS says.
-        let (connect_host, port) = match &self.spec.connect_to {
-            Some((h, port)) if first || Some(host.as_str()) == self.spec.url.host_str() => {
-                (h.clone(), *port)
-            }
+        let same_host = first || Some(host.as_str()) == self.spec.url.host_str();
+        let (connect_host, port) = match (via, &self.spec.connect_to) {
+            (Some(v), _) if same_host => (v.to_string(), url_port),
+            (None, Some((h, port))) if same_host => (h.clone(), *port),
             _ => (host.clone(), url_port),
         };
 

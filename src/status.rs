@@ -120,7 +120,7 @@ impl Status {
                             last_probe: m.last_probe.as_ref().map(|p| unix(p.at)),
                             consecutive_successes: successes,
                             consecutive_failures: failures,
-                            target: target_text(&mc.target),
+                            target: target_text(&mc.target, &m),
                         }
                     })
                     .collect(),
@@ -308,11 +308,21 @@ th, td {{ text-align: left; padding: .3em .8em; border-bottom: 1px solid #ddd; }
     }
 }
 
-fn target_text(t: &crate::config::Target) -> String {
+fn target_text(t: &crate::config::Target, m: &crate::controller::MemberState) -> String {
+    use crate::config::Target;
     match t {
-        crate::config::Target::Values(v) => v.join(", "),
-        crate::config::Target::Cname(c) => format!("CNAME {c}"),
-        crate::config::Target::Alias(a) => format!("alias {}", a.dns_name),
+        Target::Values(v) => v.join(", "),
+        Target::Cname(c) => format!("CNAME {c}"),
+        Target::Alias(a) => format!("alias {}", a.dns_name),
+        Target::ApiGateway { domain, .. } => match (&m.discovered, &m.discovery_error) {
+            (Some(a), None) => format!("API Gateway {domain} → {}", a.dns_name),
+            (Some(a), Some(e)) => format!(
+                "API Gateway {domain} → {} (refresh failed: {e})",
+                a.dns_name
+            ),
+            (None, Some(e)) => format!("API Gateway {domain}: not discovered: {e}"),
+            (None, None) => format!("API Gateway {domain}: discovering"),
+        },
     }
 }
 

@@ -237,3 +237,131 @@ async fn throttling_prior_requests_and_5xx_on_the_wire_are_retried_and_nothing_i
         "retried within one reconcile"
     );
 }
+
+/// A regional custom domain in moto's API Gateway, in `region`.
+async fn create_domain(moto: &Moto, region: &str, domain: &str, target: &str) {
+    let conf = aws_sdk_apigatewayv2::Config::builder()
+        .behavior_version(aws_sdk_apigatewayv2::config::BehaviorVersion::latest())
+        .region(aws_sdk_apigatewayv2::config::Region::new(
+            region.to_string(),
+        ))
+        .credentials_provider(aws_sdk_apigatewayv2::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .endpoint_url(&moto.url)
+        .build();
+    let client = aws_sdk_apigatewayv2::Client::from_conf(conf);
+    client
+        .create_domain_name()
+        .domain_name(domain)
+        .domain_name_configurations(
+            aws_sdk_apigatewayv2::types::DomainNameConfiguration::builder()
+                .api_gateway_domain_name(target)
+                .hosted_zone_id("Z1UJRXOUMOOFQ8")
+                .endpoint_type(aws_sdk_apigatewayv2::types::EndpointType::Regional)
+                .certificate_arn(format!(
+                    "arn:aws:acm:{region}:123456789012:certificate/test"
+                ))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_gateway_regional_targets_are_discovered_and_become_alias_records() {
+    let moto = Moto::start().await;
+    let zone = moto.create_zone("example.test").await;
+    let client = aws_sdk_route53::Client::from_conf(moto.conf());
+    create_domain(
+        &moto,
+        "us-east-1",
+        "api.example.test",
+        "d-use1abc.execute-api.us-east-1.amazonaws.com",
+    )
+    .await;
+    create_domain(
+        &moto,
+        "eu-west-1",
+        "api.example.test",
+        "d-euw1xyz.execute-api.eu-west-1.amazonaws.com",
+    )
+    .await;
+    // No custom domain in ap-southeast-2: its lookup fails.
+    let eps = Endpoints::start(&["us-east-1", "eu-west-1", "ap-southeast-2"]).await;
+    let provider = format!(
+        "{{kind: route53, endpoint_url: \"{}\", max_requests_per_second: 20}}",
+        moto.url
+    );
+    let mut text = config_with_provider(&provider, &eps, 1, "5m");
+    for (i, _) in eps.list.iter().enumerate() {
+        text = text.replace(
+            &format!("target: {{values: [192.0.2.{}]}}", i + 1),
+            "target: {api_gateway_domain: api.example.test}",
+        );
+    }
+    let daemon = start_daemon(&text).await;
+    wait_until("both discovered members are in Route53", LIMIT, || async {
+        member_ids(&client, &zone).await.len() == 2
+    })
+    .await;
+    let out = client
+        .list_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .send()
+        .await
+        .unwrap();
+    let alias_of = |id: &str| {
+        let r = out
+            .resource_record_sets()
+            .iter()
+            .find(|r| r.set_identifier() == Some(id))
+            .unwrap();
+        let a = r.alias_target().expect("an alias record");
+        assert_eq!(r.ttl(), None, "an alias takes no TTL");
+        assert_eq!(
+            r.region().map(|x| x.as_str()),
+            Some(id.trim_start_matches("id-"))
+        );
+        (
+            a.dns_name().trim_end_matches('.').to_string(),
+            a.hosted_zone_id().to_string(),
+            a.evaluate_target_health(),
+        )
+    };
+    assert_eq!(
+        alias_of("id-us-east-1"),
+        (
+            "d-use1abc.execute-api.us-east-1.amazonaws.com".to_string(),
+            "Z1UJRXOUMOOFQ8".to_string(),
+            false
+        )
+    );
+    assert_eq!(
+        alias_of("id-eu-west-1").0,
+        "d-euw1xyz.execute-api.eu-west-1.amazonaws.com"
+    );
+
+    let m = daemon.member("us-east-1").await;
+    assert_eq!(
+        m.target,
+        "API Gateway api.example.test → d-use1abc.execute-api.us-east-1.amazonaws.com"
+    );
+    let m = daemon.member("ap-southeast-2").await;
+    assert!(
+        m.target
+            .starts_with("API Gateway api.example.test: not discovered: no custom domain"),
+        "{}",
+        m.target
+    );
+    assert!(!m.published);
+    let page = daemon.metrics().await;
+    assert!(
+        metric(
+            &page,
+            "route53_failover_discovery_errors_total",
+            &["region=\"ap-southeast-2\"", "kind=\"not_found\""]
+        ) >= Some(1.0)
+    );
+}

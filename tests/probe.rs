@@ -294,3 +294,19 @@ async fn https_sends_the_url_host_as_sni_and_verifies_against_the_ca_file() {
         .await;
     assert!(r.ok(), "{:?}", r.failure);
 }
+
+#[tokio::test]
+async fn probe_via_connects_to_a_discovered_endpoint_and_keeps_the_host() {
+    let s = server(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let probe = format!("{{url: \"http://api.example.test:{}/health\"}}", s.port);
+    let r = prober(&probe, dir.path())
+        .probe_via(Some("localhost"))
+        .await;
+    assert!(r.ok(), "{:?}", r.failure);
+    assert!(r.timings.dns > Duration::ZERO || r.timings.connect > Duration::ZERO);
+    assert_eq!(
+        s.seen.lock().unwrap().hosts,
+        vec![format!("api.example.test:{}", s.port)]
+    );
+}

@@ -123,6 +123,11 @@ pub enum Target {
     Values(Vec<String>),
     Cname(String),
     Alias(AliasTarget),
+    /// Discovered at run time (apigatewayv2 `GetDomainName` in the region).
+    ApiGateway {
+        domain: String,
+        evaluate_target_health: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -385,6 +390,18 @@ impl Validator {
             }
         }
         if let Some(p) = &provider {
+            if p.kind != ProviderKind::Route53 {
+                for (i, r) in records.iter().enumerate() {
+                    for (j, m) in r.members.iter().enumerate() {
+                        if matches!(m.target, Target::ApiGateway { .. }) {
+                            self.err(
+                                format!("records[{i}].regions[{j}].target.api_gateway_domain"),
+                                "needs provider kind route53 (discovery asks API Gateway)",
+                            );
+                        }
+                    }
+                }
+            }
             // The embedded store's zones are known now; other providers'
             // zones are checked against the service at start-up.
             if p.kind == ProviderKind::Memory && p.endpoint_url.is_none() {
@@ -667,17 +684,29 @@ impl Validator {
     }
 
     fn target(&mut self, path: &str, m: &RawMember, rtype: Option<&RecordType>) -> Option<Target> {
+        const KINDS: &str = "values, cname, alias or api_gateway_domain";
         let Some(t) = &m.target else {
-            self.err(path, "missing (required): values, cname or alias");
+            self.err(path, format!("missing (required): {KINDS}"));
             return None;
         };
-        let given = [t.values.is_some(), t.cname.is_some(), t.alias.is_some()]
-            .iter()
-            .filter(|b| **b)
-            .count();
+        let given = [
+            t.values.is_some(),
+            t.cname.is_some(),
+            t.alias.is_some(),
+            t.api_gateway_domain.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
         if given != 1 {
-            self.err(path, "give exactly one of values, cname or alias");
+            self.err(path, format!("give exactly one of {KINDS}"));
             return None;
+        }
+        if t.evaluate_target_health.is_some() && t.api_gateway_domain.is_none() {
+            self.err(
+                format!("{path}.evaluate_target_health"),
+                "only with api_gateway_domain (an alias takes it inside alias)",
+            );
         }
         let rtype = rtype?;
         if let Some(values) = &t.values {
@@ -721,6 +750,27 @@ impl Validator {
                 return None;
             }
             return Some(Target::Cname(c));
+        }
+        if let Some(domain) = &t.api_gateway_domain {
+            if *rtype == RecordType::Cname {
+                self.err(
+                    format!("{path}.api_gateway_domain"),
+                    "a CNAME record cannot have an alias target (use type A or AAAA)",
+                );
+                return None;
+            }
+            let domain = normalize_name(domain);
+            if !is_dns_name(&domain) {
+                self.err(
+                    format!("{path}.api_gateway_domain"),
+                    format!("{} is not a DNS name", q(&domain)),
+                );
+                return None;
+            }
+            return Some(Target::ApiGateway {
+                domain,
+                evaluate_target_health: t.evaluate_target_health.unwrap_or(false),
+            });
         }
         let a = t.alias.as_ref()?;
         if *rtype == RecordType::Cname {

@@ -115,6 +115,11 @@ pub struct RawTarget {
     pub values: Option<Vec<String>>,
     pub cname: Option<String>,
     pub alias: Option<RawAlias>,
+    /// An API Gateway custom domain: its regional target in the member's
+    /// region is discovered and becomes the alias target.
+    pub api_gateway_domain: Option<String>,
+    /// With `api_gateway_domain`: the alias's EvaluateTargetHealth.
+    pub evaluate_target_health: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

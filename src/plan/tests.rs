@@ -45,10 +45,7 @@ fn plan(cfg: &Config, observed: Vec<RecordSet>, intents: Vec<Intent>) -> Vec<Cha
     plan_zone(
         "me",
         &observed,
-        &[RecordIntents {
-            record: &cfg.records[0],
-            intents,
-        }],
+        &[RecordIntents::new(&cfg.records[0], intents)],
     )
 }
 
@@ -232,19 +229,13 @@ fn applying_a_plan_to_observed_makes_the_next_plan_empty() {
     let first = plan_zone(
         "me",
         &observed,
-        &[RecordIntents {
-            record: &cfg.records[0],
-            intents: vec![Publish, Publish],
-        }],
+        &[RecordIntents::new(&cfg.records[0], vec![Publish, Publish])],
     );
     observed.apply(&first);
     let second = plan_zone(
         "me",
         &observed,
-        &[RecordIntents {
-            record: &cfg.records[0],
-            intents: vec![Publish, Publish],
-        }],
+        &[RecordIntents::new(&cfg.records[0], vec![Publish, Publish])],
     );
     assert!(second.is_empty(), "{second:?}");
 }

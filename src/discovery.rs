@@ -1,0 +1,117 @@
+//! API Gateway regional targets: for a member whose target is
+//! `api_gateway_domain`, apigatewayv2 `GetDomainName` in the member's region
+//! gives the regional endpoint (`d-xxxx.execute-api.<region>.amazonaws.com`)
+//! and its hosted zone id, which become the record's alias target and,
+//! unless the probe says `connect_to`, where the probe connects.
+
+use std::collections::HashMap;
+
+use aws_sdk_apigatewayv2 as apigw;
+use aws_sdk_apigatewayv2::error::{ProvideErrorMetadata, SdkError};
+
+use crate::provider::AliasTarget;
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum DiscoveryError {
+    #[error("no custom domain {domain} in {region}")]
+    NotFound { domain: String, region: String },
+    #[error("{domain} in {region} has no regional endpoint (only edge-optimized?)")]
+    NoRegionalEndpoint { domain: String, region: String },
+    #[error("access denied: {0}")]
+    AccessDenied(String),
+    #[error("apigatewayv2: {0}")]
+    Service(String),
+}
+
+impl DiscoveryError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DiscoveryError::NotFound { .. } => "not_found",
+            DiscoveryError::NoRegionalEndpoint { .. } => "no_regional_endpoint",
+            DiscoveryError::AccessDenied(_) => "access_denied",
+            DiscoveryError::Service(_) => "service",
+        }
+    }
+}
+
+/// One apigatewayv2 client per region.
+pub struct Discovery {
+    clients: HashMap<String, apigw::Client>,
+}
+
+impl Discovery {
+    /// Clients for `regions` from the default credential chain, talking to
+    /// `endpoint_url` when given (an emulator).
+    pub async fn new<'a>(
+        regions: impl IntoIterator<Item = &'a str>,
+        endpoint_url: Option<&str>,
+    ) -> Self {
+        let mut clients = HashMap::new();
+        for region in regions {
+            if clients.contains_key(region) {
+                continue;
+            }
+            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new(region.to_string()));
+            if let Some(url) = endpoint_url {
+                loader = loader.endpoint_url(url);
+            }
+            let shared = loader.load().await;
+            clients.insert(region.to_string(), apigw::Client::new(&shared));
+        }
+        Discovery { clients }
+    }
+
+    /// The regional target of `domain` in `region`.
+    pub async fn regional_target(
+        &self,
+        region: &str,
+        domain: &str,
+        evaluate_target_health: bool,
+    ) -> Result<AliasTarget, DiscoveryError> {
+        let client = self
+            .clients
+            .get(region)
+            .ok_or_else(|| DiscoveryError::Service(format!("no client for {region}")))?;
+        let out = client
+            .get_domain_name()
+            .domain_name(domain)
+            .send()
+            .await
+            .map_err(|e| classify(e, domain, region))?;
+        // A regional custom domain has one configuration with the
+        // regional endpoint; an edge-optimized one has none here.
+        out.domain_name_configurations()
+            .iter()
+            .find_map(|c| {
+                Some(AliasTarget {
+                    dns_name: crate::provider::memory::normalize_name(c.api_gateway_domain_name()?),
+                    hosted_zone_id: c.hosted_zone_id()?.to_string(),
+                    evaluate_target_health,
+                })
+            })
+            .ok_or_else(|| DiscoveryError::NoRegionalEndpoint {
+                domain: domain.to_string(),
+                region: region.to_string(),
+            })
+    }
+}
+
+fn classify<E, R>(err: SdkError<E, R>, domain: &str, region: &str) -> DiscoveryError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match err.code() {
+        Some("NotFoundException") => DiscoveryError::NotFound {
+            domain: domain.to_string(),
+            region: region.to_string(),
+        },
+        Some("AccessDeniedException") => {
+            DiscoveryError::AccessDenied(err.message().unwrap_or_default().to_string())
+        }
+        _ => DiscoveryError::Service(
+            aws_sdk_apigatewayv2::error::DisplayErrorContext(&err).to_string(),
+        ),
+    }
+}
