@@ -20,6 +20,7 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::auth::TokenSources;
 use crate::config::{Config, ProviderKind, RecordConfig, Target};
 use crate::discovery::Discovery;
 use crate::health::{Health, Verdict};
@@ -155,6 +156,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), String> {
     let tls = TlsConfigs::default();
+    let tokens = TokenSources::default();
     let limiter = Arc::new(RateLimiter::new(rt.config.provider.max_requests_per_second));
     let by_zone = rt.config.records_by_zone();
     let probes_stop = shutdown.child_token();
@@ -196,7 +198,7 @@ pub async fn run(
                 if matches!(member.target, Target::ApiGateway { .. }) {
                     discovered_members.push((ri, mi, signals.clone()));
                 }
-                let prober = Prober::new(member.probe.clone(), &tls).map_err(|e| {
+                let prober = Prober::new(member.probe.clone(), &tls, &tokens).map_err(|e| {
                     format!(
                         "{} {}: TLS settings: {e}",
                         rt.config.records[ri].name, member.region
@@ -910,10 +912,11 @@ pub async fn dry_run(
     provider: &dyn Provider,
 ) -> Result<(Vec<Vec<policy::MemberDecision>>, Vec<Change>), String> {
     let tls = TlsConfigs::default();
+    let tokens = TokenSources::default();
     let mut set = tokio::task::JoinSet::new();
     for (ri, r) in config.records.iter().enumerate() {
         for (mi, m) in r.members.iter().enumerate() {
-            let prober = Prober::new(m.probe.clone(), &tls)?;
+            let prober = Prober::new(m.probe.clone(), &tls, &tokens)?;
             set.spawn(async move { (ri, mi, prober.probe().await.ok()) });
         }
     }

@@ -4,6 +4,7 @@
 //!
 //! Modules, in the order data flows:
 //! - [`config`]: the YAML file, validated into typed values (every error at once).
+//! - [`auth`]: OAuth2 client-credentials tokens for probes, shared and refreshed.
 //! - [`probe`]: one HTTP(S) probe of a member → status, phase timings, failure reason.
 //! - [`health`]: the verdict state machine (rise/fall); pure.
 //! - [`policy`]: verdicts + what Route53 holds → which members are published, and why; pure.
@@ -16,6 +17,7 @@
 //! - [`http`]: `/metrics`, `/status`, `/`, `/healthz`, `/readyz`.
 //! - [`demo`]: simulated regional endpoints on loopback for `route53-failover demo`.
 
+pub mod auth;
 pub mod config;
 pub mod controller;
 pub mod demo;

@@ -57,7 +57,7 @@ impl Metrics {
             probes_total: reg!(IntCounterVec::new(
                 opts(
                     "probes_total",
-                    "Probes by outcome: success, or the failure reason (dns, connect, tls, timeout, status, body)."
+                    "Probes by outcome: success, or the failure reason (dns, connect, tls, timeout, status, body, auth)."
                 ),
                 &["record", "type", "region", "result"]
             )),

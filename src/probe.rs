@@ -27,6 +27,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use url::Url;
 
+use crate::auth::{TokenSource, TokenSources};
 use crate::config::ProbeSpec;
 
 /// At most this much of a body is read.
@@ -43,6 +44,8 @@ pub enum FailureKind {
     Timeout,
     Status,
     Body,
+    /// No probe credentials (the token endpoint failed).
+    Auth,
 }
 
 impl FailureKind {
@@ -54,6 +57,7 @@ impl FailureKind {
             FailureKind::Timeout => "timeout",
             FailureKind::Status => "status",
             FailureKind::Body => "body",
+            FailureKind::Auth => "auth",
         }
     }
 }
@@ -208,6 +212,7 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
 pub struct Prober {
     spec: Arc<ProbeSpec>,
     tls: Option<Arc<rustls::ClientConfig>>,
+    token: Option<Arc<TokenSource>>,
 }
 
 /// Where in the probe it stands, to name the phase a timeout hit.
@@ -250,14 +255,19 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 impl Prober {
     /// Fails only when the TLS settings cannot be loaded.
-    pub fn new(spec: Arc<ProbeSpec>, tls: &TlsConfigs) -> Result<Self, String> {
+    pub fn new(
+        spec: Arc<ProbeSpec>,
+        tls: &TlsConfigs,
+        tokens: &TokenSources,
+    ) -> Result<Self, String> {
+        let token = spec.auth.as_ref().map(|a| tokens.get(a));
         let needs_tls = spec.url.scheme() == "https" || spec.follow_redirects;
         let tls = if needs_tls {
             Some(tls.get(spec.ca_file.as_ref(), spec.insecure_skip_verify)?)
         } else {
             None
         };
-        Ok(Prober { spec, tls })
+        Ok(Prober { spec, tls, token })
     }
 
     pub fn spec(&self) -> &ProbeSpec {
@@ -274,13 +284,31 @@ impl Prober {
     /// the URL's port) instead of `connect_to` or the URL's host.
     pub async fn probe_via(&self, via: Option<&str>) -> ProbeResult {
         let at = SystemTime::now();
+        // The token comes first and outside the probe's timeout, so a slow
+        // or failing token endpoint reads as `auth`, never as the region's
+        // `timeout`.
+        let token = match &self.token {
+            None => None,
+            Some(source) => match source.token().await {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    return ProbeResult {
+                        at,
+                        status: None,
+                        timings: Timings::default(),
+                        failure: Some(fail(FailureKind::Auth, e.to_string())),
+                    }
+                }
+            },
+        };
         let start = Instant::now();
         let mut progress = Progress {
             timings: Timings::default(),
             phase: Phase::Dns,
             status: None,
         };
-        let outcome = tokio::time::timeout(self.spec.timeout, self.run(via, &mut progress)).await;
+        let run = self.run(via, token.as_deref(), &mut progress);
+        let outcome = tokio::time::timeout(self.spec.timeout, run).await;
         let failure = match outcome {
             Ok(Ok(())) => None,
             Ok(Err(f)) => Some(f),
@@ -302,10 +330,15 @@ impl Prober {
         }
     }
 
-    async fn run(&self, via: Option<&str>, p: &mut Progress) -> Result<(), Failure> {
+    async fn run(
+        &self,
+        via: Option<&str>,
+        token: Option<&str>,
+        p: &mut Progress,
+    ) -> Result<(), Failure> {
         let mut url = self.spec.url.clone();
         for hop in 0..=MAX_REDIRECTS {
-            let Some(location) = self.exchange(&url, hop == 0, via, p).await? else {
+            let Some(location) = self.exchange(&url, hop == 0, via, token, p).await? else {
                 return Ok(());
             };
             url = url.join(&location).map_err(|e| {
@@ -353,6 +386,7 @@ impl Prober {
         url: &Url,
         first: bool,
         via: Option<&str>,
+        token: Option<&str>,
         p: &mut Progress,
     ) -> Result<Option<String>, Failure> {
         let host = url.host_str().unwrap_or_default().to_string();
@@ -436,7 +470,7 @@ impl Prober {
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
             .map_err(|e| fail(FailureKind::Connect, format!("HTTP handshake: {e}")))?;
-        let request = self.request(url, &host, url_port)?;
+        let request = self.request(url, &host, url_port, token)?;
         let body_contains = self.spec.body_contains.as_deref();
         let work = async {
             let response = sender
@@ -486,7 +520,13 @@ impl Prober {
         }
     }
 
-    fn request(&self, url: &Url, host: &str, port: u16) -> Result<Request<Empty<Bytes>>, Failure> {
+    fn request(
+        &self,
+        url: &Url,
+        host: &str,
+        port: u16,
+        token: Option<&str>,
+    ) -> Result<Request<Empty<Bytes>>, Failure> {
         let mut path = url.path().to_string();
         if let Some(q) = url.query() {
             path.push('?');
@@ -515,6 +555,16 @@ impl Prober {
         headers.insert(CONNECTION, HeaderValue::from_static("close"));
         for (name, value) in &self.spec.headers {
             headers.insert(name.clone(), value.clone());
+        }
+        if let Some(t) = token {
+            let mut v = HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| {
+                fail(
+                    FailureKind::Auth,
+                    "the token holds characters a header cannot carry",
+                )
+            })?;
+            v.set_sensitive(true);
+            headers.insert(http::header::AUTHORIZATION, v);
         }
         builder
             .body(Empty::new())

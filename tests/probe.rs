@@ -134,7 +134,12 @@ fn spec(probe: &str, dir: &Path) -> ProbeSpec {
 }
 
 fn prober(probe: &str, dir: &Path) -> Prober {
-    Prober::new(Arc::new(spec(probe, dir)), &TlsConfigs::default()).unwrap()
+    Prober::new(
+        Arc::new(spec(probe, dir)),
+        &TlsConfigs::default(),
+        &Default::default(),
+    )
+    .unwrap()
 }
 
 fn http(path: &str, port: u16, extra: &str) -> String {

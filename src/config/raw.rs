@@ -72,6 +72,25 @@ pub struct RawProbe {
     pub rise: Option<i64>,
     pub fall: Option<i64>,
     pub follow_redirects: Option<bool>,
+    pub auth: Option<RawAuth>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct RawAuth {
+    pub oauth2_client_credentials: Option<RawOAuth2>,
+}
+
+/// An OAuth2 client-credentials grant for probes behind a JWT authorizer.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct RawOAuth2 {
+    pub token_url: Option<String>,
+    pub client_id: Option<String>,
+    /// Read at each fetch, so a rotated secret needs no restart.
+    pub client_secret_file: Option<String>,
+    pub audience: Option<String>,
+    pub scope: Option<String>,
+    /// `basic` (HTTP Basic, the default) or `post` (in the form).
+    pub client_auth: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -174,6 +193,7 @@ impl RawProbe {
             rise: self.rise.or(base.rise),
             fall: self.fall.or(base.fall),
             follow_redirects: self.follow_redirects.or(base.follow_redirects),
+            auth: self.auth.clone().or_else(|| base.auth.clone()),
         }
     }
 }

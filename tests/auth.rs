@@ -1,0 +1,189 @@
+//! Probes through a JWT authorizer: a loopback OAuth2 token endpoint issues
+//! short-lived tokens and a loopback API accepts only live ones.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Form, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::Router;
+use route53_failover::auth::TokenSources;
+use route53_failover::config::parse;
+use route53_failover::probe::{FailureKind, Prober, TlsConfigs};
+
+#[derive(Default)]
+struct Issuer {
+    issued: AtomicU64,
+    fail: AtomicBool,
+    lifetime_s: AtomicU64,
+    /// token → expiry
+    live: Mutex<HashMap<String, Instant>>,
+    api_hits: AtomicU64,
+}
+
+async fn token(
+    State(i): State<Arc<Issuer>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> (StatusCode, String) {
+    // failover-probe:s3cret, HTTP Basic.
+    let basic = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if i.fail.load(Ordering::SeqCst) || basic != Some("Basic ZmFpbG92ZXItcHJvYmU6czNjcmV0") {
+        return (
+            StatusCode::UNAUTHORIZED,
+            r#"{"error":"invalid_client","error_description":"s3cret is wrong"}"#.into(),
+        );
+    }
+    assert_eq!(
+        form.get("grant_type").map(String::as_str),
+        Some("client_credentials")
+    );
+    assert_eq!(
+        form.get("audience").map(String::as_str),
+        Some("https://api.example.test")
+    );
+    let n = i.issued.fetch_add(1, Ordering::SeqCst) + 1;
+    let lifetime = i.lifetime_s.load(Ordering::SeqCst);
+    let tok = format!("tok-{n}");
+    i.live
+        .lock()
+        .unwrap()
+        .insert(tok.clone(), Instant::now() + Duration::from_secs(lifetime));
+    (
+        StatusCode::OK,
+        format!(r#"{{"access_token":"{tok}","token_type":"Bearer","expires_in":{lifetime}}}"#),
+    )
+}
+
+async fn api(State(i): State<Arc<Issuer>>, headers: HeaderMap) -> (StatusCode, &'static str) {
+    i.api_hits.fetch_add(1, Ordering::SeqCst);
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let live = bearer
+        .and_then(|t| i.live.lock().unwrap().get(t).copied())
+        .is_some_and(|exp| exp > Instant::now());
+    if live {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::UNAUTHORIZED, "expired or missing token")
+    }
+}
+
+async fn start(lifetime_s: u64) -> (Arc<Issuer>, u16) {
+    let issuer = Arc::new(Issuer {
+        lifetime_s: AtomicU64::new(lifetime_s),
+        ..Default::default()
+    });
+    let app = Router::new()
+        .route("/oauth2/token", post(token))
+        .route("/health", get(api))
+        .with_state(issuer.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (issuer, port)
+}
+
+fn probers(port: u16, dir: &std::path::Path, n: usize) -> Vec<Prober> {
+    std::fs::write(dir.join("secret"), "s3cret\n").unwrap();
+    let text = format!(
+        "owner: t\nprovider: {{kind: memory, zones: [example.test]}}\nrecords:\n  - name: api.example.test\n    zone: example.test\n    probe:\n      url: \"http://api.example.test/health\"\n      connect_to: \"127.0.0.1:{port}\"\n      timeout: 500ms\n      auth:\n        oauth2_client_credentials:\n          token_url: \"http://127.0.0.1:{port}/oauth2/token\"\n          client_id: failover-probe\n          client_secret_file: secret\n          audience: https://api.example.test\n    regions:\n      - {{region: us-east-1, target: {{values: [192.0.2.1]}}}}\n      - {{region: eu-west-1, target: {{values: [192.0.2.2]}}}}\n"
+    );
+    let c = parse(&text, dir).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !format!("{c:?}").contains("s3cret"),
+        "the config holds where the secret is, not the secret"
+    );
+    let tls = TlsConfigs::default();
+    let tokens = TokenSources::default();
+    (0..n)
+        .map(|i| Prober::new(c.records[0].members[i % 2].probe.clone(), &tls, &tokens).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_carry_a_token_that_members_with_the_same_settings_share() {
+    let (issuer, port) = start(3600).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ps = probers(port, dir.path(), 2);
+    for _ in 0..3 {
+        for p in &ps {
+            let r = p.probe().await;
+            assert!(r.ok(), "{:?}", r.failure);
+        }
+    }
+    assert_eq!(
+        issuer.issued.load(Ordering::SeqCst),
+        1,
+        "one token for both members, reused"
+    );
+    assert_eq!(issuer.api_hits.load(Ordering::SeqCst), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_is_replaced_and_an_aging_one_refreshed_in_the_background() {
+    // A 3 s token is usable for 2 s (a 1 s margin); the next probe after
+    // that fetches a new one first.
+    let (issuer, port) = start(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = &probers(port, dir.path(), 1)[0];
+    assert!(p.probe().await.ok());
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let r = p.probe().await;
+    assert!(
+        r.ok(),
+        "an expired token is replaced before probing: {:?}",
+        r.failure
+    );
+    assert_eq!(issuer.issued.load(Ordering::SeqCst), 2);
+
+    // A 12 s token turns stale after 9 s (75% of its life) and stays usable
+    // until 10.8 s: a probe at 9.3 s uses it and starts a background refresh.
+    issuer.lifetime_s.store(12, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert!(p.probe().await.ok());
+    assert_eq!(issuer.issued.load(Ordering::SeqCst), 3);
+    tokio::time::sleep(Duration::from_millis(9300)).await;
+    let started = Instant::now();
+    assert!(
+        p.probe().await.ok(),
+        "the aging token still serves this probe"
+    );
+    assert!(started.elapsed() < Duration::from_millis(400));
+    for _ in 0..40 {
+        if issuer.issued.load(Ordering::SeqCst) == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        issuer.issued.load(Ordering::SeqCst),
+        4,
+        "refreshed in the background"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_token_endpoint_fails_the_probe_with_reason_auth() {
+    let (issuer, port) = start(3600).await;
+    issuer.fail.store(true, Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    let p = &probers(port, dir.path(), 1)[0];
+    let r = p.probe().await;
+    let f = r.failure.expect("no token, no probe");
+    assert_eq!(f.kind, FailureKind::Auth);
+    assert_eq!(f.detail, "token endpoint answered 401 invalid_client");
+    assert!(!f.detail.contains("s3cret"));
+    assert_eq!(
+        issuer.api_hits.load(Ordering::SeqCst),
+        0,
+        "the API is not called without a token"
+    );
+    issuer.fail.store(false, Ordering::SeqCst);
+    assert!(p.probe().await.ok(), "recovers once the endpoint answers");
+}
