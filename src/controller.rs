@@ -230,14 +230,10 @@ pub async fn run(
         tasks.spawn(reconciler.run(signals));
     }
     if !discovered_members.is_empty() {
-        let endpoint = match rt.config.provider.kind {
-            ProviderKind::Route53 => rt.config.provider.endpoint_url.as_ref().map(|u| u.as_str()),
-            ProviderKind::Memory => None,
-        };
         let regions = discovered_members
             .iter()
             .map(|&(ri, mi, _)| rt.config.records[ri].members[mi].region.as_str());
-        let discovery = Discovery::new(regions, endpoint).await;
+        let discovery = Discovery::new(regions, discovery_endpoint(&rt.config)).await;
         tasks.spawn(discovery_loop(
             rt.clone(),
             discovery,
@@ -309,6 +305,14 @@ fn jitter(interval: Duration) -> Duration {
         return Duration::ZERO;
     }
     rand::rng().random_range(Duration::ZERO..max)
+}
+
+/// Where API Gateway is asked: the route53 provider's emulator, if any.
+fn discovery_endpoint(config: &Config) -> Option<&str> {
+    match config.provider.kind {
+        ProviderKind::Route53 => config.provider.endpoint_url.as_ref().map(|u| u.as_str()),
+        ProviderKind::Memory => None,
+    }
 }
 
 /// Looks up every API Gateway target, then again every resync interval
@@ -773,7 +777,11 @@ impl Reconciler {
             let verdicts: Vec<Verdict> = (0..record.members.len())
                 .map(|mi| self.rt.member(ri, mi).health.verdict())
                 .collect();
-            let inputs = plan::member_inputs(observed, &claims, owner, record, &verdicts);
+            let discovered: Vec<Option<AliasTarget>> = (0..record.members.len())
+                .map(|mi| self.rt.member(ri, mi).discovered.clone())
+                .collect();
+            let inputs =
+                plan::member_inputs(observed, &claims, owner, record, &verdicts, &discovered);
             let decisions = policy::decide(record.min_healthy, &inputs);
             let mut fail_open = false;
             for (mi, (d, input)) in decisions.iter().zip(&inputs).enumerate() {
@@ -809,9 +817,6 @@ impl Reconciler {
                 .record_fail_open
                 .with_label_values(&[&record.name, rtype_str(record)])
                 .set(i64::from(fail_open));
-            let discovered = (0..record.members.len())
-                .map(|mi| self.rt.member(ri, mi).discovered.clone())
-                .collect();
             intents.push(RecordIntents {
                 record,
                 intents: decisions.iter().map(|d| d.intent).collect(),
@@ -911,14 +916,56 @@ pub async fn dry_run(
     config: &Config,
     provider: &dyn Provider,
 ) -> Result<(Vec<Vec<policy::MemberDecision>>, Vec<Change>), String> {
+    // API Gateway targets first: the probe goes to the regional endpoint and
+    // the record points at it. A target that cannot be found is reported
+    // and its member is left as it is (verdict unknown).
+    let members = || {
+        config
+            .records
+            .iter()
+            .enumerate()
+            .flat_map(|(ri, r)| r.members.iter().enumerate().map(move |(mi, m)| (ri, mi, m)))
+    };
+    let mut discovered: BTreeMap<(usize, usize), Option<AliasTarget>> = BTreeMap::new();
+    let apigw: Vec<_> = members()
+        .filter(|(_, _, m)| matches!(m.target, Target::ApiGateway { .. }))
+        .collect();
+    if !apigw.is_empty() {
+        let regions = apigw.iter().map(|(_, _, m)| m.region.as_str());
+        let discovery = Discovery::new(regions, discovery_endpoint(config)).await;
+        for (ri, mi, m) in apigw {
+            let Target::ApiGateway {
+                domain,
+                evaluate_target_health,
+            } = &m.target
+            else {
+                continue;
+            };
+            match discovery
+                .regional_target(&m.region, domain, *evaluate_target_health)
+                .await
+            {
+                Ok(t) => {
+                    discovered.insert((ri, mi), Some(t));
+                }
+                Err(e) => {
+                    warn!(domain = %domain, region = %m.region, error = %e, "API Gateway target lookup failed");
+                    discovered.insert((ri, mi), None);
+                }
+            }
+        }
+    }
     let tls = TlsConfigs::default();
     let tokens = TokenSources::default();
     let mut set = tokio::task::JoinSet::new();
-    for (ri, r) in config.records.iter().enumerate() {
-        for (mi, m) in r.members.iter().enumerate() {
-            let prober = Prober::new(m.probe.clone(), &tls, &tokens)?;
-            set.spawn(async move { (ri, mi, prober.probe().await.ok()) });
-        }
+    for (ri, mi, m) in members() {
+        let via = match discovered.get(&(ri, mi)) {
+            Some(Some(t)) if m.probe.connect_to.is_none() => Some(t.dns_name.clone()),
+            Some(None) if m.probe.connect_to.is_none() => continue,
+            _ => None,
+        };
+        let prober = Prober::new(m.probe.clone(), &tls, &tokens)?;
+        set.spawn(async move { (ri, mi, prober.probe_via(via.as_deref()).await.ok()) });
     }
     let mut ok: BTreeMap<(usize, usize), bool> = BTreeMap::new();
     while let Some(r) = set.join_next().await {
@@ -939,17 +986,29 @@ pub async fn dry_run(
         for &ri in &idxs {
             let record = &config.records[ri];
             let verdicts: Vec<Verdict> = (0..record.members.len())
-                .map(|mi| match ok[&(ri, mi)] {
-                    true => Verdict::Healthy,
-                    false => Verdict::Unhealthy,
+                .map(|mi| match ok.get(&(ri, mi)) {
+                    Some(true) => Verdict::Healthy,
+                    Some(false) => Verdict::Unhealthy,
+                    None => Verdict::Unknown,
                 })
                 .collect();
-            let inputs = plan::member_inputs(&observed, &claims, &config.owner, record, &verdicts);
-            let d = policy::decide(record.min_healthy, &inputs);
-            intents.push(RecordIntents::new(
+            let targets: Vec<Option<AliasTarget>> = (0..record.members.len())
+                .map(|mi| discovered.get(&(ri, mi)).cloned().flatten())
+                .collect();
+            let inputs = plan::member_inputs(
+                &observed,
+                &claims,
+                &config.owner,
                 record,
-                d.iter().map(|d| d.intent).collect(),
-            ));
+                &verdicts,
+                &targets,
+            );
+            let d = policy::decide(record.min_healthy, &inputs);
+            intents.push(RecordIntents {
+                record,
+                intents: d.iter().map(|d| d.intent).collect(),
+                discovered: targets,
+            });
             decisions[ri] = d;
         }
         changes.extend(plan::plan_zone(&config.owner, &observed, &intents));

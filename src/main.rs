@@ -16,6 +16,7 @@ use tracing::{info, warn};
 use route53_failover::config::{self, Config, ProviderKind};
 use route53_failover::controller::{self, Runtime};
 use route53_failover::metrics::Metrics;
+use route53_failover::policy::Intent;
 use route53_failover::provider::memory::MemoryProvider;
 use route53_failover::provider::remote::{self, RemoteMemory};
 use route53_failover::provider::route53::Route53Provider;
@@ -278,11 +279,16 @@ async fn plan(config: &Config, provider: &dyn Provider) -> anyhow::Result<()> {
     for (record, ds) in config.records.iter().zip(&decisions) {
         println!("{} {} (zone {})", record.name, record.rtype, record.zone);
         for (m, d) in record.members.iter().zip(ds) {
+            let action = match d.intent {
+                Intent::Publish => "publish",
+                Intent::Withdraw => "withdraw",
+                Intent::Leave => "keep",
+            };
             println!(
                 "  {:<16} {:<14} {:<9} {}",
                 m.region,
                 m.set_identifier,
-                if d.published { "publish" } else { "withdraw" },
+                action,
                 d.why.as_str()
             );
         }

@@ -164,22 +164,32 @@ pub fn ownership(
 }
 
 /// The policy's inputs for one record: each member's verdict with how its
-/// set identifier stands in the zone.
+/// set identifier stands in the zone. A member whose API Gateway target is
+/// not discovered counts as `unknown`: there is nothing to point its record
+/// at, so Route53 keeps what it holds.
 pub fn member_inputs(
     observed: &Observed,
     claims: &BTreeSet<Claim>,
     owner: &str,
     record: &RecordConfig,
     verdicts: &[Verdict],
+    discovered: &[Option<AliasTarget>],
 ) -> Vec<MemberInput> {
     record
         .members
         .iter()
         .zip(verdicts)
-        .map(|(member, verdict)| {
+        .zip(discovered)
+        .map(|((member, verdict), discovered)| {
             let own = ownership(observed, claims, owner, record, member);
+            let undiscovered =
+                matches!(member.target, Target::ApiGateway { .. }) && discovered.is_none();
             MemberInput {
-                verdict: *verdict,
+                verdict: if undiscovered {
+                    Verdict::Unknown
+                } else {
+                    *verdict
+                },
                 published: own.present,
                 conflict: own.conflict,
             }

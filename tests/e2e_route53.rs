@@ -301,6 +301,37 @@ async fn api_gateway_regional_targets_are_discovered_and_become_alias_records() 
             "target: {api_gateway_domain: api.example.test}",
         );
     }
+    // `plan` discovers too, probes at the configured endpoints, writes nothing.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("c.yaml"), &text).unwrap();
+    let out = tokio::process::Command::new(BIN)
+        .args(["plan", "--config"])
+        .arg(dir.path().join("c.yaml"))
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .await
+        .unwrap();
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{plan}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        plan.contains("UPSERT api.example.test A (id-us-east-1) region=us-east-1 alias=d-use1abc.execute-api.us-east-1.amazonaws.com zone=Z1UJRXOUMOOFQ8"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("ap-southeast-2   id-ap-southeast-2 keep      unknown"),
+        "{plan}"
+    );
+    assert!(
+        member_ids(&client, &zone).await.is_empty(),
+        "plan writes nothing"
+    );
+
     let daemon = start_daemon(&text).await;
     wait_until("both discovered members are in Route53", LIMIT, || async {
         member_ids(&client, &zone).await.len() == 2

@@ -1,5 +1,6 @@
 use super::*;
 use crate::config::{parse, Config};
+use crate::health::Verdict;
 use crate::policy::Intent::{Leave, Publish, Withdraw};
 use std::path::Path;
 
@@ -289,4 +290,59 @@ fn batches_respect_route53_limits_and_keep_order() {
     let want: Vec<String> = (0..700).map(|i| format!("r{i}.example.test")).collect();
     assert_eq!(flat, want, "order is kept across batches");
     assert!(batches(vec![]).is_empty());
+}
+
+#[test]
+fn an_undiscovered_api_gateway_target_counts_as_unknown_and_is_not_published() {
+    let text = r#"
+owner: me
+provider: {kind: route53}
+defaults: {probe: {url: "https://api.example.test/health"}}
+records:
+  - name: api.example.test
+    zone: example.test
+    regions:
+      - {region: us-east-1, set_identifier: use1, target: {api_gateway_domain: api.example.test}}
+      - {region: eu-west-1, set_identifier: euw1, target: {api_gateway_domain: api.example.test}}
+"#;
+    let cfg = parse(text, Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
+    let record = &cfg.records[0];
+    let use1 = AliasTarget {
+        dns_name: "d-1.execute-api.us-east-1.amazonaws.com".into(),
+        hosted_zone_id: "Z1UJRXOUMOOFQ8".into(),
+        evaluate_target_health: false,
+    };
+    let discovered = vec![Some(use1.clone()), None];
+    let observed = Observed::new(vec![]);
+    let inputs = member_inputs(
+        &observed,
+        &observed.claims(),
+        "me",
+        record,
+        &[Verdict::Healthy, Verdict::Healthy],
+        &discovered,
+    );
+    assert_eq!(inputs[0].verdict, Verdict::Healthy);
+    assert_eq!(
+        inputs[1].verdict,
+        Verdict::Unknown,
+        "nothing to point it at yet"
+    );
+    let changes = plan_zone(
+        "me",
+        &observed,
+        &[RecordIntents {
+            record,
+            intents: vec![Publish, Publish],
+            discovered,
+        }],
+    );
+    let records: Vec<&RecordSet> = changes
+        .iter()
+        .map(|c| &c.record)
+        .filter(|r| r.rtype == RecordType::A)
+        .collect();
+    assert_eq!(records.len(), 1, "only the discovered member: {changes:?}");
+    assert_eq!(records[0].alias.as_ref(), Some(&use1));
+    assert_eq!(records[0].ttl, None);
 }
