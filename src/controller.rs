@@ -328,18 +328,11 @@ async fn discovery_loop(
         let mut failed = false;
         for (ri, mi, signals) in &members {
             let m = &rt.config.records[*ri].members[*mi];
-            let Target::ApiGateway {
-                domain,
-                evaluate_target_health,
-            } = &m.target
-            else {
-                continue;
-            };
-            let lookup = discovery.regional_target(&m.region, domain, *evaluate_target_health);
             let result = tokio::select! {
-                r = lookup => r,
+                r = discovery.lookup(m) => r,
                 _ = stop.cancelled() => return,
             };
+            let Some(result) = result else { continue };
             let changed = {
                 let mut st = rt.member(*ri, *mi);
                 match result {
@@ -347,7 +340,7 @@ async fn discovery_loop(
                         st.discovery_error = None;
                         let changed = st.discovered.as_ref() != Some(&target);
                         if changed {
-                            info!(domain = %domain, region = %m.region, target = %target.dns_name,
+                            info!(record = %rt.config.records[*ri].name, region = %m.region, target = %target.dns_name,
                                 zone_id = %target.hosted_zone_id, "API Gateway target discovered");
                             st.discovered = Some(target);
                         }
@@ -355,7 +348,7 @@ async fn discovery_loop(
                     }
                     Err(e) => {
                         failed = true;
-                        warn!(domain = %domain, region = %m.region, error = %e,
+                        warn!(record = %rt.config.records[*ri].name, region = %m.region, error = %e,
                             "API Gateway target lookup failed; the record stays as it is");
                         rt.metrics
                             .discovery_errors_total
@@ -934,25 +927,15 @@ pub async fn dry_run(
         let regions = apigw.iter().map(|(_, _, m)| m.region.as_str());
         let discovery = Discovery::new(regions, discovery_endpoint(config)).await;
         for (ri, mi, m) in apigw {
-            let Target::ApiGateway {
-                domain,
-                evaluate_target_health,
-            } = &m.target
-            else {
-                continue;
+            let found = match discovery.lookup(m).await {
+                Some(Ok(t)) => Some(t),
+                Some(Err(e)) => {
+                    warn!(region = %m.region, error = %e, "API Gateway target lookup failed");
+                    None
+                }
+                None => continue,
             };
-            match discovery
-                .regional_target(&m.region, domain, *evaluate_target_health)
-                .await
-            {
-                Ok(t) => {
-                    discovered.insert((ri, mi), Some(t));
-                }
-                Err(e) => {
-                    warn!(domain = %domain, region = %m.region, error = %e, "API Gateway target lookup failed");
-                    discovered.insert((ri, mi), None);
-                }
-            }
+            discovered.insert((ri, mi), found);
         }
     }
     let tls = TlsConfigs::default();

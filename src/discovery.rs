@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use aws_sdk_apigatewayv2 as apigw;
 use aws_sdk_apigatewayv2::error::{ProvideErrorMetadata, SdkError};
 
+use crate::config::{MemberConfig, Target};
 use crate::provider::AliasTarget;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -60,6 +61,25 @@ impl Discovery {
             clients.insert(region.to_string(), apigw::Client::new(&shared));
         }
         Discovery { clients }
+    }
+
+    /// A member's regional target; `None` when its target is not an API
+    /// Gateway domain.
+    pub async fn lookup(
+        &self,
+        member: &MemberConfig,
+    ) -> Option<Result<AliasTarget, DiscoveryError>> {
+        let Target::ApiGateway {
+            domain,
+            evaluate_target_health,
+        } = &member.target
+        else {
+            return None;
+        };
+        Some(
+            self.regional_target(&member.region, domain, *evaluate_target_health)
+                .await,
+        )
     }
 
     /// The regional target of `domain` in `region`.
