@@ -152,6 +152,13 @@ fn to_sdk(r: &RecordSet) -> Result<ResourceRecordSet, ProviderError> {
     b.build().map_err(|e| ProviderError::Service(e.to_string()))
 }
 
+/// ChangeResourceRecordSets and GetChange both answer with a ChangeInfo.
+fn change_info(
+    info: Option<&r53::types::ChangeInfo>,
+) -> Result<&r53::types::ChangeInfo, ProviderError> {
+    info.ok_or_else(|| ProviderError::Service("no ChangeInfo in the answer".into()))
+}
+
 fn status(s: &r53::types::ChangeStatus) -> ChangeStatus {
     match s {
         r53::types::ChangeStatus::Insync => ChangeStatus::Insync,
@@ -276,9 +283,7 @@ impl Provider for Route53Provider {
             .send()
             .await
             .map_err(classify)?;
-        let info = out
-            .change_info()
-            .ok_or_else(|| ProviderError::Service("no ChangeInfo in the answer".into()))?;
+        let info = change_info(out.change_info())?;
         Ok(ChangeInfo {
             id: bare_id(info.id()),
             status: status(info.status()),
@@ -293,10 +298,7 @@ impl Provider for Route53Provider {
             .send()
             .await
             .map_err(classify)?;
-        let info = out
-            .change_info()
-            .ok_or_else(|| ProviderError::Service("no ChangeInfo in the answer".into()))?;
-        Ok(status(info.status()))
+        Ok(status(change_info(out.change_info())?.status()))
     }
 }
 
