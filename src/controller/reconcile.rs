@@ -45,11 +45,38 @@ impl RateLimiter {
 }
 
 /// Backoff before retry `attempt` (1-based): doubling from 200 ms, capped at
-/// 30 s, with full jitter on the upper half.
+/// 30 s; the wait is drawn between half and all of that.
 fn backoff(attempt: u32) -> Duration {
     let base = Duration::from_millis(200).saturating_mul(1 << attempt.min(8).saturating_sub(1));
     let base = base.min(Duration::from_secs(30));
     base / 2 + rand::rng().random_range(Duration::ZERO..=base / 2)
+}
+
+/// One attempt of a provider request: rate-limited, bounded by
+/// [`CALL_TIMEOUT`], timed and counted by operation and outcome.
+async fn request<T>(
+    rt: &Runtime,
+    limiter: &RateLimiter,
+    operation: &'static str,
+    call: impl Future<Output = Result<T, ProviderError>>,
+) -> Result<T, ProviderError> {
+    limiter.acquire().await;
+    let start = Instant::now();
+    let result = match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Ok(r) => r,
+        Err(_) => Err(ProviderError::Timeout(format!(
+            "{operation} took longer than {CALL_TIMEOUT:?}"
+        ))),
+    };
+    let m = &rt.metrics;
+    m.provider_request_duration_seconds
+        .with_label_values(&[operation])
+        .observe(start.elapsed().as_secs_f64());
+    let outcome = result.as_ref().map_or_else(|e| e.kind(), |_| "ok");
+    m.provider_requests_total
+        .with_label_values(&[operation, outcome])
+        .inc();
+    result
 }
 
 /// Transient errors are retried this many times within one reconcile.
@@ -215,8 +242,7 @@ impl Reconciler {
         }
     }
 
-    /// One provider request: rate-limited, timed, counted, and retried on
-    /// transient errors with backoff.
+    /// One provider request, retried on transient errors with backoff.
     async fn call<T, F, Fut>(&self, operation: &'static str, f: F) -> Result<T, ProviderError>
     where
         F: Fn() -> Fut,
@@ -225,22 +251,7 @@ impl Reconciler {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            self.limiter.acquire().await;
-            let start = Instant::now();
-            let result = match tokio::time::timeout(CALL_TIMEOUT, f()).await {
-                Ok(r) => r,
-                Err(_) => Err(ProviderError::Timeout(format!(
-                    "{operation} took longer than {CALL_TIMEOUT:?}"
-                ))),
-            };
-            let m = &self.rt.metrics;
-            m.provider_request_duration_seconds
-                .with_label_values(&[operation])
-                .observe(start.elapsed().as_secs_f64());
-            let outcome = result.as_ref().map_or_else(|e| e.kind(), |_| "ok");
-            m.provider_requests_total
-                .with_label_values(&[operation, outcome])
-                .inc();
+            let result = request(&self.rt, &self.limiter, operation, f()).await;
             match result {
                 Err(e) if e.is_transient() && attempt < CALL_ATTEMPTS => {
                     let wait = backoff(attempt);
@@ -419,13 +430,8 @@ impl Reconciler {
                     _ = tokio::time::sleep(wait) => {}
                     _ = shutdown.cancelled() => break,
                 }
-                limiter.acquire().await;
-                let status = provider.change_status(&change_id).await;
-                let outcome = status.as_ref().map_or_else(|e| e.kind(), |_| "ok");
-                rt.metrics
-                    .provider_requests_total
-                    .with_label_values(&["change_status", outcome])
-                    .inc();
+                let status = provider.change_status(&change_id);
+                let status = request(&rt, &limiter, "change_status", status).await;
                 if let Ok(ChangeStatus::Insync) = status {
                     rt.metrics
                         .change_propagation_seconds
