@@ -105,7 +105,7 @@ impl Discovery {
             .iter()
             .find_map(|c| {
                 Some(AliasTarget {
-                    dns_name: crate::provider::memory::normalize_name(c.api_gateway_domain_name()?),
+                    dns_name: crate::provider::normalize_name(c.api_gateway_domain_name()?),
                     hosted_zone_id: c.hosted_zone_id()?.to_string(),
                     evaluate_target_health,
                 })

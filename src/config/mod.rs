@@ -14,7 +14,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Method};
 use url::Url;
 
-use crate::provider::memory::normalize_name;
+use crate::provider::normalize_name;
 use crate::provider::{AliasTarget, RecordSet, RecordType};
 use raw::{RawConfig, RawMember, RawPolicy, RawProbe, RawRecord};
 

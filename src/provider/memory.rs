@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    change_weight, Action, Change, ChangeInfo, ChangeStatus, Provider, ProviderError, RecordKey,
-    RecordSet, RecordType, Zone, MAX_BATCH_CHARS, MAX_BATCH_RECORDS,
+    change_weight, normalize_name, Action, Change, ChangeInfo, ChangeStatus, Provider,
+    ProviderError, RecordKey, RecordSet, RecordType, Zone, MAX_BATCH_CHARS, MAX_BATCH_RECORDS,
 };
 
 /// The provider operations, for fault injection and call counts.
@@ -210,11 +210,6 @@ impl MemoryProvider {
         }
         Ok(())
     }
-}
-
-/// Lower case, no trailing dot: the form every name takes inside the daemon.
-pub fn normalize_name(name: &str) -> String {
-    name.trim_end_matches('.').to_ascii_lowercase()
 }
 
 fn zone_id(st: &State, name_or_id: &str) -> Result<String, ProviderError> {

@@ -55,6 +55,11 @@ impl fmt::Display for RecordType {
     }
 }
 
+/// Lower case, no trailing dot: the form every name takes inside the daemon.
+pub fn normalize_name(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
 /// An alias target (Route53's `AliasTarget`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AliasTarget {

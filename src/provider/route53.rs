@@ -15,10 +15,9 @@ use r53::types::{
     ResourceRecordSet, ResourceRecordSetRegion, RrType,
 };
 
-use super::memory::normalize_name;
 use super::{
-    Action, AliasTarget, Change, ChangeInfo, ChangeStatus, Provider, ProviderError, RecordSet,
-    RecordType, Zone,
+    normalize_name, Action, AliasTarget, Change, ChangeInfo, ChangeStatus, Provider, ProviderError,
+    RecordSet, RecordType, Zone,
 };
 
 pub struct Route53Provider {
