@@ -7,6 +7,7 @@
 //! - [`auth`]: OAuth2 client-credentials tokens for probes, shared and refreshed.
 //! - [`probe`]: one HTTP(S) probe of a member → status, phase timings, failure reason.
 //! - [`health`]: the verdict state machine (rise/fall); pure.
+//! - [`health_checks`]: the Route53 health check each member keeps: settings, ownership, sync steps; pure.
 //! - [`policy`]: verdicts + what Route53 holds → which members are published, and why; pure.
 //! - [`plan`]: decision vs observed zone → changes (with ownership markers), split into batches; pure.
 //! - [`provider`]: the DNS service boundary: the trait, the `memory` store, its loopback service, `route53`.
@@ -23,6 +24,7 @@ pub mod controller;
 pub mod demo;
 pub mod discovery;
 pub mod health;
+pub mod health_checks;
 pub mod http;
 pub mod metrics;
 pub mod plan;

@@ -273,7 +273,11 @@ async fn wait_for_signal(shutdown: CancellationToken) {
 }
 
 async fn plan(config: &Config, provider: &dyn Provider) -> anyhow::Result<()> {
-    let (decisions, changes) = controller::dry_run(config, provider)
+    let controller::DryRun {
+        decisions,
+        checks,
+        changes,
+    } = controller::dry_run(config, provider)
         .await
         .map_err(anyhow::Error::msg)?;
     for (record, ds) in config.records.iter().zip(&decisions) {
@@ -291,6 +295,12 @@ async fn plan(config: &Config, provider: &dyn Provider) -> anyhow::Result<()> {
                 action,
                 d.why.as_str()
             );
+        }
+    }
+    if !checks.is_empty() {
+        println!("{} health check change(s):", checks.len());
+        for c in &checks {
+            println!("  {c}");
         }
     }
     if changes.is_empty() {

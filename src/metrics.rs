@@ -14,6 +14,7 @@ pub struct Metrics {
     pub member_healthy: IntGaugeVec,
     pub member_published: IntGaugeVec,
     pub member_conflict: IntGaugeVec,
+    pub route53_health_check_healthy: IntGaugeVec,
     pub verdict_changes_total: IntCounterVec,
     pub withdrawals_blocked_total: IntCounterVec,
     pub record_fail_open: IntGaugeVec,
@@ -79,6 +80,13 @@ impl Metrics {
                 opts(
                     "member_conflict",
                     "1 when a record with the member's set identifier exists without this owner's marker (left alone)."
+                ),
+                member
+            )),
+            route53_health_check_healthy: reg!(IntGaugeVec::new(
+                opts(
+                    "route53_health_check_healthy",
+                    "1 when Route53's checkers find the member's health check healthy, 0 when not; absent until first read. Compare with member_healthy."
                 ),
                 member
             )),

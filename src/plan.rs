@@ -222,22 +222,46 @@ pub fn desired_record(
     })
 }
 
+/// Which Route53 health check a member's record carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attach {
+    /// Whatever it carries now (the check could not be settled this time).
+    Keep,
+    /// None.
+    Detach,
+    Check(String),
+}
+
+impl Attach {
+    fn resolve(&self, current: Option<&RecordSet>) -> Option<String> {
+        match self {
+            Attach::Keep => current.and_then(|c| c.health_check_id.clone()),
+            Attach::Detach => None,
+            Attach::Check(id) => Some(id.clone()),
+        }
+    }
+}
+
 /// One record of the zone with the policy's intent for each member.
 pub struct RecordIntents<'a> {
     pub record: &'a RecordConfig,
     pub intents: Vec<Intent>,
     /// Per member: the discovered alias target of an API Gateway target.
     pub discovered: Vec<Option<AliasTarget>>,
+    /// Per member: the health check its record carries.
+    pub checks: Vec<Attach>,
 }
 
 impl<'a> RecordIntents<'a> {
-    /// Intents for a record whose targets need no discovery.
+    /// Intents for a record whose targets need no discovery, keeping the
+    /// health checks records carry.
     pub fn new(record: &'a RecordConfig, intents: Vec<Intent>) -> Self {
-        let discovered = vec![None; record.members.len()];
+        let n = record.members.len();
         RecordIntents {
             record,
             intents,
-            discovered,
+            discovered: vec![None; n],
+            checks: vec![Attach::Keep; n],
         }
     }
 }
@@ -256,8 +280,9 @@ pub fn plan_zone(owner: &str, observed: &Observed, records: &[RecordIntents<'_>]
 
     for ri in records {
         let record = ri.record;
-        for ((member, intent), discovered) in
-            record.members.iter().zip(&ri.intents).zip(&ri.discovered)
+        let members = record.members.iter().zip(&ri.intents);
+        for ((member, intent), (discovered, check)) in
+            members.zip(ri.discovered.iter().zip(&ri.checks))
         {
             let own = ownership(observed, &claims, owner, record, member);
             let claim = claim_of(owner, record, member);
@@ -272,9 +297,7 @@ pub fn plan_zone(owner: &str, observed: &Observed, records: &[RecordIntents<'_>]
                     let Some(mut want) = desired_record(record, member, discovered.as_ref()) else {
                         continue;
                     };
-                    // Health checks arrive with the route53 provider; until
-                    // then an attached one is kept rather than stripped.
-                    want.health_check_id = current.and_then(|c| c.health_check_id.clone());
+                    want.health_check_id = check.resolve(current);
                     if current != Some(&want) {
                         record_changes.push(Change {
                             action: Action::Upsert,
@@ -293,7 +316,22 @@ pub fn plan_zone(owner: &str, observed: &Observed, records: &[RecordIntents<'_>]
                         wanted_claims.insert(claim);
                     }
                 }
-                Intent::Leave => {}
+                Intent::Leave => {
+                    // Published or not stays as it is; which check the
+                    // record carries follows the config.
+                    if let Some(c) = current {
+                        let id = check.resolve(current);
+                        if c.health_check_id != id {
+                            let mut moved = c.clone();
+                            moved.health_check_id = id;
+                            record_changes.push(Change {
+                                action: Action::Upsert,
+                                record: moved,
+                            });
+                            wanted_claims.insert(claim);
+                        }
+                    }
+                }
             }
         }
     }

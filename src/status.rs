@@ -64,6 +64,75 @@ pub struct MemberSnapshot {
     pub consecutive_successes: u32,
     pub consecutive_failures: u32,
     pub target: String,
+    /// The member's Route53 health check; null when checks are disabled.
+    pub health_check: Option<HealthCheckSnapshot>,
+}
+
+/// A member's Route53 health check next to the daemon's own verdict.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HealthCheckSnapshot {
+    /// Null until it is created (or while its target is not discovered).
+    pub id: Option<String>,
+    /// Route53's own verdict: `healthy` or `unhealthy`; null until read.
+    pub route53: Option<String>,
+    pub checkers_healthy: Option<u32>,
+    pub checkers_total: Option<u32>,
+    /// One failing checker's report, e.g. `Failure: HTTP Status Code 403`.
+    pub failure: Option<String>,
+    /// When Route53's status was read (unix seconds).
+    pub checked: Option<f64>,
+    /// Route53 and the daemon's verdict disagree: look at both.
+    pub disagrees: bool,
+    /// Why the check could not be created or updated.
+    pub error: Option<String>,
+}
+
+impl HealthCheckSnapshot {
+    fn of(
+        enabled: bool,
+        verdict: crate::health::Verdict,
+        m: &crate::controller::MemberState,
+    ) -> Option<Self> {
+        use crate::health::Verdict;
+        if !enabled && m.health_check_id.is_none() {
+            return None;
+        }
+        let r53 = m.route53_health.as_ref();
+        let healthy = r53.map(|h| h.report.is_healthy());
+        Some(HealthCheckSnapshot {
+            id: m.health_check_id.clone(),
+            route53: healthy.map(|h| if h { "healthy" } else { "unhealthy" }.to_string()),
+            checkers_healthy: r53.map(|h| h.report.healthy),
+            checkers_total: r53.map(|h| h.report.total),
+            failure: r53.and_then(|h| h.report.failure.clone()),
+            checked: r53.map(|h| unix(h.at)),
+            disagrees: match (healthy, verdict) {
+                (Some(_), Verdict::Unknown) | (None, _) => false,
+                (Some(h), v) => h != (v == Verdict::Healthy),
+            },
+            error: m.health_check_error.clone(),
+        })
+    }
+
+    /// `healthy 3/3`, `unhealthy 0/3 (disagrees)`, `pending`, `error`.
+    fn short(&self) -> String {
+        match (&self.route53, &self.error) {
+            (_, Some(_)) => "error".into(),
+            (Some(v), None) => {
+                let mut s = format!(
+                    "{v} {}/{}",
+                    self.checkers_healthy.unwrap_or(0),
+                    self.checkers_total.unwrap_or(0)
+                );
+                if self.disagrees {
+                    s.push_str(" (disagrees)");
+                }
+                s
+            }
+            (None, None) if self.id.is_some() => "not read yet".into(),
+            (None, None) => "pending".into(),
+        }
+    }
 }
 
 fn unix(t: SystemTime) -> f64 {
@@ -121,6 +190,11 @@ impl Status {
                             consecutive_successes: successes,
                             consecutive_failures: failures,
                             target: target_text(&mc.target, &m),
+                            health_check: HealthCheckSnapshot::of(
+                                mc.health_check.is_some(),
+                                m.health.verdict(),
+                                &m,
+                            ),
                         }
                     })
                     .collect(),
@@ -172,9 +246,10 @@ impl Status {
             "WHY",
             "SINCE",
             "LATENCY",
+            "ROUTE53",
             "REASON",
         ];
-        let mut rows: Vec<[String; 9]> = Vec::new();
+        let mut rows: Vec<[String; 10]> = Vec::new();
         for r in &self.records {
             for m in &r.members {
                 rows.push([
@@ -187,6 +262,10 @@ impl Status {
                     ago(self.now, m.since),
                     m.latency_ms
                         .map(|l| format!("{l:.1}ms"))
+                        .unwrap_or_else(|| "-".into()),
+                    m.health_check
+                        .as_ref()
+                        .map(HealthCheckSnapshot::short)
                         .unwrap_or_else(|| "-".into()),
                     m.reason.clone().unwrap_or_else(|| "-".into()),
                 ]);
@@ -248,7 +327,7 @@ impl Status {
                 r.min_healthy
             );
             body.push_str(
-                "<table><tr><th>region</th><th>set identifier</th><th>verdict</th><th>published</th><th>why</th><th>since</th><th>latency</th><th>last status</th><th>reason</th><th>target</th></tr>\n",
+                "<table><tr><th>region</th><th>set identifier</th><th>verdict</th><th>published</th><th>why</th><th>since</th><th>latency</th><th>last status</th><th>reason</th><th>Route53 check</th><th>target</th></tr>\n",
             );
             for m in &r.members {
                 let why = m.decision.as_deref().unwrap_or("-");
@@ -256,9 +335,26 @@ impl Status {
                     "min_healthy" | "last_member" | "fail_open" | "conflict" => "warn",
                     _ => "",
                 };
+                let check = match &m.health_check {
+                    None => "-".to_string(),
+                    Some(h) => {
+                        let class = if h.disagrees || h.error.is_some() {
+                            "warn"
+                        } else {
+                            ""
+                        };
+                        let title = h.error.as_deref().or(h.failure.as_deref()).unwrap_or("");
+                        format!(
+                            "<span class=\"{class}\" title=\"{}\">{}</span> <small>{}</small>",
+                            esc(title),
+                            esc(&h.short()),
+                            esc(h.id.as_deref().unwrap_or(""))
+                        )
+                    }
+                };
                 let _ = writeln!(
                     body,
-                    "<tr class={v}><td>{}</td><td>{}</td><td><span class=\"pill {v}\">{v}</span></td><td>{}</td><td class={why_class}>{}</td><td>{} ago</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    "<tr class={v}><td>{}</td><td>{}</td><td><span class=\"pill {v}\">{v}</span></td><td>{}</td><td class={why_class}>{}</td><td>{} ago</td><td>{}</td><td>{}</td><td>{}</td><td class=check>{check}</td><td>{}</td></tr>",
                     esc(&m.region),
                     esc(&m.set_identifier),
                     if m.published { "yes" } else { "<b>no</b>" },

@@ -92,7 +92,7 @@ async fn start(lifetime_s: u64) -> (Arc<Issuer>, u16) {
 fn probers(port: u16, dir: &std::path::Path, n: usize) -> Vec<Prober> {
     std::fs::write(dir.join("secret"), "s3cret\n").unwrap();
     let text = format!(
-        "owner: t\nprovider: {{kind: memory, zones: [example.test]}}\nrecords:\n  - name: api.example.test\n    zone: example.test\n    probe:\n      url: \"http://api.example.test/health\"\n      connect_to: \"127.0.0.1:{port}\"\n      timeout: 500ms\n      auth:\n        oauth2_client_credentials:\n          token_url: \"http://127.0.0.1:{port}/oauth2/token\"\n          client_id: failover-probe\n          client_secret_file: secret\n          audience: https://api.example.test\n    regions:\n      - {{region: us-east-1, target: {{values: [192.0.2.1]}}}}\n      - {{region: eu-west-1, target: {{values: [192.0.2.2]}}}}\n"
+        "owner: t\nprovider: {{kind: memory, zones: [example.test]}}\nrecords:\n  - name: api.example.test\n    zone: example.test\n    probe:\n      url: \"http://api.example.test/health\"\n      connect_to: \"127.0.0.1:{port}\"\n      timeout: 500ms\n      auth:\n        oauth2_client_credentials:\n          token_url: \"http://127.0.0.1:{port}/oauth2/token\"\n          client_id: failover-probe\n          client_secret_file: secret\n          audience: https://api.example.test\n    health_check: {{enabled: false}}\n    regions:\n      - {{region: us-east-1, target: {{values: [192.0.2.1]}}}}\n      - {{region: eu-west-1, target: {{values: [192.0.2.2]}}}}\n"
     );
     let c = parse(&text, dir).unwrap_or_else(|e| panic!("{e}"));
     assert!(

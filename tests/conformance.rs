@@ -13,7 +13,8 @@ use route53_failover::provider::memory::MemoryProvider;
 use route53_failover::provider::remote::RemoteMemory;
 use route53_failover::provider::route53::Route53Provider;
 use route53_failover::provider::{
-    Action, AliasTarget, Change, ChangeStatus, Provider, RecordSet, RecordType,
+    Action, AliasTarget, Change, ChangeStatus, HealthCheckConfig, HealthCheckType, Provider,
+    RecordSet, RecordType,
 };
 
 fn a(name: &str, id: &str, region: &str, value: &str) -> RecordSet {
@@ -172,8 +173,127 @@ async fn lists_a_zone_across_pages(p: &dyn Provider) {
     assert_eq!(sorted(p, &z, &["paged.example.test"]).await, want);
 }
 
+fn https_check(path: &str) -> HealthCheckConfig {
+    HealthCheckConfig {
+        kind: HealthCheckType::HttpsStrMatch,
+        ip_address: None,
+        fqdn: Some("d-abc.execute-api.us-east-1.amazonaws.com".into()),
+        port: 443,
+        resource_path: path.into(),
+        search_string: Some("ok".into()),
+        request_interval: 10,
+        failure_threshold: 3,
+        measure_latency: true,
+        enable_sni: true,
+        regions: vec!["eu-west-1".into(), "us-east-1".into(), "us-west-2".into()],
+    }
+}
+
+async fn health_checks_round_trip_and_attach_to_records(p: &dyn Provider) {
+    let https = https_check("/health?deep=1");
+    let a_check = p.create_health_check("conf-https", &https).await.unwrap();
+    assert_eq!(a_check.config, https, "every field as given");
+    assert_eq!(a_check.caller_reference, "conf-https");
+    let http = HealthCheckConfig {
+        kind: HealthCheckType::Http,
+        ip_address: Some("192.0.2.44".into()),
+        fqdn: Some("api.example.test".into()),
+        port: 8080,
+        resource_path: "/health".into(),
+        search_string: None,
+        request_interval: 30,
+        failure_threshold: 2,
+        measure_latency: false,
+        enable_sni: false,
+        regions: Vec::new(),
+    };
+    let b_check = p.create_health_check("conf-http", &http).await.unwrap();
+    let listed = p.list_health_checks().await.unwrap();
+    let find = |id: &str| listed.iter().find(|c| c.id == id).cloned();
+    assert_eq!(find(&a_check.id).unwrap().config, https);
+    assert_eq!(find(&b_check.id).unwrap().config, http);
+    assert_eq!(find(&b_check.id).unwrap().caller_reference, "conf-http");
+
+    let mut changed = https.clone();
+    changed.resource_path = "/v2/health".into();
+    changed.failure_threshold = 5;
+    let updated = p
+        .update_health_check(&a_check.id, a_check.version, &changed)
+        .await
+        .unwrap();
+    assert_eq!(updated.config, changed);
+    let listed = p.list_health_checks().await.unwrap();
+    let now = listed.iter().find(|c| c.id == a_check.id).unwrap();
+    assert_eq!(
+        now.config, changed,
+        "regions kept, path and threshold changed"
+    );
+
+    let tags = [("route53-failover:owner".to_string(), "conf".to_string())];
+    p.tag_health_check(&a_check.id, &tags).await.unwrap();
+    let report = p.health_check_status(&a_check.id).await.unwrap();
+    assert!(report.total >= 1 && report.is_healthy(), "{report:?}");
+
+    let z = p.find_zone("example.test").await.unwrap().id;
+    let mut r = a("checked.example.test", "chk-use1", "us-east-1", "192.0.2.9");
+    r.health_check_id = Some(a_check.id.clone());
+    p.change(&z, &[ch(Action::Upsert, &r)]).await.unwrap();
+    assert_eq!(
+        sorted(p, &z, &["checked.example.test"]).await,
+        vec![r.clone()]
+    );
+    p.change(&z, &[ch(Action::Delete, &r)]).await.unwrap();
+    for c in [&a_check, &b_check] {
+        p.delete_health_check(&c.id).await.unwrap();
+    }
+    let listed = p.list_health_checks().await.unwrap();
+    assert!(listed
+        .iter()
+        .all(|c| c.id != a_check.id && c.id != b_check.id));
+}
+
+/// Route53's health check rules that moto does not honour (DESIGN.md).
+async fn strict_health_check_rules(p: &dyn Provider) {
+    let c = p
+        .create_health_check("strict-1", &https_check("/h"))
+        .await
+        .unwrap();
+    assert_eq!(
+        p.create_health_check("strict-1", &https_check("/h"))
+            .await
+            .unwrap(),
+        c,
+        "a retried create returns the same check"
+    );
+    let e = p
+        .update_health_check(&c.id, c.version + 1, &https_check("/x"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), "health_check_version_mismatch");
+    let z = p.find_zone("example.test").await.unwrap().id;
+    let mut r = a("strict-hc.example.test", "shc", "us-east-1", "192.0.2.9");
+    r.health_check_id = Some(c.id.clone());
+    p.change(&z, &[ch(Action::Create, &r)]).await.unwrap();
+    assert_eq!(
+        p.delete_health_check(&c.id).await.unwrap_err().kind(),
+        "health_check_in_use"
+    );
+    p.change(&z, &[ch(Action::Delete, &r)]).await.unwrap();
+    p.delete_health_check(&c.id).await.unwrap();
+    let e = p
+        .create_health_check("strict-1", &https_check("/h"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.kind(),
+        "health_check_already_exists",
+        "a deleted check's reference"
+    );
+}
+
 /// What every provider honours.
 async fn suite(p: &dyn Provider) {
+    health_checks_round_trip_and_attach_to_records(p).await;
     finds_zones_by_name_or_id(p).await;
     creates_lists_and_deletes_a_latency_set(p).await;
     upsert_is_idempotent(p).await;
@@ -186,6 +306,7 @@ async fn suite(p: &dyn Provider) {
 async fn strict_suite(p: &dyn Provider) {
     suite(p).await;
     strict_rules_reject_bad_batches_whole(p).await;
+    strict_health_check_rules(p).await;
 }
 
 #[tokio::test]

@@ -598,6 +598,11 @@ async fn probe_secrets_never_reach_logs_status_metrics_or_the_page() {
         ),
     );
     assert!(text.contains("Authorization"));
+    // Route53's checkers cannot send the token: they check another path.
+    let text = text.replace(
+        "defaults:\n",
+        "defaults:\n  health_check: {resource_path: /public/health}\n",
+    );
     let daemon = start_daemon(&text.replace("RUST_LOG", "")).await;
     wait_until("both published", LIMIT, || async {
         store.member_ids(ZONE, NAME).len() == 2

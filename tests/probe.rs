@@ -127,7 +127,7 @@ async fn server(tls: bool) -> Server {
 
 fn spec(probe: &str, dir: &Path) -> ProbeSpec {
     let text = format!(
-        "owner: t\nprovider: {{kind: memory, zones: [example.test]}}\nrecords:\n  - name: api.example.test\n    zone: example.test\n    regions:\n      - region: us-east-1\n        target: {{values: [192.0.2.1]}}\n        probe: {probe}\n      - {{region: eu-west-1, target: {{values: [192.0.2.2]}}, probe: {{url: \"http://x.example.test/\"}}}}\n"
+        "owner: t\nprovider: {{kind: memory, zones: [example.test]}}\ndefaults: {{health_check: {{enabled: false}}}}\nrecords:\n  - name: api.example.test\n    zone: example.test\n    regions:\n      - region: us-east-1\n        target: {{values: [192.0.2.1]}}\n        probe: {probe}\n      - {{region: eu-west-1, target: {{values: [192.0.2.2]}}, probe: {{url: \"http://x.example.test/\"}}}}\n"
     );
     let c = parse(&text, dir).unwrap_or_else(|e| panic!("{e}\n{text}"));
     (*c.records[0].members[0].probe).clone()

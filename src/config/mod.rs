@@ -2,6 +2,7 @@
 //! typed values. `load` reports every problem at once, each with its key path
 //! and value, before anything touches the network.
 
+mod health_check;
 mod raw;
 
 use std::collections::{BTreeMap, HashSet};
@@ -16,7 +17,7 @@ use url::Url;
 
 use crate::provider::normalize_name;
 use crate::provider::{AliasTarget, RecordSet, RecordType};
-use raw::{RawConfig, RawMember, RawPolicy, RawProbe, RawRecord};
+use raw::{RawConfig, RawHealthCheck, RawMember, RawPolicy, RawProbe, RawRecord};
 
 /// The latency regions Route53 accepts in a record's `Region`.
 pub const LATENCY_REGIONS: &[&str] = &[
@@ -63,6 +64,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub provider: ProviderConfig,
     pub resync_interval: Duration,
+    /// How often each Route53 health check's status is read.
+    pub health_check_status_interval: Duration,
     pub records: Vec<RecordConfig>,
     /// Problems worth a word that do not stop the daemon.
     pub warnings: Vec<String>,
@@ -115,7 +118,26 @@ pub struct MemberConfig {
     pub target: Target,
     /// Shared with the member's prober.
     pub probe: Arc<ProbeSpec>,
+    /// The Route53 health check to keep for this member; `None`: none.
+    pub health_check: Option<HealthCheckSettings>,
     pub adopt: bool,
+}
+
+/// A member's Route53 health check settings, as configured. The check's
+/// full settings are derived from these and the probe at run time
+/// (`health_checks::desired`), once the target is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheckSettings {
+    /// 10 or 30 seconds; fixed once the check exists.
+    pub request_interval: u32,
+    pub failure_threshold: u32,
+    /// Checker regions, sorted; empty: Route53's default set.
+    pub regions: Vec<String>,
+    pub measure_latency: bool,
+    /// Instead of the probe URL's path and query.
+    pub resource_path: Option<String>,
+    /// Instead of the regional target or the probe's host.
+    pub fqdn: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -377,11 +399,26 @@ impl Validator {
                 );
             }
         }
+        let health_check_status_interval = self.duration(
+            "health_check_status_interval",
+            raw.health_check_status_interval.as_deref(),
+            Duration::from_secs(60),
+        );
+        if health_check_status_interval.is_some_and(|d| d < Duration::from_secs(10)) {
+            self.err(
+                "health_check_status_interval",
+                format!(
+                    "{} must be at least 10s (each read is a Route53 request)",
+                    q(raw.health_check_status_interval.as_deref().unwrap_or(""))
+                ),
+            );
+        }
         let provider = self.provider(raw.provider.unwrap_or_default());
 
         let defaults = raw.defaults.unwrap_or_default();
         let default_probe = defaults.probe.unwrap_or_default();
         let default_policy = defaults.policy.unwrap_or_default();
+        let default_check = defaults.health_check.unwrap_or_default();
         let mut records = Vec::new();
         match raw.records {
             None => self.err("records", "missing (required)"),
@@ -390,7 +427,8 @@ impl Validator {
                 let mut seen = HashSet::new();
                 for (i, r) in list.iter().enumerate() {
                     let path = format!("records[{i}]");
-                    if let Some(rc) = self.record(&path, r, &default_probe, &default_policy) {
+                    let defaults = (&default_probe, &default_policy, &default_check);
+                    if let Some(rc) = self.record(&path, r, defaults) {
                         for (j, m) in rc.members.iter().enumerate() {
                             let key = (rc.name.clone(), rc.rtype.clone(), m.set_identifier.clone());
                             if !seen.insert(key) {
@@ -446,6 +484,7 @@ impl Validator {
             listen: listen?,
             provider: provider?,
             resync_interval: resync_interval?,
+            health_check_status_interval: health_check_status_interval?,
             records,
             warnings: Vec::new(),
         })
@@ -558,8 +597,7 @@ impl Validator {
         &mut self,
         path: &str,
         r: &RawRecord,
-        default_probe: &RawProbe,
-        default_policy: &RawPolicy,
+        (default_probe, default_policy, default_check): (&RawProbe, &RawPolicy, &RawHealthCheck),
     ) -> Option<RecordConfig> {
         let name = self
             .required(&format!("{path}.name"), &r.name)
@@ -604,6 +642,11 @@ impl Validator {
             );
         }
         let record_probe = r.probe.clone().unwrap_or_default().over(default_probe);
+        let record_check = r
+            .health_check
+            .clone()
+            .unwrap_or_default()
+            .over(default_check);
         let min_healthy = r
             .policy
             .as_ref()
@@ -632,7 +675,8 @@ impl Validator {
                             );
                         }
                     }
-                    if let Some(mc) = self.member(&mpath, m, rtype.as_ref(), &record_probe) {
+                    let inherited = (&record_probe, &record_check);
+                    if let Some(mc) = self.member(&mpath, m, rtype.as_ref(), inherited) {
                         members.push(mc);
                     }
                 }
@@ -672,7 +716,7 @@ impl Validator {
         path: &str,
         m: &RawMember,
         rtype: Option<&RecordType>,
-        record_probe: &RawProbe,
+        (record_probe, record_check): (&RawProbe, &RawHealthCheck),
     ) -> Option<MemberConfig> {
         let region = self.required(&format!("{path}.region"), &m.region).cloned();
         if let Some(r) = &region {
@@ -693,13 +737,20 @@ impl Validator {
             }
         }
         let target = self.target(&format!("{path}.target"), m, rtype);
-        let probe = m.probe.clone().unwrap_or_default().over(record_probe);
-        let probe = self.probe(&format!("{path}.probe"), &probe);
+        let raw_probe = m.probe.clone().unwrap_or_default().over(record_probe);
+        let probe = self.probe(&format!("{path}.probe"), &raw_probe);
+        let check = m
+            .health_check
+            .clone()
+            .unwrap_or_default()
+            .over(record_check);
+        let health_check = self.health_check(path, &check, &raw_probe, probe.as_ref());
         Some(MemberConfig {
             region: region?,
             set_identifier: set_identifier?,
             target: target?,
             probe: Arc::new(probe?),
+            health_check: health_check?,
             adopt: m.adopt.unwrap_or(false),
         })
     }

@@ -18,6 +18,8 @@ pub struct RawConfig {
     pub provider: Option<RawProvider>,
     /// How often the provider is re-read to repair drift.
     pub resync_interval: Option<String>,
+    /// How often each Route53 health check's status is read.
+    pub health_check_status_interval: Option<String>,
     pub defaults: Option<RawDefaults>,
     pub records: Option<Vec<RawRecord>>,
 }
@@ -52,6 +54,39 @@ pub struct RawSeed {
 pub struct RawDefaults {
     pub probe: Option<RawProbe>,
     pub policy: Option<RawPolicy>,
+    pub health_check: Option<RawHealthCheck>,
+}
+
+/// The Route53 health check kept for each member.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct RawHealthCheck {
+    pub enabled: Option<bool>,
+    pub request_interval: Option<i64>,
+    pub failure_threshold: Option<i64>,
+    pub regions: Option<Vec<String>>,
+    pub measure_latency: Option<bool>,
+    /// Default: the probe URL's path and query.
+    pub resource_path: Option<String>,
+    /// Default: the regional target, else the probe's connect_to or URL host.
+    pub fqdn: Option<String>,
+}
+
+impl RawHealthCheck {
+    /// `self` over `base`, field by field.
+    pub fn over(&self, base: &RawHealthCheck) -> RawHealthCheck {
+        RawHealthCheck {
+            enabled: self.enabled.or(base.enabled),
+            request_interval: self.request_interval.or(base.request_interval),
+            failure_threshold: self.failure_threshold.or(base.failure_threshold),
+            regions: self.regions.clone().or_else(|| base.regions.clone()),
+            measure_latency: self.measure_latency.or(base.measure_latency),
+            resource_path: self
+                .resource_path
+                .clone()
+                .or_else(|| base.resource_path.clone()),
+            fqdn: self.fqdn.clone().or_else(|| base.fqdn.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -115,6 +150,7 @@ pub struct RawRecord {
     pub policy: Option<RawPolicy>,
     /// Probe settings shared by this record's members (usually the URL).
     pub probe: Option<RawProbe>,
+    pub health_check: Option<RawHealthCheck>,
     pub regions: Option<Vec<RawMember>>,
 }
 
@@ -124,6 +160,7 @@ pub struct RawMember {
     pub set_identifier: Option<String>,
     pub target: Option<RawTarget>,
     pub probe: Option<RawProbe>,
+    pub health_check: Option<RawHealthCheck>,
     /// Take over a record with this set identifier that has no marker of
     /// this owner.
     pub adopt: Option<bool>,

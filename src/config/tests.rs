@@ -129,7 +129,8 @@ fn interpolation_reads_env_and_files_and_reports_what_is_missing() {
     let text = BASE.replace(
         "headers: {X-Env: prod}",
         "headers: {Authorization: \"Bearer ${file:token}\", X-Tenant: \"${env:R53F_TEST_TENANT}\"}",
-    );
+    )
+    .replace("  policy:", "  health_check: {resource_path: /ping}\n  policy:");
     let c = parse(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
     let h = &c.records[0].members[1].probe.headers;
     assert_eq!(h[0].1.to_str().unwrap(), "Bearer s3cret");
@@ -161,4 +162,71 @@ fn a_single_member_record_is_a_warning_not_an_error() {
     let c = parse(text, Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.warnings.len(), 1);
     assert!(c.warnings[0].contains("single region"));
+}
+
+#[test]
+fn health_checks_merge_and_are_validated_against_route53s_rules() {
+    let text = BASE.replace(
+        "  policy:",
+        "  health_check: {request_interval: 10, regions: [us-west-2, us-east-1, eu-west-1]}\n  policy:",
+    );
+    let text = text.replace(
+        "probe: {expect: {body_contains: ok}}",
+        "probe: {expect: {body_contains: ok}}\n        health_check: {failure_threshold: 5, measure_latency: true}",
+    );
+    let c = parse(&text, Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
+    let r = &c.records[0];
+    let use1 = r.members[0].health_check.as_ref().unwrap();
+    assert_eq!((use1.request_interval, use1.failure_threshold), (10, 3));
+    assert_eq!(
+        use1.regions,
+        ["eu-west-1", "us-east-1", "us-west-2"],
+        "sorted"
+    );
+    assert!(!use1.measure_latency);
+    let euw1 = r.members[1].health_check.as_ref().unwrap();
+    assert_eq!((euw1.request_interval, euw1.failure_threshold), (10, 5));
+    assert!(euw1.measure_latency);
+
+    let off = BASE.replace("  policy:", "  health_check: {enabled: false}\n  policy:");
+    let c = parse(&off, Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.records[0]
+        .members
+        .iter()
+        .all(|m| m.health_check.is_none()));
+
+    let bad = BASE.replace(
+        "  policy:",
+        "  health_check: {request_interval: 20, failure_threshold: 11, regions: [us-east-1, mars-1], resource_path: health}\n  policy:",
+    );
+    let errs = errors(&bad);
+    for want in [
+        "records[0].regions[0].health_check.request_interval: 20 must be 10 or 30",
+        "records[0].regions[0].health_check.failure_threshold: 11 must be between 1 and 10",
+        "records[0].regions[0].health_check.regions: lists 2 region(s); Route53 needs at least 3",
+        "records[0].regions[0].health_check.regions[1]: \"mars-1\" is not a Route53 health checker region",
+        "records[0].regions[0].health_check.resource_path: \"health\" must start with /",
+    ] {
+        assert!(errs.iter().any(|e| e.starts_with(want)), "missing {want:?} in:\n{}", errs.join("\n"));
+    }
+}
+
+#[test]
+fn a_probe_with_credentials_needs_a_health_check_path_that_answers_without_them() {
+    let text = BASE.replace(
+        "headers: {X-Env: prod}",
+        "headers: {Authorization: Bearer x}",
+    );
+    let errs = errors(&text);
+    assert!(
+        errs.iter()
+            .any(|e| e
+                .starts_with("records[0].regions[0].health_check: the probe sends credentials")),
+        "{errs:?}"
+    );
+    let fixed = text.replace(
+        "  policy:",
+        "  health_check: {resource_path: /ping}\n  policy:",
+    );
+    parse(&fixed, Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
 }

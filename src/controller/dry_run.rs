@@ -1,6 +1,6 @@
 //! `plan`: what a reconcile would do, from one probe of each member.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use tracing::warn;
 
@@ -9,17 +9,25 @@ use crate::auth::TokenSources;
 use crate::config::{Config, Target};
 use crate::discovery::Discovery;
 use crate::health::Verdict;
-use crate::plan::{self, Observed, RecordIntents};
+use crate::health_checks::{self as hc, Step};
+use crate::plan::{self, Attach, Observed, RecordIntents};
 use crate::policy;
 use crate::probe::{Prober, TlsConfigs};
 use crate::provider::{AliasTarget, Change, Provider};
 
+/// What a reconcile would do.
+pub struct DryRun {
+    /// Per record, per member.
+    pub decisions: Vec<Vec<policy::MemberDecision>>,
+    /// Health check steps, one line each.
+    pub checks: Vec<String>,
+    /// Record changes; a check still to be created shows as `(new)`.
+    pub changes: Vec<Change>,
+}
+
 /// Probes every member once, reads the provider, and returns what a
-/// reconcile would do: the decisions per record, and the changes. For `plan`.
-pub async fn dry_run(
-    config: &Config,
-    provider: &dyn Provider,
-) -> Result<(Vec<Vec<policy::MemberDecision>>, Vec<Change>), String> {
+/// reconcile would do. For `plan`.
+pub async fn dry_run(config: &Config, provider: &dyn Provider) -> Result<DryRun, String> {
     // API Gateway targets first: the probe goes to the regional endpoint and
     // the record points at it. A target that cannot be found is reported
     // and its member is left as it is (verdict unknown).
@@ -68,12 +76,24 @@ pub async fn dry_run(
     }
     let mut decisions = vec![Vec::new(); config.records.len()];
     let mut changes = Vec::new();
+    let mut check_lines = Vec::new();
+    let all_checks = provider
+        .list_health_checks()
+        .await
+        .map_err(|e| e.to_string())?;
     for (zone, idxs) in config.records_by_zone() {
         let z = provider.find_zone(&zone).await.map_err(|e| e.to_string())?;
         let records = provider
             .list_records(&z.id)
             .await
             .map_err(|e| e.to_string())?;
+        let zone_prefix = hc::zone_prefix(&config.owner, &z.id);
+        let owned: Vec<_> = all_checks
+            .iter()
+            .filter(|c| c.caller_reference.starts_with(&zone_prefix))
+            .cloned()
+            .collect();
+        let mut keep = HashSet::new();
         let observed = Observed::new(records);
         let claims = observed.claims();
         let mut intents = Vec::new();
@@ -98,14 +118,41 @@ pub async fn dry_run(
                 &targets,
             );
             let d = policy::decide(record.min_healthy, &inputs);
-            intents.push(RecordIntents {
-                record,
-                intents: d.iter().map(|d| d.intent).collect(),
-                discovered: targets,
-            });
+            let mut ri_intents = RecordIntents::new(record, d.iter().map(|d| d.intent).collect());
+            for (mi, member) in record.members.iter().enumerate() {
+                let want = hc::want(member, inputs[mi].conflict, targets[mi].as_ref());
+                let prefix = hc::member_prefix(&zone_prefix, record, member);
+                let current = observed.member_record(record, member);
+                let referenced = current.and_then(|c| c.health_check_id.as_deref());
+                let (step, kept) = hc::step(&owned, &prefix, &want, referenced);
+                keep.extend(kept);
+                let who = format!("{} {} {}", record.name, record.rtype, member.set_identifier);
+                ri_intents.checks[mi] = match step {
+                    Step::Detach => Attach::Detach,
+                    Step::Keep => Attach::Keep,
+                    Step::Use(id) => Attach::Check(id),
+                    Step::Update { id, config, .. } => {
+                        check_lines.push(format!("update {id} for {who}: {config}"));
+                        Attach::Check(id)
+                    }
+                    Step::Create { config, .. } => {
+                        check_lines.push(format!("create for {who}: {config}"));
+                        Attach::Check("(new)".into())
+                    }
+                };
+            }
+            ri_intents.discovered = targets;
+            intents.push(ri_intents);
             decisions[ri] = d;
         }
         changes.extend(plan::plan_zone(&config.owner, &observed, &intents));
+        for c in owned.iter().filter(|c| !keep.contains(&c.id)) {
+            check_lines.push(format!("delete {} (unused): {}", c.id, c.config));
+        }
     }
-    Ok((decisions, changes))
+    Ok(DryRun {
+        decisions,
+        checks: check_lines,
+        changes,
+    })
 }

@@ -11,7 +11,8 @@
 //!
 //! Here: the shared state and `run`, which wires the tasks (and API Gateway
 //! discovery); `probing`: schedules and the prober task; `reconcile`: the
-//! zone reconciler; `dry_run`: what `plan` prints.
+//! zone reconciler; `health_checks`: its Route53 health check steps and the
+//! task that reads Route53's view of them; `dry_run`: what `plan` prints.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -23,10 +24,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 mod dry_run;
+mod health_checks;
 mod probing;
 mod reconcile;
 
-pub use dry_run::dry_run;
+pub use dry_run::{dry_run, DryRun};
 use probing::{probe_loop, spread_window};
 pub use reconcile::RateLimiter;
 use reconcile::Reconciler;
@@ -38,7 +40,7 @@ use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::policy::Why;
 use crate::probe::{ProbeResult, Prober, TlsConfigs};
-use crate::provider::{AliasTarget, Provider};
+use crate::provider::{AliasTarget, CheckerReport, Provider};
 
 /// What is known of one member, shared by its prober, its reconciler and
 /// the status endpoint. A std `Mutex`: held for a few field updates only.
@@ -53,6 +55,19 @@ pub struct MemberState {
     /// An API Gateway target's regional endpoint, once discovered.
     pub discovered: Option<AliasTarget>,
     pub discovery_error: Option<String>,
+    /// The Route53 health check the member's record carries (or will).
+    pub health_check_id: Option<String>,
+    /// Why the member's health check could not be created or updated.
+    pub health_check_error: Option<String>,
+    /// What Route53's checkers last said of that check.
+    pub route53_health: Option<Route53Health>,
+}
+
+/// Route53's own view of a member, from `GetHealthCheckStatus`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route53Health {
+    pub report: CheckerReport,
+    pub at: SystemTime,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -101,6 +116,9 @@ impl Runtime {
                             conflict: false,
                             discovered: None,
                             discovery_error: None,
+                            health_check_id: None,
+                            health_check_error: None,
+                            route53_health: None,
                         })
                     })
                     .collect()
@@ -232,6 +250,8 @@ pub async fn run(
             zone_id: None,
             records: record_idxs,
             observed: None,
+            checks: Vec::new(),
+            unused_checks: Vec::new(),
             shutdown: shutdown.clone(),
             last_write: None,
             settle_limit,
@@ -239,6 +259,12 @@ pub async fn run(
         };
         tasks.spawn(reconciler.run(signals));
     }
+    tasks.spawn(health_checks::status_loop(
+        rt.clone(),
+        provider.clone(),
+        limiter.clone(),
+        probes_stop.clone(),
+    ));
     if !discovered_members.is_empty() {
         let regions = discovered_members
             .iter()

@@ -15,7 +15,9 @@ use super::{lock, rtype_str, Runtime, ZoneSignals};
 use crate::health::Verdict;
 use crate::plan::{self, Observed, RecordIntents};
 use crate::policy::{self, Why};
-use crate::provider::{AliasTarget, Change, ChangeStatus, Provider, ProviderError, CALL_TIMEOUT};
+use crate::provider::{
+    AliasTarget, Change, ChangeStatus, HealthCheck, Provider, ProviderError, CALL_TIMEOUT,
+};
 
 /// Spaces requests to the provider: at most `rate` per second across every
 /// zone, no bursts (the account's 5/s is shared with other tools).
@@ -54,7 +56,7 @@ fn backoff(attempt: u32) -> Duration {
 
 /// One attempt of a provider request: rate-limited, bounded by
 /// [`CALL_TIMEOUT`], timed and counted by operation and outcome.
-async fn request<T>(
+pub(super) async fn request<T>(
     rt: &Runtime,
     limiter: &RateLimiter,
     operation: &'static str,
@@ -93,6 +95,10 @@ pub(super) struct Reconciler {
     pub(super) records: Vec<usize>,
     /// The zone as last read, plus our writes since. `None`: read it.
     pub(super) observed: Option<Observed>,
+    /// This owner's health checks for the zone, read and kept with `observed`.
+    pub(super) checks: Vec<HealthCheck>,
+    /// Owned checks no member uses: deleted once no record refers to them.
+    pub(super) unused_checks: Vec<String>,
     pub(super) shutdown: CancellationToken,
     /// When this zone was last written to.
     pub(super) last_write: Option<Instant>,
@@ -243,7 +249,11 @@ impl Reconciler {
     }
 
     /// One provider request, retried on transient errors with backoff.
-    async fn call<T, F, Fut>(&self, operation: &'static str, f: F) -> Result<T, ProviderError>
+    pub(super) async fn call<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        f: F,
+    ) -> Result<T, ProviderError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
@@ -276,25 +286,51 @@ impl Reconciler {
         Ok(zone.id)
     }
 
+    /// Reads the zone's records and this owner's health checks for it.
+    async fn read(&mut self, zone_id: &str) -> Result<(), ProviderError> {
+        let provider = self.provider.clone();
+        let records = self
+            .call("list_records", || provider.list_records(zone_id))
+            .await?;
+        let checks = self
+            .call("list_health_checks", || provider.list_health_checks())
+            .await?;
+        let prefix = crate::health_checks::zone_prefix(&self.rt.config.owner, zone_id);
+        self.checks = checks
+            .into_iter()
+            .filter(|c| c.caller_reference.starts_with(&prefix))
+            .collect();
+        self.observed = Some(Observed::new(records));
+        Ok(())
+    }
+
+    /// Decide, settle health checks, plan, apply, then delete the checks
+    /// nothing uses. A health check that cannot be created or updated does
+    /// not hold back the records (a withdrawal must not wait on it): its
+    /// record keeps what it carries and the reconcile reports the error
+    /// after the records are written, so it is retried.
     async fn reconcile(&mut self) -> Result<(), ReconcileError> {
         let zone_id = self.zone_id().await?;
+        let rt = self.rt.clone();
         let mut last_rejection = None;
         for _ in 0..REPLANS {
             if self.observed.is_none() {
-                let provider = self.provider.clone();
-                let records = self
-                    .call("list_records", || provider.list_records(&zone_id))
-                    .await?;
-                self.observed = Some(Observed::new(records));
+                self.read(&zone_id).await?;
             }
-            let changes = self.decide_and_plan();
-            if changes.is_empty() {
-                return Ok(());
-            }
-            match self.apply(&zone_id, changes).await {
+            let mut intents = self.decide(&rt);
+            let check_result = self.sync_checks(&rt, &zone_id, &mut intents).await;
+            let observed = self.observed.as_ref().expect("read before planning");
+            let changes = plan::plan_zone(&rt.config.owner, observed, &intents);
+            let applied = if changes.is_empty() {
+                Ok(())
+            } else {
+                self.apply(&zone_id, changes).await
+            };
+            match applied {
                 Ok(()) => {
                     self.refresh_published();
-                    return Ok(());
+                    self.delete_unused_checks().await?;
+                    return check_result.map_err(Into::into);
                 }
                 Err(ProviderError::InvalidChangeBatch(msg)) => {
                     warn!(zone = %self.zone, error = %msg, "batch rejected; re-reading the zone");
@@ -309,15 +345,15 @@ impl Reconciler {
         ))
     }
 
-    /// Runs the policy for every record of the zone, records the decisions
-    /// for status and metrics, and returns the plan.
-    fn decide_and_plan(&self) -> Vec<Change> {
+    /// Runs the policy for every record of the zone and records the
+    /// decisions for status and metrics.
+    fn decide<'a>(&self, rt: &'a Runtime) -> Vec<RecordIntents<'a>> {
         let observed = self.observed.as_ref().expect("read before planning");
         let claims = observed.claims();
-        let owner = &self.rt.config.owner;
+        let owner = &rt.config.owner;
         let mut intents = Vec::with_capacity(self.records.len());
         for &ri in &self.records {
-            let record = &self.rt.config.records[ri];
+            let record = &rt.config.records[ri];
             let verdicts: Vec<Verdict> = (0..record.members.len())
                 .map(|mi| self.rt.member(ri, mi).health.verdict())
                 .collect();
@@ -361,14 +397,12 @@ impl Reconciler {
                 .record_fail_open
                 .with_label_values(&[&record.name, rtype_str(record)])
                 .set(i64::from(fail_open));
-            intents.push(RecordIntents {
-                record,
-                intents: decisions.iter().map(|d| d.intent).collect(),
-                discovered,
-            });
+            let mut ri = RecordIntents::new(record, decisions.iter().map(|d| d.intent).collect());
+            ri.discovered = discovered;
+            intents.push(ri);
         }
         self.refresh_published();
-        plan::plan_zone(owner, observed, &intents)
+        intents
     }
 
     /// Publishes what the provider holds now into status and metrics.

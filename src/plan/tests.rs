@@ -332,9 +332,8 @@ records:
         "me",
         &observed,
         &[RecordIntents {
-            record,
-            intents: vec![Publish, Publish],
             discovered,
+            ..RecordIntents::new(record, vec![Publish, Publish])
         }],
     );
     let records: Vec<&RecordSet> = changes
@@ -345,4 +344,72 @@ records:
     assert_eq!(records.len(), 1, "only the discovered member: {changes:?}");
     assert_eq!(records[0].alias.as_ref(), Some(&use1));
     assert_eq!(records[0].ttl, None);
+}
+
+fn plan_with_checks(
+    cfg: &Config,
+    observed: Vec<RecordSet>,
+    intents: Vec<Intent>,
+    checks: Vec<Attach>,
+) -> Vec<Change> {
+    let observed = Observed::new(observed);
+    let mut ri = RecordIntents::new(&cfg.records[0], intents);
+    ri.checks = checks;
+    plan_zone("me", &observed, &[ri])
+}
+
+fn with_check(mut r: RecordSet, id: &str) -> RecordSet {
+    r.health_check_id = Some(id.into());
+    r
+}
+
+#[test]
+fn records_carry_the_health_check_the_config_asks_for() {
+    let cfg = config("");
+    let claimed = marker(&[CLAIM_EUW1, CLAIM_USE1]);
+    let use1 = with_check(rec("use1", "us-east-1", "192.0.2.1"), "hc-old");
+    let euw1 = rec("euw1", "eu-west-1", "192.0.2.2");
+    let observed = vec![claimed.clone(), use1.clone(), euw1.clone()];
+
+    // Keep: nothing to do, whatever the records carry.
+    let keep = vec![Attach::Keep, Attach::Keep];
+    assert!(plan_with_checks(&cfg, observed.clone(), vec![Publish, Publish], keep).is_empty());
+
+    // A published member moves to its new check; a member left alone
+    // (verdict unknown) still gets its check attached; a detached one loses it.
+    let moved = vec![Attach::Check("hc-new".into()), Attach::Check("hc-2".into())];
+    let changes = plan_with_checks(&cfg, observed.clone(), vec![Publish, Leave], moved);
+    assert_eq!(
+        changes,
+        vec![
+            Change {
+                action: Action::Upsert,
+                record: with_check(use1.clone(), "hc-new")
+            },
+            Change {
+                action: Action::Upsert,
+                record: with_check(euw1.clone(), "hc-2")
+            },
+        ]
+    );
+    let detached = vec![Attach::Detach, Attach::Detach];
+    let changes = plan_with_checks(&cfg, observed.clone(), vec![Leave, Leave], detached);
+    assert_eq!(
+        changes,
+        vec![Change {
+            action: Action::Upsert,
+            record: rec("use1", "us-east-1", "192.0.2.1")
+        }]
+    );
+
+    // A withdrawal deletes the record exactly as it is, check and all.
+    let checks = vec![Attach::Check("hc-new".into()), Attach::Keep];
+    let changes = plan_with_checks(&cfg, observed, vec![Withdraw, Leave], checks);
+    assert_eq!(
+        changes,
+        vec![Change {
+            action: Action::Delete,
+            record: use1
+        }]
+    );
 }

@@ -1,6 +1,8 @@
 //! The `memory` provider: an in-process zone store that rejects what Route53
 //! rejects (atomic batches, exact-match DELETE, duplicate CREATE, batch
-//! limits, routing-policy and CNAME conflicts, PENDING then INSYNC), with
+//! limits, routing-policy and CNAME conflicts, PENDING then INSYNC; health
+//! checks with CallerReference idempotency, version checks, immutable
+//! settings and HealthCheckInUse), with
 //! hooks to inject faults and latency. The embedded default for local runs
 //! and the demo, and the strict backend the logic is tested against.
 
@@ -12,8 +14,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    change_weight, normalize_name, Action, Change, ChangeInfo, ChangeStatus, Provider,
-    ProviderError, RecordKey, RecordSet, RecordType, Zone, MAX_BATCH_CHARS, MAX_BATCH_RECORDS,
+    change_weight, normalize_name, Action, Change, ChangeInfo, ChangeStatus, CheckerReport,
+    HealthCheck, HealthCheckConfig, Provider, ProviderError, RecordKey, RecordSet, RecordType,
+    Zone, MAX_BATCH_CHARS, MAX_BATCH_RECORDS,
 };
 
 /// The provider operations, for fault injection and call counts.
@@ -24,6 +27,12 @@ pub enum Operation {
     ListRecords,
     Change,
     ChangeStatus,
+    ListHealthChecks,
+    CreateHealthCheck,
+    TagHealthCheck,
+    UpdateHealthCheck,
+    DeleteHealthCheck,
+    HealthCheckStatus,
 }
 
 impl Operation {
@@ -33,6 +42,12 @@ impl Operation {
             Operation::ListRecords => "list_records",
             Operation::Change => "change",
             Operation::ChangeStatus => "change_status",
+            Operation::ListHealthChecks => "list_health_checks",
+            Operation::CreateHealthCheck => "create_health_check",
+            Operation::TagHealthCheck => "tag_health_check",
+            Operation::UpdateHealthCheck => "update_health_check",
+            Operation::DeleteHealthCheck => "delete_health_check",
+            Operation::HealthCheckStatus => "health_check_status",
         }
     }
 }
@@ -64,6 +79,19 @@ pub struct AcceptedChange {
 /// How many accepted batches the log keeps (the demo runs for hours).
 const CHANGE_LOG_LIMIT: usize = 10_000;
 
+/// A health check with what the store keeps beside it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredHealthCheck {
+    #[serde(flatten)]
+    pub check: HealthCheck,
+    pub tags: BTreeMap<String, String>,
+    /// What `GetHealthCheckStatus` answers; set by tests and the demo.
+    pub report: CheckerReport,
+}
+
+/// Route53's default quota of health checks per account.
+pub const DEFAULT_HEALTH_CHECK_LIMIT: usize = 200;
+
 #[derive(Default)]
 struct ZoneData {
     name: String,
@@ -78,6 +106,12 @@ struct State {
     faults: VecDeque<Fault>,
     latency: Duration,
     calls: HashMap<Operation, u64>,
+    health_checks: BTreeMap<String, StoredHealthCheck>,
+    /// Every CallerReference ever used, with the id of its live check
+    /// (`None` once deleted: Route53 refuses to reuse it).
+    caller_references: HashMap<String, Option<String>>,
+    next_health_check: u64,
+    health_check_limit: usize,
 }
 
 /// The store. A std `Mutex` is enough: no lock is held across an `.await`,
@@ -114,6 +148,10 @@ impl MemoryProvider {
                 faults: VecDeque::new(),
                 latency: Duration::ZERO,
                 calls: HashMap::new(),
+                health_checks: BTreeMap::new(),
+                caller_references: HashMap::new(),
+                next_health_check: 1,
+                health_check_limit: DEFAULT_HEALTH_CHECK_LIMIT,
             }),
             insync_after,
         }
@@ -181,6 +219,27 @@ impl MemoryProvider {
         let mut st = self.lock();
         let id = zone_id(&st, zone)?;
         apply(&mut st, &id, changes)
+    }
+
+    /// Every health check with its tags and report, without counting a call.
+    pub fn health_checks(&self) -> Vec<StoredHealthCheck> {
+        self.lock().health_checks.values().cloned().collect()
+    }
+
+    /// Sets what Route53's checkers report for a check.
+    pub fn set_report(&self, id: &str, report: CheckerReport) -> Result<(), ProviderError> {
+        let mut st = self.lock();
+        let hc = st
+            .health_checks
+            .get_mut(id)
+            .ok_or_else(|| no_such_check(id))?;
+        hc.report = report;
+        Ok(())
+    }
+
+    /// Raises or lowers the account's health check quota.
+    pub fn set_health_check_limit(&self, limit: usize) {
+        self.lock().health_check_limit = limit;
     }
 
     /// Counts the call, sleeps the injected latency, and fires a queued
@@ -263,6 +322,57 @@ fn is_quoted(v: &str) -> bool {
     v.len() >= 2 && v.starts_with('"') && v.ends_with('"')
 }
 
+fn no_such_check(id: &str) -> ProviderError {
+    ProviderError::NoSuchHealthCheck(format!("no health check with id {id}"))
+}
+
+/// Checks a health check's settings the way `CreateHealthCheck` and
+/// `UpdateHealthCheck` validate them.
+fn check_health_check(c: &HealthCheckConfig) -> Result<(), ProviderError> {
+    let bad = |m: String| Err(ProviderError::InvalidInput(m));
+    if let super::HealthCheckType::Other(t) = &c.kind {
+        return bad(format!(
+            "health check type {t} is not supported by this store"
+        ));
+    }
+    if ![10, 30].contains(&c.request_interval) {
+        return bad(format!(
+            "RequestInterval {} must be 10 or 30",
+            c.request_interval
+        ));
+    }
+    if !(1..=10).contains(&c.failure_threshold) {
+        return bad(format!(
+            "FailureThreshold {} must be 1 to 10",
+            c.failure_threshold
+        ));
+    }
+    if !c.regions.is_empty() && c.regions.len() < 3 {
+        return bad(format!(
+            "Regions lists {} regions; give at least 3",
+            c.regions.len()
+        ));
+    }
+    if c.fqdn.is_none() && c.ip_address.is_none() {
+        return bad("a health check needs FullyQualifiedDomainName or IPAddress".into());
+    }
+    if c.port == 0 {
+        return bad("Port must be 1 to 65535".into());
+    }
+    if c.resource_path.len() > 255 {
+        return bad("ResourcePath is longer than 255 characters".into());
+    }
+    match (&c.search_string, c.kind.is_str_match()) {
+        (None, true) => return bad(format!("{} needs a SearchString", c.kind.as_str())),
+        (Some(_), false) => return bad(format!("{} takes no SearchString", c.kind.as_str())),
+        (Some(s), true) if s.len() > 255 => {
+            return bad("SearchString is longer than 255 characters".into())
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Applies a batch to a copy of the zone and commits it only when every
 /// change and the resulting zone are valid: all or nothing.
 fn apply(st: &mut State, zone_id: &str, changes: &[Change]) -> Result<(), ProviderError> {
@@ -291,6 +401,14 @@ fn apply(st: &mut State, zone_id: &str, changes: &[Change]) -> Result<(), Provid
     for change in changes {
         let r = &change.record;
         check_shape(&zone.name, r)?;
+        if let Some(id) = &r.health_check_id {
+            if change.action != Action::Delete && !st.health_checks.contains_key(id) {
+                return Err(invalid(format!(
+                    "{}: Invalid Health Check ID {id}",
+                    r.key()
+                )));
+            }
+        }
         let key = r.key();
         match change.action {
             Action::Create => {
@@ -428,6 +546,145 @@ impl Provider for MemoryProvider {
         } else {
             ChangeStatus::Pending
         })
+    }
+
+    async fn list_health_checks(&self) -> Result<Vec<HealthCheck>, ProviderError> {
+        self.enter(Operation::ListHealthChecks).await?;
+        let st = self.lock();
+        Ok(st.health_checks.values().map(|h| h.check.clone()).collect())
+    }
+
+    async fn create_health_check(
+        &self,
+        caller_reference: &str,
+        config: &HealthCheckConfig,
+    ) -> Result<HealthCheck, ProviderError> {
+        self.enter(Operation::CreateHealthCheck).await?;
+        check_health_check(config)?;
+        let mut st = self.lock();
+        match st.caller_references.get(caller_reference) {
+            Some(Some(id)) => {
+                let existing = &st.health_checks[id].check;
+                return if existing.config == *config {
+                    Ok(existing.clone())
+                } else {
+                    Err(ProviderError::HealthCheckAlreadyExists(format!(
+                        "CallerReference {caller_reference} belongs to health check {id}, which has other settings"
+                    )))
+                };
+            }
+            Some(None) => {
+                return Err(ProviderError::HealthCheckAlreadyExists(format!(
+                    "CallerReference {caller_reference} belonged to a deleted health check"
+                )))
+            }
+            None => {}
+        }
+        if st.health_checks.len() >= st.health_check_limit {
+            return Err(ProviderError::InvalidInput(format!(
+                "TooManyHealthChecks: the account's limit of {} health checks is reached",
+                st.health_check_limit
+            )));
+        }
+        let id = format!("00000000-0000-4000-8000-{:012}", st.next_health_check);
+        st.next_health_check += 1;
+        let check = HealthCheck {
+            id: id.clone(),
+            caller_reference: caller_reference.to_string(),
+            version: 1,
+            config: config.clone(),
+        };
+        st.caller_references
+            .insert(caller_reference.to_string(), Some(id.clone()));
+        st.health_checks.insert(
+            id,
+            StoredHealthCheck {
+                check: check.clone(),
+                tags: BTreeMap::new(),
+                report: CheckerReport {
+                    healthy: 3,
+                    total: 3,
+                    failure: None,
+                },
+            },
+        );
+        Ok(check)
+    }
+
+    async fn tag_health_check(
+        &self,
+        id: &str,
+        tags: &[(String, String)],
+    ) -> Result<(), ProviderError> {
+        self.enter(Operation::TagHealthCheck).await?;
+        let mut st = self.lock();
+        let hc = st
+            .health_checks
+            .get_mut(id)
+            .ok_or_else(|| no_such_check(id))?;
+        hc.tags.extend(tags.iter().cloned());
+        Ok(())
+    }
+
+    async fn update_health_check(
+        &self,
+        id: &str,
+        version: i64,
+        config: &HealthCheckConfig,
+    ) -> Result<HealthCheck, ProviderError> {
+        self.enter(Operation::UpdateHealthCheck).await?;
+        check_health_check(config)?;
+        let mut st = self.lock();
+        let hc = st
+            .health_checks
+            .get_mut(id)
+            .ok_or_else(|| no_such_check(id))?;
+        if hc.check.version != version {
+            return Err(ProviderError::HealthCheckVersionMismatch(format!(
+                "health check {id} is at version {}, not {version}",
+                hc.check.version
+            )));
+        }
+        if !hc.check.config.same_immutables(config) {
+            return Err(ProviderError::InvalidInput(format!(
+                "health check {id}: Type, RequestInterval and MeasureLatency cannot be updated"
+            )));
+        }
+        hc.check.config = config.clone();
+        hc.check.version += 1;
+        Ok(hc.check.clone())
+    }
+
+    async fn delete_health_check(&self, id: &str) -> Result<(), ProviderError> {
+        self.enter(Operation::DeleteHealthCheck).await?;
+        let mut st = self.lock();
+        if !st.health_checks.contains_key(id) {
+            return Err(no_such_check(id));
+        }
+        let user = st
+            .zones
+            .values()
+            .flat_map(|z| z.records.values())
+            .find(|r| r.health_check_id.as_deref() == Some(id));
+        if let Some(r) = user {
+            return Err(ProviderError::HealthCheckInUse(format!(
+                "health check {id} is used by {}",
+                r.key()
+            )));
+        }
+        let removed = st.health_checks.remove(id).expect("checked above");
+        st.caller_references
+            .insert(removed.check.caller_reference, None);
+        Ok(())
+    }
+
+    async fn health_check_status(&self, id: &str) -> Result<CheckerReport, ProviderError> {
+        self.enter(Operation::HealthCheckStatus).await?;
+        let st = self.lock();
+        st.health_checks
+            .get(id)
+            .map(|h| h.report.clone())
+            .ok_or_else(|| no_such_check(id))
     }
 }
 
@@ -717,5 +974,140 @@ mod tests {
         assert_eq!(p.find_zone(&z).await.unwrap().name, "example.test");
         let err = p.find_zone("missing.test").await.unwrap_err();
         assert_eq!(err.kind(), "no_such_hosted_zone");
+    }
+
+    // Health checks. moto does not honour these rules (DESIGN.md: same
+    // CallerReference makes a new check, versions are never compared, a
+    // check in use can be deleted), so they are proven here only.
+
+    fn check_config(path: &str) -> HealthCheckConfig {
+        HealthCheckConfig {
+            kind: super::super::HealthCheckType::Https,
+            ip_address: None,
+            fqdn: Some("d-1.execute-api.us-east-1.amazonaws.com".into()),
+            port: 443,
+            resource_path: path.into(),
+            search_string: None,
+            request_interval: 30,
+            failure_threshold: 3,
+            measure_latency: false,
+            enable_sni: true,
+            regions: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_caller_reference_makes_one_check_and_is_never_reused() {
+        let (p, _) = store();
+        let a = p
+            .create_health_check("ref-1", &check_config("/health"))
+            .await
+            .unwrap();
+        let again = p
+            .create_health_check("ref-1", &check_config("/health"))
+            .await
+            .unwrap();
+        assert_eq!(a, again, "same reference and settings: the same check");
+        assert_eq!(p.health_checks().len(), 1);
+        let err = p
+            .create_health_check("ref-1", &check_config("/other"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), "health_check_already_exists");
+        p.delete_health_check(&a.id).await.unwrap();
+        let err = p
+            .create_health_check("ref-1", &check_config("/health"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            "health_check_already_exists",
+            "a deleted check's reference"
+        );
+    }
+
+    #[tokio::test]
+    async fn updates_name_the_current_version_and_keep_immutables() {
+        let (p, _) = store();
+        let a = p
+            .create_health_check("ref-1", &check_config("/health"))
+            .await
+            .unwrap();
+        let b = p
+            .update_health_check(&a.id, a.version, &check_config("/v2/health"))
+            .await
+            .unwrap();
+        assert_eq!(b.version, a.version + 1);
+        assert_eq!(b.config.resource_path, "/v2/health");
+        let err = p
+            .update_health_check(&a.id, a.version, &check_config("/v3"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), "health_check_version_mismatch");
+        let mut fast = check_config("/v2/health");
+        fast.request_interval = 10;
+        let err = p
+            .update_health_check(&a.id, b.version, &fast)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), "invalid_input");
+    }
+
+    #[tokio::test]
+    async fn a_check_in_use_cannot_be_deleted_and_records_need_existing_checks() {
+        let (p, z) = store();
+        let hc = p
+            .create_health_check("ref-1", &check_config("/health"))
+            .await
+            .unwrap();
+        let mut r = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
+        r.health_check_id = Some("no-such-check".into());
+        let err = p
+            .change(&z, &[change(Action::Create, r.clone())])
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), "invalid_change_batch");
+        r.health_check_id = Some(hc.id.clone());
+        p.change(&z, &[change(Action::Create, r.clone())])
+            .await
+            .unwrap();
+        let err = p.delete_health_check(&hc.id).await.unwrap_err();
+        assert_eq!(err.kind(), "health_check_in_use");
+        p.change(&z, &[change(Action::Delete, r)]).await.unwrap();
+        p.delete_health_check(&hc.id).await.unwrap();
+        let err = p.delete_health_check(&hc.id).await.unwrap_err();
+        assert_eq!(err.kind(), "no_such_health_check");
+    }
+
+    #[tokio::test]
+    async fn health_check_settings_are_validated_and_the_quota_holds() {
+        let (p, _) = store();
+        let mut c = check_config("/health");
+        c.request_interval = 20;
+        assert_eq!(
+            p.create_health_check("a", &c).await.unwrap_err().kind(),
+            "invalid_input"
+        );
+        let mut c = check_config("/health");
+        c.regions = vec!["us-east-1".into(), "eu-west-1".into()];
+        assert_eq!(
+            p.create_health_check("b", &c).await.unwrap_err().kind(),
+            "invalid_input"
+        );
+        let mut c = check_config("/health");
+        c.kind = super::super::HealthCheckType::HttpsStrMatch;
+        assert_eq!(
+            p.create_health_check("c", &c).await.unwrap_err().kind(),
+            "invalid_input"
+        );
+        p.set_health_check_limit(1);
+        p.create_health_check("d", &check_config("/health"))
+            .await
+            .unwrap();
+        let err = p
+            .create_health_check("e", &check_config("/health"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("TooManyHealthChecks"), "{err}");
     }
 }

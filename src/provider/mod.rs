@@ -187,6 +187,9 @@ impl fmt::Display for Change {
                 r.values.join(",")
             )?,
         }
+        if let Some(id) = &r.health_check_id {
+            write!(f, " health_check={id}")?;
+        }
         Ok(())
     }
 }
@@ -230,6 +233,21 @@ pub enum ProviderError {
     AccessDenied(String),
     #[error("timed out: {0}")]
     Timeout(String),
+    #[error("no such health check: {0}")]
+    NoSuchHealthCheck(String),
+    /// A `CallerReference` already used, by a live check with other
+    /// settings or by a deleted one.
+    #[error("health check already exists: {0}")]
+    HealthCheckAlreadyExists(String),
+    /// `UpdateHealthCheck` named a version that is not the current one.
+    #[error("health check version mismatch: {0}")]
+    HealthCheckVersionMismatch(String),
+    /// A record still refers to the check being deleted.
+    #[error("health check in use: {0}")]
+    HealthCheckInUse(String),
+    /// The service refused the request's content (a limit, a bad field).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
     /// Anything else the service or transport failed with (5xx, connection).
     #[error("service error: {0}")]
     Service(String),
@@ -245,6 +263,11 @@ impl ProviderError {
             ProviderError::NoSuchHostedZone(_) => "no_such_hosted_zone",
             ProviderError::AccessDenied(_) => "access_denied",
             ProviderError::Timeout(_) => "timeout",
+            ProviderError::NoSuchHealthCheck(_) => "no_such_health_check",
+            ProviderError::HealthCheckAlreadyExists(_) => "health_check_already_exists",
+            ProviderError::HealthCheckVersionMismatch(_) => "health_check_version_mismatch",
+            ProviderError::HealthCheckInUse(_) => "health_check_in_use",
+            ProviderError::InvalidInput(_) => "invalid_input",
             ProviderError::Service(_) => "service",
         }
     }
@@ -258,6 +281,139 @@ impl ProviderError {
                 | ProviderError::Timeout(_)
                 | ProviderError::Service(_)
         )
+    }
+}
+
+/// A Route53 health check's `Type`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum HealthCheckType {
+    Http,
+    Https,
+    HttpStrMatch,
+    HttpsStrMatch,
+    /// TCP, CALCULATED, CLOUDWATCH_METRIC…: never made by the daemon.
+    Other(String),
+}
+
+impl From<String> for HealthCheckType {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "HTTP" => HealthCheckType::Http,
+            "HTTPS" => HealthCheckType::Https,
+            "HTTP_STR_MATCH" => HealthCheckType::HttpStrMatch,
+            "HTTPS_STR_MATCH" => HealthCheckType::HttpsStrMatch,
+            _ => HealthCheckType::Other(s),
+        }
+    }
+}
+
+impl From<HealthCheckType> for String {
+    fn from(t: HealthCheckType) -> Self {
+        t.as_str().to_string()
+    }
+}
+
+impl HealthCheckType {
+    pub fn as_str(&self) -> &str {
+        match self {
+            HealthCheckType::Http => "HTTP",
+            HealthCheckType::Https => "HTTPS",
+            HealthCheckType::HttpStrMatch => "HTTP_STR_MATCH",
+            HealthCheckType::HttpsStrMatch => "HTTPS_STR_MATCH",
+            HealthCheckType::Other(s) => s,
+        }
+    }
+
+    pub fn is_str_match(&self) -> bool {
+        matches!(
+            self,
+            HealthCheckType::HttpStrMatch | HealthCheckType::HttpsStrMatch
+        )
+    }
+}
+
+/// The settings of a Route53 health check (`HealthCheckConfig`), as far as
+/// the daemon makes them. `regions` is kept sorted; empty means Route53's
+/// default checker regions.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HealthCheckConfig {
+    #[serde(rename = "type")]
+    pub kind: HealthCheckType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fqdn: Option<String>,
+    pub port: u16,
+    pub resource_path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search_string: Option<String>,
+    pub request_interval: u32,
+    pub failure_threshold: u32,
+    pub measure_latency: bool,
+    pub enable_sni: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
+}
+
+impl HealthCheckConfig {
+    /// Route53 cannot change these after creation (`UpdateHealthCheck` has
+    /// no field for them): a change means a new check.
+    pub fn same_immutables(&self, other: &HealthCheckConfig) -> bool {
+        self.kind == other.kind
+            && self.request_interval == other.request_interval
+            && self.measure_latency == other.measure_latency
+    }
+}
+
+impl fmt::Display for HealthCheckConfig {
+    /// `HTTPS d-abc.execute-api.us-east-1.amazonaws.com:443/health every 30s, 3 failures`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ", self.kind.as_str())?;
+        match (&self.ip_address, &self.fqdn) {
+            (Some(ip), Some(name)) => write!(f, "{ip} (host {name})")?,
+            (Some(ip), None) => write!(f, "{ip}")?,
+            (None, name) => write!(f, "{}", name.as_deref().unwrap_or("?"))?,
+        }
+        write!(
+            f,
+            ":{}{} every {}s, {} failures",
+            self.port, self.resource_path, self.request_interval, self.failure_threshold
+        )?;
+        if let Some(s) = &self.search_string {
+            write!(f, ", body contains {s:?}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A health check as Route53 holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    pub id: String,
+    pub caller_reference: String,
+    /// `HealthCheckVersion`, which `UpdateHealthCheck` must name.
+    pub version: i64,
+    pub config: HealthCheckConfig,
+}
+
+/// What Route53's checkers last reported for a check (`GetHealthCheckStatus`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckerReport {
+    /// Checkers whose last observation was a success.
+    pub healthy: u32,
+    /// Checkers that reported at all.
+    pub total: u32,
+    /// One failing checker's report, e.g. `Failure: HTTP Status Code 403`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+impl CheckerReport {
+    /// Route53 considers an endpoint healthy when more than 18% of its
+    /// checkers do.
+    pub fn is_healthy(&self) -> bool {
+        self.total > 0 && u64::from(self.healthy) * 100 > u64::from(self.total) * 18
     }
 }
 
@@ -293,6 +449,31 @@ pub trait Provider: Send + Sync {
     async fn change(&self, zone_id: &str, changes: &[Change]) -> Result<ChangeInfo, ProviderError>;
     /// Where an accepted change stands (`PENDING` until `INSYNC`).
     async fn change_status(&self, change_id: &str) -> Result<ChangeStatus, ProviderError>;
+    /// Every health check of the account (one page walk).
+    async fn list_health_checks(&self) -> Result<Vec<HealthCheck>, ProviderError>;
+    /// `CreateHealthCheck`: idempotent for the same reference and settings.
+    async fn create_health_check(
+        &self,
+        caller_reference: &str,
+        config: &HealthCheckConfig,
+    ) -> Result<HealthCheck, ProviderError>;
+    /// Replaces a check's tags of these keys (`ChangeTagsForResource`).
+    async fn tag_health_check(
+        &self,
+        id: &str,
+        tags: &[(String, String)],
+    ) -> Result<(), ProviderError>;
+    /// `UpdateHealthCheck` of the mutable settings; `version` must be current.
+    async fn update_health_check(
+        &self,
+        id: &str,
+        version: i64,
+        config: &HealthCheckConfig,
+    ) -> Result<HealthCheck, ProviderError>;
+    /// `DeleteHealthCheck`; fails while a record refers to it.
+    async fn delete_health_check(&self, id: &str) -> Result<(), ProviderError>;
+    /// `GetHealthCheckStatus`.
+    async fn health_check_status(&self, id: &str) -> Result<CheckerReport, ProviderError>;
 }
 
 /// A provider call's time limit, so no call can hang a reconcile.

@@ -15,14 +15,17 @@ use async_trait::async_trait;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::memory::{Fault, MemoryProvider};
-use super::{Change, ChangeInfo, ChangeStatus, Provider, ProviderError, RecordSet, Zone};
+use super::memory::{Fault, MemoryProvider, StoredHealthCheck};
+use super::{
+    Change, ChangeInfo, ChangeStatus, CheckerReport, HealthCheck, HealthCheckConfig, Provider,
+    ProviderError, RecordSet, Zone,
+};
 
 pub fn router(store: Arc<MemoryProvider>) -> Router {
     Router::new()
@@ -30,6 +33,21 @@ pub fn router(store: Arc<MemoryProvider>) -> Router {
         .route("/memory/api/zones/{zone}/records", get(api_list))
         .route("/memory/api/zones/{zone}/changes", post(api_change))
         .route("/memory/api/changes/{id}", get(api_change_status))
+        .route(
+            "/memory/api/health-checks",
+            get(api_list_checks).post(api_create_check),
+        )
+        .route(
+            "/memory/api/health-checks/{id}",
+            put(api_update_check).delete(api_delete_check),
+        )
+        .route("/memory/api/health-checks/{id}/tags", post(api_tag_check))
+        .route(
+            "/memory/api/health-checks/{id}/status",
+            get(api_check_status),
+        )
+        .route("/memory/health-checks", get(health_checks))
+        .route("/memory/health-checks/{id}/report", put(set_report))
         .route("/memory/zones", get(zones))
         .route("/memory/zones/{zone}/records", get(records))
         .route("/memory/zones/{zone}/changes", post(direct_change))
@@ -47,8 +65,15 @@ impl IntoResponse for ApiError {
             ProviderError::Throttling(_) | ProviderError::PriorRequestNotComplete(_) => {
                 StatusCode::TOO_MANY_REQUESTS
             }
-            ProviderError::InvalidChangeBatch(_) => StatusCode::BAD_REQUEST,
-            ProviderError::NoSuchHostedZone(_) => StatusCode::NOT_FOUND,
+            ProviderError::InvalidChangeBatch(_) | ProviderError::InvalidInput(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ProviderError::NoSuchHostedZone(_) | ProviderError::NoSuchHealthCheck(_) => {
+                StatusCode::NOT_FOUND
+            }
+            ProviderError::HealthCheckAlreadyExists(_)
+            | ProviderError::HealthCheckVersionMismatch(_)
+            | ProviderError::HealthCheckInUse(_) => StatusCode::CONFLICT,
             ProviderError::AccessDenied(_) => StatusCode::FORBIDDEN,
             ProviderError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProviderError::Service(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -93,6 +118,82 @@ async fn api_change_status(
     s.change_status(&id)
         .await
         .map(|status| Json(StatusBody { status }))
+        .map_err(ApiError)
+}
+
+#[derive(Serialize, Deserialize)]
+struct CreateCheck {
+    caller_reference: String,
+    config: HealthCheckConfig,
+}
+
+#[derive(Serialize, Deserialize)]
+struct UpdateCheck {
+    version: i64,
+    config: HealthCheckConfig,
+}
+
+async fn api_list_checks(State(s): State<Arc<MemoryProvider>>) -> ApiResult<Vec<HealthCheck>> {
+    s.list_health_checks().await.map(Json).map_err(ApiError)
+}
+
+async fn api_create_check(
+    State(s): State<Arc<MemoryProvider>>,
+    Json(body): Json<CreateCheck>,
+) -> ApiResult<HealthCheck> {
+    s.create_health_check(&body.caller_reference, &body.config)
+        .await
+        .map(Json)
+        .map_err(ApiError)
+}
+
+async fn api_update_check(
+    State(s): State<Arc<MemoryProvider>>,
+    Path(id): Path<String>,
+    Json(body): Json<UpdateCheck>,
+) -> ApiResult<HealthCheck> {
+    s.update_health_check(&id, body.version, &body.config)
+        .await
+        .map(Json)
+        .map_err(ApiError)
+}
+
+async fn api_delete_check(
+    State(s): State<Arc<MemoryProvider>>,
+    Path(id): Path<String>,
+) -> ApiResult<()> {
+    s.delete_health_check(&id).await.map(Json).map_err(ApiError)
+}
+
+async fn api_tag_check(
+    State(s): State<Arc<MemoryProvider>>,
+    Path(id): Path<String>,
+    Json(tags): Json<Vec<(String, String)>>,
+) -> ApiResult<()> {
+    s.tag_health_check(&id, &tags)
+        .await
+        .map(Json)
+        .map_err(ApiError)
+}
+
+async fn api_check_status(
+    State(s): State<Arc<MemoryProvider>>,
+    Path(id): Path<String>,
+) -> ApiResult<CheckerReport> {
+    s.health_check_status(&id).await.map(Json).map_err(ApiError)
+}
+
+async fn health_checks(State(s): State<Arc<MemoryProvider>>) -> Json<Vec<StoredHealthCheck>> {
+    Json(s.health_checks())
+}
+
+async fn set_report(
+    State(s): State<Arc<MemoryProvider>>,
+    Path(id): Path<String>,
+    Json(report): Json<CheckerReport>,
+) -> Result<StatusCode, ApiError> {
+    s.set_report(&id, report)
+        .map(|_| StatusCode::NO_CONTENT)
         .map_err(ApiError)
 }
 
@@ -212,5 +313,56 @@ impl Provider for RemoteMemory {
         let url = self.url(&format!("memory/api/changes/{}", seg(change_id)))?;
         let body: StatusBody = self.send(self.client.get(url)).await?;
         Ok(body.status)
+    }
+
+    async fn list_health_checks(&self) -> Result<Vec<HealthCheck>, ProviderError> {
+        let url = self.url("memory/api/health-checks")?;
+        self.send(self.client.get(url)).await
+    }
+
+    async fn create_health_check(
+        &self,
+        caller_reference: &str,
+        config: &HealthCheckConfig,
+    ) -> Result<HealthCheck, ProviderError> {
+        let url = self.url("memory/api/health-checks")?;
+        let body = CreateCheck {
+            caller_reference: caller_reference.to_string(),
+            config: config.clone(),
+        };
+        self.send(self.client.post(url).json(&body)).await
+    }
+
+    async fn tag_health_check(
+        &self,
+        id: &str,
+        tags: &[(String, String)],
+    ) -> Result<(), ProviderError> {
+        let url = self.url(&format!("memory/api/health-checks/{}/tags", seg(id)))?;
+        self.send(self.client.post(url).json(tags)).await
+    }
+
+    async fn update_health_check(
+        &self,
+        id: &str,
+        version: i64,
+        config: &HealthCheckConfig,
+    ) -> Result<HealthCheck, ProviderError> {
+        let url = self.url(&format!("memory/api/health-checks/{}", seg(id)))?;
+        let body = UpdateCheck {
+            version,
+            config: config.clone(),
+        };
+        self.send(self.client.put(url).json(&body)).await
+    }
+
+    async fn delete_health_check(&self, id: &str) -> Result<(), ProviderError> {
+        let url = self.url(&format!("memory/api/health-checks/{}", seg(id)))?;
+        self.send(self.client.delete(url)).await
+    }
+
+    async fn health_check_status(&self, id: &str) -> Result<CheckerReport, ProviderError> {
+        let url = self.url(&format!("memory/api/health-checks/{}/status", seg(id)))?;
+        self.send(self.client.get(url)).await
     }
 }

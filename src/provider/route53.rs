@@ -16,8 +16,9 @@ use r53::types::{
 };
 
 use super::{
-    normalize_name, Action, AliasTarget, Change, ChangeInfo, ChangeStatus, Provider, ProviderError,
-    RecordSet, RecordType, Zone,
+    normalize_name, Action, AliasTarget, Change, ChangeInfo, ChangeStatus, CheckerReport,
+    HealthCheck, HealthCheckConfig, HealthCheckType, Provider, ProviderError, RecordSet,
+    RecordType, Zone,
 };
 
 pub struct Route53Provider {
@@ -70,6 +71,13 @@ where
             Some("InvalidChangeBatch") => ProviderError::InvalidChangeBatch(text()),
             Some("NoSuchHostedZone") => ProviderError::NoSuchHostedZone(text()),
             Some("AccessDenied" | "AccessDeniedException") => ProviderError::AccessDenied(text()),
+            Some("NoSuchHealthCheck") => ProviderError::NoSuchHealthCheck(text()),
+            Some("HealthCheckAlreadyExists") => ProviderError::HealthCheckAlreadyExists(text()),
+            Some("HealthCheckVersionMismatch") => ProviderError::HealthCheckVersionMismatch(text()),
+            Some("HealthCheckInUse") => ProviderError::HealthCheckInUse(text()),
+            Some("InvalidInput" | "TooManyHealthChecks" | "InvalidArgument") => {
+                ProviderError::InvalidInput(format!("{}: {}", err.code().unwrap_or(""), text()))
+            }
             code => ProviderError::Service(format!("{}: {}", code.unwrap_or("error"), text())),
         },
         _ => ProviderError::Service(text()),
@@ -163,6 +171,79 @@ fn status(s: &r53::types::ChangeStatus) -> ChangeStatus {
         r53::types::ChangeStatus::Insync => ChangeStatus::Insync,
         _ => ChangeStatus::Pending,
     }
+}
+
+fn build_err(e: r53::error::BuildError) -> ProviderError {
+    ProviderError::Service(e.to_string())
+}
+
+fn check_to_sdk(c: &HealthCheckConfig) -> Result<r53::types::HealthCheckConfig, ProviderError> {
+    r53::types::HealthCheckConfig::builder()
+        .r#type(r53::types::HealthCheckType::from(c.kind.as_str()))
+        .set_ip_address(c.ip_address.clone())
+        .set_fully_qualified_domain_name(c.fqdn.clone())
+        .port(i32::from(c.port))
+        .resource_path(&c.resource_path)
+        .set_search_string(c.search_string.clone())
+        .request_interval(c.request_interval as i32)
+        .failure_threshold(c.failure_threshold as i32)
+        .measure_latency(c.measure_latency)
+        .enable_sni(c.enable_sni)
+        .set_regions(sdk_regions(&c.regions))
+        .build()
+        .map_err(build_err)
+}
+
+fn sdk_regions(regions: &[String]) -> Option<Vec<r53::types::HealthCheckRegion>> {
+    (!regions.is_empty()).then(|| {
+        regions
+            .iter()
+            .map(|r| r53::types::HealthCheckRegion::from(r.as_str()))
+            .collect()
+    })
+}
+
+fn check_from_sdk(h: &r53::types::HealthCheck) -> HealthCheck {
+    let c = h.health_check_config();
+    let mut regions: Vec<String> = c
+        .map(|c| c.regions().iter().map(|r| r.as_str().to_string()).collect())
+        .unwrap_or_default();
+    regions.sort();
+    let num = |v: Option<i32>| v.and_then(|n| u32::try_from(n).ok()).unwrap_or(0);
+    HealthCheck {
+        id: h.id().to_string(),
+        caller_reference: h.caller_reference().to_string(),
+        version: h.health_check_version(),
+        config: HealthCheckConfig {
+            kind: HealthCheckType::from(
+                c.map(|c| c.r#type().as_str().to_string())
+                    .unwrap_or_default(),
+            ),
+            ip_address: c.and_then(|c| c.ip_address()).map(str::to_string),
+            fqdn: c
+                .and_then(|c| c.fully_qualified_domain_name())
+                .map(str::to_string),
+            port: c
+                .and_then(|c| c.port())
+                .and_then(|p| u16::try_from(p).ok())
+                .unwrap_or(0),
+            resource_path: c
+                .and_then(|c| c.resource_path())
+                .unwrap_or_default()
+                .to_string(),
+            search_string: c.and_then(|c| c.search_string()).map(str::to_string),
+            request_interval: num(c.and_then(|c| c.request_interval())),
+            failure_threshold: num(c.and_then(|c| c.failure_threshold())),
+            measure_latency: c.and_then(|c| c.measure_latency()).unwrap_or(false),
+            enable_sni: c.and_then(|c| c.enable_sni()).unwrap_or(false),
+            regions,
+        },
+    }
+}
+
+fn created(h: Option<&r53::types::HealthCheck>) -> Result<HealthCheck, ProviderError> {
+    h.map(check_from_sdk)
+        .ok_or_else(|| ProviderError::Service("no HealthCheck in the answer".into()))
 }
 
 /// A listing cursor: where the next page starts.
@@ -298,6 +379,133 @@ impl Provider for Route53Provider {
             .await
             .map_err(classify)?;
         Ok(status(change_info(out.change_info())?.status()))
+    }
+
+    async fn list_health_checks(&self) -> Result<Vec<HealthCheck>, ProviderError> {
+        let mut checks = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_health_checks()
+                .set_marker(marker.clone())
+                .max_items(1000)
+                .send()
+                .await
+                .map_err(classify)?;
+            checks.extend(out.health_checks().iter().map(check_from_sdk));
+            if !out.is_truncated() {
+                return Ok(checks);
+            }
+            let next = out.next_marker().map(str::to_string);
+            if next.is_none() || next == marker {
+                return Err(ProviderError::Service(format!(
+                    "listing health checks did not advance past {next:?}"
+                )));
+            }
+            marker = next;
+        }
+    }
+
+    async fn create_health_check(
+        &self,
+        caller_reference: &str,
+        config: &HealthCheckConfig,
+    ) -> Result<HealthCheck, ProviderError> {
+        let out = self
+            .client
+            .create_health_check()
+            .caller_reference(caller_reference)
+            .health_check_config(check_to_sdk(config)?)
+            .send()
+            .await
+            .map_err(classify)?;
+        created(out.health_check())
+    }
+
+    async fn tag_health_check(
+        &self,
+        id: &str,
+        tags: &[(String, String)],
+    ) -> Result<(), ProviderError> {
+        let mut req = self
+            .client
+            .change_tags_for_resource()
+            .resource_type(r53::types::TagResourceType::Healthcheck)
+            .resource_id(id);
+        for (k, v) in tags {
+            req = req.add_tags(r53::types::Tag::builder().key(k).value(v).build());
+        }
+        req.send().await.map_err(classify)?;
+        Ok(())
+    }
+
+    async fn update_health_check(
+        &self,
+        id: &str,
+        version: i64,
+        config: &HealthCheckConfig,
+    ) -> Result<HealthCheck, ProviderError> {
+        use r53::types::ResettableElementName as Reset;
+        // An element left out keeps its value; one that must go is reset.
+        let mut resets = Vec::new();
+        if config.fqdn.is_none() {
+            resets.push(Reset::FullyQualifiedDomainName);
+        }
+        if config.regions.is_empty() {
+            resets.push(Reset::Regions);
+        }
+        let out = self
+            .client
+            .update_health_check()
+            .health_check_id(id)
+            .health_check_version(version)
+            .set_ip_address(config.ip_address.clone())
+            .set_fully_qualified_domain_name(config.fqdn.clone())
+            .port(i32::from(config.port))
+            .resource_path(&config.resource_path)
+            .set_search_string(config.search_string.clone())
+            .failure_threshold(config.failure_threshold as i32)
+            .enable_sni(config.enable_sni)
+            .set_regions(sdk_regions(&config.regions))
+            .set_reset_elements((!resets.is_empty()).then_some(resets))
+            .send()
+            .await
+            .map_err(classify)?;
+        created(out.health_check())
+    }
+
+    async fn delete_health_check(&self, id: &str) -> Result<(), ProviderError> {
+        self.client
+            .delete_health_check()
+            .health_check_id(id)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn health_check_status(&self, id: &str) -> Result<CheckerReport, ProviderError> {
+        let out = self
+            .client
+            .get_health_check_status()
+            .health_check_id(id)
+            .send()
+            .await
+            .map_err(classify)?;
+        let statuses: Vec<&str> = out
+            .health_check_observations()
+            .iter()
+            .filter_map(|o| o.status_report()?.status())
+            .collect();
+        Ok(CheckerReport {
+            healthy: statuses.iter().filter(|s| s.starts_with("Success")).count() as u32,
+            total: statuses.len() as u32,
+            failure: statuses
+                .iter()
+                .find(|s| !s.starts_with("Success"))
+                .map(|s| s.to_string()),
+        })
     }
 }
 

@@ -1,0 +1,287 @@
+//! The reconciler's Route53 health check steps (create, update, attach,
+//! delete what nothing uses) and the task that reads Route53's own view of
+//! each check for status and metrics.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::reconcile::{request, RateLimiter, Reconciler};
+use super::{Route53Health, Runtime};
+use crate::health_checks::{self as hc, Step};
+use crate::plan::{Attach, RecordIntents};
+use crate::provider::{HealthCheck, HealthCheckConfig, Provider, ProviderError};
+
+impl Reconciler {
+    /// Brings every member's health check in line with the config and
+    /// sets which check each record carries (`intents[..].checks`).
+    /// Returns the first error; members it hit keep what they carry.
+    pub(super) async fn sync_checks(
+        &mut self,
+        rt: &Runtime,
+        zone_id: &str,
+        intents: &mut [RecordIntents<'_>],
+    ) -> Result<(), ProviderError> {
+        let zone_prefix = hc::zone_prefix(&rt.config.owner, zone_id);
+        let observed = self.observed.as_ref().expect("read before planning");
+        // The steps first (pure), then the calls.
+        let mut work = Vec::new();
+        let mut keep: HashSet<String> = HashSet::new();
+        for (pos, (ri, intent)) in self.records.iter().zip(intents.iter()).enumerate() {
+            let record = intent.record;
+            for (mi, member) in record.members.iter().enumerate() {
+                let current = observed.member_record(record, member);
+                let referenced = current.and_then(|c| c.health_check_id.clone());
+                let conflict = rt.member(*ri, mi).conflict;
+                let want = hc::want(member, conflict, intent.discovered[mi].as_ref());
+                let prefix = hc::member_prefix(&zone_prefix, record, member);
+                let (step, kept) = hc::step(&self.checks, &prefix, &want, referenced.as_deref());
+                keep.extend(kept);
+                work.push((pos, *ri, mi, prefix, step, referenced));
+            }
+        }
+
+        let mut first_error = None;
+        for (pos, ri, mi, prefix, step, referenced) in work {
+            let record = intents[pos].record;
+            let member = &record.members[mi];
+            let result = match step {
+                Step::Detach => Ok(Attach::Detach),
+                Step::Keep => Ok(Attach::Keep),
+                Step::Use(id) => Ok(Attach::Check(id)),
+                Step::Update {
+                    id,
+                    version,
+                    config,
+                } => self.update_check(&id, version, &config).await,
+                Step::Create {
+                    caller_reference,
+                    config,
+                } => {
+                    let tags = hc::tags(&rt.config.owner, record, member);
+                    self.create_check(&caller_reference, &config, &tags).await
+                }
+            };
+            let labels = rt.labels(ri, mi);
+            let attach = match result {
+                Ok(attach) => {
+                    if let Attach::Check(id) = &attach {
+                        keep.insert(id.clone());
+                    }
+                    rt.member(ri, mi).health_check_error = None;
+                    attach
+                }
+                Err(e) => {
+                    warn!(record = %record.name, region = labels[2], error = %e,
+                        "health check could not be settled; the record keeps what it carries");
+                    // Nothing of this member's is deleted while it is unsettled.
+                    keep.extend(
+                        self.checks
+                            .iter()
+                            .filter(|c| c.caller_reference.starts_with(&prefix))
+                            .map(|c| c.id.clone()),
+                    );
+                    rt.member(ri, mi).health_check_error = Some(e.to_string());
+                    first_error.get_or_insert(e);
+                    Attach::Keep
+                }
+            };
+            let id = match &attach {
+                Attach::Keep => referenced,
+                Attach::Detach => None,
+                Attach::Check(id) => Some(id.clone()),
+            };
+            {
+                let mut st = rt.member(ri, mi);
+                if st.health_check_id != id {
+                    st.route53_health = None;
+                    rt.metrics
+                        .route53_health_check_healthy
+                        .remove_label_values(&labels)
+                        .ok();
+                }
+                st.health_check_id = id;
+            }
+            intents[pos].checks[mi] = attach;
+        }
+        self.unused_checks = self
+            .checks
+            .iter()
+            .filter(|c| !keep.contains(&c.id))
+            .map(|c| c.id.clone())
+            .collect();
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn update_check(
+        &mut self,
+        id: &str,
+        version: i64,
+        config: &HealthCheckConfig,
+    ) -> Result<Attach, ProviderError> {
+        let provider = self.provider.clone();
+        let updated = self
+            .call("update_health_check", || {
+                provider.update_health_check(id, version, config)
+            })
+            .await
+            .inspect_err(|e| {
+                // Someone else changed or deleted it: read again next time.
+                if matches!(
+                    e,
+                    ProviderError::HealthCheckVersionMismatch(_)
+                        | ProviderError::NoSuchHealthCheck(_)
+                ) {
+                    self.observed = None;
+                }
+            })?;
+        info!(zone = %self.zone, health_check = %id, version = updated.version, "health check updated");
+        self.remember(updated);
+        Ok(Attach::Check(id.to_string()))
+    }
+
+    /// Creates a check, idempotently: a retry after a lost answer gets the
+    /// same check back. A reference Route53 refuses because a deleted check
+    /// used it (or a live one with other settings) is salted with the time.
+    async fn create_check(
+        &mut self,
+        caller_reference: &str,
+        config: &HealthCheckConfig,
+        tags: &[(String, String)],
+    ) -> Result<Attach, ProviderError> {
+        let provider = self.provider.clone();
+        let create = |reference: String| {
+            let provider = provider.clone();
+            async move { provider.create_health_check(&reference, config).await }
+        };
+        let created = match self
+            .call("create_health_check", || {
+                create(caller_reference.to_string())
+            })
+            .await
+        {
+            Err(ProviderError::HealthCheckAlreadyExists(_)) => {
+                let salt = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs();
+                let salted = format!("{caller_reference}-{salt:x}");
+                self.call("create_health_check", || create(salted.clone()))
+                    .await?
+            }
+            other => other?,
+        };
+        info!(zone = %self.zone, health_check = %created.id, reference = %created.caller_reference,
+            "health check created");
+        let id = created.id.clone();
+        self.remember(created);
+        self.call("tag_health_check", || provider.tag_health_check(&id, tags))
+            .await?;
+        Ok(Attach::Check(id))
+    }
+
+    fn remember(&mut self, check: HealthCheck) {
+        self.checks.retain(|c| c.id != check.id);
+        self.checks.push(check);
+    }
+
+    /// Deletes the owned checks no member uses, once no record refers to
+    /// them (Route53 refuses with HealthCheckInUse otherwise).
+    pub(super) async fn delete_unused_checks(&mut self) -> Result<(), ProviderError> {
+        let observed = self.observed.as_ref().expect("read before planning");
+        let referenced: HashSet<&str> = observed
+            .records
+            .values()
+            .filter_map(|r| r.health_check_id.as_deref())
+            .collect();
+        let doomed: Vec<String> = std::mem::take(&mut self.unused_checks)
+            .into_iter()
+            .filter(|id| !referenced.contains(id.as_str()))
+            .collect();
+        let provider = self.provider.clone();
+        for id in doomed {
+            match self
+                .call("delete_health_check", || provider.delete_health_check(&id))
+                .await
+            {
+                Ok(()) | Err(ProviderError::NoSuchHealthCheck(_)) => {
+                    info!(zone = %self.zone, health_check = %id, "unused health check deleted");
+                    self.checks.retain(|c| c.id != id);
+                }
+                Err(ProviderError::HealthCheckInUse(msg)) => {
+                    warn!(zone = %self.zone, health_check = %id, error = %msg,
+                        "unused health check is still referenced outside this zone; kept");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads Route53's view of every member's health check, one check at a
+/// time, each about every `health_check_status_interval` and never more
+/// than one request a second (the requests share the provider's rate
+/// limit with the reconcilers).
+pub(super) async fn status_loop(
+    rt: Arc<Runtime>,
+    provider: Arc<dyn Provider>,
+    limiter: Arc<RateLimiter>,
+    stop: CancellationToken,
+) {
+    let interval = rt.config.health_check_status_interval;
+    loop {
+        let mut targets = Vec::new();
+        for (ri, r) in rt.config.records.iter().enumerate() {
+            for mi in 0..r.members.len() {
+                if let Some(id) = rt.member(ri, mi).health_check_id.clone() {
+                    targets.push((ri, mi, id));
+                }
+            }
+        }
+        let spacing = if targets.is_empty() {
+            interval
+        } else {
+            (interval / targets.len() as u32).max(Duration::from_secs(1))
+        };
+        if targets.is_empty() {
+            tokio::select! {
+                _ = tokio::time::sleep(spacing) => {}
+                _ = stop.cancelled() => return,
+            }
+        }
+        for (ri, mi, id) in targets {
+            tokio::select! {
+                _ = tokio::time::sleep(spacing) => {}
+                _ = stop.cancelled() => return,
+            }
+            let call = provider.health_check_status(&id);
+            let result = request(&rt, &limiter, "health_check_status", call).await;
+            let labels = rt.labels(ri, mi);
+            let mut st = rt.member(ri, mi);
+            // The member may have moved to another check meanwhile.
+            if st.health_check_id.as_deref() != Some(&id) {
+                continue;
+            }
+            match result {
+                Ok(report) => {
+                    rt.metrics
+                        .route53_health_check_healthy
+                        .with_label_values(&labels)
+                        .set(i64::from(report.is_healthy()));
+                    st.route53_health = Some(Route53Health {
+                        report,
+                        at: SystemTime::now(),
+                    });
+                }
+                Err(e) => {
+                    warn!(record = labels[0], region = labels[2], health_check = %id, error = %e,
+                        "reading Route53's health check status failed");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! Route53 health checks kept beside the records: the settings a member's
+//! check should have, how the daemon recognises its own checks, and what to
+//! do to bring one member's check in line. Pure; the reconciler executes.
+//!
+//! Ownership: a check belongs to this owner and zone when its
+//! `CallerReference` starts with `rfo1-<hash of owner and zone id>-`; the
+//! next part hashes the record name, type and set identifier, the last one
+//! the settings it was created with. The reference is deterministic, so a
+//! create retried after a lost answer returns the same check; tags carry
+//! the same facts for people and IAM conditions. Checks of other owners,
+//! or made by hand, never match and are never touched.
+
+use ring::digest::{digest, SHA256};
+
+use crate::config::{HealthCheckSettings, MemberConfig, RecordConfig, Target};
+use crate::provider::{AliasTarget, HealthCheck, HealthCheckConfig, HealthCheckType};
+
+const REFERENCE_VERSION: &str = "rfo1";
+
+/// Tag keys put on every check the daemon creates.
+pub const TAG_OWNER: &str = "route53-failover:owner";
+pub const TAG_RECORD: &str = "route53-failover:record";
+pub const TAG_SET_IDENTIFIER: &str = "route53-failover:set-identifier";
+
+fn short_hash(parts: &[&str]) -> String {
+    let joined = parts.join("\n");
+    let d = digest(&SHA256, joined.as_bytes());
+    d.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The reference prefix of every check this owner keeps for one zone.
+pub fn zone_prefix(owner: &str, zone_id: &str) -> String {
+    format!(
+        "{REFERENCE_VERSION}-{}-",
+        short_hash(&["owner", owner, zone_id])
+    )
+}
+
+/// The reference prefix of one member's checks.
+pub fn member_prefix(zone_prefix: &str, record: &RecordConfig, member: &MemberConfig) -> String {
+    let rtype = record.rtype.to_string();
+    format!(
+        "{zone_prefix}{}-",
+        short_hash(&[&record.name, &rtype, &member.set_identifier])
+    )
+}
+
+/// The `CallerReference` for creating a member's check with `config`
+/// (at most 64 characters, as Route53 requires, with room for a salt).
+pub fn caller_reference(member_prefix: &str, config: &HealthCheckConfig) -> String {
+    let json = serde_json::to_string(config).expect("a health check config serializes");
+    format!("{member_prefix}{}", short_hash(&[&json]))
+}
+
+/// The tags a member's check carries.
+pub fn tags(owner: &str, record: &RecordConfig, member: &MemberConfig) -> Vec<(String, String)> {
+    vec![
+        (
+            "Name".to_string(),
+            format!("{} {} {}", record.name, record.rtype, member.set_identifier),
+        ),
+        (TAG_OWNER.to_string(), owner.to_string()),
+        (
+            TAG_RECORD.to_string(),
+            format!("{} {}", record.name, record.rtype),
+        ),
+        (
+            TAG_SET_IDENTIFIER.to_string(),
+            member.set_identifier.clone(),
+        ),
+    ]
+}
+
+/// The settings of a member's check, from its probe: type from the URL
+/// scheme (string match when the probe expects a body), the host the probe
+/// reaches (the discovered regional target, else `connect_to`, else the
+/// URL host; an IP address goes in `IPAddress` with the URL's name kept as
+/// the Host header), the URL's port and path. `None` while an API Gateway
+/// target is not discovered.
+pub fn desired(
+    member: &MemberConfig,
+    settings: &HealthCheckSettings,
+    discovered: Option<&AliasTarget>,
+) -> Option<HealthCheckConfig> {
+    let probe = &member.probe;
+    let url = &probe.url;
+    let url_host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
+    let host = match (&settings.fqdn, &member.target, &probe.connect_to) {
+        (Some(f), _, _) => f.clone(),
+        (None, Target::ApiGateway { .. }, _) => discovered?.dns_name.clone(),
+        (None, _, Some((h, _))) => h.clone(),
+        (None, _, None) => url_host.to_string(),
+    };
+    let port = probe
+        .connect_to
+        .as_ref()
+        .map(|(_, p)| *p)
+        .or_else(|| url.port_or_known_default())
+        .unwrap_or(443);
+    let (ip_address, fqdn) = if host.parse::<std::net::IpAddr>().is_ok() {
+        let name = url_host.parse::<std::net::IpAddr>().is_err();
+        (Some(host), name.then(|| url_host.to_string()))
+    } else {
+        (None, Some(host))
+    };
+    let https = url.scheme() == "https";
+    let kind = match (https, probe.body_contains.is_some()) {
+        (true, false) => HealthCheckType::Https,
+        (true, true) => HealthCheckType::HttpsStrMatch,
+        (false, false) => HealthCheckType::Http,
+        (false, true) => HealthCheckType::HttpStrMatch,
+    };
+    let resource_path = settings
+        .resource_path
+        .clone()
+        .unwrap_or_else(|| match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        });
+    Some(HealthCheckConfig {
+        kind,
+        ip_address,
+        fqdn,
+        port,
+        resource_path,
+        search_string: probe.body_contains.clone(),
+        request_interval: settings.request_interval,
+        failure_threshold: settings.failure_threshold,
+        measure_latency: settings.measure_latency,
+        enable_sni: https,
+        regions: settings.regions.clone(),
+    })
+}
+
+/// What a member asks of its check: none when disabled; unknown while its
+/// record is someone else's (`conflict`) or its target is not discovered.
+pub fn want(member: &MemberConfig, conflict: bool, discovered: Option<&AliasTarget>) -> Want {
+    match &member.health_check {
+        _ if conflict => Want::Unknown,
+        None => Want::None,
+        Some(settings) => match desired(member, settings, discovered) {
+            Some(c) => Want::Check(c),
+            None => Want::Unknown,
+        },
+    }
+}
+
+/// What a member asks of its check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Want {
+    /// No check: checks are disabled for the member.
+    None,
+    /// Cannot be known now (target not discovered, record not ours):
+    /// leave its checks and the record's attachment as they are.
+    Unknown,
+    Check(HealthCheckConfig),
+}
+
+/// The step that brings one member's check in line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The record carries no check.
+    Detach,
+    /// The record keeps whatever check it has.
+    Keep,
+    /// This check matches: attach it.
+    Use(String),
+    /// Update this check's mutable settings in place, then attach it.
+    Update {
+        id: String,
+        version: i64,
+        config: HealthCheckConfig,
+    },
+    /// Create a check (none exists, or an immutable setting changed: the
+    /// old one is deleted once no record refers to it).
+    Create {
+        caller_reference: String,
+        config: HealthCheckConfig,
+    },
+}
+
+/// The step for one member, given this zone's owned checks, and the ids of
+/// the member's checks that stay. The check the record refers to is
+/// preferred, so a record is not moved between equal checks.
+pub fn step(
+    owned: &[HealthCheck],
+    member_prefix: &str,
+    want: &Want,
+    referenced: Option<&str>,
+) -> (Step, Vec<String>) {
+    let mut mine: Vec<&HealthCheck> = owned
+        .iter()
+        .filter(|c| c.caller_reference.starts_with(member_prefix))
+        .collect();
+    mine.sort_by_key(|c| (Some(c.id.as_str()) != referenced, c.id.clone()));
+    let want = match want {
+        Want::None => return (Step::Detach, Vec::new()),
+        Want::Unknown => return (Step::Keep, mine.iter().map(|c| c.id.clone()).collect()),
+        Want::Check(c) => c,
+    };
+    if let Some(c) = mine.iter().find(|c| c.config == *want) {
+        return (Step::Use(c.id.clone()), vec![c.id.clone()]);
+    }
+    if let Some(c) = mine.iter().find(|c| c.config.same_immutables(want)) {
+        let step = Step::Update {
+            id: c.id.clone(),
+            version: c.version,
+            config: want.clone(),
+        };
+        return (step, vec![c.id.clone()]);
+    }
+    let step = Step::Create {
+        caller_reference: caller_reference(member_prefix, want),
+        config: want.clone(),
+    };
+    (step, Vec::new())
+}
+
+#[cfg(test)]
+mod tests;
