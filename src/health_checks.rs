@@ -85,18 +85,14 @@ pub fn desired(
     let probe = &member.probe;
     let url = &probe.url;
     let url_host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
-    let host = match (&settings.fqdn, &member.target, &probe.connect_to) {
-        (Some(f), _, _) => f.clone(),
-        (None, Target::ApiGateway { .. }, _) => discovered?.dns_name.clone(),
-        (None, _, Some((h, _))) => h.clone(),
-        (None, _, None) => url_host.to_string(),
+    let url_port = url.port_or_known_default().unwrap_or(443);
+    // The port goes with the host: connect_to's own, else the URL's.
+    let (host, port) = match (&settings.fqdn, &member.target, &probe.connect_to) {
+        (Some(f), _, _) => (f.clone(), url_port),
+        (None, Target::ApiGateway { .. }, _) => (discovered?.dns_name.clone(), url_port),
+        (None, _, Some((h, p))) => (h.clone(), *p),
+        (None, _, None) => (url_host.to_string(), url_port),
     };
-    let port = probe
-        .connect_to
-        .as_ref()
-        .map(|(_, p)| *p)
-        .or_else(|| url.port_or_known_default())
-        .unwrap_or(443);
     let (ip_address, fqdn) = if host.parse::<std::net::IpAddr>().is_ok() {
         let name = url_host.parse::<std::net::IpAddr>().is_err();
         (Some(host), name.then(|| url_host.to_string()))

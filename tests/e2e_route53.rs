@@ -204,11 +204,34 @@ async fn throttling_prior_requests_and_5xx_on_the_wire_are_retried_and_nothing_i
         "{{kind: route53, endpoint_url: \"{}\", max_requests_per_second: 20}}",
         proxy.url
     );
+    // CreateHealthCheck is POST .../healthcheck.
+    proxy.inject("POST", "healthcheck", 1, 400, "Throttling");
+    proxy.inject("POST", "healthcheck", 1, 503, "ServiceUnavailable");
     let daemon = start_daemon(&config_with_provider(&provider, &eps, 1, "5m")).await;
-    wait_until("both members are in Route53", LIMIT, || async {
-        member_ids(&client, &zone).await.len() == 2
+    wait_until("both members are in Route53 with checks", LIMIT, || async {
+        let a = attached(&client, &zone).await;
+        a.len() == 2 && a.iter().all(|(_, hc)| hc.is_some())
     })
     .await;
+    assert_eq!(
+        health_checks(&client).await.len(),
+        2,
+        "retried creates made one check each"
+    );
+    let page = daemon.metrics().await;
+    for outcome in ["throttling", "service"] {
+        assert_eq!(
+            metric(
+                &page,
+                "route53_failover_provider_requests_total",
+                &[
+                    "operation=\"create_health_check\"",
+                    &format!("outcome=\"{outcome}\"")
+                ]
+            ),
+            Some(1.0)
+        );
+    }
 
     // ChangeResourceRecordSets is POST .../rrset (or /rrset/).
     proxy.inject("POST", "rrset", 1, 400, "Throttling");
@@ -395,4 +418,249 @@ async fn api_gateway_regional_targets_are_discovered_and_become_alias_records() 
             &["region=\"ap-southeast-2\"", "kind=\"not_found\""]
         ) >= Some(1.0)
     );
+}
+
+/// Every health check moto holds.
+async fn health_checks(
+    client: &aws_sdk_route53::Client,
+) -> Vec<aws_sdk_route53::types::HealthCheck> {
+    let out = client.list_health_checks().send().await.unwrap();
+    assert!(!out.is_truncated());
+    out.health_checks().to_vec()
+}
+
+/// (set identifier → health check id) of the `api.example.test` A records.
+async fn attached(client: &aws_sdk_route53::Client, zone: &str) -> Vec<(String, Option<String>)> {
+    let out = client
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .send()
+        .await
+        .unwrap();
+    let mut v: Vec<_> = out
+        .resource_record_sets()
+        .iter()
+        .filter(|r| r.name() == "api.example.test." && r.r#type() == &RrType::A)
+        .map(|r| {
+            (
+                r.set_identifier().unwrap_or_default().to_string(),
+                r.health_check_id().map(str::to_string),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_are_kept_in_sync_in_route53() {
+    use aws_sdk_route53::types::{HealthCheckConfig, HealthCheckType, TagResourceType};
+    let moto = Moto::start().await;
+    let zone = moto.create_zone("example.test").await;
+    let client = aws_sdk_route53::Client::from_conf(moto.conf());
+    for (region, target) in [
+        ("us-east-1", "d-use1abc.execute-api.us-east-1.amazonaws.com"),
+        ("eu-west-1", "d-euw1xyz.execute-api.eu-west-1.amazonaws.com"),
+    ] {
+        create_domain(&moto, region, "api.example.test", target).await;
+    }
+    // Someone else's check: never touched.
+    let foreign = client
+        .create_health_check()
+        .caller_reference("terraform-20261124")
+        .health_check_config(
+            HealthCheckConfig::builder()
+                .r#type(HealthCheckType::Http)
+                .ip_address("192.0.2.200")
+                .port(80)
+                .resource_path("/")
+                .request_interval(30)
+                .failure_threshold(3)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .health_check()
+        .unwrap()
+        .clone();
+
+    let eps = Endpoints::start(&["us-east-1", "eu-west-1"]).await;
+    let provider = format!(
+        "{{kind: route53, endpoint_url: \"{}\", max_requests_per_second: 20}}",
+        moto.url
+    );
+    let mut base = config_with_provider(&provider, &eps, 1, "5m").replace(
+        "defaults:\n",
+        "health_check_status_interval: 10s\ndefaults:\n  health_check: {request_interval: 10, failure_threshold: 2, regions: [us-west-2, us-east-1, eu-west-1], measure_latency: true}\n",
+    );
+    for i in 1..=2 {
+        base = base.replace(
+            &format!("target: {{values: [192.0.2.{i}]}}"),
+            "target: {api_gateway_domain: api.example.test}",
+        );
+    }
+    let daemon = start_daemon(&base).await;
+    wait_until("both records carry a health check", LIMIT, || async {
+        let a = attached(&client, &zone).await;
+        a.len() == 2 && a.iter().all(|(_, hc)| hc.is_some())
+    })
+    .await;
+    let first = attached(&client, &zone).await;
+    let checks = health_checks(&client).await;
+    assert_eq!(checks.len(), 3, "one per member, plus the foreign one");
+    for ((set, id), target) in first.iter().zip([
+        "d-euw1xyz.execute-api.eu-west-1.amazonaws.com",
+        "d-use1abc.execute-api.us-east-1.amazonaws.com",
+    ]) {
+        let hc = checks
+            .iter()
+            .find(|c| Some(c.id()) == id.as_deref())
+            .unwrap();
+        assert!(hc.caller_reference().starts_with("rfo1-"), "{hc:?}");
+        let c = hc.health_check_config().unwrap();
+        assert_eq!(c.r#type(), &HealthCheckType::HttpStrMatch);
+        assert_eq!(
+            c.fully_qualified_domain_name(),
+            Some(target),
+            "the regional target"
+        );
+        assert_eq!(c.ip_address(), None);
+        assert_eq!(
+            c.port(),
+            Some(80),
+            "the URL's port, not the test's connect_to"
+        );
+        assert_eq!(c.resource_path(), Some("/health"));
+        assert_eq!(c.search_string(), Some("ok"));
+        assert_eq!(
+            (c.request_interval(), c.failure_threshold()),
+            (Some(10), Some(2))
+        );
+        assert_eq!(c.measure_latency(), Some(true));
+        let mut regions: Vec<&str> = c.regions().iter().map(|r| r.as_str()).collect();
+        regions.sort();
+        assert_eq!(regions, ["eu-west-1", "us-east-1", "us-west-2"]);
+        let tags = client
+            .list_tags_for_resource()
+            .resource_type(TagResourceType::Healthcheck)
+            .resource_id(hc.id())
+            .send()
+            .await
+            .unwrap();
+        let tags: Vec<(&str, &str)> = tags
+            .resource_tag_set()
+            .unwrap()
+            .tags()
+            .iter()
+            .map(|t| (t.key().unwrap(), t.value().unwrap()))
+            .collect();
+        assert!(
+            tags.contains(&("route53-failover:owner", "e2e")),
+            "{tags:?}"
+        );
+        assert!(
+            tags.contains(&("route53-failover:set-identifier", set.as_str())),
+            "{tags:?}"
+        );
+    }
+    // Route53's view (moto: always a success) beside the verdict.
+    wait_until("Route53's status is read", LIMIT, || async {
+        let m = daemon.member("us-east-1").await;
+        let hc = m.health_check.unwrap();
+        hc.id == first[1].1 && hc.route53.as_deref() == Some("healthy") && !hc.disagrees
+    })
+    .await;
+
+    eps.set("eu-west-1", Mode::Fail);
+    wait_until("eu-west-1 is withdrawn", LIMIT, || async {
+        attached(&client, &zone).await.len() == 1
+    })
+    .await;
+    assert_eq!(
+        health_checks(&client).await.len(),
+        3,
+        "a withdrawn member keeps its check"
+    );
+    eps.set("eu-west-1", Mode::Serve);
+    wait_until("eu-west-1 is back with the same check", LIMIT, || async {
+        attached(&client, &zone).await == first
+    })
+    .await;
+    daemon.stop().await;
+
+    // A mutable setting changes: the same check, updated in place.
+    let text = base.replace("failure_threshold: 2", "failure_threshold: 4");
+    let daemon = start_daemon(&text).await;
+    wait_until("the checks are updated in place", LIMIT, || async {
+        let checks = health_checks(&client).await;
+        checks.len() == 3
+            && first.iter().all(|(_, id)| {
+                checks.iter().any(|c| {
+                    Some(c.id()) == id.as_deref()
+                        && c.health_check_config().unwrap().failure_threshold() == Some(4)
+                })
+            })
+    })
+    .await;
+    assert_eq!(attached(&client, &zone).await, first);
+    daemon.stop().await;
+
+    // An immutable one changes: new checks, records moved, old ones deleted.
+    let text = text.replace("request_interval: 10", "request_interval: 30");
+    let daemon = start_daemon(&text).await;
+    wait_until("the records move to new checks", LIMIT, || async {
+        let now = attached(&client, &zone).await;
+        now.len() == 2
+            && now
+                .iter()
+                .zip(&first)
+                .all(|(a, b)| a.1.is_some() && a.1 != b.1)
+    })
+    .await;
+    wait_until("the old checks are deleted", LIMIT, || async {
+        let checks = health_checks(&client).await;
+        checks.len() == 3
+            && first
+                .iter()
+                .all(|(_, id)| checks.iter().all(|c| Some(c.id()) != id.as_deref()))
+    })
+    .await;
+    let second = attached(&client, &zone).await;
+    daemon.stop().await;
+
+    // A member removed from the config loses its record and its check.
+    let only_use1: String = {
+        let mut out = String::new();
+        let mut skip = false;
+        for line in text.lines() {
+            if line.starts_with("      - region: ") {
+                skip = line.contains("eu-west-1");
+            }
+            if !skip {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    };
+    assert!(!only_use1.contains("eu-west-1\n"), "{only_use1}");
+    let daemon = start_daemon(&only_use1).await;
+    wait_until("eu-west-1's record and check are gone", LIMIT, || async {
+        let checks = health_checks(&client).await;
+        attached(&client, &zone).await == vec![second[1].clone()]
+            && checks.len() == 2
+            && checks
+                .iter()
+                .all(|c| Some(c.id()) != second[0].1.as_deref())
+    })
+    .await;
+    let checks = health_checks(&client).await;
+    let theirs = checks
+        .iter()
+        .find(|c| c.id() == foreign.id())
+        .expect("the foreign check");
+    assert_eq!(theirs, &foreign, "untouched");
+    daemon.stop().await;
 }

@@ -27,7 +27,7 @@ fn want_of(cfg: &Config, mi: usize, discovered: Option<&AliasTarget>) -> Option<
 fn an_api_gateway_member_is_checked_at_its_regional_target_with_its_probe_path() {
     let cfg = config(
         r#"{region: us-east-1, target: {api_gateway_domain: api.example.com},
-            probe: {url: "https://api.example.com/v1/health?deep=1", expect: {body_contains: ok}},
+            probe: {url: "https://api.example.com/v1/health?deep=1", expect: {body_contains: ok}, connect_to: "127.0.0.1:8443"},
             health_check: {request_interval: 10, failure_threshold: 2, regions: [us-west-2, us-east-1, eu-west-1], measure_latency: true}}"#,
     );
     assert_eq!(

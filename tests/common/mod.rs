@@ -232,6 +232,16 @@ impl Daemon {
         assert!(ok, "kill -TERM {pid}");
     }
 
+    /// SIGTERM, then waits (at most 20 s) for a clean exit.
+    pub async fn stop(mut self) {
+        self.sigterm();
+        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("the daemon exits within 20s of SIGTERM")
+            .unwrap();
+        assert!(status.success(), "exit {status}: {}", self.logs());
+    }
+
     pub fn logs(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
