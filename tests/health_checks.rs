@@ -264,3 +264,58 @@ async fn a_health_check_that_cannot_be_created_does_not_hold_back_a_withdrawal()
     .await;
     assert_eq!(store.member_ids(ZONE, NAME).len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_for_many_members_are_made_in_rounds_that_never_repeat_a_create() {
+    let store = start_store(&[ZONE]).await;
+    let eps = Endpoints::start(&["us-east-1", "eu-west-1", "ap-southeast-2"]).await;
+    let text = with_checks(&store, &eps, "5m", "{enabled: false}");
+    let (head, record) = text.split_once("records:\n").unwrap();
+    let mut text = format!("{head}records:\n");
+    const RECORDS: usize = 5;
+    for i in 0..RECORDS {
+        text.push_str(&record.replace(
+            "name: api.example.test",
+            &format!("name: r{i}.example.test"),
+        ));
+    }
+    let members = || {
+        let records = store.store.records(ZONE).unwrap();
+        records
+            .into_iter()
+            .filter(|r| r.set_identifier.is_some())
+            .collect::<Vec<_>>()
+    };
+    let daemon = start_daemon(&text).await;
+    wait_until("every member is published", LIMIT, || async {
+        members().len() == RECORDS * 3
+    })
+    .await;
+    daemon.stop().await;
+    assert!(members().iter().all(|r| r.health_check_id.is_none()));
+
+    // Checks turned on for 15 published members: one reconcile makes 10,
+    // the next the rest, each round attaching what it made.
+    let before = store.store.change_log().len();
+    let daemon = start_daemon(&text.replace("{enabled: false}", "{}")).await;
+    wait_until("every record carries its check", LIMIT, || async {
+        members().iter().all(|r| r.health_check_id.is_some())
+    })
+    .await;
+    let rounds = &store.store.change_log()[before..];
+    let attached: Vec<usize> = rounds.iter().map(|c| c.changes.len()).collect();
+    assert_eq!(attached, vec![10, 5], "{rounds:?}");
+    assert_eq!(
+        store.store.health_checks().len(),
+        RECORDS * 3,
+        "one check each"
+    );
+    assert_eq!(
+        store
+            .store
+            .calls(route53_failover::provider::memory::Operation::CreateHealthCheck),
+        (RECORDS * 3) as u64,
+        "no create repeated"
+    );
+    assert_eq!(daemon.status().await.zones[0].last_error, None);
+}

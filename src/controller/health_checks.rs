@@ -15,22 +15,47 @@ use crate::health_checks::{self as hc, Step};
 use crate::plan::{Attach, RecordIntents};
 use crate::provider::{HealthCheck, HealthCheckConfig, Provider, ProviderError};
 
+/// Health check calls (creates and updates) one reconcile makes at most;
+/// the rest follow in the next reconciles, right after. Creating thousands
+/// of checks takes a while under the rate limit, and the records must not
+/// wait for it.
+const CHECK_CALLS_PER_RECONCILE: usize = 10;
+
+/// A member whose check needs a call.
+pub(super) struct CheckCall {
+    pos: usize,
+    ri: usize,
+    mi: usize,
+    prefix: String,
+    step: Step,
+    referenced: Option<String>,
+}
+
+/// What `check_steps` leaves to do.
+pub(super) struct CheckWork {
+    calls: Vec<CheckCall>,
+    /// Owned checks some member uses or may still use.
+    keep: HashSet<String>,
+}
+
 impl Reconciler {
-    /// Brings every member's health check in line with the config and
-    /// sets which check each record carries (`intents[..].checks`).
-    /// Returns the first error; members it hit keep what they carry.
-    pub(super) async fn sync_checks(
-        &mut self,
+    /// Decides every member's health check step and sets which check each
+    /// record carries where that needs no call (`intents[..].checks`);
+    /// members whose check must be created or updated keep what they
+    /// carry until `run_check_calls` has made it.
+    pub(super) fn check_steps(
+        &self,
         rt: &Runtime,
         zone_id: &str,
         intents: &mut [RecordIntents<'_>],
-    ) -> Result<(), ProviderError> {
+    ) -> CheckWork {
         let zone_prefix = hc::zone_prefix(&rt.config.owner, zone_id);
         let observed = self.observed.as_ref().expect("read before planning");
-        // The steps first (pure), then the calls.
-        let mut work = Vec::new();
-        let mut keep: HashSet<String> = HashSet::new();
-        for (pos, (ri, intent)) in self.records.iter().zip(intents.iter()).enumerate() {
+        let mut work = CheckWork {
+            calls: Vec::new(),
+            keep: HashSet::new(),
+        };
+        for (pos, (ri, intent)) in self.records.iter().zip(intents.iter_mut()).enumerate() {
             let record = intent.record;
             for (mi, member) in record.members.iter().enumerate() {
                 let current = observed.member_record(record, member);
@@ -39,19 +64,60 @@ impl Reconciler {
                 let want = hc::want(member, conflict, intent.discovered[mi].as_ref());
                 let prefix = hc::member_prefix(&zone_prefix, record, member);
                 let (step, kept) = hc::step(&self.checks, &prefix, &want, referenced.as_deref());
-                keep.extend(kept);
-                work.push((pos, *ri, mi, prefix, step, referenced));
+                work.keep.extend(kept);
+                let attach = match step {
+                    Step::Detach => Attach::Detach,
+                    Step::Keep => Attach::Keep,
+                    Step::Use(id) => Attach::Check(id),
+                    step @ (Step::Update { .. } | Step::Create { .. }) => {
+                        // Until the call is made, nothing of the member's goes.
+                        work.keep.extend(self.mine(&prefix));
+                        work.calls.push(CheckCall {
+                            pos,
+                            ri: *ri,
+                            mi,
+                            prefix,
+                            step,
+                            referenced: referenced.clone(),
+                        });
+                        Attach::Keep
+                    }
+                };
+                set_member_check(rt, *ri, mi, &attach, referenced);
+                intent.checks[mi] = attach;
             }
         }
+        work
+    }
 
+    /// Ids of the owned checks with this member prefix.
+    fn mine(&self, prefix: &str) -> Vec<String> {
+        self.checks
+            .iter()
+            .filter(|c| c.caller_reference.starts_with(prefix))
+            .map(|c| c.id.clone())
+            .collect()
+    }
+
+    /// Makes the creates and updates `check_steps` left (at most
+    /// [`CHECK_CALLS_PER_RECONCILE`]; `more_checks` says when some wait),
+    /// sets the records' new attachments, and notes which owned checks
+    /// nothing uses. Returns whether any attachment changed, or the first
+    /// error (members it hit keep what they carry).
+    pub(super) async fn run_check_calls(
+        &mut self,
+        rt: &Runtime,
+        work: CheckWork,
+        intents: &mut [RecordIntents<'_>],
+    ) -> Result<bool, ProviderError> {
+        let CheckWork { calls, mut keep } = work;
+        self.more_checks = calls.len() > CHECK_CALLS_PER_RECONCILE;
         let mut first_error = None;
-        for (pos, ri, mi, prefix, step, referenced) in work {
-            let record = intents[pos].record;
-            let member = &record.members[mi];
-            let result = match step {
-                Step::Detach => Ok(Attach::Detach),
-                Step::Keep => Ok(Attach::Keep),
-                Step::Use(id) => Ok(Attach::Check(id)),
+        let mut attached = false;
+        for call in calls.into_iter().take(CHECK_CALLS_PER_RECONCILE) {
+            let record = intents[call.pos].record;
+            let member = &record.members[call.mi];
+            let result = match call.step {
                 Step::Update {
                     id,
                     version,
@@ -64,48 +130,25 @@ impl Reconciler {
                     let tags = hc::tags(&rt.config.owner, record, member);
                     self.create_check(&caller_reference, &config, &tags).await
                 }
+                other => unreachable!("only calls are queued: {other:?}"),
             };
-            let labels = rt.labels(ri, mi);
-            let attach = match result {
-                Ok(attach) => {
-                    if let Attach::Check(id) = &attach {
-                        keep.insert(id.clone());
-                    }
-                    rt.member(ri, mi).health_check_error = None;
-                    attach
+            match result {
+                Ok(id) => {
+                    keep.insert(id.clone());
+                    rt.member(call.ri, call.mi).health_check_error = None;
+                    let attach = Attach::Check(id);
+                    set_member_check(rt, call.ri, call.mi, &attach, call.referenced);
+                    intents[call.pos].checks[call.mi] = attach;
+                    attached = true;
                 }
                 Err(e) => {
-                    warn!(record = %record.name, region = labels[2], error = %e,
+                    warn!(record = %record.name, region = %member.region, error = %e,
                         "health check could not be settled; the record keeps what it carries");
-                    // Nothing of this member's is deleted while it is unsettled.
-                    keep.extend(
-                        self.checks
-                            .iter()
-                            .filter(|c| c.caller_reference.starts_with(&prefix))
-                            .map(|c| c.id.clone()),
-                    );
-                    rt.member(ri, mi).health_check_error = Some(e.to_string());
+                    keep.extend(self.mine(&call.prefix));
+                    rt.member(call.ri, call.mi).health_check_error = Some(e.to_string());
                     first_error.get_or_insert(e);
-                    Attach::Keep
                 }
-            };
-            let id = match &attach {
-                Attach::Keep => referenced,
-                Attach::Detach => None,
-                Attach::Check(id) => Some(id.clone()),
-            };
-            {
-                let mut st = rt.member(ri, mi);
-                if st.health_check_id != id {
-                    st.route53_health = None;
-                    rt.metrics
-                        .route53_health_check_healthy
-                        .remove_label_values(&labels)
-                        .ok();
-                }
-                st.health_check_id = id;
             }
-            intents[pos].checks[mi] = attach;
         }
         self.unused_checks = self
             .checks
@@ -113,7 +156,7 @@ impl Reconciler {
             .filter(|c| !keep.contains(&c.id))
             .map(|c| c.id.clone())
             .collect();
-        first_error.map_or(Ok(()), Err)
+        first_error.map_or(Ok(attached), Err)
     }
 
     async fn update_check(
@@ -121,7 +164,7 @@ impl Reconciler {
         id: &str,
         version: i64,
         config: &HealthCheckConfig,
-    ) -> Result<Attach, ProviderError> {
+    ) -> Result<String, ProviderError> {
         let provider = self.provider.clone();
         let updated = self
             .call("update_health_check", || {
@@ -140,7 +183,7 @@ impl Reconciler {
             })?;
         info!(zone = %self.zone, health_check = %id, version = updated.version, "health check updated");
         self.remember(updated);
-        Ok(Attach::Check(id.to_string()))
+        Ok(id.to_string())
     }
 
     /// Creates a check, idempotently: a retry after a lost answer gets the
@@ -151,7 +194,7 @@ impl Reconciler {
         caller_reference: &str,
         config: &HealthCheckConfig,
         tags: &[(String, String)],
-    ) -> Result<Attach, ProviderError> {
+    ) -> Result<String, ProviderError> {
         let provider = self.provider.clone();
         let create = |reference: String| {
             let provider = provider.clone();
@@ -180,7 +223,7 @@ impl Reconciler {
         self.remember(created);
         self.call("tag_health_check", || provider.tag_health_check(&id, tags))
             .await?;
-        Ok(Attach::Check(id))
+        Ok(id)
     }
 
     fn remember(&mut self, check: HealthCheck) {
@@ -220,6 +263,32 @@ impl Reconciler {
         }
         Ok(())
     }
+}
+
+/// Notes which check a member's record carries, for status; Route53's
+/// view of a check the member no longer uses is dropped.
+fn set_member_check(
+    rt: &Runtime,
+    ri: usize,
+    mi: usize,
+    attach: &Attach,
+    referenced: Option<String>,
+) {
+    let id = match attach {
+        Attach::Keep => referenced,
+        Attach::Detach => None,
+        Attach::Check(id) => Some(id.clone()),
+    };
+    let mut st = rt.member(ri, mi);
+    if st.health_check_id != id {
+        st.route53_health = None;
+        let labels = rt.labels(ri, mi);
+        rt.metrics
+            .route53_health_check_healthy
+            .remove_label_values(&labels)
+            .ok();
+    }
+    st.health_check_id = id;
 }
 
 /// Reads Route53's view of every member's health check, one check at a

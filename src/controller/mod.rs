@@ -252,6 +252,7 @@ pub async fn run(
             observed: None,
             checks: Vec::new(),
             unused_checks: Vec::new(),
+            more_checks: false,
             shutdown: shutdown.clone(),
             last_write: None,
             settle_limit,

@@ -99,6 +99,8 @@ pub(super) struct Reconciler {
     pub(super) checks: Vec<HealthCheck>,
     /// Owned checks no member uses: deleted once no record refers to them.
     pub(super) unused_checks: Vec<String>,
+    /// Health check calls are left for the next reconcile.
+    pub(super) more_checks: bool,
     pub(super) shutdown: CancellationToken,
     /// When this zone was last written to.
     pub(super) last_write: Option<Instant>,
@@ -146,7 +148,9 @@ impl Reconciler {
             match self.reconcile().await {
                 Ok(()) => {
                     failures = 0;
-                    retry_at = None;
+                    // Health checks still to make: carry on at once (the
+                    // rate limit paces it).
+                    retry_at = self.more_checks.then(tokio::time::Instant::now);
                     let now = SystemTime::now();
                     self.rt.update_zone(&self.zone, |z| {
                         z.last_success = Some(now);
@@ -304,11 +308,11 @@ impl Reconciler {
         Ok(())
     }
 
-    /// Decide, settle health checks, plan, apply, then delete the checks
-    /// nothing uses. A health check that cannot be created or updated does
-    /// not hold back the records (a withdrawal must not wait on it): its
-    /// record keeps what it carries and the reconcile reports the error
-    /// after the records are written, so it is retried.
+    /// Decide and apply the records, then make the health checks that need
+    /// a call and attach them (a second write, only then), then delete the
+    /// checks nothing uses. A withdrawal never waits on a health check
+    /// call; a check that cannot be made leaves its record with what it
+    /// carries, and the reconcile reports the error so it is retried.
     async fn reconcile(&mut self) -> Result<(), ReconcileError> {
         let zone_id = self.zone_id().await?;
         let rt = self.rt.clone();
@@ -318,31 +322,44 @@ impl Reconciler {
                 self.read(&zone_id).await?;
             }
             let mut intents = self.decide(&rt);
-            let check_result = self.sync_checks(&rt, &zone_id, &mut intents).await;
-            let observed = self.observed.as_ref().expect("read before planning");
-            let changes = plan::plan_zone(&rt.config.owner, observed, &intents);
-            let applied = if changes.is_empty() {
-                Ok(())
-            } else {
-                self.apply(&zone_id, changes).await
-            };
-            match applied {
-                Ok(()) => {
-                    self.refresh_published();
-                    self.delete_unused_checks().await?;
-                    return check_result.map_err(Into::into);
-                }
+            let work = self.check_steps(&rt, &zone_id, &mut intents);
+            // Records first: a withdrawal never waits on a health check call.
+            match self.plan_and_apply(&rt, &zone_id, &intents).await {
+                Ok(()) => {}
                 Err(ProviderError::InvalidChangeBatch(msg)) => {
                     warn!(zone = %self.zone, error = %msg, "batch rejected; re-reading the zone");
                     self.observed = None;
                     last_rejection = Some(ProviderError::InvalidChangeBatch(msg));
+                    continue;
                 }
                 Err(e) => return Err(e.into()),
             }
+            let checks = self.run_check_calls(&rt, work, &mut intents).await;
+            if let Ok(true) = checks {
+                // Attach the checks just made.
+                self.plan_and_apply(&rt, &zone_id, &intents).await?;
+            }
+            self.delete_unused_checks().await?;
+            return checks.map(|_| ()).map_err(Into::into);
         }
         Err(ReconcileError::Replan(
             last_rejection.expect("the loop only continues after a rejection"),
         ))
+    }
+
+    async fn plan_and_apply(
+        &mut self,
+        rt: &Runtime,
+        zone_id: &str,
+        intents: &[RecordIntents<'_>],
+    ) -> Result<(), ProviderError> {
+        let observed = self.observed.as_ref().expect("read before planning");
+        let changes = plan::plan_zone(&rt.config.owner, observed, intents);
+        if !changes.is_empty() {
+            self.apply(zone_id, changes).await?;
+            self.refresh_published();
+        }
+        Ok(())
     }
 
     /// Runs the policy for every record of the zone and records the
