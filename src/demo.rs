@@ -1,6 +1,8 @@
 //! Simulated regional endpoints on loopback, for `route53-failover demo`
 //! and for tests: each answers `GET /health` after its own small latency,
 //! and can be told to fail (503) or to hang (no answer) and to recover.
+//! With the embedded store, Route53's checkers are simulated from the same
+//! state, so the demo shows their (slower) view beside the daemon's.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -95,6 +97,41 @@ pub fn config_text(endpoints: &[Endpoint]) -> String {
         text = text.replace(&format!("__PORT_{}__", e.name), &e.addr.port().to_string());
     }
     text
+}
+
+/// Plays Route53's checkers for the embedded store: every 2 s each health
+/// check aimed at a demo endpoint (by port) gets a report from that
+/// endpoint's mode, as three checkers would see it.
+pub async fn simulate_checkers(
+    store: Arc<crate::provider::memory::MemoryProvider>,
+    endpoints: Vec<Endpoint>,
+    stop: CancellationToken,
+) {
+    use crate::provider::CheckerReport;
+    loop {
+        for check in store.health_checks() {
+            let port = check.check.config.port;
+            let Some(e) = endpoints.iter().find(|e| e.addr.port() == port) else {
+                continue;
+            };
+            let failure = match e.mode() {
+                Mode::Serve => None,
+                Mode::Fail => Some("Failure: HTTP Status Code 503, Service Unavailable"),
+                Mode::Hang => Some("Failure: Connection timed out"),
+            };
+            let report = CheckerReport {
+                healthy: if failure.is_none() { 3 } else { 0 },
+                total: 3,
+                failure: failure.map(str::to_string),
+            };
+            // A check deleted meanwhile is simply skipped.
+            let _ = store.set_report(&check.check.id, report);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
 }
 
 /// `POST /demo/regions/{region}/{fail|hang|recover}`.

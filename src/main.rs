@@ -328,6 +328,13 @@ async fn run_demo(listen: SocketAddr) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("the demo config is invalid: {e}"))?;
     config.listen = listen;
     let (provider, store) = build_provider(&config).await?;
+    if let Some(store) = &store {
+        tokio::spawn(demo::simulate_checkers(
+            store.clone(),
+            endpoints.clone(),
+            stop.clone(),
+        ));
+    }
     let base = format!("http://{listen}");
     println!(
         "Demo: three regions ({}) behind api.example.test in the embedded memory provider.\n\

@@ -632,3 +632,90 @@ async fn probe_secrets_never_reach_logs_status_metrics_or_the_page() {
         "the logs are there to check"
     );
 }
+
+/// The README's first command: `demo` runs three regions in the embedded
+/// store; breaking one withdraws it, and the simulated Route53 checkers
+/// turn on its health check too; recovering brings it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_withdraws_a_broken_region_and_brings_it_back() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let _child = tokio::process::Command::new(BIN)
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let status = || async {
+        let r = http.get(format!("{base}/status")).send().await.ok()?;
+        r.json::<route53_failover::status::Status>().await.ok()
+    };
+    let member = |s: &route53_failover::status::Status, region: &str| {
+        s.records[0]
+            .members
+            .iter()
+            .find(|m| m.region == region)
+            .cloned()
+            .unwrap()
+    };
+    wait_until(
+        "the demo publishes its three regions",
+        Duration::from_secs(20),
+        || async {
+            status().await.is_some_and(|s| {
+                s.records[0]
+                    .members
+                    .iter()
+                    .all(|m| m.published && m.health_check.as_ref().is_some_and(|h| h.id.is_some()))
+            })
+        },
+    )
+    .await;
+    let ok = http
+        .post(format!("{base}/demo/regions/eu-west-1/fail"))
+        .send()
+        .await
+        .unwrap();
+    assert!(ok.status().is_success());
+    wait_until(
+        "eu-west-1 is withdrawn and Route53 sees it fail",
+        Duration::from_secs(30),
+        || async {
+            status().await.is_some_and(|s| {
+                let m = member(&s, "eu-west-1");
+                !m.published && m.health_check.unwrap().route53.as_deref() == Some("unhealthy")
+            })
+        },
+    )
+    .await;
+    let zone: Vec<RecordSet> = http
+        .get(format!("{base}/memory/zones/example.test/records"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!zone
+        .iter()
+        .any(|r| r.region.as_deref() == Some("eu-west-1")));
+    http.post(format!("{base}/demo/regions/eu-west-1/recover"))
+        .send()
+        .await
+        .unwrap();
+    wait_until("eu-west-1 is back", Duration::from_secs(20), || async {
+        status()
+            .await
+            .is_some_and(|s| member(&s, "eu-west-1").published)
+    })
+    .await;
+}
