@@ -11,28 +11,35 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tokio_util::sync::CancellationToken;
 
-use crate::controller::Runtime;
+use crate::reload::Current;
 use crate::status::Status;
 
-pub fn router(rt: Arc<Runtime>) -> Router {
+pub fn router(current: Arc<Current>) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .with_state(rt)
+        .with_state(current)
 }
 
-async fn index(State(rt): State<Arc<Runtime>>) -> Html<String> {
-    Html(Status::snapshot(&rt).html())
+fn snapshot(current: &Current) -> Status {
+    let mut s = Status::snapshot(&current.runtime());
+    s.config = Some(current.state());
+    s
 }
 
-async fn status(State(rt): State<Arc<Runtime>>) -> Json<Status> {
-    Json(Status::snapshot(&rt))
+async fn index(State(current): State<Arc<Current>>) -> Html<String> {
+    Html(snapshot(&current).html())
 }
 
-async fn metrics(State(rt): State<Arc<Runtime>>) -> Response {
+async fn status(State(current): State<Arc<Current>>) -> Json<Status> {
+    Json(snapshot(&current))
+}
+
+async fn metrics(State(current): State<Arc<Current>>) -> Response {
+    let rt = current.runtime();
     (
         [(
             header::CONTENT_TYPE,
@@ -43,8 +50,8 @@ async fn metrics(State(rt): State<Arc<Runtime>>) -> Response {
         .into_response()
 }
 
-async fn readyz(State(rt): State<Arc<Runtime>>) -> Response {
-    if rt.is_ready() {
+async fn readyz(State(current): State<Arc<Current>>) -> Response {
+    if current.runtime().is_ready() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (

@@ -15,6 +15,7 @@
 //! - [`controller`]: the tasks: probers → verdicts → per-zone reconcilers, rate limit, retries.
 //! - [`metrics`]: every Prometheus metric, registered in one place.
 //! - [`status`]: the snapshot on-call reads (JSON, HTML, CLI table).
+//! - [`reload`]: live config reload (file watch, SIGHUP) around the controller.
 //! - [`http`]: `/metrics`, `/status`, `/`, `/healthz`, `/readyz`.
 //! - [`demo`]: simulated regional endpoints on loopback for `route53-failover demo`.
 
@@ -31,4 +32,5 @@ pub mod plan;
 pub mod policy;
 pub mod probe;
 pub mod provider;
+pub mod reload;
 pub mod status;

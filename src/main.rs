@@ -22,7 +22,7 @@ use route53_failover::provider::remote::{self, RemoteMemory};
 use route53_failover::provider::route53::Route53Provider;
 use route53_failover::provider::{Action, Change, Provider, ProviderError};
 use route53_failover::status::Status;
-use route53_failover::{demo, http};
+use route53_failover::{demo, http, reload};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -136,10 +136,11 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             println!("{}", config.summary());
             Ok(())
         }
-        Command::Run { config } => {
-            let config = load(&config)?;
+        Command::Run { config: path } => {
+            let config = load(&path)?;
+            let hash = reload::hash(&std::fs::read(&path).unwrap_or_default());
             let (provider, store) = build_provider(&config).await?;
-            serve(config, provider, store, None).await
+            serve(config, (Some(path), hash), provider, store, None).await
         }
         Command::Plan { config } => {
             let config = load(&config)?;
@@ -201,9 +202,12 @@ async fn build_provider(config: &Config) -> anyhow::Result<Providers> {
     }
 }
 
-/// Runs the daemon and its HTTP server until SIGTERM or SIGINT.
+/// Runs the daemon and its HTTP server until SIGTERM or SIGINT, reloading
+/// the config file (`source`: its path, if any, and the hash of what was
+/// loaded) when it changes.
 async fn serve(
     config: Config,
+    source: (Option<PathBuf>, String),
     provider: Arc<dyn Provider>,
     store: Option<Arc<MemoryProvider>>,
     extra: Option<axum::Router>,
@@ -215,7 +219,9 @@ async fn serve(
     let addr = listener.local_addr()?;
     let metrics = Arc::new(Metrics::new());
     let rt = Arc::new(Runtime::new(Arc::new(config), provider.kind(), metrics));
-    let mut app = http::router(rt.clone());
+    let (path, hash) = source;
+    let current = Arc::new(reload::Current::new(rt, path.as_deref(), hash));
+    let mut app = http::router(current.clone());
     if let Some(store) = store {
         app = app.merge(remote::router(store));
     }
@@ -226,7 +232,7 @@ async fn serve(
     tokio::spawn(wait_for_signal(shutdown.clone()));
     println!("route53-failover listening on http://{addr}");
     let server = tokio::spawn(http::serve(listener, app, shutdown.clone()));
-    controller::run(rt, provider, shutdown.clone())
+    reload::supervise(current, provider, path, shutdown.clone())
         .await
         .map_err(anyhow::Error::msg)?;
     // The server stops with the same token; give it a moment to close.
@@ -344,7 +350,16 @@ async fn run_demo(listen: SocketAddr) -> anyhow::Result<()> {
          \n(`hang` instead of `fail` makes the endpoint stop answering.) Ctrl-C stops.\n",
         demo::REGIONS.map(|r| r.0).join(", ")
     );
-    let result = serve(config, provider, store, Some(demo::router(&endpoints))).await;
+    let hash = reload::hash(demo::config_text(&endpoints).as_bytes());
+    let source = (None, hash);
+    let result = serve(
+        config,
+        source,
+        provider,
+        store,
+        Some(demo::router(&endpoints)),
+    )
+    .await;
     stop.cancel();
     result
 }

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub change_propagation_seconds: HistogramVec,
     pub discovery_errors_total: IntCounterVec,
     pub last_reconcile_success_timestamp_seconds: Gauge,
+    pub config_reloads_total: IntCounterVec,
+    pub config_info: IntGaugeVec,
     pub ready: IntGauge,
     pub build_info: GaugeVec,
 }
@@ -150,6 +152,20 @@ impl Metrics {
                 ),
                 &["region", "kind"]
             )),
+            config_reloads_total: reg!(IntCounterVec::new(
+                opts(
+                    "config_reloads_total",
+                    "Config reloads (file change or SIGHUP) by result: ok, or error (the old config keeps running)."
+                ),
+                &["result"]
+            )),
+            config_info: reg!(IntGaugeVec::new(
+                opts(
+                    "config_info",
+                    "1 for the config in force, by its hash (sha256 of the file, 12 hex digits)."
+                ),
+                &["hash"]
+            )),
             last_reconcile_success_timestamp_seconds: reg!(Gauge::with_opts(opts(
                 "last_reconcile_success_timestamp_seconds",
                 "Unix time of the last reconcile that succeeded."
@@ -174,6 +190,19 @@ impl Metrics {
             let _ = m.registry.register(Box::new(pc));
         }
         m
+    }
+
+    /// Drops the per-member gauges of a member the config no longer has.
+    pub fn forget_member(&self, labels: &[&str]) {
+        for g in [
+            &self.member_healthy,
+            &self.member_published,
+            &self.member_conflict,
+            &self.route53_health_check_healthy,
+        ] {
+            let _ = g.remove_label_values(labels);
+        }
+        let _ = self.probe_duration_seconds.remove_label_values(labels);
     }
 
     /// The text exposition format, for /metrics.

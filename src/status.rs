@@ -20,6 +20,9 @@ pub struct Status {
     pub now: f64,
     pub zones: Vec<ZoneSnapshot>,
     pub records: Vec<RecordSnapshot>,
+    /// The config in force (hash) and the last reload's error.
+    #[serde(default)]
+    pub config: Option<crate::reload::ConfigState>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -209,6 +212,7 @@ impl Status {
             now: unix(SystemTime::now()),
             zones,
             records,
+            config: None,
         }
     }
 
@@ -223,6 +227,13 @@ impl Status {
             if self.ready { "yes" } else { "NO" },
             self.version
         );
+        if let Some(c) = &self.config {
+            let _ = write!(out, "config {}", c.hash);
+            if let Some(e) = &c.last_reload_error {
+                let _ = write!(out, "  RELOAD REFUSED: {e}");
+            }
+            out.push('\n');
+        }
         for z in &self.zones {
             let last = z
                 .last_success
@@ -298,6 +309,17 @@ impl Status {
     /// The HTML page: server-rendered, refreshes itself, no script.
     pub fn html(&self) -> String {
         let mut body = String::new();
+        if let Some(c) = &self.config {
+            let _ = write!(body, "<p class=config>config <b>{}</b>", esc(&c.hash));
+            if let Some(e) = &c.last_reload_error {
+                let _ = write!(
+                    body,
+                    ": <span class=bad>reload refused, the previous config runs: {}</span>",
+                    esc(e)
+                );
+            }
+            body.push_str("</p>\n");
+        }
         for z in &self.zones {
             let state = match (&z.last_error, z.last_success) {
                 (Some(e), _) => format!("<span class=bad>error: {}</span>", esc(e)),

@@ -86,7 +86,7 @@ impl ProviderKind {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProviderConfig {
     pub kind: ProviderKind,
     pub zones: Vec<String>,
@@ -152,7 +152,7 @@ pub enum Target {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProbeSpec {
     pub url: Url,
     /// Where the TCP connection goes instead of the URL's host; the URL's

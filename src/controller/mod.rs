@@ -44,6 +44,7 @@ use crate::provider::{AliasTarget, CheckerReport, Provider};
 
 /// What is known of one member, shared by its prober, its reconciler and
 /// the status endpoint. A std `Mutex`: held for a few field updates only.
+#[derive(Clone)]
 pub struct MemberState {
     pub health: Health,
     pub last_probe: Option<ProbeResult>,
@@ -139,6 +140,80 @@ impl Runtime {
             ready: AtomicBool::new(false),
             zones_reconciled: AtomicUsize::new(0),
         }
+    }
+
+    /// The runtime for a reloaded config: same process start, metrics and
+    /// provider, and what `old` knew (see `carry_over`).
+    pub fn reloaded(config: Arc<Config>, old: &Runtime) -> Self {
+        let mut rt = Runtime::new(config, old.provider_kind, old.metrics.clone());
+        rt.started = old.started;
+        rt.carry_over(old);
+        rt
+    }
+
+    /// Takes over what `old` knows of the members this config still has
+    /// (same record name, type and set identifier), so a reload neither
+    /// forgets verdicts nor flips readiness. A member whose probe changed
+    /// starts over as `unknown` (its record stays as it is until then); a
+    /// member whose target changed is discovered again.
+    fn carry_over(&self, old: &Runtime) {
+        for (ri, r) in self.config.records.iter().enumerate() {
+            for (mi, m) in r.members.iter().enumerate() {
+                let Some((ori, omi)) = old.find_member(&r.name, &r.rtype, &m.set_identifier) else {
+                    continue;
+                };
+                let om = &old.config.records[ori].members[omi];
+                let prev = old.member(ori, omi).clone();
+                let mut st = self.member(ri, mi);
+                if *om.probe == *m.probe {
+                    *st = prev;
+                } else {
+                    st.published = prev.published;
+                    st.health_check_id = prev.health_check_id;
+                    st.route53_health = prev.route53_health;
+                    st.discovered = prev.discovered;
+                }
+                if om.target != m.target {
+                    st.discovered = None;
+                    st.discovery_error = None;
+                }
+            }
+        }
+        for (zone, z) in old.zone_status() {
+            self.update_zone(&zone, |mine| *mine = z);
+        }
+        if old.is_ready() {
+            self.ready.store(true, Ordering::Release);
+        }
+        // Series of members that are gone would otherwise stay forever.
+        for (ri, r) in old.config.records.iter().enumerate() {
+            for (mi, m) in r.members.iter().enumerate() {
+                if self
+                    .find_member(&r.name, &r.rtype, &m.set_identifier)
+                    .is_none()
+                {
+                    old.metrics.forget_member(&old.labels(ri, mi));
+                }
+            }
+        }
+    }
+
+    fn find_member(
+        &self,
+        name: &str,
+        rtype: &crate::provider::RecordType,
+        set_identifier: &str,
+    ) -> Option<(usize, usize)> {
+        self.config.records.iter().enumerate().find_map(|(ri, r)| {
+            (r.name == name && r.rtype == *rtype)
+                .then(|| {
+                    r.members
+                        .iter()
+                        .position(|m| m.set_identifier == set_identifier)
+                        .map(|mi| (ri, mi))
+                })
+                .flatten()
+        })
     }
 
     /// Ready once every zone has been reconciled successfully; never goes back.
@@ -284,7 +359,7 @@ pub async fn run(
         "daemon started"
     );
     shutdown.cancelled().await;
-    info!("shutting down: probes stop, an apply in flight finishes");
+    info!("stopping: probes stop, an apply in flight finishes");
     probes_stop.cancel();
     let drain = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {

@@ -150,6 +150,8 @@ records:
 
 pub struct Daemon {
     pub child: Child,
+    /// The config file it runs (and watches).
+    pub config_path: PathBuf,
     pub base: String,
     pub stderr: Arc<std::sync::Mutex<String>>,
     _dir: tempfile::TempDir,
@@ -198,6 +200,7 @@ pub async fn start_daemon(config: &str) -> Daemon {
         .to_string();
     Daemon {
         child,
+        config_path: path,
         base,
         stderr,
         _dir: dir,

@@ -1,0 +1,233 @@
+//! Live config reload. The file is read every 2 s (a mounted ConfigMap is
+//! replaced by a symlink swap, which a content hash notices and inotify on
+//! the path may not) and at once on SIGHUP. A new valid config replaces the
+//! running one without a restart: the controller's tasks stop (an apply in
+//! flight finishes), a new runtime takes over what the old one knew of the
+//! members it keeps, and the tasks start again. The next reconcile
+//! publishes new members and withdraws removed ones (records and checks).
+//! An invalid config, or one that changes what needs a restart (`listen`,
+//! `provider`) or names a zone the provider does not have, is refused: the
+//! old one keeps running, and status, metrics and logs say why.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::{self, Config};
+use crate::controller::{self, Runtime};
+use crate::provider::{Provider, ProviderError};
+
+/// How often the file is read.
+const POLL: Duration = Duration::from_secs(2);
+
+/// The config in force and the last reload, for status.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConfigState {
+    /// The file watched; null when the config was not read from a file (`demo`).
+    pub path: Option<String>,
+    /// sha256 of the file in force, 12 hex digits.
+    pub hash: String,
+    /// When it was loaded (unix seconds).
+    pub loaded: f64,
+    /// Why the last reload was refused; null once one succeeds.
+    pub last_reload_error: Option<String>,
+}
+
+/// The runtime the HTTP handlers read, replaced on reload.
+pub struct Current {
+    rt: RwLock<Arc<Runtime>>,
+    state: Mutex<ConfigState>,
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+/// sha256 of the file's bytes, 12 hex digits.
+pub fn hash(bytes: &[u8]) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
+    d.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Current {
+    pub fn new(rt: Arc<Runtime>, path: Option<&Path>, hash: String) -> Self {
+        rt.metrics.config_info.with_label_values(&[&hash]).set(1);
+        for result in ["ok", "error"] {
+            rt.metrics.config_reloads_total.with_label_values(&[result]);
+        }
+        Current {
+            rt: RwLock::new(rt),
+            state: Mutex::new(ConfigState {
+                path: path.map(|p| p.display().to_string()),
+                hash,
+                loaded: unix_now(),
+                last_reload_error: None,
+            }),
+        }
+    }
+
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.rt.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn state(&self) -> ConfigState {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut ConfigState)) {
+        f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Runs the controller for the config in force, reloading it when the file
+/// changes, until `shutdown`.
+pub async fn supervise(
+    current: Arc<Current>,
+    provider: Arc<dyn Provider>,
+    path: Option<PathBuf>,
+    shutdown: CancellationToken,
+) -> Result<(), String> {
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    // A refused file is reported once, not at every poll.
+    let mut refused: Option<String> = None;
+    loop {
+        let rt = current.runtime();
+        let generation = shutdown.child_token();
+        let run = controller::run(rt.clone(), provider.clone(), generation.clone());
+        tokio::pin!(run);
+        let next = loop {
+            let hangup = async {
+                match hup.as_mut() {
+                    Some(h) => {
+                        h.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let forced = tokio::select! {
+                r = &mut run => return r,
+                _ = tokio::time::sleep(POLL), if path.is_some() => false,
+                _ = hangup => true,
+            };
+            let Some(path) = &path else {
+                info!("SIGHUP: no config file to reload");
+                continue;
+            };
+            if forced {
+                info!(path = %path.display(), "SIGHUP: reloading the config");
+                refused = None;
+            }
+            match candidate(path, &rt.config, &current, &mut refused, provider.as_ref()).await {
+                Some(c) => break c,
+                None => continue,
+            }
+        };
+        generation.cancel();
+        // Bounded: an apply in flight gets SHUTDOWN_GRACE.
+        let _ = (&mut run).await;
+        let (config, hash) = next;
+        let new_rt = Arc::new(Runtime::reloaded(Arc::new(config), &rt));
+        *current.rt.write().unwrap_or_else(|e| e.into_inner()) = new_rt;
+        let old_hash = current.state().hash;
+        let m = &rt.metrics;
+        let _ = m.config_info.remove_label_values(&[&old_hash]);
+        m.config_info.with_label_values(&[&hash]).set(1);
+        m.config_reloads_total.with_label_values(&["ok"]).inc();
+        current.update(|s| {
+            s.hash = hash.clone();
+            s.loaded = unix_now();
+            s.last_reload_error = None;
+        });
+        info!(hash = %hash, "config reloaded");
+    }
+}
+
+/// The file's new config, if it changed and can be applied; otherwise
+/// `None`, with a refusal recorded once per file content.
+async fn candidate(
+    path: &Path,
+    running: &Config,
+    current: &Current,
+    refused: &mut Option<String>,
+    provider: &dyn Provider,
+) -> Option<(Config, String)> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            let msg = format!("cannot read {}: {e}", path.display());
+            refuse(current, refused, msg.clone(), msg);
+            return None;
+        }
+    };
+    let h = hash(&bytes);
+    if h == current.state().hash || refused.as_deref() == Some(h.as_str()) {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let base = path.parent().unwrap_or(Path::new("."));
+    let config = match config::parse(&text, base) {
+        Ok(c) => c,
+        Err(errors) => {
+            refuse(current, refused, h, errors.to_string());
+            return None;
+        }
+    };
+    if let Some(why) = needs_restart(running, &config) {
+        refuse(current, refused, h, why);
+        return None;
+    }
+    // A zone the provider does not have is bad input, as at start-up.
+    for (zone, idxs) in config.records_by_zone() {
+        if running.records.iter().any(|r| r.zone == zone) {
+            continue;
+        }
+        let found = tokio::time::timeout(Duration::from_secs(10), provider.find_zone(&zone)).await;
+        if let Ok(Err(ProviderError::NoSuchHostedZone(msg))) = found {
+            refuse(
+                current,
+                refused,
+                h,
+                format!("records[{}].zone: {zone:?}: {msg}", idxs[0]),
+            );
+            return None;
+        }
+    }
+    for w in &config.warnings {
+        warn!("{w}");
+    }
+    Some((config, h))
+}
+
+fn needs_restart(running: &Config, new: &Config) -> Option<String> {
+    if running.listen != new.listen {
+        return Some(format!(
+            "listen: {} → {} needs a restart",
+            running.listen, new.listen
+        ));
+    }
+    if running.provider != new.provider {
+        return Some("provider: a change of the provider needs a restart".into());
+    }
+    None
+}
+
+fn refuse(current: &Current, refused: &mut Option<String>, key: String, why: String) {
+    if refused.as_deref() == Some(key.as_str()) {
+        return;
+    }
+    warn!(error = %why, "config reload refused; the running config stays in force");
+    let rt = current.runtime();
+    rt.metrics
+        .config_reloads_total
+        .with_label_values(&["error"])
+        .inc();
+    current.update(|s| s.last_reload_error = Some(why));
+    *refused = Some(key);
+}
