@@ -216,6 +216,15 @@ impl Status {
         }
     }
 
+    /// The member of the first record in `region`.
+    pub fn member(&self, region: &str) -> Option<&MemberSnapshot> {
+        self.records
+            .first()?
+            .members
+            .iter()
+            .find(|m| m.region == region)
+    }
+
     /// A table for a terminal: one line per member.
     pub fn table(&self) -> String {
         let mut out = String::new();

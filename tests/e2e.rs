@@ -659,14 +659,6 @@ async fn the_demo_withdraws_a_broken_region_and_brings_it_back() {
         let r = http.get(format!("{base}/status")).send().await.ok()?;
         r.json::<route53_failover::status::Status>().await.ok()
     };
-    let member = |s: &route53_failover::status::Status, region: &str| {
-        s.records[0]
-            .members
-            .iter()
-            .find(|m| m.region == region)
-            .cloned()
-            .unwrap()
-    };
     wait_until(
         "the demo publishes its three regions",
         Duration::from_secs(20),
@@ -691,8 +683,9 @@ async fn the_demo_withdraws_a_broken_region_and_brings_it_back() {
         Duration::from_secs(30),
         || async {
             status().await.is_some_and(|s| {
-                let m = member(&s, "eu-west-1");
-                !m.published && m.health_check.unwrap().route53.as_deref() == Some("unhealthy")
+                let m = s.member("eu-west-1").unwrap();
+                !m.published
+                    && m.health_check.as_ref().unwrap().route53.as_deref() == Some("unhealthy")
             })
         },
     )
@@ -715,7 +708,7 @@ async fn the_demo_withdraws_a_broken_region_and_brings_it_back() {
     wait_until("eu-west-1 is back", Duration::from_secs(20), || async {
         status()
             .await
-            .is_some_and(|s| member(&s, "eu-west-1").published)
+            .is_some_and(|s| s.member("eu-west-1").unwrap().published)
     })
     .await;
 }

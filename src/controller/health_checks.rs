@@ -134,6 +134,11 @@ impl Reconciler {
             };
             match result {
                 Ok(id) => {
+                    // The member's other checks (the one replaced, a twin)
+                    // go once the record has moved, in this reconcile.
+                    for other in self.mine(&call.prefix) {
+                        keep.remove(&other);
+                    }
                     keep.insert(id.clone());
                     rt.member(call.ri, call.mi).health_check_error = None;
                     let attach = Attach::Check(id);

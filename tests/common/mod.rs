@@ -251,13 +251,7 @@ impl Daemon {
 
     /// The member of the first record in `region`, from /status.
     pub async fn member(&self, region: &str) -> route53_failover::status::MemberSnapshot {
-        let s = self.status().await;
-        s.records[0]
-            .members
-            .iter()
-            .find(|m| m.region == region)
-            .cloned()
-            .unwrap()
+        self.status().await.member(region).cloned().unwrap()
     }
 }
 
