@@ -17,10 +17,7 @@ use route53_failover::demo::Mode;
 const LIMIT: Duration = Duration::from_secs(20);
 
 /// (name, type, set identifier, values) of every record moto holds.
-async fn records(
-    client: &aws_sdk_route53::Client,
-    zone: &str,
-) -> Vec<(String, String, Option<String>, Vec<String>)> {
+async fn record_sets(client: &aws_sdk_route53::Client, zone: &str) -> Vec<ResourceRecordSet> {
     let out = client
         .list_resource_record_sets()
         .hosted_zone_id(zone)
@@ -28,7 +25,15 @@ async fn records(
         .await
         .unwrap();
     assert!(!out.is_truncated());
-    out.resource_record_sets()
+    out.resource_record_sets().to_vec()
+}
+
+async fn records(
+    client: &aws_sdk_route53::Client,
+    zone: &str,
+) -> Vec<(String, String, Option<String>, Vec<String>)> {
+    record_sets(client, zone)
+        .await
         .iter()
         .map(|r| {
             (
@@ -431,14 +436,8 @@ async fn health_checks(
 
 /// (set identifier → health check id) of the `api.example.test` A records.
 async fn attached(client: &aws_sdk_route53::Client, zone: &str) -> Vec<(String, Option<String>)> {
-    let out = client
-        .list_resource_record_sets()
-        .hosted_zone_id(zone)
-        .send()
+    let mut v: Vec<_> = record_sets(client, zone)
         .await
-        .unwrap();
-    let mut v: Vec<_> = out
-        .resource_record_sets()
         .iter()
         .filter(|r| r.name() == "api.example.test." && r.r#type() == &RrType::A)
         .map(|r| {
