@@ -10,9 +10,7 @@
 //! the same facts for people and IAM conditions. Checks of other owners,
 //! or made by hand, never match and are never touched.
 
-use ring::digest::{digest, SHA256};
-
-use crate::config::{HealthCheckSettings, MemberConfig, RecordConfig, Target};
+use crate::config::{short_digest, HealthCheckSettings, MemberConfig, RecordConfig, Target};
 use crate::provider::{AliasTarget, HealthCheck, HealthCheckConfig, HealthCheckType};
 
 const REFERENCE_VERSION: &str = "rfo1";
@@ -23,9 +21,7 @@ pub const TAG_RECORD: &str = "route53-failover:record";
 pub const TAG_SET_IDENTIFIER: &str = "route53-failover:set-identifier";
 
 fn short_hash(parts: &[&str]) -> String {
-    let joined = parts.join("\n");
-    let d = digest(&SHA256, joined.as_bytes());
-    d.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect()
+    short_digest(parts.join("\n").as_bytes())
 }
 
 /// The reference prefix of every check this owner keeps for one zone.

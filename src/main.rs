@@ -138,7 +138,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         }
         Command::Run { config: path } => {
             let config = load(&path)?;
-            let hash = reload::hash(&std::fs::read(&path).unwrap_or_default());
+            let hash = config::short_digest(&std::fs::read(&path).unwrap_or_default());
             let (provider, store) = build_provider(&config).await?;
             serve(config, (Some(path), hash), provider, store, None).await
         }
@@ -350,7 +350,7 @@ async fn run_demo(listen: SocketAddr) -> anyhow::Result<()> {
          \n(`hang` instead of `fail` makes the endpoint stop answering.) Ctrl-C stops.\n",
         demo::REGIONS.map(|r| r.0).join(", ")
     );
-    let hash = reload::hash(demo::config_text(&endpoints).as_bytes());
+    let hash = config::short_digest(demo::config_text(&endpoints).as_bytes());
     let source = (None, hash);
     let result = serve(
         config,

@@ -233,9 +233,10 @@ pub enum Attach {
 }
 
 impl Attach {
-    fn resolve(&self, current: Option<&RecordSet>) -> Option<String> {
+    /// The check id a record carries, given the one it carries now.
+    pub fn resolve(&self, referenced: Option<&str>) -> Option<String> {
         match self {
-            Attach::Keep => current.and_then(|c| c.health_check_id.clone()),
+            Attach::Keep => referenced.map(str::to_string),
             Attach::Detach => None,
             Attach::Check(id) => Some(id.clone()),
         }
@@ -297,7 +298,8 @@ pub fn plan_zone(owner: &str, observed: &Observed, records: &[RecordIntents<'_>]
                     let Some(mut want) = desired_record(record, member, discovered.as_ref()) else {
                         continue;
                     };
-                    want.health_check_id = check.resolve(current);
+                    want.health_check_id =
+                        check.resolve(current.and_then(|c| c.health_check_id.as_deref()));
                     if current != Some(&want) {
                         record_changes.push(Change {
                             action: Action::Upsert,
@@ -320,7 +322,7 @@ pub fn plan_zone(owner: &str, observed: &Observed, records: &[RecordIntents<'_>]
                     // Published or not stays as it is; which check the
                     // record carries follows the config.
                     if let Some(c) = current {
-                        let id = check.resolve(current);
+                        let id = check.resolve(c.health_check_id.as_deref());
                         if c.health_check_id != id {
                             let mut moved = c.clone();
                             moved.health_check_id = id;

@@ -50,12 +50,6 @@ fn unix_now() -> f64 {
         .as_secs_f64()
 }
 
-/// sha256 of the file's bytes, 12 hex digits.
-pub fn hash(bytes: &[u8]) -> String {
-    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
-    d.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl Current {
     pub fn new(rt: Arc<Runtime>, path: Option<&Path>, hash: String) -> Self {
         rt.metrics.config_info.with_label_values(&[&hash]).set(1);
@@ -166,7 +160,7 @@ async fn candidate(
             return None;
         }
     };
-    let h = hash(&bytes);
+    let h = config::short_digest(&bytes);
     if h == current.state().hash || refused.as_deref() == Some(h.as_str()) {
         return None;
     }

@@ -236,6 +236,13 @@ const DEFAULT_FALL: i64 = 3;
 /// Route53's largest TTL.
 const MAX_TTL: i64 = 2_147_483_647;
 
+/// sha256 of `bytes`, 12 hex digits: names a config file's content, and
+/// the parts of a health check's CallerReference.
+pub fn short_digest(bytes: &[u8]) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
+    d.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Reads and validates a config file. Relative paths inside it (`ca_file`,
 /// `${file:...}`) are taken from the file's directory, as a mounted
 /// ConfigMap and its secrets sit side by side.

@@ -149,7 +149,7 @@ impl Reconciler {
                 Err(e) => {
                     warn!(record = %record.name, region = %member.region, error = %e,
                         "health check could not be settled; the record keeps what it carries");
-                    keep.extend(self.mine(&call.prefix));
+                    // `check_steps` kept the member's checks already.
                     rt.member(call.ri, call.mi).health_check_error = Some(e.to_string());
                     first_error.get_or_insert(e);
                 }
@@ -279,11 +279,7 @@ fn set_member_check(
     attach: &Attach,
     referenced: Option<String>,
 ) {
-    let id = match attach {
-        Attach::Keep => referenced,
-        Attach::Detach => None,
-        Attach::Check(id) => Some(id.clone()),
-    };
+    let id = attach.resolve(referenced.as_deref());
     let mut st = rt.member(ri, mi);
     if st.health_check_id != id {
         st.route53_health = None;
@@ -316,17 +312,14 @@ pub(super) async fn status_loop(
                 }
             }
         }
-        let spacing = if targets.is_empty() {
-            interval
-        } else {
-            (interval / targets.len() as u32).max(Duration::from_secs(1))
-        };
         if targets.is_empty() {
             tokio::select! {
-                _ = tokio::time::sleep(spacing) => {}
+                _ = tokio::time::sleep(interval) => {}
                 _ = stop.cancelled() => return,
             }
+            continue;
         }
+        let spacing = (interval / targets.len() as u32).max(Duration::from_secs(1));
         for (ri, mi, id) in targets {
             tokio::select! {
                 _ = tokio::time::sleep(spacing) => {}
