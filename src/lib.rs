@@ -13,6 +13,7 @@
 //! - [`provider`]: the DNS service boundary: the trait, the `memory` store, its loopback service, `route53`.
 //! - [`discovery`]: API Gateway regional targets (apigatewayv2 `GetDomainName`).
 //! - [`controller`]: the tasks: probers → verdicts → per-zone reconcilers, rate limit, retries.
+//! - [`lease`]: HA: one writer among several instances, by a lease record in Route53.
 //! - [`metrics`]: every Prometheus metric, registered in one place.
 //! - [`status`]: the snapshot on-call reads (JSON, HTML, CLI table).
 //! - [`reload`]: live config reload (file watch, SIGHUP) around the controller.
@@ -27,6 +28,7 @@ pub mod discovery;
 pub mod health;
 pub mod health_checks;
 pub mod http;
+pub mod lease;
 pub mod metrics;
 pub mod plan;
 pub mod policy;

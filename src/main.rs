@@ -219,6 +219,17 @@ async fn serve(
     let addr = listener.local_addr()?;
     let metrics = Arc::new(Metrics::new());
     let rt = Arc::new(Runtime::new(Arc::new(config), provider.kind(), metrics));
+    // The lease outlives reloads, and is released only once the controller
+    // has stopped writing.
+    let lease_stop = CancellationToken::new();
+    let lease_task = rt.lease.clone().map(|lease| {
+        tokio::spawn(controller::lease_loop(
+            lease,
+            provider.clone(),
+            rt.metrics.clone(),
+            lease_stop.clone(),
+        ))
+    });
     let (path, hash) = source;
     let current = Arc::new(reload::Current::new(rt, path.as_deref(), hash));
     let mut app = http::router(current.clone());
@@ -232,9 +243,12 @@ async fn serve(
     tokio::spawn(wait_for_signal(shutdown.clone()));
     println!("route53-failover listening on http://{addr}");
     let server = tokio::spawn(http::serve(listener, app, shutdown.clone()));
-    reload::supervise(current, provider, path, shutdown.clone())
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let result = reload::supervise(current, provider, path, shutdown.clone()).await;
+    lease_stop.cancel();
+    if let Some(task) = lease_task {
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    }
+    result.map_err(anyhow::Error::msg)?;
     // The server stops with the same token; give it a moment to close.
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     info!("stopped");

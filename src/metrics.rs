@@ -27,6 +27,10 @@ pub struct Metrics {
     pub last_reconcile_success_timestamp_seconds: Gauge,
     pub config_reloads_total: IntCounterVec,
     pub config_info: IntGaugeVec,
+    pub leader: IntGaugeVec,
+    pub lease_expiry_timestamp_seconds: Gauge,
+    pub lease_term: IntGauge,
+    pub lease_transitions_total: IntCounterVec,
     pub ready: IntGauge,
     pub build_info: GaugeVec,
 }
@@ -165,6 +169,28 @@ impl Metrics {
                     "1 for the config in force, by its hash (sha256 of the file, 12 hex digits)."
                 ),
                 &["hash"]
+            )),
+            leader: reg!(IntGaugeVec::new(
+                opts(
+                    "leader",
+                    "With ha enabled: 1 while this instance holds the lease and may write, else 0; by this instance's identity."
+                ),
+                &["identity"]
+            )),
+            lease_expiry_timestamp_seconds: reg!(Gauge::with_opts(opts(
+                "lease_expiry_timestamp_seconds",
+                "With ha enabled: unix time at which the lease as last read or written ends (0 when there is none)."
+            ))),
+            lease_term: reg!(IntGauge::with_opts(opts(
+                "lease_term",
+                "With ha enabled: the term of the lease as last read or written; it grows by one at every change of holder."
+            ))),
+            lease_transitions_total: reg!(IntCounterVec::new(
+                opts(
+                    "lease_transitions_total",
+                    "Changes of this instance's role: acquired, lost (could not renew in time, or another took it), released (at shutdown)."
+                ),
+                &["event"]
             )),
             last_reconcile_success_timestamp_seconds: reg!(Gauge::with_opts(opts(
                 "last_reconcile_success_timestamp_seconds",

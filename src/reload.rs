@@ -6,7 +6,7 @@
 //! members it keeps, and the tasks start again. The next reconcile
 //! publishes new members and withdraws removed ones (records and checks).
 //! An invalid config, or one that changes what needs a restart (`listen`,
-//! `provider`) or names a zone the provider does not have, is refused: the
+//! `provider`, `ha`) or names a zone the provider does not have, is refused: the
 //! old one keeps running, and status, metrics and logs say why.
 
 use std::path::{Path, PathBuf};
@@ -208,6 +208,9 @@ fn needs_restart(running: &Config, new: &Config) -> Option<String> {
     }
     if running.provider != new.provider {
         return Some("provider: a change of the provider needs a restart".into());
+    }
+    if running.ha != new.ha {
+        return Some("ha: a change of the HA lease settings needs a restart".into());
     }
     None
 }

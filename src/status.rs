@@ -23,6 +23,9 @@ pub struct Status {
     /// The config in force (hash) and the last reload's error.
     #[serde(default)]
     pub config: Option<crate::reload::ConfigState>,
+    /// With `ha`: this instance's role and the lease as last seen.
+    #[serde(default)]
+    pub lease: Option<crate::lease::LeaseSnapshot>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -213,6 +216,7 @@ impl Status {
             zones,
             records,
             config: None,
+            lease: rt.lease.as_ref().map(|l| l.snapshot()),
         }
     }
 
@@ -242,6 +246,9 @@ impl Status {
                 let _ = write!(out, "  RELOAD REFUSED: {e}");
             }
             out.push('\n');
+        }
+        if let Some(l) = &self.lease {
+            let _ = writeln!(out, "lease {}", l.describe(self.now));
         }
         for z in &self.zones {
             let last = z
@@ -328,6 +335,14 @@ impl Status {
                 );
             }
             body.push_str("</p>\n");
+        }
+        if let Some(l) = &self.lease {
+            let class = if l.role == "leader" { "" } else { "warn" };
+            let _ = writeln!(
+                body,
+                "<p class=lease>lease <span class=\"{class}\">{}</span></p>",
+                esc(&l.describe(self.now))
+            );
         }
         for z in &self.zones {
             let state = match (&z.last_error, z.last_success) {

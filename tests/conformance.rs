@@ -105,6 +105,58 @@ async fn alias_and_txt_records_round_trip(p: &dyn Provider) {
     assert_eq!(sorted(p, &z, &["gw.example.test"]).await, vec![txt, alias]);
 }
 
+/// `get_record` (the HA lease's read): the one record of a name and type,
+/// not a neighbour the listing starts at.
+async fn reads_one_record_by_name_and_type(p: &dyn Provider) {
+    let z = p.find_zone("example.test").await.unwrap().id;
+    let lease = RecordSet {
+        name: "_route53-failover-lease.example.test".into(),
+        rtype: RecordType::Txt,
+        set_identifier: None,
+        region: None,
+        ttl: Some(60),
+        values: vec!["\"route53-failover-lease holder=a term=1 expires=5\"".into()],
+        alias: None,
+        health_check_id: None,
+    };
+    let mut neighbour = lease.clone();
+    neighbour.name = "_route53-failover-lease.zz.example.test".into();
+    p.change(
+        &z,
+        &[ch(Action::Create, &lease), ch(Action::Create, &neighbour)],
+    )
+    .await
+    .unwrap();
+    let got = p
+        .get_record(&z, &lease.name, &RecordType::Txt)
+        .await
+        .unwrap();
+    assert_eq!(got, Some(lease.clone()));
+    let none = p.get_record(&z, &lease.name, &RecordType::A).await.unwrap();
+    assert_eq!(none, None, "another type of the same name");
+    let none = p
+        .get_record(
+            &z,
+            "_route53-failover-lease.m.example.test",
+            &RecordType::Txt,
+        )
+        .await
+        .unwrap();
+    assert_eq!(none, None, "a missing name, before a neighbour");
+    p.change(
+        &z,
+        &[ch(Action::Delete, &lease), ch(Action::Delete, &neighbour)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        p.get_record(&z, &lease.name, &RecordType::Txt)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
 async fn a_change_reaches_insync(p: &dyn Provider) {
     let z = p.find_zone("example.test").await.unwrap().id;
     let info = p
@@ -298,6 +350,7 @@ async fn suite(p: &dyn Provider) {
     creates_lists_and_deletes_a_latency_set(p).await;
     upsert_is_idempotent(p).await;
     alias_and_txt_records_round_trip(p).await;
+    reads_one_record_by_name_and_type(p).await;
     a_change_reaches_insync(p).await;
     lists_a_zone_across_pages(p).await;
 }

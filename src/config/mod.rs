@@ -2,10 +2,13 @@
 //! typed values. `load` reports every problem at once, each with its key path
 //! and value, before anything touches the network.
 
+mod ha;
 mod health_check;
 mod raw;
 
-use std::collections::{BTreeMap, HashSet};
+pub use ha::{HaConfig, LEASE_PREFIX};
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -67,6 +70,8 @@ pub struct Config {
     /// How often each Route53 health check's status is read.
     pub health_check_status_interval: Duration,
     pub records: Vec<RecordConfig>,
+    /// Several instances, one writer; `None`: this instance writes alone.
+    pub ha: Option<HaConfig>,
     /// Problems worth a word that do not stop the daemon.
     pub warnings: Vec<String>,
 }
@@ -486,7 +491,15 @@ impl Validator {
                 }
             }
         }
+        let zones: Vec<&str> = records
+            .iter()
+            .map(|r| r.zone.as_str())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let ha = self.ha(&raw.ha.unwrap_or_default(), &zones);
         Some(Config {
+            ha: ha?,
             owner: owner?,
             listen: listen?,
             provider: provider?,

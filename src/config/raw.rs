@@ -22,6 +22,22 @@ pub struct RawConfig {
     pub health_check_status_interval: Option<String>,
     pub defaults: Option<RawDefaults>,
     pub records: Option<Vec<RawRecord>>,
+    /// Several instances, one writer: the lease kept in Route53.
+    pub ha: Option<RawHa>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawHa {
+    pub enabled: Option<bool>,
+    /// This instance's name in the lease; default: the hostname.
+    pub identity: Option<String>,
+    /// The zone holding the lease record; default: the first records' zone by name.
+    pub zone: Option<String>,
+    /// default: `_route53-failover-lease.<zone>`.
+    pub lease_name: Option<String>,
+    pub lease_duration: Option<String>,
+    pub renew_every: Option<String>,
+    pub max_clock_drift: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -230,3 +230,29 @@ fn a_probe_with_credentials_needs_a_health_check_path_that_answers_without_them(
     );
     parse(&fixed, Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[test]
+fn ha_is_off_by_default_and_its_defaults_name_the_lease_in_the_records_zone() {
+    let c = parse(BASE, Path::new(".")).unwrap();
+    assert_eq!(c.ha, None);
+    let text = format!("{BASE}ha: {{enabled: true}}\n");
+    let ha = parse(&text, Path::new(".")).unwrap().ha.unwrap();
+    assert_eq!(ha.zone, "example.test");
+    assert_eq!(ha.lease_name, "_route53-failover-lease.example.test");
+    assert_eq!(
+        (ha.lease_duration, ha.renew_every, ha.max_clock_drift),
+        (
+            Duration::from_secs(30),
+            Duration::from_secs(10),
+            Duration::from_secs(1)
+        )
+    );
+    assert!(!ha.identity.is_empty(), "the hostname");
+    std::env::set_var("R53F_TEST_POD_NAME", "route53-failover-7c9f-x2");
+    let text = format!(
+        "{BASE}ha: {{enabled: true, identity: \"${{env:R53F_TEST_POD_NAME}}\", lease_name: Lease.Example.Test.}}\n"
+    );
+    let ha = parse(&text, Path::new(".")).unwrap().ha.unwrap();
+    assert_eq!(ha.identity, "route53-failover-7c9f-x2");
+    assert_eq!(ha.lease_name, "lease.example.test");
+}

@@ -146,6 +146,7 @@ impl Reconciler {
                     intents[call.pos].checks[call.mi] = attach;
                     attached = true;
                 }
+                Err(e @ ProviderError::Fenced(_)) => return Err(e),
                 Err(e) => {
                     warn!(record = %record.name, region = %member.region, error = %e,
                         "health check could not be settled; the record keeps what it carries");
@@ -326,7 +327,7 @@ pub(super) async fn status_loop(
                 _ = stop.cancelled() => return,
             }
             let call = provider.health_check_status(&id);
-            let result = request(&rt, &limiter, "health_check_status", call).await;
+            let result = request(&rt.metrics, &limiter, "health_check_status", call).await;
             let labels = rt.labels(ri, mi);
             let mut st = rt.member(ri, mi);
             // The member may have moved to another check meanwhile.

@@ -25,10 +25,12 @@ use tracing::{info, warn};
 
 mod dry_run;
 mod health_checks;
+mod lease;
 mod probing;
 mod reconcile;
 
 pub use dry_run::{dry_run, DryRun};
+pub use lease::lease_loop;
 use probing::{probe_loop, spread_window};
 pub use reconcile::RateLimiter;
 use reconcile::Reconciler;
@@ -37,6 +39,7 @@ use crate::auth::TokenSources;
 use crate::config::{Config, ProviderKind, RecordConfig, Target};
 use crate::discovery::Discovery;
 use crate::health::Health;
+use crate::lease::Lease;
 use crate::metrics::Metrics;
 use crate::policy::Why;
 use crate::probe::{ProbeResult, Prober, TlsConfigs};
@@ -91,6 +94,8 @@ pub struct Runtime {
     pub started: SystemTime,
     ready: AtomicBool,
     zones_reconciled: AtomicUsize,
+    /// With `ha`: this instance's view of the lease, kept across reloads.
+    pub lease: Option<Arc<Lease>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -131,7 +136,6 @@ impl Runtime {
             .map(|z| (z, ZoneStatus::default()))
             .collect();
         Runtime {
-            config,
             members,
             zones: Mutex::new(zones),
             metrics,
@@ -139,6 +143,8 @@ impl Runtime {
             started: now,
             ready: AtomicBool::new(false),
             zones_reconciled: AtomicUsize::new(0),
+            lease: config.ha.clone().map(|ha| Arc::new(Lease::new(ha))),
+            config,
         }
     }
 
@@ -147,6 +153,8 @@ impl Runtime {
     pub fn reloaded(config: Arc<Config>, old: &Runtime) -> Self {
         let mut rt = Runtime::new(config, old.provider_kind, old.metrics.clone());
         rt.started = old.started;
+        // `ha` cannot change on reload: the lease and its task stay.
+        rt.lease = old.lease.clone();
         rt.carry_over(old);
         rt
     }
@@ -214,6 +222,12 @@ impl Runtime {
                 })
                 .flatten()
         })
+    }
+
+    /// Whether this instance may write now: always without HA, else while
+    /// it holds the lease.
+    pub fn may_write(&self) -> bool {
+        self.lease.as_ref().is_none_or(|l| l.is_leader())
     }
 
     /// Ready once every zone has been reconciled successfully; never goes back.

@@ -57,7 +57,7 @@ fn backoff(attempt: u32) -> Duration {
 /// One attempt of a provider request: rate-limited, bounded by
 /// [`CALL_TIMEOUT`], timed and counted by operation and outcome.
 pub(super) async fn request<T>(
-    rt: &Runtime,
+    metrics: &crate::metrics::Metrics,
     limiter: &RateLimiter,
     operation: &'static str,
     call: impl Future<Output = Result<T, ProviderError>>,
@@ -70,7 +70,7 @@ pub(super) async fn request<T>(
             "{operation} took longer than {CALL_TIMEOUT:?}"
         ))),
     };
-    let m = &rt.metrics;
+    let m = metrics;
     m.provider_request_duration_seconds
         .with_label_values(&[operation])
         .observe(start.elapsed().as_secs_f64());
@@ -80,6 +80,16 @@ pub(super) async fn request<T>(
         .inc();
     result
 }
+
+/// The operations that change what the provider holds: only the HA
+/// lease's holder sends them.
+const WRITES: &[&str] = &[
+    "change",
+    "create_health_check",
+    "update_health_check",
+    "tag_health_check",
+    "delete_health_check",
+];
 
 /// Transient errors are retried this many times within one reconcile.
 const CALL_ATTEMPTS: u32 = 4;
@@ -108,6 +118,16 @@ pub(super) struct Reconciler {
     pub(super) settle_limit: Duration,
     /// The longest spread window of the zone's members.
     pub(super) settle_quiet: Duration,
+}
+
+/// Wakes when this instance gains or loses the HA lease; never without HA.
+async fn role_changed(role: &mut Option<watch::Receiver<bool>>) {
+    if let Some(rx) = role {
+        if rx.changed().await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending().await
 }
 
 /// A write within this long of the previous one is part of a burst.
@@ -140,6 +160,7 @@ impl Reconciler {
         let mut failures = 0u32;
         let mut retry_at;
         let mut was_ready = false;
+        let mut role = self.rt.lease.as_ref().map(|l| l.subscribe());
         loop {
             if woken_by_verdict && self.last_write.is_some_and(|t| t.elapsed() < BURST) {
                 self.settle(&mut edge).await;
@@ -168,6 +189,12 @@ impl Reconciler {
                         was_ready = true;
                         self.mark_reconciled();
                     }
+                }
+                Err(ReconcileError::Provider(ProviderError::Fenced(why))) => {
+                    // Not an error of the zone: another instance writes now.
+                    info!(zone = %self.zone, reason = %why, "no longer the lease holder; reconcile stopped before writing more");
+                    self.observed = None;
+                    retry_at = None;
                 }
                 Err(e) => {
                     failures += 1;
@@ -207,6 +234,10 @@ impl Reconciler {
                     next_resync = tokio::time::Instant::now() + resync;
                 }
                 _ = retry => {}
+                _ = role_changed(&mut role) => {
+                    // A new holder starts from what the zone holds now.
+                    self.observed = None;
+                }
                 _ = self.shutdown.cancelled() => return,
             }
             if self.shutdown.is_cancelled() {
@@ -265,7 +296,11 @@ impl Reconciler {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = request(&self.rt, &self.limiter, operation, f()).await;
+            let result = if WRITES.contains(&operation) {
+                self.fenced(operation, f()).await
+            } else {
+                request(&self.rt.metrics, &self.limiter, operation, f()).await
+            };
             match result {
                 Err(e) if e.is_transient() && attempt < CALL_ATTEMPTS => {
                     let wait = backoff(attempt);
@@ -274,6 +309,29 @@ impl Reconciler {
                 }
                 other => return other,
             }
+        }
+    }
+
+    /// A write, sent only while this instance may write (always, without
+    /// HA) and given up when its hold on the lease ends. Whether a write
+    /// given up landed is unknown, like any timeout: the zone is re-read.
+    async fn fenced<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, ProviderError>>,
+    ) -> Result<T, ProviderError> {
+        let Some(lease) = &self.rt.lease else {
+            return request(&self.rt.metrics, &self.limiter, operation, call).await;
+        };
+        let Some(window) = lease.write_window() else {
+            return Err(ProviderError::Fenced(format!("{operation} not sent")));
+        };
+        let sent = request(&self.rt.metrics, &self.limiter, operation, call);
+        match tokio::time::timeout(window, sent).await {
+            Ok(r) => r,
+            Err(_) => Err(ProviderError::Fenced(format!(
+                "the lease ended during {operation}"
+            ))),
         }
     }
 
@@ -316,6 +374,16 @@ impl Reconciler {
     async fn reconcile(&mut self) -> Result<(), ReconcileError> {
         let zone_id = self.zone_id().await?;
         let rt = self.rt.clone();
+        if !rt.may_write() {
+            // Another instance holds the lease: read (at resync) and decide,
+            // so status shows what this one sees; write nothing.
+            if self.observed.is_none() {
+                self.read(&zone_id).await?;
+            }
+            let mut intents = self.decide(&rt);
+            self.check_steps(&rt, &zone_id, &mut intents);
+            return Ok(());
+        }
         let mut last_rejection = None;
         for _ in 0..REPLANS {
             if self.observed.is_none() {
@@ -482,7 +550,7 @@ impl Reconciler {
                     _ = shutdown.cancelled() => break,
                 }
                 let status = provider.change_status(&change_id);
-                let status = request(&rt, &limiter, "change_status", status).await;
+                let status = request(&rt.metrics, &limiter, "change_status", status).await;
                 if let Ok(ChangeStatus::Insync) = status {
                     rt.metrics
                         .change_propagation_seconds

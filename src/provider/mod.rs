@@ -251,6 +251,10 @@ pub enum ProviderError {
     /// Anything else the service or transport failed with (5xx, connection).
     #[error("service error: {0}")]
     Service(String),
+    /// Not sent, or given up: this instance does not hold the HA lease (or
+    /// its hold ended during the call). Never from the service itself.
+    #[error("not the leader: {0}")]
+    Fenced(String),
 }
 
 impl ProviderError {
@@ -269,6 +273,7 @@ impl ProviderError {
             ProviderError::HealthCheckInUse(_) => "health_check_in_use",
             ProviderError::InvalidInput(_) => "invalid_input",
             ProviderError::Service(_) => "service",
+            ProviderError::Fenced(_) => "fenced",
         }
     }
 
@@ -445,6 +450,21 @@ pub trait Provider: Send + Sync {
     async fn find_zone(&self, name_or_id: &str) -> Result<Zone, ProviderError>;
     /// Every record set in the zone.
     async fn list_records(&self, zone_id: &str) -> Result<Vec<RecordSet>, ProviderError>;
+    /// The one record set of this name and type with no set identifier (a
+    /// TXT such as the HA lease), if the zone holds it. One request where
+    /// the service can start a listing at a name; the default walks the zone.
+    async fn get_record(
+        &self,
+        zone_id: &str,
+        name: &str,
+        rtype: &RecordType,
+    ) -> Result<Option<RecordSet>, ProviderError> {
+        Ok(self
+            .list_records(zone_id)
+            .await?
+            .into_iter()
+            .find(|r| r.name == name && r.rtype == *rtype && r.set_identifier.is_none()))
+    }
     /// Applies one change batch atomically.
     async fn change(&self, zone_id: &str, changes: &[Change]) -> Result<ChangeInfo, ProviderError>;
     /// Where an accepted change stands (`PENDING` until `INSYNC`).

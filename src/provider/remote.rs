@@ -76,7 +76,9 @@ impl IntoResponse for ApiError {
             | ProviderError::HealthCheckInUse(_) => StatusCode::CONFLICT,
             ProviderError::AccessDenied(_) => StatusCode::FORBIDDEN,
             ProviderError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            ProviderError::Service(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ProviderError::Service(_) | ProviderError::Fenced(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         };
         (code, Json(self.0)).into_response()
     }

@@ -302,6 +302,30 @@ impl Provider for Route53Provider {
         }
     }
 
+    async fn get_record(
+        &self,
+        zone_id: &str,
+        name: &str,
+        rtype: &RecordType,
+    ) -> Result<Option<RecordSet>, ProviderError> {
+        // The listing starts at the name and type; one item is enough.
+        let out = self
+            .client
+            .list_resource_record_sets()
+            .hosted_zone_id(zone_id)
+            .start_record_name(format!("{name}."))
+            .start_record_type(RrType::from(rtype.to_string().as_str()))
+            .max_items(1)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out
+            .resource_record_sets()
+            .iter()
+            .map(from_sdk)
+            .find(|r| r.name == name && r.rtype == *rtype && r.set_identifier.is_none()))
+    }
+
     async fn list_records(&self, zone_id: &str) -> Result<Vec<RecordSet>, ProviderError> {
         let mut records = Vec::new();
         let mut cursor: Cursor = (None, None, None);

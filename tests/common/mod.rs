@@ -373,16 +373,30 @@ impl Drop for Moto {
     }
 }
 
-/// A fault-injecting proxy in front of an upstream (moto): a queued fault
-/// answers the next request whose method and path match with a canned
-/// status and body (Route53's XML error format); everything else is
-/// forwarded as it is.
+/// A fault-injecting proxy in front of an upstream (moto, or a memory
+/// store): a queued fault answers the next request whose method and path
+/// match with a canned status and body (Route53's XML error format); a
+/// partition answers 503 to every request whose body contains a given
+/// text; everything else is forwarded as it is. Every request is logged
+/// (time, method, path, body, status), so a test can tell which of several
+/// daemons, each behind its own proxy, sent what and when.
 /// Queued faults: (method, path ending, HTTP status, body).
 type Faults = Arc<std::sync::Mutex<std::collections::VecDeque<(String, String, u16, String)>>>;
+
+#[derive(Debug, Clone)]
+pub struct Logged {
+    pub at: Instant,
+    pub method: String,
+    pub path: String,
+    pub body: String,
+    pub status: u16,
+}
 
 pub struct FaultProxy {
     pub url: String,
     faults: Faults,
+    log: Arc<std::sync::Mutex<Vec<Logged>>>,
+    partition: Arc<std::sync::Mutex<Option<String>>>,
     _stop: tokio_util::sync::DropGuard,
 }
 
@@ -391,17 +405,39 @@ impl FaultProxy {
         use axum::body::Bytes;
         use axum::http::{HeaderMap, Method, StatusCode, Uri};
         let faults: Faults = Default::default();
+        let log: Arc<std::sync::Mutex<Vec<Logged>>> = Default::default();
+        let partition: Arc<std::sync::Mutex<Option<String>>> = Default::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let upstream = upstream.to_string();
-        let queue = faults.clone();
+        let upstream = upstream.trim_end_matches('/').to_string();
+        let (queue, journal, cut) = (faults.clone(), log.clone(), partition.clone());
         let client = reqwest::Client::new();
         let app = axum::Router::new().fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-                let queue = queue.clone();
+                let (queue, journal, cut) = (queue.clone(), journal.clone(), cut.clone());
                 let client = client.clone();
                 let upstream = upstream.clone();
                 async move {
+                    let at = Instant::now();
+                    let text = String::from_utf8_lossy(&body).to_string();
+                    let note = |status: u16| {
+                        journal.lock().unwrap().push(Logged {
+                            at,
+                            method: method.to_string(),
+                            path: uri.path().to_string(),
+                            body: text.clone(),
+                            status,
+                        })
+                    };
+                    let partitioned = cut
+                        .lock()
+                        .unwrap()
+                        .as_ref()
+                        .is_some_and(|needle| text.contains(needle.as_str()));
+                    if partitioned {
+                        note(503);
+                        return (StatusCode::SERVICE_UNAVAILABLE, "partitioned").into_response();
+                    }
                     let fault = {
                         let mut q = queue.lock().unwrap();
                         let pos = q.iter().position(|(m, p, _, _)| {
@@ -410,6 +446,7 @@ impl FaultProxy {
                         pos.and_then(|i| q.remove(i))
                     };
                     if let Some((_, _, status, body)) = fault {
+                        note(status);
                         return (
                             StatusCode::from_u16(status).unwrap(),
                             [("content-type", "text/xml")],
@@ -421,7 +458,7 @@ impl FaultProxy {
                         "{upstream}{}",
                         uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
                     );
-                    let mut req = client.request(method, target).body(body);
+                    let mut req = client.request(method.clone(), target).body(body);
                     for (k, v) in headers.iter() {
                         if k != "host" && k != "content-length" {
                             req = req.header(k, v);
@@ -429,6 +466,7 @@ impl FaultProxy {
                     }
                     let resp = req.send().await.unwrap();
                     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
+                    note(status.as_u16());
                     let ctype = resp
                         .headers()
                         .get("content-type")
@@ -450,8 +488,21 @@ impl FaultProxy {
         FaultProxy {
             url,
             faults,
+            log,
+            partition,
             _stop: stop.drop_guard(),
         }
+    }
+
+    /// From now on, every request whose body contains `needle` gets a 503
+    /// (an empty needle: every request); `None` heals the partition.
+    pub fn partition(&self, needle: Option<&str>) {
+        *self.partition.lock().unwrap() = needle.map(str::to_string);
+    }
+
+    /// Every request so far.
+    pub fn log(&self) -> Vec<Logged> {
+        self.log.lock().unwrap().clone()
     }
 
     /// The next `times` requests of `method` to a path ending in `path_end`

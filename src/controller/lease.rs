@@ -1,0 +1,322 @@
+//! The lease task: reads, takes and renews the HA lease (see `crate::lease`
+//! for the rules). It lives as long as the process, across config reloads,
+//! and releases the lease at shutdown so another instance takes over at its
+//! next read instead of waiting the lease out.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::reconcile::{request, RateLimiter};
+use crate::lease::{self, Lease, LeaseValue, NextStep};
+use crate::metrics::Metrics;
+use crate::provider::{Provider, ProviderError, RecordSet, RecordType, CALL_TIMEOUT};
+
+/// A write whose answer was lost: it may have landed.
+struct InDoubt {
+    record: RecordSet,
+    value: LeaseValue,
+    sent: Instant,
+}
+
+struct LeaseTask {
+    lease: Arc<Lease>,
+    provider: Arc<dyn Provider>,
+    metrics: Arc<Metrics>,
+    limiter: RateLimiter,
+    zone_id: String,
+    /// The record this instance last wrote, while it holds the lease.
+    held: Option<RecordSet>,
+    in_doubt: Option<InDoubt>,
+}
+
+/// Runs until `stop`, then releases the lease if this instance holds it.
+/// Call it once the controller has stopped writing.
+pub async fn lease_loop(
+    lease: Arc<Lease>,
+    provider: Arc<dyn Provider>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let ha = lease.config.clone();
+    metrics.leader.with_label_values(&[&ha.identity]).set(0);
+    for event in ["acquired", "lost", "released"] {
+        metrics.lease_transitions_total.with_label_values(&[event]);
+    }
+    let limiter = RateLimiter::new(10.0);
+    let zone_id = loop {
+        let found = request(
+            &metrics,
+            &limiter,
+            "find_zone",
+            provider.find_zone(&ha.zone),
+        )
+        .await;
+        match found {
+            Ok(z) => break z.id,
+            Err(e) => {
+                warn!(zone = %ha.zone, error = %e, "cannot find the lease's zone; retrying");
+                lease.failed(format!("finding zone {}: {e}", ha.zone));
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(ha.renew_every) => {}
+            _ = stop.cancelled() => return,
+        }
+    };
+    let mut task = LeaseTask {
+        lease,
+        provider,
+        metrics,
+        limiter,
+        zone_id,
+        held: None,
+        in_doubt: None,
+    };
+    loop {
+        let wait = task.step().await;
+        task.publish();
+        // Wake at the write window's end too, to step down on time.
+        let end = task
+            .lease
+            .write_until()
+            .map(tokio::time::Instant::from_std)
+            .filter(|_| task.lease.is_leader());
+        let deadline = tokio::time::Instant::now() + wait;
+        let wake = end.map_or(deadline, |e| e.min(deadline));
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake) => {}
+            _ = stop.cancelled() => break,
+        }
+        task.publish();
+    }
+    task.release().await;
+}
+
+impl LeaseTask {
+    /// One round; returns how long to wait before the next.
+    async fn step(&mut self) -> Duration {
+        let ha = self.lease.config.clone();
+        if self.lease.is_leader() {
+            if let Some(held) = self.held.clone() {
+                let term = lease::read_value(Some(&held)).map_or(1, |v| v.term);
+                return match self.write(Some(&held), term).await {
+                    Ok(()) => ha.renew_every,
+                    // Someone else changed it, or an earlier renewal whose
+                    // answer was lost did land: read at once.
+                    Err(ProviderError::InvalidChangeBatch(_)) => {
+                        self.held = None;
+                        if self.in_doubt.is_none() {
+                            self.lose("the lease was changed by another instance");
+                        }
+                        Duration::ZERO
+                    }
+                    // Retry soon; the write window closes by itself.
+                    Err(_) => retry_soon(&ha),
+                };
+            }
+        }
+        let current = match self
+            .call("get_record", |p, z, n| async move {
+                p.get_record(&z, &n, &RecordType::Txt).await
+            })
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                self.lease.failed(format!("reading the lease: {e}"));
+                if self.held.is_some() {
+                    return retry_soon(&ha);
+                }
+                return ha.renew_every;
+            }
+        };
+        let value = lease::read_value(current.as_ref());
+        // A lost answer to our own write: if the record is what we sent,
+        // the write landed, and the window counts from when it was sent.
+        if let Some(d) = self.in_doubt.take() {
+            if current.as_ref() == Some(&d.record) {
+                self.hold(d.record, d.value, d.sent);
+                return ha.renew_every;
+            }
+        }
+        if self.held.take().is_some() || self.lease.is_leader() {
+            self.lose("the lease could not be renewed, or another instance holds it");
+        }
+        self.lease.seen(value.clone());
+        let now = SystemTime::now();
+        match lease::next_step(current.as_ref(), value.as_ref(), now, ha.max_clock_drift) {
+            NextStep::Acquire { term } => match self.write(current.as_ref(), term).await {
+                Ok(()) => ha.renew_every,
+                // Another instance was quicker: read what it wrote.
+                Err(ProviderError::InvalidChangeBatch(_)) => Duration::ZERO,
+                Err(_) => retry_soon(&ha),
+            },
+            NextStep::Wait { until } => {
+                let to_end = until.duration_since(now).unwrap_or_default();
+                to_end.min(ha.renew_every)
+            }
+        }
+    }
+
+    /// Swaps `current` for a lease held by this instance with `term`.
+    async fn write(&mut self, current: Option<&RecordSet>, term: u64) -> Result<(), ProviderError> {
+        let ha = &self.lease.config;
+        let sent = Instant::now();
+        let value = lease::claim(&ha.identity, term, SystemTime::now(), ha.lease_duration);
+        let record = value.record(&ha.lease_name);
+        let batch = lease::swap(current, record.clone());
+        let result = self
+            .call("change", |p, z, _| {
+                let batch = batch.clone();
+                async move { p.change(&z, &batch).await.map(|_| ()) }
+            })
+            .await;
+        match result {
+            Ok(()) => {
+                self.hold(record, value, sent);
+                Ok(())
+            }
+            Err(e) => {
+                if !matches!(e, ProviderError::InvalidChangeBatch(_)) {
+                    self.in_doubt = Some(InDoubt {
+                        record,
+                        value,
+                        sent,
+                    });
+                }
+                self.lease.failed(format!("writing the lease: {e}"));
+                Err(e)
+            }
+        }
+    }
+
+    fn hold(&mut self, record: RecordSet, value: LeaseValue, sent: Instant) {
+        let term = value.term;
+        let expires = value.expires_ms as f64 / 1000.0;
+        self.lease.held(value, sent);
+        self.held = Some(record);
+        self.in_doubt = None;
+        self.metrics.lease_term.set(term as i64);
+        self.metrics.lease_expiry_timestamp_seconds.set(expires);
+    }
+
+    fn lose(&mut self, why: &str) {
+        self.held = None;
+        self.lease.step_down();
+        if self.lease.publish() == Some(false) {
+            warn!(identity = %self.lease.config.identity, reason = why, "lease lost; this instance stops writing");
+            self.metrics
+                .lease_transitions_total
+                .with_label_values(&["lost"])
+                .inc();
+        }
+    }
+
+    /// Tells the reconcilers and metrics of a change of role.
+    fn publish(&mut self) {
+        let snapshot = self.lease.snapshot();
+        self.metrics
+            .lease_term
+            .set(snapshot.term.unwrap_or(0) as i64);
+        self.metrics
+            .lease_expiry_timestamp_seconds
+            .set(snapshot.expires.unwrap_or(0.0));
+        let leader = self.lease.is_leader();
+        self.metrics
+            .leader
+            .with_label_values(&[&snapshot.identity])
+            .set(i64::from(leader));
+        match self.lease.publish() {
+            Some(true) => {
+                info!(identity = %snapshot.identity, term = snapshot.term, "lease acquired; this instance writes");
+                self.metrics
+                    .lease_transitions_total
+                    .with_label_values(&["acquired"])
+                    .inc();
+            }
+            Some(false) => {
+                // The window closed with no renewal: time fencing.
+                self.held = None;
+                warn!(identity = %snapshot.identity, "lease not renewed in time; this instance stops writing");
+                self.metrics
+                    .lease_transitions_total
+                    .with_label_values(&["lost"])
+                    .inc();
+            }
+            None => {}
+        }
+    }
+
+    /// At shutdown: hands the lease back (its end set to now) so another
+    /// instance takes it at its next read.
+    async fn release(mut self) {
+        let Some(held) = self.held.take().filter(|_| self.lease.is_leader()) else {
+            return;
+        };
+        self.lease.step_down();
+        self.lease.publish();
+        let ha = self.lease.config.clone();
+        let mut value = lease::read_value(Some(&held)).expect("we wrote it");
+        value.expires_ms = 0;
+        let batch = lease::swap(Some(&held), value.record(&ha.lease_name));
+        let result = tokio::time::timeout(
+            Duration::from_secs(5),
+            self.call("change", |p, z, _| {
+                let batch = batch.clone();
+                async move { p.change(&z, &batch).await.map(|_| ()) }
+            }),
+        )
+        .await;
+        self.metrics
+            .leader
+            .with_label_values(&[&ha.identity])
+            .set(0);
+        match result {
+            Ok(Ok(())) => {
+                info!(identity = %ha.identity, "lease released");
+                self.metrics
+                    .lease_transitions_total
+                    .with_label_values(&["released"])
+                    .inc();
+            }
+            Ok(Err(e)) => warn!(error = %e, "could not release the lease; it expires by itself"),
+            Err(_) => warn!("releasing the lease timed out; it expires by itself"),
+        }
+    }
+
+    /// One provider request about the lease, bounded by the call timeout
+    /// and, while this instance leads, by its write window.
+    async fn call<T, F, Fut>(&self, operation: &'static str, f: F) -> Result<T, ProviderError>
+    where
+        F: FnOnce(Arc<dyn Provider>, String, String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ProviderError>>,
+    {
+        let limit = self
+            .lease
+            .write_window()
+            .unwrap_or(CALL_TIMEOUT)
+            .min(CALL_TIMEOUT);
+        let fut = f(
+            self.provider.clone(),
+            self.zone_id.clone(),
+            self.lease.config.lease_name.clone(),
+        );
+        match tokio::time::timeout(limit, request(&self.metrics, &self.limiter, operation, fut))
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(ProviderError::Timeout(format!(
+                "{operation} on the lease took longer than {limit:?}"
+            ))),
+        }
+    }
+}
+
+/// After a failed read or write: sooner than a renewal, so a holder gets
+/// several tries before its window closes.
+fn retry_soon(ha: &crate::config::HaConfig) -> Duration {
+    (ha.renew_every / 4).max(Duration::from_millis(100))
+}

@@ -1,0 +1,166 @@
+use std::time::{Duration, Instant, SystemTime};
+
+use super::*;
+use crate::provider::memory::MemoryProvider;
+use crate::provider::{Provider, ProviderError};
+
+const NAME: &str = "_route53-failover-lease.example.test";
+const DRIFT: Duration = Duration::from_secs(1);
+
+fn at(ms: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+fn value(holder: &str, term: u64, expires_ms: u64) -> LeaseValue {
+    LeaseValue {
+        holder: holder.into(),
+        term,
+        expires_ms,
+    }
+}
+
+#[test]
+fn value_round_trips_through_its_txt_form() {
+    let v = value("pod-a.eu", 7, 1_764_000_000_123);
+    assert_eq!(
+        v.to_txt(),
+        "\"route53-failover-lease holder=pod-a.eu term=7 expires=1764000000123\""
+    );
+    assert_eq!(LeaseValue::parse(&v.to_txt()), Some(v.clone()));
+    let record = v.record(NAME);
+    assert_eq!(record.rtype, RecordType::Txt);
+    assert_eq!(read_value(Some(&record)), Some(v));
+}
+
+#[test]
+fn values_that_are_not_a_lease_are_not_read_as_one() {
+    for txt in [
+        "\"v=spf1 -all\"",
+        "\"route53-failover-lease term=1 expires=5\"",
+        "\"route53-failover-lease holder=a term=x expires=5\"",
+        "\"route53-failover-lease holder= term=1 expires=5\"",
+        "\"route53-failover-lease holder=a term=1\"",
+    ] {
+        assert_eq!(LeaseValue::parse(txt), None, "{txt}");
+    }
+}
+
+#[test]
+fn nobody_holds_it_so_take_it_at_term_one() {
+    assert_eq!(
+        next_step(None, None, at(10_000), DRIFT),
+        NextStep::Acquire { term: 1 }
+    );
+    // Someone's TXT that is not a lease: taken over (by exact swap).
+    let foreign = value("x", 1, 0).record(NAME);
+    assert_eq!(
+        next_step(Some(&foreign), None, at(10_000), DRIFT),
+        NextStep::Acquire { term: 1 }
+    );
+}
+
+#[test]
+fn a_lease_is_taken_over_only_after_its_end_plus_the_drift_margin() {
+    let v = value("b", 4, 20_000);
+    let r = v.record(NAME);
+    // Still running, and within the drift margin after its end: wait,
+    // until just past end + drift.
+    for now in [10_000, 20_000, 21_000] {
+        assert_eq!(
+            next_step(Some(&r), Some(&v), at(now), DRIFT),
+            NextStep::Wait { until: at(21_001) },
+            "at {now}"
+        );
+    }
+    assert_eq!(
+        next_step(Some(&r), Some(&v), at(21_001), DRIFT),
+        NextStep::Acquire { term: 5 }
+    );
+    // A lease naming this instance is waited out too (a twin may hold it).
+    let mine = value("a", 4, 20_000);
+    assert!(matches!(
+        next_step(Some(&mine.record(NAME)), Some(&mine), at(15_000), DRIFT),
+        NextStep::Wait { .. }
+    ));
+}
+
+#[test]
+fn the_swap_deletes_exactly_what_was_read() {
+    let old = value("b", 4, 20_000).record(NAME);
+    let new = claim("a", 5, at(30_000), Duration::from_secs(30)).record(NAME);
+    assert_eq!(new.values, vec![value("a", 5, 60_000).to_txt()]);
+    let batch = swap(Some(&old), new.clone());
+    assert_eq!(batch.len(), 2);
+    assert_eq!((batch[0].action, &batch[0].record), (Action::Delete, &old));
+    assert_eq!((batch[1].action, &batch[1].record), (Action::Create, &new));
+    assert_eq!(swap(None, new).len(), 1);
+}
+
+/// Route53's rules (exact-value DELETE, CREATE of an existing name fails,
+/// atomic batches) make the swap a compare-and-swap: of two instances that
+/// read the same lease, one wins. Proven on the strict memory provider:
+/// moto accepts a DELETE with stale values (DESIGN.md).
+#[tokio::test]
+async fn of_two_swaps_from_one_read_exactly_one_wins() {
+    let store = MemoryProvider::new(&["example.test"], Duration::ZERO);
+    let zone = store.find_zone("example.test").await.unwrap().id;
+    let now = SystemTime::now();
+    let d = Duration::from_secs(30);
+    // Nobody holds it: both create, one wins.
+    let a = claim("a", 1, now, d).record(NAME);
+    let b = claim("b", 1, now, d).record(NAME);
+    store.change(&zone, &swap(None, a.clone())).await.unwrap();
+    let lost = store.change(&zone, &swap(None, b.clone())).await;
+    assert!(matches!(lost, Err(ProviderError::InvalidChangeBatch(_))));
+    // Both read a's lease and swap it: one wins, the other is refused and
+    // the lease is whole.
+    let a2 = claim("a", 2, now, d).record(NAME);
+    let b2 = claim("b", 2, now, d).record(NAME);
+    store
+        .change(&zone, &swap(Some(&a), b2.clone()))
+        .await
+        .unwrap();
+    let lost = store.change(&zone, &swap(Some(&a), a2)).await;
+    assert!(matches!(lost, Err(ProviderError::InvalidChangeBatch(_))));
+    let held: Vec<_> = store
+        .records("example.test")
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.name == NAME)
+        .collect();
+    assert_eq!(held, vec![b2]);
+}
+
+fn ha() -> HaConfig {
+    HaConfig {
+        identity: "a".into(),
+        zone: "example.test".into(),
+        lease_name: NAME.into(),
+        lease_duration: Duration::from_secs(30),
+        renew_every: Duration::from_secs(10),
+        max_clock_drift: DRIFT,
+    }
+}
+
+#[test]
+fn the_holder_writes_until_its_send_time_plus_the_lease_less_the_drift() {
+    let lease = Lease::new(ha());
+    let mut rx = lease.subscribe();
+    assert!(!lease.is_leader());
+    // Sent 29.5 s ago: 30 s - 1 s of drift is over.
+    let sent = Instant::now() - Duration::from_millis(29_500);
+    lease.held(value("a", 1, 0), sent);
+    assert!(!lease.is_leader());
+    assert_eq!(lease.publish(), None);
+    // Sent 20 s ago: about 9 s left.
+    lease.held(value("a", 1, 0), Instant::now() - Duration::from_secs(20));
+    let left = lease.write_window().unwrap();
+    assert!(left <= Duration::from_secs(9) && left > Duration::from_secs(8));
+    assert_eq!(lease.publish(), Some(true));
+    assert!(rx.has_changed().unwrap() && *rx.borrow_and_update());
+    assert_eq!(lease.snapshot().role, "leader");
+    lease.step_down();
+    assert_eq!(lease.publish(), Some(false));
+    assert_eq!(lease.snapshot().role, "follower");
+    assert_eq!(lease.snapshot().holder.as_deref(), Some("a"));
+}

@@ -1,0 +1,310 @@
+//! HA through the lease kept in the zone, with two and three instances of
+//! the built binary sharing one strict memory store (served on loopback;
+//! each instance reaches it through its own proxy, which logs what that
+//! instance sent and can cut it off). The strict store is the right peer:
+//! the lease's compare-and-swap needs an exact-value DELETE, which moto
+//! does not enforce (DESIGN.md).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use route53_failover::demo::Mode;
+use route53_failover::lease::LeaseValue;
+use route53_failover::provider::RecordType;
+
+const ZONE: &str = "example.test";
+const NAME: &str = "api.example.test";
+const LEASE: &str = "_route53-failover-lease.example.test";
+const LIMIT: Duration = Duration::from_secs(20);
+const LEASE_DURATION: Duration = Duration::from_secs(4);
+const RENEW_EVERY: Duration = Duration::from_secs(1);
+
+struct Instance {
+    id: &'static str,
+    proxy: FaultProxy,
+    daemon: Daemon,
+}
+
+/// Starts instance `id` on the store, through a proxy of its own.
+async fn instance(id: &'static str, store: &Store, eps: &Endpoints) -> Instance {
+    let proxy = FaultProxy::start(&store.url).await;
+    let provider = format!(
+        "{{kind: memory, endpoint_url: \"{}/\", max_requests_per_second: 50}}",
+        proxy.url
+    );
+    let mut text = config_with_provider(&provider, eps, 1, "1m");
+    text.push_str(&format!(
+        "ha: {{enabled: true, identity: {id}, lease_duration: {}ms, renew_every: {}ms, max_clock_drift: 250ms}}\n",
+        LEASE_DURATION.as_millis(),
+        RENEW_EVERY.as_millis()
+    ));
+    let daemon = start_daemon(&text).await;
+    Instance { id, proxy, daemon }
+}
+
+impl Instance {
+    async fn role(&self) -> String {
+        self.daemon.status().await.lease.expect("ha is on").role
+    }
+
+    /// Writes this instance sent to the store (accepted or not), other
+    /// than to the lease: record batches and health check calls.
+    fn writes(&self) -> Vec<Logged> {
+        self.proxy
+            .log()
+            .into_iter()
+            .filter(|l| l.method != "GET" && !l.body.contains(LEASE))
+            .collect()
+    }
+}
+
+/// The lease the store holds.
+fn lease(store: &Store) -> Option<LeaseValue> {
+    let records = store.store.records(ZONE).unwrap();
+    let r = records
+        .iter()
+        .find(|r| r.name == LEASE && r.rtype == RecordType::Txt)?;
+    LeaseValue::parse(&r.values[0])
+}
+
+async fn leaders(all: &[&Instance]) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    for i in all {
+        if i.role().await == "leader" {
+            out.push(i.id);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_writer_and_the_follower_takes_over_when_the_leader_dies() {
+    let store = start_store(&[ZONE]).await;
+    let eps = Endpoints::start(&["us-east-1", "eu-west-1", "ap-southeast-2"]).await;
+    let mut a = instance("a", &store, &eps).await;
+    wait_until("a takes the free lease", LIMIT, || async {
+        a.role().await == "leader"
+    })
+    .await;
+    let b = instance("b", &store, &eps).await;
+    wait_until("three members are published", LIMIT, || async {
+        store.member_ids(ZONE, NAME).len() == 3
+    })
+    .await;
+    wait_until("b is ready, following a", LIMIT, || async {
+        let s = b.daemon.status().await;
+        let l = s.lease.unwrap();
+        s.ready && l.role == "follower" && l.holder.as_deref() == Some("a")
+    })
+    .await;
+    assert_eq!(lease(&store).unwrap().holder, "a");
+    assert_eq!(lease(&store).unwrap().term, 1);
+
+    // A region fails: both see it, only the holder writes.
+    eps.set("eu-west-1", Mode::Fail);
+    wait_until("eu-west-1 is withdrawn", LIMIT, || async {
+        store.member_ids(ZONE, NAME).len() == 2
+    })
+    .await;
+    wait_until("b sees eu-west-1 unhealthy", LIMIT, || async {
+        b.daemon.member("eu-west-1").await.verdict == "unhealthy"
+    })
+    .await;
+    assert!(!a.writes().is_empty());
+    assert!(
+        b.writes().is_empty(),
+        "the follower wrote: {:?}",
+        b.writes()
+    );
+    let page = b.daemon.metrics().await;
+    assert_eq!(
+        metric(&page, "route53_failover_leader", &["identity=\"b\""]),
+        Some(0.0)
+    );
+    let page = a.daemon.metrics().await;
+    assert_eq!(
+        metric(&page, "route53_failover_leader", &["identity=\"a\""]),
+        Some(1.0)
+    );
+
+    // The leader dies (SIGKILL: no release). The follower takes over once
+    // the lease has run out, and no sooner.
+    let a_last_renewal = lease(&store).unwrap();
+    a.daemon.child.kill().await.unwrap();
+    let killed = Instant::now();
+    wait_until("b takes over", LIMIT, || async {
+        b.role().await == "leader"
+    })
+    .await;
+    let handover = killed.elapsed();
+    println!(
+        "hand-over after the leader was killed: {:.2}s (lease_duration {}s + renew_every {}s = bound)",
+        handover.as_secs_f64(),
+        LEASE_DURATION.as_secs(),
+        RENEW_EVERY.as_secs()
+    );
+    assert!(
+        handover <= LEASE_DURATION + RENEW_EVERY,
+        "hand-over took {handover:?}"
+    );
+    let taken = lease(&store).unwrap();
+    assert_eq!((taken.holder.as_str(), taken.term), ("b", 2));
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(
+        now_ms > a_last_renewal.expires_ms,
+        "taken over before a's lease ended"
+    );
+
+    // The new holder writes: the region recovers and is restored by b.
+    eps.set("eu-west-1", Mode::Serve);
+    wait_until("eu-west-1 is restored", LIMIT, || async {
+        store.member_ids(ZONE, NAME).len() == 3
+    })
+    .await;
+    assert!(!b.writes().is_empty());
+    assert!(
+        a.writes().iter().all(|w| w.at < killed),
+        "nothing of a's after its death"
+    );
+    assert!(b.writes().iter().all(|w| w.at > killed));
+
+    // A graceful stop hands the lease back: a restarted `a` takes it at its
+    // next read, well before the lease would have run out.
+    let a2 = instance("a", &store, &eps).await;
+    wait_until("a2 follows b", LIMIT, || async {
+        a2.daemon.status().await.lease.unwrap().holder.as_deref() == Some("b")
+    })
+    .await;
+    let stopping = Instant::now();
+    b.daemon.stop().await;
+    wait_until("a2 takes over", LIMIT, || async {
+        a2.role().await == "leader"
+    })
+    .await;
+    let released = stopping.elapsed();
+    println!(
+        "hand-over after a graceful stop (lease released): {:.2}s",
+        released.as_secs_f64()
+    );
+    assert!(released < LEASE_DURATION, "took {released:?}");
+    assert_eq!(lease(&store).unwrap().term, 3);
+    a2.daemon.stop().await;
+}
+
+/// The leader's lease writes fail (a partition between it and Route53 for
+/// that record) while its other calls still go through: nothing but its
+/// own clock stops it from writing records. It must stop before anyone
+/// else starts, then stay a follower once it can see again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_leader_stops_writing_before_another_starts() {
+    let store = start_store(&[ZONE]).await;
+    let eps = Endpoints::start(&["us-east-1", "eu-west-1", "ap-southeast-2"]).await;
+    let a = instance("a", &store, &eps).await;
+    wait_until("a takes the free lease", LIMIT, || async {
+        a.role().await == "leader"
+    })
+    .await;
+    let b = instance("b", &store, &eps).await;
+    let c = instance("c", &store, &eps).await;
+    let all = [&a, &b, &c];
+    wait_until("three members are published, all ready", LIMIT, || async {
+        let mut ready = true;
+        for i in all {
+            ready &= i.daemon.status().await.ready;
+        }
+        ready && store.member_ids(ZONE, NAME).len() == 3
+    })
+    .await;
+
+    a.proxy.partition(Some(LEASE));
+    let cut = Instant::now();
+    // Watch every role until a new leader appears: never two at once, and
+    // a steps down before the other starts.
+    let mut a_stopped: Option<(usize, Instant)> = None;
+    let mut new_leader = None;
+    for round in 0.. {
+        assert!(cut.elapsed() < LIMIT, "no new leader within {LIMIT:?}");
+        let now = leaders(&all).await;
+        assert!(now.len() <= 1, "two leaders at once: {now:?}");
+        if a_stopped.is_none() && !now.contains(&"a") {
+            a_stopped = Some((round, Instant::now()));
+        }
+        if let Some(&l) = now.iter().find(|&&l| l != "a") {
+            let (stopped_round, _) = a_stopped.expect("a stepped down first");
+            assert!(
+                stopped_round < round,
+                "{l} led in the very round a stepped down: no gap"
+            );
+            new_leader = Some((l, Instant::now()));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, a_stopped) = a_stopped.unwrap();
+    let (leader_id, started) = new_leader.unwrap();
+    println!(
+        "partitioned leader stopped writing {:.2}s after the cut; {leader_id} started {:.2}s after that",
+        (a_stopped - cut).as_secs_f64(),
+        (started - a_stopped).as_secs_f64()
+    );
+    assert!(a_stopped < started);
+    let leader = all.iter().find(|i| i.id == leader_id).unwrap();
+
+    // A region fails: the new leader withdraws it; `a`, whose record
+    // writes would still go through, sends none.
+    eps.set("eu-west-1", Mode::Fail);
+    wait_until("eu-west-1 is withdrawn", LIMIT, || async {
+        store.member_ids(ZONE, NAME).len() == 2
+    })
+    .await;
+    wait_until("a sees eu-west-1 unhealthy", LIMIT, || async {
+        a.daemon.member("eu-west-1").await.verdict == "unhealthy"
+    })
+    .await;
+    // The partition heals: `a` reads the new lease and stays a follower.
+    a.proxy.partition(None);
+    wait_until("a follows the new leader", LIMIT, || async {
+        a.daemon.status().await.lease.unwrap().holder.as_deref() == Some(leader_id)
+    })
+    .await;
+    tokio::time::sleep(RENEW_EVERY * 2).await;
+    assert_eq!(leaders(&all).await, vec![leader_id]);
+
+    // Every record or check write lies inside its sender's hold: a's
+    // before it stepped down, the new leader's after it started, none of
+    // the third's.
+    assert!(
+        a.writes().iter().all(|w| w.at < a_stopped),
+        "a wrote after it stepped down: {:?}",
+        a.writes()
+            .iter()
+            .filter(|w| w.at >= a_stopped)
+            .collect::<Vec<_>>()
+    );
+    assert!(leader
+        .writes()
+        .iter()
+        .all(|w| w.at > started - Duration::from_millis(100)));
+    assert!(!leader.writes().is_empty());
+    for i in all {
+        if i.id != "a" && i.id != leader_id {
+            assert!(i.writes().is_empty(), "{} wrote", i.id);
+        }
+    }
+    let held = lease(&store).unwrap();
+    assert_eq!((held.holder.as_str(), held.term), (leader_id, 2));
+    let page = a.daemon.metrics().await;
+    assert_eq!(
+        metric(
+            &page,
+            "route53_failover_lease_transitions_total",
+            &["event=\"lost\""]
+        ),
+        Some(1.0)
+    );
+}
