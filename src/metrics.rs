@@ -27,6 +27,7 @@ pub struct Metrics {
     pub last_reconcile_success_timestamp_seconds: Gauge,
     pub config_reloads_total: IntCounterVec,
     pub config_info: IntGaugeVec,
+    pub config_last_reload_success: IntGauge,
     pub leader: IntGaugeVec,
     pub lease_expiry_timestamp_seconds: Gauge,
     pub lease_term: IntGauge,
@@ -170,6 +171,10 @@ impl Metrics {
                 ),
                 &["hash"]
             )),
+            config_last_reload_success: reg!(IntGauge::with_opts(opts(
+                "config_last_reload_success",
+                "0 while the config file holds a change that was refused (the previous config runs), else 1."
+            ))),
             leader: reg!(IntGaugeVec::new(
                 opts(
                     "leader",

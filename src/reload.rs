@@ -53,6 +53,7 @@ fn unix_now() -> f64 {
 impl Current {
     pub fn new(rt: Arc<Runtime>, path: Option<&Path>, hash: String) -> Self {
         rt.metrics.config_info.with_label_values(&[&hash]).set(1);
+        rt.metrics.config_last_reload_success.set(1);
         for result in ["ok", "error"] {
             rt.metrics.config_reloads_total.with_label_values(&[result]);
         }
@@ -134,6 +135,7 @@ pub async fn supervise(
         let _ = m.config_info.remove_label_values(&[&old_hash]);
         m.config_info.with_label_values(&[&hash]).set(1);
         m.config_reloads_total.with_label_values(&["ok"]).inc();
+        m.config_last_reload_success.set(1);
         current.update(|s| {
             s.hash = hash.clone();
             s.loaded = unix_now();
@@ -161,7 +163,16 @@ async fn candidate(
         }
     };
     let h = config::short_digest(&bytes);
-    if h == current.state().hash || refused.as_deref() == Some(h.as_str()) {
+    if h == current.state().hash {
+        // Back to the config in force: nothing is refused any more.
+        *refused = None;
+        if current.state().last_reload_error.is_some() {
+            current.update(|s| s.last_reload_error = None);
+            current.runtime().metrics.config_last_reload_success.set(1);
+        }
+        return None;
+    }
+    if refused.as_deref() == Some(h.as_str()) {
         return None;
     }
     let text = String::from_utf8_lossy(&bytes);
@@ -225,6 +236,7 @@ fn refuse(current: &Current, refused: &mut Option<String>, key: String, why: Str
         .config_reloads_total
         .with_label_values(&["error"])
         .inc();
+    rt.metrics.config_last_reload_success.set(0);
     current.update(|s| s.last_reload_error = Some(why));
     *refused = Some(key);
 }

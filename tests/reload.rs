@@ -122,6 +122,10 @@ async fn a_changed_config_is_applied_live_and_a_bad_one_is_refused() {
         ),
         Some(1.0)
     );
+    assert_eq!(
+        metric(&page, "route53_failover_config_last_reload_success", &[]),
+        Some(0.0)
+    );
     assert!(daemon
         .get("/")
         .await
@@ -157,6 +161,10 @@ async fn a_changed_config_is_applied_live_and_a_bad_one_is_refused() {
     assert_eq!(s.records[0].members.len(), 2);
     assert_eq!(s.config.unwrap().last_reload_error, None);
     let page = daemon.metrics().await;
+    assert_eq!(
+        metric(&page, "route53_failover_config_last_reload_success", &[]),
+        Some(1.0)
+    );
     assert_eq!(
         metric(
             &page,
