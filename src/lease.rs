@@ -18,6 +18,7 @@
 //! Here: the record's value and the pure rules; `controller::lease` runs the
 //! task that reads, takes and renews it.
 
+use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -25,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::config::HaConfig;
-use crate::provider::{Action, Change, RecordSet, RecordType};
+use crate::provider::{Action, Change, ProviderError, RecordSet, RecordType};
 
 /// The first word of a lease record's value.
 const HERITAGE: &str = "route53-failover-lease";
@@ -235,6 +236,26 @@ impl Lease {
         until
             .checked_duration_since(Instant::now())
             .filter(|d| !d.is_zero())
+    }
+
+    /// Runs `write` only while this instance holds the lease (a future is
+    /// lazy: when it does not, nothing is sent) and gives it up when the
+    /// hold ends. Whether a write given up landed is unknown, as after any
+    /// timeout; the caller re-reads.
+    pub async fn fence<T>(
+        &self,
+        operation: &str,
+        write: impl Future<Output = Result<T, ProviderError>>,
+    ) -> Result<T, ProviderError> {
+        let Some(window) = self.write_window() else {
+            return Err(ProviderError::Fenced(format!("{operation} not sent")));
+        };
+        match tokio::time::timeout(window, write).await {
+            Ok(r) => r,
+            Err(_) => Err(ProviderError::Fenced(format!(
+                "the lease ended during {operation}"
+            ))),
+        }
     }
 
     pub fn is_leader(&self) -> bool {

@@ -101,6 +101,21 @@ async fn one_writer_and_the_follower_takes_over_when_the_leader_dies() {
     .await;
     assert_eq!(lease(&store).unwrap().holder, "a");
     assert_eq!(lease(&store).unwrap().term, 1);
+    // On-call sees who writes, on the page and in the table.
+    let page = b.daemon.get("/").await.text().await.unwrap();
+    assert!(
+        page.contains("lease <span class=\"warn\">b: FOLLOWER (held by a, term 1, ends in"),
+        "{page}"
+    );
+    let table = std::process::Command::new(BIN)
+        .args(["status", "--url", &a.daemon.base])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("lease a: LEADER (held by a, term 1, ends in"),
+        "{table}"
+    );
 
     // A region fails: both see it, only the holder writes.
     eps.set("eu-west-1", Mode::Fail);

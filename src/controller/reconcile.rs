@@ -312,26 +312,17 @@ impl Reconciler {
         }
     }
 
-    /// A write, sent only while this instance may write (always, without
-    /// HA) and given up when its hold on the lease ends. Whether a write
-    /// given up landed is unknown, like any timeout: the zone is re-read.
+    /// A write: sent only while this instance may write (always, without
+    /// HA), and given up when its hold on the lease ends.
     async fn fenced<T>(
         &self,
         operation: &'static str,
         call: impl Future<Output = Result<T, ProviderError>>,
     ) -> Result<T, ProviderError> {
-        let Some(lease) = &self.rt.lease else {
-            return request(&self.rt.metrics, &self.limiter, operation, call).await;
-        };
-        let Some(window) = lease.write_window() else {
-            return Err(ProviderError::Fenced(format!("{operation} not sent")));
-        };
         let sent = request(&self.rt.metrics, &self.limiter, operation, call);
-        match tokio::time::timeout(window, sent).await {
-            Ok(r) => r,
-            Err(_) => Err(ProviderError::Fenced(format!(
-                "the lease ended during {operation}"
-            ))),
+        match &self.rt.lease {
+            Some(lease) => lease.fence(operation, sent).await,
+            None => sent.await,
         }
     }
 

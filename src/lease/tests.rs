@@ -164,3 +164,34 @@ fn the_holder_writes_until_its_send_time_plus_the_lease_less_the_drift() {
     assert_eq!(lease.snapshot().role, "follower");
     assert_eq!(lease.snapshot().holder.as_deref(), Some("a"));
 }
+
+/// Losing the lease mid-reconcile: a write is not sent without the lease,
+/// and one in flight is given up when the hold ends (the reconcile stops
+/// there, before its next batch).
+#[tokio::test]
+async fn writes_are_fenced_by_the_hold() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let lease = Lease::new(ha());
+    let polled = AtomicBool::new(false);
+    let write = async {
+        polled.store(true, Ordering::SeqCst);
+        Ok::<_, ProviderError>(())
+    };
+    let r = lease.fence("change", write).await;
+    assert!(matches!(r, Err(ProviderError::Fenced(m)) if m == "change not sent"));
+    assert!(!polled.load(Ordering::SeqCst), "nothing was sent");
+
+    // Held, about 200 ms left: a quick write goes through, a slow one is
+    // given up when the hold ends.
+    let sent = Instant::now() - (Duration::from_secs(29) - Duration::from_millis(200));
+    lease.held(value("a", 1, 0), sent);
+    assert!(lease.fence("change", async { Ok(()) }).await.is_ok());
+    let slow = async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        Ok::<_, ProviderError>(())
+    };
+    let started = Instant::now();
+    let r = lease.fence("change", slow).await;
+    assert!(matches!(r, Err(ProviderError::Fenced(m)) if m == "the lease ended during change"));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
