@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use super::reconcile::{request, RateLimiter};
 use crate::lease::{self, Lease, LeaseValue, NextStep};
 use crate::metrics::Metrics;
-use crate::provider::{Provider, ProviderError, RecordSet, RecordType, CALL_TIMEOUT};
+use crate::provider::{Change, Provider, ProviderError, RecordSet, RecordType, CALL_TIMEOUT};
 
 /// A write whose answer was lost: it may have landed.
 struct InDoubt {
@@ -167,13 +167,7 @@ impl LeaseTask {
         let sent = Instant::now();
         let value = lease::claim(&ha.identity, term, SystemTime::now(), ha.lease_duration);
         let record = value.record(&ha.lease_name);
-        let batch = lease::swap(current, record.clone());
-        let result = self
-            .call("change", |p, z, _| {
-                let batch = batch.clone();
-                async move { p.change(&z, &batch).await.map(|_| ()) }
-            })
-            .await;
+        let result = self.swap(lease::swap(current, record.clone())).await;
         match result {
             Ok(()) => {
                 self.hold(record, value, sent);
@@ -194,25 +188,18 @@ impl LeaseTask {
     }
 
     fn hold(&mut self, record: RecordSet, value: LeaseValue, sent: Instant) {
-        let term = value.term;
-        let expires = value.expires_ms as f64 / 1000.0;
         self.lease.held(value, sent);
         self.held = Some(record);
         self.in_doubt = None;
-        self.metrics.lease_term.set(term as i64);
-        self.metrics.lease_expiry_timestamp_seconds.set(expires);
     }
 
+    /// Stops writing at once; `publish` tells the rest.
     fn lose(&mut self, why: &str) {
+        if self.lease.is_leader() {
+            warn!(identity = %self.lease.config.identity, reason = why, "lease lost");
+        }
         self.held = None;
         self.lease.step_down();
-        if self.lease.publish() == Some(false) {
-            warn!(identity = %self.lease.config.identity, reason = why, "lease lost; this instance stops writing");
-            self.metrics
-                .lease_transitions_total
-                .with_label_values(&["lost"])
-                .inc();
-        }
     }
 
     /// Tells the reconcilers and metrics of a change of role.
@@ -238,9 +225,9 @@ impl LeaseTask {
                     .inc();
             }
             Some(false) => {
-                // The window closed with no renewal: time fencing.
+                // Lost, or the window closed with no renewal (time fencing).
                 self.held = None;
-                warn!(identity = %snapshot.identity, "lease not renewed in time; this instance stops writing");
+                warn!(identity = %snapshot.identity, "no longer the lease holder; this instance stops writing");
                 self.metrics
                     .lease_transitions_total
                     .with_label_values(&["lost"])
@@ -262,14 +249,7 @@ impl LeaseTask {
         let mut value = lease::read_value(Some(&held)).expect("we wrote it");
         value.expires_ms = 0;
         let batch = lease::swap(Some(&held), value.record(&ha.lease_name));
-        let result = tokio::time::timeout(
-            Duration::from_secs(5),
-            self.call("change", |p, z, _| {
-                let batch = batch.clone();
-                async move { p.change(&z, &batch).await.map(|_| ()) }
-            }),
-        )
-        .await;
+        let result = tokio::time::timeout(Duration::from_secs(5), self.swap(batch)).await;
         self.metrics
             .leader
             .with_label_values(&[&ha.identity])
@@ -285,6 +265,13 @@ impl LeaseTask {
             Ok(Err(e)) => warn!(error = %e, "could not release the lease; it expires by itself"),
             Err(_) => warn!("releasing the lease timed out; it expires by itself"),
         }
+    }
+
+    async fn swap(&self, batch: Vec<Change>) -> Result<(), ProviderError> {
+        self.call("change", |p, z, _| async move {
+            p.change(&z, &batch).await.map(|_| ())
+        })
+        .await
     }
 
     /// One provider request about the lease, bounded by the call timeout
