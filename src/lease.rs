@@ -118,17 +118,12 @@ pub enum NextStep {
 /// expired one: the compare-and-swap still needs its exact value. A lease
 /// naming this very identity is waited out like any other: it may be a
 /// twin with the same name, and two holders must never overlap.
-pub fn next_step(
-    current: Option<&RecordSet>,
-    value: Option<&LeaseValue>,
-    now: SystemTime,
-    drift: Duration,
-) -> NextStep {
-    match (current, value) {
-        (None, _) => NextStep::Acquire { term: 1 },
-        (Some(_), None) => NextStep::Acquire { term: 1 },
-        (Some(_), Some(v)) if v.is_expired(now, drift) => NextStep::Acquire { term: v.term + 1 },
-        (Some(_), Some(v)) => NextStep::Wait {
+pub fn next_step(value: Option<&LeaseValue>, now: SystemTime, drift: Duration) -> NextStep {
+    match value {
+        // Nothing there, or nothing we can read as a lease.
+        None => NextStep::Acquire { term: 1 },
+        Some(v) if v.is_expired(now, drift) => NextStep::Acquire { term: v.term + 1 },
+        Some(v) => NextStep::Wait {
             until: v.expires() + drift + Duration::from_millis(1),
         },
     }

@@ -147,7 +147,7 @@ impl LeaseTask {
         }
         self.lease.seen(value.clone());
         let now = SystemTime::now();
-        match lease::next_step(current.as_ref(), value.as_ref(), now, ha.max_clock_drift) {
+        match lease::next_step(value.as_ref(), now, ha.max_clock_drift) {
             NextStep::Acquire { term } => match self.write(current.as_ref(), term).await {
                 Ok(()) => ha.renew_every,
                 // Another instance was quicker: read what it wrote.

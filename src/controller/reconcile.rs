@@ -57,7 +57,7 @@ fn backoff(attempt: u32) -> Duration {
 /// One attempt of a provider request: rate-limited, bounded by
 /// [`CALL_TIMEOUT`], timed and counted by operation and outcome.
 pub(super) async fn request<T>(
-    metrics: &crate::metrics::Metrics,
+    m: &crate::metrics::Metrics,
     limiter: &RateLimiter,
     operation: &'static str,
     call: impl Future<Output = Result<T, ProviderError>>,
@@ -70,7 +70,6 @@ pub(super) async fn request<T>(
             "{operation} took longer than {CALL_TIMEOUT:?}"
         ))),
     };
-    let m = metrics;
     m.provider_request_duration_seconds
         .with_label_values(&[operation])
         .observe(start.elapsed().as_secs_f64());

@@ -48,38 +48,36 @@ fn values_that_are_not_a_lease_are_not_read_as_one() {
 #[test]
 fn nobody_holds_it_so_take_it_at_term_one() {
     assert_eq!(
-        next_step(None, None, at(10_000), DRIFT),
+        next_step(None, at(10_000), DRIFT),
         NextStep::Acquire { term: 1 }
     );
-    // Someone's TXT that is not a lease: taken over (by exact swap).
-    let foreign = value("x", 1, 0).record(NAME);
-    assert_eq!(
-        next_step(Some(&foreign), None, at(10_000), DRIFT),
-        NextStep::Acquire { term: 1 }
-    );
+    // Someone's TXT that is not a lease reads as none: taken over (by an
+    // exact swap of its value).
+    let mut foreign = value("x", 1, 0).record(NAME);
+    foreign.values = vec!["\"v=spf1 -all\"".into()];
+    assert_eq!(read_value(Some(&foreign)), None);
 }
 
 #[test]
 fn a_lease_is_taken_over_only_after_its_end_plus_the_drift_margin() {
     let v = value("b", 4, 20_000);
-    let r = v.record(NAME);
     // Still running, and within the drift margin after its end: wait,
     // until just past end + drift.
     for now in [10_000, 20_000, 21_000] {
         assert_eq!(
-            next_step(Some(&r), Some(&v), at(now), DRIFT),
+            next_step(Some(&v), at(now), DRIFT),
             NextStep::Wait { until: at(21_001) },
             "at {now}"
         );
     }
     assert_eq!(
-        next_step(Some(&r), Some(&v), at(21_001), DRIFT),
+        next_step(Some(&v), at(21_001), DRIFT),
         NextStep::Acquire { term: 5 }
     );
     // A lease naming this instance is waited out too (a twin may hold it).
     let mine = value("a", 4, 20_000);
     assert!(matches!(
-        next_step(Some(&mine.record(NAME)), Some(&mine), at(15_000), DRIFT),
+        next_step(Some(&mine), at(15_000), DRIFT),
         NextStep::Wait { .. }
     ));
 }
