@@ -16,7 +16,6 @@ use crate::provider::{Change, Provider, ProviderError, RecordSet, RecordType, CA
 
 /// A write whose answer was lost: it may have landed.
 struct InDoubt {
-    record: RecordSet,
     value: LeaseValue,
     sent: Instant,
 }
@@ -27,8 +26,8 @@ struct LeaseTask {
     metrics: Arc<Metrics>,
     limiter: RateLimiter,
     zone_id: String,
-    /// The record this instance last wrote, while it holds the lease.
-    held: Option<RecordSet>,
+    /// The lease this instance last wrote, while it holds it.
+    held: Option<LeaseValue>,
     in_doubt: Option<InDoubt>,
 }
 
@@ -101,8 +100,8 @@ impl LeaseTask {
         let ha = self.lease.config.clone();
         if self.lease.is_leader() {
             if let Some(held) = self.held.clone() {
-                let term = lease::read_value(Some(&held)).map_or(1, |v| v.term);
-                return match self.write(Some(&held), term).await {
+                let current = held.record(&ha.lease_name);
+                return match self.write(Some(&current), held.term).await {
                     Ok(()) => ha.renew_every,
                     // Someone else changed it, or an earlier renewal whose
                     // answer was lost did land: read at once.
@@ -137,8 +136,8 @@ impl LeaseTask {
         // A lost answer to our own write: if the record is what we sent,
         // the write landed, and the window counts from when it was sent.
         if let Some(d) = self.in_doubt.take() {
-            if current.as_ref() == Some(&d.record) {
-                self.hold(d.record, d.value, d.sent);
+            if value.as_ref() == Some(&d.value) {
+                self.hold(d.value, d.sent);
                 return ha.renew_every;
             }
         }
@@ -166,20 +165,17 @@ impl LeaseTask {
         let ha = &self.lease.config;
         let sent = Instant::now();
         let value = lease::claim(&ha.identity, term, SystemTime::now(), ha.lease_duration);
-        let record = value.record(&ha.lease_name);
-        let result = self.swap(lease::swap(current, record.clone())).await;
+        let result = self
+            .swap(lease::swap(current, value.record(&ha.lease_name)))
+            .await;
         match result {
             Ok(()) => {
-                self.hold(record, value, sent);
+                self.hold(value, sent);
                 Ok(())
             }
             Err(e) => {
                 if !matches!(e, ProviderError::InvalidChangeBatch(_)) {
-                    self.in_doubt = Some(InDoubt {
-                        record,
-                        value,
-                        sent,
-                    });
+                    self.in_doubt = Some(InDoubt { value, sent });
                 }
                 self.lease.failed(format!("writing the lease: {e}"));
                 Err(e)
@@ -187,9 +183,9 @@ impl LeaseTask {
         }
     }
 
-    fn hold(&mut self, record: RecordSet, value: LeaseValue, sent: Instant) {
-        self.lease.held(value, sent);
-        self.held = Some(record);
+    fn hold(&mut self, value: LeaseValue, sent: Instant) {
+        self.lease.held(value.clone(), sent);
+        self.held = Some(value);
         self.in_doubt = None;
     }
 
@@ -246,9 +242,14 @@ impl LeaseTask {
         self.lease.step_down();
         self.lease.publish();
         let ha = self.lease.config.clone();
-        let mut value = lease::read_value(Some(&held)).expect("we wrote it");
-        value.expires_ms = 0;
-        let batch = lease::swap(Some(&held), value.record(&ha.lease_name));
+        let released = LeaseValue {
+            expires_ms: 0,
+            ..held.clone()
+        };
+        let batch = lease::swap(
+            Some(&held.record(&ha.lease_name)),
+            released.record(&ha.lease_name),
+        );
         let result = tokio::time::timeout(Duration::from_secs(5), self.swap(batch)).await;
         self.metrics
             .leader
