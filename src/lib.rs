@@ -23,15 +23,11 @@
 pub mod auth;
 pub mod config;
 pub mod controller;
+pub mod decide;
 pub mod demo;
 pub mod discovery;
-pub mod health;
-pub mod health_checks;
 pub mod http;
-pub mod lease;
 pub mod metrics;
-pub mod plan;
-pub mod policy;
 pub mod probe;
 pub mod provider;
 pub mod reload;

@@ -15,8 +15,8 @@ use tracing::{info, warn};
 
 use route53_failover::config::{self, Config, ProviderKind};
 use route53_failover::controller::{self, Runtime};
+use route53_failover::decide::policy::Intent;
 use route53_failover::metrics::Metrics;
-use route53_failover::policy::Intent;
 use route53_failover::provider::memory::MemoryProvider;
 use route53_failover::provider::remote::{self, RemoteMemory};
 use route53_failover::provider::route53::Route53Provider;

@@ -25,7 +25,7 @@ pub struct Status {
     pub config: Option<crate::reload::ConfigState>,
     /// With `ha`: this instance's role and the lease as last seen.
     #[serde(default)]
-    pub lease: Option<crate::lease::LeaseSnapshot>,
+    pub lease: Option<crate::controller::LeaseSnapshot>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -96,10 +96,10 @@ pub struct HealthCheckSnapshot {
 impl HealthCheckSnapshot {
     fn of(
         enabled: bool,
-        verdict: crate::health::Verdict,
+        verdict: crate::decide::verdict::Verdict,
         m: &crate::controller::MemberState,
     ) -> Option<Self> {
-        use crate::health::Verdict;
+        use crate::decide::verdict::Verdict;
         if !enabled && m.health_check_id.is_none() {
             return None;
         }

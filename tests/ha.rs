@@ -10,8 +10,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use route53_failover::decide::lease::LeaseValue;
 use route53_failover::demo::Mode;
-use route53_failover::lease::LeaseValue;
 use route53_failover::provider::RecordType;
 
 const ZONE: &str = "example.test";

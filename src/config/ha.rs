@@ -1,5 +1,5 @@
 //! Validation of `ha`: several instances (one release per region) agree on
-//! one writer through a lease record kept in Route53 (see `crate::lease`).
+//! one writer through a lease record kept in Route53 (see `crate::decide::lease`).
 
 use std::time::Duration;
 

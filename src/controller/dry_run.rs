@@ -7,11 +7,11 @@ use tracing::warn;
 use super::discovery_endpoint;
 use crate::auth::TokenSources;
 use crate::config::{Config, Target};
+use crate::decide::health_check::{self as hc, Step};
+use crate::decide::plan::{self, Attach, Observed, RecordIntents};
+use crate::decide::policy;
+use crate::decide::verdict::Verdict;
 use crate::discovery::Discovery;
-use crate::health::Verdict;
-use crate::health_checks::{self as hc, Step};
-use crate::plan::{self, Attach, Observed, RecordIntents};
-use crate::policy;
 use crate::probe::{Prober, TlsConfigs};
 use crate::provider::{AliasTarget, Change, Provider};
 

@@ -11,8 +11,8 @@ use tracing::{info, warn};
 
 use super::reconcile::{request, RateLimiter, Reconciler};
 use super::{Route53Health, Runtime};
-use crate::health_checks::{self as hc, Step};
-use crate::plan::{Attach, RecordIntents};
+use crate::decide::health_check::{self as hc, Step};
+use crate::decide::plan::{Attach, RecordIntents};
 use crate::provider::{HealthCheck, HealthCheckConfig, Provider, ProviderError};
 
 /// Health check calls (creates and updates) one reconcile makes at most;

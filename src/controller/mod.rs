@@ -25,23 +25,24 @@ use tracing::{info, warn};
 
 mod dry_run;
 mod health_checks;
-mod lease;
+mod leadership;
+mod lease_task;
 mod probing;
 mod reconcile;
 
 pub use dry_run::{dry_run, DryRun};
-pub use lease::lease_loop;
+pub use leadership::{Lease, LeaseSnapshot};
+pub use lease_task::lease_loop;
 use probing::{probe_loop, spread_window};
 pub use reconcile::RateLimiter;
 use reconcile::Reconciler;
 
 use crate::auth::TokenSources;
 use crate::config::{Config, ProviderKind, RecordConfig, Target};
+use crate::decide::policy::Why;
+use crate::decide::verdict::Health;
 use crate::discovery::Discovery;
-use crate::health::Health;
-use crate::lease::Lease;
 use crate::metrics::Metrics;
-use crate::policy::Why;
 use crate::probe::{ProbeResult, Prober, TlsConfigs};
 use crate::provider::{AliasTarget, CheckerReport, Provider};
 

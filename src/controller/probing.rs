@@ -9,7 +9,7 @@ use tracing::info;
 
 use super::{Runtime, ZoneSignals};
 use crate::config::Target;
-use crate::health::Verdict;
+use crate::decide::verdict::Verdict;
 use crate::probe::Prober;
 
 /// Probes of one region start within this window of the region's phase.

@@ -12,9 +12,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::{lock, rtype_str, Runtime, ZoneSignals};
-use crate::health::Verdict;
-use crate::plan::{self, Observed, RecordIntents};
-use crate::policy::{self, Why};
+use crate::decide::plan::{self, Observed, RecordIntents};
+use crate::decide::policy::{self, Why};
+use crate::decide::verdict::Verdict;
 use crate::provider::{
     AliasTarget, Change, ChangeStatus, HealthCheck, Provider, ProviderError, CALL_TIMEOUT,
 };
@@ -347,7 +347,7 @@ impl Reconciler {
         let checks = self
             .call("list_health_checks", || provider.list_health_checks())
             .await?;
-        let prefix = crate::health_checks::zone_prefix(&self.rt.config.owner, zone_id);
+        let prefix = crate::decide::health_check::zone_prefix(&self.rt.config.owner, zone_id);
         self.checks = checks
             .into_iter()
             .filter(|c| c.caller_reference.starts_with(&prefix))

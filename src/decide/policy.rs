@@ -14,7 +14,7 @@
 
 use serde::Serialize;
 
-use crate::health::Verdict;
+use crate::decide::verdict::Verdict;
 
 /// One member as the policy sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

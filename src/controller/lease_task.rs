@@ -1,4 +1,4 @@
-//! The lease task: reads, takes and renews the HA lease (see `crate::lease`
+//! The lease task: reads, takes and renews the HA lease (see `crate::decide::lease`
 //! for the rules). It lives as long as the process, across config reloads,
 //! and releases the lease at shutdown so another instance takes over at its
 //! next read instead of waiting the lease out.
@@ -9,8 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::leadership::Lease;
 use super::reconcile::{request, RateLimiter};
-use crate::lease::{self, Lease, LeaseValue, NextStep};
+use crate::decide::lease::{self, LeaseValue, NextStep};
 use crate::metrics::Metrics;
 use crate::provider::{Change, Provider, ProviderError, RecordSet, RecordType, CALL_TIMEOUT};
 

@@ -1,7 +1,7 @@
 use super::*;
 use crate::config::{parse, Config};
-use crate::health::Verdict;
-use crate::policy::Intent::{Leave, Publish, Withdraw};
+use crate::decide::policy::Intent::{Leave, Publish, Withdraw};
+use crate::decide::verdict::Verdict;
 use std::path::Path;
 
 fn config(extra_member: &str) -> Config {

@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::config::{MemberConfig, RecordConfig, Target};
-use crate::health::Verdict;
-use crate::policy::{Intent, MemberInput};
+use crate::decide::policy::{Intent, MemberInput};
+use crate::decide::verdict::Verdict;
 use crate::provider::{
     change_weight, Action, AliasTarget, Change, RecordKey, RecordSet, RecordType, MAX_BATCH_CHARS,
     MAX_BATCH_RECORDS,

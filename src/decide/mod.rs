@@ -1,0 +1,22 @@
+//! The pure core: what the daemon decides, from inputs and the time passed
+//! in. No tokio, no provider calls, no shared state: every function here
+//! takes values and returns values, and is tested with tables and property
+//! tests. The controller gathers the inputs and carries out what comes back.
+//!
+//! In the order a decision is made:
+//! - [`verdict`]: probe outcomes → a member's verdict (rise/fall).
+//! - [`policy`]: verdicts + what Route53 holds → which members of a record
+//!   are published, and why the others are not (the safety rules).
+//! - [`health_check`]: the Route53 health check each member should carry,
+//!   and the step that brings it in line.
+//! - [`plan`]: decisions vs what a zone holds → changes (with ownership
+//!   markers), split into batches.
+//! - [`zone`]: the four above for one zone, as one value the reconciler
+//!   carries out and the `plan` command prints.
+//! - [`lease`]: the HA lease's record and the rules for taking it over.
+
+pub mod health_check;
+pub mod lease;
+pub mod plan;
+pub mod policy;
+pub mod verdict;
