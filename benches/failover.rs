@@ -20,8 +20,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::*;
 use route53_failover::demo::Mode;
-use route53_failover::provider::memory::Operation;
 use route53_failover::provider::Action;
+use route53_failover::provider::Operation;
 
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();

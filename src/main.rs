@@ -293,11 +293,11 @@ async fn wait_for_signal(shutdown: CancellationToken) {
 }
 
 async fn plan(config: &Config, provider: &dyn Provider) -> anyhow::Result<()> {
-    let controller::DryRun {
+    let controller::Preview {
         decisions,
         checks,
         changes,
-    } = controller::dry_run(config, provider)
+    } = controller::preview(config, provider)
         .await
         .map_err(anyhow::Error::msg)?;
     for (record, ds) in config.records.iter().zip(&decisions) {

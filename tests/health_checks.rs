@@ -313,7 +313,7 @@ async fn checks_for_many_members_are_made_in_rounds_that_never_repeat_a_create()
     assert_eq!(
         store
             .store
-            .calls(route53_failover::provider::memory::Operation::CreateHealthCheck),
+            .calls(route53_failover::provider::Operation::CreateHealthCheck),
         (RECORDS * 3) as u64,
         "no create repeated"
     );

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::calls::{Calls, RateLimiter};
 use super::leadership::Lease;
-use super::reconcile::{request, RateLimiter};
 use crate::decide::lease::{self, LeaseValue, NextStep};
 use crate::metrics::Metrics;
 use crate::provider::{Change, Provider, ProviderError, RecordSet, RecordType, CALL_TIMEOUT};
@@ -23,9 +23,10 @@ struct InDoubt {
 
 struct LeaseTask {
     lease: Arc<Lease>,
-    provider: Arc<dyn Provider>,
+    /// Unfenced, one attempt each: the lease's own swaps are the fence,
+    /// and a failed round is retried by the loop.
+    calls: Calls,
     metrics: Arc<Metrics>,
-    limiter: RateLimiter,
     zone_id: String,
     /// The lease this instance last wrote, while it holds it.
     held: Option<LeaseValue>,
@@ -45,16 +46,16 @@ pub async fn lease_loop(
     for event in ["acquired", "lost", "released"] {
         metrics.lease_transitions_total.with_label_values(&[event]);
     }
-    let limiter = RateLimiter::new(10.0);
+    let calls = Calls::new(
+        provider,
+        Arc::new(RateLimiter::new(10.0)),
+        metrics.clone(),
+        None,
+    )
+    .unfenced()
+    .scoped(&ha.lease_name);
     let zone_id = loop {
-        let found = request(
-            &metrics,
-            &limiter,
-            "find_zone",
-            provider.find_zone(&ha.zone),
-        )
-        .await;
-        match found {
+        match calls.find_zone(&ha.zone).await {
             Ok(z) => break z.id,
             Err(e) => {
                 warn!(zone = %ha.zone, error = %e, "cannot find the lease's zone; retrying");
@@ -68,9 +69,8 @@ pub async fn lease_loop(
     };
     let mut task = LeaseTask {
         lease,
-        provider,
+        calls,
         metrics,
-        limiter,
         zone_id,
         held: None,
         in_doubt: None,
@@ -118,12 +118,9 @@ impl LeaseTask {
                 };
             }
         }
-        let current = match self
-            .call("get_record", |p, z, n| async move {
-                p.get_record(&z, &n, &RecordType::Txt).await
-            })
-            .await
-        {
+        let name = &self.lease.config.lease_name;
+        let read = self.calls.get_record(&self.zone_id, name, &RecordType::Txt);
+        let current = match self.bounded("get_record", read).await {
             Ok(c) => c,
             Err(e) => {
                 self.lease.failed(format!("reading the lease: {e}"));
@@ -270,32 +267,23 @@ impl LeaseTask {
     }
 
     async fn swap(&self, batch: Vec<Change>) -> Result<(), ProviderError> {
-        self.call("change", |p, z, _| async move {
-            p.change(&z, &batch).await.map(|_| ())
-        })
-        .await
+        let change = self.calls.change(&self.zone_id, &batch);
+        self.bounded("change", change).await.map(|_| ())
     }
 
     /// One provider request about the lease, bounded by the call timeout
     /// and, while this instance leads, by its write window.
-    async fn call<T, F, Fut>(&self, operation: &'static str, f: F) -> Result<T, ProviderError>
-    where
-        F: FnOnce(Arc<dyn Provider>, String, String) -> Fut,
-        Fut: std::future::Future<Output = Result<T, ProviderError>>,
-    {
+    async fn bounded<T>(
+        &self,
+        operation: &'static str,
+        call: impl std::future::Future<Output = Result<T, ProviderError>>,
+    ) -> Result<T, ProviderError> {
         let limit = self
             .lease
             .write_window()
             .unwrap_or(CALL_TIMEOUT)
             .min(CALL_TIMEOUT);
-        let fut = f(
-            self.provider.clone(),
-            self.zone_id.clone(),
-            self.lease.config.lease_name.clone(),
-        );
-        match tokio::time::timeout(limit, request(&self.metrics, &self.limiter, operation, fut))
-            .await
-        {
+        match tokio::time::timeout(limit, call).await {
             Ok(r) => r,
             Err(_) => Err(ProviderError::Timeout(format!(
                 "{operation} on the lease took longer than {limit:?}"

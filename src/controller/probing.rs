@@ -7,7 +7,7 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use super::{Runtime, ZoneSignals};
+use super::{MemberId, Runtime, ZoneSignals};
 use crate::config::Target;
 use crate::decide::verdict::Verdict;
 use crate::probe::Prober;
@@ -53,22 +53,27 @@ fn jitter(interval: Duration) -> Duration {
 
 pub(super) async fn probe_loop(
     rt: Arc<Runtime>,
-    ri: usize,
-    mi: usize,
+    id: MemberId,
     prober: Prober,
     signals: Arc<ZoneSignals>,
     stop: CancellationToken,
 ) {
+    let member = rt.member(id);
     let interval = prober.spec().interval;
-    let labels = rt.labels(ri, mi);
-    let region = labels[2];
+    let labels = member.labels();
     // The schedule itself stays on the region's phase; jitter is applied to
     // each tick, never accumulated, so members of a region stay together.
-    let member = &rt.config.records[ri].name;
-    let set_id = &rt.config.records[ri].members[mi].set_identifier;
-    let target = rt.config.records[ri].members[mi].target.clone();
-    let mut tick = first_probe_at(interval, region, &format!("{member} {set_id}"));
-    let duration = rt.metrics.probe_duration_seconds.with_label_values(&labels);
+    let set_id = &member.config().set_identifier;
+    let target = &member.config().target;
+    let mut tick = first_probe_at(
+        interval,
+        labels.region,
+        &format!("{} {set_id}", labels.record),
+    );
+    let duration = rt
+        .metrics
+        .probe_duration_seconds
+        .with_label_values(&labels.values());
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(tick + jitter(interval)) => {}
@@ -77,13 +82,9 @@ pub(super) async fn probe_loop(
         // An API Gateway target is probed at its regional endpoint (unless
         // connect_to says otherwise); never through the public name, which
         // resolves to the very record being decided.
-        let via = match (&target, &prober.spec().connect_to) {
+        let via = match (target, &prober.spec().connect_to) {
             (Target::ApiGateway { .. }, None) => {
-                let discovered = rt
-                    .member(ri, mi)
-                    .discovered
-                    .as_ref()
-                    .map(|a| a.dns_name.clone());
+                let discovered = member.read(|m| m.discovered.as_ref().map(|a| a.dns_name.clone()));
                 if discovered.is_none() {
                     tick += interval;
                     continue;
@@ -105,42 +106,31 @@ pub(super) async fn probe_loop(
         };
         rt.metrics
             .probes_total
-            .with_label_values(&[labels[0], labels[1], labels[2], outcome])
+            .with_label_values(&labels.with(outcome))
             .inc();
-        let verdict_input = match &result.failure {
-            None => Ok(()),
-            Some(f) => Err(f.to_string()),
-        };
-        let (transition, was_edge, is_edge) = {
-            let mut m = rt.member(ri, mi);
-            let was_edge = m.health.may_flip();
-            let t = m.health.observe(verdict_input, result.at);
-            m.last_probe = Some(result);
-            (t, was_edge, m.health.may_flip())
-        };
+        let probed = member.probed(result);
         // Counted before the reconciler hears of the change.
-        match (was_edge, is_edge) {
+        match (probed.was_edge, probed.is_edge) {
             (false, true) => signals.edge.send_modify(|n| *n += 1),
             (true, false) => signals.edge.send_modify(|n| *n = n.saturating_sub(1)),
             _ => {}
         }
-        if let Some(t) = transition {
-            let reason = rt.member(ri, mi).health.reason().map(str::to_string);
+        if let Some(t) = probed.transition {
             info!(
-                record = labels[0],
-                region,
+                record = labels.record,
+                region = labels.region,
                 from = t.from.as_str(),
                 to = t.to.as_str(),
-                reason = reason.as_deref().unwrap_or(""),
+                reason = probed.reason.as_deref().unwrap_or(""),
                 "verdict changed"
             );
             rt.metrics
                 .verdict_changes_total
-                .with_label_values(&[labels[0], labels[1], labels[2], t.to.as_str()])
+                .with_label_values(&labels.with(t.to.as_str()))
                 .inc();
             rt.metrics
                 .member_healthy
-                .with_label_values(&labels)
+                .with_label_values(&labels.values())
                 .set(i64::from(t.to == Verdict::Healthy));
             signals.trigger.notify_one();
         }

@@ -1,122 +1,48 @@
-//! The reconciler of one zone: decide, plan, apply; retries, rate limit,
-//! burst coalescing, change tracking.
+//! The reconciler of one zone: gathers the inputs, asks `decide::zone` for
+//! the decision, and carries it out: records first, then health check
+//! calls (`checks`), then the records that attach what they made. Retries,
+//! burst coalescing and change tracking live here too.
 
-use std::future::Future;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use rand::Rng;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::{lock, rtype_str, Runtime, ZoneSignals};
-use crate::decide::plan::{self, Observed, RecordIntents};
-use crate::decide::policy::{self, Why};
-use crate::decide::verdict::Verdict;
-use crate::provider::{
-    AliasTarget, Change, ChangeStatus, HealthCheck, Provider, ProviderError, CALL_TIMEOUT,
-};
-
-/// Spaces requests to the provider: at most `rate` per second across every
-/// zone, no bursts (the account's 5/s is shared with other tools).
-pub struct RateLimiter {
-    spacing: Duration,
-    next: Mutex<Option<Instant>>,
-}
-
-impl RateLimiter {
-    pub fn new(rate: f64) -> Self {
-        RateLimiter {
-            spacing: Duration::from_secs_f64(1.0 / rate.max(0.001)),
-            next: Mutex::new(None),
-        }
-    }
-
-    pub async fn acquire(&self) {
-        let slot = {
-            let mut next = lock(&self.next);
-            let now = Instant::now();
-            let slot = next.map_or(now, |n| n.max(now));
-            *next = Some(slot + self.spacing);
-            slot
-        };
-        tokio::time::sleep_until(slot.into()).await;
-    }
-}
-
-/// Backoff before retry `attempt` (1-based): doubling from 200 ms, capped at
-/// 30 s; the wait is drawn between half and all of that.
-fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_millis(200).saturating_mul(1 << attempt.min(8).saturating_sub(1));
-    let base = base.min(Duration::from_secs(30));
-    base / 2 + rand::rng().random_range(Duration::ZERO..=base / 2)
-}
-
-/// One attempt of a provider request: rate-limited, bounded by
-/// [`CALL_TIMEOUT`], timed and counted by operation and outcome.
-pub(super) async fn request<T>(
-    m: &crate::metrics::Metrics,
-    limiter: &RateLimiter,
-    operation: &'static str,
-    call: impl Future<Output = Result<T, ProviderError>>,
-) -> Result<T, ProviderError> {
-    limiter.acquire().await;
-    let start = Instant::now();
-    let result = match tokio::time::timeout(CALL_TIMEOUT, call).await {
-        Ok(r) => r,
-        Err(_) => Err(ProviderError::Timeout(format!(
-            "{operation} took longer than {CALL_TIMEOUT:?}"
-        ))),
-    };
-    m.provider_request_duration_seconds
-        .with_label_values(&[operation])
-        .observe(start.elapsed().as_secs_f64());
-    let outcome = result.as_ref().map_or_else(|e| e.kind(), |_| "ok");
-    m.provider_requests_total
-        .with_label_values(&[operation, outcome])
-        .inc();
-    result
-}
-
-/// The operations that change what the provider holds: only the HA
-/// lease's holder sends them.
-const WRITES: &[&str] = &[
-    "change",
-    "create_health_check",
-    "update_health_check",
-    "tag_health_check",
-    "delete_health_check",
-];
+use super::calls::{backoff, Calls};
+use super::{Runtime, ZoneSignals};
+use crate::decide::health_check as hc;
+use crate::decide::ownership::Observed;
+use crate::decide::plan;
+use crate::decide::policy::Why;
+use crate::decide::zone::{self, RecordView, ZoneDecision, ZoneInputs};
+use crate::provider::{Change, ChangeStatus, HealthCheck, ProviderError};
 
 /// Transient errors are retried this many times within one reconcile.
-const CALL_ATTEMPTS: u32 = 4;
+pub(super) const CALL_ATTEMPTS: u32 = 4;
 /// Re-read and re-plan at most this often within one reconcile.
 const REPLANS: usize = 3;
 
 pub(super) struct Reconciler {
     pub(super) rt: Arc<Runtime>,
-    pub(super) provider: Arc<dyn Provider>,
-    pub(super) limiter: Arc<RateLimiter>,
+    pub(super) calls: Calls,
     pub(super) zone: String,
-    pub(super) zone_id: Option<String>,
+    zone_id: Option<String>,
     pub(super) records: Vec<usize>,
     /// The zone as last read, plus our writes since. `None`: read it.
     pub(super) observed: Option<Observed>,
     /// This owner's health checks for the zone, read and kept with `observed`.
     pub(super) checks: Vec<HealthCheck>,
-    /// Owned checks no member uses: deleted once no record refers to them.
-    pub(super) unused_checks: Vec<String>,
     /// Health check calls are left for the next reconcile.
     pub(super) more_checks: bool,
-    pub(super) shutdown: CancellationToken,
+    shutdown: CancellationToken,
     /// When this zone was last written to.
-    pub(super) last_write: Option<Instant>,
+    last_write: Option<Instant>,
     /// The longest spread window plus probe timeout of the zone's members.
-    pub(super) settle_limit: Duration,
+    settle_limit: Duration,
     /// The longest spread window of the zone's members.
-    pub(super) settle_quiet: Duration,
+    settle_quiet: Duration,
 }
 
 /// Wakes when this instance gains or loses the HA lease; never without HA.
@@ -186,7 +112,7 @@ impl Reconciler {
                         );
                     if !was_ready {
                         was_ready = true;
-                        self.mark_reconciled();
+                        self.rt.zone_reconciled();
                     }
                 }
                 Err(ReconcileError::Provider(ProviderError::Fenced(why))) => {
@@ -274,54 +200,28 @@ impl Reconciler {
         }
     }
 
-    fn mark_reconciled(&self) {
-        let done = self.rt.zones_reconciled.fetch_add(1, Ordering::AcqRel) + 1;
-        if done >= lock(&self.rt.zones).len() && !self.rt.ready.swap(true, Ordering::AcqRel) {
-            self.rt.metrics.ready.set(1);
-            info!("ready: every zone reconciled");
-        }
-    }
-
-    /// One provider request, retried on transient errors with backoff.
-    pub(super) async fn call<T, F, Fut>(
-        &self,
-        operation: &'static str,
-        f: F,
-    ) -> Result<T, ProviderError>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<T, ProviderError>>,
-    {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = if WRITES.contains(&operation) {
-                self.fenced(operation, f()).await
-            } else {
-                request(&self.rt.metrics, &self.limiter, operation, f()).await
-            };
-            match result {
-                Err(e) if e.is_transient() && attempt < CALL_ATTEMPTS => {
-                    let wait = backoff(attempt);
-                    warn!(zone = %self.zone, operation, error = %e, retry_in = ?wait, "provider call failed; retrying");
-                    tokio::time::sleep(wait).await;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    /// A write: sent only while this instance may write (always, without
-    /// HA), and given up when its hold on the lease ends.
-    async fn fenced<T>(
-        &self,
-        operation: &'static str,
-        call: impl Future<Output = Result<T, ProviderError>>,
-    ) -> Result<T, ProviderError> {
-        let sent = request(&self.rt.metrics, &self.limiter, operation, call);
-        match &self.rt.lease {
-            Some(lease) => lease.fence(operation, sent).await,
-            None => sent.await,
+    pub(super) fn new(
+        rt: Arc<Runtime>,
+        calls: Calls,
+        zone: String,
+        records: Vec<usize>,
+        shutdown: CancellationToken,
+        settle_limit: Duration,
+        settle_quiet: Duration,
+    ) -> Self {
+        Reconciler {
+            rt,
+            calls,
+            zone,
+            zone_id: None,
+            records,
+            observed: None,
+            checks: Vec::new(),
+            more_checks: false,
+            shutdown,
+            last_write: None,
+            settle_limit,
+            settle_quiet,
         }
     }
 
@@ -329,9 +229,7 @@ impl Reconciler {
         if let Some(id) = &self.zone_id {
             return Ok(id.clone());
         }
-        let provider = self.provider.clone();
-        let name = self.zone.clone();
-        let zone = self.call("find_zone", || provider.find_zone(&name)).await?;
+        let zone = self.calls.find_zone(&self.zone).await?;
         self.rt
             .update_zone(&self.zone, |z| z.id = Some(zone.id.clone()));
         self.zone_id = Some(zone.id.clone());
@@ -340,14 +238,9 @@ impl Reconciler {
 
     /// Reads the zone's records and this owner's health checks for it.
     async fn read(&mut self, zone_id: &str) -> Result<(), ProviderError> {
-        let provider = self.provider.clone();
-        let records = self
-            .call("list_records", || provider.list_records(zone_id))
-            .await?;
-        let checks = self
-            .call("list_health_checks", || provider.list_health_checks())
-            .await?;
-        let prefix = crate::decide::health_check::zone_prefix(&self.rt.config.owner, zone_id);
+        let records = self.calls.list_records(zone_id).await?;
+        let checks = self.calls.list_health_checks().await?;
+        let prefix = hc::zone_prefix(&self.rt.config.owner, zone_id);
         self.checks = checks
             .into_iter()
             .filter(|c| c.caller_reference.starts_with(&prefix))
@@ -370,8 +263,7 @@ impl Reconciler {
             if self.observed.is_none() {
                 self.read(&zone_id).await?;
             }
-            let mut intents = self.decide(&rt);
-            self.check_steps(&rt, &zone_id, &mut intents);
+            self.decide(&rt, &zone_id);
             return Ok(());
         }
         let mut last_rejection = None;
@@ -379,10 +271,9 @@ impl Reconciler {
             if self.observed.is_none() {
                 self.read(&zone_id).await?;
             }
-            let mut intents = self.decide(&rt);
-            let work = self.check_steps(&rt, &zone_id, &mut intents);
+            let mut decision = self.decide(&rt, &zone_id);
             // Records first: a withdrawal never waits on a health check call.
-            match self.plan_and_apply(&rt, &zone_id, &intents).await {
+            match self.apply(&zone_id, &decision.changes).await {
                 Ok(()) => {}
                 Err(ProviderError::InvalidChangeBatch(msg)) => {
                     warn!(zone = %self.zone, error = %msg, "batch rejected; re-reading the zone");
@@ -392,12 +283,19 @@ impl Reconciler {
                 }
                 Err(e) => return Err(e.into()),
             }
-            let checks = self.run_check_calls(&rt, work, &mut intents).await;
+            let checks = self.make_checks(&rt, &mut decision).await;
             if let Ok(true) = checks {
                 // Attach the checks just made.
-                self.plan_and_apply(&rt, &zone_id, &intents).await?;
+                let observed = self.observed.as_ref().expect("read before planning");
+                decision.replan(&rt.config.owner, observed);
+                self.apply(&zone_id, &decision.changes).await?;
             }
-            self.delete_unused_checks().await?;
+            let unused: Vec<String> = decision
+                .unused_checks(&self.checks)
+                .into_iter()
+                .map(|c| c.id.clone())
+                .collect();
+            self.delete_unused_checks(unused).await?;
             return checks.map(|_| ()).map_err(Into::into);
         }
         Err(ReconcileError::Replan(
@@ -405,109 +303,94 @@ impl Reconciler {
         ))
     }
 
-    async fn plan_and_apply(
-        &mut self,
-        rt: &Runtime,
-        zone_id: &str,
-        intents: &[RecordIntents<'_>],
-    ) -> Result<(), ProviderError> {
+    /// The zone's decision from what this instance knows now, noted in
+    /// status and metrics.
+    fn decide<'a>(&self, rt: &'a Runtime, zone_id: &str) -> ZoneDecision<'a> {
         let observed = self.observed.as_ref().expect("read before planning");
-        let changes = plan::plan_zone(&rt.config.owner, observed, intents);
-        if !changes.is_empty() {
-            self.apply(zone_id, changes).await?;
-            self.refresh_published();
-        }
-        Ok(())
+        let records = self
+            .records
+            .iter()
+            .map(|&ri| {
+                let members: Vec<_> = rt.members_of(std::slice::from_ref(&ri)).collect();
+                let (verdicts, discovered) = members
+                    .iter()
+                    .map(|&id| {
+                        rt.member(id)
+                            .read(|m| (m.health.verdict(), m.discovered.clone()))
+                    })
+                    .unzip();
+                RecordView {
+                    record: &rt.config.records[ri],
+                    verdicts,
+                    discovered,
+                }
+            })
+            .collect();
+        let decision = zone::decide(&ZoneInputs {
+            owner: &rt.config.owner,
+            zone_id,
+            observed,
+            checks: &self.checks,
+            records,
+        });
+        self.note(rt, &decision);
+        decision
     }
 
-    /// Runs the policy for every record of the zone and records the
-    /// decisions for status and metrics.
-    fn decide<'a>(&self, rt: &'a Runtime) -> Vec<RecordIntents<'a>> {
-        let observed = self.observed.as_ref().expect("read before planning");
-        let claims = observed.claims();
-        let owner = &rt.config.owner;
-        let mut intents = Vec::with_capacity(self.records.len());
-        for &ri in &self.records {
+    /// Puts a decision into status and metrics, and logs what changed.
+    fn note(&self, rt: &Runtime, decision: &ZoneDecision<'_>) {
+        for (&ri, outcomes) in self.records.iter().zip(&decision.members) {
             let record = &rt.config.records[ri];
-            let verdicts: Vec<Verdict> = (0..record.members.len())
-                .map(|mi| self.rt.member(ri, mi).health.verdict())
-                .collect();
-            let discovered: Vec<Option<AliasTarget>> = (0..record.members.len())
-                .map(|mi| self.rt.member(ri, mi).discovered.clone())
-                .collect();
-            let inputs =
-                plan::member_inputs(observed, &claims, owner, record, &verdicts, &discovered);
-            let decisions = policy::decide(record.min_healthy, &inputs);
             let mut fail_open = false;
-            for (mi, (d, input)) in decisions.iter().zip(&inputs).enumerate() {
-                let labels = self.rt.labels(ri, mi);
-                let previous = {
-                    let mut m = self.rt.member(ri, mi);
-                    m.conflict = input.conflict;
-                    m.why.replace(d.why)
-                };
-                if d.why.is_blocked() && previous != Some(d.why) {
-                    warn!(record = %record.name, region = labels[2], reason = d.why.as_str(),
+            for (id, outcome) in rt.members_of(std::slice::from_ref(&ri)).zip(outcomes) {
+                let member = rt.member(id);
+                let labels = member.labels();
+                let why = outcome.decision.why;
+                let previous = member.decided(outcome);
+                if why.is_blocked() && previous != Some(why) {
+                    warn!(record = %record.name, region = labels.region, reason = why.as_str(),
                         "withdrawal of an unhealthy member blocked by policy");
-                    self.rt
-                        .metrics
+                    rt.metrics
                         .withdrawals_blocked_total
-                        .with_label_values(&[labels[0], labels[1], d.why.as_str()])
+                        .with_label_values(&[labels.record, labels.rtype, why.as_str()])
                         .inc();
                 }
-                if input.conflict && previous != Some(Why::Conflict) {
-                    warn!(record = %record.name, region = labels[2],
-                        set_identifier = %record.members[mi].set_identifier,
+                if outcome.conflict && previous != Some(Why::Conflict) {
+                    warn!(record = %record.name, region = labels.region,
+                        set_identifier = %member.config().set_identifier,
                         "a record with this set identifier exists without our ownership marker; leaving it alone (set adopt: true to take it over)");
                 }
-                fail_open |= matches!(d.why, Why::LastMember | Why::FailOpen);
-                self.rt
-                    .metrics
-                    .member_conflict
-                    .with_label_values(&labels)
-                    .set(i64::from(input.conflict));
+                fail_open |= matches!(why, Why::LastMember | Why::FailOpen);
             }
-            self.rt
-                .metrics
+            rt.metrics
                 .record_fail_open
-                .with_label_values(&[&record.name, rtype_str(record)])
+                .with_label_values(&[&record.name, super::state::rtype_str(&record.rtype)])
                 .set(i64::from(fail_open));
-            let mut ri = RecordIntents::new(record, decisions.iter().map(|d| d.intent).collect());
-            ri.discovered = discovered;
-            intents.push(ri);
         }
-        self.refresh_published();
-        intents
+        self.note_published();
     }
 
-    /// Publishes what the provider holds now into status and metrics.
-    fn refresh_published(&self) {
+    /// Puts what the provider holds now into status and metrics.
+    fn note_published(&self) {
         let Some(observed) = self.observed.as_ref() else {
             return;
         };
-        for &ri in &self.records {
-            let record = &self.rt.config.records[ri];
-            for (mi, member) in record.members.iter().enumerate() {
-                let present = observed.member_record(record, member).is_some();
-                self.rt.member(ri, mi).published = present;
-                self.rt
-                    .metrics
-                    .member_published
-                    .with_label_values(&self.rt.labels(ri, mi))
-                    .set(i64::from(present));
-            }
+        for id in self.rt.members_of(&self.records) {
+            let member = self.rt.member(id);
+            member.published(
+                observed
+                    .member_record(member.record(), member.config())
+                    .is_some(),
+            );
         }
     }
 
-    async fn apply(&mut self, zone_id: &str, changes: Vec<Change>) -> Result<(), ProviderError> {
-        for batch in plan::batches(changes) {
+    async fn apply(&mut self, zone_id: &str, changes: &[Change]) -> Result<(), ProviderError> {
+        for batch in plan::batches(changes.to_vec()) {
             for c in &batch {
                 info!(zone = %self.zone, change = %c, "applying");
             }
-            let provider = self.provider.clone();
-            let info = self
-                .call("change", || provider.change(zone_id, &batch))
-                .await?;
+            let info = self.calls.change(zone_id, &batch).await?;
             info!(zone = %self.zone, change_id = %info.id, changes = batch.len(), "change accepted");
             self.last_write = Some(Instant::now());
             if let Some(observed) = self.observed.as_mut() {
@@ -518,14 +401,17 @@ impl Reconciler {
                 self.track(info.id);
             }
         }
+        if !changes.is_empty() {
+            self.note_published();
+        }
         Ok(())
     }
 
     /// Follows a change until INSYNC, for the propagation metric and status.
     fn track(&self, change_id: String) {
         let rt = self.rt.clone();
-        let provider = self.provider.clone();
-        let limiter = self.limiter.clone();
+        // One attempt each: the loop itself retries.
+        let calls = self.calls.clone().retried(1);
         let zone = self.zone.clone();
         let shutdown = self.shutdown.clone();
         rt.update_zone(&zone, |z| z.pending_changes += 1);
@@ -539,9 +425,7 @@ impl Reconciler {
                     _ = tokio::time::sleep(wait) => {}
                     _ = shutdown.cancelled() => break,
                 }
-                let status = provider.change_status(&change_id);
-                let status = request(&rt.metrics, &limiter, "change_status", status).await;
-                if let Ok(ChangeStatus::Insync) = status {
+                if let Ok(ChangeStatus::Insync) = calls.change_status(&change_id).await {
                     rt.metrics
                         .change_propagation_seconds
                         .with_label_values(&[&zone])

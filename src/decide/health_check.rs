@@ -48,6 +48,15 @@ pub fn caller_reference(member_prefix: &str, config: &HealthCheckConfig) -> Stri
     format!("{member_prefix}{}", short_hash(&[&json]))
 }
 
+/// Ids of the owned checks with this member prefix.
+pub fn member_checks(owned: &[HealthCheck], member_prefix: &str) -> Vec<String> {
+    owned
+        .iter()
+        .filter(|c| c.caller_reference.starts_with(member_prefix))
+        .map(|c| c.id.clone())
+        .collect()
+}
+
 /// The tags a member's check carries.
 pub fn tags(owner: &str, record: &RecordConfig, member: &MemberConfig) -> Vec<(String, String)> {
     vec![

@@ -9,6 +9,7 @@
 //!   are published, and why the others are not (the safety rules).
 //! - [`health_check`]: the Route53 health check each member should carry,
 //!   and the step that brings it in line.
+//! - [`ownership`]: what a zone holds, and which records this owner claims.
 //! - [`plan`]: decisions vs what a zone holds → changes (with ownership
 //!   markers), split into batches.
 //! - [`zone`]: the four above for one zone, as one value the reconciler
@@ -17,6 +18,8 @@
 
 pub mod health_check;
 pub mod lease;
+pub mod ownership;
 pub mod plan;
 pub mod policy;
 pub mod verdict;
+pub mod zone;

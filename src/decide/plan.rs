@@ -1,201 +1,16 @@
-//! Decision vs what a zone holds → the changes that move one to the other,
-//! split into batches within Route53's limits. Pure.
-//!
-//! Ownership: next to each managed name the daemon keeps a TXT marker,
-//! `_route53-failover.<name>`, with one value per member it manages:
-//! `"route53-failover owner=<owner> type=<type> set=<set identifier>"`.
-//! A record with a configured set identifier but no claim of this owner is
-//! someone else's (a conflict) unless the member says `adopt: true`. Values
-//! of other owners in a marker are kept as they are.
+//! Decisions vs what a zone holds → the changes that move one to the other
+//! (records and their ownership claims), split into batches within
+//! Route53's limits. Pure.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use crate::config::{MemberConfig, RecordConfig, Target};
-use crate::decide::policy::{Intent, MemberInput};
-use crate::decide::verdict::Verdict;
+use crate::decide::ownership::{claim_of, marker_changes, ownership, Claim, Observed};
+use crate::decide::policy::Intent;
 use crate::provider::{
-    change_weight, Action, AliasTarget, Change, RecordKey, RecordSet, RecordType, MAX_BATCH_CHARS,
+    change_weight, Action, AliasTarget, Change, RecordKey, RecordSet, MAX_BATCH_CHARS,
     MAX_BATCH_RECORDS,
 };
-
-const MARKER_PREFIX: &str = "_route53-failover.";
-const MARKER_HERITAGE: &str = "route53-failover";
-const MARKER_TTL: u32 = 300;
-
-pub fn marker_name(record_name: &str) -> String {
-    format!("{MARKER_PREFIX}{record_name}")
-}
-
-/// One claim in a marker: this owner manages (name, type, set identifier).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Claim {
-    pub owner: String,
-    pub name: String,
-    pub rtype: RecordType,
-    pub set_identifier: String,
-}
-
-impl Claim {
-    fn value(&self) -> String {
-        format!(
-            "\"{MARKER_HERITAGE} owner={} type={} set={}\"",
-            self.owner, self.rtype, self.set_identifier
-        )
-    }
-
-    fn parse(name: &str, value: &str) -> Option<Claim> {
-        let inner = value.strip_prefix('"')?.strip_suffix('"')?;
-        let mut words = inner.split_whitespace();
-        if words.next()? != MARKER_HERITAGE {
-            return None;
-        }
-        let mut fields = HashMap::new();
-        for w in words {
-            let (k, v) = w.split_once('=')?;
-            fields.insert(k, v);
-        }
-        Some(Claim {
-            owner: fields.get("owner")?.to_string(),
-            name: name.to_string(),
-            rtype: RecordType::from(fields.get("type")?.to_string()),
-            set_identifier: fields.get("set")?.to_string(),
-        })
-    }
-}
-
-/// What a zone holds, indexed for planning.
-#[derive(Debug, Clone, Default)]
-pub struct Observed {
-    pub records: BTreeMap<RecordKey, RecordSet>,
-}
-
-impl Observed {
-    pub fn new(records: Vec<RecordSet>) -> Self {
-        Observed {
-            records: records.into_iter().map(|r| (r.key(), r)).collect(),
-        }
-    }
-
-    /// Applies accepted changes, so the next plan starts from what the zone
-    /// now holds without reading it again.
-    pub fn apply(&mut self, changes: &[Change]) {
-        for c in changes {
-            match c.action {
-                Action::Delete => {
-                    self.records.remove(&c.record.key());
-                }
-                Action::Create | Action::Upsert => {
-                    self.records.insert(c.record.key(), c.record.clone());
-                }
-            }
-        }
-    }
-
-    fn marker(&self, record_name: &str) -> Option<&RecordSet> {
-        self.records.get(&RecordKey {
-            name: marker_name(record_name),
-            rtype: RecordType::Txt,
-            set_identifier: None,
-        })
-    }
-
-    /// Every claim in every marker of the zone.
-    pub fn claims(&self) -> BTreeSet<Claim> {
-        self.records
-            .values()
-            .filter(|r| r.rtype == RecordType::Txt && r.set_identifier.is_none())
-            .filter_map(|r| Some((r.name.strip_prefix(MARKER_PREFIX)?, r)))
-            .flat_map(|(name, r)| r.values.iter().filter_map(|v| Claim::parse(name, v)))
-            .collect()
-    }
-
-    /// The record Route53 holds for a member, if any.
-    pub fn member_record(
-        &self,
-        record: &RecordConfig,
-        member: &MemberConfig,
-    ) -> Option<&RecordSet> {
-        self.records.get(&member_key(record, member))
-    }
-}
-
-pub fn member_key(record: &RecordConfig, member: &MemberConfig) -> RecordKey {
-    RecordKey {
-        name: record.name.clone(),
-        rtype: record.rtype.clone(),
-        set_identifier: Some(member.set_identifier.clone()),
-    }
-}
-
-fn claim_of(owner: &str, record: &RecordConfig, member: &MemberConfig) -> Claim {
-    Claim {
-        owner: owner.to_string(),
-        name: record.name.clone(),
-        rtype: record.rtype.clone(),
-        set_identifier: member.set_identifier.clone(),
-    }
-}
-
-/// How a member's set identifier stands in the zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ownership {
-    /// Route53 holds a record for it.
-    pub present: bool,
-    /// This owner claims it.
-    pub owned: bool,
-    /// Present, not claimed, and not to be adopted: someone else's.
-    pub conflict: bool,
-}
-
-pub fn ownership(
-    observed: &Observed,
-    claims: &BTreeSet<Claim>,
-    owner: &str,
-    record: &RecordConfig,
-    member: &MemberConfig,
-) -> Ownership {
-    let present = observed.member_record(record, member).is_some();
-    let owned = claims.contains(&claim_of(owner, record, member));
-    Ownership {
-        present,
-        owned,
-        conflict: present && !owned && !member.adopt,
-    }
-}
-
-/// The policy's inputs for one record: each member's verdict with how its
-/// set identifier stands in the zone. A member whose API Gateway target is
-/// not discovered counts as `unknown`: there is nothing to point its record
-/// at, so Route53 keeps what it holds.
-pub fn member_inputs(
-    observed: &Observed,
-    claims: &BTreeSet<Claim>,
-    owner: &str,
-    record: &RecordConfig,
-    verdicts: &[Verdict],
-    discovered: &[Option<AliasTarget>],
-) -> Vec<MemberInput> {
-    record
-        .members
-        .iter()
-        .zip(verdicts)
-        .zip(discovered)
-        .map(|((member, verdict), discovered)| {
-            let own = ownership(observed, claims, owner, record, member);
-            let undiscovered =
-                matches!(member.target, Target::ApiGateway { .. }) && discovered.is_none();
-            MemberInput {
-                verdict: if undiscovered {
-                    Verdict::Unknown
-                } else {
-                    *verdict
-                },
-                published: own.present,
-                conflict: own.conflict,
-            }
-        })
-        .collect()
-}
 
 /// The record set the configuration asks for; `None` while an API Gateway
 /// target is not discovered yet (`discovered` is its alias target).
@@ -244,6 +59,7 @@ impl Attach {
 }
 
 /// One record of the zone with the policy's intent for each member.
+#[derive(Debug)]
 pub struct RecordIntents<'a> {
     pub record: &'a RecordConfig,
     pub intents: Vec<Intent>,
@@ -365,80 +181,6 @@ pub fn plan_zone(owner: &str, observed: &Observed, records: &[RecordIntents<'_>]
     changes.extend(record_changes);
     changes.extend(shrink);
     changes
-}
-
-/// Marker changes: (those that add a claim, those that only remove claims).
-fn marker_changes(
-    owner: &str,
-    observed: &Observed,
-    wanted: &BTreeSet<Claim>,
-) -> (Vec<Change>, Vec<Change>) {
-    let mut names: BTreeSet<&str> = wanted.iter().map(|c| c.name.as_str()).collect();
-    let existing_ours: Vec<Claim> = observed
-        .claims()
-        .into_iter()
-        .filter(|c| c.owner == owner)
-        .collect();
-    names.extend(existing_ours.iter().map(|c| c.name.as_str()));
-
-    let (mut grow, mut shrink) = (Vec::new(), Vec::new());
-    for name in names {
-        let current = observed.marker(name);
-        // Values that are not this owner's claims stay as they are.
-        let mut values: Vec<String> = current
-            .map(|m| {
-                m.values
-                    .iter()
-                    .filter(|v| Claim::parse(name, v).is_none_or(|c| c.owner != owner))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
-        let ours: Vec<String> = wanted
-            .iter()
-            .filter(|c| c.name == name)
-            .map(Claim::value)
-            .collect();
-        values.extend(ours.iter().cloned());
-        values.sort();
-        values.dedup();
-        let adds = ours
-            .iter()
-            .any(|v| current.is_none_or(|m| !m.values.contains(v)));
-        match current {
-            Some(m) if values.is_empty() => shrink.push(Change {
-                action: Action::Delete,
-                record: m.clone(),
-            }),
-            None if values.is_empty() => {}
-            _ => {
-                let mut current_values = current.map(|m| m.values.clone()).unwrap_or_default();
-                current_values.sort();
-                if current_values == values {
-                    continue;
-                }
-                let change = Change {
-                    action: Action::Upsert,
-                    record: RecordSet {
-                        name: marker_name(name),
-                        rtype: RecordType::Txt,
-                        set_identifier: None,
-                        region: None,
-                        ttl: Some(current.and_then(|m| m.ttl).unwrap_or(MARKER_TTL)),
-                        values,
-                        alias: None,
-                        health_check_id: None,
-                    },
-                };
-                if adds {
-                    grow.push(change)
-                } else {
-                    shrink.push(change)
-                }
-            }
-        }
-    }
-    (grow, shrink)
 }
 
 /// Splits changes into batches within Route53's limits, keeping their order.

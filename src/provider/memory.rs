@@ -15,42 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     change_weight, normalize_name, Action, Change, ChangeInfo, ChangeStatus, CheckerReport,
-    HealthCheck, HealthCheckConfig, Provider, ProviderError, RecordKey, RecordSet, RecordType,
-    Zone, MAX_BATCH_CHARS, MAX_BATCH_RECORDS,
+    HealthCheck, HealthCheckConfig, Operation, Provider, ProviderError, RecordKey, RecordSet,
+    RecordType, Zone, MAX_BATCH_CHARS, MAX_BATCH_RECORDS,
 };
-
-/// The provider operations, for fault injection and call counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Operation {
-    FindZone,
-    ListRecords,
-    Change,
-    ChangeStatus,
-    ListHealthChecks,
-    CreateHealthCheck,
-    TagHealthCheck,
-    UpdateHealthCheck,
-    DeleteHealthCheck,
-    HealthCheckStatus,
-}
-
-impl Operation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Operation::FindZone => "find_zone",
-            Operation::ListRecords => "list_records",
-            Operation::Change => "change",
-            Operation::ChangeStatus => "change_status",
-            Operation::ListHealthChecks => "list_health_checks",
-            Operation::CreateHealthCheck => "create_health_check",
-            Operation::TagHealthCheck => "tag_health_check",
-            Operation::UpdateHealthCheck => "update_health_check",
-            Operation::DeleteHealthCheck => "delete_health_check",
-            Operation::HealthCheckStatus => "health_check_status",
-        }
-    }
-}
 
 /// A fault to inject: the next `times` calls of `operation` (any operation
 /// when `None`) fail with `error`.

@@ -214,6 +214,76 @@ pub struct Zone {
     pub name: String,
 }
 
+/// The provider operations, one per method of [`Provider`]: the label of
+/// the request metrics, the key of fault injection and call counts, and
+/// what decides whether a call is fenced by the HA lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    FindZone,
+    ListRecords,
+    GetRecord,
+    Change,
+    ChangeStatus,
+    ListHealthChecks,
+    CreateHealthCheck,
+    TagHealthCheck,
+    UpdateHealthCheck,
+    DeleteHealthCheck,
+    HealthCheckStatus,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 11] = [
+        Operation::FindZone,
+        Operation::ListRecords,
+        Operation::GetRecord,
+        Operation::Change,
+        Operation::ChangeStatus,
+        Operation::ListHealthChecks,
+        Operation::CreateHealthCheck,
+        Operation::TagHealthCheck,
+        Operation::UpdateHealthCheck,
+        Operation::DeleteHealthCheck,
+        Operation::HealthCheckStatus,
+    ];
+
+    /// Whether the operation changes what the service holds. With `ha`,
+    /// only the lease's holder sends these (every match arm is explicit,
+    /// so a new operation cannot be added without saying).
+    pub fn is_write(self) -> bool {
+        match self {
+            Operation::Change
+            | Operation::CreateHealthCheck
+            | Operation::TagHealthCheck
+            | Operation::UpdateHealthCheck
+            | Operation::DeleteHealthCheck => true,
+            Operation::FindZone
+            | Operation::ListRecords
+            | Operation::GetRecord
+            | Operation::ChangeStatus
+            | Operation::ListHealthChecks
+            | Operation::HealthCheckStatus => false,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::FindZone => "find_zone",
+            Operation::ListRecords => "list_records",
+            Operation::GetRecord => "get_record",
+            Operation::Change => "change",
+            Operation::ChangeStatus => "change_status",
+            Operation::ListHealthChecks => "list_health_checks",
+            Operation::CreateHealthCheck => "create_health_check",
+            Operation::TagHealthCheck => "tag_health_check",
+            Operation::UpdateHealthCheck => "update_health_check",
+            Operation::DeleteHealthCheck => "delete_health_check",
+            Operation::HealthCheckStatus => "health_check_status",
+        }
+    }
+}
+
 /// Provider failures, classified the way the reconciler must react to them.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "message", rename_all = "snake_case")]

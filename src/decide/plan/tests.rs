@@ -1,7 +1,10 @@
 use super::*;
 use crate::config::{parse, Config};
+use crate::decide::ownership::{ownership, Observed, Ownership};
 use crate::decide::policy::Intent::{Leave, Publish, Withdraw};
 use crate::decide::verdict::Verdict;
+use crate::decide::zone::member_inputs;
+use crate::provider::RecordType;
 use std::path::Path;
 
 fn config(extra_member: &str) -> Config {

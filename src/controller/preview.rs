@@ -1,6 +1,7 @@
-//! `plan`: what a reconcile would do, from one probe of each member.
+//! What the `plan` command prints: the zone decision a reconcile would
+//! carry out, from one probe of each member; nothing is written.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use tracing::warn;
 
@@ -8,15 +9,16 @@ use super::discovery_endpoint;
 use crate::auth::TokenSources;
 use crate::config::{Config, Target};
 use crate::decide::health_check::{self as hc, Step};
-use crate::decide::plan::{self, Attach, Observed, RecordIntents};
+use crate::decide::ownership::Observed;
 use crate::decide::policy;
 use crate::decide::verdict::Verdict;
+use crate::decide::zone::{self, RecordView, ZoneInputs};
 use crate::discovery::Discovery;
 use crate::probe::{Prober, TlsConfigs};
 use crate::provider::{AliasTarget, Change, Provider};
 
 /// What a reconcile would do.
-pub struct DryRun {
+pub struct Preview {
     /// Per record, per member.
     pub decisions: Vec<Vec<policy::MemberDecision>>,
     /// Health check steps, one line each.
@@ -27,7 +29,7 @@ pub struct DryRun {
 
 /// Probes every member once, reads the provider, and returns what a
 /// reconcile would do. For `plan`.
-pub async fn dry_run(config: &Config, provider: &dyn Provider) -> Result<DryRun, String> {
+pub async fn preview(config: &Config, provider: &dyn Provider) -> Result<Preview, String> {
     // API Gateway targets first: the probe goes to the regional endpoint and
     // the record points at it. A target that cannot be found is reported
     // and its member is left as it is (verdict unknown).
@@ -93,64 +95,62 @@ pub async fn dry_run(config: &Config, provider: &dyn Provider) -> Result<DryRun,
             .filter(|c| c.caller_reference.starts_with(&zone_prefix))
             .cloned()
             .collect();
-        let mut keep = HashSet::new();
         let observed = Observed::new(records);
-        let claims = observed.claims();
-        let mut intents = Vec::new();
-        for &ri in &idxs {
-            let record = &config.records[ri];
-            let verdicts: Vec<Verdict> = (0..record.members.len())
-                .map(|mi| match ok.get(&(ri, mi)) {
-                    Some(true) => Verdict::Healthy,
-                    Some(false) => Verdict::Unhealthy,
-                    None => Verdict::Unknown,
-                })
-                .collect();
-            let targets: Vec<Option<AliasTarget>> = (0..record.members.len())
-                .map(|mi| discovered.get(&(ri, mi)).cloned().flatten())
-                .collect();
-            let inputs = plan::member_inputs(
-                &observed,
-                &claims,
-                &config.owner,
-                record,
-                &verdicts,
-                &targets,
-            );
-            let d = policy::decide(record.min_healthy, &inputs);
-            let mut ri_intents = RecordIntents::new(record, d.iter().map(|d| d.intent).collect());
-            for (mi, member) in record.members.iter().enumerate() {
-                let want = hc::want(member, inputs[mi].conflict, targets[mi].as_ref());
-                let prefix = hc::member_prefix(&zone_prefix, record, member);
-                let current = observed.member_record(record, member);
-                let referenced = current.and_then(|c| c.health_check_id.as_deref());
-                let (step, kept) = hc::step(&owned, &prefix, &want, referenced);
-                keep.extend(kept);
-                let who = format!("{} {} {}", record.name, record.rtype, member.set_identifier);
-                ri_intents.checks[mi] = match step {
-                    Step::Detach => Attach::Detach,
-                    Step::Keep => Attach::Keep,
-                    Step::Use(id) => Attach::Check(id),
-                    Step::Update { id, config, .. } => {
-                        check_lines.push(format!("update {id} for {who}: {config}"));
-                        Attach::Check(id)
-                    }
-                    Step::Create { config, .. } => {
-                        check_lines.push(format!("create for {who}: {config}"));
-                        Attach::Check("(new)".into())
-                    }
-                };
-            }
-            ri_intents.discovered = targets;
-            intents.push(ri_intents);
-            decisions[ri] = d;
+        let views = idxs
+            .iter()
+            .map(|&ri| {
+                let n = config.records[ri].members.len();
+                RecordView {
+                    record: &config.records[ri],
+                    verdicts: (0..n)
+                        .map(|mi| match ok.get(&(ri, mi)) {
+                            Some(true) => Verdict::Healthy,
+                            Some(false) => Verdict::Unhealthy,
+                            None => Verdict::Unknown,
+                        })
+                        .collect(),
+                    discovered: (0..n)
+                        .map(|mi| discovered.get(&(ri, mi)).cloned().flatten())
+                        .collect(),
+                }
+            })
+            .collect();
+        let mut d = zone::decide(&ZoneInputs {
+            owner: &config.owner,
+            zone_id: &z.id,
+            observed: &observed,
+            checks: &owned,
+            records: views,
+        });
+        // As if every health check call succeeds: the records that would
+        // carry a check still to be created show `(new)`.
+        for call in d.calls.clone() {
+            let record = d.records[call.record].record;
+            let member = &record.members[call.member];
+            let who = format!("{} {} {}", record.name, record.rtype, member.set_identifier);
+            let id = match &call.step {
+                Step::Update { id, config, .. } => {
+                    check_lines.push(format!("update {id} for {who}: {config}"));
+                    id.clone()
+                }
+                Step::Create { config, .. } => {
+                    check_lines.push(format!("create for {who}: {config}"));
+                    "(new)".to_string()
+                }
+                other => unreachable!("only calls are queued: {other:?}"),
+            };
+            d.check_made(&call, id, &owned);
         }
-        changes.extend(plan::plan_zone(&config.owner, &observed, &intents));
-        for c in owned.iter().filter(|c| !keep.contains(&c.id)) {
+        d.replan(&config.owner, &observed);
+        for c in d.unused_checks(&owned) {
             check_lines.push(format!("delete {} (unused): {}", c.id, c.config));
         }
+        for (&ri, outcomes) in idxs.iter().zip(&d.members) {
+            decisions[ri] = outcomes.iter().map(|o| o.decision).collect();
+        }
+        changes.extend(d.changes);
     }
-    Ok(DryRun {
+    Ok(Preview {
         decisions,
         checks: check_lines,
         changes,

@@ -1,0 +1,172 @@
+//! The reconciler's health check calls: it makes the creates and updates a
+//! zone decision asks for (a few per reconcile), and deletes the owned
+//! checks nothing uses once no record refers to them.
+
+use std::collections::HashSet;
+use std::time::SystemTime;
+
+use tracing::{info, warn};
+
+use super::reconcile::Reconciler;
+use super::{MemberId, Runtime};
+use crate::decide::health_check::{self as hc, Step};
+use crate::decide::zone::{CheckCall, ZoneDecision};
+use crate::provider::{HealthCheck, HealthCheckConfig, ProviderError};
+
+/// Health check calls (creates and updates) one reconcile makes at most;
+/// the rest follow in the next reconciles, right after. Creating thousands
+/// of checks takes a while under the rate limit, and the records must not
+/// wait for it.
+const CHECK_CALLS_PER_RECONCILE: usize = 10;
+
+impl Reconciler {
+    /// Makes the creates and updates the decision asks for (at most
+    /// [`CHECK_CALLS_PER_RECONCILE`]; `more_checks` says when some wait)
+    /// and tells the decision what each made. Returns whether any record's
+    /// check changed, or the first error (members it hit keep what they
+    /// carry).
+    pub(super) async fn make_checks(
+        &mut self,
+        rt: &Runtime,
+        decision: &mut ZoneDecision<'_>,
+    ) -> Result<bool, ProviderError> {
+        let calls: Vec<CheckCall> = decision.calls.clone();
+        self.more_checks = calls.len() > CHECK_CALLS_PER_RECONCILE;
+        let mut first_error = None;
+        let mut attached = false;
+        for call in calls.into_iter().take(CHECK_CALLS_PER_RECONCILE) {
+            let record = decision.records[call.record].record;
+            let member = &record.members[call.member];
+            let result = match &call.step {
+                Step::Update {
+                    id,
+                    version,
+                    config,
+                } => self.update_check(id, *version, config).await,
+                Step::Create {
+                    caller_reference,
+                    config,
+                } => {
+                    let tags = hc::tags(&rt.config.owner, record, member);
+                    self.create_check(caller_reference, config, &tags).await
+                }
+                other => unreachable!("only calls are queued: {other:?}"),
+            };
+            // The decision's records are this zone's, in order.
+            let handle = rt.member(MemberId {
+                record: self.records[call.record],
+                member: call.member,
+            });
+            match result {
+                Ok(id) => {
+                    decision.check_made(&call, id.clone(), &self.checks);
+                    handle.check_failed(None);
+                    handle.carries_check(Some(id));
+                    attached = true;
+                }
+                Err(e @ ProviderError::Fenced(_)) => return Err(e),
+                Err(e) => {
+                    warn!(record = %record.name, region = %member.region, error = %e,
+                        "health check could not be settled; the record keeps what it carries");
+                    handle.check_failed(Some(e.to_string()));
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(attached), Err)
+    }
+
+    async fn update_check(
+        &mut self,
+        id: &str,
+        version: i64,
+        config: &HealthCheckConfig,
+    ) -> Result<String, ProviderError> {
+        let updated = self
+            .calls
+            .update_health_check(id, version, config)
+            .await
+            .inspect_err(|e| {
+                // Someone else changed or deleted it: read again next time.
+                if matches!(
+                    e,
+                    ProviderError::HealthCheckVersionMismatch(_)
+                        | ProviderError::NoSuchHealthCheck(_)
+                ) {
+                    self.observed = None;
+                }
+            })?;
+        info!(zone = %self.zone, health_check = %id, version = updated.version, "health check updated");
+        self.remember(updated);
+        Ok(id.to_string())
+    }
+
+    /// Creates a check, idempotently: a retry after a lost answer gets the
+    /// same check back. A reference Route53 refuses because a deleted check
+    /// used it (or a live one with other settings) is salted with the time.
+    async fn create_check(
+        &mut self,
+        caller_reference: &str,
+        config: &HealthCheckConfig,
+        tags: &[(String, String)],
+    ) -> Result<String, ProviderError> {
+        let created = match self
+            .calls
+            .create_health_check(caller_reference, config)
+            .await
+        {
+            Err(ProviderError::HealthCheckAlreadyExists(_)) => {
+                let salt = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs();
+                let salted = format!("{caller_reference}-{salt:x}");
+                self.calls.create_health_check(&salted, config).await?
+            }
+            other => other?,
+        };
+        info!(zone = %self.zone, health_check = %created.id, reference = %created.caller_reference,
+            "health check created");
+        let id = created.id.clone();
+        self.remember(created);
+        self.calls.tag_health_check(&id, tags).await?;
+        Ok(id)
+    }
+
+    fn remember(&mut self, check: HealthCheck) {
+        self.checks.retain(|c| c.id != check.id);
+        self.checks.push(check);
+    }
+
+    /// Deletes these owned checks that no member uses, once no record
+    /// refers to them (Route53 refuses with HealthCheckInUse otherwise).
+    pub(super) async fn delete_unused_checks(
+        &mut self,
+        unused: Vec<String>,
+    ) -> Result<(), ProviderError> {
+        let observed = self.observed.as_ref().expect("read before planning");
+        let referenced: HashSet<&str> = observed
+            .records
+            .values()
+            .filter_map(|r| r.health_check_id.as_deref())
+            .collect();
+        let doomed: Vec<String> = unused
+            .into_iter()
+            .filter(|id| !referenced.contains(id.as_str()))
+            .collect();
+        for id in doomed {
+            match self.calls.delete_health_check(&id).await {
+                Ok(()) | Err(ProviderError::NoSuchHealthCheck(_)) => {
+                    info!(zone = %self.zone, health_check = %id, "unused health check deleted");
+                    self.checks.retain(|c| c.id != id);
+                }
+                Err(ProviderError::HealthCheckInUse(msg)) => {
+                    warn!(zone = %self.zone, health_check = %id, error = %msg,
+                        "unused health check is still referenced outside this zone; kept");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}

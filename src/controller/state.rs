@@ -1,0 +1,455 @@
+//! What the daemon knows, shared by its tasks and the HTTP handlers: one
+//! [`MemberState`] per member, one [`ZoneStatus`] per zone, readiness.
+//!
+//! A member's state changes only through the named methods of its
+//! [`Member`] handle, one per kind of write and so one per writer: the
+//! prober (`probed`), discovery (`discovered`, `discovery_failed`), the
+//! reconciler (`decided`, `carries_check`, `check_failed`, `published`) and
+//! the task that reads Route53's checkers (`route53_read`). Readers get a
+//! `&MemberState` inside `read`, never a guard they could write through.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use tracing::info;
+
+use super::leadership::Lease;
+use crate::config::{Config, MemberConfig, RecordConfig};
+use crate::decide::policy::Why;
+use crate::decide::verdict::{Health, Transition};
+use crate::decide::zone::MemberOutcome;
+use crate::metrics::Metrics;
+use crate::probe::ProbeResult;
+use crate::provider::{AliasTarget, CheckerReport, RecordType};
+
+/// What is known of one member. A std `Mutex` guards it: held for a few
+/// field updates only, never across an `.await`.
+#[derive(Debug, Clone)]
+pub struct MemberState {
+    pub health: Health,
+    pub last_probe: Option<ProbeResult>,
+    /// The provider holds the member's record (as last read or written).
+    pub published: bool,
+    /// The policy's latest reason, once a reconcile has run.
+    pub why: Option<Why>,
+    pub conflict: bool,
+    /// An API Gateway target's regional endpoint, once discovered.
+    pub discovered: Option<AliasTarget>,
+    pub discovery_error: Option<String>,
+    /// The Route53 health check the member's record carries (or will).
+    pub health_check_id: Option<String>,
+    /// Why the member's health check could not be created or updated.
+    pub health_check_error: Option<String>,
+    /// What Route53's checkers last said of that check.
+    pub route53_health: Option<Route53Health>,
+}
+
+impl MemberState {
+    fn new(config: &MemberConfig, now: SystemTime) -> Self {
+        MemberState {
+            health: Health::new(config.probe.rise, config.probe.fall, now),
+            last_probe: None,
+            published: false,
+            why: None,
+            conflict: false,
+            discovered: None,
+            discovery_error: None,
+            health_check_id: None,
+            health_check_error: None,
+            route53_health: None,
+        }
+    }
+}
+
+/// Route53's own view of a member, from `GetHealthCheckStatus`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route53Health {
+    pub report: CheckerReport,
+    pub at: SystemTime,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ZoneStatus {
+    pub id: Option<String>,
+    pub last_success: Option<SystemTime>,
+    pub last_error: Option<String>,
+    pub changes_applied: u64,
+    pub pending_changes: usize,
+}
+
+/// Where a member is in the config: `config.records[record].members[member]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MemberId {
+    pub record: usize,
+    pub member: usize,
+}
+
+/// A member's metric labels, by name.
+#[derive(Debug, Clone, Copy)]
+pub struct MemberLabels<'a> {
+    pub record: &'a str,
+    pub rtype: &'static str,
+    pub region: &'a str,
+}
+
+impl<'a> MemberLabels<'a> {
+    /// `record`, `type`, `region`: the order every member metric declares.
+    pub fn values(&self) -> [&'a str; 3] {
+        [self.record, self.rtype, self.region]
+    }
+
+    /// The member's labels followed by one more (a result, a verdict).
+    pub fn with(&self, last: &'a str) -> [&'a str; 4] {
+        [self.record, self.rtype, self.region, last]
+    }
+}
+
+pub fn rtype_str(rtype: &RecordType) -> &'static str {
+    match rtype {
+        RecordType::A => "A",
+        RecordType::Aaaa => "AAAA",
+        RecordType::Cname => "CNAME",
+        _ => "OTHER",
+    }
+}
+
+/// Everything the daemon knows, shared with the HTTP handlers.
+pub struct Runtime {
+    pub config: Arc<Config>,
+    /// Per record of `config.records`, per member.
+    members: Vec<Vec<Mutex<MemberState>>>,
+    zones: Mutex<BTreeMap<String, ZoneStatus>>,
+    pub metrics: Arc<Metrics>,
+    pub provider_kind: &'static str,
+    pub started: SystemTime,
+    ready: AtomicBool,
+    zones_reconciled: AtomicUsize,
+    /// With `ha`: this instance's view of the lease, kept across reloads.
+    pub lease: Option<Arc<Lease>>,
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every critical section leaves the state whole, so a poisoned lock's
+    // data is still good.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Runtime {
+    pub fn new(config: Arc<Config>, provider_kind: &'static str, metrics: Arc<Metrics>) -> Self {
+        let now = SystemTime::now();
+        let members = config
+            .records
+            .iter()
+            .map(|r| {
+                r.members
+                    .iter()
+                    .map(|m| Mutex::new(MemberState::new(m, now)))
+                    .collect()
+            })
+            .collect();
+        let zones = config
+            .records_by_zone()
+            .into_keys()
+            .map(|z| (z, ZoneStatus::default()))
+            .collect();
+        Runtime {
+            members,
+            zones: Mutex::new(zones),
+            metrics,
+            provider_kind,
+            started: now,
+            ready: AtomicBool::new(false),
+            zones_reconciled: AtomicUsize::new(0),
+            lease: config.ha.clone().map(|ha| Arc::new(Lease::new(ha))),
+            config,
+        }
+    }
+
+    /// The runtime for a reloaded config: same process start, metrics and
+    /// provider, and what `old` knew (see `carry_over`).
+    pub fn reloaded(config: Arc<Config>, old: &Runtime) -> Self {
+        let mut rt = Runtime::new(config, old.provider_kind, old.metrics.clone());
+        rt.started = old.started;
+        // `ha` cannot change on reload: the lease and its task stay.
+        rt.lease = old.lease.clone();
+        rt.carry_over(old);
+        rt
+    }
+
+    /// Takes over what `old` knows of the members this config still has
+    /// (same record name, type and set identifier), so a reload neither
+    /// forgets verdicts nor flips readiness. A member whose probe changed
+    /// starts over as `unknown` (its record stays as it is until then); a
+    /// member whose target changed is discovered again.
+    fn carry_over(&self, old: &Runtime) {
+        for id in self.member_ids() {
+            let r = &self.config.records[id.record];
+            let m = &r.members[id.member];
+            let Some(oid) = old.find_member(&r.name, &r.rtype, &m.set_identifier) else {
+                continue;
+            };
+            let om = old.member(oid).config();
+            let prev = old.member(oid).read(MemberState::clone);
+            let mut st = lock(self.slot(id));
+            if *om.probe == *m.probe {
+                *st = prev;
+            } else {
+                st.published = prev.published;
+                st.health_check_id = prev.health_check_id;
+                st.route53_health = prev.route53_health;
+                st.discovered = prev.discovered;
+            }
+            if om.target != m.target {
+                st.discovered = None;
+                st.discovery_error = None;
+            }
+        }
+        for (zone, z) in old.zone_status() {
+            self.update_zone(&zone, |mine| *mine = z);
+        }
+        if old.is_ready() {
+            self.ready.store(true, Ordering::Release);
+        }
+        // Series of members that are gone would otherwise stay forever.
+        for oid in old.member_ids() {
+            let r = &old.config.records[oid.record];
+            let m = &r.members[oid.member];
+            if self
+                .find_member(&r.name, &r.rtype, &m.set_identifier)
+                .is_none()
+            {
+                old.metrics
+                    .forget_member(&old.member(oid).labels().values());
+            }
+        }
+    }
+
+    fn find_member(
+        &self,
+        name: &str,
+        rtype: &RecordType,
+        set_identifier: &str,
+    ) -> Option<MemberId> {
+        self.member_ids().find(|id| {
+            let r = &self.config.records[id.record];
+            r.name == name
+                && r.rtype == *rtype
+                && r.members[id.member].set_identifier == set_identifier
+        })
+    }
+
+    /// Every member, record by record.
+    pub fn member_ids(&self) -> impl Iterator<Item = MemberId> + '_ {
+        self.config.records.iter().enumerate().flat_map(|(ri, r)| {
+            (0..r.members.len()).map(move |mi| MemberId {
+                record: ri,
+                member: mi,
+            })
+        })
+    }
+
+    /// The members of these records.
+    pub fn members_of<'a>(&'a self, records: &'a [usize]) -> impl Iterator<Item = MemberId> + 'a {
+        records.iter().flat_map(|&ri| {
+            (0..self.config.records[ri].members.len()).map(move |mi| MemberId {
+                record: ri,
+                member: mi,
+            })
+        })
+    }
+
+    pub fn member(&self, id: MemberId) -> Member<'_> {
+        Member { rt: self, id }
+    }
+
+    fn slot(&self, id: MemberId) -> &Mutex<MemberState> {
+        &self.members[id.record][id.member]
+    }
+
+    /// Whether this instance may write now: always without HA, else while
+    /// it holds the lease.
+    pub fn may_write(&self) -> bool {
+        self.lease.as_ref().is_none_or(|l| l.is_leader())
+    }
+
+    /// Ready once every zone has been reconciled successfully; never goes back.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// One more zone was reconciled for the first time; the last one makes
+    /// the daemon ready.
+    pub(super) fn zone_reconciled(&self) {
+        let done = self.zones_reconciled.fetch_add(1, Ordering::AcqRel) + 1;
+        if done >= lock(&self.zones).len() && !self.ready.swap(true, Ordering::AcqRel) {
+            self.metrics.ready.set(1);
+            info!("ready: every zone reconciled");
+        }
+    }
+
+    pub fn zone_status(&self) -> BTreeMap<String, ZoneStatus> {
+        lock(&self.zones).clone()
+    }
+
+    pub(super) fn update_zone(&self, zone: &str, f: impl FnOnce(&mut ZoneStatus)) {
+        if let Some(z) = lock(&self.zones).get_mut(zone) {
+            f(z)
+        }
+    }
+}
+
+/// One member: its config, its labels, and the only ways to change its state.
+#[derive(Clone, Copy)]
+pub struct Member<'a> {
+    rt: &'a Runtime,
+    pub id: MemberId,
+}
+
+/// What one probe outcome did to a member's verdict.
+pub struct Probed {
+    pub transition: Option<Transition>,
+    /// One more outcome could change the verdict, before and after this one.
+    pub was_edge: bool,
+    pub is_edge: bool,
+    /// With a transition: the failure behind the new verdict, for its log line.
+    pub reason: Option<String>,
+}
+
+impl<'a> Member<'a> {
+    pub fn record(&self) -> &'a RecordConfig {
+        &self.rt.config.records[self.id.record]
+    }
+
+    pub fn config(&self) -> &'a MemberConfig {
+        &self.record().members[self.id.member]
+    }
+
+    pub fn labels(&self) -> MemberLabels<'a> {
+        let r = self.record();
+        MemberLabels {
+            record: &r.name,
+            rtype: rtype_str(&r.rtype),
+            region: &self.config().region,
+        }
+    }
+
+    /// Reads the state; the lock is held for `f` only.
+    pub fn read<R>(&self, f: impl FnOnce(&MemberState) -> R) -> R {
+        f(&lock(self.rt.slot(self.id)))
+    }
+
+    fn write<R>(&self, f: impl FnOnce(&mut MemberState) -> R) -> R {
+        f(&mut lock(self.rt.slot(self.id)))
+    }
+
+    /// The prober: one probe's outcome feeds the verdict.
+    pub fn probed(&self, result: ProbeResult) -> Probed {
+        let outcome = match &result.failure {
+            None => Ok(()),
+            Some(f) => Err(f.to_string()),
+        };
+        self.write(|m| {
+            let was_edge = m.health.may_flip();
+            let transition = m.health.observe(outcome, result.at);
+            m.last_probe = Some(result);
+            Probed {
+                reason: transition
+                    .as_ref()
+                    .and_then(|_| m.health.reason().map(str::to_string)),
+                transition,
+                was_edge,
+                is_edge: m.health.may_flip(),
+            }
+        })
+    }
+
+    /// Discovery found the member's API Gateway target; returns whether it
+    /// differs from the one known.
+    pub fn discovered(&self, target: AliasTarget) -> bool {
+        self.write(|m| {
+            m.discovery_error = None;
+            let changed = m.discovered.as_ref() != Some(&target);
+            m.discovered = Some(target);
+            changed
+        })
+    }
+
+    /// Discovery failed; the last target found stays in use.
+    pub fn discovery_failed(&self, error: String) {
+        self.write(|m| m.discovery_error = Some(error));
+    }
+
+    /// The reconciler's decision for the member; returns the previous
+    /// reason, so a change can be logged once.
+    pub fn decided(&self, outcome: &MemberOutcome) -> Option<Why> {
+        self.rt
+            .metrics
+            .member_conflict
+            .with_label_values(&self.labels().values())
+            .set(i64::from(outcome.conflict));
+        self.carries_check(outcome.check.clone());
+        self.write(|m| {
+            m.conflict = outcome.conflict;
+            m.why.replace(outcome.decision.why)
+        })
+    }
+
+    /// Which health check the member's record carries; Route53's view of a
+    /// check it no longer uses is dropped.
+    pub fn carries_check(&self, id: Option<String>) {
+        let moved = self.write(|m| {
+            let moved = m.health_check_id != id;
+            if moved {
+                m.route53_health = None;
+            }
+            m.health_check_id = id;
+            moved
+        });
+        if moved {
+            self.rt
+                .metrics
+                .route53_health_check_healthy
+                .remove_label_values(&self.labels().values())
+                .ok();
+        }
+    }
+
+    /// A health check call for the member failed (`Some`) or succeeded.
+    pub fn check_failed(&self, error: Option<String>) {
+        self.write(|m| m.health_check_error = error);
+    }
+
+    /// Whether the provider holds the member's record now.
+    pub fn published(&self, present: bool) {
+        self.write(|m| m.published = present);
+        self.rt
+            .metrics
+            .member_published
+            .with_label_values(&self.labels().values())
+            .set(i64::from(present));
+    }
+
+    /// What Route53's checkers said of check `id`; ignored when the member
+    /// has moved to another check meanwhile.
+    pub fn route53_read(&self, id: &str, report: CheckerReport) {
+        let current = self.write(|m| {
+            let current = m.health_check_id.as_deref() == Some(id);
+            if current {
+                m.route53_health = Some(Route53Health {
+                    report: report.clone(),
+                    at: SystemTime::now(),
+                });
+            }
+            current
+        });
+        if current {
+            self.rt
+                .metrics
+                .route53_health_check_healthy
+                .with_label_values(&self.labels().values())
+                .set(i64::from(report.is_healthy()));
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! One zone's decision, whole: every record's policy decisions, every
+//! member's health check step, and the record changes, from what the zone
+//! holds and what is known of the members. Pure: one value comes back, and
+//! no step reads what another wrote into shared state.
+//!
+//! The reconciler carries the value out: the record changes first (a
+//! withdrawal never waits on a health check call), then the health check
+//! calls, then [`ZoneDecision::check_made`] and [`ZoneDecision::replan`]
+//! for the records that attach what those calls made, then the deletion of
+//! checks nothing uses. The `plan` command prints the same value.
+
+use std::collections::{BTreeSet, HashSet};
+
+use crate::config::{RecordConfig, Target};
+use crate::decide::health_check::{self as hc, Step};
+use crate::decide::ownership::{ownership, Claim, Observed};
+use crate::decide::plan::{plan_zone, Attach, RecordIntents};
+use crate::decide::policy::{self, MemberDecision, MemberInput};
+use crate::decide::verdict::Verdict;
+use crate::provider::{AliasTarget, Change, HealthCheck};
+
+/// One record and what is known of its members (in the config's order).
+#[derive(Debug, Clone)]
+pub struct RecordView<'c> {
+    pub record: &'c RecordConfig,
+    pub verdicts: Vec<Verdict>,
+    /// An API Gateway target's regional endpoint, once discovered.
+    pub discovered: Vec<Option<AliasTarget>>,
+}
+
+/// Everything one zone's decision depends on.
+pub struct ZoneInputs<'c, 'z> {
+    pub owner: &'c str,
+    pub zone_id: &'z str,
+    /// What the zone holds: as last read, plus this daemon's writes since.
+    pub observed: &'z Observed,
+    /// This owner's health checks for the zone.
+    pub checks: &'z [HealthCheck],
+    pub records: Vec<RecordView<'c>>,
+}
+
+/// What was decided for one member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberOutcome {
+    pub decision: MemberDecision,
+    /// The zone holds a record with this member's set identifier that this
+    /// owner does not own: it is left alone.
+    pub conflict: bool,
+    /// The health check the member's record carries once the changes are
+    /// applied.
+    pub check: Option<String>,
+}
+
+/// A member whose health check needs a call (create or update) before
+/// its record can carry it. Until then the record keeps what it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckCall {
+    /// Where the member is: `ZoneInputs::records[record].record.members[member]`.
+    pub record: usize,
+    pub member: usize,
+    /// The reference prefix of the member's checks.
+    pub prefix: String,
+    /// `Step::Create` or `Step::Update`.
+    pub step: Step,
+}
+
+/// One zone's decision.
+#[derive(Debug)]
+pub struct ZoneDecision<'c> {
+    /// Per record: the policy's intent and the check each member's record
+    /// carries (what `changes` was planned from).
+    pub records: Vec<RecordIntents<'c>>,
+    /// Per record, per member.
+    pub members: Vec<Vec<MemberOutcome>>,
+    /// Health check creates and updates to make, in member order.
+    pub calls: Vec<CheckCall>,
+    /// The record changes, claims first (not yet split into batches).
+    pub changes: Vec<Change>,
+    /// Owned checks some member uses or may still use.
+    keep: HashSet<String>,
+}
+
+/// Decides one zone.
+pub fn decide<'c>(inputs: &ZoneInputs<'c, '_>) -> ZoneDecision<'c> {
+    let claims = inputs.observed.claims();
+    let zone_prefix = hc::zone_prefix(inputs.owner, inputs.zone_id);
+    let mut d = ZoneDecision {
+        records: Vec::with_capacity(inputs.records.len()),
+        members: Vec::with_capacity(inputs.records.len()),
+        calls: Vec::new(),
+        changes: Vec::new(),
+        keep: HashSet::new(),
+    };
+    for (pos, view) in inputs.records.iter().enumerate() {
+        let record = view.record;
+        let policy_inputs = member_inputs(
+            inputs.observed,
+            &claims,
+            inputs.owner,
+            record,
+            &view.verdicts,
+            &view.discovered,
+        );
+        let decisions = policy::decide(record.min_healthy, &policy_inputs);
+        let mut intents = RecordIntents::new(record, decisions.iter().map(|d| d.intent).collect());
+        intents.discovered = view.discovered.clone();
+        let mut outcomes = Vec::with_capacity(record.members.len());
+        for (mi, member) in record.members.iter().enumerate() {
+            let conflict = policy_inputs[mi].conflict;
+            let referenced = inputs
+                .observed
+                .member_record(record, member)
+                .and_then(|c| c.health_check_id.as_deref());
+            let want = hc::want(member, conflict, view.discovered[mi].as_ref());
+            let prefix = hc::member_prefix(&zone_prefix, record, member);
+            let (step, kept) = hc::step(inputs.checks, &prefix, &want, referenced);
+            d.keep.extend(kept);
+            let attach = match step {
+                Step::Detach => Attach::Detach,
+                Step::Keep => Attach::Keep,
+                Step::Use(id) => Attach::Check(id),
+                step @ (Step::Update { .. } | Step::Create { .. }) => {
+                    // Until the call is made, nothing of the member's goes.
+                    d.keep.extend(hc::member_checks(inputs.checks, &prefix));
+                    d.calls.push(CheckCall {
+                        record: pos,
+                        member: mi,
+                        prefix,
+                        step,
+                    });
+                    Attach::Keep
+                }
+            };
+            outcomes.push(MemberOutcome {
+                decision: decisions[mi],
+                conflict,
+                check: attach.resolve(referenced),
+            });
+            intents.checks[mi] = attach;
+        }
+        d.records.push(intents);
+        d.members.push(outcomes);
+    }
+    d.changes = plan_zone(inputs.owner, inputs.observed, &d.records);
+    d
+}
+
+impl ZoneDecision<'_> {
+    /// `call` made check `id` (`owned` includes it): the member's record
+    /// carries it from the next plan on, and the member's other checks (the
+    /// one replaced, a twin) may go once the record has moved.
+    pub fn check_made(&mut self, call: &CheckCall, id: String, owned: &[HealthCheck]) {
+        for other in hc::member_checks(owned, &call.prefix) {
+            self.keep.remove(&other);
+        }
+        self.keep.insert(id.clone());
+        self.members[call.record][call.member].check = Some(id.clone());
+        self.records[call.record].checks[call.member] = Attach::Check(id);
+    }
+
+    /// Plans the changes again against what the zone holds now (after the
+    /// first changes were applied), so records take the checks just made.
+    pub fn replan(&mut self, owner: &str, observed: &Observed) {
+        self.changes = plan_zone(owner, observed, &self.records);
+    }
+
+    /// The owned checks no member uses or may still use.
+    pub fn unused_checks<'h>(&self, owned: &'h [HealthCheck]) -> Vec<&'h HealthCheck> {
+        owned
+            .iter()
+            .filter(|c| !self.keep.contains(&c.id))
+            .collect()
+    }
+}
+
+/// The policy's inputs for one record: each member's verdict with how its
+/// set identifier stands in the zone. A member whose API Gateway target is
+/// not discovered counts as `unknown`: there is nothing to point its record
+/// at, so Route53 keeps what it holds.
+pub fn member_inputs(
+    observed: &Observed,
+    claims: &BTreeSet<Claim>,
+    owner: &str,
+    record: &RecordConfig,
+    verdicts: &[Verdict],
+    discovered: &[Option<AliasTarget>],
+) -> Vec<MemberInput> {
+    record
+        .members
+        .iter()
+        .zip(verdicts)
+        .zip(discovered)
+        .map(|((member, verdict), discovered)| {
+            let own = ownership(observed, claims, owner, record, member);
+            let undiscovered =
+                matches!(member.target, Target::ApiGateway { .. }) && discovered.is_none();
+            MemberInput {
+                verdict: if undiscovered {
+                    Verdict::Unknown
+                } else {
+                    *verdict
+                },
+                published: own.present,
+                conflict: own.conflict,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,251 @@
+use std::path::Path;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::config::{parse, Config};
+use crate::decide::ownership::Observed;
+use crate::decide::policy::{Intent, Why};
+use crate::provider::{Action, HealthCheckConfig, RecordSet};
+
+const OWNER: &str = "me";
+const ZONE_ID: &str = "Z1";
+
+/// Two members with Route53 health checks, a third without.
+fn config() -> Config {
+    let text = r#"
+owner: me
+provider: {kind: memory, zones: [example.test]}
+defaults:
+  probe: {url: "http://api.example.test/health"}
+  health_check: {enabled: true}
+records:
+  - name: api.example.test
+    zone: example.test
+    regions:
+      - {region: us-east-1, set_identifier: use1, target: {values: [192.0.2.1]}}
+      - {region: eu-west-1, set_identifier: euw1, target: {values: [192.0.2.2]}}
+      - {region: ap-southeast-2, set_identifier: apse2, target: {values: [192.0.2.3]}, health_check: {enabled: false}}
+"#;
+    parse(text, Path::new(".")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn view<'c>(cfg: &'c Config, verdicts: &[Verdict]) -> RecordView<'c> {
+    RecordView {
+        record: &cfg.records[0],
+        verdicts: verdicts.to_vec(),
+        discovered: vec![None; verdicts.len()],
+    }
+}
+
+/// The records the daemon would hold had it published every member
+/// (claims included), with `checks[i]` attached to member i.
+fn published(cfg: &Config, checks: &[Option<&str>]) -> Observed {
+    let all = [Verdict::Healthy; 3];
+    let empty = Observed::new(vec![]);
+    let d = decide(&ZoneInputs {
+        owner: OWNER,
+        zone_id: ZONE_ID,
+        observed: &empty,
+        checks: &[],
+        records: vec![view(cfg, &all)],
+    });
+    let mut observed = Observed::new(vec![]);
+    observed.apply(&d.changes);
+    for (member, check) in cfg.records[0].members.iter().zip(checks) {
+        let key = crate::decide::ownership::member_key(&cfg.records[0], member);
+        let r = observed.records.get_mut(&key).expect("published");
+        r.health_check_id = check.map(str::to_string);
+    }
+    observed
+}
+
+fn owned_check(
+    cfg: &Config,
+    mi: usize,
+    id: &str,
+    tweak: impl Fn(&mut HealthCheckConfig),
+) -> HealthCheck {
+    let record = &cfg.records[0];
+    let member = &record.members[mi];
+    let mut config = hc::desired(member, member.health_check.as_ref().unwrap(), None).unwrap();
+    tweak(&mut config);
+    let prefix = hc::member_prefix(&hc::zone_prefix(OWNER, ZONE_ID), record, member);
+    HealthCheck {
+        id: id.into(),
+        caller_reference: hc::caller_reference(&prefix, &config),
+        version: 1,
+        config,
+    }
+}
+
+fn actions(changes: &[Change]) -> Vec<(Action, String)> {
+    changes
+        .iter()
+        .filter(|c| c.record.set_identifier.is_some())
+        .map(|c| (c.action, c.record.set_identifier.clone().unwrap()))
+        .collect()
+}
+
+#[test]
+fn one_value_holds_decisions_check_steps_and_changes() {
+    use Verdict::{Healthy as H, Unhealthy as X};
+    let cfg = config();
+    // Published, us-east-1 with its matching check; eu-west-1's check
+    // exists with another failure threshold (an update); none made for
+    // ap-southeast-2, whose checks are off.
+    let checks = vec![
+        owned_check(&cfg, 0, "hc-use1", |_| {}),
+        owned_check(&cfg, 1, "hc-euw1", |c| c.failure_threshold = 9),
+    ];
+    let observed = published(&cfg, &[Some("hc-use1"), Some("hc-euw1"), None]);
+    let d = decide(&ZoneInputs {
+        owner: OWNER,
+        zone_id: ZONE_ID,
+        observed: &observed,
+        checks: &checks,
+        records: vec![view(&cfg, &[H, X, H])],
+    });
+    let whys: Vec<(Intent, Why, bool)> = d.members[0]
+        .iter()
+        .map(|m| (m.decision.intent, m.decision.why, m.conflict))
+        .collect();
+    assert_eq!(
+        whys,
+        vec![
+            (Intent::Publish, Why::Healthy, false),
+            (Intent::Withdraw, Why::Unhealthy, false),
+            (Intent::Publish, Why::Healthy, false),
+        ]
+    );
+    assert_eq!(
+        actions(&d.changes),
+        vec![(Action::Delete, "euw1".to_string())],
+        "only the withdrawal: the check update waits for its call"
+    );
+    assert_eq!(d.calls.len(), 1);
+    assert!(matches!(&d.calls[0].step, Step::Update { id, .. } if id == "hc-euw1"));
+    assert_eq!((d.calls[0].record, d.calls[0].member), (0, 1));
+    let carried: Vec<Option<&str>> = d.members[0].iter().map(|m| m.check.as_deref()).collect();
+    assert_eq!(carried, vec![Some("hc-use1"), Some("hc-euw1"), None]);
+    assert_eq!(
+        d.unused_checks(&checks).len(),
+        0,
+        "a check waiting for its call is kept"
+    );
+}
+
+#[test]
+fn a_check_made_is_attached_by_the_replan_and_the_one_it_replaces_goes() {
+    let cfg = config();
+    // us-east-1's check was made with another request interval: it cannot
+    // be updated, so a new one is created.
+    let old = owned_check(&cfg, 0, "hc-old", |c| c.request_interval = 10);
+    let mut checks = vec![old];
+    let mut observed = published(&cfg, &[Some("hc-old"), None, None]);
+    let healthy = [Verdict::Healthy; 3];
+    let mut d = decide(&ZoneInputs {
+        owner: OWNER,
+        zone_id: ZONE_ID,
+        observed: &observed,
+        checks: &checks,
+        records: vec![view(&cfg, &healthy)],
+    });
+    assert_eq!(d.calls.len(), 2, "a create for each member with checks on");
+    assert!(matches!(d.calls[0].step, Step::Create { .. }));
+    assert!(d.changes.is_empty(), "nothing to change before the calls");
+    observed.apply(&d.changes);
+
+    // Only the first call succeeds.
+    let made = owned_check(&cfg, 0, "hc-new", |_| {});
+    checks.push(made);
+    let call = d.calls[0].clone();
+    d.check_made(&call, "hc-new".into(), &checks);
+    d.replan(OWNER, &observed);
+    assert_eq!(d.changes.len(), 1);
+    assert_eq!(d.changes[0].action, Action::Upsert);
+    assert_eq!(
+        d.changes[0].record.health_check_id.as_deref(),
+        Some("hc-new")
+    );
+    assert_eq!(d.members[0][0].check.as_deref(), Some("hc-new"));
+    assert_eq!(d.members[0][1].check, None, "its call did not run");
+    let unused: Vec<&str> = d
+        .unused_checks(&checks)
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(unused, vec!["hc-old"]);
+}
+
+#[test]
+fn someone_elses_record_is_a_conflict_and_its_check_is_left_alone() {
+    let cfg = config();
+    let theirs = RecordSet {
+        health_check_id: Some("hc-theirs".into()),
+        ..RecordSet::latency_a("api.example.test", "use1", "us-east-1", "198.51.100.1")
+    };
+    let observed = Observed::new(vec![theirs]);
+    let d = decide(&ZoneInputs {
+        owner: OWNER,
+        zone_id: ZONE_ID,
+        observed: &observed,
+        checks: &[],
+        records: vec![view(&cfg, &[Verdict::Unhealthy; 3])],
+    });
+    let m = &d.members[0][0];
+    assert!(m.conflict);
+    assert_eq!(m.decision.why, Why::Conflict);
+    assert_eq!(m.check.as_deref(), Some("hc-theirs"));
+    assert!(
+        d.calls.iter().all(|c| c.member != 0),
+        "no call for a conflict"
+    );
+    assert!(
+        d.changes
+            .iter()
+            .all(|c| c.record.set_identifier.as_deref() != Some("use1")),
+        "their record is not touched"
+    );
+}
+
+fn verdict() -> impl Strategy<Value = Verdict> {
+    prop_oneof![
+        Just(Verdict::Unknown),
+        Just(Verdict::Healthy),
+        Just(Verdict::Unhealthy)
+    ]
+}
+
+proptest! {
+    /// Whatever the verdicts, applying a zone's changes step after step
+    /// never leaves a record with nothing published once something was.
+    #[test]
+    fn a_zone_never_empties_a_record(
+        steps in proptest::collection::vec(proptest::collection::vec(verdict(), 3), 1..30),
+    ) {
+        let cfg = config();
+        let mut observed = Observed::new(vec![]);
+        let mut was_published = false;
+        for verdicts in steps {
+            let d = decide(&ZoneInputs {
+                owner: OWNER,
+                zone_id: ZONE_ID,
+                observed: &observed,
+                checks: &[],
+                records: vec![view(&cfg, &verdicts)],
+            });
+            observed.apply(&d.changes);
+            let record = &cfg.records[0];
+            let now = record
+                .members
+                .iter()
+                .filter(|m| observed.member_record(record, m).is_some())
+                .count();
+            if was_published {
+                prop_assert!(now > 0, "emptied by {verdicts:?}");
+            }
+            was_published |= now > 0;
+        }
+    }
+}

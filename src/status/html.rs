@@ -1,0 +1,172 @@
+//! The HTML page: server-rendered, refreshes itself, no script, nothing
+//! loaded from elsewhere (it must work offline during an incident).
+
+use std::fmt::Write as _;
+
+use super::{ago, Status};
+
+impl Status {
+    /// The HTML page: server-rendered, refreshes itself, no script.
+    pub fn html(&self) -> String {
+        let mut body = String::new();
+        if let Some(c) = &self.config {
+            let _ = write!(body, "<p class=config>config <b>{}</b>", esc(&c.hash));
+            if let Some(e) = &c.last_reload_error {
+                let _ = write!(
+                    body,
+                    ": <span class=bad>reload refused, the previous config runs: {}</span>",
+                    esc(e)
+                );
+            }
+            body.push_str("</p>\n");
+        }
+        if let Some(l) = &self.lease {
+            let class = if l.role == "leader" { "" } else { "warn" };
+            let _ = writeln!(
+                body,
+                "<p class=lease>lease <span class=\"{class}\">{}</span></p>",
+                esc(&l.describe(self.now))
+            );
+        }
+        for z in &self.zones {
+            let state = match (&z.last_error, z.last_success) {
+                (Some(e), _) => format!("<span class=bad>error: {}</span>", esc(e)),
+                (None, Some(t)) => format!("reconciled {} ago", ago(self.now, t)),
+                (None, None) => "not reconciled yet".into(),
+            };
+            let pending = if z.pending_changes > 0 {
+                format!(", {} change(s) pending", z.pending_changes)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                body,
+                "<p class=zone>zone <b>{}</b> ({}): {state}{pending}</p>",
+                esc(&z.name),
+                esc(z.id.as_deref().unwrap_or("?"))
+            );
+        }
+        for r in &self.records {
+            let published = r.members.iter().filter(|m| m.published).count();
+            let _ = writeln!(
+                body,
+                "<h2>{} {} <small>{published} of {} published, min_healthy {}</small></h2>",
+                esc(&r.name),
+                esc(&r.rtype),
+                r.members.len(),
+                r.min_healthy
+            );
+            body.push_str(
+                "<table><tr><th>region</th><th>set identifier</th><th>verdict</th><th>published</th><th>why</th><th>since</th><th>latency</th><th>last status</th><th>reason</th><th>Route53 check</th><th>target</th></tr>\n",
+            );
+            for m in &r.members {
+                let why = m.decision.as_deref().unwrap_or("-");
+                let why_class = match why {
+                    "min_healthy" | "last_member" | "fail_open" | "conflict" => "warn",
+                    _ => "",
+                };
+                let check = match &m.health_check {
+                    None => "-".to_string(),
+                    Some(h) => {
+                        let class = if h.disagrees || h.error.is_some() {
+                            "warn"
+                        } else {
+                            ""
+                        };
+                        let title = h.error.as_deref().or(h.failure.as_deref()).unwrap_or("");
+                        format!(
+                            "<span class=\"{class}\" title=\"{}\">{}</span> <small>{}</small>",
+                            esc(title),
+                            esc(&h.short()),
+                            esc(h.id.as_deref().unwrap_or(""))
+                        )
+                    }
+                };
+                let _ = writeln!(
+                    body,
+                    "<tr class={v}><td>{}</td><td>{}</td><td><span class=\"pill {v}\">{v}</span></td><td>{}</td><td class={why_class}>{}</td><td>{} ago</td><td>{}</td><td>{}</td><td>{}</td><td class=check>{check}</td><td>{}</td></tr>",
+                    esc(&m.region),
+                    esc(&m.set_identifier),
+                    if m.published { "yes" } else { "<b>no</b>" },
+                    esc(why),
+                    ago(self.now, m.since),
+                    m.latency_ms.map(|l| format!("{l:.1} ms")).unwrap_or_else(|| "-".into()),
+                    m.last_status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                    esc(m.reason.as_deref().unwrap_or("")),
+                    esc(&m.target),
+                    v = esc(&m.verdict),
+                );
+            }
+            body.push_str("</table>\n");
+        }
+        format!(
+            r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="refresh" content="2">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>route53-failover: {owner}</title>
+<style>
+body {{ font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }}
+h1 {{ font-size: 1.3em; }} h2 {{ font-size: 1.1em; margin-top: 1.5em; }}
+h2 small {{ font-weight: normal; color: #666; }}
+table {{ border-collapse: collapse; }}
+th, td {{ text-align: left; padding: .3em .8em; border-bottom: 1px solid #ddd; }}
+.pill {{ padding: .1em .6em; border-radius: 1em; color: #fff; }}
+.pill.healthy {{ background: #2e7d32; }} .pill.unhealthy {{ background: #c62828; }}
+.pill.unknown {{ background: #757575; }}
+.warn {{ color: #b26a00; font-weight: bold; }} .bad {{ color: #c62828; }}
+</style></head>
+<body>
+<h1>route53-failover <small>owner {owner}, provider {provider}, {ready}, v{version}</small></h1>
+{body}
+<p><a href="/status">/status</a> (JSON) · <a href="/metrics">/metrics</a></p>
+</body></html>
+"#,
+            owner = esc(&self.owner),
+            provider = esc(&self.provider),
+            ready = if self.ready {
+                "ready"
+            } else {
+                "<b class=bad>not ready</b>"
+            },
+            version = esc(&self.version),
+        )
+    }
+}
+
+/// HTML-escapes text for element content and quoted attributes.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_escapes_what_it_shows() {
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+
+    #[test]
+    fn ago_reads_at_a_glance() {
+        assert_eq!(ago(100.0, 97.0), "3s");
+        assert_eq!(ago(400.0, 150.0), "4m10s");
+        assert_eq!(ago(10_000.0, 2_500.0), "2h5m");
+        assert_eq!(ago(1.0, 5.0), "0s", "clock skew never shows negative");
+    }
+}

@@ -1,0 +1,269 @@
+//! The snapshot on-call reads: built from the runtime state, served as JSON
+//! (`/status`), as an HTML page (`/`, in `html`), and printed as a table by
+//! the `status` command (`table`). Holds no secret: probe headers are never
+//! part of it.
+
+mod html;
+mod table;
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::MemberConfig;
+use crate::controller::{MemberId, MemberState, Runtime};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub owner: String,
+    pub version: String,
+    pub provider: String,
+    pub ready: bool,
+    /// Unix seconds.
+    pub started: f64,
+    pub now: f64,
+    pub zones: Vec<ZoneSnapshot>,
+    pub records: Vec<RecordSnapshot>,
+    /// The config in force (hash) and the last reload's error.
+    #[serde(default)]
+    pub config: Option<crate::reload::ConfigState>,
+    /// With `ha`: this instance's role and the lease as last seen.
+    #[serde(default)]
+    pub lease: Option<crate::controller::LeaseSnapshot>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ZoneSnapshot {
+    pub name: String,
+    pub id: Option<String>,
+    pub last_success: Option<f64>,
+    pub last_error: Option<String>,
+    pub changes_applied: u64,
+    pub pending_changes: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordSnapshot {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    pub zone: String,
+    pub min_healthy: usize,
+    pub members: Vec<MemberSnapshot>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemberSnapshot {
+    pub region: String,
+    pub set_identifier: String,
+    /// `unknown`, `healthy` or `unhealthy`.
+    pub verdict: String,
+    pub published: bool,
+    /// Why the member is (not) published: healthy, unhealthy, unknown,
+    /// conflict, min_healthy, last_member, fail_open; null before the first
+    /// reconcile.
+    pub decision: Option<String>,
+    /// The verdict holds since (unix seconds).
+    pub since: f64,
+    /// The failure behind the verdict, or the latest failure seen.
+    pub reason: Option<String>,
+    pub conflict: bool,
+    pub latency_ms: Option<f64>,
+    pub last_status: Option<u16>,
+    pub last_probe: Option<f64>,
+    pub consecutive_successes: u32,
+    pub consecutive_failures: u32,
+    pub target: String,
+    /// The member's Route53 health check; null when checks are disabled.
+    pub health_check: Option<HealthCheckSnapshot>,
+}
+
+/// A member's Route53 health check next to the daemon's own verdict.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HealthCheckSnapshot {
+    /// Null until it is created (or while its target is not discovered).
+    pub id: Option<String>,
+    /// Route53's own verdict: `healthy` or `unhealthy`; null until read.
+    pub route53: Option<String>,
+    pub checkers_healthy: Option<u32>,
+    pub checkers_total: Option<u32>,
+    /// One failing checker's report, e.g. `Failure: HTTP Status Code 403`.
+    pub failure: Option<String>,
+    /// When Route53's status was read (unix seconds).
+    pub checked: Option<f64>,
+    /// Route53 and the daemon's verdict disagree: look at both.
+    pub disagrees: bool,
+    /// Why the check could not be created or updated.
+    pub error: Option<String>,
+}
+
+impl HealthCheckSnapshot {
+    fn of(
+        enabled: bool,
+        verdict: crate::decide::verdict::Verdict,
+        m: &MemberState,
+    ) -> Option<Self> {
+        use crate::decide::verdict::Verdict;
+        if !enabled && m.health_check_id.is_none() {
+            return None;
+        }
+        let r53 = m.route53_health.as_ref();
+        let healthy = r53.map(|h| h.report.is_healthy());
+        Some(HealthCheckSnapshot {
+            id: m.health_check_id.clone(),
+            route53: healthy.map(|h| if h { "healthy" } else { "unhealthy" }.to_string()),
+            checkers_healthy: r53.map(|h| h.report.healthy),
+            checkers_total: r53.map(|h| h.report.total),
+            failure: r53.and_then(|h| h.report.failure.clone()),
+            checked: r53.map(|h| unix(h.at)),
+            disagrees: match (healthy, verdict) {
+                (Some(_), Verdict::Unknown) | (None, _) => false,
+                (Some(h), v) => h != (v == Verdict::Healthy),
+            },
+            error: m.health_check_error.clone(),
+        })
+    }
+
+    /// `healthy 3/3`, `unhealthy 0/3 (disagrees)`, `pending`, `error`.
+    pub(crate) fn short(&self) -> String {
+        match (&self.route53, &self.error) {
+            (_, Some(_)) => "error".into(),
+            (Some(v), None) => {
+                let mut s = format!(
+                    "{v} {}/{}",
+                    self.checkers_healthy.unwrap_or(0),
+                    self.checkers_total.unwrap_or(0)
+                );
+                if self.disagrees {
+                    s.push_str(" (disagrees)");
+                }
+                s
+            }
+            (None, None) if self.id.is_some() => "not read yet".into(),
+            (None, None) => "pending".into(),
+        }
+    }
+}
+
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+impl MemberSnapshot {
+    fn of(mc: &MemberConfig, m: &MemberState) -> Self {
+        let (successes, failures) = m.health.consecutive();
+        MemberSnapshot {
+            region: mc.region.clone(),
+            set_identifier: mc.set_identifier.clone(),
+            verdict: m.health.verdict().as_str().to_string(),
+            published: m.published,
+            decision: m.why.map(|w| w.as_str().to_string()),
+            since: unix(m.health.since()),
+            reason: m.health.reason().map(str::to_string),
+            conflict: m.conflict,
+            latency_ms: m
+                .last_probe
+                .as_ref()
+                .map(|p| p.timings.total.as_secs_f64() * 1000.0),
+            last_status: m.last_probe.as_ref().and_then(|p| p.status),
+            last_probe: m.last_probe.as_ref().map(|p| unix(p.at)),
+            consecutive_successes: successes,
+            consecutive_failures: failures,
+            target: target_text(&mc.target, m),
+            health_check: HealthCheckSnapshot::of(mc.health_check.is_some(), m.health.verdict(), m),
+        }
+    }
+}
+
+impl Status {
+    pub fn snapshot(rt: &Runtime) -> Status {
+        let zones = rt
+            .zone_status()
+            .into_iter()
+            .map(|(name, z)| ZoneSnapshot {
+                name,
+                id: z.id,
+                last_success: z.last_success.map(unix),
+                last_error: z.last_error,
+                changes_applied: z.changes_applied,
+                pending_changes: z.pending_changes,
+            })
+            .collect();
+        let records = rt
+            .config
+            .records
+            .iter()
+            .enumerate()
+            .map(|(ri, r)| RecordSnapshot {
+                name: r.name.clone(),
+                rtype: r.rtype.to_string(),
+                zone: r.zone.clone(),
+                min_healthy: r.min_healthy,
+                members: r
+                    .members
+                    .iter()
+                    .enumerate()
+                    .map(|(mi, mc)| {
+                        let id = MemberId {
+                            record: ri,
+                            member: mi,
+                        };
+                        rt.member(id).read(|m| MemberSnapshot::of(mc, m))
+                    })
+                    .collect(),
+            })
+            .collect();
+        Status {
+            owner: rt.config.owner.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            provider: rt.provider_kind.to_string(),
+            ready: rt.is_ready(),
+            started: unix(rt.started),
+            now: unix(SystemTime::now()),
+            zones,
+            records,
+            config: None,
+            lease: rt.lease.as_ref().map(|l| l.snapshot()),
+        }
+    }
+
+    /// The member of the first record in `region`.
+    pub fn member(&self, region: &str) -> Option<&MemberSnapshot> {
+        self.records
+            .first()?
+            .members
+            .iter()
+            .find(|m| m.region == region)
+    }
+}
+
+fn target_text(t: &crate::config::Target, m: &MemberState) -> String {
+    use crate::config::Target;
+    match t {
+        Target::Values(v) => v.join(", "),
+        Target::Cname(c) => format!("CNAME {c}"),
+        Target::Alias(a) => format!("alias {}", a.dns_name),
+        Target::ApiGateway { domain, .. } => match (&m.discovered, &m.discovery_error) {
+            (Some(a), None) => format!("API Gateway {domain} → {}", a.dns_name),
+            (Some(a), Some(e)) => format!(
+                "API Gateway {domain} → {} (refresh failed: {e})",
+                a.dns_name
+            ),
+            (None, Some(e)) => format!("API Gateway {domain}: not discovered: {e}"),
+            (None, None) => format!("API Gateway {domain}: discovering"),
+        },
+    }
+}
+
+/// `3s`, `4m10s`, `2h5m`: how long ago, coarse.
+pub fn ago(now: f64, then: f64) -> String {
+    let secs = (now - then).max(0.0).round() as u64;
+    let d = Duration::from_secs(secs);
+    match secs {
+        0..=59 => format!("{secs}s"),
+        60..=3599 => format!("{}m{}s", secs / 60, secs % 60),
+        _ => format!("{}h{}m", d.as_secs() / 3600, (d.as_secs() % 3600) / 60),
+    }
+}

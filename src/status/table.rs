@@ -1,0 +1,100 @@
+//! The `status` command's table: one line per member, for a terminal.
+
+use std::fmt::Write as _;
+
+use super::{ago, HealthCheckSnapshot, Status};
+
+impl Status {
+    /// A table for a terminal: one line per member.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "owner {}  provider {}  ready {}  version {}",
+            self.owner,
+            self.provider,
+            if self.ready { "yes" } else { "NO" },
+            self.version
+        );
+        if let Some(c) = &self.config {
+            let _ = write!(out, "config {}", c.hash);
+            if let Some(e) = &c.last_reload_error {
+                let _ = write!(out, "  RELOAD REFUSED: {e}");
+            }
+            out.push('\n');
+        }
+        if let Some(l) = &self.lease {
+            let _ = writeln!(out, "lease {}", l.describe(self.now));
+        }
+        for z in &self.zones {
+            let last = z
+                .last_success
+                .map(|t| format!("{} ago", ago(self.now, t)))
+                .unwrap_or_else(|| "never".into());
+            let _ = write!(out, "zone {}  last reconcile {last}", z.name);
+            if z.pending_changes > 0 {
+                let _ = write!(out, "  {} change(s) pending", z.pending_changes);
+            }
+            if let Some(e) = &z.last_error {
+                let _ = write!(out, "  ERROR: {e}");
+            }
+            out.push('\n');
+        }
+        let header = [
+            "RECORD",
+            "TYPE",
+            "REGION",
+            "VERDICT",
+            "PUBLISHED",
+            "WHY",
+            "SINCE",
+            "LATENCY",
+            "ROUTE53",
+            "REASON",
+        ];
+        let mut rows: Vec<[String; 10]> = Vec::new();
+        for r in &self.records {
+            for m in &r.members {
+                rows.push([
+                    r.name.clone(),
+                    r.rtype.clone(),
+                    m.region.clone(),
+                    m.verdict.clone(),
+                    if m.published { "yes" } else { "no" }.into(),
+                    m.decision.clone().unwrap_or_else(|| "-".into()),
+                    ago(self.now, m.since),
+                    m.latency_ms
+                        .map(|l| format!("{l:.1}ms"))
+                        .unwrap_or_else(|| "-".into()),
+                    m.health_check
+                        .as_ref()
+                        .map(HealthCheckSnapshot::short)
+                        .unwrap_or_else(|| "-".into()),
+                    m.reason.clone().unwrap_or_else(|| "-".into()),
+                ]);
+            }
+        }
+        let mut widths = header.map(str::len);
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut line = |cells: &[String]| {
+            let last = cells.len() - 1;
+            for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+                if i == last {
+                    let _ = write!(out, "{c}");
+                } else {
+                    let _ = write!(out, "{c:<w$}  ");
+                }
+            }
+            out.push('\n');
+        };
+        line(&header.map(String::from));
+        for row in &rows {
+            line(row);
+        }
+        out
+    }
+}
