@@ -2,7 +2,7 @@
 //! beside its record).
 
 use super::raw::{RawHealthCheck, RawProbe};
-use super::{is_dns_name, normalize_name, q, HealthCheckSettings, ProbeSpec, Validator};
+use super::{is_dns_name, normalize_name, q, ProbeSpec, Validator};
 
 /// The regions Route53's health checkers run in (`HealthCheckRegion`).
 pub const CHECKER_REGIONS: &[&str] = &[
@@ -18,6 +18,22 @@ pub const CHECKER_REGIONS: &[&str] = &[
 
 /// Route53's limit on `ResourcePath`, `SearchString` and the domain name.
 const MAX_FIELD: usize = 255;
+
+/// full settings are derived from these and the probe at run time
+/// (`health_checks::desired`), once the target is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheckSettings {
+    /// 10 or 30 seconds; fixed once the check exists.
+    pub request_interval: u32,
+    pub failure_threshold: u32,
+    /// Checker regions, sorted; empty: Route53's default set.
+    pub regions: Vec<String>,
+    pub measure_latency: bool,
+    /// Instead of the probe URL's path and query.
+    pub resource_path: Option<String>,
+    /// Instead of the regional target or the probe's host.
+    pub fqdn: Option<String>,
+}
 
 impl Validator {
     /// `Some(None)`: checks are disabled; `None`: an error was reported.

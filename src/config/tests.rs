@@ -1,4 +1,5 @@
 use super::*;
+use crate::provider::RecordType;
 
 fn errors(text: &str) -> Vec<String> {
     match parse(text, Path::new(".")) {
