@@ -103,7 +103,7 @@ pub fn config_text(endpoints: &[Endpoint]) -> String {
 /// check aimed at a demo endpoint (by port) gets a report from that
 /// endpoint's mode, as three checkers would see it.
 pub async fn simulate_checkers(
-    store: Arc<crate::provider::memory::MemoryProvider>,
+    store: Arc<crate::provider::faults::MemoryStore>,
     endpoints: Vec<Endpoint>,
     stop: CancellationToken,
 ) {

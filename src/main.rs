@@ -17,6 +17,7 @@ use route53_failover::config::{self, Config, ProviderKind};
 use route53_failover::controller::{self, Runtime};
 use route53_failover::decide::policy::Intent;
 use route53_failover::metrics::Metrics;
+use route53_failover::provider::faults::{Faulty, MemoryStore};
 use route53_failover::provider::memory::MemoryProvider;
 use route53_failover::provider::remote::{self, RemoteMemory};
 use route53_failover::provider::route53::Route53Provider;
@@ -168,7 +169,7 @@ fn load(path: &Path) -> anyhow::Result<Config> {
 
 /// The provider, and the embedded store when there is one (its inspection
 /// routes are served next to the status page).
-type Providers = (Arc<dyn Provider>, Option<Arc<MemoryProvider>>);
+type Providers = (Arc<dyn Provider>, Option<Arc<MemoryStore>>);
 
 async fn build_provider(config: &Config) -> anyhow::Result<Providers> {
     match config.provider.kind {
@@ -183,10 +184,10 @@ async fn build_provider(config: &Config) -> anyhow::Result<Providers> {
                 None,
             )),
             None => {
-                let store = Arc::new(MemoryProvider::new(
+                let store = Arc::new(Faulty::new(MemoryProvider::new(
                     &config.provider.zones,
                     config.provider.insync_after,
-                ));
+                )));
                 for (i, (zone, record)) in config.provider.seed.iter().enumerate() {
                     let change = Change {
                         action: Action::Create,
@@ -209,7 +210,7 @@ async fn serve(
     config: Config,
     source: (Option<PathBuf>, String),
     provider: Arc<dyn Provider>,
-    store: Option<Arc<MemoryProvider>>,
+    store: Option<Arc<MemoryStore>>,
     extra: Option<axum::Router>,
 ) -> anyhow::Result<()> {
     check_zones(&config, provider.as_ref()).await?;

@@ -376,7 +376,7 @@ async fn the_memory_provider_over_http_passes_the_suite() {
     // Errors keep their kind across the wire.
     store
         .store
-        .inject(route53_failover::provider::memory::Fault {
+        .inject(route53_failover::provider::faults::Fault {
             operation: None,
             error: route53_failover::provider::ProviderError::Throttling("Rate exceeded".into()),
             times: 1,

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use common::*;
 use route53_failover::demo::Mode;
-use route53_failover::provider::memory::Fault;
+use route53_failover::provider::faults::Fault;
 use route53_failover::provider::Operation;
 use route53_failover::provider::{Action, Change, ProviderError, RecordSet, RecordType};
 

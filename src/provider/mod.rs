@@ -1,7 +1,10 @@
 //! The boundary to the DNS service: the [`Provider`] trait and the types it
-//! speaks. Two backends implement it: `memory` (embedded, strict, with fault
-//! hooks; `remote` serves it over loopback HTTP) and `route53` (the AWS SDK).
+//! speaks. Two backends implement it: `memory` (embedded and strict;
+//! `remote` serves it over loopback HTTP) and `route53` (the AWS SDK).
+//! `faults` wraps any provider with injected faults, latency and call
+//! counts.
 
+pub mod faults;
 pub mod memory;
 pub mod remote;
 pub mod route53;

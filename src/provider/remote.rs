@@ -21,13 +21,14 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::memory::{Fault, MemoryProvider, StoredHealthCheck};
+use super::faults::{Fault, MemoryStore};
+use super::memory::StoredHealthCheck;
 use super::{
     Change, ChangeInfo, ChangeStatus, CheckerReport, HealthCheck, HealthCheckConfig, Provider,
     ProviderError, RecordSet, Zone,
 };
 
-pub fn router(store: Arc<MemoryProvider>) -> Router {
+pub fn router(store: Arc<MemoryStore>) -> Router {
     Router::new()
         .route("/memory/api/zones/{zone}", get(api_find_zone))
         .route("/memory/api/zones/{zone}/records", get(api_list))
@@ -87,21 +88,21 @@ impl IntoResponse for ApiError {
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
 async fn api_find_zone(
-    State(s): State<Arc<MemoryProvider>>,
+    State(s): State<Arc<MemoryStore>>,
     Path(zone): Path<String>,
 ) -> ApiResult<Zone> {
     s.find_zone(&zone).await.map(Json).map_err(ApiError)
 }
 
 async fn api_list(
-    State(s): State<Arc<MemoryProvider>>,
+    State(s): State<Arc<MemoryStore>>,
     Path(zone): Path<String>,
 ) -> ApiResult<Vec<RecordSet>> {
     s.list_records(&zone).await.map(Json).map_err(ApiError)
 }
 
 async fn api_change(
-    State(s): State<Arc<MemoryProvider>>,
+    State(s): State<Arc<MemoryStore>>,
     Path(zone): Path<String>,
     Json(changes): Json<Vec<Change>>,
 ) -> ApiResult<ChangeInfo> {
@@ -114,7 +115,7 @@ struct StatusBody {
 }
 
 async fn api_change_status(
-    State(s): State<Arc<MemoryProvider>>,
+    State(s): State<Arc<MemoryStore>>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusBody> {
     s.change_status(&id)
@@ -135,12 +136,12 @@ struct UpdateCheck {
     config: HealthCheckConfig,
 }
 
-async fn api_list_checks(State(s): State<Arc<MemoryProvider>>) -> ApiResult<Vec<HealthCheck>> {
+async fn api_list_checks(State(s): State<Arc<MemoryStore>>) -> ApiResult<Vec<HealthCheck>> {
     s.list_health_checks().await.map(Json).map_err(ApiError)
 }
 
 async fn api_create_check(
-    State(s): State<Arc<MemoryProvider>>,
+    State(s): State<Arc<MemoryStore>>,
     Json(body): Json<CreateCheck>,
 ) -> ApiResult<HealthCheck> {
     s.create_health_check(&body.caller_reference, &body.config)
@@ -150,7 +151,7 @@ async fn api_create_check(
 }
 
 async fn api_update_check(
-    State(s): State<Arc<MemoryProvider>>,
+    State(s): State<Arc<MemoryStore>>,
     Path(id): Path<String>,
     Json(body): Json<UpdateCheck>,
 ) -> ApiResult<HealthCheck> {
@@ -161,14 +162,14 @@ async fn api_update_check(
 }
 
 async fn api_delete_check(
-    State(s): State<Arc<MemoryProvider>>,
+    State(s): State<Arc<MemoryStore>>,
     Path(id): Path<String>,
 ) -> ApiResult<()> {
     s.delete_health_check(&id).await.map(Json).map_err(ApiError)
 }
 
 async fn api_tag_check(
-    State(s): State<Arc<MemoryProvider>>,
+    State(s): State<Arc<MemoryStore>>,
     Path(id): Path<String>,
     Json(tags): Json<Vec<(String, String)>>,
 ) -> ApiResult<()> {
@@ -179,18 +180,18 @@ async fn api_tag_check(
 }
 
 async fn api_check_status(
-    State(s): State<Arc<MemoryProvider>>,
+    State(s): State<Arc<MemoryStore>>,
     Path(id): Path<String>,
 ) -> ApiResult<CheckerReport> {
     s.health_check_status(&id).await.map(Json).map_err(ApiError)
 }
 
-async fn health_checks(State(s): State<Arc<MemoryProvider>>) -> Json<Vec<StoredHealthCheck>> {
+async fn health_checks(State(s): State<Arc<MemoryStore>>) -> Json<Vec<StoredHealthCheck>> {
     Json(s.health_checks())
 }
 
 async fn set_report(
-    State(s): State<Arc<MemoryProvider>>,
+    State(s): State<Arc<MemoryStore>>,
     Path(id): Path<String>,
     Json(report): Json<CheckerReport>,
 ) -> Result<StatusCode, ApiError> {
@@ -199,19 +200,19 @@ async fn set_report(
         .map_err(ApiError)
 }
 
-async fn zones(State(s): State<Arc<MemoryProvider>>) -> Json<Vec<Zone>> {
+async fn zones(State(s): State<Arc<MemoryStore>>) -> Json<Vec<Zone>> {
     Json(s.zones())
 }
 
 async fn records(
-    State(s): State<Arc<MemoryProvider>>,
+    State(s): State<Arc<MemoryStore>>,
     Path(zone): Path<String>,
 ) -> ApiResult<Vec<RecordSet>> {
     s.records(&zone).map(Json).map_err(ApiError)
 }
 
 async fn direct_change(
-    State(s): State<Arc<MemoryProvider>>,
+    State(s): State<Arc<MemoryStore>>,
     Path(zone): Path<String>,
     Json(changes): Json<Vec<Change>>,
 ) -> Result<StatusCode, ApiError> {
@@ -220,22 +221,22 @@ async fn direct_change(
         .map_err(ApiError)
 }
 
-async fn inject(State(s): State<Arc<MemoryProvider>>, Json(fault): Json<Fault>) -> StatusCode {
+async fn inject(State(s): State<Arc<MemoryStore>>, Json(fault): Json<Fault>) -> StatusCode {
     s.inject(fault);
     StatusCode::NO_CONTENT
 }
 
-async fn clear_faults(State(s): State<Arc<MemoryProvider>>) -> StatusCode {
+async fn clear_faults(State(s): State<Arc<MemoryStore>>) -> StatusCode {
     s.clear_faults();
     StatusCode::NO_CONTENT
 }
 
-async fn log(State(s): State<Arc<MemoryProvider>>) -> Json<Vec<super::memory::AcceptedChange>> {
+async fn log(State(s): State<Arc<MemoryStore>>) -> Json<Vec<super::memory::AcceptedChange>> {
     Json(s.change_log())
 }
 
 async fn calls(
-    State(s): State<Arc<MemoryProvider>>,
+    State(s): State<Arc<MemoryStore>>,
 ) -> Json<std::collections::BTreeMap<&'static str, u64>> {
     Json(s.call_counts())
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use route53_failover::demo::{Endpoint, Mode};
+use route53_failover::provider::faults::{Faulty, MemoryStore};
 use route53_failover::provider::memory::MemoryProvider;
 use route53_failover::provider::{RecordSet, RecordType};
 use route53_failover::status::Status;
@@ -21,14 +22,17 @@ use tokio_util::sync::CancellationToken;
 pub const BIN: &str = env!("CARGO_BIN_EXE_route53-failover");
 
 pub struct Store {
-    pub store: Arc<MemoryProvider>,
+    pub store: Arc<MemoryStore>,
     pub url: String,
     _stop: tokio_util::sync::DropGuard,
 }
 
 /// Serves a fresh store holding `zones` on 127.0.0.1.
 pub async fn start_store(zones: &[&str]) -> Store {
-    let store = Arc::new(MemoryProvider::new(zones, Duration::from_millis(300)));
+    let store = Arc::new(Faulty::new(MemoryProvider::new(
+        zones,
+        Duration::from_millis(300),
+    )));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());
     let stop = CancellationToken::new();

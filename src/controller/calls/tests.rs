@@ -3,6 +3,7 @@ use std::time::Duration;
 use super::*;
 use crate::config::HaConfig;
 use crate::decide::lease::LeaseValue;
+use crate::provider::faults::{Faulty, MemoryStore};
 use crate::provider::memory::MemoryProvider;
 use crate::provider::{HealthCheckType, RecordSet};
 
@@ -65,7 +66,7 @@ async fn invoke(calls: &Calls, zone: &str, op: Operation) -> Result<(), Provider
     }
 }
 
-fn total_calls(store: &MemoryProvider) -> u64 {
+fn total_calls(store: &MemoryStore) -> u64 {
     store.call_counts().values().sum()
 }
 
@@ -73,7 +74,10 @@ fn total_calls(store: &MemoryProvider) -> u64 {
 /// it, nothing reaches the store; every read goes through.
 #[tokio::test]
 async fn every_write_operation_is_fenced_and_no_read_is() {
-    let store = Arc::new(MemoryProvider::new(&["example.test"], Duration::ZERO));
+    let store = Arc::new(Faulty::new(MemoryProvider::new(
+        &["example.test"],
+        Duration::ZERO,
+    )));
     let zone = store.zones()[0].id.clone();
     let metrics = Arc::new(Metrics::new());
     let calls = Calls::new(
@@ -139,8 +143,11 @@ async fn every_write_operation_is_fenced_and_no_read_is() {
 
 #[tokio::test]
 async fn transient_errors_are_retried_up_to_the_attempts_and_counted() {
-    use crate::provider::memory::Fault;
-    let store = Arc::new(MemoryProvider::new(&["example.test"], Duration::ZERO));
+    use crate::provider::faults::Fault;
+    let store = Arc::new(Faulty::new(MemoryProvider::new(
+        &["example.test"],
+        Duration::ZERO,
+    )));
     let metrics = Arc::new(Metrics::new());
     let calls = Calls::new(
         store.clone(),

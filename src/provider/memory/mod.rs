@@ -2,9 +2,10 @@
 //! rejects (atomic batches, exact-match DELETE, duplicate CREATE, batch
 //! limits, routing-policy and CNAME conflicts, PENDING then INSYNC; health
 //! checks with CallerReference idempotency, version checks, immutable
-//! settings and HealthCheckInUse), with
-//! hooks to inject faults and latency. The embedded default for local runs
-//! and the demo, and the strict backend the logic is tested against.
+//! settings and HealthCheckInUse), so a test
+//! of the logic fails where Route53 would. The embedded default for local
+//! runs and the demo, and the strict backend the logic is tested against;
+//! `provider::faults` wraps it to inject faults and latency and count calls.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
@@ -15,24 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     change_weight, normalize_name, Action, Change, ChangeInfo, ChangeStatus, CheckerReport,
-    HealthCheck, HealthCheckConfig, Operation, Provider, ProviderError, RecordKey, RecordSet,
-    RecordType, Zone, MAX_BATCH_CHARS, MAX_BATCH_RECORDS,
+    HealthCheck, HealthCheckConfig, Provider, ProviderError, RecordKey, RecordSet, RecordType,
+    Zone, MAX_BATCH_CHARS, MAX_BATCH_RECORDS,
 };
-
-/// A fault to inject: the next `times` calls of `operation` (any operation
-/// when `None`) fail with `error`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Fault {
-    #[serde(default)]
-    pub operation: Option<Operation>,
-    pub error: ProviderError,
-    #[serde(default = "one")]
-    pub times: u32,
-}
-
-fn one() -> u32 {
-    1
-}
 
 /// One accepted change batch, kept for tests and the demo.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -70,9 +56,6 @@ struct State {
     changes: HashMap<String, Instant>,
     log: VecDeque<AcceptedChange>,
     next_change: u64,
-    faults: VecDeque<Fault>,
-    latency: Duration,
-    calls: HashMap<Operation, u64>,
     health_checks: BTreeMap<String, StoredHealthCheck>,
     /// Every CallerReference ever used, with the id of its live check
     /// (`None` once deleted: Route53 refuses to reuse it).
@@ -112,9 +95,6 @@ impl MemoryProvider {
                 changes: HashMap::new(),
                 log: VecDeque::new(),
                 next_change: 1,
-                faults: VecDeque::new(),
-                latency: Duration::ZERO,
-                calls: HashMap::new(),
                 health_checks: BTreeMap::new(),
                 caller_references: HashMap::new(),
                 next_health_check: 1,
@@ -129,32 +109,6 @@ impl MemoryProvider {
         // leaves no half-applied batch (batches commit by swap), so the data
         // is still consistent.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Queues a fault for the coming calls.
-    pub fn inject(&self, fault: Fault) {
-        self.lock().faults.push_back(fault);
-    }
-
-    /// Removes every queued fault.
-    pub fn clear_faults(&self) {
-        self.lock().faults.clear();
-    }
-
-    /// Delays every call by `latency` (a slow or distant service).
-    pub fn set_latency(&self, latency: Duration) {
-        self.lock().latency = latency;
-    }
-
-    /// How many calls of `op` reached the store (faulted ones included).
-    pub fn calls(&self, op: Operation) -> u64 {
-        self.lock().calls.get(&op).copied().unwrap_or(0)
-    }
-
-    /// Every call count, for the inspection API.
-    pub fn call_counts(&self) -> BTreeMap<&'static str, u64> {
-        let st = self.lock();
-        st.calls.iter().map(|(op, n)| (op.as_str(), *n)).collect()
     }
 
     /// The accepted batches, oldest first.
@@ -207,34 +161,6 @@ impl MemoryProvider {
     /// Raises or lowers the account's health check quota.
     pub fn set_health_check_limit(&self, limit: usize) {
         self.lock().health_check_limit = limit;
-    }
-
-    /// Counts the call, sleeps the injected latency, and fires a queued
-    /// fault that matches `op`.
-    async fn enter(&self, op: Operation) -> Result<(), ProviderError> {
-        let latency = {
-            let mut st = self.lock();
-            *st.calls.entry(op).or_default() += 1;
-            st.latency
-        };
-        if !latency.is_zero() {
-            tokio::time::sleep(latency).await;
-        }
-        let mut st = self.lock();
-        let pos = st
-            .faults
-            .iter()
-            .position(|f| f.operation.is_none_or(|o| o == op));
-        if let Some(pos) = pos {
-            let fault = &mut st.faults[pos];
-            let error = fault.error.clone();
-            fault.times = fault.times.saturating_sub(1);
-            if fault.times == 0 {
-                st.faults.remove(pos);
-            }
-            return Err(error);
-        }
-        Ok(())
     }
 }
 
@@ -460,7 +386,6 @@ impl Provider for MemoryProvider {
     }
 
     async fn find_zone(&self, name_or_id: &str) -> Result<Zone, ProviderError> {
-        self.enter(Operation::FindZone).await?;
         let st = self.lock();
         let id = zone_id(&st, name_or_id)?;
         Ok(Zone {
@@ -470,7 +395,6 @@ impl Provider for MemoryProvider {
     }
 
     async fn list_records(&self, zone_id: &str) -> Result<Vec<RecordSet>, ProviderError> {
-        self.enter(Operation::ListRecords).await?;
         let st = self.lock();
         st.zones
             .get(zone_id)
@@ -479,7 +403,6 @@ impl Provider for MemoryProvider {
     }
 
     async fn change(&self, zone_id: &str, changes: &[Change]) -> Result<ChangeInfo, ProviderError> {
-        self.enter(Operation::Change).await?;
         let mut st = self.lock();
         apply(&mut st, zone_id, changes)?;
         let id = format!("C{:012}", st.next_change);
@@ -503,7 +426,6 @@ impl Provider for MemoryProvider {
     }
 
     async fn change_status(&self, change_id: &str) -> Result<ChangeStatus, ProviderError> {
-        self.enter(Operation::ChangeStatus).await?;
         let st = self.lock();
         let accepted = st.changes.get(change_id).ok_or_else(|| {
             ProviderError::InvalidChangeBatch(format!("no such change {change_id}"))
@@ -516,7 +438,6 @@ impl Provider for MemoryProvider {
     }
 
     async fn list_health_checks(&self) -> Result<Vec<HealthCheck>, ProviderError> {
-        self.enter(Operation::ListHealthChecks).await?;
         let st = self.lock();
         Ok(st.health_checks.values().map(|h| h.check.clone()).collect())
     }
@@ -526,7 +447,6 @@ impl Provider for MemoryProvider {
         caller_reference: &str,
         config: &HealthCheckConfig,
     ) -> Result<HealthCheck, ProviderError> {
-        self.enter(Operation::CreateHealthCheck).await?;
         check_health_check(config)?;
         let mut st = self.lock();
         match st.caller_references.get(caller_reference) {
@@ -583,7 +503,6 @@ impl Provider for MemoryProvider {
         id: &str,
         tags: &[(String, String)],
     ) -> Result<(), ProviderError> {
-        self.enter(Operation::TagHealthCheck).await?;
         let mut st = self.lock();
         let hc = st
             .health_checks
@@ -599,7 +518,6 @@ impl Provider for MemoryProvider {
         version: i64,
         config: &HealthCheckConfig,
     ) -> Result<HealthCheck, ProviderError> {
-        self.enter(Operation::UpdateHealthCheck).await?;
         check_health_check(config)?;
         let mut st = self.lock();
         let hc = st
@@ -623,7 +541,6 @@ impl Provider for MemoryProvider {
     }
 
     async fn delete_health_check(&self, id: &str) -> Result<(), ProviderError> {
-        self.enter(Operation::DeleteHealthCheck).await?;
         let mut st = self.lock();
         if !st.health_checks.contains_key(id) {
             return Err(no_such_check(id));
@@ -646,7 +563,6 @@ impl Provider for MemoryProvider {
     }
 
     async fn health_check_status(&self, id: &str) -> Result<CheckerReport, ProviderError> {
-        self.enter(Operation::HealthCheckStatus).await?;
         let st = self.lock();
         st.health_checks
             .get(id)
@@ -656,425 +572,4 @@ impl Provider for MemoryProvider {
 }
 
 #[cfg(test)]
-mod tests {
-    //! Each Route53 rule the store enforces, one test each.
-    use super::*;
-
-    fn latency(name: &str, id: &str, region: &str, value: &str) -> RecordSet {
-        RecordSet::latency_a(name, id, region, value)
-    }
-
-    fn change(action: Action, record: RecordSet) -> Change {
-        Change { action, record }
-    }
-
-    fn store() -> (MemoryProvider, String) {
-        let p = MemoryProvider::new(&["example.test"], Duration::from_millis(50));
-        let id = p.zones()[0].id.clone();
-        (p, id)
-    }
-
-    #[tokio::test]
-    async fn create_of_an_existing_record_is_rejected() {
-        let (p, z) = store();
-        let r = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
-        p.change(&z, &[change(Action::Create, r.clone())])
-            .await
-            .unwrap();
-        let err = p
-            .change(&z, &[change(Action::Create, r)])
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, ProviderError::InvalidChangeBatch(m) if m.contains("already exists"))
-        );
-    }
-
-    #[tokio::test]
-    async fn delete_must_match_current_values_exactly() {
-        let (p, z) = store();
-        let r = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
-        p.change(&z, &[change(Action::Create, r.clone())])
-            .await
-            .unwrap();
-        let mut stale = r.clone();
-        stale.ttl = Some(300);
-        let err = p
-            .change(&z, &[change(Action::Delete, stale)])
-            .await
-            .unwrap_err();
-        assert!(matches!(err, ProviderError::InvalidChangeBatch(m) if m.contains("do not match")));
-        assert_eq!(p.records("example.test").unwrap(), vec![r.clone()]);
-        p.change(&z, &[change(Action::Delete, r)]).await.unwrap();
-        assert!(p.records("example.test").unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn delete_of_a_missing_record_is_rejected() {
-        let (p, z) = store();
-        let r = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
-        let err = p
-            .change(&z, &[change(Action::Delete, r)])
-            .await
-            .unwrap_err();
-        assert!(matches!(err, ProviderError::InvalidChangeBatch(m) if m.contains("not found")));
-    }
-
-    #[tokio::test]
-    async fn a_batch_applies_all_or_nothing() {
-        let (p, z) = store();
-        let a = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
-        let b = latency("api.example.test", "euw1", "eu-west-1", "192.0.2.2");
-        let missing = latency("api.example.test", "aps2", "ap-southeast-2", "192.0.2.3");
-        let err = p
-            .change(
-                &z,
-                &[
-                    change(Action::Create, a),
-                    change(Action::Upsert, b),
-                    change(Action::Delete, missing),
-                ],
-            )
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), "invalid_change_batch");
-        assert!(
-            p.records(&z).unwrap().is_empty(),
-            "nothing of a failed batch stays"
-        );
-    }
-
-    #[tokio::test]
-    async fn upsert_creates_then_replaces() {
-        let (p, z) = store();
-        let a = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
-        p.change(&z, &[change(Action::Upsert, a.clone())])
-            .await
-            .unwrap();
-        let mut a2 = a.clone();
-        a2.values = vec!["192.0.2.9".into()];
-        p.change(&z, &[change(Action::Upsert, a2.clone())])
-            .await
-            .unwrap();
-        assert_eq!(p.records(&z).unwrap(), vec![a2]);
-    }
-
-    #[tokio::test]
-    async fn delete_and_create_in_one_batch_swap_a_value() {
-        // The compare-and-swap the HA lease relies on.
-        let (p, z) = store();
-        let a = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
-        p.change(&z, &[change(Action::Create, a.clone())])
-            .await
-            .unwrap();
-        let mut a2 = a.clone();
-        a2.values = vec!["192.0.2.9".into()];
-        p.change(
-            &z,
-            &[
-                change(Action::Delete, a),
-                change(Action::Create, a2.clone()),
-            ],
-        )
-        .await
-        .unwrap();
-        assert_eq!(p.records(&z).unwrap(), vec![a2]);
-    }
-
-    #[tokio::test]
-    async fn batches_over_route53_limits_are_rejected() {
-        let (p, z) = store();
-        let upserts: Vec<Change> = (0..501)
-            .map(|i| {
-                change(
-                    Action::Upsert,
-                    latency(
-                        &format!("r{i}.example.test"),
-                        "use1",
-                        "us-east-1",
-                        "192.0.2.1",
-                    ),
-                )
-            })
-            .collect();
-        // 501 UPSERTs count as 1,002 elements.
-        let err = p.change(&z, &upserts).await.unwrap_err();
-        assert!(matches!(err, ProviderError::InvalidChangeBatch(m) if m.contains("1002")));
-        let long = "x".repeat(250);
-        let txt: Vec<Change> = (0..130)
-            .map(|i| {
-                let mut r = latency(&format!("t{i}.example.test"), "use1", "us-east-1", "");
-                r.rtype = RecordType::Txt;
-                r.values = vec![format!("\"{long}\"")];
-                change(Action::Create, r)
-            })
-            .collect();
-        let err = p.change(&z, &txt).await.unwrap_err();
-        assert!(matches!(err, ProviderError::InvalidChangeBatch(m) if m.contains("characters")));
-        assert!(
-            p.change(&z, &[]).await.is_err(),
-            "an empty batch is rejected"
-        );
-        assert!(p.records(&z).unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn names_outside_the_zone_are_rejected() {
-        let (p, z) = store();
-        let r = latency("api.other.test", "use1", "us-east-1", "192.0.2.1");
-        let err = p
-            .change(&z, &[change(Action::Create, r)])
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), "invalid_change_batch");
-    }
-
-    #[tokio::test]
-    async fn latency_and_plain_records_cannot_share_name_and_type() {
-        let (p, z) = store();
-        let a = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
-        p.change(&z, &[change(Action::Create, a)]).await.unwrap();
-        let mut plain = latency("api.example.test", "x", "us-east-1", "192.0.2.2");
-        plain.set_identifier = None;
-        plain.region = None;
-        let err = p
-            .change(&z, &[change(Action::Create, plain)])
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), "invalid_change_batch");
-    }
-
-    #[tokio::test]
-    async fn one_latency_record_per_region() {
-        let (p, z) = store();
-        let a = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
-        let b = latency("api.example.test", "use1-b", "us-east-1", "192.0.2.2");
-        let err = p
-            .change(&z, &[change(Action::Create, a), change(Action::Create, b)])
-            .await
-            .unwrap_err();
-        assert!(matches!(err, ProviderError::InvalidChangeBatch(m) if m.contains("us-east-1")));
-    }
-
-    #[tokio::test]
-    async fn a_cname_cannot_share_its_name() {
-        let (p, z) = store();
-        let a = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
-        let mut c = latency("api.example.test", "euw1", "eu-west-1", "x.example.net");
-        c.rtype = RecordType::Cname;
-        let err = p
-            .change(&z, &[change(Action::Create, a), change(Action::Create, c)])
-            .await
-            .unwrap_err();
-        assert!(matches!(err, ProviderError::InvalidChangeBatch(m) if m.contains("CNAME")));
-    }
-
-    #[tokio::test]
-    async fn alias_records_take_no_ttl_and_plain_records_need_one() {
-        let (p, z) = store();
-        let mut alias = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
-        alias.values.clear();
-        alias.alias = Some(super::super::AliasTarget {
-            dns_name: "d-1.execute-api.us-east-1.amazonaws.com".into(),
-            hosted_zone_id: "Z1UJRXOUMOOFQ8".into(),
-            evaluate_target_health: false,
-        });
-        assert!(p
-            .change(&z, &[change(Action::Create, alias.clone())])
-            .await
-            .is_err());
-        alias.ttl = None;
-        p.change(&z, &[change(Action::Create, alias)])
-            .await
-            .unwrap();
-        let mut no_ttl = latency("www.example.test", "use1", "us-east-1", "192.0.2.1");
-        no_ttl.ttl = None;
-        assert!(p
-            .change(&z, &[change(Action::Create, no_ttl)])
-            .await
-            .is_err());
-    }
-
-    #[tokio::test]
-    async fn changes_are_pending_then_insync() {
-        let (p, z) = store();
-        let a = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
-        let info = p.change(&z, &[change(Action::Create, a)]).await.unwrap();
-        assert_eq!(info.status, ChangeStatus::Pending);
-        assert_eq!(
-            p.change_status(&info.id).await.unwrap(),
-            ChangeStatus::Pending
-        );
-        tokio::time::sleep(Duration::from_millis(60)).await;
-        assert_eq!(
-            p.change_status(&info.id).await.unwrap(),
-            ChangeStatus::Insync
-        );
-    }
-
-    #[tokio::test]
-    async fn injected_faults_fire_for_their_operation_then_clear() {
-        let (p, z) = store();
-        p.inject(Fault {
-            operation: Some(Operation::Change),
-            error: ProviderError::Throttling("Rate exceeded".into()),
-            times: 2,
-        });
-        p.list_records(&z).await.unwrap();
-        let a = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
-        for _ in 0..2 {
-            let err = p
-                .change(&z, &[change(Action::Create, a.clone())])
-                .await
-                .unwrap_err();
-            assert_eq!(err.kind(), "throttling");
-        }
-        p.change(&z, &[change(Action::Create, a)]).await.unwrap();
-        assert_eq!(p.calls(Operation::Change), 3);
-        assert_eq!(p.calls(Operation::ListRecords), 1);
-    }
-
-    #[tokio::test]
-    async fn zones_are_found_by_name_or_id() {
-        let (p, z) = store();
-        assert_eq!(p.find_zone("Example.Test.").await.unwrap().id, z);
-        assert_eq!(p.find_zone(&z).await.unwrap().name, "example.test");
-        let err = p.find_zone("missing.test").await.unwrap_err();
-        assert_eq!(err.kind(), "no_such_hosted_zone");
-    }
-
-    // Health checks. moto does not honour these rules (DESIGN.md: same
-    // CallerReference makes a new check, versions are never compared, a
-    // check in use can be deleted), so they are proven here only.
-
-    fn check_config(path: &str) -> HealthCheckConfig {
-        HealthCheckConfig {
-            kind: super::super::HealthCheckType::Https,
-            ip_address: None,
-            fqdn: Some("d-1.execute-api.us-east-1.amazonaws.com".into()),
-            port: 443,
-            resource_path: path.into(),
-            search_string: None,
-            request_interval: 30,
-            failure_threshold: 3,
-            measure_latency: false,
-            enable_sni: true,
-            regions: Vec::new(),
-        }
-    }
-
-    #[tokio::test]
-    async fn a_caller_reference_makes_one_check_and_is_never_reused() {
-        let (p, _) = store();
-        let a = p
-            .create_health_check("ref-1", &check_config("/health"))
-            .await
-            .unwrap();
-        let again = p
-            .create_health_check("ref-1", &check_config("/health"))
-            .await
-            .unwrap();
-        assert_eq!(a, again, "same reference and settings: the same check");
-        assert_eq!(p.health_checks().len(), 1);
-        let err = p
-            .create_health_check("ref-1", &check_config("/other"))
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), "health_check_already_exists");
-        p.delete_health_check(&a.id).await.unwrap();
-        let err = p
-            .create_health_check("ref-1", &check_config("/health"))
-            .await
-            .unwrap_err();
-        assert_eq!(
-            err.kind(),
-            "health_check_already_exists",
-            "a deleted check's reference"
-        );
-    }
-
-    #[tokio::test]
-    async fn updates_name_the_current_version_and_keep_immutables() {
-        let (p, _) = store();
-        let a = p
-            .create_health_check("ref-1", &check_config("/health"))
-            .await
-            .unwrap();
-        let b = p
-            .update_health_check(&a.id, a.version, &check_config("/v2/health"))
-            .await
-            .unwrap();
-        assert_eq!(b.version, a.version + 1);
-        assert_eq!(b.config.resource_path, "/v2/health");
-        let err = p
-            .update_health_check(&a.id, a.version, &check_config("/v3"))
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), "health_check_version_mismatch");
-        let mut fast = check_config("/v2/health");
-        fast.request_interval = 10;
-        let err = p
-            .update_health_check(&a.id, b.version, &fast)
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), "invalid_input");
-    }
-
-    #[tokio::test]
-    async fn a_check_in_use_cannot_be_deleted_and_records_need_existing_checks() {
-        let (p, z) = store();
-        let hc = p
-            .create_health_check("ref-1", &check_config("/health"))
-            .await
-            .unwrap();
-        let mut r = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");
-        r.health_check_id = Some("no-such-check".into());
-        let err = p
-            .change(&z, &[change(Action::Create, r.clone())])
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), "invalid_change_batch");
-        r.health_check_id = Some(hc.id.clone());
-        p.change(&z, &[change(Action::Create, r.clone())])
-            .await
-            .unwrap();
-        let err = p.delete_health_check(&hc.id).await.unwrap_err();
-        assert_eq!(err.kind(), "health_check_in_use");
-        p.change(&z, &[change(Action::Delete, r)]).await.unwrap();
-        p.delete_health_check(&hc.id).await.unwrap();
-        let err = p.delete_health_check(&hc.id).await.unwrap_err();
-        assert_eq!(err.kind(), "no_such_health_check");
-    }
-
-    #[tokio::test]
-    async fn health_check_settings_are_validated_and_the_quota_holds() {
-        let (p, _) = store();
-        let mut c = check_config("/health");
-        c.request_interval = 20;
-        assert_eq!(
-            p.create_health_check("a", &c).await.unwrap_err().kind(),
-            "invalid_input"
-        );
-        let mut c = check_config("/health");
-        c.regions = vec!["us-east-1".into(), "eu-west-1".into()];
-        assert_eq!(
-            p.create_health_check("b", &c).await.unwrap_err().kind(),
-            "invalid_input"
-        );
-        let mut c = check_config("/health");
-        c.kind = super::super::HealthCheckType::HttpsStrMatch;
-        assert_eq!(
-            p.create_health_check("c", &c).await.unwrap_err().kind(),
-            "invalid_input"
-        );
-        p.set_health_check_limit(1);
-        p.create_health_check("d", &check_config("/health"))
-            .await
-            .unwrap();
-        let err = p
-            .create_health_check("e", &check_config("/health"))
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("TooManyHealthChecks"), "{err}");
-    }
-}
+mod tests;
