@@ -20,7 +20,6 @@
 //! - [`http`]: `/metrics`, `/status`, `/`, `/healthz`, `/readyz`.
 //! - [`demo`]: simulated regional endpoints on loopback for `route53-failover demo`.
 
-pub mod auth;
 pub mod config;
 pub mod controller;
 pub mod decide;

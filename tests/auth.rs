@@ -10,8 +10,8 @@ use axum::extract::{Form, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
-use route53_failover::auth::TokenSources;
 use route53_failover::config::parse;
+use route53_failover::probe::auth::TokenSources;
 use route53_failover::probe::{FailureKind, Prober, TlsConfigs};
 
 #[derive(Default)]

@@ -44,9 +44,9 @@ use probing::{probe_loop, spread_window};
 use reconcile::Reconciler;
 pub use state::{Member, MemberId, MemberLabels, MemberState, Route53Health, Runtime, ZoneStatus};
 
-use crate::auth::TokenSources;
 use crate::config::{Config, ProviderKind, Target};
 use crate::discovery::Discovery;
+use crate::probe::auth::TokenSources;
 use crate::probe::{Prober, TlsConfigs};
 use crate::provider::Provider;
 

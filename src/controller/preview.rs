@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use tracing::warn;
 
 use super::discovery_endpoint;
-use crate::auth::TokenSources;
 use crate::config::{Config, Target};
 use crate::decide::health_check::{self as hc, Step};
 use crate::decide::ownership::Observed;
@@ -14,6 +13,7 @@ use crate::decide::policy;
 use crate::decide::verdict::Verdict;
 use crate::decide::zone::{self, RecordView, ZoneInputs};
 use crate::discovery::Discovery;
+use crate::probe::auth::TokenSources;
 use crate::probe::{Prober, TlsConfigs};
 use crate::provider::{AliasTarget, Change, Provider};
 

@@ -1,5 +1,6 @@
 //! Each Route53 rule the store enforces, one test each.
 use super::*;
+use crate::provider::{Action, RecordType};
 
 fn latency(name: &str, id: &str, region: &str, value: &str) -> RecordSet {
     RecordSet::latency_a(name, id, region, value)
