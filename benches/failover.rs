@@ -1,4 +1,4 @@
-//! Benchmarks of the targets in DESIGN.md, printed as figures:
+//! Benchmarks of the targets in docs/design.md ("Performance targets"), printed as figures:
 //!
 //! 1. detection to withdrawal: interval 1s, fall 3; time from an endpoint
 //!    starting to fail (503, then hanging) to the provider accepting the

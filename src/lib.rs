@@ -1,21 +1,24 @@
 //! route53-failover keeps an active-active, multi-region API reachable: it
 //! probes each region's endpoint, decides which regions Route53 should
-//! answer with, and keeps the latency records in step.
+//! answer with, and keeps the latency records in step. `docs/design.md`
+//! explains the shape of the code and the Route53 rules it respects.
 //!
 //! Modules, in the order data flows:
-//! - [`config`]: the YAML file, validated into typed values (every error at once).
-//! - [`auth`]: OAuth2 client-credentials tokens for probes, shared and refreshed.
-//! - [`probe`]: one HTTP(S) probe of a member → status, phase timings, failure reason.
-//! - [`health`]: the verdict state machine (rise/fall); pure.
-//! - [`health_checks`]: the Route53 health check each member keeps: settings, ownership, sync steps; pure.
-//! - [`policy`]: verdicts + what Route53 holds → which members are published, and why; pure.
-//! - [`plan`]: decision vs observed zone → changes (with ownership markers), split into batches; pure.
-//! - [`provider`]: the DNS service boundary: the trait, the `memory` store, its loopback service, `route53`.
+//! - [`config`]: the YAML file, validated into typed values (every error at
+//!   once), one file per section.
+//! - [`probe`]: one HTTP(S) probe of a member → status, phase timings,
+//!   failure reason; TLS settings and OAuth2 tokens for probes.
 //! - [`discovery`]: API Gateway regional targets (apigatewayv2 `GetDomainName`).
-//! - [`controller`]: the tasks: probers → verdicts → per-zone reconcilers, rate limit, retries.
-//! - [`lease`]: HA: one writer among several instances, by a lease record in Route53.
+//! - [`decide`]: the pure core, time passed in: verdicts, the policy's
+//!   safety rules, health check steps, ownership, the plan, one zone's
+//!   decision, the lease rules. No tokio, no provider calls.
+//! - [`provider`]: the DNS service boundary: the trait and its types, the
+//!   strict `memory` store, its loopback service, the fault wrapper, `route53`.
+//! - [`controller`]: the tasks (probers, per-zone reconcilers, Route53's
+//!   checker view, the HA lease) and the state they share; every provider
+//!   request goes through its `Calls`.
 //! - [`metrics`]: every Prometheus metric, registered in one place.
-//! - [`status`]: the snapshot on-call reads (JSON, HTML, CLI table).
+//! - [`status`]: the snapshot on-call reads (JSON, HTML page, CLI table).
 //! - [`reload`]: live config reload (file watch, SIGHUP) around the controller.
 //! - [`http`]: `/metrics`, `/status`, `/`, `/healthz`, `/readyz`.
 //! - [`demo`]: simulated regional endpoints on loopback for `route53-failover demo`.

@@ -2,7 +2,7 @@
 //! `memory` store, against the same store through its loopback HTTP API
 //! (`provider.endpoint_url`), and against the `route53` provider (the AWS
 //! SDK) talking to moto's server. The strict rules moto does not honour
-//! (DESIGN.md: batches only partly atomic, stale DELETE accepted) are the
+//! (docs/design.md, "Emulators": batches only partly atomic, stale DELETE accepted) are the
 //! ones marked `strict`; they run against the memory providers only.
 
 mod common;
@@ -304,7 +304,7 @@ async fn health_checks_round_trip_and_attach_to_records(p: &dyn Provider) {
         .all(|c| c.id != a_check.id && c.id != b_check.id));
 }
 
-/// Route53's health check rules that moto does not honour (DESIGN.md).
+/// Route53's health check rules that moto does not honour (docs/design.md, "Emulators").
 async fn strict_health_check_rules(p: &dyn Provider) {
     let c = p
         .create_health_check("strict-1", &https_check("/h"))

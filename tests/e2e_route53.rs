@@ -1,7 +1,7 @@
 //! End to end through the built binary against moto's Route53 (through the
 //! real AWS SDK): records, ownership markers, withdrawal and restore, a
 //! foreign record left alone. Read back with the SDK, not through the
-//! daemon's own provider code. moto's deviations (DESIGN.md) are why the
+//! daemon's own provider code. moto's deviations (docs/design.md, "Emulators") are why the
 //! strict rules are proven against the memory provider instead.
 
 mod common;

@@ -3,7 +3,7 @@
 //! each instance reaches it through its own proxy, which logs what that
 //! instance sent and can cut it off). The strict store is the right peer:
 //! the lease's compare-and-swap needs an exact-value DELETE, which moto
-//! does not enforce (DESIGN.md).
+//! does not enforce (docs/design.md, "Emulators").
 
 mod common;
 

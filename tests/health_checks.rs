@@ -1,5 +1,5 @@
 //! Route53 health checks end to end, through the built binary, against the
-//! strict memory store: the rules moto does not honour (DESIGN.md: versions
+//! strict memory store: the rules moto does not honour (docs/design.md, "Emulators": versions
 //! never compared, a check in use can be deleted, CallerReference not
 //! idempotent) are enforced here, so these tests prove the daemon follows
 //! them. The same lifecycle against moto is in `e2e_route53.rs`.

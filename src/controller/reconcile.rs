@@ -76,6 +76,8 @@ impl ReconcileError {
     }
 }
 
+/// The task: when to reconcile (a verdict changed, resync, retry, a
+/// change of HA role) and what a reconcile's outcome means for the zone.
 impl Reconciler {
     pub(super) async fn run(mut self, signals: Arc<ZoneSignals>) {
         let resync = self.rt.config.resync_interval;
@@ -199,7 +201,10 @@ impl Reconciler {
             last = count;
         }
     }
+}
 
+/// One reconcile: read, decide, apply, follow the changes.
+impl Reconciler {
     pub(super) fn new(
         rt: Arc<Runtime>,
         calls: Calls,

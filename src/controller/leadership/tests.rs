@@ -19,7 +19,7 @@ fn value(holder: &str, term: u64, expires_ms: u64) -> LeaseValue {
 /// Route53's rules (exact-value DELETE, CREATE of an existing name fails,
 /// atomic batches) make the swap a compare-and-swap: of two instances that
 /// read the same lease, one wins. Proven on the strict memory provider:
-/// moto accepts a DELETE with stale values (DESIGN.md).
+/// moto accepts a DELETE with stale values (docs/design.md, "Emulators").
 #[tokio::test]
 async fn of_two_swaps_from_one_read_exactly_one_wins() {
     let store = MemoryProvider::new(&["example.test"], Duration::ZERO);

@@ -261,7 +261,7 @@ async fn zones_are_found_by_name_or_id() {
     assert_eq!(err.kind(), "no_such_hosted_zone");
 }
 
-// Health checks. moto does not honour these rules (DESIGN.md: same
+// Health checks. moto does not honour these rules (docs/design.md, "Emulators": same
 // CallerReference makes a new check, versions are never compared, a
 // check in use can be deleted), so they are proven here only.
 
