@@ -25,7 +25,12 @@ pub enum Mode {
     Fail = 1,
     /// Accepts the connection and never answers.
     Hang = 2,
+    /// Answers 200, but [`SLOW_BY`] later: a brownout.
+    Slow = 3,
 }
+
+/// How much later a `Slow` endpoint answers.
+pub const SLOW_BY: Duration = Duration::from_millis(300);
 
 /// One simulated region's endpoint.
 #[derive(Clone)]
@@ -55,6 +60,10 @@ impl Endpoint {
                 async move {
                     tokio::time::sleep(latency).await;
                     match m.load(Ordering::Relaxed) {
+                        3 => {
+                            tokio::time::sleep(SLOW_BY).await;
+                            (StatusCode::OK, format!("ok region={region}\n"))
+                        }
                         1 => (StatusCode::SERVICE_UNAVAILABLE, "unavailable\n".to_string()),
                         2 => std::future::pending().await,
                         _ => (StatusCode::OK, format!("ok region={region}\n")),
@@ -82,6 +91,7 @@ impl Endpoint {
         match self.mode.load(Ordering::Relaxed) {
             1 => Mode::Fail,
             2 => Mode::Hang,
+            3 => Mode::Slow,
             _ => Mode::Serve,
         }
     }
@@ -118,6 +128,8 @@ pub async fn simulate_checkers(
                 Mode::Serve => None,
                 Mode::Fail => Some("Failure: HTTP Status Code 503, Service Unavailable"),
                 Mode::Hang => Some("Failure: Connection timed out"),
+                // Route53's checkers wait seconds: a brownout passes them.
+                Mode::Slow => None,
             };
             let report = CheckerReport {
                 healthy: if failure.is_none() { 3 } else { 0 },
@@ -155,8 +167,14 @@ async fn act(
     let mode = match action.as_str() {
         "fail" => Mode::Fail,
         "hang" => Mode::Hang,
+        "slow" => Mode::Slow,
         "recover" => Mode::Serve,
-        _ => return (StatusCode::NOT_FOUND, "use fail, hang or recover\n".into()),
+        _ => {
+            return (
+                StatusCode::NOT_FOUND,
+                "use fail, hang, slow or recover\n".into(),
+            )
+        }
     };
     e.set_mode(mode);
     tracing::info!(region = %region, action = %action, "demo endpoint changed");

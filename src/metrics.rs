@@ -14,6 +14,8 @@ pub struct Metrics {
     pub member_healthy: IntGaugeVec,
     pub member_published: IntGaugeVec,
     pub member_conflict: IntGaugeVec,
+    pub member_damped: IntGaugeVec,
+    pub flaps_total: IntCounterVec,
     pub route53_health_check_healthy: IntGaugeVec,
     pub verdict_changes_total: IntCounterVec,
     pub withdrawals_blocked_total: IntCounterVec,
@@ -65,7 +67,7 @@ impl Metrics {
             probes_total: reg!(IntCounterVec::new(
                 opts(
                     "probes_total",
-                    "Probes by outcome: success, or the failure reason (dns, connect, tls, timeout, status, body, auth)."
+                    "Probes by outcome: success, or the failure reason (dns, connect, tls, timeout, status, body, auth, slow)."
                 ),
                 &["record", "type", "region", "result"]
             )),
@@ -90,6 +92,20 @@ impl Metrics {
                 ),
                 member
             )),
+            member_damped: reg!(IntGaugeVec::new(
+                opts(
+                    "member_damped",
+                    "1 while flap damping holds the member withdrawn although its verdict is healthy (policy.damping)."
+                ),
+                member
+            )),
+            flaps_total: reg!(IntCounterVec::new(
+                opts(
+                    "flaps_total",
+                    "Flaps: a member failing again soon after it was restored (each one lengthens its damping hold)."
+                ),
+                member
+            )),
             route53_health_check_healthy: reg!(IntGaugeVec::new(
                 opts(
                     "route53_health_check_healthy",
@@ -104,7 +120,7 @@ impl Metrics {
             withdrawals_blocked_total: reg!(IntCounterVec::new(
                 opts(
                     "withdrawals_blocked_total",
-                    "Withdrawals of unhealthy members the safety rules refused (min_healthy, last_member), counted when the block begins."
+                    "Withdrawals of unhealthy members the safety rules refused (min_healthy, last_member, max_withdrawn), counted when the block begins."
                 ),
                 &["record", "type", "reason"]
             )),
@@ -229,11 +245,13 @@ impl Metrics {
             &self.member_healthy,
             &self.member_published,
             &self.member_conflict,
+            &self.member_damped,
             &self.route53_health_check_healthy,
         ] {
             let _ = g.remove_label_values(labels);
         }
         let _ = self.probe_duration_seconds.remove_label_values(labels);
+        let _ = self.flaps_total.remove_label_values(labels);
     }
 
     /// The text exposition format, for /metrics.

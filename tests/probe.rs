@@ -61,6 +61,11 @@ async fn handle(
             .header("location", "/health")
             .body(Full::new(Bytes::new()))
             .unwrap(),
+        // A brownout: the right answer, too slowly.
+        "/sluggish" => {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            resp(200, b"ok".to_vec())
+        }
         "/slow" => {
             tokio::time::sleep(Duration::from_secs(5)).await;
             resp(200, b"ok".to_vec())
@@ -225,6 +230,38 @@ async fn failures_are_classified() {
         "a redirect to /health is followed when asked: {:?}",
         r.failure
     );
+}
+
+#[tokio::test]
+async fn a_good_answer_slower_than_max_latency_fails_as_slow() {
+    let s = server(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let slow = prober(
+        &http("/sluggish", s.port, ", expect: {max_latency: 50ms}"),
+        dir.path(),
+    )
+    .probe()
+    .await;
+    assert_eq!(slow.status, Some(200), "the answer itself was good");
+    let f = slow.failure.expect("over max_latency is a failure");
+    assert_eq!(f.kind, FailureKind::Slow);
+    assert_eq!(f.kind.as_str(), "slow");
+    assert!(f.detail.contains("over max_latency 50ms"), "{f}");
+    let fast = prober(
+        &http("/health", s.port, ", expect: {max_latency: 400ms}"),
+        dir.path(),
+    )
+    .probe()
+    .await;
+    assert!(fast.ok(), "{:?}", fast.failure);
+    // A status failure stays a status failure, however slow.
+    let failing = prober(
+        &http("/fail", s.port, ", expect: {max_latency: 1ms}"),
+        dir.path(),
+    )
+    .probe()
+    .await;
+    assert_eq!(failing.failure.unwrap().kind, FailureKind::Status);
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 
 mod ha;
 mod health_check;
+mod policy;
 mod probe;
 mod provider;
 mod raw;
@@ -11,6 +12,7 @@ mod record;
 
 pub use ha::{HaConfig, LEASE_PREFIX};
 pub use health_check::HealthCheckSettings;
+pub use policy::{DampingSettings, PolicyConfig};
 pub use probe::{ClientAuth, OAuth2Spec, ProbeSpec};
 pub use provider::{ProviderConfig, ProviderKind};
 pub use record::{MemberConfig, RecordConfig, Target, LATENCY_REGIONS};

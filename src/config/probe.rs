@@ -30,6 +30,9 @@ pub struct ProbeSpec {
     /// Accepted status codes; empty means any 2xx.
     pub expect_status: Vec<u16>,
     pub body_contains: Option<String>,
+    /// A probe answering slower than this fails with reason `slow` (a
+    /// brownout is an outage for an API); `None`: only the timeout.
+    pub max_latency: Option<Duration>,
     pub ca_file: Option<PathBuf>,
     pub insecure_skip_verify: bool,
     pub interval: Duration,
@@ -212,6 +215,32 @@ impl Validator {
                 );
             }
         }
+        let max_latency = match expect.max_latency.as_deref() {
+            None => Some(None),
+            Some(s) => {
+                let key = format!("{path}.expect.max_latency");
+                match self.duration(&key, Some(s), Duration::ZERO) {
+                    Some(d) if d < Duration::from_millis(1) => {
+                        self.err(key, format!("{} must be at least 1ms", q(s)));
+                        None
+                    }
+                    Some(d) if timeout.is_some_and(|t| d >= t) => {
+                        let t = timeout.unwrap_or_default();
+                        self.err(
+                            key,
+                            format!(
+                                "{} must be shorter than the timeout ({}): a slower answer times out first",
+                                q(s),
+                                humantime::format_duration(t)
+                            ),
+                        );
+                        None
+                    }
+                    Some(d) => Some(Some(d)),
+                    None => None,
+                }
+            }
+        };
         let auth = match p.auth.as_ref().map(|a| &a.oauth2_client_credentials) {
             None => Some(None),
             Some(None) => {
@@ -234,6 +263,7 @@ impl Validator {
             headers,
             expect_status,
             body_contains: expect.body_contains,
+            max_latency: max_latency?,
             ca_file,
             insecure_skip_verify: insecure,
             interval: interval?,

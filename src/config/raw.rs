@@ -108,6 +108,51 @@ impl RawHealthCheck {
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct RawPolicy {
     pub min_healthy: Option<i64>,
+    pub max_withdrawn: Option<RawCount>,
+    pub damping: Option<RawDamping>,
+}
+
+/// A count (`1`) or a share of the record's members (`"50%"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawCount {
+    Count(i64),
+    Text(String),
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct RawDamping {
+    pub enabled: Option<bool>,
+    pub hold: Option<String>,
+    pub max_hold: Option<String>,
+    pub forget_after: Option<String>,
+}
+
+impl RawPolicy {
+    /// `self` over `base`, key by key (damping's keys too).
+    pub fn over(&self, base: &RawPolicy) -> RawPolicy {
+        let damping = match (&base.damping, &self.damping) {
+            (None, None) => None,
+            (b, s) => {
+                let b = b.clone().unwrap_or_default();
+                let s = s.clone().unwrap_or_default();
+                Some(RawDamping {
+                    enabled: s.enabled.or(b.enabled),
+                    hold: s.hold.or(b.hold),
+                    max_hold: s.max_hold.or(b.max_hold),
+                    forget_after: s.forget_after.or(b.forget_after),
+                })
+            }
+        };
+        RawPolicy {
+            min_healthy: self.min_healthy.or(base.min_healthy),
+            max_withdrawn: self
+                .max_withdrawn
+                .clone()
+                .or_else(|| base.max_withdrawn.clone()),
+            damping,
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -148,6 +193,7 @@ pub struct RawOAuth2 {
 pub struct RawExpect {
     pub status: Option<Vec<i64>>,
     pub body_contains: Option<String>,
+    pub max_latency: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -220,6 +266,7 @@ impl RawProbe {
                 Some(RawExpect {
                     status: s.status.or(b.status),
                     body_contains: s.body_contains.or(b.body_contains),
+                    max_latency: s.max_latency.or(b.max_latency),
                 })
             }
         };

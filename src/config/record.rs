@@ -58,6 +58,10 @@ pub struct RecordConfig {
     pub rtype: RecordType,
     pub ttl: u32,
     pub min_healthy: usize,
+    /// At most this many members withdrawn at once (`policy.max_withdrawn`).
+    pub max_withdrawn: Option<usize>,
+    /// `policy.damping`; `None`: off.
+    pub damping: Option<DampingSettings>,
     pub members: Vec<MemberConfig>,
 }
 
@@ -142,12 +146,7 @@ impl Validator {
             .clone()
             .unwrap_or_default()
             .over(default_check);
-        let min_healthy = r
-            .policy
-            .as_ref()
-            .and_then(|p| p.min_healthy)
-            .or(default_policy.min_healthy)
-            .unwrap_or(1);
+        let raw_policy = r.policy.clone().unwrap_or_default().over(default_policy);
 
         let mut members = Vec::new();
         let mut regions_seen = HashSet::new();
@@ -181,27 +180,25 @@ impl Validator {
                         name.as_deref().unwrap_or("?")
                     ));
                 }
-                if min_healthy < 1 || min_healthy as usize > list.len() {
-                    self.err(
-                        format!("{path}.policy.min_healthy"),
-                        format!(
-                            "{min_healthy} must be between 1 and the number of regions ({})",
-                            list.len()
-                        ),
-                    );
-                }
             }
         }
         let all_members = r.regions.as_ref().map_or(0, Vec::len);
+        // Without regions there is nothing to check the policy against.
+        let policy = (all_members > 0)
+            .then(|| self.policy(&format!("{path}.policy"), &raw_policy, all_members))
+            .flatten();
         if members.len() != all_members {
             return None;
         }
+        let policy = policy?;
         Some(RecordConfig {
             name: name?,
             zone: normalize_name(&zone?),
             rtype: rtype?,
             ttl: u32::try_from(ttl).ok()?,
-            min_healthy: usize::try_from(min_healthy).ok()?,
+            min_healthy: policy.min_healthy,
+            max_withdrawn: policy.max_withdrawn,
+            damping: policy.damping,
             members,
         })
     }

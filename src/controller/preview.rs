@@ -112,6 +112,8 @@ pub async fn preview(config: &Config, provider: &dyn Provider) -> Result<Preview
                     discovered: (0..n)
                         .map(|mi| discovered.get(&(ri, mi)).cloned().flatten())
                         .collect(),
+                    // One probe has no flap history: nothing is damped.
+                    damped: vec![false; n],
                 }
             })
             .collect();

@@ -115,6 +115,12 @@ pub(super) async fn probe_loop(
             (true, false) => signals.edge.send_modify(|n| *n = n.saturating_sub(1)),
             _ => {}
         }
+        if probed.flapped {
+            rt.metrics
+                .flaps_total
+                .with_label_values(&labels.values())
+                .inc();
+        }
         if let Some(t) = probed.transition {
             info!(
                 record = labels.record,

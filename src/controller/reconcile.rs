@@ -152,9 +152,17 @@ impl Reconciler {
                     None => std::future::pending().await,
                 }
             };
+            // A damping hold that ends: the member may come back then.
+            let hold_end = async {
+                match self.next_hold_end() {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
             woken_by_verdict = false;
             tokio::select! {
                 _ = signals.trigger.notified() => woken_by_verdict = true,
+                _ = hold_end => debug!(zone = %self.zone, "a damping hold ended"),
                 _ = tokio::time::sleep_until(next_resync) => {
                     debug!(zone = %self.zone, "resync");
                     self.observed = None;
@@ -312,23 +320,26 @@ impl Reconciler {
     /// status and metrics.
     fn decide<'a>(&self, rt: &'a Runtime, zone_id: &str) -> ZoneDecision<'a> {
         let observed = self.observed.as_ref().expect("read before planning");
+        let now = SystemTime::now();
         let records = self
             .records
             .iter()
             .map(|&ri| {
-                let members: Vec<_> = rt.members_of(std::slice::from_ref(&ri)).collect();
-                let (verdicts, discovered) = members
-                    .iter()
-                    .map(|&id| {
-                        rt.member(id)
-                            .read(|m| (m.health.verdict(), m.discovered.clone()))
-                    })
-                    .unzip();
-                RecordView {
+                let mut view = RecordView {
                     record: &rt.config.records[ri],
-                    verdicts,
-                    discovered,
+                    verdicts: Vec::new(),
+                    discovered: Vec::new(),
+                    damped: Vec::new(),
+                };
+                for id in rt.members_of(std::slice::from_ref(&ri)) {
+                    let member = rt.member(id);
+                    let (verdict, discovered) =
+                        member.read(|m| (m.health.verdict(), m.discovered.clone()));
+                    view.verdicts.push(verdict);
+                    view.discovered.push(discovered);
+                    view.damped.push(member.held_until(now).is_some());
                 }
+                view
             })
             .collect();
         let decision = zone::decide(&ZoneInputs {
@@ -373,6 +384,19 @@ impl Reconciler {
                 .set(i64::from(fail_open));
         }
         self.note_published();
+    }
+
+    /// When the first damping hold of this zone's members ends.
+    fn next_hold_end(&self) -> Option<tokio::time::Instant> {
+        let now = SystemTime::now();
+        let end = self
+            .rt
+            .members_of(&self.records)
+            .filter_map(|id| self.rt.member(id).held_until(now))
+            .min()?;
+        let wait = end.duration_since(now).unwrap_or_default();
+        // A hair later, so the hold has ended when the reconcile looks.
+        Some(tokio::time::Instant::now() + wait + Duration::from_millis(10))
     }
 
     /// Puts what the provider holds now into status and metrics.

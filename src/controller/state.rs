@@ -17,6 +17,7 @@ use tracing::info;
 
 use super::leadership::Lease;
 use crate::config::{Config, MemberConfig, RecordConfig};
+use crate::decide::damping::Damping;
 use crate::decide::policy::Why;
 use crate::decide::verdict::{Health, Transition};
 use crate::decide::zone::MemberOutcome;
@@ -29,6 +30,8 @@ use crate::provider::{AliasTarget, CheckerReport, RecordType};
 #[derive(Debug, Clone)]
 pub struct MemberState {
     pub health: Health,
+    /// The member's flaps and hold, fed with its verdict changes.
+    pub damping: Damping,
     pub last_probe: Option<ProbeResult>,
     /// The provider holds the member's record (as last read or written).
     pub published: bool,
@@ -50,6 +53,7 @@ impl MemberState {
     fn new(config: &MemberConfig, now: SystemTime) -> Self {
         MemberState {
             health: Health::new(config.probe.rise, config.probe.fall, now),
+            damping: Damping::default(),
             last_probe: None,
             published: false,
             why: None,
@@ -315,6 +319,8 @@ pub struct Probed {
     pub is_edge: bool,
     /// With a transition: the failure behind the new verdict, for its log line.
     pub reason: Option<String>,
+    /// The transition was a flap (`decide::damping`).
+    pub flapped: bool,
 }
 
 impl<'a> Member<'a> {
@@ -350,11 +356,18 @@ impl<'a> Member<'a> {
             None => Ok(()),
             Some(f) => Err(f.to_string()),
         };
+        let damping = self.record().damping;
+        let at = result.at;
         self.write(|m| {
             let was_edge = m.health.may_flip();
-            let transition = m.health.observe(outcome, result.at);
+            let transition = m.health.observe(outcome, at);
             m.last_probe = Some(result);
+            let flapped = match (&transition, &damping) {
+                (Some(t), Some(settings)) => m.damping.verdict_changed(t.from, t.to, at, settings),
+                _ => false,
+            };
             Probed {
+                flapped,
                 reason: transition
                     .as_ref()
                     .and_then(|_| m.health.reason().map(str::to_string)),
@@ -384,11 +397,17 @@ impl<'a> Member<'a> {
     /// The reconciler's decision for the member; returns the previous
     /// reason, so a change can be logged once.
     pub fn decided(&self, outcome: &MemberOutcome) -> Option<Why> {
+        let labels = self.labels().values();
         self.rt
             .metrics
             .member_conflict
-            .with_label_values(&self.labels().values())
+            .with_label_values(&labels)
             .set(i64::from(outcome.conflict));
+        self.rt
+            .metrics
+            .member_damped
+            .with_label_values(&labels)
+            .set(i64::from(outcome.decision.why == Why::Damped));
         self.carries_check(outcome.check.clone());
         self.write(|m| {
             m.conflict = outcome.conflict;
@@ -414,6 +433,12 @@ impl<'a> Member<'a> {
                 .remove_label_values(&self.labels().values())
                 .ok();
         }
+    }
+
+    /// When the member's damping hold ends, if damping holds it at `now`.
+    pub fn held_until(&self, now: SystemTime) -> Option<SystemTime> {
+        self.record().damping?;
+        self.read(|m| m.damping.held_until(now))
     }
 
     /// A health check call for the member failed (`Some`) or succeeded.

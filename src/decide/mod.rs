@@ -5,6 +5,7 @@
 //!
 //! In the order a decision is made:
 //! - [`verdict`]: probe outcomes → a member's verdict (rise/fall).
+//! - [`damping`]: verdict changes → flaps → how long a member is held out.
 //! - [`policy`]: verdicts + what Route53 holds → which members of a record
 //!   are published, and why the others are not (the safety rules).
 //! - [`health_check`]: the Route53 health check each member should carry,
@@ -16,6 +17,7 @@
 //!   carries out and the `plan` command prints.
 //! - [`lease`]: the HA lease's record and the rules for taking it over.
 
+pub mod damping;
 pub mod health_check;
 pub mod lease;
 pub mod ownership;

@@ -15,7 +15,7 @@ use crate::config::{RecordConfig, Target};
 use crate::decide::health_check::{self as hc, Step};
 use crate::decide::ownership::{ownership, Claim, Observed};
 use crate::decide::plan::{plan_zone, Attach, RecordIntents};
-use crate::decide::policy::{self, MemberDecision, MemberInput};
+use crate::decide::policy::{self, MemberDecision, MemberInput, Safety};
 use crate::decide::verdict::Verdict;
 use crate::provider::{AliasTarget, Change, HealthCheck};
 
@@ -26,6 +26,8 @@ pub struct RecordView<'c> {
     pub verdicts: Vec<Verdict>,
     /// An API Gateway target's regional endpoint, once discovered.
     pub discovered: Vec<Option<AliasTarget>>,
+    /// Flap damping holds the member out now (`decide::damping`).
+    pub damped: Vec<bool>,
 }
 
 /// Everything one zone's decision depends on.
@@ -100,8 +102,9 @@ pub fn decide<'c>(inputs: &ZoneInputs<'c, '_>) -> ZoneDecision<'c> {
             record,
             &view.verdicts,
             &view.discovered,
+            &view.damped,
         );
-        let decisions = policy::decide(record.min_healthy, &policy_inputs);
+        let decisions = policy::decide(Safety::of(record), &policy_inputs);
         let mut intents = RecordIntents::new(record, decisions.iter().map(|d| d.intent).collect());
         intents.discovered = view.discovered.clone();
         let mut outcomes = Vec::with_capacity(record.members.len());
@@ -184,13 +187,15 @@ pub fn member_inputs(
     record: &RecordConfig,
     verdicts: &[Verdict],
     discovered: &[Option<AliasTarget>],
+    damped: &[bool],
 ) -> Vec<MemberInput> {
     record
         .members
         .iter()
         .zip(verdicts)
         .zip(discovered)
-        .map(|((member, verdict), discovered)| {
+        .zip(damped)
+        .map(|(((member, verdict), discovered), damped)| {
             let own = ownership(observed, claims, owner, record, member);
             let undiscovered =
                 matches!(member.target, Target::ApiGateway { .. }) && discovered.is_none();
@@ -202,6 +207,7 @@ pub fn member_inputs(
                 },
                 published: own.present,
                 conflict: own.conflict,
+                damped: *damped,
             }
         })
         .collect()

@@ -51,6 +51,8 @@ pub enum FailureKind {
     Body,
     /// No probe credentials (the token endpoint failed).
     Auth,
+    /// Answered as expected, but slower than `expect.max_latency`.
+    Slow,
 }
 
 impl FailureKind {
@@ -63,6 +65,7 @@ impl FailureKind {
             FailureKind::Status => "status",
             FailureKind::Body => "body",
             FailureKind::Auth => "auth",
+            FailureKind::Slow => "slow",
         }
     }
 }
@@ -181,6 +184,7 @@ impl Prober {
             )),
         };
         progress.timings.total = start.elapsed();
+        let failure = failure.or_else(|| self.judge_latency(progress.timings.total));
         ProbeResult {
             at,
             status: progress.status,
@@ -214,6 +218,22 @@ impl Prober {
             FailureKind::Status,
             format!("more than {MAX_REDIRECTS} redirects"),
         ))
+    }
+
+    /// A good answer that took longer than `expect.max_latency` is a
+    /// failure: users of an API see a brownout as an outage.
+    fn judge_latency(&self, total: Duration) -> Option<Failure> {
+        let max = self.spec.max_latency?;
+        (total > max).then(|| {
+            fail(
+                FailureKind::Slow,
+                format!(
+                    "answered in {}ms, over max_latency {}",
+                    total.as_millis(),
+                    humantime::format_duration(max)
+                ),
+            )
+        })
     }
 
     fn judge_status(&self, status: u16) -> Result<(), Failure> {

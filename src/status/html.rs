@@ -60,11 +60,12 @@ impl Status {
                 "<table><tr><th>region</th><th>set identifier</th><th>verdict</th><th>published</th><th>why</th><th>since</th><th>latency</th><th>last status</th><th>reason</th><th>Route53 check</th><th>target</th></tr>\n",
             );
             for m in &r.members {
-                let why = m.decision.as_deref().unwrap_or("-");
-                let why_class = match why {
-                    "min_healthy" | "last_member" | "fail_open" | "conflict" => "warn",
+                let why_class = match m.decision.as_deref().unwrap_or("-") {
+                    "min_healthy" | "last_member" | "max_withdrawn" | "fail_open" | "conflict"
+                    | "damped" => "warn",
                     _ => "",
                 };
+                let why = m.why_text(self.now);
                 let check = match &m.health_check {
                     None => "-".to_string(),
                     Some(h) => {
@@ -88,7 +89,7 @@ impl Status {
                     esc(&m.region),
                     esc(&m.set_identifier),
                     if m.published { "yes" } else { "<b>no</b>" },
-                    esc(why),
+                    esc(&why),
                     ago(self.now, m.since),
                     m.latency_ms.map(|l| format!("{l:.1} ms")).unwrap_or_else(|| "-".into()),
                     m.last_status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),

@@ -60,9 +60,16 @@ pub struct MemberSnapshot {
     pub verdict: String,
     pub published: bool,
     /// Why the member is (not) published: healthy, unhealthy, unknown,
-    /// conflict, min_healthy, last_member, fail_open; null before the first
-    /// reconcile.
+    /// conflict, damped, min_healthy, last_member, max_withdrawn,
+    /// fail_open; null before the first reconcile.
     pub decision: Option<String>,
+    /// While flap damping holds the member: when the hold ends (unix
+    /// seconds).
+    #[serde(default)]
+    pub damped_until: Option<f64>,
+    /// Flaps counted since the member was last stable.
+    #[serde(default)]
+    pub flaps: u32,
     /// The verdict holds since (unix seconds).
     pub since: f64,
     /// The failure behind the verdict, or the latest failure seen.
@@ -152,6 +159,17 @@ fn unix(t: SystemTime) -> f64 {
 }
 
 impl MemberSnapshot {
+    /// Why, for the table and the page: a damped member says for how long.
+    pub fn why_text(&self, now: f64) -> String {
+        match (self.decision.as_deref(), self.damped_until) {
+            (Some("damped"), Some(until)) => {
+                format!("damped ({} left)", ago(until, now))
+            }
+            (Some(why), _) => why.to_string(),
+            (None, _) => "-".to_string(),
+        }
+    }
+
     fn of(mc: &MemberConfig, m: &MemberState) -> Self {
         let (successes, failures) = m.health.consecutive();
         MemberSnapshot {
@@ -160,6 +178,8 @@ impl MemberSnapshot {
             verdict: m.health.verdict().as_str().to_string(),
             published: m.published,
             decision: m.why.map(|w| w.as_str().to_string()),
+            damped_until: m.damping.held_until(SystemTime::now()).map(unix),
+            flaps: m.damping.flaps,
             since: unix(m.health.since()),
             reason: m.health.reason().map(str::to_string),
             conflict: m.conflict,

@@ -61,7 +61,7 @@ impl Status {
                     m.region.clone(),
                     m.verdict.clone(),
                     if m.published { "yes" } else { "no" }.into(),
-                    m.decision.clone().unwrap_or_else(|| "-".into()),
+                    m.why_text(self.now),
                     ago(self.now, m.since),
                     m.latency_ms
                         .map(|l| format!("{l:.1}ms"))

@@ -324,6 +324,7 @@ records:
         record,
         &[Verdict::Healthy, Verdict::Healthy],
         &discovered,
+        &[false, false],
     );
     assert_eq!(inputs[0].verdict, Verdict::Healthy);
     assert_eq!(

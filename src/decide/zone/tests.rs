@@ -35,6 +35,7 @@ fn view<'c>(cfg: &'c Config, verdicts: &[Verdict]) -> RecordView<'c> {
         record: &cfg.records[0],
         verdicts: verdicts.to_vec(),
         discovered: vec![None; verdicts.len()],
+        damped: vec![false; verdicts.len()],
     }
 }
 
