@@ -33,10 +33,11 @@ async fn withdraws_a_failing_region_after_fall_probes_and_restores_it_after_rise
     assert_eq!(withdrawal.changes.len(), 1, "{:?}", withdrawal.changes);
     assert_eq!(withdrawal.changes[0].action, Action::Delete);
     assert_eq!(withdrawal.changes[0].record.values, vec!["192.0.2.2"]);
-    // fall=3 at 200ms: the third failing probe comes two intervals after the first.
+    // fall=3 with fast re-probes (fast_interval defaults to 100ms here): the
+    // third failing probe comes two fast intervals after the first.
     let took = withdrawal.at.duration_since(failed_at).unwrap();
     assert!(
-        took >= Duration::from_millis(360),
+        took >= Duration::from_millis(180),
         "withdrawn after {took:?}: before 3 probes"
     );
 
@@ -88,8 +89,9 @@ async fn withdraws_a_failing_region_after_fall_probes_and_restores_it_after_rise
     let log = store.store.change_log();
     let restore = log.last().unwrap();
     let took = restore.at.duration_since(recovered_at).unwrap();
+    // rise=2: the second success comes one fast interval after the first.
     assert!(
-        took >= Duration::from_millis(160),
+        took >= Duration::from_millis(80),
         "restored after {took:?}: before 2 probes"
     );
     let r = store

@@ -36,6 +36,10 @@ pub struct ProbeSpec {
     pub ca_file: Option<PathBuf>,
     pub insecure_skip_verify: bool,
     pub interval: Duration,
+    /// While a run may change the verdict (a failure of a healthy member,
+    /// a success of an unhealthy one), the next probes come this often
+    /// (HAProxy's `fastinter`).
+    pub fast_interval: Duration,
     pub timeout: Duration,
     pub rise: u32,
     pub fall: u32,
@@ -192,6 +196,33 @@ impl Validator {
                 );
             }
         }
+        let fast_interval = match (p.fast_interval.as_deref(), interval) {
+            // A quarter of the interval, at least 100ms.
+            (None, Some(i)) => Some((i / 4).max(MIN_INTERVAL).min(i)),
+            (None, None) => None,
+            (Some(s), i) => {
+                let key = format!("{path}.fast_interval");
+                match self.duration(&key, Some(s), Duration::ZERO) {
+                    Some(f) if f < MIN_INTERVAL => {
+                        self.err(key, format!("{} must be at least 100ms", q(s)));
+                        None
+                    }
+                    Some(f) if i.is_some_and(|i| f > i) => {
+                        let i = i.unwrap_or_default();
+                        self.err(
+                            key,
+                            format!(
+                                "{} must be at most the interval ({})",
+                                q(s),
+                                humantime::format_duration(i)
+                            ),
+                        );
+                        None
+                    }
+                    other => other,
+                }
+            }
+        };
         if let Some(t) = timeout {
             if t < MIN_TIMEOUT {
                 self.err(
@@ -267,6 +298,7 @@ impl Validator {
             ca_file,
             insecure_skip_verify: insecure,
             interval: interval?,
+            fast_interval: fast_interval?,
             timeout: timeout?,
             rise: rise?,
             fall: fall?,

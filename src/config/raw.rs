@@ -164,6 +164,7 @@ pub struct RawProbe {
     pub expect: Option<RawExpect>,
     pub tls: Option<RawTls>,
     pub interval: Option<String>,
+    pub fast_interval: Option<String>,
     pub timeout: Option<String>,
     pub rise: Option<i64>,
     pub fall: Option<i64>,
@@ -289,6 +290,10 @@ impl RawProbe {
             expect,
             tls,
             interval: self.interval.clone().or_else(|| base.interval.clone()),
+            fast_interval: self
+                .fast_interval
+                .clone()
+                .or_else(|| base.fast_interval.clone()),
             timeout: self.timeout.clone().or_else(|| base.timeout.clone()),
             rise: self.rise.or(base.rise),
             fall: self.fall.or(base.fall),

@@ -51,6 +51,23 @@ fn jitter(interval: Duration) -> Duration {
     rand::rng().random_range(Duration::ZERO..max)
 }
 
+/// When the probe after one that ran at `last` goes: `fast` after it while
+/// a run is under way (`in_run`), else at the next tick of the member's
+/// grid (its phase plus whole intervals), whichever comes first; never in
+/// the past. Fast probes keep the member's offset within its region, so a
+/// region's members failing together stay together.
+fn next_probe<T>(last: T, grid: T, now: T, in_run: bool, fast: Duration) -> T
+where
+    T: Copy + Ord + std::ops::Add<Duration, Output = T>,
+{
+    let next = if in_run {
+        (last + fast).min(grid)
+    } else {
+        grid
+    };
+    next.max(now)
+}
+
 pub(super) async fn probe_loop(
     rt: Arc<Runtime>,
     id: MemberId,
@@ -65,11 +82,15 @@ pub(super) async fn probe_loop(
     // each tick, never accumulated, so members of a region stay together.
     let set_id = &member.config().set_identifier;
     let target = &member.config().target;
-    let mut tick = first_probe_at(
+    let fast = prober.spec().fast_interval;
+    // The member's grid (phase plus whole intervals), and its next probe:
+    // on the grid, or sooner while a run is under way.
+    let mut grid = first_probe_at(
         interval,
         labels.region,
         &format!("{} {set_id}", labels.record),
     );
+    let mut tick = grid;
     let duration = rt
         .metrics
         .probe_duration_seconds
@@ -86,7 +107,8 @@ pub(super) async fn probe_loop(
             (Target::ApiGateway { .. }, None) => {
                 let discovered = member.read(|m| m.discovered.as_ref().map(|a| a.dns_name.clone()));
                 if discovered.is_none() {
-                    tick += interval;
+                    grid += interval;
+                    tick = grid;
                     continue;
                 }
                 discovered
@@ -140,11 +162,46 @@ pub(super) async fn probe_loop(
                 .set(i64::from(t.to == Verdict::Healthy));
             signals.trigger.notify_one();
         }
-        // Keep the schedule; skip ticks missed while a probe ran long.
+        // Keep the grid; skip ticks missed while a probe ran long.
         let now = tokio::time::Instant::now();
-        tick += interval;
-        while tick <= now {
-            tick += interval;
+        while grid <= now {
+            grid += interval;
+        }
+        let in_run = member.read(|m| m.health.in_run());
+        tick = next_probe(tick, grid, now, in_run, fast);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_come_fast_while_a_run_is_under_way_and_back_on_the_grid_after() {
+        let fast = Duration::from_millis(250);
+        let ms = Duration::from_millis;
+        // (last, grid, now, in_run) → next, in ms from an origin.
+        let cases: &[(u64, u64, u64, bool, u64)] = &[
+            // steady: the grid
+            (1000, 2000, 1005, false, 2000),
+            // a failure of a healthy member: a quarter interval later
+            (1000, 2000, 1005, true, 1250),
+            // the run goes on, keeping the member's offset
+            (1250, 2000, 1260, true, 1500),
+            // the grid comes first
+            (1900, 2000, 1910, true, 2000),
+            // a probe that ran long: not in the past
+            (1000, 2000, 1400, true, 1400),
+            // the run is over: back on the grid
+            (1500, 2000, 1510, false, 2000),
+        ];
+        for &(last, grid, now, in_run, want) in cases {
+            let got = next_probe(ms(last), ms(grid), ms(now), in_run, fast);
+            assert_eq!(
+                got,
+                ms(want),
+                "last={last} grid={grid} now={now} in_run={in_run}"
+            );
         }
     }
 }

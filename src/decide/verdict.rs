@@ -81,6 +81,17 @@ impl Health {
             || (self.verdict != Verdict::Healthy && self.successes + 1 >= self.rise)
     }
 
+    /// Whether a run that may change the verdict is under way: the latest
+    /// outcome goes against the verdict (a failure of a healthy member, a
+    /// success of an unhealthy one), or no verdict is reached yet.
+    pub fn in_run(&self) -> bool {
+        match self.verdict {
+            Verdict::Healthy => self.failures > 0,
+            Verdict::Unhealthy => self.successes > 0,
+            Verdict::Unknown => self.failures + self.successes > 0,
+        }
+    }
+
     pub fn consecutive(&self) -> (u32, u32) {
         (self.successes, self.failures)
     }
@@ -201,6 +212,29 @@ mod tests {
         h.observe(Err("x".into()), t(3));
         h.observe(Err("x".into()), t(4));
         assert!(h.may_flip(), "one more failure makes it unhealthy");
+    }
+
+    #[test]
+    fn a_run_is_under_way_while_outcomes_go_against_the_verdict() {
+        let mut h = Health::new(2, 3, t(0));
+        assert!(!h.in_run(), "nothing seen yet");
+        let steps: &[(bool, bool)] = &[
+            // (outcome ok, in a run after it)
+            (true, true),  // unknown, one success
+            (true, false), // healthy: the run completed
+            (false, true), // healthy, one failure
+            (true, false), // the run broke
+            (false, true),
+            (false, true),
+            (false, false), // unhealthy: completed
+            (false, false), // still failing: nothing may change
+            (true, true),   // unhealthy, one success
+        ];
+        for (i, (ok, want)) in steps.iter().enumerate() {
+            let o = if *ok { Ok(()) } else { Err("x".into()) };
+            h.observe(o, t(i as u64 + 1));
+            assert_eq!(h.in_run(), *want, "after outcome {i}");
+        }
     }
 
     proptest! {
