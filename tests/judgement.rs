@@ -89,6 +89,44 @@ async fn a_member_answering_slowly_is_withdrawn_as_slow_and_restored_when_fast()
     daemon.stop().await;
 }
 
+/// Against its own baseline: the endpoints answer in about a millisecond,
+/// so 300 ms more is a brownout for this member, with no absolute bound
+/// configured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_far_slower_than_its_own_baseline_is_withdrawn_as_slow() {
+    let (store, eps, daemon) = daemon_over(&["us-east-1", "eu-west-1", "ap-southeast-2"], |c| {
+        c.replace("interval: 200ms, timeout: 150ms", "interval: 500ms, timeout: 450ms")
+            .replace(
+                "body_contains: ok}",
+                "body_contains: ok, slow_vs_baseline: {factor: 3, min_excess: 100ms, window: 1m, warm_up: 5s}}",
+            )
+    })
+    .await;
+    wait_until("the baseline is warm", LIMIT, || async {
+        daemon.member("eu-west-1").await.baseline_ms.is_some()
+    })
+    .await;
+    let base = daemon.member("eu-west-1").await.baseline_ms.unwrap();
+    assert!(base < 50.0, "loopback answers fast: {base}ms");
+    eps.set("eu-west-1", Mode::Slow);
+    wait_until("eu-west-1 is withdrawn", LIMIT, || async {
+        !store.member_ids(ZONE, NAME).contains(&set_id("eu-west-1"))
+    })
+    .await;
+    let m = daemon.member("eu-west-1").await;
+    let reason = m.reason.unwrap_or_default();
+    assert!(
+        reason.starts_with("slow: answered in") && reason.contains("its baseline of"),
+        "{reason}"
+    );
+    eps.set("eu-west-1", Mode::Serve);
+    wait_until("eu-west-1 is published again", LIMIT, || async {
+        store.member_ids(ZONE, NAME).contains(&set_id("eu-west-1"))
+    })
+    .await;
+    daemon.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_withdrawn_blocks_a_third_withdrawal_and_says_so() {
     let regions = ["us-east-1", "eu-west-1", "ap-southeast-2", "us-west-2"];

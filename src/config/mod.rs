@@ -13,7 +13,7 @@ mod record;
 pub use ha::{HaConfig, LEASE_PREFIX};
 pub use health_check::HealthCheckSettings;
 pub use policy::{DampingSettings, PolicyConfig};
-pub use probe::{ClientAuth, OAuth2Spec, ProbeSpec};
+pub use probe::{BaselineSettings, ClientAuth, OAuth2Spec, ProbeSpec};
 pub use provider::{ProviderConfig, ProviderKind};
 pub use record::{MemberConfig, RecordConfig, Target, LATENCY_REGIONS};
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Method};
 use url::Url;
 
-use super::raw::{self, RawProbe};
+use super::raw::{self, RawBaseline, RawProbe};
 use super::*;
 
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -33,6 +33,9 @@ pub struct ProbeSpec {
     /// A probe answering slower than this fails with reason `slow` (a
     /// brownout is an outage for an API); `None`: only the timeout.
     pub max_latency: Option<Duration>,
+    /// A good answer far slower than the member's own baseline fails with
+    /// reason `slow` (`decide::baseline`); `None`: off.
+    pub slow_vs_baseline: Option<BaselineSettings>,
     pub ca_file: Option<PathBuf>,
     pub insecure_skip_verify: bool,
     pub interval: Duration,
@@ -65,6 +68,19 @@ pub enum ClientAuth {
     Basic,
     /// client_secret_post: both in the form.
     Post,
+}
+
+/// `expect.slow_vs_baseline`: see `decide::baseline`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BaselineSettings {
+    /// Slow above this many times the baseline...
+    pub factor: f64,
+    /// ...and this much above it.
+    pub min_excess: Duration,
+    /// The history the baseline is the median of.
+    pub window: Duration,
+    /// The history needed before the rule counts.
+    pub warm_up: Duration,
 }
 
 impl Validator {
@@ -272,6 +288,12 @@ impl Validator {
                 }
             }
         };
+        let slow_vs_baseline = match &expect.slow_vs_baseline {
+            None => Some(None),
+            Some(b) => self
+                .baseline(&format!("{path}.expect.slow_vs_baseline"), b)
+                .map(Some),
+        };
         let auth = match p.auth.as_ref().map(|a| &a.oauth2_client_credentials) {
             None => Some(None),
             Some(None) => {
@@ -295,6 +317,7 @@ impl Validator {
             expect_status,
             body_contains: expect.body_contains,
             max_latency: max_latency?,
+            slow_vs_baseline: slow_vs_baseline?,
             ca_file,
             insecure_skip_verify: insecure,
             interval: interval?,
@@ -379,4 +402,64 @@ fn split_host_port(s: &str) -> Option<(String, u16)> {
         return None;
     }
     Some((host.to_string(), port))
+}
+
+impl Validator {
+    fn baseline(&mut self, path: &str, b: &RawBaseline) -> Option<BaselineSettings> {
+        let factor = b.factor.unwrap_or(3.0);
+        let mut ok = true;
+        if !(factor > 1.0 && factor <= 100.0) {
+            self.err(
+                format!("{path}.factor"),
+                format!("{factor} must be above 1 and at most 100"),
+            );
+            ok = false;
+        }
+        let min_excess = self.duration(
+            &format!("{path}.min_excess"),
+            b.min_excess.as_deref(),
+            Duration::from_millis(100),
+        );
+        let window = self.duration(
+            &format!("{path}.window"),
+            b.window.as_deref(),
+            Duration::from_secs(3600),
+        );
+        let warm_up = self.duration(
+            &format!("{path}.warm_up"),
+            b.warm_up.as_deref(),
+            Duration::from_secs(300),
+        );
+        let (min_excess, window, warm_up) = (min_excess?, window?, warm_up?);
+        if window < Duration::from_secs(60) {
+            self.err(
+                format!("{path}.window"),
+                format!(
+                    "{} must be at least 1m",
+                    q(b.window.as_deref().unwrap_or_default())
+                ),
+            );
+            ok = false;
+        }
+        if ok && warm_up > window {
+            let given = match b.warm_up.as_deref() {
+                Some(w) => q(w),
+                None => format!("the default {}", humantime::format_duration(warm_up)),
+            };
+            self.err(
+                format!("{path}.warm_up"),
+                format!(
+                    "{given} must be at most the window ({})",
+                    humantime::format_duration(window)
+                ),
+            );
+            ok = false;
+        }
+        ok.then_some(BaselineSettings {
+            factor,
+            min_excess,
+            window,
+            warm_up,
+        })
+    }
 }

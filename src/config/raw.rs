@@ -195,6 +195,16 @@ pub struct RawExpect {
     pub status: Option<Vec<i64>>,
     pub body_contains: Option<String>,
     pub max_latency: Option<String>,
+    pub slow_vs_baseline: Option<RawBaseline>,
+}
+
+/// The `slow` rule against a member's own latency baseline.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct RawBaseline {
+    pub factor: Option<f64>,
+    pub min_excess: Option<String>,
+    pub window: Option<String>,
+    pub warm_up: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -268,6 +278,7 @@ impl RawProbe {
                     status: s.status.or(b.status),
                     body_contains: s.body_contains.or(b.body_contains),
                     max_latency: s.max_latency.or(b.max_latency),
+                    slow_vs_baseline: s.slow_vs_baseline.or(b.slow_vs_baseline),
                 })
             }
         };

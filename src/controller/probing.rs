@@ -117,10 +117,11 @@ pub(super) async fn probe_loop(
         };
         // A probe cut short by shutdown is not a failure: it is dropped.
         // Boxed, so an idle prober task holds no probe state.
-        let result = tokio::select! {
+        let mut result = tokio::select! {
             r = Box::pin(prober.probe_via(via.as_deref())) => r,
             _ = stop.cancelled() => return,
         };
+        member.against_baseline(&mut result);
         duration.observe(result.timings.total.as_secs_f64());
         let outcome = match &result.failure {
             None => "success",

@@ -17,12 +17,13 @@ use tracing::info;
 
 use super::leadership::Lease;
 use crate::config::{Config, MemberConfig, RecordConfig};
+use crate::decide::baseline::{Baseline, Judged};
 use crate::decide::damping::Damping;
 use crate::decide::policy::Why;
 use crate::decide::verdict::{Health, Transition};
 use crate::decide::zone::MemberOutcome;
 use crate::metrics::Metrics;
-use crate::probe::ProbeResult;
+use crate::probe::{Failure, FailureKind, ProbeResult};
 use crate::provider::{AliasTarget, CheckerReport, RecordType};
 
 /// What is known of one member. A std `Mutex` guards it: held for a few
@@ -32,6 +33,8 @@ pub struct MemberState {
     pub health: Health,
     /// The member's flaps and hold, fed with its verdict changes.
     pub damping: Damping,
+    /// Its latency baseline, with `expect.slow_vs_baseline`.
+    pub baseline: Baseline,
     pub last_probe: Option<ProbeResult>,
     /// The provider holds the member's record (as last read or written).
     pub published: bool,
@@ -54,6 +57,7 @@ impl MemberState {
         MemberState {
             health: Health::new(config.probe.rise, config.probe.fall, now),
             damping: Damping::default(),
+            baseline: Baseline::default(),
             last_probe: None,
             published: false,
             why: None,
@@ -348,6 +352,30 @@ impl<'a> Member<'a> {
 
     fn write<R>(&self, f: impl FnOnce(&mut MemberState) -> R) -> R {
         f(&mut lock(self.rt.slot(self.id)))
+    }
+
+    /// The prober, before `probed`: with `expect.slow_vs_baseline`, a good
+    /// answer far slower than the member's own baseline becomes a `slow`
+    /// failure; a normal one feeds the baseline.
+    pub fn against_baseline(&self, result: &mut ProbeResult) {
+        let Some(settings) = self.config().probe.slow_vs_baseline else {
+            return;
+        };
+        if result.failure.is_some() {
+            return;
+        }
+        let total = result.timings.total;
+        let judged = self.write(|m| m.baseline.judge(total, result.at, &settings));
+        if let Judged::Slow { baseline_ms } = judged {
+            result.failure = Some(Failure {
+                kind: FailureKind::Slow,
+                detail: format!(
+                    "answered in {}ms, over {}x its baseline of {baseline_ms:.0}ms",
+                    total.as_millis(),
+                    settings.factor
+                ),
+            });
+        }
     }
 
     /// The prober: one probe's outcome feeds the verdict.

@@ -4,6 +4,7 @@
 //! tests. The controller gathers the inputs and carries out what comes back.
 //!
 //! In the order a decision is made:
+//! - [`baseline`]: a member's own latency baseline, and `slow` against it.
 //! - [`verdict`]: probe outcomes → a member's verdict (rise/fall).
 //! - [`damping`]: verdict changes → flaps → how long a member is held out.
 //! - [`policy`]: verdicts + what Route53 holds → which members of a record
@@ -17,6 +18,7 @@
 //!   carries out and the `plan` command prints.
 //! - [`lease`]: the HA lease's record and the rules for taking it over.
 
+pub mod baseline;
 pub mod damping;
 pub mod health_check;
 pub mod lease;

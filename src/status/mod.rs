@@ -76,6 +76,10 @@ pub struct MemberSnapshot {
     pub reason: Option<String>,
     pub conflict: bool,
     pub latency_ms: Option<f64>,
+    /// With `expect.slow_vs_baseline`: the member's latency baseline, once
+    /// warmed up.
+    #[serde(default)]
+    pub baseline_ms: Option<f64>,
     pub last_status: Option<u16>,
     pub last_probe: Option<f64>,
     pub consecutive_successes: u32,
@@ -188,6 +192,10 @@ impl MemberSnapshot {
                 .as_ref()
                 .map(|p| p.timings.total.as_secs_f64() * 1000.0),
             last_status: m.last_probe.as_ref().and_then(|p| p.status),
+            baseline_ms: mc
+                .probe
+                .slow_vs_baseline
+                .and_then(|s| m.baseline.current(SystemTime::now(), &s)),
             last_probe: m.last_probe.as_ref().map(|p| unix(p.at)),
             consecutive_successes: successes,
             consecutive_failures: failures,
