@@ -11,7 +11,7 @@
 //! a client-side rate limit shared by every zone.
 //!
 //! Here: `run`, which wires the tasks (and API Gateway discovery).
-//! - `state`: the shared state, changed only through a member handle;
+//! - `state`: the shared state; `member`: the handle it changes through;
 //! - `calls`: every provider request (rate limit, retries, the HA fence);
 //! - `probing`: probe schedules and the prober task;
 //! - `reconcile`: the zone reconciler; `checks`: its health check calls;
@@ -30,6 +30,7 @@ mod calls;
 mod checks;
 mod leadership;
 mod lease_task;
+mod member;
 mod preview;
 mod probing;
 mod reconcile;
@@ -39,10 +40,11 @@ mod state;
 pub use calls::{Calls, RateLimiter};
 pub use leadership::{Lease, LeaseSnapshot};
 pub use lease_task::lease_loop;
+pub use member::{Member, Probed};
 pub use preview::{preview, Preview};
 use probing::{probe_loop, spread_window};
 use reconcile::Reconciler;
-pub use state::{Member, MemberId, MemberLabels, MemberState, Route53Health, Runtime, ZoneStatus};
+pub use state::{MemberId, MemberLabels, MemberState, Route53Health, Runtime, ZoneStatus};
 
 use crate::config::{Config, ProviderKind, Target};
 use crate::discovery::Discovery;

@@ -331,7 +331,7 @@ impl Reconciler {
                     discovered: Vec::new(),
                     damped: Vec::new(),
                 };
-                for id in rt.members_of(std::slice::from_ref(&ri)) {
+                for id in rt.record_members(ri) {
                     let member = rt.member(id);
                     let (verdict, discovered) =
                         member.read(|m| (m.health.verdict(), m.discovered.clone()));
@@ -358,7 +358,7 @@ impl Reconciler {
         for (&ri, outcomes) in self.records.iter().zip(&decision.members) {
             let record = &rt.config.records[ri];
             let mut fail_open = false;
-            for (id, outcome) in rt.members_of(std::slice::from_ref(&ri)).zip(outcomes) {
+            for (id, outcome) in rt.record_members(ri).zip(outcomes) {
                 let member = rt.member(id);
                 let labels = member.labels();
                 let why = outcome.decision.why;

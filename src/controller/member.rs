@@ -1,0 +1,223 @@
+//! A member's handle: its config, its labels, and the only ways to change
+//! its state, one method per kind of write and so one per writer: the
+//! prober (`against_baseline`, `probed`), discovery (`discovered`,
+//! `discovery_failed`), the reconciler (`decided`, `carries_check`,
+//! `check_failed`, `published`) and the task that reads Route53's checkers
+//! (`route53_read`). Readers get a `&MemberState` inside `read`, never a
+//! guard they could write through.
+
+use std::time::SystemTime;
+
+use super::state::{lock, rtype_str, MemberId, MemberLabels, MemberState, Route53Health, Runtime};
+use crate::config::{MemberConfig, RecordConfig};
+use crate::decide::baseline::Judged;
+use crate::decide::policy::Why;
+use crate::decide::verdict::Transition;
+use crate::decide::zone::MemberOutcome;
+use crate::probe::{Failure, FailureKind, ProbeResult};
+use crate::provider::{AliasTarget, CheckerReport};
+
+/// One member: its config, its labels, and the only ways to change its state.
+#[derive(Clone, Copy)]
+pub struct Member<'a> {
+    rt: &'a Runtime,
+    pub id: MemberId,
+}
+
+impl<'a> Member<'a> {
+    pub(super) fn new(rt: &'a Runtime, id: MemberId) -> Self {
+        Member { rt, id }
+    }
+}
+
+/// What one probe outcome did to a member's verdict.
+pub struct Probed {
+    pub transition: Option<Transition>,
+    /// One more outcome could change the verdict, before and after this one.
+    pub was_edge: bool,
+    pub is_edge: bool,
+    /// With a transition: the failure behind the new verdict, for its log line.
+    pub reason: Option<String>,
+    /// The transition was a flap (`decide::damping`).
+    pub flapped: bool,
+}
+
+impl<'a> Member<'a> {
+    pub fn record(&self) -> &'a RecordConfig {
+        &self.rt.config.records[self.id.record]
+    }
+
+    pub fn config(&self) -> &'a MemberConfig {
+        &self.record().members[self.id.member]
+    }
+
+    pub fn labels(&self) -> MemberLabels<'a> {
+        let r = self.record();
+        MemberLabels {
+            record: &r.name,
+            rtype: rtype_str(&r.rtype),
+            region: &self.config().region,
+        }
+    }
+
+    /// Reads the state; the lock is held for `f` only.
+    pub fn read<R>(&self, f: impl FnOnce(&MemberState) -> R) -> R {
+        f(&lock(self.rt.slot(self.id)))
+    }
+
+    fn write<R>(&self, f: impl FnOnce(&mut MemberState) -> R) -> R {
+        f(&mut lock(self.rt.slot(self.id)))
+    }
+
+    /// The prober, before `probed`: with `expect.slow_vs_baseline`, a good
+    /// answer far slower than the member's own baseline becomes a `slow`
+    /// failure; a normal one feeds the baseline.
+    pub fn against_baseline(&self, result: &mut ProbeResult) {
+        let Some(settings) = self.config().probe.slow_vs_baseline else {
+            return;
+        };
+        if result.failure.is_some() {
+            return;
+        }
+        let total = result.timings.total;
+        let judged = self.write(|m| m.baseline.judge(total, result.at, &settings));
+        if let Judged::Slow { baseline_ms } = judged {
+            result.failure = Some(Failure {
+                kind: FailureKind::Slow,
+                detail: format!(
+                    "answered in {}ms, over {}x its baseline of {baseline_ms:.0}ms",
+                    total.as_millis(),
+                    settings.factor
+                ),
+            });
+        }
+    }
+
+    /// The prober: one probe's outcome feeds the verdict.
+    pub fn probed(&self, result: ProbeResult) -> Probed {
+        let outcome = match &result.failure {
+            None => Ok(()),
+            Some(f) => Err(f.to_string()),
+        };
+        let damping = self.record().damping;
+        let at = result.at;
+        self.write(|m| {
+            let was_edge = m.health.may_flip();
+            let transition = m.health.observe(outcome, at);
+            m.last_probe = Some(result);
+            let flapped = match (&transition, &damping) {
+                (Some(t), Some(settings)) => m.damping.verdict_changed(t.from, t.to, at, settings),
+                _ => false,
+            };
+            Probed {
+                flapped,
+                reason: transition
+                    .as_ref()
+                    .and_then(|_| m.health.reason().map(str::to_string)),
+                transition,
+                was_edge,
+                is_edge: m.health.may_flip(),
+            }
+        })
+    }
+
+    /// Discovery found the member's API Gateway target; returns whether it
+    /// differs from the one known.
+    pub fn discovered(&self, target: AliasTarget) -> bool {
+        self.write(|m| {
+            m.discovery_error = None;
+            let changed = m.discovered.as_ref() != Some(&target);
+            m.discovered = Some(target);
+            changed
+        })
+    }
+
+    /// Discovery failed; the last target found stays in use.
+    pub fn discovery_failed(&self, error: String) {
+        self.write(|m| m.discovery_error = Some(error));
+    }
+
+    /// The reconciler's decision for the member; returns the previous
+    /// reason, so a change can be logged once.
+    pub fn decided(&self, outcome: &MemberOutcome) -> Option<Why> {
+        let labels = self.labels().values();
+        self.rt
+            .metrics
+            .member_conflict
+            .with_label_values(&labels)
+            .set(i64::from(outcome.conflict));
+        self.rt
+            .metrics
+            .member_damped
+            .with_label_values(&labels)
+            .set(i64::from(outcome.decision.why == Why::Damped));
+        self.carries_check(outcome.check.clone());
+        self.write(|m| {
+            m.conflict = outcome.conflict;
+            m.why.replace(outcome.decision.why)
+        })
+    }
+
+    /// Which health check the member's record carries; Route53's view of a
+    /// check it no longer uses is dropped.
+    pub fn carries_check(&self, id: Option<String>) {
+        let moved = self.write(|m| {
+            let moved = m.health_check_id != id;
+            if moved {
+                m.route53_health = None;
+            }
+            m.health_check_id = id;
+            moved
+        });
+        if moved {
+            self.rt
+                .metrics
+                .route53_health_check_healthy
+                .remove_label_values(&self.labels().values())
+                .ok();
+        }
+    }
+
+    /// When the member's damping hold ends, if damping holds it at `now`.
+    pub fn held_until(&self, now: SystemTime) -> Option<SystemTime> {
+        self.record().damping?;
+        self.read(|m| m.damping.held_until(now))
+    }
+
+    /// A health check call for the member failed (`Some`) or succeeded.
+    pub fn check_failed(&self, error: Option<String>) {
+        self.write(|m| m.health_check_error = error);
+    }
+
+    /// Whether the provider holds the member's record now.
+    pub fn published(&self, present: bool) {
+        self.write(|m| m.published = present);
+        self.rt
+            .metrics
+            .member_published
+            .with_label_values(&self.labels().values())
+            .set(i64::from(present));
+    }
+
+    /// What Route53's checkers said of check `id`; ignored when the member
+    /// has moved to another check meanwhile.
+    pub fn route53_read(&self, id: &str, report: CheckerReport) {
+        let current = self.write(|m| {
+            let current = m.health_check_id.as_deref() == Some(id);
+            if current {
+                m.route53_health = Some(Route53Health {
+                    report: report.clone(),
+                    at: SystemTime::now(),
+                });
+            }
+            current
+        });
+        if current {
+            self.rt
+                .metrics
+                .route53_health_check_healthy
+                .with_label_values(&self.labels().values())
+                .set(i64::from(report.is_healthy()));
+        }
+    }
+}
