@@ -371,6 +371,15 @@ impl Reconciler {
                         .with_label_values(&[labels.record, labels.rtype, why.as_str()])
                         .inc();
                 }
+                if why == Why::Damped && previous != Some(Why::Damped) {
+                    let flaps = member.read(|m| m.damping.flaps);
+                    let left = member
+                        .held_until(SystemTime::now())
+                        .and_then(|u| u.duration_since(SystemTime::now()).ok())
+                        .unwrap_or_default();
+                    info!(record = %record.name, region = labels.region, flaps, hold_left = ?left,
+                        "flapping member held withdrawn (damping) although healthy");
+                }
                 if outcome.conflict && previous != Some(Why::Conflict) {
                     warn!(record = %record.name, region = labels.region,
                         set_identifier = %member.config().set_identifier,
