@@ -81,7 +81,7 @@ async fn detection(quick: bool, fast_interval: &str) {
         m.len() == 3 && m.iter().all(|r| r.health_check_id.is_some())
     })
     .await;
-    let trials = if quick { 2 } else { 6 };
+    let trials = if quick { 2 } else { 10 };
     for mode in [Mode::Fail, Mode::Hang] {
         let mut took = Vec::new();
         for t in 0..trials {

@@ -83,12 +83,14 @@ impl Health {
 
     /// Whether a run that may change the verdict is under way: the latest
     /// outcome goes against the verdict (a failure of a healthy member, a
-    /// success of an unhealthy one), or no verdict is reached yet.
+    /// success of an unhealthy one). Not at start-up (`unknown`): thousands
+    /// of members re-probing at once would bunch their probes for nothing
+    /// (an unknown member is never withdrawn).
     pub fn in_run(&self) -> bool {
         match self.verdict {
             Verdict::Healthy => self.failures > 0,
             Verdict::Unhealthy => self.successes > 0,
-            Verdict::Unknown => self.failures + self.successes > 0,
+            Verdict::Unknown => false,
         }
     }
 
@@ -220,7 +222,7 @@ mod tests {
         assert!(!h.in_run(), "nothing seen yet");
         let steps: &[(bool, bool)] = &[
             // (outcome ok, in a run after it)
-            (true, true),  // unknown, one success
+            (true, false), // unknown, one success: start-up keeps its pace
             (true, false), // healthy: the run completed
             (false, true), // healthy, one failure
             (true, false), // the run broke
