@@ -2,6 +2,8 @@
 //! `route53_failover_<thing>_<unit>`; labels stay low-cardinality (record,
 //! type, region, result, kind, operation): never an error text.
 
+use crate::decide::quorum::{Tally, Vote};
+use crate::decide::verdict::Verdict;
 use prometheus::{
     exponential_buckets, Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec,
     IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -16,6 +18,7 @@ pub struct Metrics {
     pub member_conflict: IntGaugeVec,
     pub member_damped: IntGaugeVec,
     pub flaps_total: IntCounterVec,
+    pub member_views: IntGaugeVec,
     pub route53_health_check_healthy: IntGaugeVec,
     pub verdict_changes_total: IntCounterVec,
     pub withdrawals_blocked_total: IntCounterVec,
@@ -105,6 +108,13 @@ impl Metrics {
                     "Flaps: a member failing again soon after it was restored (each one lengthens its damping hold)."
                 ),
                 member
+            )),
+            member_views: reg!(IntGaugeVec::new(
+                opts(
+                    "member_views",
+                    "With ha: the vantage points (this instance and the others with a fresh view) that see the member healthy, unhealthy or unknown; the quorum counts these (policy.quorum)."
+                ),
+                &["record", "type", "region", "verdict"]
             )),
             route53_health_check_healthy: reg!(IntGaugeVec::new(
                 opts(
@@ -252,6 +262,28 @@ impl Metrics {
         }
         let _ = self.probe_duration_seconds.remove_label_values(labels);
         let _ = self.flaps_total.remove_label_values(labels);
+        for verdict in ["healthy", "unhealthy", "unknown"] {
+            let mut l = labels.to_vec();
+            l.push(verdict);
+            let _ = self.member_views.remove_label_values(&l);
+        }
+    }
+
+    /// How the vantage points that count see one member: this instance
+    /// (unless it sees every member down) and the counted votes.
+    pub fn member_views(&self, member: [&str; 3], local: Option<Verdict>, votes: &[Vote]) {
+        let t = Tally::of(local, votes);
+        let unknown = t.voters - t.healthy - t.unhealthy;
+        for (verdict, n) in [
+            ("healthy", t.healthy),
+            ("unhealthy", t.unhealthy),
+            ("unknown", unknown),
+        ] {
+            let [record, rtype, region] = member;
+            self.member_views
+                .with_label_values(&[record, rtype, region, verdict])
+                .set(n as i64);
+        }
     }
 
     /// The text exposition format, for /metrics.

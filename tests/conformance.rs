@@ -157,6 +157,57 @@ async fn reads_one_record_by_name_and_type(p: &dyn Provider) {
     );
 }
 
+/// `list_records_under` (the instances' views): a name and everything
+/// below it, not its neighbours on either side in the listing order.
+async fn lists_the_records_under_a_name(p: &dyn Provider) {
+    let z = p.find_zone("example.test").await.unwrap().id;
+    let txt = |name: &str| RecordSet {
+        name: name.into(),
+        rtype: RecordType::Txt,
+        set_identifier: None,
+        region: None,
+        ttl: Some(60),
+        values: vec![format!("\"{name}\"")],
+        alias: None,
+        health_check_id: None,
+    };
+    let parent = "_route53-failover-views.example.test";
+    let inside = [
+        txt("pod-a._route53-failover-views.example.test"),
+        txt("pod-b._route53-failover-views.example.test"),
+        txt("x.pod-c._route53-failover-views.example.test"),
+    ];
+    let outside = [
+        txt("_route53-failover-viewsx.example.test"),
+        txt("a_route53-failover-views.example.test"),
+        txt("_route53-failover-lease.example.test"),
+        txt("zz.example.test"),
+    ];
+    let creates: Vec<Change> = inside
+        .iter()
+        .chain(&outside)
+        .map(|r| ch(Action::Create, r))
+        .collect();
+    p.change(&z, &creates).await.unwrap();
+    let mut got: Vec<String> = p
+        .list_records_under(&z, parent)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    got.sort();
+    let want: Vec<String> = inside.iter().map(|r| r.name.clone()).collect();
+    assert_eq!(got, want);
+    let deletes: Vec<Change> = inside
+        .iter()
+        .chain(&outside)
+        .map(|r| ch(Action::Delete, r))
+        .collect();
+    p.change(&z, &deletes).await.unwrap();
+    assert!(p.list_records_under(&z, parent).await.unwrap().is_empty());
+}
+
 async fn a_change_reaches_insync(p: &dyn Provider) {
     let z = p.find_zone("example.test").await.unwrap().id;
     let info = p
@@ -351,6 +402,7 @@ async fn suite(p: &dyn Provider) {
     upsert_is_idempotent(p).await;
     alias_and_txt_records_round_trip(p).await;
     reads_one_record_by_name_and_type(p).await;
+    lists_the_records_under_a_name(p).await;
     a_change_reaches_insync(p).await;
     lists_a_zone_across_pages(p).await;
 }

@@ -23,7 +23,13 @@ pub struct HaConfig {
     /// writing this long before its lease ends, the others wait this long
     /// after it ends.
     pub max_clock_drift: Duration,
+    /// Another instance's view of the members counts toward a quorum while
+    /// it is younger than this (`decide::quorum`); each instance rewrites
+    /// its view every third of it.
+    pub view_max_age: Duration,
 }
+
+pub const DEFAULT_VIEW_MAX_AGE: Duration = Duration::from_secs(90);
 
 /// The lease name's first label; the zone follows.
 pub const LEASE_PREFIX: &str = "_route53-failover-lease.";
@@ -106,6 +112,20 @@ impl Validator {
             raw.max_clock_drift.as_deref(),
             Duration::from_secs(1),
         );
+        let view_max_age = self.duration(
+            "ha.view_max_age",
+            raw.view_max_age.as_deref(),
+            DEFAULT_VIEW_MAX_AGE,
+        );
+        if view_max_age.is_some_and(|a| a < Duration::from_secs(30)) {
+            self.err(
+                "ha.view_max_age",
+                format!(
+                    "{} must be at least 30s (each instance rewrites its view every third of it, a Route53 write)",
+                    q(raw.view_max_age.as_deref().unwrap_or(""))
+                ),
+            );
+        }
         if renew_every.is_some_and(|r| r < Duration::from_millis(200)) {
             self.err(
                 "ha.renew_every",
@@ -140,6 +160,7 @@ impl Validator {
             lease_duration: lease_duration?,
             renew_every: renew_every?,
             max_clock_drift: max_clock_drift?,
+            view_max_age: view_max_age?,
         }))
     }
 }

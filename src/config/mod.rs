@@ -12,7 +12,7 @@ mod record;
 
 pub use ha::{HaConfig, LEASE_PREFIX};
 pub use health_check::HealthCheckSettings;
-pub use policy::{DampingSettings, PolicyConfig};
+pub use policy::{DampingSettings, PolicyConfig, Quorum};
 pub use probe::{BaselineSettings, ClientAuth, OAuth2Spec, ProbeSpec};
 pub use provider::{ProviderConfig, ProviderKind};
 pub use record::{MemberConfig, RecordConfig, Target, LATENCY_REGIONS};

@@ -1,7 +1,8 @@
 //! `policy` (under `defaults` and a record, merged key by key): the rules
 //! that decide whether a member may be withdrawn, beyond its verdict:
-//! `min_healthy`, `max_withdrawn` and flap `damping`. The rules themselves
-//! are in `decide::policy` and `decide::damping`.
+//! `min_healthy`, `max_withdrawn`, flap `damping` and the `quorum` of
+//! vantage points. The rules themselves are in `decide::policy`,
+//! `decide::damping` and `decide::quorum`.
 
 use std::time::Duration;
 
@@ -17,6 +18,26 @@ pub struct PolicyConfig {
     pub max_withdrawn: Option<usize>,
     /// `None`: damping is off.
     pub damping: Option<DampingSettings>,
+    pub quorum: Quorum,
+}
+
+/// Whose verdicts withdraw and restore a member (`decide::quorum`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quorum {
+    /// This instance's own probes decide (the only view without `ha`).
+    Any,
+    /// More than half of the instances with a fresh view must agree (with
+    /// one instance: its own view).
+    Majority,
+}
+
+impl Quorum {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quorum::Any => "any",
+            Quorum::Majority => "majority",
+        }
+    }
 }
 
 /// Flap damping: a member restored and failing again soon after is held
@@ -56,10 +77,22 @@ impl Validator {
             Some(c) => self.max_withdrawn(&format!("{path}.max_withdrawn"), c, members),
         };
         let damping = self.damping(&format!("{path}.damping"), p);
+        let quorum = match p.quorum.as_deref().map(str::trim) {
+            None | Some("majority") => Some(Quorum::Majority),
+            Some("any") => Some(Quorum::Any),
+            Some(other) => {
+                self.err(
+                    format!("{path}.quorum"),
+                    format!("{} must be \"majority\" or \"any\"", q(other)),
+                );
+                None
+            }
+        };
         Some(PolicyConfig {
             min_healthy: usize::try_from(min_healthy).ok().filter(|_| ok)?,
             max_withdrawn: max_withdrawn?,
             damping: damping?,
+            quorum: quorum?,
         })
     }
 

@@ -38,6 +38,8 @@ pub struct RawHa {
     pub lease_duration: Option<String>,
     pub renew_every: Option<String>,
     pub max_clock_drift: Option<String>,
+    /// How old another instance's view may be and still count.
+    pub view_max_age: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,6 +112,8 @@ pub struct RawPolicy {
     pub min_healthy: Option<i64>,
     pub max_withdrawn: Option<RawCount>,
     pub damping: Option<RawDamping>,
+    /// `majority` or `any`.
+    pub quorum: Option<String>,
 }
 
 /// A count (`1`) or a share of the record's members (`"50%"`).
@@ -151,6 +155,7 @@ impl RawPolicy {
                 .clone()
                 .or_else(|| base.max_withdrawn.clone()),
             damping,
+            quorum: self.quorum.clone().or_else(|| base.quorum.clone()),
         }
     }
 }

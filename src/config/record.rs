@@ -62,6 +62,8 @@ pub struct RecordConfig {
     pub max_withdrawn: Option<usize>,
     /// `policy.damping`; `None`: off.
     pub damping: Option<DampingSettings>,
+    /// `policy.quorum`.
+    pub quorum: Quorum,
     pub members: Vec<MemberConfig>,
 }
 
@@ -199,6 +201,7 @@ impl Validator {
             min_healthy: policy.min_healthy,
             max_withdrawn: policy.max_withdrawn,
             damping: policy.damping,
+            quorum: policy.quorum,
             members,
         })
     }

@@ -189,6 +189,18 @@ impl Calls {
             .await
     }
 
+    pub async fn list_records_under(
+        &self,
+        zone_id: &str,
+        name: &str,
+    ) -> Result<Vec<RecordSet>, ProviderError> {
+        let p = &self.provider;
+        self.send(Operation::ListRecordsUnder, || {
+            p.list_records_under(zone_id, name)
+        })
+        .await
+    }
+
     pub async fn change(
         &self,
         zone_id: &str,

@@ -1,7 +1,7 @@
 //! A member's handle: its config, its labels, and the only ways to change
 //! its state, one method per kind of write and so one per writer: the
-//! prober (`against_baseline`, `probed`), discovery (`discovered`,
-//! `discovery_failed`), the reconciler (`decided`, `carries_check`,
+//! prober (`against_baseline`, `probed`), the view exchange (`votes_read`),
+//! discovery (`discovered`, `discovery_failed`), the reconciler (`decided`, `carries_check`,
 //! `check_failed`, `published`) and the task that reads Route53's checkers
 //! (`route53_read`). Readers get a `&MemberState` inside `read`, never a
 //! guard they could write through.
@@ -12,7 +12,8 @@ use super::state::{lock, rtype_str, MemberId, MemberLabels, MemberState, Route53
 use crate::config::{MemberConfig, RecordConfig};
 use crate::decide::baseline::Judged;
 use crate::decide::policy::Why;
-use crate::decide::verdict::Transition;
+use crate::decide::quorum::{self, Vote};
+use crate::decide::verdict::{Transition, Verdict};
 use crate::decide::zone::MemberOutcome;
 use crate::probe::{Failure, FailureKind, ProbeResult};
 use crate::provider::{AliasTarget, CheckerReport};
@@ -32,13 +33,23 @@ impl<'a> Member<'a> {
 
 /// What one probe outcome did to a member's verdict.
 pub struct Probed {
+    /// This instance's verdict changed.
     pub transition: Option<Transition>,
+    /// The agreed verdict changed (the one the writer acts on).
+    pub agreed: Option<Transition>,
     /// One more outcome could change the verdict, before and after this one.
     pub was_edge: bool,
     pub is_edge: bool,
     /// With a transition: the failure behind the new verdict, for its log line.
     pub reason: Option<String>,
-    /// The transition was a flap (`decide::damping`).
+    /// The agreed transition was a flap (`decide::damping`).
+    pub flapped: bool,
+}
+
+/// A change of the agreed verdict, and whether it was a flap.
+#[derive(Default)]
+pub struct Agreed {
+    pub transition: Option<Transition>,
     pub flapped: bool,
 }
 
@@ -99,18 +110,20 @@ impl<'a> Member<'a> {
             None => Ok(()),
             Some(f) => Err(f.to_string()),
         };
-        let damping = self.record().damping;
         let at = result.at;
         self.write(|m| {
             let was_edge = m.health.may_flip();
             let transition = m.health.observe(outcome, at);
             m.last_probe = Some(result);
-            let flapped = match (&transition, &damping) {
-                (Some(t), Some(settings)) => m.damping.verdict_changed(t.from, t.to, at, settings),
-                _ => false,
-            };
+            if let Some(t) = &transition {
+                if t.from == Verdict::Unhealthy || t.to == Verdict::Unhealthy {
+                    self.rt.local_unhealthy(t.to == Verdict::Unhealthy);
+                }
+            }
+            let agreed = self.agree(m, at);
             Probed {
-                flapped,
+                flapped: agreed.flapped,
+                agreed: agreed.transition,
                 reason: transition
                     .as_ref()
                     .and_then(|_| m.health.reason().map(str::to_string)),
@@ -119,6 +132,40 @@ impl<'a> Member<'a> {
                 is_edge: m.health.may_flip(),
             }
         })
+    }
+
+    /// The view exchange read the other instances' views of the member.
+    pub fn votes_read(&self, votes: Vec<Vote>, now: SystemTime) -> Agreed {
+        self.write(|m| {
+            m.votes = votes;
+            self.agree(m, now)
+        })
+    }
+
+    /// The agreed verdict from this instance's and the others' (`decide::
+    /// quorum`); its changes feed flap damping.
+    fn agree(&self, m: &mut MemberState, now: SystemTime) -> Agreed {
+        let local_counts = !self.rt.sees_everything_down();
+        let to = quorum::agree(
+            self.record().quorum,
+            m.agreed,
+            m.health.verdict(),
+            local_counts,
+            &m.votes,
+        );
+        if to == m.agreed {
+            return Agreed::default();
+        }
+        let t = Transition { from: m.agreed, to };
+        m.agreed = to;
+        let flapped = self
+            .record()
+            .damping
+            .is_some_and(|settings| m.damping.verdict_changed(t.from, t.to, now, &settings));
+        Agreed {
+            transition: Some(t),
+            flapped,
+        }
     }
 
     /// Discovery found the member's API Gateway target; returns whether it

@@ -17,6 +17,7 @@
 //! - `reconcile`: the zone reconciler; `checks`: its health check calls;
 //! - `route53_view`: the task that reads Route53's view of each check;
 //! - `leadership` and `lease_task`: the HA lease, as held and as renewed;
+//! - `views`: with `ha`, the instances' views, for the quorum;
 //! - `preview`: what the `plan` command prints.
 
 use std::sync::Arc;
@@ -36,6 +37,7 @@ mod probing;
 mod reconcile;
 mod route53_view;
 mod state;
+mod views;
 
 pub use calls::{Calls, RateLimiter};
 pub use leadership::{Lease, LeaseSnapshot};
@@ -44,7 +46,9 @@ pub use member::{Member, Probed};
 pub use preview::{preview, Preview};
 use probing::{probe_loop, spread_window};
 use reconcile::Reconciler;
-pub use state::{MemberId, MemberLabels, MemberState, Route53Health, Runtime, ZoneStatus};
+pub use state::{
+    MemberId, MemberLabels, MemberState, Route53Health, Runtime, ViewsStatus, ZoneStatus,
+};
 
 use crate::config::{Config, ProviderKind, Target};
 use crate::discovery::Discovery;
@@ -68,6 +72,7 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
 
     let mut discovered_members = Vec::new();
+    let mut all_members = Vec::new();
     for (zone, record_idxs) in by_zone {
         let members: Vec<MemberId> = rt.members_of(&record_idxs).collect();
         let at_edge = members
@@ -99,6 +104,7 @@ pub async fn run(
                 .member_published
                 .with_label_values(&labels)
                 .set(0);
+            all_members.push((id, signals.clone()));
             if matches!(member.config().target, Target::ApiGateway { .. }) {
                 discovered_members.push((id, signals.clone()));
             }
@@ -130,6 +136,16 @@ pub async fn run(
             settle_quiet,
         );
         tasks.spawn(reconciler.run(signals));
+    }
+    if rt.config.ha.is_some() {
+        let calls = |lease| Calls::new(provider.clone(), limiter.clone(), rt.metrics.clone(), lease);
+        let exchange = views::ViewExchange::new(
+            rt.clone(),
+            calls(None).unfenced(),
+            calls(rt.lease.clone()),
+            all_members,
+        );
+        tasks.spawn(exchange.run(probes_stop.clone()));
     }
     tasks.spawn(route53_view::status_loop(
         rt.clone(),

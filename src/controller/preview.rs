@@ -114,6 +114,8 @@ pub async fn preview(config: &Config, provider: &dyn Provider) -> Result<Preview
                         .collect(),
                     // One probe has no flap history: nothing is damped.
                     damped: vec![false; n],
+                    // One instance: its verdict is the agreed one.
+                    overruled: vec![false; n],
                 }
             })
             .collect();

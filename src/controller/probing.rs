@@ -7,9 +7,9 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use super::{MemberId, Runtime, ZoneSignals};
+use super::{MemberId, MemberLabels, Runtime, ZoneSignals};
 use crate::config::Target;
-use crate::decide::verdict::Verdict;
+use crate::decide::verdict::{Transition, Verdict};
 use crate::probe::Prober;
 
 /// Probes of one region start within this window of the region's phase.
@@ -161,6 +161,12 @@ pub(super) async fn probe_loop(
                 .member_healthy
                 .with_label_values(&labels.values())
                 .set(i64::from(t.to == Verdict::Healthy));
+            // With `ha`, the others hear of it through this instance's view.
+            rt.views_wake.notify_one();
+            signals.trigger.notify_one();
+        }
+        if let Some(t) = probed.agreed {
+            agreed_changed(&rt, labels, &t, "this instance's verdict");
             signals.trigger.notify_one();
         }
         // Keep the grid; skip ticks missed while a probe ran long.
@@ -171,6 +177,27 @@ pub(super) async fn probe_loop(
         let in_run = member.read(|m| m.health.in_run());
         tick = next_probe(tick, grid, now, in_run, fast);
     }
+}
+
+/// Logs a change of the verdict the writer acts on, when it differs from
+/// this instance's own (with `ha`: the quorum's).
+pub(super) fn agreed_changed(
+    rt: &Runtime,
+    labels: MemberLabels<'_>,
+    t: &Transition,
+    after: &str,
+) {
+    if rt.config.ha.is_none() {
+        return;
+    }
+    info!(
+        record = labels.record,
+        region = labels.region,
+        from = t.from.as_str(),
+        to = t.to.as_str(),
+        after,
+        "agreed verdict changed (quorum of vantage points)"
+    );
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use crate::decide::health_check as hc;
 use crate::decide::ownership::Observed;
 use crate::decide::plan;
 use crate::decide::policy::Why;
+use crate::decide::verdict::Verdict;
 use crate::decide::zone::{self, RecordView, ZoneDecision, ZoneInputs};
 use crate::provider::{Change, ChangeStatus, HealthCheck, ProviderError};
 
@@ -330,12 +331,17 @@ impl Reconciler {
                     verdicts: Vec::new(),
                     discovered: Vec::new(),
                     damped: Vec::new(),
+                    overruled: Vec::new(),
                 };
                 for id in rt.record_members(ri) {
                     let member = rt.member(id);
-                    let (verdict, discovered) =
-                        member.read(|m| (m.health.verdict(), m.discovered.clone()));
-                    view.verdicts.push(verdict);
+                    let (own, agreed, discovered) = member.read(|m| {
+                        (m.health.verdict(), m.agreed, m.discovered.clone())
+                    });
+                    view.verdicts.push(agreed);
+                    view.overruled.push(
+                        own != Verdict::Unknown && agreed != Verdict::Unknown && own != agreed,
+                    );
                     view.discovered.push(discovered);
                     view.damped.push(member.held_until(now).is_some());
                 }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use tokio::sync::Notify;
 use tracing::info;
 
 use super::leadership::Lease;
@@ -17,7 +18,8 @@ use crate::config::{Config, MemberConfig};
 use crate::decide::baseline::Baseline;
 use crate::decide::damping::Damping;
 use crate::decide::policy::Why;
-use crate::decide::verdict::Health;
+use crate::decide::quorum::Vote;
+use crate::decide::verdict::{Health, Verdict};
 use crate::metrics::Metrics;
 use crate::probe::ProbeResult;
 use crate::provider::{AliasTarget, CheckerReport, RecordType};
@@ -26,7 +28,14 @@ use crate::provider::{AliasTarget, CheckerReport, RecordType};
 /// field updates only, never across an `.await`.
 #[derive(Debug, Clone)]
 pub struct MemberState {
+    /// This instance's verdict, from its own probes.
     pub health: Health,
+    /// The verdict the writer acts on: with `ha` and `policy.quorum:
+    /// majority`, what a quorum of the instances agree on
+    /// (`decide::quorum`); else this instance's verdict.
+    pub agreed: Verdict,
+    /// The other instances' views of the member, as last read (with `ha`).
+    pub votes: Vec<Vote>,
     /// The member's flaps and hold, fed with its verdict changes.
     pub damping: Damping,
     /// Its latency baseline, with `expect.slow_vs_baseline`.
@@ -52,6 +61,8 @@ impl MemberState {
     fn new(config: &MemberConfig, now: SystemTime) -> Self {
         MemberState {
             health: Health::new(config.probe.rise, config.probe.fall, now),
+            agreed: Verdict::Unknown,
+            votes: Vec::new(),
             damping: Damping::default(),
             baseline: Baseline::default(),
             last_probe: None,
@@ -119,6 +130,16 @@ pub fn rtype_str(rtype: &RecordType) -> &'static str {
     }
 }
 
+/// With `ha`: how this instance's view exchange with the others goes.
+#[derive(Debug, Clone, Default)]
+pub struct ViewsStatus {
+    pub last_write: Option<SystemTime>,
+    pub last_read: Option<SystemTime>,
+    /// The instances whose views were last read (this one aside).
+    pub instances: usize,
+    pub last_error: Option<String>,
+}
+
 /// Everything the daemon knows, shared with the HTTP handlers.
 pub struct Runtime {
     pub config: Arc<Config>,
@@ -132,6 +153,12 @@ pub struct Runtime {
     zones_reconciled: AtomicUsize,
     /// With `ha`: this instance's view of the lease, kept across reloads.
     pub lease: Option<Arc<Lease>>,
+    /// Members this instance sees unhealthy (to know when it sees all down).
+    locally_unhealthy: AtomicUsize,
+    member_count: usize,
+    /// A member's own verdict changed: its view is due (`controller::views`).
+    pub(super) views_wake: Notify,
+    views: Mutex<ViewsStatus>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -153,6 +180,7 @@ impl Runtime {
                     .collect()
             })
             .collect();
+        let member_count = config.records.iter().map(|r| r.members.len()).sum();
         let zones = config
             .records_by_zone()
             .into_keys()
@@ -167,6 +195,10 @@ impl Runtime {
             ready: AtomicBool::new(false),
             zones_reconciled: AtomicUsize::new(0),
             lease: config.ha.clone().map(|ha| Arc::new(Lease::new(ha))),
+            locally_unhealthy: AtomicUsize::new(0),
+            member_count,
+            views_wake: Notify::new(),
+            views: Mutex::new(ViewsStatus::default()),
             config,
         }
     }
@@ -179,6 +211,12 @@ impl Runtime {
         // `ha` cannot change on reload: the lease and its task stay.
         rt.lease = old.lease.clone();
         rt.carry_over(old);
+        let unhealthy = rt
+            .member_ids()
+            .filter(|&id| rt.member(id).read(|m| m.health.verdict() == Verdict::Unhealthy))
+            .count();
+        rt.locally_unhealthy.store(unhealthy, Ordering::Release);
+        *lock(&rt.views) = old.views_status();
         rt
     }
 
@@ -277,6 +315,29 @@ impl Runtime {
     /// it holds the lease.
     pub fn may_write(&self) -> bool {
         self.lease.as_ref().is_none_or(|l| l.is_leader())
+    }
+
+    /// This instance's own verdict on a member left or entered `unhealthy`.
+    pub(super) fn local_unhealthy(&self, entered: bool) {
+        if entered {
+            self.locally_unhealthy.fetch_add(1, Ordering::AcqRel);
+        } else {
+            self.locally_unhealthy.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// This instance sees every member unhealthy: its own network is the
+    /// likelier cause, so its verdicts are no evidence (`decide::quorum`).
+    pub fn sees_everything_down(&self) -> bool {
+        self.member_count > 0 && self.locally_unhealthy.load(Ordering::Acquire) >= self.member_count
+    }
+
+    pub fn views_status(&self) -> ViewsStatus {
+        lock(&self.views).clone()
+    }
+
+    pub(super) fn update_views(&self, f: impl FnOnce(&mut ViewsStatus)) {
+        f(&mut lock(&self.views))
     }
 
     /// Ready once every zone has been reconciled successfully; never goes back.

@@ -6,6 +6,8 @@
 //! In the order a decision is made:
 //! - [`baseline`]: a member's own latency baseline, and `slow` against it.
 //! - [`verdict`]: probe outcomes → a member's verdict (rise/fall).
+//! - [`quorum`]: with `ha`, every instance's view → the verdict the writer
+//!   acts on (a quorum of vantage points).
 //! - [`damping`]: verdict changes → flaps → how long a member is held out.
 //! - [`policy`]: verdicts + what Route53 holds → which members of a record
 //!   are published, and why the others are not (the safety rules).
@@ -25,5 +27,6 @@ pub mod lease;
 pub mod ownership;
 pub mod plan;
 pub mod policy;
+pub mod quorum;
 pub mod verdict;
 pub mod zone;

@@ -88,6 +88,9 @@ pub enum Why {
     Damped,
     /// Withdrawal blocked: `max_withdrawn` members are out already.
     MaxWithdrawn,
+    /// Published or withdrawn on the quorum's verdict, which is not this
+    /// instance's own (`decide::quorum`).
+    Quorum,
 }
 
 impl Why {
@@ -102,6 +105,7 @@ impl Why {
             Why::FailOpen => "fail_open",
             Why::Damped => "damped",
             Why::MaxWithdrawn => "max_withdrawn",
+            Why::Quorum => "quorum",
         }
     }
 

@@ -15,7 +15,7 @@ use crate::config::{RecordConfig, Target};
 use crate::decide::health_check::{self as hc, Step};
 use crate::decide::ownership::{ownership, Claim, Observed};
 use crate::decide::plan::{plan_zone, Attach, RecordIntents};
-use crate::decide::policy::{self, MemberDecision, MemberInput, Safety};
+use crate::decide::policy::{self, MemberDecision, MemberInput, Safety, Why};
 use crate::decide::verdict::Verdict;
 use crate::provider::{AliasTarget, Change, HealthCheck};
 
@@ -28,6 +28,9 @@ pub struct RecordView<'c> {
     pub discovered: Vec<Option<AliasTarget>>,
     /// Flap damping holds the member out now (`decide::damping`).
     pub damped: Vec<bool>,
+    /// The verdict in `verdicts` is the quorum's and differs from this
+    /// instance's own (`decide::quorum`): the decision says `quorum`.
+    pub overruled: Vec<bool>,
 }
 
 /// Everything one zone's decision depends on.
@@ -104,7 +107,12 @@ pub fn decide<'c>(inputs: &ZoneInputs<'c, '_>) -> ZoneDecision<'c> {
             &view.discovered,
             &view.damped,
         );
-        let decisions = policy::decide(Safety::of(record), &policy_inputs);
+        let mut decisions = policy::decide(Safety::of(record), &policy_inputs);
+        for (d, &overruled) in decisions.iter_mut().zip(&view.overruled) {
+            if overruled && matches!(d.why, Why::Healthy | Why::Unhealthy) {
+                d.why = Why::Quorum;
+            }
+        }
         let mut intents = RecordIntents::new(record, decisions.iter().map(|d| d.intent).collect());
         intents.discovered = view.discovered.clone();
         let mut outcomes = Vec::with_capacity(record.members.len());

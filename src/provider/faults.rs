@@ -156,6 +156,15 @@ impl<P: Provider> Provider for Faulty<P> {
         self.inner.get_record(zone_id, name, rtype).await
     }
 
+    async fn list_records_under(
+        &self,
+        zone_id: &str,
+        name: &str,
+    ) -> Result<Vec<RecordSet>, ProviderError> {
+        self.enter(Operation::ListRecordsUnder).await?;
+        self.inner.list_records_under(zone_id, name).await
+    }
+
     async fn change(&self, zone_id: &str, changes: &[Change]) -> Result<ChangeInfo, ProviderError> {
         self.enter(Operation::Change).await?;
         self.inner.change(zone_id, changes).await

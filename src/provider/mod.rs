@@ -26,6 +26,7 @@ pub enum Operation {
     FindZone,
     ListRecords,
     GetRecord,
+    ListRecordsUnder,
     Change,
     ChangeStatus,
     ListHealthChecks,
@@ -37,10 +38,11 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub const ALL: [Operation; 11] = [
+    pub const ALL: [Operation; 12] = [
         Operation::FindZone,
         Operation::ListRecords,
         Operation::GetRecord,
+        Operation::ListRecordsUnder,
         Operation::Change,
         Operation::ChangeStatus,
         Operation::ListHealthChecks,
@@ -64,6 +66,7 @@ impl Operation {
             Operation::FindZone
             | Operation::ListRecords
             | Operation::GetRecord
+            | Operation::ListRecordsUnder
             | Operation::ChangeStatus
             | Operation::ListHealthChecks
             | Operation::HealthCheckStatus => false,
@@ -75,6 +78,7 @@ impl Operation {
             Operation::FindZone => "find_zone",
             Operation::ListRecords => "list_records",
             Operation::GetRecord => "get_record",
+            Operation::ListRecordsUnder => "list_records_under",
             Operation::Change => "change",
             Operation::ChangeStatus => "change_status",
             Operation::ListHealthChecks => "list_health_checks",
@@ -187,6 +191,22 @@ pub trait Provider: Send + Sync {
             .into_iter()
             .find(|r| r.name == name && r.rtype == *rtype && r.set_identifier.is_none()))
     }
+    /// Every record set named `name` or below it (the instances' views:
+    /// `<identity>.<name>`). Few requests where the service can start a
+    /// listing at a name (it lists in the order of reversed labels, so a
+    /// name's subtree comes right after it); the default walks the zone.
+    async fn list_records_under(
+        &self,
+        zone_id: &str,
+        name: &str,
+    ) -> Result<Vec<RecordSet>, ProviderError> {
+        Ok(self
+            .list_records(zone_id)
+            .await?
+            .into_iter()
+            .filter(|r| is_under(&r.name, name))
+            .collect())
+    }
     /// Applies one change batch atomically.
     async fn change(&self, zone_id: &str, changes: &[Change]) -> Result<ChangeInfo, ProviderError>;
     /// Where an accepted change stands (`PENDING` until `INSYNC`).
@@ -216,6 +236,14 @@ pub trait Provider: Send + Sync {
     async fn delete_health_check(&self, id: &str) -> Result<(), ProviderError>;
     /// `GetHealthCheckStatus`.
     async fn health_check_status(&self, id: &str) -> Result<CheckerReport, ProviderError>;
+}
+
+/// `name` is `parent` or a name below it.
+pub fn is_under(name: &str, parent: &str) -> bool {
+    name == parent
+        || name
+            .strip_suffix(parent)
+            .is_some_and(|head| head.ends_with('.'))
 }
 
 /// A provider call's time limit, so no call can hang a reconcile.

@@ -28,6 +28,14 @@ impl Status {
                 esc(&l.describe(self.now))
             );
         }
+        if let Some(v) = &self.views {
+            let class = if v.last_error.is_some() { "warn" } else { "" };
+            let _ = writeln!(
+                body,
+                "<p class=views>views <span class=\"{class}\">{}</span></p>",
+                esc(&v.describe(self.now))
+            );
+        }
         for z in &self.zones {
             let state = match (&z.last_error, z.last_success) {
                 (Some(e), _) => format!("<span class=bad>error: {}</span>", esc(e)),
@@ -56,13 +64,19 @@ impl Status {
                 r.members.len(),
                 r.min_healthy
             );
-            body.push_str(
-                "<table><tr><th>region</th><th>set identifier</th><th>verdict</th><th>published</th><th>why</th><th>since</th><th>latency</th><th>last status</th><th>reason</th><th>Route53 check</th><th>target</th></tr>\n",
+            let views_head = if self.views.is_some() {
+                "<th>vantage points</th>"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                body,
+                "<table><tr><th>region</th><th>set identifier</th><th>verdict</th><th>published</th><th>why</th><th>since</th><th>latency</th><th>last status</th><th>reason</th>{views_head}<th>Route53 check</th><th>target</th></tr>",
             );
             for m in &r.members {
                 let why_class = match m.decision.as_deref().unwrap_or("-") {
                     "min_healthy" | "last_member" | "max_withdrawn" | "fail_open" | "conflict"
-                    | "damped" => "warn",
+                    | "damped" | "quorum" => "warn",
                     _ => "",
                 };
                 let why = m.why_text(self.now);
@@ -83,9 +97,19 @@ impl Status {
                         )
                     }
                 };
+                let views = if self.views.is_some() {
+                    let disagree = m.views.iter().any(|v| v.verdict != m.agreed);
+                    let class = if disagree { "warn" } else { "" };
+                    format!(
+                        "<td class=\"views {class}\">{}</td>",
+                        esc(&m.views_text())
+                    )
+                } else {
+                    String::new()
+                };
                 let _ = writeln!(
                     body,
-                    "<tr class={v}><td>{}</td><td>{}</td><td><span class=\"pill {v}\">{v}</span></td><td>{}</td><td class={why_class}>{}</td><td>{} ago</td><td>{}</td><td>{}</td><td>{}</td><td class=check>{check}</td><td>{}</td></tr>",
+                    "<tr class={v}><td>{}</td><td>{}</td><td><span class=\"pill {v}\">{v}</span></td><td>{}</td><td class={why_class}>{}</td><td>{} ago</td><td>{}</td><td>{}</td><td>{}</td>{views}<td class=check>{check}</td><td>{}</td></tr>",
                     esc(&m.region),
                     esc(&m.set_identifier),
                     if m.published { "yes" } else { "<b>no</b>" },

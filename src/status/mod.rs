@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::MemberConfig;
 use crate::controller::{MemberId, MemberState, Runtime};
+use crate::decide::quorum::Ignored;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
@@ -30,6 +31,35 @@ pub struct Status {
     /// With `ha`: this instance's role and the lease as last seen.
     #[serde(default)]
     pub lease: Option<crate::controller::LeaseSnapshot>,
+    /// With `ha`: the exchange of views behind the quorum.
+    #[serde(default)]
+    pub views: Option<ViewsSnapshot>,
+}
+
+/// With `ha`: how this instance's view exchange goes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ViewsSnapshot {
+    /// Unix seconds.
+    pub last_write: Option<f64>,
+    pub last_read: Option<f64>,
+    /// Other instances whose views were last read.
+    pub instances: usize,
+    pub last_error: Option<String>,
+}
+
+/// One vantage point's verdict on a member.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ViewSnapshot {
+    pub instance: String,
+    /// This instance's own probes.
+    pub this_instance: bool,
+    pub verdict: String,
+    /// When that verdict was written (unix seconds).
+    pub written: f64,
+    /// Whether it counts toward the quorum.
+    pub counted: bool,
+    /// Why not: `stale`, `other_config`, `partial`, `sees_everything_down`.
+    pub ignored: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,11 +86,19 @@ pub struct RecordSnapshot {
 pub struct MemberSnapshot {
     pub region: String,
     pub set_identifier: String,
-    /// `unknown`, `healthy` or `unhealthy`.
+    /// This instance's verdict from its own probes: `unknown`, `healthy`
+    /// or `unhealthy`.
     pub verdict: String,
+    /// The verdict the writer acts on: with `ha` and `policy.quorum:
+    /// majority`, the quorum's; else the same as `verdict`.
+    #[serde(default)]
+    pub agreed: String,
+    /// With `ha`: every vantage point's verdict, this instance first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub views: Vec<ViewSnapshot>,
     pub published: bool,
     /// Why the member is (not) published: healthy, unhealthy, unknown,
-    /// conflict, damped, min_healthy, last_member, max_withdrawn,
+    /// conflict, quorum, damped, min_healthy, last_member, max_withdrawn,
     /// fail_open; null before the first reconcile.
     pub decision: Option<String>,
     /// While flap damping holds the member: when the hold ends (unix
@@ -174,12 +212,50 @@ impl MemberSnapshot {
         }
     }
 
-    fn of(mc: &MemberConfig, m: &MemberState) -> Self {
+    /// The vantage points, for the table and the page: `a=healthy
+    /// b=unhealthy c=healthy(stale)`, this instance first; empty without
+    /// `ha`.
+    pub fn views_text(&self) -> String {
+        let words: Vec<String> = self
+            .views
+            .iter()
+            .map(|v| match &v.ignored {
+                Some(why) => format!("{}={}({why})", v.instance, v.verdict),
+                None => format!("{}={}", v.instance, v.verdict),
+            })
+            .collect();
+        words.join(" ")
+    }
+
+    fn of(mc: &MemberConfig, m: &MemberState, me: Option<(&str, bool)>) -> Self {
         let (successes, failures) = m.health.consecutive();
+        let views = me
+            .map(|(identity, counted)| {
+                let mine = ViewSnapshot {
+                    instance: identity.to_string(),
+                    this_instance: true,
+                    verdict: m.health.verdict().as_str().to_string(),
+                    written: unix(m.health.since()),
+                    counted,
+                    ignored: (!counted).then(|| Ignored::EverythingDown.as_str().to_string()),
+                };
+                let others = m.votes.iter().map(|v| ViewSnapshot {
+                    instance: v.instance.clone(),
+                    this_instance: false,
+                    verdict: v.verdict.as_str().to_string(),
+                    written: unix(v.written),
+                    counted: v.ignored.is_none(),
+                    ignored: v.ignored.map(|i| i.as_str().to_string()),
+                });
+                std::iter::once(mine).chain(others).collect()
+            })
+            .unwrap_or_default();
         MemberSnapshot {
             region: mc.region.clone(),
             set_identifier: mc.set_identifier.clone(),
             verdict: m.health.verdict().as_str().to_string(),
+            agreed: m.agreed.as_str().to_string(),
+            views,
             published: m.published,
             decision: m.why.map(|w| w.as_str().to_string()),
             damped_until: m.damping.held_until(SystemTime::now()).map(unix),
@@ -219,6 +295,8 @@ impl Status {
                 pending_changes: z.pending_changes,
             })
             .collect();
+        let counted = !rt.sees_everything_down();
+        let me = rt.config.ha.as_ref().map(|ha| (ha.identity.as_str(), counted));
         let records = rt
             .config
             .records
@@ -238,7 +316,7 @@ impl Status {
                             record: ri,
                             member: mi,
                         };
-                        rt.member(id).read(|m| MemberSnapshot::of(mc, m))
+                        rt.member(id).read(|m| MemberSnapshot::of(mc, m, me))
                     })
                     .collect(),
             })
@@ -254,6 +332,15 @@ impl Status {
             records,
             config: None,
             lease: rt.lease.as_ref().map(|l| l.snapshot()),
+            views: rt.config.ha.as_ref().map(|_| {
+                let v = rt.views_status();
+                ViewsSnapshot {
+                    last_write: v.last_write.map(unix),
+                    last_read: v.last_read.map(unix),
+                    instances: v.instances,
+                    last_error: v.last_error,
+                }
+            }),
         }
     }
 

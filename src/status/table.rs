@@ -2,7 +2,24 @@
 
 use std::fmt::Write as _;
 
-use super::{ago, HealthCheckSnapshot, Status};
+use super::{ago, HealthCheckSnapshot, Status, ViewsSnapshot};
+
+impl ViewsSnapshot {
+    /// `2 other instance(s), read 3s ago, written 5s ago`, and the error.
+    pub fn describe(&self, now: f64) -> String {
+        let when = |t: Option<f64>| t.map_or("never".to_string(), |t| format!("{} ago", ago(now, t)));
+        let mut s = format!(
+            "{} other instance(s), read {}, written {}",
+            self.instances,
+            when(self.last_read),
+            when(self.last_write)
+        );
+        if let Some(e) = &self.last_error {
+            s.push_str(&format!("  ERROR: {e}"));
+        }
+        s
+    }
+}
 
 impl Status {
     /// A table for a terminal: one line per member.
@@ -26,6 +43,9 @@ impl Status {
         if let Some(l) = &self.lease {
             let _ = writeln!(out, "lease {}", l.describe(self.now));
         }
+        if let Some(v) = &self.views {
+            let _ = writeln!(out, "views {}", v.describe(self.now));
+        }
         for z in &self.zones {
             let last = z
                 .last_success
@@ -40,7 +60,8 @@ impl Status {
             }
             out.push('\n');
         }
-        let header = [
+        let with_views = self.views.is_some();
+        let mut header = vec![
             "RECORD",
             "TYPE",
             "REGION",
@@ -52,10 +73,13 @@ impl Status {
             "ROUTE53",
             "REASON",
         ];
-        let mut rows: Vec<[String; 10]> = Vec::new();
+        if with_views {
+            header.insert(9, "VIEWS");
+        }
+        let mut rows: Vec<Vec<String>> = Vec::new();
         for r in &self.records {
             for m in &r.members {
-                rows.push([
+                let mut row = vec![
                     r.name.clone(),
                     r.rtype.clone(),
                     m.region.clone(),
@@ -71,10 +95,14 @@ impl Status {
                         .map(HealthCheckSnapshot::short)
                         .unwrap_or_else(|| "-".into()),
                     m.reason.clone().unwrap_or_else(|| "-".into()),
-                ]);
+                ];
+                if with_views {
+                    row.insert(9, m.views_text());
+                }
+                rows.push(row);
             }
         }
-        let mut widths = header.map(str::len);
+        let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
         for row in &rows {
             for (w, cell) in widths.iter_mut().zip(row) {
                 *w = (*w).max(cell.chars().count());
@@ -82,7 +110,7 @@ impl Status {
         }
         let mut line = |cells: &[String]| {
             let last = cells.len() - 1;
-            for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+            for (i, (c, &w)) in cells.iter().zip(&widths).enumerate() {
                 if i == last {
                     let _ = write!(out, "{c}");
                 } else {
@@ -91,7 +119,7 @@ impl Status {
             }
             out.push('\n');
         };
-        line(&header.map(String::from));
+        line(&header.iter().map(|h| h.to_string()).collect::<Vec<_>>());
         for row in &rows {
             line(row);
         }

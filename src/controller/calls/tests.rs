@@ -15,6 +15,7 @@ fn lease() -> Arc<Lease> {
         lease_duration: Duration::from_secs(30),
         renew_every: Duration::from_secs(10),
         max_clock_drift: Duration::from_secs(1),
+        view_max_age: Duration::from_secs(90),
     }))
 }
 
@@ -47,6 +48,10 @@ async fn invoke(calls: &Calls, zone: &str, op: Operation) -> Result<(), Provider
         Operation::ListRecords => calls.list_records(zone).await.map(drop),
         Operation::GetRecord => calls
             .get_record(zone, "api.example.test", &RecordType::A)
+            .await
+            .map(drop),
+        Operation::ListRecordsUnder => calls
+            .list_records_under(zone, "example.test")
             .await
             .map(drop),
         Operation::Change => calls.change(zone, &[create]).await.map(drop),

@@ -59,6 +59,7 @@ fn ha() -> HaConfig {
         lease_duration: Duration::from_secs(30),
         renew_every: Duration::from_secs(10),
         max_clock_drift: DRIFT,
+        view_max_age: Duration::from_secs(90),
     }
 }
 

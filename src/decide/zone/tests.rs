@@ -36,6 +36,7 @@ fn view<'c>(cfg: &'c Config, verdicts: &[Verdict]) -> RecordView<'c> {
         verdicts: verdicts.to_vec(),
         discovered: vec![None; verdicts.len()],
         damped: vec![false; verdicts.len()],
+        overruled: vec![false; verdicts.len()],
     }
 }
 

@@ -12,7 +12,7 @@ use aws_sdk_route53 as r53;
 use r53::types::{Change as SdkChange, ChangeAction, ChangeBatch, RrType};
 
 use super::{
-    normalize_name, Action, Change, ChangeInfo, ChangeStatus, CheckerReport, HealthCheck,
+    is_under, normalize_name, Action, Change, ChangeInfo, ChangeStatus, CheckerReport, HealthCheck,
     HealthCheckConfig, Provider, ProviderError, RecordSet, RecordType, Zone,
 };
 
@@ -126,6 +126,48 @@ impl Provider for Route53Provider {
             .iter()
             .map(from_sdk)
             .find(|r| r.name == name && r.rtype == *rtype && r.set_identifier.is_none()))
+    }
+
+    async fn list_records_under(
+        &self,
+        zone_id: &str,
+        name: &str,
+    ) -> Result<Vec<RecordSet>, ProviderError> {
+        // Route53 lists by reversed labels: the subtree of `name` follows
+        // it, so the listing starts there and stops at the first record
+        // outside it.
+        let mut records = Vec::new();
+        let mut cursor: Cursor = (Some(format!("{name}.")), None, None);
+        loop {
+            let out = self
+                .client
+                .list_resource_record_sets()
+                .hosted_zone_id(zone_id)
+                .set_start_record_name(cursor.0.clone())
+                .set_start_record_type(cursor.1.clone())
+                .set_start_record_identifier(cursor.2.clone())
+                .max_items(100)
+                .send()
+                .await
+                .map_err(classify)?;
+            let page: Vec<RecordSet> = out.resource_record_sets().iter().map(from_sdk).collect();
+            let past = page.iter().any(|r| !is_under(&r.name, name));
+            records.extend(page.into_iter().filter(|r| is_under(&r.name, name)));
+            if past || !out.is_truncated() {
+                return Ok(records);
+            }
+            let next: Cursor = (
+                out.next_record_name().map(str::to_string),
+                out.next_record_type().cloned(),
+                out.next_record_identifier().map(str::to_string),
+            );
+            if next == cursor || next.0.is_none() {
+                return Err(ProviderError::Service(format!(
+                    "listing {zone_id} from {name} did not advance"
+                )));
+            }
+            cursor = next;
+        }
     }
 
     async fn list_records(&self, zone_id: &str) -> Result<Vec<RecordSet>, ProviderError> {

@@ -1,0 +1,305 @@
+//! The view exchange behind the quorum of vantage points (`decide::quorum`):
+//! with `ha`, each instance keeps its own verdicts in a TXT record of its
+//! own, `<identity>._route53-failover-views.<lease zone>`, and reads the
+//! others' records in one listing. Route53 is the transport because it is
+//! the one thing every instance already reaches, in any cluster or region.
+//!
+//! Cost, per instance: its view is written when one of its verdicts
+//! changes and every third of `ha.view_max_age` (0.011 writes/s by
+//! default); the others' views are read in one request every 10 s (0.1
+//! reads/s). Faster only while a decision waits on them:
+//! - every 250 ms for up to 30 s after one of its own verdicts changed,
+//!   while the quorum does not agree with it yet (an incident: every
+//!   instance sees the change at about the same time);
+//! - every 750 ms while the lease's holder is outvoted on some member (its
+//!   own path to it is broken, which status and metrics show): it then
+//!   learns only from the others, and a real failure they see must still
+//!   reach it within a second, request time included.
+//!
+//! Each instance writes only its own record, so no lease fences it; the
+//! lease's holder deletes views left by instances gone for ten times the
+//! max age.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::calls::Calls;
+use super::probing::agreed_changed;
+use super::{MemberId, Runtime, ZoneSignals};
+use crate::decide::quorum::{self, View};
+use crate::decide::verdict::Verdict;
+use crate::provider::{Action, Change, ProviderError, RecordSet};
+
+/// How often the others' views are read in the steady state.
+const READ_EVERY: Duration = Duration::from_secs(10);
+/// How often they are read while this instance's verdict on a member
+/// differs from the agreed one, after one of its verdicts changed.
+const PENDING_POLL: Duration = Duration::from_millis(250);
+/// For how long after a verdict change.
+const PENDING_FOR: Duration = Duration::from_secs(30);
+/// How often the lease's holder reads them while it is outvoted.
+const OUTVOTED_POLL: Duration = Duration::from_millis(750);
+/// Verdicts that change together (a region's members) go out in one write.
+const GATHER: Duration = Duration::from_millis(50);
+/// After a failed call.
+const RETRY: Duration = Duration::from_secs(1);
+
+pub(super) struct ViewExchange {
+    rt: Arc<Runtime>,
+    /// Writes of its own record and reads: unfenced.
+    calls: Calls,
+    /// Deletions of the records of instances long gone: the holder's only.
+    fenced: Calls,
+    members: Vec<(MemberId, Arc<ZoneSignals>)>,
+    /// Per member, in `members` order.
+    keys: Vec<String>,
+    fingerprint: String,
+    /// The lists of the view last written, and when.
+    written: Option<(BTreeSet<String>, BTreeSet<String>, Instant)>,
+}
+
+impl ViewExchange {
+    pub(super) fn new(
+        rt: Arc<Runtime>,
+        calls: Calls,
+        fenced: Calls,
+        members: Vec<(MemberId, Arc<ZoneSignals>)>,
+    ) -> Self {
+        let keys: Vec<String> = members
+            .iter()
+            .map(|(id, _)| {
+                let m = rt.member(*id);
+                quorum::member_key(m.record(), m.config())
+            })
+            .collect();
+        let fingerprint = quorum::fingerprint(&keys);
+        ViewExchange {
+            rt,
+            calls,
+            fenced,
+            members,
+            keys,
+            fingerprint,
+            written: None,
+        }
+    }
+
+    pub(super) async fn run(mut self, stop: CancellationToken) {
+        let Some(ha) = self.rt.config.ha.clone() else {
+            return;
+        };
+        let heartbeat = ha.view_max_age / 3;
+        let zone_id = loop {
+            match self.calls.find_zone(&ha.zone).await {
+                Ok(z) => break z.id,
+                Err(e) => self.failed(format!("finding zone {}: {e}", ha.zone)),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(RETRY) => {}
+                _ = stop.cancelled() => return,
+            }
+        };
+        let name = quorum::view_name(&ha.identity, &ha.zone);
+        let parent = quorum::views_parent(&ha.zone);
+        let mut changed_at: Option<Instant> = None;
+        let mut next_read = Instant::now();
+        loop {
+            let mut retry = false;
+            let heartbeat_due = self
+                .written
+                .as_ref()
+                .is_none_or(|w| w.2.elapsed() >= heartbeat);
+            if self.own_lists_changed() || heartbeat_due {
+                retry |= !self.write(&zone_id, &name).await;
+            }
+            if Instant::now() >= next_read {
+                retry |= !self.read(&zone_id, &parent, &ha).await;
+                let outvoted = self.outvoted();
+                let every = if outvoted && changed_at.is_some_and(|t| t.elapsed() < PENDING_FOR) {
+                    PENDING_POLL
+                } else if outvoted && self.rt.may_write() {
+                    OUTVOTED_POLL
+                } else {
+                    READ_EVERY
+                };
+                next_read = Instant::now() + every;
+            }
+            let next_write = self.written.as_ref().map_or(Instant::now(), |w| w.2 + heartbeat);
+            let mut wake = next_read.min(next_write);
+            if retry {
+                wake = wake.min(Instant::now() + RETRY);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake.into()) => {}
+                _ = self.rt.views_wake.notified() => {
+                    tokio::time::sleep(GATHER).await;
+                    changed_at = Some(Instant::now());
+                    next_read = Instant::now();
+                }
+                _ = stop.cancelled() => return,
+            }
+        }
+    }
+
+    /// The keys of the members this instance sees unhealthy, and unknown.
+    fn own_lists(&self) -> (BTreeSet<String>, BTreeSet<String>) {
+        let mut unhealthy = BTreeSet::new();
+        let mut unknown = BTreeSet::new();
+        for ((id, _), key) in self.members.iter().zip(&self.keys) {
+            match self.rt.member(*id).read(|m| m.health.verdict()) {
+                Verdict::Unhealthy => unhealthy.insert(key.clone()),
+                Verdict::Unknown => unknown.insert(key.clone()),
+                Verdict::Healthy => false,
+            };
+        }
+        (unhealthy, unknown)
+    }
+
+    fn own_lists_changed(&self) -> bool {
+        let (unhealthy, unknown) = self.own_lists();
+        self.written
+            .as_ref()
+            .is_none_or(|w| w.0 != unhealthy || w.1 != unknown)
+    }
+
+    /// This instance's own verdict on some member is known and differs
+    /// from the agreed one.
+    fn outvoted(&self) -> bool {
+        self.members.iter().any(|(id, _)| {
+            self.rt.member(*id).read(|m| {
+                m.health.verdict() != Verdict::Unknown && m.health.verdict() != m.agreed
+            })
+        })
+    }
+
+    /// Writes this instance's view; returns whether it went through.
+    async fn write(&mut self, zone_id: &str, name: &str) -> bool {
+        let (unhealthy, unknown) = self.own_lists();
+        let ha = self.rt.config.ha.as_ref().expect("views need ha");
+        let view = View {
+            instance: ha.identity.clone(),
+            at: SystemTime::now(),
+            members: self.fingerprint.clone(),
+            count: self.keys.len(),
+            unhealthy: unhealthy.clone(),
+            unknown: unknown.clone(),
+            partial: false,
+        };
+        let change = Change {
+            action: Action::Upsert,
+            record: view.to_record(name),
+        };
+        match self.calls.change(zone_id, &[change]).await {
+            Ok(_) => {
+                debug!(unhealthy = unhealthy.len(), unknown = unknown.len(), "view written");
+                self.written = Some((unhealthy, unknown, Instant::now()));
+                self.rt.update_views(|v| {
+                    v.last_write = Some(view.at);
+                    v.last_error = None;
+                });
+                true
+            }
+            Err(e) => {
+                self.failed(format!("writing this instance's view: {e}"));
+                false
+            }
+        }
+    }
+
+    /// Reads every instance's view and brings each member's agreed verdict
+    /// up to date; returns whether the read went through.
+    async fn read(&mut self, zone_id: &str, parent: &str, ha: &crate::config::HaConfig) -> bool {
+        let records = match self.calls.list_records_under(zone_id, parent).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.failed(format!("reading the views: {e}"));
+                return false;
+            }
+        };
+        let now = SystemTime::now();
+        let views: Vec<View> = records.iter().filter_map(View::parse).collect();
+        for ((id, signals), key) in self.members.iter().zip(&self.keys) {
+            let votes = quorum::votes(
+                &views,
+                &ha.identity,
+                key,
+                &self.fingerprint,
+                now,
+                ha.view_max_age,
+            );
+            let member = self.rt.member(*id);
+            let local_counts = !self.rt.sees_everything_down();
+            let local = member.read(|m| m.health.verdict());
+            self.rt.metrics.member_views(
+                member.labels().values(),
+                local_counts.then_some(local),
+                &votes,
+            );
+            let agreed = member.votes_read(votes, now);
+            if agreed.flapped {
+                self.rt
+                    .metrics
+                    .flaps_total
+                    .with_label_values(&member.labels().values())
+                    .inc();
+            }
+            if let Some(t) = agreed.transition {
+                agreed_changed(&self.rt, member.labels(), &t, "the other instances' views");
+                signals.trigger.notify_one();
+            }
+        }
+        let others = views.iter().filter(|v| v.instance != ha.identity).count();
+        self.rt.update_views(|v| {
+            v.last_read = Some(now);
+            v.instances = others;
+            v.last_error = None;
+        });
+        self.forget_gone(zone_id, &records, now, ha).await;
+        true
+    }
+
+    /// The holder deletes the views of instances gone for ten times the
+    /// max age (a pod replaced without a clean stop).
+    async fn forget_gone(
+        &self,
+        zone_id: &str,
+        records: &[RecordSet],
+        now: SystemTime,
+        ha: &crate::config::HaConfig,
+    ) {
+        if !self.rt.may_write() {
+            return;
+        }
+        let gone: Vec<Change> = records
+            .iter()
+            .filter(|r| {
+                View::parse(r).is_some_and(|v| {
+                    v.instance != ha.identity
+                        && now.duration_since(v.at).unwrap_or_default() > ha.view_max_age * 10
+                })
+            })
+            .map(|r| Change {
+                action: Action::Delete,
+                record: r.clone(),
+            })
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        match self.fenced.change(zone_id, &gone).await {
+            Ok(_) => info!(views = gone.len(), "deleted the views of instances long gone"),
+            // Another holder did it first, or the instance came back.
+            Err(ProviderError::InvalidChangeBatch(_) | ProviderError::Fenced(_)) => {}
+            Err(e) => warn!(error = %e, "could not delete the views of instances long gone"),
+        }
+    }
+
+    fn failed(&self, error: String) {
+        warn!(error = %error, "view exchange failed; retrying");
+        self.rt.update_views(|v| v.last_error = Some(error));
+    }
+}
