@@ -11,7 +11,10 @@
 //! 4. steady state: provider writes while nothing changes (target: 0);
 //! 5. the flap scenario: 20 × (4.5 s down, 3.5 s up), interval 1 s, rise 2,
 //!    fall 3: record changes with flap damping and without (target: at
-//!    most 6 with it).
+//!    most 6 with it);
+//! 6. the quorum of vantage points: three `ha` instances, detection to
+//!    withdrawal with `policy.quorum: majority` and with `any` (the
+//!    writer's own verdict), and the difference (target: at most 1 s).
 //!
 //! The daemon is the release binary, a separate process; endpoints and the
 //! strict memory store run in this process on 127.0.0.1.
@@ -83,36 +86,7 @@ async fn detection(quick: bool, fast_interval: &str) {
     .await;
     let trials = if quick { 2 } else { 10 };
     for mode in [Mode::Fail, Mode::Hang] {
-        let mut took = Vec::new();
-        for t in 0..trials {
-            let region = ["us-east-1", "eu-west-1", "ap-southeast-2"][t % 3];
-            // Start failing at a random point of the probe cycle.
-            let offset = rand_ms(1000);
-            tokio::time::sleep(Duration::from_millis(offset)).await;
-            let before = store.store.change_log().len();
-            let at = SystemTime::now();
-            eps.set(region, mode);
-            wait_until("withdrawn", Duration::from_secs(10), || async {
-                !store
-                    .member_ids("example.test", "api.example.test")
-                    .contains(&set_id(region))
-            })
-            .await;
-            let log = store.store.change_log();
-            let accepted = log[before..]
-                .iter()
-                .find(|c| c.changes.iter().any(|ch| ch.action == Action::Delete))
-                .unwrap()
-                .at;
-            took.push(accepted.duration_since(at).unwrap().as_secs_f64());
-            eps.set(region, Mode::Serve);
-            wait_until("restored", Duration::from_secs(10), || async {
-                store
-                    .member_ids("example.test", "api.example.test")
-                    .contains(&set_id(region))
-            })
-            .await;
-        }
+        let took = withdrawals(&store, &eps, mode, trials).await;
         let target = if fast_interval == "1s" {
             "[target < 3.5s]"
         } else {
@@ -129,6 +103,93 @@ async fn detection(quick: bool, fast_interval: &str) {
         );
     }
     drop(daemon);
+}
+
+/// Fails a region `trials` times (in turn, at a random point of the probe
+/// cycle) and returns the seconds from the failure to the provider
+/// accepting the withdrawal, restoring the region after each.
+async fn withdrawals(store: &Store, eps: &Endpoints, mode: Mode, trials: usize) -> Vec<f64> {
+    let mut took = Vec::new();
+    for t in 0..trials {
+        let region = ["us-east-1", "eu-west-1", "ap-southeast-2"][t % 3];
+        let offset = rand_ms(1000);
+        tokio::time::sleep(Duration::from_millis(offset)).await;
+        let since = SystemTime::now();
+        eps.set(region, mode);
+        wait_until("withdrawn", Duration::from_secs(10), || async {
+            !store
+                .member_ids("example.test", "api.example.test")
+                .contains(&set_id(region))
+        })
+        .await;
+        let accepted = store
+            .store
+            .change_log()
+            .into_iter()
+            .filter(|c| c.at >= since)
+            .find(|c| {
+                c.changes.iter().any(|ch| {
+                    ch.action == Action::Delete
+                        && ch.record.set_identifier.as_deref() == Some(&set_id(region))
+                })
+            })
+            .unwrap()
+            .at;
+        took.push(accepted.duration_since(since).unwrap().as_secs_f64());
+        eps.set(region, Mode::Serve);
+        wait_until("restored", Duration::from_secs(20), || async {
+            store
+                .member_ids("example.test", "api.example.test")
+                .contains(&set_id(region))
+        })
+        .await;
+    }
+    took
+}
+
+/// Three `ha` instances over the same endpoints and store, every one able
+/// to reach every region: the time a real failure takes to be withdrawn
+/// with `policy.quorum` set to `quorum`. Returns the median.
+async fn quorum_detection(quick: bool, quorum: &str) -> f64 {
+    let store = start_store(&["example.test"]).await;
+    let eps = Endpoints::start(&["us-east-1", "eu-west-1", "ap-southeast-2"]).await;
+    let mut daemons = Vec::new();
+    for id in ["a", "b", "c"] {
+        let mut text = config(&store, &eps, 1, "5m")
+            .replace(
+                "interval: 200ms, timeout: 150ms",
+                "interval: 1s, fast_interval: 250ms, timeout: 500ms",
+            )
+            .replace(
+                "policy: {min_healthy: 1}",
+                &format!("policy: {{min_healthy: 1, quorum: {quorum}, damping: {{enabled: false}}}}"),
+            );
+        text.push_str(&format!(
+            "ha: {{enabled: true, identity: {id}, lease_duration: 4s, renew_every: 1s}}\n"
+        ));
+        daemons.push(start_daemon(&text).await);
+    }
+    wait_until("all published", Duration::from_secs(30), || async {
+        store.member_ids("example.test", "api.example.test").len() == 3
+    })
+    .await;
+    // Every instance has read the others' views of every member.
+    wait_until("the views are exchanged", Duration::from_secs(30), || async {
+        let s = daemons[0].status().await;
+        s.records[0].members.iter().all(|m| {
+            m.views.len() == 3 && m.views.iter().all(|v| v.counted && v.verdict == "healthy")
+        })
+    })
+    .await;
+    let trials = if quick { 2 } else { 10 };
+    let took = withdrawals(&store, &eps, Mode::Fail, trials).await;
+    let mut sorted = took.clone();
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "detection to withdrawal, 3 ha instances, policy.quorum {quorum}, endpoint answers 503: {}",
+        stats(took)
+    );
+    sorted[sorted.len() / 2]
 }
 
 fn rand_ms(max: u64) -> u64 {
@@ -333,6 +394,12 @@ fn main() {
         detection(quick, "1s").await;
         detection(quick, "250ms").await;
         flapping().await;
+        let any = quorum_detection(quick, "any").await;
+        let majority = quorum_detection(quick, "majority").await;
+        println!(
+            "the quorum's added detection time (medians, majority - any): {:.3}s  [target <= 1s]",
+            majority - any
+        );
         scale(quick).await;
     });
 }

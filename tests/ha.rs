@@ -17,9 +17,12 @@ use route53_failover::provider::RecordType;
 const ZONE: &str = "example.test";
 const NAME: &str = "api.example.test";
 const LEASE: &str = "_route53-failover-lease.example.test";
+const VIEWS: &str = "_route53-failover-views.example.test";
 const LIMIT: Duration = Duration::from_secs(20);
 const LEASE_DURATION: Duration = Duration::from_secs(4);
 const RENEW_EVERY: Duration = Duration::from_secs(1);
+/// The least `ha.view_max_age`: a killed instance's view counts this long.
+const VIEW_MAX_AGE: Duration = Duration::from_secs(30);
 
 struct Instance {
     id: &'static str,
@@ -36,9 +39,10 @@ async fn instance(id: &'static str, store: &Store, eps: &Endpoints) -> Instance 
     );
     let mut text = config_with_provider(&provider, eps, 1, "1m");
     text.push_str(&format!(
-        "ha: {{enabled: true, identity: {id}, lease_duration: {}ms, renew_every: {}ms, max_clock_drift: 250ms}}\n",
+        "ha: {{enabled: true, identity: {id}, lease_duration: {}ms, renew_every: {}ms, max_clock_drift: 250ms, view_max_age: {}s}}\n",
         LEASE_DURATION.as_millis(),
-        RENEW_EVERY.as_millis()
+        RENEW_EVERY.as_millis(),
+        VIEW_MAX_AGE.as_secs()
     ));
     let daemon = start_daemon(&text).await;
     Instance { id, proxy, daemon }
@@ -50,12 +54,21 @@ impl Instance {
     }
 
     /// Writes this instance sent to the store (accepted or not), other
-    /// than to the lease: record batches and health check calls.
+    /// than to the lease and to its own view (`decide::quorum`, unfenced
+    /// by design): record batches and health check calls.
     fn writes(&self) -> Vec<Logged> {
-        self.proxy
-            .log()
-            .into_iter()
-            .filter(|l| l.method != "GET" && !l.body.contains(LEASE))
+        let own_view = format!("{}.{VIEWS}", self.id);
+        let log = self.proxy.log();
+        let views: Vec<&Logged> = log.iter().filter(|l| l.body.contains(VIEWS)).collect();
+        assert!(
+            views
+                .iter()
+                .all(|l| l.body.contains(&own_view) || l.method == "GET"),
+            "{} wrote another instance's view: {views:?}",
+            self.id
+        );
+        log.into_iter()
+            .filter(|l| l.method != "GET" && !l.body.contains(LEASE) && !l.body.contains(VIEWS))
             .collect()
     }
 }
@@ -175,12 +188,29 @@ async fn one_writer_and_the_follower_takes_over_when_the_leader_dies() {
         "taken over before a's lease ended"
     );
 
-    // The new holder writes: the region recovers and is restored by b.
+    // The new holder writes: the region recovers and is restored by b,
+    // once the view a left when it was killed (eu-west-1 down) is stale:
+    // until then b's verdict is one of two (`policy.quorum: majority`).
     eps.set("eu-west-1", Mode::Serve);
-    wait_until("eu-west-1 is restored", LIMIT, || async {
+    wait_until("b sees eu-west-1 healthy", LIMIT, || async {
+        b.daemon.member("eu-west-1").await.verdict == "healthy"
+    })
+    .await;
+    let m = b.daemon.member("eu-west-1").await;
+    let a_view = m.views.iter().find(|v| v.instance == "a").map(|v| (v.verdict.clone(), v.counted));
+    if a_view == Some(("unhealthy".into(), true)) {
+        assert_eq!(store.member_ids(ZONE, NAME).len(), 2, "held while a's view counts");
+    }
+    wait_until("eu-west-1 is restored", VIEW_MAX_AGE + LIMIT, || async {
         store.member_ids(ZONE, NAME).len() == 3
     })
     .await;
+    let m = b.daemon.member("eu-west-1").await;
+    let a_view = m.views.iter().find(|v| v.instance == "a");
+    assert!(
+        a_view.is_none_or(|v| !v.counted && v.ignored.as_deref() == Some("stale")),
+        "a's view no longer counts: {a_view:?}"
+    );
     assert!(!b.writes().is_empty());
     assert!(
         a.writes().iter().all(|w| w.at < killed),

@@ -12,8 +12,9 @@ use tracing::{info, warn};
 use super::calls::{Calls, RateLimiter};
 use super::leadership::Lease;
 use crate::decide::lease::{self, LeaseValue, NextStep};
+use crate::decide::quorum;
 use crate::metrics::Metrics;
-use crate::provider::{Change, Provider, ProviderError, RecordSet, RecordType, CALL_TIMEOUT};
+use crate::provider::{Action, Change, Provider, ProviderError, RecordSet, RecordType, CALL_TIMEOUT};
 
 /// A write whose answer was lost: it may have landed.
 struct InDoubt {
@@ -234,6 +235,7 @@ impl LeaseTask {
     /// At shutdown: hands the lease back (its end set to now) so another
     /// instance takes it at its next read.
     async fn release(mut self) {
+        self.forget_view().await;
         let Some(held) = self.held.take().filter(|_| self.lease.is_leader()) else {
             return;
         };
@@ -263,6 +265,26 @@ impl LeaseTask {
             }
             Ok(Err(e)) => warn!(error = %e, "could not release the lease; it expires by itself"),
             Err(_) => warn!("releasing the lease timed out; it expires by itself"),
+        }
+    }
+
+    /// At shutdown, this instance's view (`decide::quorum`) goes too: the
+    /// others stop counting it at once instead of once it is stale (a
+    /// rolling update leaves no views behind).
+    async fn forget_view(&self) {
+        let ha = &self.lease.config;
+        let name = quorum::view_name(&ha.identity, &ha.zone);
+        let read = self.calls.get_record(&self.zone_id, &name, &RecordType::Txt);
+        let Ok(Ok(Some(view))) = tokio::time::timeout(Duration::from_secs(5), read).await else {
+            return;
+        };
+        let delete = Change {
+            action: Action::Delete,
+            record: view,
+        };
+        match tokio::time::timeout(Duration::from_secs(5), self.swap(vec![delete])).await {
+            Ok(Ok(_)) => info!(identity = %ha.identity, "view deleted"),
+            _ => warn!("could not delete this instance's view; the others ignore it once stale"),
         }
     }
 
