@@ -162,7 +162,9 @@ async fn quorum_detection(quick: bool, quorum: &str) -> f64 {
             )
             .replace(
                 "policy: {min_healthy: 1}",
-                &format!("policy: {{min_healthy: 1, quorum: {quorum}, damping: {{enabled: false}}}}"),
+                &format!(
+                    "policy: {{min_healthy: 1, quorum: {quorum}, damping: {{enabled: false}}}}"
+                ),
             );
         text.push_str(&format!(
             "ha: {{enabled: true, identity: {id}, lease_duration: 4s, renew_every: 1s}}\n"
@@ -174,12 +176,16 @@ async fn quorum_detection(quick: bool, quorum: &str) -> f64 {
     })
     .await;
     // Every instance has read the others' views of every member.
-    wait_until("the views are exchanged", Duration::from_secs(30), || async {
-        let s = daemons[0].status().await;
-        s.records[0].members.iter().all(|m| {
-            m.views.len() == 3 && m.views.iter().all(|v| v.counted && v.verdict == "healthy")
-        })
-    })
+    wait_until(
+        "the views are exchanged",
+        Duration::from_secs(30),
+        || async {
+            let s = daemons[0].status().await;
+            s.records[0].members.iter().all(|m| {
+                m.views.len() == 3 && m.views.iter().all(|v| v.counted && v.verdict == "healthy")
+            })
+        },
+    )
     .await;
     let trials = if quick { 2 } else { 10 };
     let took = withdrawals(&store, &eps, Mode::Fail, trials).await;

@@ -9,13 +9,14 @@
 //! - [`probe`]: one HTTP(S) probe of a member → status, phase timings,
 //!   failure reason; TLS settings and OAuth2 tokens for probes.
 //! - [`discovery`]: API Gateway regional targets (apigatewayv2 `GetDomainName`).
-//! - [`decide`]: the pure core, time passed in: verdicts, the policy's
-//!   safety rules, health check steps, ownership, the plan, one zone's
+//! - [`decide`]: the pure core, time passed in: baselines, verdicts, the
+//!   quorum of vantage points, damping, the policy's safety rules, health
+//!   check steps, ownership, the plan, one zone's
 //!   decision, the lease rules. No tokio, no provider calls.
 //! - [`provider`]: the DNS service boundary: the trait and its types, the
 //!   strict `memory` store, its loopback service, the fault wrapper, `route53`.
 //! - [`controller`]: the tasks (probers, per-zone reconcilers, Route53's
-//!   checker view, the HA lease) and the state they share; every provider
+//!   checker view, the HA lease, the view exchange) and the state they share; every provider
 //!   request goes through its `Calls`.
 //! - [`metrics`]: every Prometheus metric, registered in one place.
 //! - [`status`]: the snapshot on-call reads (JSON, HTML page, CLI table).

@@ -197,9 +197,17 @@ async fn one_writer_and_the_follower_takes_over_when_the_leader_dies() {
     })
     .await;
     let m = b.daemon.member("eu-west-1").await;
-    let a_view = m.views.iter().find(|v| v.instance == "a").map(|v| (v.verdict.clone(), v.counted));
+    let a_view = m
+        .views
+        .iter()
+        .find(|v| v.instance == "a")
+        .map(|v| (v.verdict.clone(), v.counted));
     if a_view == Some(("unhealthy".into(), true)) {
-        assert_eq!(store.member_ids(ZONE, NAME).len(), 2, "held while a's view counts");
+        assert_eq!(
+            store.member_ids(ZONE, NAME).len(),
+            2,
+            "held while a's view counts"
+        );
     }
     wait_until("eu-west-1 is restored", VIEW_MAX_AGE + LIMIT, || async {
         store.member_ids(ZONE, NAME).len() == 3

@@ -56,8 +56,10 @@ async fn one_broken_vantage_point_is_outvoted_and_a_real_failure_still_withdraws
     let eps = Endpoints::start(&["us-east-1", "eu-west-1", "ap-southeast-2"]).await;
     let euw1 = eps.list.iter().find(|e| e.name == "eu-west-1").unwrap();
     // The holder's path to eu-west-1 is broken; the others' is fine.
-    let broken = instance_config(&store, &eps, "a")
-        .replace(&format!("\"{}\"", euw1.addr), &format!("\"{}\"", closed_port()));
+    let broken = instance_config(&store, &eps, "a").replace(
+        &format!("\"{}\"", euw1.addr),
+        &format!("\"{}\"", closed_port()),
+    );
     assert_ne!(broken, instance_config(&store, &eps, "a"));
     let a = start_daemon(&broken).await;
     wait_until("a holds the lease", LIMIT, || async {
@@ -68,12 +70,16 @@ async fn one_broken_vantage_point_is_outvoted_and_a_real_failure_still_withdraws
     let c = start_daemon(&instance_config(&store, &eps, "c")).await;
 
     // b and c outvote a: eu-west-1 is published, and a says why.
-    wait_until("eu-west-1 published on the quorum's word", LIMIT, || async {
-        let m = a.member("eu-west-1").await;
-        store.member_ids(ZONE, NAME).len() == 3
-            && m.decision.as_deref() == Some("quorum")
-            && m.views.iter().filter(|v| v.counted).count() == 3
-    })
+    wait_until(
+        "eu-west-1 published on the quorum's word",
+        LIMIT,
+        || async {
+            let m = a.member("eu-west-1").await;
+            store.member_ids(ZONE, NAME).len() == 3
+                && m.decision.as_deref() == Some("quorum")
+                && m.views.iter().filter(|v| v.counted).count() == 3
+        },
+    )
     .await;
     let m = a.member("eu-west-1").await;
     assert_eq!(
@@ -109,7 +115,10 @@ async fn one_broken_vantage_point_is_outvoted_and_a_real_failure_still_withdraws
             &["region=\"eu-west-1\"", &format!("verdict=\"{verdict}\"")],
         )
     };
-    assert_eq!((views("healthy"), views("unhealthy")), (Some(2.0), Some(1.0)));
+    assert_eq!(
+        (views("healthy"), views("unhealthy")),
+        (Some(2.0), Some(1.0))
+    );
     let table = std::process::Command::new(BIN)
         .args(["status", "--url", &a.base])
         .output()
@@ -129,7 +138,10 @@ async fn one_broken_vantage_point_is_outvoted_and_a_real_failure_still_withdraws
         .filter(|c| c.at >= since)
         .flat_map(|c| &c.changes)
         .any(|c| c.record.set_identifier.as_deref() == Some(&set_id("eu-west-1")));
-    assert!(!withdrawn, "no change to eu-west-1 while only a sees it down");
+    assert!(
+        !withdrawn,
+        "no change to eu-west-1 while only a sees it down"
+    );
 
     // eu-west-1 really fails, for all three: withdrawn within the bound.
     let failed_at = Instant::now();

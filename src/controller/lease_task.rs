@@ -14,7 +14,9 @@ use super::leadership::Lease;
 use crate::decide::lease::{self, LeaseValue, NextStep};
 use crate::decide::quorum;
 use crate::metrics::Metrics;
-use crate::provider::{Action, Change, Provider, ProviderError, RecordSet, RecordType, CALL_TIMEOUT};
+use crate::provider::{
+    Action, Change, Provider, ProviderError, RecordSet, RecordType, CALL_TIMEOUT,
+};
 
 /// A write whose answer was lost: it may have landed.
 struct InDoubt {
@@ -274,7 +276,9 @@ impl LeaseTask {
     async fn forget_view(&self) {
         let ha = &self.lease.config;
         let name = quorum::view_name(&ha.identity, &ha.zone);
-        let read = self.calls.get_record(&self.zone_id, &name, &RecordType::Txt);
+        let read = self
+            .calls
+            .get_record(&self.zone_id, &name, &RecordType::Txt);
         let Ok(Ok(Some(view))) = tokio::time::timeout(Duration::from_secs(5), read).await else {
             return;
         };

@@ -138,7 +138,8 @@ pub async fn run(
         tasks.spawn(reconciler.run(signals));
     }
     if rt.config.ha.is_some() {
-        let calls = |lease| Calls::new(provider.clone(), limiter.clone(), rt.metrics.clone(), lease);
+        let calls =
+            |lease| Calls::new(provider.clone(), limiter.clone(), rt.metrics.clone(), lease);
         let exchange = views::ViewExchange::new(
             rt.clone(),
             calls(None).unfenced(),

@@ -181,12 +181,7 @@ pub(super) async fn probe_loop(
 
 /// Logs a change of the verdict the writer acts on, when it differs from
 /// this instance's own (with `ha`: the quorum's).
-pub(super) fn agreed_changed(
-    rt: &Runtime,
-    labels: MemberLabels<'_>,
-    t: &Transition,
-    after: &str,
-) {
+pub(super) fn agreed_changed(rt: &Runtime, labels: MemberLabels<'_>, t: &Transition, after: &str) {
     if rt.config.ha.is_none() {
         return;
     }

@@ -335,9 +335,8 @@ impl Reconciler {
                 };
                 for id in rt.record_members(ri) {
                     let member = rt.member(id);
-                    let (own, agreed, discovered) = member.read(|m| {
-                        (m.health.verdict(), m.agreed, m.discovered.clone())
-                    });
+                    let (own, agreed, discovered) =
+                        member.read(|m| (m.health.verdict(), m.agreed, m.discovered.clone()));
                     view.verdicts.push(agreed);
                     view.overruled.push(
                         own != Verdict::Unknown && agreed != Verdict::Unknown && own != agreed,

@@ -213,7 +213,10 @@ impl Runtime {
         rt.carry_over(old);
         let unhealthy = rt
             .member_ids()
-            .filter(|&id| rt.member(id).read(|m| m.health.verdict() == Verdict::Unhealthy))
+            .filter(|&id| {
+                rt.member(id)
+                    .read(|m| m.health.verdict() == Verdict::Unhealthy)
+            })
             .count();
         rt.locally_unhealthy.store(unhealthy, Ordering::Release);
         *lock(&rt.views) = old.views_status();

@@ -128,7 +128,10 @@ impl ViewExchange {
                 };
                 next_read = Instant::now() + every;
             }
-            let next_write = self.written.as_ref().map_or(Instant::now(), |w| w.2 + heartbeat);
+            let next_write = self
+                .written
+                .as_ref()
+                .map_or(Instant::now(), |w| w.2 + heartbeat);
             let mut wake = next_read.min(next_write);
             if retry {
                 wake = wake.min(Instant::now() + RETRY);
@@ -170,9 +173,9 @@ impl ViewExchange {
     /// from the agreed one.
     fn outvoted(&self) -> bool {
         self.members.iter().any(|(id, _)| {
-            self.rt.member(*id).read(|m| {
-                m.health.verdict() != Verdict::Unknown && m.health.verdict() != m.agreed
-            })
+            self.rt
+                .member(*id)
+                .read(|m| m.health.verdict() != Verdict::Unknown && m.health.verdict() != m.agreed)
         })
     }
 
@@ -195,7 +198,11 @@ impl ViewExchange {
         };
         match self.calls.change(zone_id, &[change]).await {
             Ok(_) => {
-                debug!(unhealthy = unhealthy.len(), unknown = unknown.len(), "view written");
+                debug!(
+                    unhealthy = unhealthy.len(),
+                    unknown = unknown.len(),
+                    "view written"
+                );
                 self.written = Some((unhealthy, unknown, Instant::now()));
                 self.rt.update_views(|v| {
                     v.last_write = Some(view.at);
@@ -291,7 +298,10 @@ impl ViewExchange {
             return;
         }
         match self.fenced.change(zone_id, &gone).await {
-            Ok(_) => info!(views = gone.len(), "deleted the views of instances long gone"),
+            Ok(_) => info!(
+                views = gone.len(),
+                "deleted the views of instances long gone"
+            ),
             // Another holder did it first, or the instance came back.
             Err(ProviderError::InvalidChangeBatch(_) | ProviderError::Fenced(_)) => {}
             Err(e) => warn!(error = %e, "could not delete the views of instances long gone"),

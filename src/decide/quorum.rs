@@ -52,7 +52,13 @@ pub fn view_name(identity: &str, zone: &str) -> String {
 
 /// A member's key in views: the same for every instance with the config.
 pub fn member_key(record: &RecordConfig, member: &MemberConfig) -> String {
-    short_digest(format!("{}\n{}\n{}", record.name, record.rtype, member.set_identifier).as_bytes())
+    short_digest(
+        format!(
+            "{}\n{}\n{}",
+            record.name, record.rtype, member.set_identifier
+        )
+        .as_bytes(),
+    )
 }
 
 /// Names a set of members (`keys` in any order): two views count for each

@@ -100,10 +100,7 @@ impl Status {
                 let views = if self.views.is_some() {
                     let disagree = m.views.iter().any(|v| v.verdict != m.agreed);
                     let class = if disagree { "warn" } else { "" };
-                    format!(
-                        "<td class=\"views {class}\">{}</td>",
-                        esc(&m.views_text())
-                    )
+                    format!("<td class=\"views {class}\">{}</td>", esc(&m.views_text()))
                 } else {
                     String::new()
                 };

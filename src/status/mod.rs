@@ -296,7 +296,11 @@ impl Status {
             })
             .collect();
         let counted = !rt.sees_everything_down();
-        let me = rt.config.ha.as_ref().map(|ha| (ha.identity.as_str(), counted));
+        let me = rt
+            .config
+            .ha
+            .as_ref()
+            .map(|ha| (ha.identity.as_str(), counted));
         let records = rt
             .config
             .records

@@ -7,7 +7,8 @@ use super::{ago, HealthCheckSnapshot, Status, ViewsSnapshot};
 impl ViewsSnapshot {
     /// `2 other instance(s), read 3s ago, written 5s ago`, and the error.
     pub fn describe(&self, now: f64) -> String {
-        let when = |t: Option<f64>| t.map_or("never".to_string(), |t| format!("{} ago", ago(now, t)));
+        let when =
+            |t: Option<f64>| t.map_or("never".to_string(), |t| format!("{} ago", ago(now, t)));
         let mut s = format!(
             "{} other instance(s), read {}, written {}",
             self.instances,

@@ -49,7 +49,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $c := deepCopy (.Values.config | default (include "route53-failover.dryConfig" . | fromYaml)) }}
 {{- $_ := set $c "listen" (printf "0.0.0.0:%d" (int .Values.service.port)) }}
 {{- if .Values.ha.enabled }}
-{{- $ha := dict "enabled" true "identity" "${env:POD_NAME}" "lease_duration" .Values.ha.leaseDuration "renew_every" .Values.ha.renewEvery "max_clock_drift" .Values.ha.maxClockDrift }}
+{{- $ha := dict "enabled" true "identity" "${env:POD_NAME}" "lease_duration" .Values.ha.leaseDuration "renew_every" .Values.ha.renewEvery "max_clock_drift" .Values.ha.maxClockDrift "view_max_age" .Values.ha.viewMaxAge }}
 {{- with .Values.ha.zone }}{{ $_ := set $ha "zone" . }}{{ end }}
 {{- with .Values.ha.leaseName }}{{ $_ := set $ha "lease_name" . }}{{ end }}
 {{- $_ := set $c "ha" $ha }}

@@ -112,28 +112,168 @@ fn which_views_count() {
 #[test]
 fn the_agreed_verdict() {
     // (what it shows, rule, prev, local, local counts, peers) → agreed
-    type Case<'a> = (&'a str, Quorum, Verdict, Verdict, bool, &'a [Verdict], Verdict);
+    type Case<'a> = (
+        &'a str,
+        Quorum,
+        Verdict,
+        Verdict,
+        bool,
+        &'a [Verdict],
+        Verdict,
+    );
     let cases: &[Case] = &[
-        ("alone, a majority is this instance", Quorum::Majority, H, X, true, &[], X),
-        ("one of three sees it down: it stays", Quorum::Majority, H, X, true, &[H, H], H),
-        ("a follower alone sees it down: it stays", Quorum::Majority, H, H, true, &[X, H], H),
-        ("two of three: withdrawn", Quorum::Majority, H, X, true, &[X, H], X),
-        ("two of three, not this one: withdrawn", Quorum::Majority, H, H, true, &[X, X], X),
-        ("one of three recovers: still out", Quorum::Majority, X, H, true, &[X, X], X),
-        ("two of three recover: restored", Quorum::Majority, X, H, true, &[H, X], H),
-        ("split with an unknown: as it was", Quorum::Majority, H, X, true, &[H, U], H),
-        ("split with an unknown, from out: as it was", Quorum::Majority, X, H, true, &[X, U], X),
-        ("two instances must both agree", Quorum::Majority, H, X, true, &[H], H),
-        ("two instances agreeing", Quorum::Majority, H, X, true, &[X], X),
-        ("at start-up, unknown until a majority knows", Quorum::Majority, U, H, true, &[U, U], U),
-        ("this one sees everything down: the others decide", Quorum::Majority, H, X, false, &[H, H], H),
-        ("no voter left: this instance's verdict", Quorum::Majority, H, X, false, &[], X),
-        ("any: this instance alone, whatever the others see", Quorum::Any, H, X, true, &[H, H], X),
-        ("any: and restored alone", Quorum::Any, X, H, true, &[X, X], H),
+        (
+            "alone, a majority is this instance",
+            Quorum::Majority,
+            H,
+            X,
+            true,
+            &[],
+            X,
+        ),
+        (
+            "one of three sees it down: it stays",
+            Quorum::Majority,
+            H,
+            X,
+            true,
+            &[H, H],
+            H,
+        ),
+        (
+            "a follower alone sees it down: it stays",
+            Quorum::Majority,
+            H,
+            H,
+            true,
+            &[X, H],
+            H,
+        ),
+        (
+            "two of three: withdrawn",
+            Quorum::Majority,
+            H,
+            X,
+            true,
+            &[X, H],
+            X,
+        ),
+        (
+            "two of three, not this one: withdrawn",
+            Quorum::Majority,
+            H,
+            H,
+            true,
+            &[X, X],
+            X,
+        ),
+        (
+            "one of three recovers: still out",
+            Quorum::Majority,
+            X,
+            H,
+            true,
+            &[X, X],
+            X,
+        ),
+        (
+            "two of three recover: restored",
+            Quorum::Majority,
+            X,
+            H,
+            true,
+            &[H, X],
+            H,
+        ),
+        (
+            "split with an unknown: as it was",
+            Quorum::Majority,
+            H,
+            X,
+            true,
+            &[H, U],
+            H,
+        ),
+        (
+            "split with an unknown, from out: as it was",
+            Quorum::Majority,
+            X,
+            H,
+            true,
+            &[X, U],
+            X,
+        ),
+        (
+            "two instances must both agree",
+            Quorum::Majority,
+            H,
+            X,
+            true,
+            &[H],
+            H,
+        ),
+        (
+            "two instances agreeing",
+            Quorum::Majority,
+            H,
+            X,
+            true,
+            &[X],
+            X,
+        ),
+        (
+            "at start-up, unknown until a majority knows",
+            Quorum::Majority,
+            U,
+            H,
+            true,
+            &[U, U],
+            U,
+        ),
+        (
+            "this one sees everything down: the others decide",
+            Quorum::Majority,
+            H,
+            X,
+            false,
+            &[H, H],
+            H,
+        ),
+        (
+            "no voter left: this instance's verdict",
+            Quorum::Majority,
+            H,
+            X,
+            false,
+            &[],
+            X,
+        ),
+        (
+            "any: this instance alone, whatever the others see",
+            Quorum::Any,
+            H,
+            X,
+            true,
+            &[H, H],
+            X,
+        ),
+        (
+            "any: and restored alone",
+            Quorum::Any,
+            X,
+            H,
+            true,
+            &[X, X],
+            H,
+        ),
     ];
     for (what, rule, prev, local, counts, peers, want) in cases {
         let votes: Vec<Vote> = peers.iter().map(|&v| vote(v)).collect();
-        assert_eq!(agree(*rule, *prev, *local, *counts, &votes), *want, "{what}");
+        assert_eq!(
+            agree(*rule, *prev, *local, *counts, &votes),
+            *want,
+            "{what}"
+        );
     }
 }
 
@@ -142,7 +282,10 @@ fn ignored_votes_do_not_count() {
     let mut stale = vote(X);
     stale.ignored = Some(Ignored::Stale);
     // Three instances, one stale: two voters, both must agree.
-    assert_eq!(agree(Quorum::Majority, H, X, true, &[stale.clone(), vote(H)]), H);
+    assert_eq!(
+        agree(Quorum::Majority, H, X, true, &[stale.clone(), vote(H)]),
+        H
+    );
     assert_eq!(agree(Quorum::Majority, H, X, true, &[stale, vote(X)]), X);
 }
 
@@ -164,12 +307,21 @@ records:
     let k: Vec<String> = r.members.iter().map(|m| member_key(r, m)).collect();
     assert_eq!(k.len(), r.members.len());
     assert!(k.iter().all(|k| k.len() == 12), "{k:?}");
-    assert_eq!(k, r.members.iter().map(|m| member_key(r, m)).collect::<Vec<_>>());
+    assert_eq!(
+        k,
+        r.members
+            .iter()
+            .map(|m| member_key(r, m))
+            .collect::<Vec<_>>()
+    );
     let mut rev = k.clone();
     rev.reverse();
     assert_eq!(fingerprint(&k), fingerprint(&rev));
     assert_ne!(fingerprint(&k), fingerprint(&k[1..]));
-    assert_eq!(view_name("pod-a", "example.test"), "pod-a._route53-failover-views.example.test");
+    assert_eq!(
+        view_name("pod-a", "example.test"),
+        "pod-a._route53-failover-views.example.test"
+    );
     assert!(view_name("pod-a", "example.test").ends_with(&views_parent("example.test")));
 }
 
