@@ -98,7 +98,7 @@ impl Metrics {
             member_damped: reg!(IntGaugeVec::new(
                 opts(
                     "member_damped",
-                    "1 while flap damping holds the member withdrawn although its verdict is healthy (policy.damping)."
+                    "1 while flap damping holds the member withdrawn although its verdict is healthy (policy.damping); absent otherwise (a series per member costs ~2 KiB)."
                 ),
                 member
             )),
@@ -112,7 +112,7 @@ impl Metrics {
             member_views: reg!(IntGaugeVec::new(
                 opts(
                     "member_views",
-                    "With ha: the vantage points (this instance and the others with a fresh view) that see the member healthy, unhealthy or unknown; the quorum counts these (policy.quorum)."
+                    "With ha: the vantage points (this instance and the others with a fresh view) that see the member healthy, unhealthy or unknown, absent at 0; the quorum counts these (policy.quorum)."
                 ),
                 &["record", "type", "region", "verdict"]
             )),
@@ -280,9 +280,21 @@ impl Metrics {
             ("unknown", unknown),
         ] {
             let [record, rtype, region] = member;
-            self.member_views
-                .with_label_values(&[record, rtype, region, verdict])
-                .set(n as i64);
+            let labels = [record, rtype, region, verdict];
+            if n > 0 {
+                self.member_views.with_label_values(&labels).set(n as i64);
+            } else {
+                let _ = self.member_views.remove_label_values(&labels);
+            }
+        }
+    }
+
+    /// Whether flap damping holds the member: a series only while it does.
+    pub fn member_damped(&self, member: &[&str], damped: bool) {
+        if damped {
+            self.member_damped.with_label_values(member).set(1);
+        } else {
+            let _ = self.member_damped.remove_label_values(member);
         }
     }
 

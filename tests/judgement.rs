@@ -216,9 +216,17 @@ async fn a_flapping_member_is_damped_to_a_few_record_changes() {
                 if m.verdict == "healthy"
                     && m.decision.as_deref() == Some("damped")
                     && !m.published
-                    && m.damped_until.is_some_and(|u| u > now)
+                    && m.damped_until.is_some_and(|u| u > now + 2.0)
+                    && !saw_damped
                 {
                     saw_damped = true;
+                    let page = daemon.metrics().await;
+                    let damped = metric(
+                        &page,
+                        "route53_failover_member_damped",
+                        &["region=\"eu-west-1\""],
+                    );
+                    assert_eq!(damped, Some(1.0), "the damped series while held");
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
@@ -241,13 +249,14 @@ async fn a_flapping_member_is_damped_to_a_few_record_changes() {
         &["region=\"eu-west-1\""],
     );
     assert!(flaps >= Some(10.0), "{flaps:?}");
+    // The damped series exists only while a member is held.
     assert_eq!(
         metric(
             &page,
             "route53_failover_member_damped",
             &["region=\"us-east-1\""]
         ),
-        Some(0.0)
+        None
     );
     // The others never moved.
     assert_eq!(record_changes(&store.store, &set_id("us-east-1")), 1);

@@ -163,18 +163,6 @@ impl Validator {
                 Err(_) => self.err(hpath, "the value holds characters a header cannot carry"),
             }
         }
-        let expect = p.expect.clone().unwrap_or_default();
-        let mut expect_status = Vec::new();
-        for (k, s) in expect.status.iter().flatten().enumerate() {
-            if (100..=599).contains(s) {
-                expect_status.push(*s as u16);
-            } else {
-                self.err(
-                    format!("{path}.expect.status[{k}]"),
-                    format!("{s} is not an HTTP status (100-599)"),
-                );
-            }
-        }
         let tls = p.tls.clone().unwrap_or_default();
         let ca_file = tls.ca_file.as_deref().map(|f| self.base_dir.join(f));
         if let Some(f) = &ca_file {
@@ -191,6 +179,58 @@ impl Validator {
                 "{path}.tls.insecure_skip_verify: certificates are not verified; a probe may pass against the wrong server"
             ));
         }
+        let (interval, fast_interval, timeout) = self.schedule(path, p);
+        let expect = p.expect.clone().unwrap_or_default();
+        let (expect_status, max_latency, slow_vs_baseline) =
+            self.expect(&format!("{path}.expect"), &expect, timeout);
+        let auth = match p.auth.as_ref().map(|a| &a.oauth2_client_credentials) {
+            None => Some(None),
+            Some(None) => {
+                self.err(
+                    format!("{path}.auth"),
+                    "give oauth2_client_credentials (the only kind)",
+                );
+                None
+            }
+            Some(Some(o)) => self
+                .oauth2(&format!("{path}.auth.oauth2_client_credentials"), o)
+                .map(Some),
+        };
+        let rise = self.threshold(&format!("{path}.rise"), p.rise.unwrap_or(DEFAULT_RISE));
+        let fall = self.threshold(&format!("{path}.fall"), p.fall.unwrap_or(DEFAULT_FALL));
+        Some(ProbeSpec {
+            url: url?,
+            connect_to,
+            method: method?,
+            headers,
+            expect_status,
+            body_contains: expect.body_contains,
+            max_latency: max_latency?,
+            slow_vs_baseline: slow_vs_baseline?,
+            ca_file,
+            insecure_skip_verify: insecure,
+            interval: interval?,
+            fast_interval: fast_interval?,
+            timeout: timeout?,
+            rise: rise?,
+            fall: fall?,
+            follow_redirects: p.follow_redirects.unwrap_or(false),
+            auth: auth?,
+        })
+    }
+}
+
+/// The probe's schedule and what a good answer is: the parts of the
+/// section that depend on each other's values (a timeout shorter than the
+/// interval, `max_latency` shorter than the timeout).
+impl Validator {
+    /// `interval`, `fast_interval` and `timeout`, each checked against the
+    /// others.
+    fn schedule(
+        &mut self,
+        path: &str,
+        p: &RawProbe,
+    ) -> (Option<Duration>, Option<Duration>, Option<Duration>) {
         let interval = self.duration(
             &format!("{path}.interval"),
             p.interval.as_deref(),
@@ -262,10 +302,36 @@ impl Validator {
                 );
             }
         }
+        (interval, fast_interval, timeout)
+    }
+
+    /// `expect` (at `path`): the statuses, `max_latency` and the baseline
+    /// rule; `None` for a value in error.
+    fn expect(
+        &mut self,
+        path: &str,
+        expect: &raw::RawExpect,
+        timeout: Option<Duration>,
+    ) -> (
+        Vec<u16>,
+        Option<Option<Duration>>,
+        Option<Option<BaselineSettings>>,
+    ) {
+        let mut expect_status = Vec::new();
+        for (k, s) in expect.status.iter().flatten().enumerate() {
+            if (100..=599).contains(s) {
+                expect_status.push(*s as u16);
+            } else {
+                self.err(
+                    format!("{path}.status[{k}]"),
+                    format!("{s} is not an HTTP status (100-599)"),
+                );
+            }
+        }
         let max_latency = match expect.max_latency.as_deref() {
             None => Some(None),
             Some(s) => {
-                let key = format!("{path}.expect.max_latency");
+                let key = format!("{path}.max_latency");
                 match self.duration(&key, Some(s), Duration::ZERO) {
                     Some(d) if d < Duration::from_millis(1) => {
                         self.err(key, format!("{} must be at least 1ms", q(s)));
@@ -291,43 +357,10 @@ impl Validator {
         let slow_vs_baseline = match &expect.slow_vs_baseline {
             None => Some(None),
             Some(b) => self
-                .baseline(&format!("{path}.expect.slow_vs_baseline"), b)
+                .baseline(&format!("{path}.slow_vs_baseline"), b)
                 .map(Some),
         };
-        let auth = match p.auth.as_ref().map(|a| &a.oauth2_client_credentials) {
-            None => Some(None),
-            Some(None) => {
-                self.err(
-                    format!("{path}.auth"),
-                    "give oauth2_client_credentials (the only kind)",
-                );
-                None
-            }
-            Some(Some(o)) => self
-                .oauth2(&format!("{path}.auth.oauth2_client_credentials"), o)
-                .map(Some),
-        };
-        let rise = self.threshold(&format!("{path}.rise"), p.rise.unwrap_or(DEFAULT_RISE));
-        let fall = self.threshold(&format!("{path}.fall"), p.fall.unwrap_or(DEFAULT_FALL));
-        Some(ProbeSpec {
-            url: url?,
-            connect_to,
-            method: method?,
-            headers,
-            expect_status,
-            body_contains: expect.body_contains,
-            max_latency: max_latency?,
-            slow_vs_baseline: slow_vs_baseline?,
-            ca_file,
-            insecure_skip_verify: insecure,
-            interval: interval?,
-            fast_interval: fast_interval?,
-            timeout: timeout?,
-            rise: rise?,
-            fall: fall?,
-            follow_redirects: p.follow_redirects.unwrap_or(false),
-            auth: auth?,
-        })
+        (expect_status, max_latency, slow_vs_baseline)
     }
 
     fn oauth2(&mut self, path: &str, o: &raw::RawOAuth2) -> Option<OAuth2Spec> {

@@ -195,9 +195,7 @@ impl<'a> Member<'a> {
             .set(i64::from(outcome.conflict));
         self.rt
             .metrics
-            .member_damped
-            .with_label_values(&labels)
-            .set(i64::from(outcome.decision.why == Why::Damped));
+            .member_damped(&labels, outcome.decision.why == Why::Damped);
         self.carries_check(outcome.check.clone());
         self.write(|m| {
             m.conflict = outcome.conflict;

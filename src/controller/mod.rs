@@ -99,7 +99,6 @@ pub async fn run(
             let labels = member.labels().values();
             // Every member's series exists from the start, for alerts.
             rt.metrics.member_healthy.with_label_values(&labels).set(0);
-            rt.metrics.member_damped.with_label_values(&labels).set(0);
             rt.metrics
                 .member_published
                 .with_label_values(&labels)
