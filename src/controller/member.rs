@@ -37,7 +37,8 @@ pub struct Probed {
     pub transition: Option<Transition>,
     /// The agreed verdict changed (the one the writer acts on).
     pub agreed: Option<Transition>,
-    /// One more outcome could change the verdict, before and after this one.
+    /// The verdict may change soon (`Health::unsettled`), before and after
+    /// this outcome.
     pub was_edge: bool,
     pub is_edge: bool,
     /// With a transition: the failure behind the new verdict, for its log line.
@@ -112,7 +113,7 @@ impl<'a> Member<'a> {
         };
         let at = result.at;
         self.write(|m| {
-            let was_edge = m.health.may_flip();
+            let was_edge = m.health.unsettled();
             let transition = m.health.observe(outcome, at);
             m.last_probe = Some(result);
             if let Some(t) = &transition {
@@ -129,7 +130,7 @@ impl<'a> Member<'a> {
                     .and_then(|_| m.health.reason().map(str::to_string)),
                 transition,
                 was_edge,
-                is_edge: m.health.may_flip(),
+                is_edge: m.health.unsettled(),
             }
         })
     }

@@ -77,7 +77,7 @@ pub async fn run(
         let members: Vec<MemberId> = rt.members_of(&record_idxs).collect();
         let at_edge = members
             .iter()
-            .filter(|&&id| rt.member(id).read(|m| m.health.may_flip()))
+            .filter(|&&id| rt.member(id).read(|m| m.health.unsettled()))
             .count();
         let signals = Arc::new(ZoneSignals {
             trigger: Notify::new(),
@@ -93,7 +93,7 @@ pub async fn run(
                 + margin
         };
         let settle_limit = longest(&|p| spread_window(p.interval) + p.timeout);
-        let settle_quiet = longest(&|p| spread_window(p.interval));
+        let settle_quiet = longest(&|p| spread_window(p.interval) + p.fast_interval);
         for &id in &members {
             let member = rt.member(id);
             let labels = member.labels().values();

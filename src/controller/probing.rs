@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rand::Rng;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -91,6 +92,11 @@ pub(super) async fn probe_loop(
         &format!("{} {set_id}", labels.record),
     );
     let mut tick = grid;
+    // The tick of the last probe, and whether a run was under way after it.
+    let mut last = grid;
+    let mut in_run = false;
+    // A run of another member of the region: probe once at the fast pace.
+    let mut alarm = rt.region_alarm(labels.region);
     let duration = rt
         .metrics
         .probe_duration_seconds
@@ -98,8 +104,14 @@ pub(super) async fn probe_loop(
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(tick + jitter(interval)) => {}
+            Ok(()) = region_alarmed(&mut alarm) => {
+                let now = tokio::time::Instant::now();
+                tick = tick.min(next_probe(last, grid, now, true, fast));
+                continue;
+            }
             _ = stop.cancelled() => return,
         }
+        last = tick;
         // An API Gateway target is probed at its regional endpoint (unless
         // connect_to says otherwise); never through the public name, which
         // resolves to the very record being decided.
@@ -174,8 +186,22 @@ pub(super) async fn probe_loop(
         while grid <= now {
             grid += interval;
         }
-        let in_run = member.read(|m| m.health.in_run());
-        tick = next_probe(tick, grid, now, in_run, fast);
+        let was_in_run = in_run;
+        in_run = member.read(|m| m.health.in_run());
+        if in_run && !was_in_run {
+            rt.sound_region_alarm(labels.region, interval);
+        }
+        tick = next_probe(last, grid, now, in_run, fast);
+    }
+}
+
+/// Waits for the region's alarm (forever without one).
+async fn region_alarmed(
+    alarm: &mut Option<watch::Receiver<Option<tokio::time::Instant>>>,
+) -> Result<(), watch::error::RecvError> {
+    match alarm {
+        Some(a) => a.changed().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -226,5 +252,42 @@ mod tests {
                 "last={last} grid={grid} now={now} in_run={in_run}"
             );
         }
+    }
+
+    /// A run in a region wakes the region's probers, once per quiet period,
+    /// and no other region's.
+    #[tokio::test]
+    async fn a_region_alarm_sounds_once_per_quiet_period_for_its_region_only() {
+        let text = r#"
+owner: me
+provider: {kind: memory, zones: [example.test]}
+defaults: {probe: {url: "http://a.example.test/health"}}
+records:
+  - name: a.example.test
+    zone: example.test
+    regions:
+      - {region: us-east-1, set_identifier: a1, target: {values: [192.0.2.1]}}
+      - {region: eu-west-1, set_identifier: a2, target: {values: [192.0.2.2]}}
+"#;
+        let config = crate::config::parse(text, std::path::Path::new(".")).unwrap();
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let rt = Runtime::new(Arc::new(config), "memory", metrics);
+        let mut east = rt.region_alarm("us-east-1").unwrap();
+        let mut west = rt.region_alarm("eu-west-1").unwrap();
+        let quiet = Duration::from_secs(3600);
+        rt.sound_region_alarm("us-east-1", quiet);
+        assert!(east.has_changed().unwrap(), "the region hears it");
+        assert!(!west.has_changed().unwrap(), "another region does not");
+        east.borrow_and_update();
+        // A thousand members starting their runs together: one alarm.
+        for _ in 0..1000 {
+            rt.sound_region_alarm("us-east-1", quiet);
+        }
+        assert!(!east.has_changed().unwrap(), "quiet within the period");
+        // Once the period is over (here: a period of zero), it sounds again.
+        rt.sound_region_alarm("us-east-1", Duration::ZERO);
+        assert!(east.has_changed().unwrap(), "sounds again after the quiet");
+        assert!(!west.has_changed().unwrap());
+        assert!(rt.region_alarm("sa-east-1").is_none());
     }
 }

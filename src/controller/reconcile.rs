@@ -182,9 +182,10 @@ impl Reconciler {
         }
     }
 
-    /// Waits until no member is one probe outcome away from a new verdict,
-    /// or until that count has not fallen for one spread window (the rest of
-    /// the edge is waiting for a later round), at most one spread window
+    /// Waits until no member's verdict is unsettled (one probe outcome away
+    /// from changing, or a run toward a change under way), or until that
+    /// count has not fallen for one spread window plus one fast interval
+    /// (the rest is waiting for a later round), at most one spread window
     /// plus one probe timeout. Used only for a write that follows another
     /// within a second, which the rate limit would delay anyway: the first
     /// withdrawal of a burst goes at once, and when a region fails across

@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tracing::info;
 
 use super::leadership::Lease;
@@ -159,6 +159,10 @@ pub struct Runtime {
     /// A member's own verdict changed: its view is due (`controller::views`).
     pub(super) views_wake: Notify,
     views: Mutex<ViewsStatus>,
+    /// Per region: when one of its members last started a run (see
+    /// `controller::probing`: the region's other members probe once at the
+    /// fast pace, so members failing together land together).
+    region_alarms: BTreeMap<String, watch::Sender<Option<tokio::time::Instant>>>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -181,6 +185,12 @@ impl Runtime {
             })
             .collect();
         let member_count = config.records.iter().map(|r| r.members.len()).sum();
+        let region_alarms = config
+            .records
+            .iter()
+            .flat_map(|r| &r.members)
+            .map(|m| (m.region.clone(), watch::Sender::new(None)))
+            .collect();
         let zones = config
             .records_by_zone()
             .into_keys()
@@ -199,8 +209,34 @@ impl Runtime {
             member_count,
             views_wake: Notify::new(),
             views: Mutex::new(ViewsStatus::default()),
+            region_alarms,
             config,
         }
+    }
+
+    /// The alarm of a member's region, for its prober to wait on.
+    pub(super) fn region_alarm(
+        &self,
+        region: &str,
+    ) -> Option<watch::Receiver<Option<tokio::time::Instant>>> {
+        self.region_alarms.get(region).map(|a| a.subscribe())
+    }
+
+    /// A member of `region` started a run: the alarm sounds, at most once
+    /// per `quiet` (a region failing across a thousand records sounds it
+    /// once, not a thousand times).
+    pub(super) fn sound_region_alarm(&self, region: &str, quiet: Duration) {
+        let Some(alarm) = self.region_alarms.get(region) else {
+            return;
+        };
+        let now = tokio::time::Instant::now();
+        alarm.send_if_modified(|last| {
+            let due = last.is_none_or(|t| now.duration_since(t) >= quiet);
+            if due {
+                *last = Some(now);
+            }
+            due
+        });
     }
 
     /// The runtime for a reloaded config: same process start, metrics and

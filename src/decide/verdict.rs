@@ -94,6 +94,13 @@ impl Health {
         }
     }
 
+    /// Whether the verdict may change soon: one outcome away from it, or
+    /// a run toward it under way (what a reconcile waits out before a
+    /// write that follows another, `controller::reconcile`).
+    pub fn unsettled(&self) -> bool {
+        self.may_flip() || self.in_run()
+    }
+
     pub fn consecutive(&self) -> (u32, u32) {
         (self.successes, self.failures)
     }

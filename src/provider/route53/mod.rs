@@ -51,6 +51,58 @@ use translate::*;
 /// A listing cursor: where the next page starts.
 type Cursor = (Option<String>, Option<RrType>, Option<String>);
 
+impl Route53Provider {
+    /// Lists a zone page by page from `from` (its start when `None`) for as
+    /// long as `wanted` accepts the records, in Route53's order.
+    async fn walk(
+        &self,
+        zone_id: &str,
+        from: Option<String>,
+        page_size: Option<i32>,
+        wanted: impl Fn(&RecordSet) -> bool,
+    ) -> Result<Vec<RecordSet>, ProviderError> {
+        let mut records = Vec::new();
+        let mut cursor: Cursor = (from, None, None);
+        loop {
+            let out = self
+                .client
+                .list_resource_record_sets()
+                .hosted_zone_id(zone_id)
+                .set_start_record_name(cursor.0.clone())
+                .set_start_record_type(cursor.1.clone())
+                .set_start_record_identifier(cursor.2.clone())
+                .set_max_items(page_size)
+                .send()
+                .await
+                .map_err(classify)?;
+            let mut past = false;
+            for r in out.resource_record_sets().iter().map(from_sdk) {
+                if wanted(&r) {
+                    records.push(r);
+                } else {
+                    past = true;
+                }
+            }
+            if past || !out.is_truncated() {
+                return Ok(records);
+            }
+            let next: Cursor = (
+                out.next_record_name().map(str::to_string),
+                out.next_record_type().cloned(),
+                out.next_record_identifier().map(str::to_string),
+            );
+            // A page that does not move the cursor would repeat forever.
+            if next == cursor || next.0.is_none() {
+                return Err(ProviderError::Service(format!(
+                    "listing {zone_id} did not advance past {:?} {:?} {:?}",
+                    next.0, next.1, next.2
+                )));
+            }
+            cursor = next;
+        }
+    }
+}
+
 // One method per trait operation (twelve), each an SDK call with its
 // paging or its error mapping; the type translation is in `translate.rs`.
 // Splitting the impl further would scatter the trait across files.
@@ -139,72 +191,14 @@ impl Provider for Route53Provider {
         // Route53 lists by reversed labels: the subtree of `name` follows
         // it, so the listing starts there and stops at the first record
         // outside it.
-        let mut records = Vec::new();
-        let mut cursor: Cursor = (Some(format!("{name}.")), None, None);
-        loop {
-            let out = self
-                .client
-                .list_resource_record_sets()
-                .hosted_zone_id(zone_id)
-                .set_start_record_name(cursor.0.clone())
-                .set_start_record_type(cursor.1.clone())
-                .set_start_record_identifier(cursor.2.clone())
-                .max_items(100)
-                .send()
-                .await
-                .map_err(classify)?;
-            let page: Vec<RecordSet> = out.resource_record_sets().iter().map(from_sdk).collect();
-            let past = page.iter().any(|r| !is_under(&r.name, name));
-            records.extend(page.into_iter().filter(|r| is_under(&r.name, name)));
-            if past || !out.is_truncated() {
-                return Ok(records);
-            }
-            let next: Cursor = (
-                out.next_record_name().map(str::to_string),
-                out.next_record_type().cloned(),
-                out.next_record_identifier().map(str::to_string),
-            );
-            if next == cursor || next.0.is_none() {
-                return Err(ProviderError::Service(format!(
-                    "listing {zone_id} from {name} did not advance"
-                )));
-            }
-            cursor = next;
-        }
+        self.walk(zone_id, Some(format!("{name}.")), Some(100), |r| {
+            is_under(&r.name, name)
+        })
+        .await
     }
 
     async fn list_records(&self, zone_id: &str) -> Result<Vec<RecordSet>, ProviderError> {
-        let mut records = Vec::new();
-        let mut cursor: Cursor = (None, None, None);
-        loop {
-            let out = self
-                .client
-                .list_resource_record_sets()
-                .hosted_zone_id(zone_id)
-                .set_start_record_name(cursor.0.clone())
-                .set_start_record_type(cursor.1.clone())
-                .set_start_record_identifier(cursor.2.clone())
-                .send()
-                .await
-                .map_err(classify)?;
-            records.extend(out.resource_record_sets().iter().map(from_sdk));
-            if !out.is_truncated() {
-                return Ok(records);
-            }
-            let next: Cursor = (
-                out.next_record_name().map(str::to_string),
-                out.next_record_type().cloned(),
-                out.next_record_identifier().map(str::to_string),
-            );
-            // A page that does not move the cursor would repeat forever.
-            if next == cursor || next.0.is_none() {
-                return Err(ProviderError::Service(format!(
-                    "listing {zone_id} did not advance past {:?} {:?} {:?}",
-                    next.0, next.1, next.2
-                )));
-            }
-            cursor = next;
-        }
+        self.walk(zone_id, None, None, |_| true).await
     }
 
     async fn change(&self, zone_id: &str, changes: &[Change]) -> Result<ChangeInfo, ProviderError> {
