@@ -273,7 +273,7 @@ records:
         let metrics = Arc::new(crate::metrics::Metrics::new());
         let rt = Runtime::new(Arc::new(config), "memory", metrics);
         let mut east = rt.region_alarm("us-east-1").unwrap();
-        let mut west = rt.region_alarm("eu-west-1").unwrap();
+        let west = rt.region_alarm("eu-west-1").unwrap();
         let quiet = Duration::from_secs(3600);
         rt.sound_region_alarm("us-east-1", quiet);
         assert!(east.has_changed().unwrap(), "the region hears it");
