@@ -5,12 +5,19 @@
 //! unless the probe says `connect_to`, where the probe connects.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use aws_sdk_apigatewayv2 as apigw;
 use aws_sdk_apigatewayv2::error::{ProvideErrorMetadata, SdkError};
 
 use crate::config::{MemberConfig, Target};
 use crate::provider::AliasTarget;
+use crate::rate_limit::RateLimiter;
+
+/// API Gateway requests per second, discovery and parity together (API
+/// Gateway's management quota is its own, apart from Route53's; this stays
+/// well under it).
+pub const API_GATEWAY_RATE: f64 = 5.0;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DiscoveryError {
@@ -35,9 +42,11 @@ impl DiscoveryError {
     }
 }
 
-/// One apigatewayv2 client per region.
+/// One apigatewayv2 client per region, and the rate limiter every
+/// API Gateway request waits at (`crate::parity` reads through these too).
 pub struct Discovery {
     clients: HashMap<String, apigw::Client>,
+    limiter: Arc<RateLimiter>,
 }
 
 impl Discovery {
@@ -60,7 +69,19 @@ impl Discovery {
             let shared = loader.load().await;
             clients.insert(region.to_string(), apigw::Client::new(&shared));
         }
-        Discovery { clients }
+        Discovery {
+            clients,
+            limiter: Arc::new(RateLimiter::new(API_GATEWAY_RATE)),
+        }
+    }
+
+    /// The client for `region`, if one was made.
+    pub fn client(&self, region: &str) -> Option<&apigw::Client> {
+        self.clients.get(region)
+    }
+
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.limiter
     }
 
     /// A member's regional target; `None` when its target is not an API
@@ -93,6 +114,7 @@ impl Discovery {
             .clients
             .get(region)
             .ok_or_else(|| DiscoveryError::Service(format!("no client for {region}")))?;
+        self.limiter.acquire().await;
         let out = client
             .get_domain_name()
             .domain_name(domain)

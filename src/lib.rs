@@ -9,6 +9,9 @@
 //! - [`probe`]: one HTTP(S) probe of a member → status, phase timings,
 //!   failure reason; TLS settings and OAuth2 tokens for probes.
 //! - [`discovery`]: API Gateway regional targets (apigatewayv2 `GetDomainName`).
+//! - [`parity`]: whether every region of a record serves the same API
+//!   (read through apigatewayv2, compared purely); informs, never acts.
+//! - [`rate_limit`]: spacing requests to Route53 and to API Gateway.
 //! - [`decide`]: the pure core, time passed in: baselines, verdicts, the
 //!   quorum of vantage points, damping, the policy's safety rules, health
 //!   check steps, ownership, the plan, one zone's
@@ -31,7 +34,9 @@ pub mod demo;
 pub mod discovery;
 pub mod http;
 pub mod metrics;
+pub mod parity;
 pub mod probe;
 pub mod provider;
+pub mod rate_limit;
 pub mod reload;
 pub mod status;

@@ -16,6 +16,7 @@ use tracing::{info, warn};
 use route53_failover::config::{self, Config, ProviderKind};
 use route53_failover::controller::{self, Runtime};
 use route53_failover::decide::policy::Intent;
+use route53_failover::discovery::Discovery;
 use route53_failover::metrics::Metrics;
 use route53_failover::provider::faults::{Faulty, MemoryStore};
 use route53_failover::provider::memory::MemoryProvider;
@@ -65,6 +66,17 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Compare what API Gateway serves in each region of every record with
+    /// api_gateway_domain members, print the differences; change nothing.
+    /// Exit 0 when in sync, 3 when regions differ, 1 when a region could not
+    /// be read, 2 on bad input.
+    Parity {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Print the reports as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run on three simulated regions on loopback with the embedded memory provider.
     Demo {
         /// Where to serve the status page, metrics and the demo controls.
@@ -93,6 +105,19 @@ impl std::fmt::Display for BadInput {
 
 impl std::error::Error for BadInput {}
 
+/// The regions of a record differ (`parity`): exit code 3, the report
+/// already printed.
+#[derive(Debug)]
+struct RegionsDiffer;
+
+impl std::fmt::Display for RegionsDiffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the regions differ")
+    }
+}
+
+impl std::error::Error for RegionsDiffer {}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log, cli.log_json);
@@ -109,6 +134,7 @@ fn main() -> ExitCode {
             eprintln!("{e}");
             ExitCode::from(2)
         }
+        Err(e) if e.is::<RegionsDiffer>() => ExitCode::from(3),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -148,6 +174,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             let (provider, _) = build_provider(&config).await?;
             plan(&config, provider.as_ref()).await
         }
+        Command::Parity { config, json } => parity(&load(&config)?, json).await,
         Command::Demo { listen } => run_demo(listen).await,
         Command::Status { url, json } => status(&url, json).await,
     }
@@ -291,6 +318,62 @@ async fn wait_for_signal(shutdown: CancellationToken) {
     };
     info!(signal = name, "shutdown requested");
     shutdown.cancel();
+}
+
+/// The `parity` command: every checked record's report, printed.
+async fn parity(config: &Config, json: bool) -> anyhow::Result<()> {
+    use route53_failover::parity::fetch::{check, gateway_members};
+    let records: Vec<_> = config
+        .records
+        .iter()
+        .filter(|r| r.parity.is_some() && gateway_members(r).len() >= 2)
+        .collect();
+    if records.is_empty() {
+        return Err(BadInput(
+            "no record to compare: parity needs a record with two or more members whose target is api_gateway_domain, with parity not disabled".into(),
+        )
+        .into());
+    }
+    let regions = records
+        .iter()
+        .flat_map(|r| gateway_members(r))
+        .map(|(region, _)| region);
+    let discovery = Discovery::new(regions, controller::discovery_endpoint(config)).await;
+    let mut reports = Vec::new();
+    for r in records {
+        if let Some(report) = check(&discovery, r).await {
+            reports.push((r, report));
+        }
+    }
+    if json {
+        let out: Vec<serde_json::Value> = reports
+            .iter()
+            .map(|(r, p)| {
+                serde_json::json!({"record": r.name, "type": r.rtype.to_string(), "parity": p})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        for (r, p) in &reports {
+            println!("{} {}: {}", r.name, r.rtype, p.headline());
+            for d in &p.differences {
+                println!("  {}", d.line);
+            }
+            for e in &p.errors {
+                println!("  {} not read: {}", e.region, e.error);
+            }
+            if p.ignored > 0 {
+                println!("  ({} ignored by parity.ignore)", p.ignored);
+            }
+        }
+    }
+    if reports.iter().any(|(_, p)| p.state == "differs") {
+        return Err(RegionsDiffer.into());
+    }
+    if reports.iter().any(|(_, p)| p.state == "unknown") {
+        anyhow::bail!("a region could not be read");
+    }
+    Ok(())
 }
 
 async fn plan(config: &Config, provider: &dyn Provider) -> anyhow::Result<()> {

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub provider_request_duration_seconds: HistogramVec,
     pub change_propagation_seconds: HistogramVec,
     pub discovery_errors_total: IntCounterVec,
+    pub parity_differences: IntGaugeVec,
+    pub parity_last_check_timestamp_seconds: GaugeVec,
     pub last_reconcile_success_timestamp_seconds: Gauge,
     pub config_reloads_total: IntCounterVec,
     pub config_info: IntGaugeVec,
@@ -183,6 +185,20 @@ impl Metrics {
                 ),
                 &["region", "kind"]
             )),
+            parity_differences: reg!(IntGaugeVec::new(
+                opts(
+                    "parity_differences",
+                    "Differences between the regions of a record in what API Gateway serves under its custom domain (routes, authorizers, integrations, stage, mapping, domain), by kind, after parity.ignore; absent at 0."
+                ),
+                &["record", "type", "kind"]
+            )),
+            parity_last_check_timestamp_seconds: reg!(GaugeVec::new(
+                opts(
+                    "parity_last_check_timestamp_seconds",
+                    "Unix time of a record's last parity check that read every region; it stops moving while a region cannot be read."
+                ),
+                &["record", "type"]
+            )),
             config_reloads_total: reg!(IntCounterVec::new(
                 opts(
                     "config_reloads_total",
@@ -266,6 +282,30 @@ impl Metrics {
             let mut l = labels.to_vec();
             l.push(verdict);
             let _ = self.member_views.remove_label_values(&l);
+        }
+    }
+
+    /// A record's parity report: its differences by kind (a series only
+    /// while non-zero), and the time of the check if every region was read.
+    pub fn parity(&self, record: [&str; 2], report: &crate::parity::ParityReport) {
+        let [name, rtype] = record;
+        let counts = report.counts();
+        for kind in crate::parity::Kind::ALL {
+            let labels = [name, rtype, kind.as_str()];
+            match counts.iter().find(|(k, _)| *k == kind.as_str()) {
+                Some((_, n)) => self
+                    .parity_differences
+                    .with_label_values(&labels)
+                    .set(*n as i64),
+                None => {
+                    let _ = self.parity_differences.remove_label_values(&labels);
+                }
+            }
+        }
+        if report.errors.is_empty() {
+            self.parity_last_check_timestamp_seconds
+                .with_label_values(&record)
+                .set(report.checked_at);
         }
     }
 

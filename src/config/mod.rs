@@ -4,6 +4,7 @@
 
 mod ha;
 mod health_check;
+mod parity;
 mod policy;
 mod probe;
 mod provider;
@@ -12,6 +13,7 @@ mod record;
 
 pub use ha::{HaConfig, LEASE_PREFIX};
 pub use health_check::HealthCheckSettings;
+pub use parity::{ParityConfig, DEFAULT_PARITY_INTERVAL};
 pub use policy::{DampingSettings, PolicyConfig, Quorum};
 pub use probe::{BaselineSettings, ClientAuth, OAuth2Spec, ProbeSpec};
 pub use provider::{ProviderConfig, ProviderKind};
@@ -38,6 +40,8 @@ pub struct Config {
     pub records: Vec<RecordConfig>,
     /// Several instances, one writer; `None`: this instance writes alone.
     pub ha: Option<HaConfig>,
+    /// Comparing what each region serves (`crate::parity`).
+    pub parity: ParityConfig,
     /// Problems worth a word that do not stop the daemon.
     pub warnings: Vec<String>,
 }
@@ -260,6 +264,7 @@ impl Validator {
             );
         }
         let provider = self.provider(raw.provider.unwrap_or_default());
+        let parity = self.parity(&raw.parity.unwrap_or_default());
 
         let defaults = raw.defaults.unwrap_or_default();
         let default_probe = defaults.probe.unwrap_or_default();
@@ -273,7 +278,12 @@ impl Validator {
                 let mut seen = HashSet::new();
                 for (i, r) in list.iter().enumerate() {
                     let path = format!("records[{i}]");
-                    let defaults = (&default_probe, &default_policy, &default_check);
+                    let defaults = (
+                        &default_probe,
+                        &default_policy,
+                        &default_check,
+                        parity.as_ref(),
+                    );
                     if let Some(rc) = self.record(&path, r, defaults) {
                         for (j, m) in rc.members.iter().enumerate() {
                             let key = (rc.name.clone(), rc.rtype.clone(), m.set_identifier.clone());
@@ -334,6 +344,7 @@ impl Validator {
         let ha = self.ha(&raw.ha.unwrap_or_default(), &zones);
         Some(Config {
             ha: ha?,
+            parity: parity?,
             owner: owner?,
             listen: listen?,
             provider: provider?,

@@ -24,6 +24,23 @@ pub struct RawConfig {
     pub records: Option<Vec<RawRecord>>,
     /// Several instances, one writer: the lease kept in Route53.
     pub ha: Option<RawHa>,
+    /// Whether every region of a record serves the same API.
+    pub parity: Option<RawParity>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawParity {
+    pub enabled: Option<bool>,
+    pub interval: Option<String>,
+    /// `KIND[.FIELD][:SUBJECT]` rules of differences to leave out.
+    pub ignore: Option<Vec<String>>,
+}
+
+/// A record's own `parity`: on or off, and more to ignore.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRecordParity {
+    pub enabled: Option<bool>,
+    pub ignore: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -230,6 +247,7 @@ pub struct RawRecord {
     pub probe: Option<RawProbe>,
     pub health_check: Option<RawHealthCheck>,
     pub regions: Option<Vec<RawMember>>,
+    pub parity: Option<RawRecordParity>,
 }
 
 #[derive(Debug, Default, Deserialize)]

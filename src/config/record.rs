@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::raw::{RawHealthCheck, RawMember, RawPolicy, RawProbe, RawRecord};
 use super::*;
+use crate::parity::IgnoreRule;
 use crate::provider::{normalize_name, AliasTarget, RecordType};
 
 /// The latency regions Route53 accepts in a record's `Region`.
@@ -64,6 +65,9 @@ pub struct RecordConfig {
     pub damping: Option<DampingSettings>,
     /// `policy.quorum`.
     pub quorum: Quorum,
+    /// `parity`: `None` when the record is not checked; else the
+    /// differences its report leaves out.
+    pub parity: Option<Vec<IgnoreRule>>,
     pub members: Vec<MemberConfig>,
 }
 
@@ -98,7 +102,12 @@ impl Validator {
         &mut self,
         path: &str,
         r: &RawRecord,
-        (default_probe, default_policy, default_check): (&RawProbe, &RawPolicy, &RawHealthCheck),
+        (default_probe, default_policy, default_check, top_parity): (
+            &RawProbe,
+            &RawPolicy,
+            &RawHealthCheck,
+            Option<&ParityConfig>,
+        ),
     ) -> Option<RecordConfig> {
         let name = self
             .required(&format!("{path}.name"), &r.name)
@@ -189,6 +198,7 @@ impl Validator {
         let policy = (all_members > 0)
             .then(|| self.policy(&format!("{path}.policy"), &raw_policy, all_members))
             .flatten();
+        let parity = self.record_parity(&format!("{path}.parity"), r.parity.as_ref(), top_parity);
         if members.len() != all_members {
             return None;
         }
@@ -202,6 +212,7 @@ impl Validator {
             max_withdrawn: policy.max_withdrawn,
             damping: policy.damping,
             quorum: policy.quorum,
+            parity,
             members,
         })
     }

@@ -7,47 +7,20 @@
 //! while this instance does not hold it, and given up when the hold ends.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 use tracing::warn;
 
 use super::leadership::Lease;
-use super::state::lock;
 use crate::metrics::Metrics;
 use crate::provider::Change;
 use crate::provider::{
     ChangeInfo, ChangeStatus, CheckerReport, HealthCheck, HealthCheckConfig, Operation, Provider,
     ProviderError, RecordSet, RecordType, Zone, CALL_TIMEOUT,
 };
-
-/// Spaces requests to the provider: at most `rate` per second across every
-/// zone, no bursts.
-pub struct RateLimiter {
-    spacing: Duration,
-    next: Mutex<Option<Instant>>,
-}
-
-impl RateLimiter {
-    pub fn new(rate: f64) -> Self {
-        RateLimiter {
-            spacing: Duration::from_secs_f64(1.0 / rate.max(0.001)),
-            next: Mutex::new(None),
-        }
-    }
-
-    pub async fn acquire(&self) {
-        let slot = {
-            let mut next = lock(&self.next);
-            let now = Instant::now();
-            let slot = next.map_or(now, |n| n.max(now));
-            *next = Some(slot + self.spacing);
-            slot
-        };
-        tokio::time::sleep_until(slot.into()).await;
-    }
-}
+pub use crate::rate_limit::RateLimiter;
 
 /// Backoff before retry `attempt` (1-based): doubling from 200 ms, capped at
 /// 30 s; the wait is drawn between half and all of that.

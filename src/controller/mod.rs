@@ -32,6 +32,7 @@ mod checks;
 mod leadership;
 mod lease_task;
 mod member;
+mod parity_task;
 mod preview;
 mod probing;
 mod reconcile;
@@ -156,7 +157,14 @@ pub async fn run(
         let regions = discovered_members
             .iter()
             .map(|(id, _)| rt.member(*id).config().region.as_str());
-        let discovery = Discovery::new(regions, discovery_endpoint(&rt.config)).await;
+        let discovery = Arc::new(Discovery::new(regions, discovery_endpoint(&rt.config)).await);
+        if parity_task::wanted(&rt) {
+            tasks.spawn(parity_task::parity_loop(
+                rt.clone(),
+                discovery.clone(),
+                probes_stop.clone(),
+            ));
+        }
         tasks.spawn(discovery_loop(
             rt.clone(),
             discovery,
@@ -192,7 +200,7 @@ struct ZoneSignals {
 }
 
 /// Where API Gateway is asked: the route53 provider's emulator, if any.
-fn discovery_endpoint(config: &Config) -> Option<&str> {
+pub fn discovery_endpoint(config: &Config) -> Option<&str> {
     match config.provider.kind {
         ProviderKind::Route53 => config.provider.endpoint_url.as_ref().map(|u| u.as_str()),
         ProviderKind::Memory => None,
@@ -204,7 +212,7 @@ fn discovery_endpoint(config: &Config) -> Option<&str> {
 /// zone's reconciler; a failed lookup leaves the last one in place.
 async fn discovery_loop(
     rt: Arc<Runtime>,
-    discovery: Discovery,
+    discovery: Arc<Discovery>,
     members: Vec<(MemberId, Arc<ZoneSignals>)>,
     stop: CancellationToken,
 ) {

@@ -14,13 +14,14 @@ use tracing::info;
 
 use super::leadership::Lease;
 use super::member::Member;
-use crate::config::{Config, MemberConfig};
+use crate::config::{Config, MemberConfig, RecordConfig};
 use crate::decide::baseline::Baseline;
 use crate::decide::damping::Damping;
 use crate::decide::policy::Why;
 use crate::decide::quorum::Vote;
 use crate::decide::verdict::{Health, Verdict};
 use crate::metrics::Metrics;
+use crate::parity::ParityReport;
 use crate::probe::ProbeResult;
 use crate::provider::{AliasTarget, CheckerReport, RecordType};
 
@@ -163,6 +164,8 @@ pub struct Runtime {
     /// `controller::probing`: the region's other members probe once at the
     /// fast pace, so members failing together land together).
     region_alarms: BTreeMap<String, watch::Sender<Option<tokio::time::Instant>>>,
+    /// Per record (`name type`): its last parity report.
+    parity: Mutex<BTreeMap<String, ParityReport>>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -210,6 +213,7 @@ impl Runtime {
             views_wake: Notify::new(),
             views: Mutex::new(ViewsStatus::default()),
             region_alarms,
+            parity: Mutex::new(BTreeMap::new()),
             config,
         }
     }
@@ -256,6 +260,7 @@ impl Runtime {
             .count();
         rt.locally_unhealthy.store(unhealthy, Ordering::Release);
         *lock(&rt.views) = old.views_status();
+        *lock(&rt.parity) = lock(&old.parity).clone();
         rt
     }
 
@@ -371,6 +376,15 @@ impl Runtime {
         self.member_count > 0 && self.locally_unhealthy.load(Ordering::Acquire) >= self.member_count
     }
 
+    /// A record's last parity report.
+    pub fn parity(&self, record: &RecordConfig) -> Option<ParityReport> {
+        lock(&self.parity).get(&parity_key(record)).cloned()
+    }
+
+    pub(super) fn set_parity(&self, record: &RecordConfig, report: ParityReport) {
+        lock(&self.parity).insert(parity_key(record), report);
+    }
+
     pub fn views_status(&self) -> ViewsStatus {
         lock(&self.views).clone()
     }
@@ -403,4 +417,8 @@ impl Runtime {
             f(z)
         }
     }
+}
+
+fn parity_key(r: &RecordConfig) -> String {
+    format!("{} {}", r.name, r.rtype)
 }

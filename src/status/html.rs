@@ -120,6 +120,9 @@ impl Status {
                 );
             }
             body.push_str("</table>\n");
+            if let Some(p) = &r.parity {
+                body.push_str(&parity_html(p, self.now));
+            }
         }
         format!(
             r#"<!doctype html>
@@ -154,6 +157,45 @@ th, td {{ text-align: left; padding: .3em .8em; border-bottom: 1px solid #ddd; }
             version = esc(&self.version),
         )
     }
+}
+
+/// A record's parity under its table: the state, then one line per
+/// difference and per region that could not be read.
+fn parity_html(p: &crate::parity::ParityReport, now: f64) -> String {
+    let state = match p.state.as_str() {
+        "in_sync" => format!("in sync across {}", esc(&p.regions.join(", "))),
+        "differs" => format!(
+            "<span class=warn>{} difference(s) between the regions</span>",
+            p.differences.len()
+        ),
+        _ => "<span class=warn>unknown: a region could not be read</span>".to_string(),
+    };
+    let ignored = if p.ignored > 0 {
+        format!(", {} ignored", p.ignored)
+    } else {
+        String::new()
+    };
+    let mut out = format!(
+        "<div class=parity><p>parity: {state} <small>(checked {} ago{ignored})</small></p>",
+        ago(now, p.checked_at)
+    );
+    if !p.differences.is_empty() || !p.errors.is_empty() {
+        out.push_str("<ul>");
+        for d in &p.differences {
+            let _ = write!(out, "<li class=difference>{}</li>", esc(&d.line));
+        }
+        for e in &p.errors {
+            let _ = write!(
+                out,
+                "<li class=bad>{} not read: {}</li>",
+                esc(&e.region),
+                esc(&e.error)
+            );
+        }
+        out.push_str("</ul>");
+    }
+    out.push_str("</div>\n");
+    out
 }
 
 /// HTML-escapes text for element content and quoted attributes.

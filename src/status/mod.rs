@@ -80,6 +80,10 @@ pub struct RecordSnapshot {
     pub zone: String,
     pub min_healthy: usize,
     pub members: Vec<MemberSnapshot>,
+    /// Whether its regions serve the same API; absent when not checked
+    /// (or not yet).
+    #[serde(default)]
+    pub parity: Option<crate::parity::ParityReport>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -323,6 +327,7 @@ impl Status {
                         rt.member(id).read(|m| MemberSnapshot::of(mc, m, me))
                     })
                     .collect(),
+                parity: rt.parity(r),
             })
             .collect();
         Status {

@@ -124,6 +124,18 @@ impl Status {
         for row in &rows {
             line(row);
         }
+        for r in &self.records {
+            if let Some(p) = &r.parity {
+                let _ = writeln!(
+                    out,
+                    "parity {} {}: {} (checked {} ago)",
+                    r.name,
+                    r.rtype,
+                    p.summary(),
+                    ago(self.now, p.checked_at)
+                );
+            }
+        }
         out
     }
 }

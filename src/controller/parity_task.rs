@@ -1,0 +1,68 @@
+//! Checks the parity of every record that asks for it (see `crate::parity`)
+//! at start and every `parity.interval`, and keeps the reports for status
+//! and metrics. Reads only, through the API Gateway clients and rate
+//! limiter discovery uses; nothing here touches DNS or waits on a
+//! reconcile.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::Runtime;
+use crate::discovery::Discovery;
+use crate::parity::fetch::{check, gateway_members};
+
+/// Whether any record of `rt` is checked.
+pub(super) fn wanted(rt: &Runtime) -> bool {
+    rt.config
+        .records
+        .iter()
+        .any(|r| r.parity.is_some() && gateway_members(r).len() >= 2)
+}
+
+pub(super) async fn parity_loop(
+    rt: Arc<Runtime>,
+    discovery: Arc<Discovery>,
+    stop: CancellationToken,
+) {
+    loop {
+        for record in &rt.config.records {
+            let report = tokio::select! {
+                r = check(&discovery, record) => r,
+                _ = stop.cancelled() => return,
+            };
+            let Some(report) = report else { continue };
+            let rtype = record.rtype.to_string();
+            let labels = [record.name.as_str(), rtype.as_str()];
+            let before = rt.parity(record);
+            let lines = |r: &crate::parity::ParityReport| {
+                r.differences
+                    .iter()
+                    .map(|d| d.line.clone())
+                    .collect::<Vec<_>>()
+            };
+            if before.as_ref().map(lines) != Some(lines(&report)) {
+                if report.differences.is_empty() {
+                    info!(record = %record.name, regions = ?report.regions, "parity: the regions serve the same API");
+                }
+                for d in &report.differences {
+                    warn!(record = %record.name, kind = %d.kind, difference = %d.line, "parity: the regions differ");
+                }
+            }
+            let errors = |r: &crate::parity::ParityReport| r.errors.clone();
+            if before.as_ref().map(errors) != Some(errors(&report)) {
+                for e in &report.errors {
+                    warn!(record = %record.name, region = %e.region, error = %e.error,
+                        "parity: a region could not be read (not taken for a difference)");
+                }
+            }
+            rt.metrics.parity(labels, &report);
+            rt.set_parity(record, report);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(rt.config.parity.interval) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
