@@ -386,6 +386,9 @@ impl Drop for Moto {
 /// daemons, each behind its own proxy, sent what and when.
 /// Queued faults: (method, path ending, HTTP status, body).
 type Faults = Arc<std::sync::Mutex<std::collections::VecDeque<(String, String, u16, String)>>>;
+/// A stand-in for what the upstream cannot answer: (method, path, query) →
+/// a JSON answer, or `None` to forward.
+pub type Answer = Arc<dyn Fn(&str, &str, &str) -> Option<(u16, String)> + Send + Sync>;
 
 #[derive(Debug, Clone)]
 pub struct Logged {
@@ -401,6 +404,7 @@ pub struct FaultProxy {
     faults: Faults,
     log: Arc<std::sync::Mutex<Vec<Logged>>>,
     partition: Arc<std::sync::Mutex<Option<String>>>,
+    answer: Arc<std::sync::Mutex<Option<Answer>>>,
     _stop: tokio_util::sync::DropGuard,
 }
 
@@ -411,14 +415,17 @@ impl FaultProxy {
         let faults: Faults = Default::default();
         let log: Arc<std::sync::Mutex<Vec<Logged>>> = Default::default();
         let partition: Arc<std::sync::Mutex<Option<String>>> = Default::default();
+        let answer: Arc<std::sync::Mutex<Option<Answer>>> = Default::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.trim_end_matches('/').to_string();
         let (queue, journal, cut) = (faults.clone(), log.clone(), partition.clone());
+        let stand_in = answer.clone();
         let client = reqwest::Client::new();
         let app = axum::Router::new().fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
                 let (queue, journal, cut) = (queue.clone(), journal.clone(), cut.clone());
+                let stand_in = stand_in.lock().unwrap().clone();
                 let client = client.clone();
                 let upstream = upstream.clone();
                 async move {
@@ -449,6 +456,17 @@ impl FaultProxy {
                         });
                         pos.and_then(|i| q.remove(i))
                     };
+                    let answered = stand_in
+                        .and_then(|f| f(method.as_str(), uri.path(), uri.query().unwrap_or("")));
+                    if let Some((status, body)) = answered {
+                        note(status);
+                        return (
+                            StatusCode::from_u16(status).unwrap(),
+                            [("content-type", "application/json")],
+                            body,
+                        )
+                            .into_response();
+                    }
                     if let Some((_, _, status, body)) = fault {
                         note(status);
                         return (
@@ -494,8 +512,15 @@ impl FaultProxy {
             faults,
             log,
             partition,
+            answer,
             _stop: stop.drop_guard(),
         }
+    }
+
+    /// From now on, `f` answers the requests it returns `Some` for (what
+    /// the upstream cannot answer); the others are forwarded.
+    pub fn answer(&self, f: Answer) {
+        *self.answer.lock().unwrap() = Some(f);
     }
 
     /// From now on, every request whose body contains `needle` gets a 503
