@@ -338,6 +338,7 @@ async fn drift_between_two_regions_is_reported_line_by_line() {
             "{kind}"
         );
     }
+    promtool_check_metrics(&page);
     let table = tokio::process::Command::new(BIN)
         .args(["status", "--url", &daemon.base])
         .output()

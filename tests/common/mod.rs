@@ -302,6 +302,32 @@ pub async fn three_regions(min_healthy: usize, resync: &str) -> (Store, Endpoint
     (store, eps, daemon)
 }
 
+/// `promtool check metrics` passes on a metrics page (the exposition
+/// format and Prometheus's naming rules).
+pub fn promtool_check_metrics(page: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (Debian package prometheus; .ci/run installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// moto's server (the Route53 emulator) on a free loopback port, from the
 /// venv `.ci/run` creates; stopped when dropped.
 pub struct Moto {
