@@ -167,27 +167,15 @@ fn authorizers_stand_in(fixture: Authorizers) -> Answer {
     })
 }
 
-/// Runs `parity --config` on `text`: (exit code, stdout).
+/// Runs `parity --config` on `text`: (exit code, what it printed).
 async fn parity_command(text: &str) -> (i32, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("c.yaml");
-    std::fs::write(&path, text).unwrap();
-    let out = tokio::time::timeout(
-        LIMIT,
-        tokio::process::Command::new(BIN)
-            .args(["parity", "--config"])
-            .arg(&path)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .output(),
-    )
-    .await
-    .expect("parity answers within the limit")
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    (out.status.code().unwrap_or(-1), format!("{stdout}{stderr}"))
+    let out = run_with_config("parity", text).await;
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), printed)
 }
 
 async fn parity_of(daemon: &Daemon) -> route53_failover::parity::ParityReport {

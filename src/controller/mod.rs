@@ -158,10 +158,13 @@ pub async fn run(
             .iter()
             .map(|(id, _)| rt.member(*id).config().region.as_str());
         let discovery = Arc::new(Discovery::new(regions, discovery_endpoint(&rt.config)).await);
+        // Discovery goes first: parity's reads share its rate limiter.
+        let (first_round, after_discovery) = watch::channel(false);
         if parity_task::wanted(&rt) {
             tasks.spawn(parity_task::parity_loop(
                 rt.clone(),
                 discovery.clone(),
+                after_discovery,
                 probes_stop.clone(),
             ));
         }
@@ -169,6 +172,7 @@ pub async fn run(
             rt.clone(),
             discovery,
             discovered_members,
+            first_round,
             probes_stop.clone(),
         ));
     }
@@ -208,23 +212,38 @@ pub fn discovery_endpoint(config: &Config) -> Option<&str> {
 }
 
 /// Looks up every API Gateway target, then again every resync interval
-/// (every 30 s while any lookup fails). A target that changes wakes its
-/// zone's reconciler; a failed lookup leaves the last one in place.
+/// (every 30 s while any lookup fails); members with the same domain in
+/// the same region share one lookup per round. A target that changes wakes
+/// its zone's reconciler; a failed lookup leaves the last one in place.
+/// `first_round` turns true once every member has been looked up.
 async fn discovery_loop(
     rt: Arc<Runtime>,
     discovery: Arc<Discovery>,
     members: Vec<(MemberId, Arc<ZoneSignals>)>,
+    first_round: watch::Sender<bool>,
     stop: CancellationToken,
 ) {
     loop {
         let mut failed = false;
+        let mut round = std::collections::HashMap::new();
         for (id, signals) in &members {
             let member = rt.member(*id);
             let m = member.config();
-            let result = tokio::select! {
-                r = discovery.lookup(m) => r,
-                _ = stop.cancelled() => return,
+            let Target::ApiGateway { domain, .. } = &m.target else {
+                continue;
             };
+            let key = (m.region.as_str(), domain.as_str());
+            let result = match round.get(&key) {
+                Some(r) => Some(r),
+                None => {
+                    let r = tokio::select! {
+                        r = discovery.lookup(m) => r,
+                        _ = stop.cancelled() => return,
+                    };
+                    r.map(|r| &*round.entry(key).or_insert(r))
+                }
+            };
+            let result = result.cloned();
             let record = &member.record().name;
             match result {
                 None => {}
@@ -249,6 +268,7 @@ async fn discovery_loop(
                 }
             }
         }
+        first_round.send_replace(true);
         let wait = if failed {
             Duration::from_secs(30)
         } else {

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -21,11 +22,18 @@ pub(super) fn wanted(rt: &Runtime) -> bool {
         .any(|r| r.parity.is_some() && gateway_members(r).len() >= 2)
 }
 
+/// Checks every record at start (once discovery has been round, so its
+/// lookups never wait behind these reads) and every `parity.interval`.
 pub(super) async fn parity_loop(
     rt: Arc<Runtime>,
     discovery: Arc<Discovery>,
+    mut after_discovery: watch::Receiver<bool>,
     stop: CancellationToken,
 ) {
+    tokio::select! {
+        _ = after_discovery.wait_for(|done| *done) => {}
+        _ = stop.cancelled() => return,
+    }
     loop {
         for record in &rt.config.records {
             let report = tokio::select! {

@@ -80,6 +80,24 @@ fn secs(t: Option<&apigw::primitives::DateTime>) -> Option<f64> {
     t.map(|t| t.as_secs_f64())
 }
 
+/// Every item of one apigatewayv2 listing, each request at the limiter:
+/// `request(token)` is the operation's fluent builder for one page,
+/// `facts` turns an item into the daemon's type.
+macro_rules! paged {
+    ($limiter:expr, $what:expr, |$token:ident| $request:expr, $facts:expr) => {{
+        let what = $what;
+        all_pages(|$token| {
+            let what = &what;
+            async move {
+                let out = call($limiter, what, $request.send()).await?;
+                let items = out.items().iter().map($facts).collect();
+                Ok((items, out.next_token().map(str::to_string)))
+            }
+        })
+        .await?
+    }};
+}
+
 /// What `domain` serves in the client's region.
 pub async fn served(
     client: &apigw::Client,
@@ -106,20 +124,15 @@ pub async fn served(
             .map(str::to_string),
         mappings: Vec::new(),
     };
-    let mappings = all_pages(|token| async {
-        let out = call(
-            limiter,
-            &format!("GetApiMappings {domain}"),
-            client
-                .get_api_mappings()
-                .domain_name(domain)
-                .set_next_token(token)
-                .send(),
-        )
-        .await?;
-        Ok((out.items().to_vec(), out.next_token().map(str::to_string)))
-    })
-    .await?;
+    let mappings = paged!(
+        limiter,
+        format!("GetApiMappings {domain}"),
+        |token| client
+            .get_api_mappings()
+            .domain_name(domain)
+            .set_next_token(token),
+        |m: &apigw::types::ApiMapping| m.clone()
+    );
     for m in mappings {
         let (Some(api_id), Some(stage)) = (m.api_id(), m.stage()) else {
             continue;
@@ -139,6 +152,46 @@ pub async fn served(
     Ok(served)
 }
 
+fn route_facts(r: &apigw::types::Route) -> RouteFacts {
+    RouteFacts {
+        key: r.route_key().unwrap_or_default().to_string(),
+        authorization_type: r.authorization_type().map(|t| t.as_str().to_string()),
+        authorizer_id: r.authorizer_id().map(str::to_string),
+        scopes: r.authorization_scopes().to_vec(),
+        api_key_required: r.api_key_required(),
+        target: r.target().map(str::to_string),
+    }
+}
+
+fn authorizer_facts(a: &apigw::types::Authorizer) -> AuthorizerFacts {
+    let jwt = a.jwt_configuration();
+    AuthorizerFacts {
+        id: a.authorizer_id().unwrap_or_default().to_string(),
+        name: a.name().unwrap_or_default().to_string(),
+        authorizer_type: a.authorizer_type().map(|t| t.as_str().to_string()),
+        identity_source: a.identity_source().to_vec(),
+        issuer: jwt.and_then(|j| j.issuer()).map(str::to_string),
+        audience: jwt.map(|j| j.audience().to_vec()).unwrap_or_default(),
+        uri: a.authorizer_uri().map(str::to_string),
+    }
+}
+
+fn integration_facts(i: &apigw::types::Integration) -> IntegrationFacts {
+    IntegrationFacts {
+        id: i.integration_id().unwrap_or_default().to_string(),
+        integration_type: i.integration_type().map(|t| t.as_str().to_string()),
+        method: i.integration_method().map(str::to_string),
+        uri: i.integration_uri().map(str::to_string),
+        tls_server_name: i
+            .tls_config()
+            .and_then(|t| t.server_name_to_verify())
+            .map(str::to_string),
+        timeout_ms: i.timeout_in_millis(),
+        payload_format_version: i.payload_format_version().map(str::to_string),
+        connection_type: i.connection_type().map(|t| t.as_str().to_string()),
+    }
+}
+
 async fn mapping(
     client: &apigw::Client,
     limiter: &RateLimiter,
@@ -146,93 +199,30 @@ async fn mapping(
     api_id: &str,
     stage: &str,
 ) -> Result<MappingFacts, String> {
-    let routes = all_pages(|token| async {
-        let out = call(
-            limiter,
-            &format!("GetRoutes {api_id}"),
-            client
-                .get_routes()
-                .api_id(api_id)
-                .set_next_token(token)
-                .send(),
-        )
-        .await?;
-        let items = out
-            .items()
-            .iter()
-            .map(|r| RouteFacts {
-                key: r.route_key().unwrap_or_default().to_string(),
-                authorization_type: r.authorization_type().map(|t| t.as_str().to_string()),
-                authorizer_id: r.authorizer_id().map(str::to_string),
-                scopes: r.authorization_scopes().to_vec(),
-                api_key_required: r.api_key_required(),
-                target: r.target().map(str::to_string),
-            })
-            .collect();
-        Ok((items, out.next_token().map(str::to_string)))
-    })
-    .await?;
-    let authorizers = all_pages(|token| async {
-        let out = call(
-            limiter,
-            &format!("GetAuthorizers {api_id}"),
-            client
-                .get_authorizers()
-                .api_id(api_id)
-                .set_next_token(token)
-                .send(),
-        )
-        .await?;
-        let items = out
-            .items()
-            .iter()
-            .map(|a| {
-                let jwt = a.jwt_configuration();
-                AuthorizerFacts {
-                    id: a.authorizer_id().unwrap_or_default().to_string(),
-                    name: a.name().unwrap_or_default().to_string(),
-                    authorizer_type: a.authorizer_type().map(|t| t.as_str().to_string()),
-                    identity_source: a.identity_source().to_vec(),
-                    issuer: jwt.and_then(|j| j.issuer()).map(str::to_string),
-                    audience: jwt.map(|j| j.audience().to_vec()).unwrap_or_default(),
-                    uri: a.authorizer_uri().map(str::to_string),
-                }
-            })
-            .collect();
-        Ok((items, out.next_token().map(str::to_string)))
-    })
-    .await?;
-    let integrations = all_pages(|token| async {
-        let out = call(
-            limiter,
-            &format!("GetIntegrations {api_id}"),
-            client
-                .get_integrations()
-                .api_id(api_id)
-                .set_next_token(token)
-                .send(),
-        )
-        .await?;
-        let items = out
-            .items()
-            .iter()
-            .map(|i| IntegrationFacts {
-                id: i.integration_id().unwrap_or_default().to_string(),
-                integration_type: i.integration_type().map(|t| t.as_str().to_string()),
-                method: i.integration_method().map(str::to_string),
-                uri: i.integration_uri().map(str::to_string),
-                tls_server_name: i
-                    .tls_config()
-                    .and_then(|t| t.server_name_to_verify())
-                    .map(str::to_string),
-                timeout_ms: i.timeout_in_millis(),
-                payload_format_version: i.payload_format_version().map(str::to_string),
-                connection_type: i.connection_type().map(|t| t.as_str().to_string()),
-            })
-            .collect();
-        Ok((items, out.next_token().map(str::to_string)))
-    })
-    .await?;
+    let routes = paged!(
+        limiter,
+        format!("GetRoutes {api_id}"),
+        |token| client.get_routes().api_id(api_id).set_next_token(token),
+        route_facts
+    );
+    let authorizers = paged!(
+        limiter,
+        format!("GetAuthorizers {api_id}"),
+        |token| client
+            .get_authorizers()
+            .api_id(api_id)
+            .set_next_token(token),
+        authorizer_facts
+    );
+    let integrations = paged!(
+        limiter,
+        format!("GetIntegrations {api_id}"),
+        |token| client
+            .get_integrations()
+            .api_id(api_id)
+            .set_next_token(token),
+        integration_facts
+    );
     limiter.acquire().await;
     let what = format!("GetStage {api_id} {stage}");
     let stage_facts = match tokio::time::timeout(

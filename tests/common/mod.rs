@@ -302,6 +302,28 @@ pub async fn three_regions(min_healthy: usize, resync: &str) -> (Store, Endpoint
     (store, eps, daemon)
 }
 
+/// Runs `route53-failover COMMAND --config FILE` on `text` to its end
+/// (at most 30 s), with the dummy credentials moto takes and no instance
+/// metadata.
+pub async fn run_with_config(command: &str, text: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(&path, text).unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        Command::new(BIN)
+            .args([command, "--config"])
+            .arg(&path)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{command} ends within 30s"))
+    .unwrap()
+}
+
 /// `promtool check metrics` passes on a metrics page (the exposition
 /// format and Prometheus's naming rules).
 pub fn promtool_check_metrics(page: &str) {
