@@ -322,7 +322,7 @@ async fn wait_for_signal(shutdown: CancellationToken) {
 
 /// The `parity` command: every checked record's report, printed.
 async fn parity(config: &Config, json: bool) -> anyhow::Result<()> {
-    use route53_failover::parity::fetch::{check, gateway_members};
+    use route53_failover::controller::parity_task::{check, gateway_members};
     let records: Vec<_> = config
         .records
         .iter()

@@ -251,51 +251,20 @@ async fn throttling_prior_requests_and_5xx_on_the_wire_are_retried_and_nothing_i
     );
 }
 
-/// A regional custom domain in moto's API Gateway, in `region`.
-async fn create_domain(moto: &Moto, region: &str, domain: &str, target: &str) {
-    let conf = aws_sdk_apigatewayv2::Config::builder()
-        .behavior_version(aws_sdk_apigatewayv2::config::BehaviorVersion::latest())
-        .region(aws_sdk_apigatewayv2::config::Region::new(
-            region.to_string(),
-        ))
-        .credentials_provider(aws_sdk_apigatewayv2::config::Credentials::new(
-            "test", "test", None, None, "tests",
-        ))
-        .endpoint_url(&moto.url)
-        .build();
-    let client = aws_sdk_apigatewayv2::Client::from_conf(conf);
-    client
-        .create_domain_name()
-        .domain_name(domain)
-        .domain_name_configurations(
-            aws_sdk_apigatewayv2::types::DomainNameConfiguration::builder()
-                .api_gateway_domain_name(target)
-                .hosted_zone_id("Z1UJRXOUMOOFQ8")
-                .endpoint_type(aws_sdk_apigatewayv2::types::EndpointType::Regional)
-                .certificate_arn(format!(
-                    "arn:aws:acm:{region}:123456789012:certificate/test"
-                ))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_gateway_regional_targets_are_discovered_and_become_alias_records() {
     let moto = Moto::start().await;
     let zone = moto.create_zone("example.test").await;
     let client = aws_sdk_route53::Client::from_conf(moto.conf());
     create_domain(
-        &moto,
+        &moto.url,
         "us-east-1",
         "api.example.test",
         "d-use1abc.execute-api.us-east-1.amazonaws.com",
     )
     .await;
     create_domain(
-        &moto,
+        &moto.url,
         "eu-west-1",
         "api.example.test",
         "d-euw1xyz.execute-api.eu-west-1.amazonaws.com",
@@ -443,7 +412,7 @@ async fn health_checks_are_kept_in_sync_in_route53() {
         ("us-east-1", "d-use1abc.execute-api.us-east-1.amazonaws.com"),
         ("eu-west-1", "d-euw1xyz.execute-api.eu-west-1.amazonaws.com"),
     ] {
-        create_domain(&moto, region, "api.example.test", target).await;
+        create_domain(&moto.url, region, "api.example.test", target).await;
     }
     // Someone else's check: never touched.
     let foreign = client

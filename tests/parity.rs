@@ -23,18 +23,6 @@ use common::*;
 const LIMIT: Duration = Duration::from_secs(30);
 const ROUTE: &str = "GET /learn-api/gcp-courses";
 
-fn client(url: &str, region: &str) -> apigw::Client {
-    let conf = apigw::Config::builder()
-        .behavior_version(apigw::config::BehaviorVersion::latest())
-        .region(apigw::config::Region::new(region.to_string()))
-        .credentials_provider(apigw::config::Credentials::new(
-            "test", "test", None, None, "tests",
-        ))
-        .endpoint_url(url)
-        .build();
-    apigw::Client::from_conf(conf)
-}
-
 /// What the test made in one region.
 struct Deployed {
     api: String,
@@ -43,10 +31,10 @@ struct Deployed {
 }
 
 /// The API, as a deploy pipeline would create it in `region`.
-async fn deploy(c: &apigw::Client, region: &str) -> Deployed {
+async fn deploy(url: &str, region: &str) -> Deployed {
+    let c = &apigw_client(url, region);
     use apigw::types::{
-        AuthorizationType, DomainNameConfiguration, EndpointType, IntegrationType, ProtocolType,
-        RouteSettings, SecurityPolicy, TlsConfigInput,
+        AuthorizationType, IntegrationType, ProtocolType, RouteSettings, TlsConfigInput,
     };
     let api = c
         .create_api()
@@ -106,22 +94,13 @@ async fn deploy(c: &apigw::Client, region: &str) -> Deployed {
             .await
             .unwrap();
     }
-    c.create_domain_name()
-        .domain_name("api.example.test")
-        .domain_name_configurations(
-            DomainNameConfiguration::builder()
-                .api_gateway_domain_name(format!("d-{api}.execute-api.{region}.amazonaws.com"))
-                .hosted_zone_id("Z1UJRXOUMOOFQ8")
-                .endpoint_type(EndpointType::Regional)
-                .security_policy(SecurityPolicy::Tls12)
-                .certificate_arn(format!(
-                    "arn:aws:acm:{region}:123456789012:certificate/test"
-                ))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    create_domain(
+        url,
+        region,
+        "api.example.test",
+        &format!("d-{api}.execute-api.{region}.amazonaws.com"),
+    )
+    .await;
     c.create_api_mapping()
         .domain_name("api.example.test")
         .api_id(&api)
@@ -196,7 +175,7 @@ async fn drift_between_two_regions_is_reported_line_by_line() {
     let regions = ["us-east-1", "eu-west-1"];
     let mut deployed = Vec::new();
     for region in regions {
-        let d = deploy(&client(&moto.url, region), region).await;
+        let d = deploy(&moto.url, region).await;
         fixture.lock().unwrap().insert(
             d.api.clone(),
             (region, vec!["web", "api"], "$request.header.X-Key"),
@@ -244,7 +223,7 @@ async fn drift_between_two_regions_is_reported_line_by_line() {
     daemon.stop().await;
 
     // Drift in eu-west-1.
-    let eu = client(&moto.url, "eu-west-1");
+    let eu = apigw_client(&moto.url, "eu-west-1");
     let d = &deployed[1];
     eu.delete_route()
         .api_id(&d.api)

@@ -32,7 +32,7 @@ mod checks;
 mod leadership;
 mod lease_task;
 mod member;
-mod parity_task;
+pub mod parity_task;
 mod preview;
 mod probing;
 mod reconcile;

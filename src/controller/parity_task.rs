@@ -5,14 +5,16 @@
 //! reconcile.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::Runtime;
+use crate::config::{RecordConfig, Target};
 use crate::discovery::Discovery;
-use crate::parity::fetch::{check, gateway_members};
+use crate::parity::{fetch, ParityReport};
 
 /// Whether any record of `rt` is checked.
 pub(super) fn wanted(rt: &Runtime) -> bool {
@@ -44,7 +46,7 @@ pub(super) async fn parity_loop(
             let rtype = record.rtype.to_string();
             let labels = [record.name.as_str(), rtype.as_str()];
             let before = rt.parity(record);
-            let lines = |r: &crate::parity::ParityReport| {
+            let lines = |r: &ParityReport| {
                 r.differences
                     .iter()
                     .map(|d| d.line.clone())
@@ -58,7 +60,7 @@ pub(super) async fn parity_loop(
                     warn!(record = %record.name, kind = %d.kind, difference = %d.line, "parity: the regions differ");
                 }
             }
-            let errors = |r: &crate::parity::ParityReport| r.errors.clone();
+            let errors = |r: &ParityReport| r.errors.clone();
             if before.as_ref().map(errors) != Some(errors(&report)) {
                 for e in &report.errors {
                     warn!(record = %record.name, region = %e.region, error = %e.error,
@@ -73,4 +75,41 @@ pub(super) async fn parity_loop(
             _ = stop.cancelled() => return,
         }
     }
+}
+
+/// The members of `record` whose target is an API Gateway custom domain:
+/// (region, domain), in the record's order.
+pub fn gateway_members(record: &RecordConfig) -> Vec<(&str, &str)> {
+    record
+        .members
+        .iter()
+        .filter_map(|m| match &m.target {
+            Target::ApiGateway { domain, .. } => Some((m.region.as_str(), domain.as_str())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Checks `record` now: what each API Gateway member's region serves,
+/// compared. `None` when the record is not checked (parity off for it, or
+/// fewer than two API Gateway members).
+pub async fn check(discovery: &Discovery, record: &RecordConfig) -> Option<ParityReport> {
+    let ignore = record.parity.as_ref()?;
+    let members = gateway_members(record);
+    if members.len() < 2 {
+        return None;
+    }
+    let mut read = Vec::new();
+    for (region, domain) in members {
+        let facts = match discovery.client(region) {
+            Some(client) => fetch::served(client, discovery.limiter(), domain).await,
+            None => Err(format!("no API Gateway client for {region}")),
+        };
+        read.push((region.to_string(), facts));
+    }
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    Some(ParityReport::new(now, read, ignore))
 }

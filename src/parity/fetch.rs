@@ -7,16 +7,12 @@
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_sdk_apigatewayv2 as apigw;
 use aws_sdk_apigatewayv2::error::{ProvideErrorMetadata, SdkError};
 
-use super::{
-    AuthorizerFacts, IntegrationFacts, MappingFacts, ParityReport, RouteFacts, Served, StageFacts,
-};
-use crate::config::{RecordConfig, Target};
-use crate::discovery::Discovery;
+use super::{AuthorizerFacts, IntegrationFacts, MappingFacts, RouteFacts, Served, StageFacts};
 use crate::rate_limit::RateLimiter;
 
 /// Pages of one listing at most (a guard against a token that never ends).
@@ -253,41 +249,4 @@ async fn mapping(
         authorizers,
         integrations,
     })
-}
-
-/// The members of `record` whose target is an API Gateway custom domain:
-/// (region, domain), in the record's order.
-pub fn gateway_members(record: &RecordConfig) -> Vec<(&str, &str)> {
-    record
-        .members
-        .iter()
-        .filter_map(|m| match &m.target {
-            Target::ApiGateway { domain, .. } => Some((m.region.as_str(), domain.as_str())),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Checks `record` now: what each API Gateway member's region serves,
-/// compared. `None` when the record is not checked (parity off for it, or
-/// fewer than two API Gateway members).
-pub async fn check(discovery: &Discovery, record: &RecordConfig) -> Option<ParityReport> {
-    let ignore = record.parity.as_ref()?;
-    let members = gateway_members(record);
-    if members.len() < 2 {
-        return None;
-    }
-    let mut read = Vec::new();
-    for (region, domain) in members {
-        let facts = match discovery.client(region) {
-            Some(client) => served(client, discovery.limiter(), domain).await,
-            None => Err(format!("no API Gateway client for {region}")),
-        };
-        read.push((region.to_string(), facts));
-    }
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64();
-    Some(ParityReport::new(now, read, ignore))
 }

@@ -9,7 +9,8 @@
 //! Parity informs; it never changes DNS (docs/design.md, "Parity"): a drift
 //! is a deploy to fix, not a reason to withdraw a region that answers.
 //!
-//! [`compare`] is pure; [`fetch`] talks to apigatewayv2.
+//! [`compare`] is pure; [`fetch`] talks to apigatewayv2. Which records are
+//! checked, and when, is `controller::parity_task`'s.
 
 pub mod compare;
 pub mod fetch;

@@ -418,6 +418,43 @@ impl Moto {
     }
 }
 
+/// An apigatewayv2 client for moto's server in `region`.
+pub fn apigw_client(url: &str, region: &str) -> aws_sdk_apigatewayv2::Client {
+    use aws_sdk_apigatewayv2::config;
+    let conf = config::Config::builder()
+        .behavior_version(config::BehaviorVersion::latest())
+        .region(config::Region::new(region.to_string()))
+        .credentials_provider(config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .endpoint_url(url)
+        .build();
+    aws_sdk_apigatewayv2::Client::from_conf(conf)
+}
+
+/// A regional custom domain (TLS 1.2) in moto's API Gateway in `region`,
+/// whose regional target is `target` (moto does not make one up).
+pub async fn create_domain(url: &str, region: &str, domain: &str, target: &str) {
+    use aws_sdk_apigatewayv2::types::{DomainNameConfiguration, EndpointType, SecurityPolicy};
+    apigw_client(url, region)
+        .create_domain_name()
+        .domain_name(domain)
+        .domain_name_configurations(
+            DomainNameConfiguration::builder()
+                .api_gateway_domain_name(target)
+                .hosted_zone_id("Z1UJRXOUMOOFQ8")
+                .endpoint_type(EndpointType::Regional)
+                .security_policy(SecurityPolicy::Tls12)
+                .certificate_arn(format!(
+                    "arn:aws:acm:{region}:123456789012:certificate/test"
+                ))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
