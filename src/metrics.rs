@@ -29,6 +29,7 @@ pub struct Metrics {
     pub provider_request_duration_seconds: HistogramVec,
     pub change_propagation_seconds: HistogramVec,
     pub discovery_errors_total: IntCounterVec,
+    pub tls_certificate_expiry_timestamp_seconds: GaugeVec,
     pub parity_differences: IntGaugeVec,
     pub parity_last_check_timestamp_seconds: GaugeVec,
     pub last_reconcile_success_timestamp_seconds: Gauge,
@@ -41,6 +42,13 @@ pub struct Metrics {
     pub lease_transitions_total: IntCounterVec,
     pub ready: IntGauge,
     pub build_info: GaugeVec,
+}
+
+/// A time as gauges and status show it: Unix seconds, fractional.
+pub fn unix_secs(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -185,6 +193,13 @@ impl Metrics {
                 ),
                 &["region", "kind"]
             )),
+            tls_certificate_expiry_timestamp_seconds: reg!(GaugeVec::new(
+                opts(
+                    "tls_certificate_expiry_timestamp_seconds",
+                    "HTTPS probes: unix time at which the leaf certificate the member's endpoint served (for the probe URL's host) expires; absent until an HTTPS probe completes its handshake."
+                ),
+                member
+            )),
             parity_differences: reg!(IntGaugeVec::new(
                 opts(
                     "parity_differences",
@@ -276,6 +291,9 @@ impl Metrics {
         ] {
             let _ = g.remove_label_values(labels);
         }
+        let _ = self
+            .tls_certificate_expiry_timestamp_seconds
+            .remove_label_values(labels);
         let _ = self.probe_duration_seconds.remove_label_values(labels);
         let _ = self.flaps_total.remove_label_values(labels);
         for verdict in ["healthy", "unhealthy", "unknown"] {

@@ -44,10 +44,7 @@ pub struct Current {
 }
 
 fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
+    crate::metrics::unix_secs(SystemTime::now())
 }
 
 impl Current {

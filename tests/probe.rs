@@ -1,4 +1,7 @@
-//! Probes against real HTTP and HTTPS servers on loopback.
+//! Probes against real HTTP and HTTPS servers on loopback (and one through
+//! the daemon, for what it shows of a certificate).
+
+mod common;
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -77,20 +80,33 @@ async fn handle(
 /// An HTTP (or HTTPS, for `api.example.test`) server on 127.0.0.1; it runs
 /// until the test's runtime ends.
 async fn server(tls: bool) -> Server {
+    server_until(
+        tls,
+        time::OffsetDateTime::now_utc() + time::Duration::days(365),
+    )
+    .await
+}
+
+/// The same, its certificate valid until `not_after`.
+async fn server_until(tls: bool, not_after: time::OffsetDateTime) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let cert = rcgen::generate_simple_self_signed(vec!["api.example.test".to_string()]).unwrap();
-    let cert_pem = cert.cert.pem();
+    let mut params = rcgen::CertificateParams::new(vec!["api.example.test".to_string()]).unwrap();
+    params.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    params.not_after = not_after;
+    let key_pair = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key_pair).unwrap();
+    let cert_pem = cert.pem();
     let acceptor = tls.then(|| {
-        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key_pair.serialize_der().into());
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
-        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .with_single_cert(vec![cert.der().clone()], key)
         .unwrap();
         tokio_rustls::TlsAcceptor::from(Arc::new(config))
     });
@@ -351,4 +367,109 @@ async fn probe_via_connects_to_a_discovered_endpoint_and_keeps_the_host() {
         s.seen.lock().unwrap().hosts,
         vec![format!("api.example.test:{}", s.port)]
     );
+}
+
+#[tokio::test]
+async fn an_https_probe_records_when_the_leaf_certificate_expires() {
+    let expires = time::OffsetDateTime::now_utc() + time::Duration::days(10);
+    let s = server_until(true, expires).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &s.cert_pem).unwrap();
+    let probe = format!("{{url: \"https://api.example.test/health\", connect_to: \"127.0.0.1:{}\", timeout: 500ms, tls: {{ca_file: ca.pem}}}}", s.port);
+    let r = prober(&probe, dir.path()).probe().await;
+    assert!(r.ok(), "{:?}", r.failure);
+    let got = r
+        .cert_not_after
+        .expect("the leaf's notAfter")
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert_eq!(got, expires.unix_timestamp(), "to the second");
+
+    // Failing the status check still tells when the certificate expires.
+    let failing = probe.replace("/health", "/fail");
+    let r = prober(&failing, dir.path()).probe().await;
+    assert!(!r.ok());
+    assert!(r.cert_not_after.is_some());
+
+    // Plain HTTP has none.
+    let plain = server(false).await;
+    let r = prober(&http("/health", plain.port, ""), dir.path())
+        .probe()
+        .await;
+    assert!(r.ok(), "{:?}", r.failure);
+    assert_eq!(r.cert_not_after, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_shows_days_left_on_a_members_certificate() {
+    let expires = time::OffsetDateTime::now_utc() + time::Duration::days(10);
+    let https = server_until(true, expires).await;
+    let plain = server(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &https.cert_pem).unwrap();
+    let config = format!(
+        r#"owner: e2e
+listen: 127.0.0.1:0
+provider: {{kind: memory, zones: [example.test]}}
+defaults:
+  probe: {{interval: 200ms, timeout: 150ms, rise: 2, fall: 3}}
+records:
+  - name: api.example.test
+    zone: example.test
+    regions:
+      - region: us-east-1
+        target: {{values: [192.0.2.1]}}
+        probe: {{url: "https://api.example.test/health", connect_to: "127.0.0.1:{}", tls: {{ca_file: "{}"}}}}
+      - region: eu-west-1
+        target: {{values: [192.0.2.2]}}
+        probe: {{url: "http://api.example.test/health", connect_to: "127.0.0.1:{}"}}
+"#,
+        https.port,
+        ca.display(),
+        plain.port
+    );
+    let daemon = common::start_daemon(&config).await;
+    common::wait_until(
+        "an HTTPS probe has run",
+        Duration::from_secs(20),
+        || async { daemon.member("us-east-1").await.cert_not_after.is_some() },
+    )
+    .await;
+    let status = daemon.status().await;
+    let use1 = status.member("us-east-1").unwrap();
+    assert_eq!(use1.cert_days_left(status.now), Some(10));
+    assert_eq!(status.member("eu-west-1").unwrap().cert_not_after, None);
+    let page = daemon.metrics().await;
+    assert_eq!(
+        common::metric(
+            &page,
+            "route53_failover_tls_certificate_expiry_timestamp_seconds",
+            &["region=\"us-east-1\""]
+        ),
+        Some(expires.unix_timestamp() as f64)
+    );
+    assert_eq!(
+        common::metric(
+            &page,
+            "route53_failover_tls_certificate_expiry_timestamp_seconds",
+            &["region=\"eu-west-1\""]
+        ),
+        None,
+        "no series for a plain HTTP member"
+    );
+    common::promtool_check_metrics(&page);
+    let table = status.table();
+    let row = table
+        .lines()
+        .find(|l| l.contains("us-east-1"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(table.contains("CERT") && row.contains(" 10d "), "{table}");
+    let html = daemon.get("/").await.text().await.unwrap();
+    assert!(
+        html.contains("<td class=cert><span class=warn>10 days left</span></td>"),
+        "under 14 days is a warning: {html}"
+    );
+    daemon.stop().await;
 }

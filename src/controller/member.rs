@@ -115,6 +115,7 @@ impl<'a> Member<'a> {
         self.write(|m| {
             let was_edge = m.health.unsettled();
             let transition = m.health.observe(outcome, at);
+            m.cert_not_after = result.cert_not_after.or(m.cert_not_after);
             m.last_probe = Some(result);
             if let Some(t) = &transition {
                 if t.from == Verdict::Unhealthy || t.to == Verdict::Unhealthy {

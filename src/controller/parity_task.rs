@@ -107,9 +107,6 @@ pub async fn check(discovery: &Discovery, record: &RecordConfig) -> Option<Parit
         };
         read.push((region.to_string(), facts));
     }
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64();
+    let now = crate::metrics::unix_secs(SystemTime::now());
     Some(ParityReport::new(now, read, ignore))
 }

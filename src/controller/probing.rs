@@ -143,6 +143,12 @@ pub(super) async fn probe_loop(
             .probes_total
             .with_label_values(&labels.with(outcome))
             .inc();
+        if let Some(t) = result.cert_not_after {
+            rt.metrics
+                .tls_certificate_expiry_timestamp_seconds
+                .with_label_values(&labels.values())
+                .set(crate::metrics::unix_secs(t));
+        }
         let probed = member.probed(result);
         // Counted before the reconciler hears of the change.
         match (probed.was_edge, probed.is_edge) {

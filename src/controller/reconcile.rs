@@ -108,11 +108,7 @@ impl Reconciler {
                     self.rt
                         .metrics
                         .last_reconcile_success_timestamp_seconds
-                        .set(
-                            now.duration_since(SystemTime::UNIX_EPOCH)
-                                .unwrap_or_default()
-                                .as_secs_f64(),
-                        );
+                        .set(crate::metrics::unix_secs(now));
                     if !was_ready {
                         was_ready = true;
                         self.rt.zone_reconciled();

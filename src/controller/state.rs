@@ -42,6 +42,9 @@ pub struct MemberState {
     /// Its latency baseline, with `expect.slow_vs_baseline`.
     pub baseline: Baseline,
     pub last_probe: Option<ProbeResult>,
+    /// HTTPS: when the leaf certificate last served expires (kept while
+    /// later probes fail before TLS).
+    pub cert_not_after: Option<SystemTime>,
     /// The provider holds the member's record (as last read or written).
     pub published: bool,
     /// The policy's latest reason, once a reconcile has run.
@@ -67,6 +70,7 @@ impl MemberState {
             damping: Damping::default(),
             baseline: Baseline::default(),
             last_probe: None,
+            cert_not_after: None,
             published: false,
             why: None,
             conflict: false,

@@ -30,6 +30,16 @@ pub(super) struct Progress {
     pub(super) timings: Timings,
     pub(super) phase: Phase,
     pub(super) status: Option<u16>,
+    /// When the first hop's leaf certificate expires (HTTPS).
+    pub(super) cert_not_after: Option<SystemTime>,
+}
+
+/// When a DER certificate stops being valid; `None` if it cannot be read.
+pub(super) fn not_after(der: &[u8]) -> Option<SystemTime> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let secs = cert.validity().not_after.timestamp();
+    let secs = u64::try_from(secs).ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
 }
 
 pub(super) fn fail(kind: FailureKind, detail: impl Into<String>) -> Failure {
@@ -125,6 +135,14 @@ impl Prober {
                 .await
                 .map_err(|e| fail(FailureKind::Tls, e.to_string()))?;
             p.timings.tls += t.elapsed();
+            if first {
+                p.cert_not_after = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .and_then(|leaf| not_after(leaf));
+            }
             Box::new(stream)
         } else {
             Box::new(tcp)

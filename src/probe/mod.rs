@@ -100,6 +100,9 @@ pub struct ProbeResult {
     pub status: Option<u16>,
     pub timings: Timings,
     pub failure: Option<Failure>,
+    /// HTTPS: when the configured host's leaf certificate expires (as
+    /// served on this probe's first connection).
+    pub cert_not_after: Option<SystemTime>,
 }
 
 impl ProbeResult {
@@ -159,6 +162,7 @@ impl Prober {
                         status: None,
                         timings: Timings::default(),
                         failure: Some(fail(FailureKind::Auth, e.to_string())),
+                        cert_not_after: None,
                     }
                 }
             },
@@ -168,6 +172,7 @@ impl Prober {
             timings: Timings::default(),
             phase: Phase::Dns,
             status: None,
+            cert_not_after: None,
         };
         let run = self.run(via, token.as_deref(), &mut progress);
         let outcome = tokio::time::timeout(self.spec.timeout, run).await;
@@ -190,6 +195,7 @@ impl Prober {
             status: progress.status,
             timings: progress.timings,
             failure,
+            cert_not_after: progress.cert_not_after,
         }
     }
 

@@ -71,7 +71,7 @@ impl Status {
             };
             let _ = writeln!(
                 body,
-                "<table><tr><th>region</th><th>set identifier</th><th>verdict</th><th>published</th><th>why</th><th>since</th><th>latency</th><th>last status</th><th>reason</th>{views_head}<th>Route53 check</th><th>target</th></tr>",
+                "<table><tr><th>region</th><th>set identifier</th><th>verdict</th><th>published</th><th>why</th><th>since</th><th>latency</th><th>last status</th><th>reason</th>{views_head}<th>Route53 check</th><th>certificate</th><th>target</th></tr>",
             );
             for m in &r.members {
                 let why_class = match m.decision.as_deref().unwrap_or("-") {
@@ -104,9 +104,16 @@ impl Status {
                 } else {
                     String::new()
                 };
+                let cert = match m.cert_days_left(self.now) {
+                    None => "-".to_string(),
+                    Some(d) if d < CERT_WARN_DAYS => {
+                        format!("<span class=warn>{d} days left</span>")
+                    }
+                    Some(d) => format!("{d} days left"),
+                };
                 let _ = writeln!(
                     body,
-                    "<tr class={v}><td>{}</td><td>{}</td><td><span class=\"pill {v}\">{v}</span></td><td>{}</td><td class={why_class}>{}</td><td>{} ago</td><td>{}</td><td>{}</td><td>{}</td>{views}<td class=check>{check}</td><td>{}</td></tr>",
+                    "<tr class={v}><td>{}</td><td>{}</td><td><span class=\"pill {v}\">{v}</span></td><td>{}</td><td class={why_class}>{}</td><td>{} ago</td><td>{}</td><td>{}</td><td>{}</td>{views}<td class=check>{check}</td><td class=cert>{cert}</td><td>{}</td></tr>",
                     esc(&m.region),
                     esc(&m.set_identifier),
                     if m.published { "yes" } else { "<b>no</b>" },
@@ -158,6 +165,9 @@ th, td {{ text-align: left; padding: .3em .8em; border-bottom: 1px solid #ddd; }
         )
     }
 }
+
+/// Fewer days left than this shows as a warning (as the chart's alert).
+const CERT_WARN_DAYS: i64 = 14;
 
 /// A record's parity under its table: the state, then one line per
 /// difference and per region that could not be read.

@@ -127,6 +127,10 @@ pub struct MemberSnapshot {
     pub consecutive_successes: u32,
     pub consecutive_failures: u32,
     pub target: String,
+    /// HTTPS: when the leaf certificate the endpoint served expires (Unix
+    /// seconds).
+    #[serde(default)]
+    pub cert_not_after: Option<f64>,
     /// The member's Route53 health check; null when checks are disabled.
     pub health_check: Option<HealthCheckSnapshot>,
 }
@@ -199,9 +203,7 @@ impl HealthCheckSnapshot {
 }
 
 fn unix(t: SystemTime) -> f64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
+    crate::metrics::unix_secs(t)
 }
 
 impl MemberSnapshot {
@@ -214,6 +216,13 @@ impl MemberSnapshot {
             (Some(why), _) => why.to_string(),
             (None, _) => "-".to_string(),
         }
+    }
+
+    /// Days until the certificate expires, to the nearest day (negative
+    /// once expired).
+    pub fn cert_days_left(&self, now: f64) -> Option<i64> {
+        self.cert_not_after
+            .map(|t| ((t - now) / 86_400.0).round() as i64)
     }
 
     /// The vantage points, for the table and the page: `a=healthy
@@ -280,6 +289,7 @@ impl MemberSnapshot {
             consecutive_successes: successes,
             consecutive_failures: failures,
             target: target_text(&mc.target, m),
+            cert_not_after: m.cert_not_after.map(unix),
             health_check: HealthCheckSnapshot::of(mc.health_check.is_some(), m.health.verdict(), m),
         }
     }

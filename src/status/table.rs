@@ -77,6 +77,14 @@ impl Status {
         if with_views {
             header.insert(9, "VIEWS");
         }
+        let with_certs = self
+            .records
+            .iter()
+            .flat_map(|r| &r.members)
+            .any(|m| m.cert_not_after.is_some());
+        if with_certs {
+            header.insert(header.len() - 1, "CERT");
+        }
         let mut rows: Vec<Vec<String>> = Vec::new();
         for r in &self.records {
             for m in &r.members {
@@ -99,6 +107,11 @@ impl Status {
                 ];
                 if with_views {
                     row.insert(9, m.views_text());
+                }
+                if with_certs {
+                    let days = m.cert_days_left(self.now);
+                    let cell = days.map_or_else(|| "-".to_string(), |d| format!("{d}d"));
+                    row.insert(row.len() - 1, cell);
                 }
                 rows.push(row);
             }
