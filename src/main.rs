@@ -90,6 +90,13 @@ enum Command {
         /// Print the raw JSON.
         #[arg(long)]
         json: bool,
+        /// Print it again and again (until interrupted), riding out a
+        /// daemon that restarts.
+        #[arg(long, conflicts_with = "json")]
+        watch: bool,
+        /// With --watch: how often.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        every: Duration,
     },
 }
 
@@ -176,7 +183,18 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         }
         Command::Parity { config, json } => parity(&load(&config)?, json).await,
         Command::Demo { listen } => run_demo(listen).await,
-        Command::Status { url, json } => status(&url, json).await,
+        Command::Status {
+            url,
+            json,
+            watch,
+            every,
+        } => {
+            if watch {
+                watch_status(&url, every).await
+            } else {
+                status(&url, json).await
+            }
+        }
     }
 }
 
@@ -463,11 +481,55 @@ async fn run_demo(listen: SocketAddr) -> anyhow::Result<()> {
 }
 
 async fn status(url: &str, json: bool) -> anyhow::Result<()> {
+    let status = fetch_status(&status_endpoint(url)?).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{}", status.table());
+    }
+    Ok(())
+}
+
+/// `status --watch`: the table every `every`, the screen cleared first on
+/// a terminal; an unreachable daemon is said and retried, not fatal.
+async fn watch_status(url: &str, every: Duration) -> anyhow::Result<()> {
+    use std::io::{IsTerminal, Write};
+    let endpoint = status_endpoint(url)?;
+    let every = every.max(Duration::from_millis(100));
+    let clear = std::io::stdout().is_terminal();
+    loop {
+        let text = match fetch_status(&endpoint).await {
+            Ok(status) => status.table(),
+            Err(e) => format!(
+                "{e:#}; retrying every {}\n",
+                humantime::format_duration(every)
+            ),
+        };
+        let mut out = std::io::stdout().lock();
+        if clear {
+            write!(out, "\x1b[2J\x1b[H")?;
+        }
+        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+        write!(
+            out,
+            "{now}  every {}\n{text}\n",
+            humantime::format_duration(every)
+        )?;
+        out.flush()?;
+        drop(out);
+        tokio::time::sleep(every).await;
+    }
+}
+
+fn status_endpoint(url: &str) -> anyhow::Result<url::Url> {
     let base =
         url::Url::parse(url).map_err(|e| BadInput(format!("--url: {url:?} is not a URL: {e}")))?;
-    let endpoint = base
+    Ok(base
         .join("status")
-        .map_err(|e| BadInput(format!("--url: {e}")))?;
+        .map_err(|e| BadInput(format!("--url: {e}")))?)
+}
+
+async fn fetch_status(endpoint: &url::Url) -> anyhow::Result<Status> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;
@@ -479,14 +541,7 @@ async fn status(url: &str, json: bool) -> anyhow::Result<()> {
     if !resp.status().is_success() {
         bail!("{endpoint} answered {}", resp.status());
     }
-    let status: Status = resp
-        .json()
+    resp.json()
         .await
-        .with_context(|| format!("{endpoint} did not answer with a status document"))?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
-    } else {
-        print!("{}", status.table());
-    }
-    Ok(())
+        .with_context(|| format!("{endpoint} did not answer with a status document"))
 }

@@ -517,6 +517,61 @@ async fn the_status_command_prints_a_table() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_watch_reprints_and_rides_out_a_daemon_that_is_gone() {
+    let (_store, eps, daemon) = three_regions(1, "5m").await;
+    let mut watch = tokio::process::Command::new(BIN)
+        .args([
+            "status",
+            "--url",
+            &daemon.base,
+            "--watch",
+            "--every",
+            "200ms",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    type Lines = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>;
+    async fn next(lines: &mut Lines) -> String {
+        tokio::time::timeout(LIMIT, lines.next_line())
+            .await
+            .expect("status --watch keeps printing")
+            .unwrap()
+            .expect("status --watch keeps running")
+    }
+    let mut tables = 0;
+    for _ in 0..1000 {
+        if next(&mut lines)
+            .await
+            .starts_with("owner e2e  provider memory")
+        {
+            tables += 1;
+            if tables == 2 {
+                break;
+            }
+        }
+    }
+    assert_eq!(tables, 2, "the table, printed again");
+    // The daemon goes away: the watch says so and keeps going.
+    daemon.stop().await;
+    drop(eps);
+    let mut said = None;
+    for _ in 0..1000 {
+        let line = next(&mut lines).await;
+        if line.contains("cannot reach") {
+            said = Some(line);
+            break;
+        }
+    }
+    let said = said.expect("the watch says the daemon cannot be reached");
+    assert!(said.ends_with("retrying every 200ms"), "{said}");
+    let _ = watch.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_probes_once_prints_the_changes_and_writes_nothing() {
     let store = start_store(&[ZONE]).await;
     let eps = Endpoints::start(&["us-east-1", "eu-west-1"]).await;
