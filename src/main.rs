@@ -340,12 +340,8 @@ async fn wait_for_signal(shutdown: CancellationToken) {
 
 /// The `parity` command: every checked record's report, printed.
 async fn parity(config: &Config, json: bool) -> anyhow::Result<()> {
-    use route53_failover::controller::parity_task::{check, gateway_members};
-    let records: Vec<_> = config
-        .records
-        .iter()
-        .filter(|r| r.parity.is_some() && gateway_members(r).len() >= 2)
-        .collect();
+    use route53_failover::controller::parity_task::{check, gateway_members, is_checked};
+    let records: Vec<_> = config.records.iter().filter(|r| is_checked(r)).collect();
     if records.is_empty() {
         return Err(BadInput(
             "no record to compare: parity needs a record with two or more members whose target is api_gateway_domain, with parity not disabled".into(),

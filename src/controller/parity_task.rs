@@ -18,14 +18,17 @@ use crate::parity::{fetch, ParityReport};
 
 /// Whether any record of `rt` is checked.
 pub(super) fn wanted(rt: &Runtime) -> bool {
-    rt.config
-        .records
-        .iter()
-        .any(|r| r.parity.is_some() && gateway_members(r).len() >= 2)
+    rt.config.records.iter().any(is_checked)
 }
 
-/// Checks every record at start (once discovery has been round, so its
-/// lookups never wait behind these reads) and every `parity.interval`.
+/// Whether `record`'s parity is checked: parity on for it, and two or more
+/// API Gateway members to compare.
+pub fn is_checked(record: &RecordConfig) -> bool {
+    record.parity.is_some() && gateway_members(record).len() >= 2
+}
+
+/// Checks every record at start (once discovery has gone round once, so
+/// its lookups never wait behind these reads) and every `parity.interval`.
 pub(super) async fn parity_loop(
     rt: Arc<Runtime>,
     discovery: Arc<Discovery>,
@@ -94,13 +97,12 @@ pub fn gateway_members(record: &RecordConfig) -> Vec<(&str, &str)> {
 /// compared. `None` when the record is not checked (parity off for it, or
 /// fewer than two API Gateway members).
 pub async fn check(discovery: &Discovery, record: &RecordConfig) -> Option<ParityReport> {
-    let ignore = record.parity.as_ref()?;
-    let members = gateway_members(record);
-    if members.len() < 2 {
+    if !is_checked(record) {
         return None;
     }
+    let ignore = record.parity.as_ref()?;
     let mut read = Vec::new();
-    for (region, domain) in members {
+    for (region, domain) in gateway_members(record) {
         let facts = match discovery.client(region) {
             Some(client) => fetch::served(client, discovery.limiter(), domain).await,
             None => Err(format!("no API Gateway client for {region}")),

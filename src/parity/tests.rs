@@ -339,3 +339,39 @@ async fn pages_are_merged_in_order_and_a_token_loop_is_refused() {
         "a failed page fails the listing: half a listing would read as drift"
     );
 }
+
+proptest::proptest! {
+    /// Whatever routes each of three regions has, the same API never
+    /// differs from itself, and each region lacking a route another has is
+    /// exactly one `missing` line (nothing under it repeated), in any order
+    /// the pages came in.
+    #[test]
+    fn missing_routes_are_counted_once_each(
+        have in proptest::collection::vec(proptest::collection::btree_set(0usize..6, 0..6), 3),
+        reverse in proptest::prelude::any::<bool>(),
+    ) {
+        let regions = ["us-east-1", "eu-west-1", "ap-southeast-2"];
+        let build = |i: usize, keys: &std::collections::BTreeSet<usize>| {
+            let mut s = served(regions[i], &i.to_string());
+            let m = &mut s.mappings[0];
+            let template = m.routes[1].clone();
+            m.routes = keys
+                .iter()
+                .map(|k| RouteFacts { key: format!("GET /r{k}"), ..template.clone() })
+                .collect();
+            if reverse && i == 1 {
+                m.routes.reverse();
+            }
+            (regions[i], s)
+        };
+        let same = report(vec![build(0, &have[0]), build(1, &have[0])]);
+        proptest::prop_assert!(same.differences.is_empty(), "{:?}", lines(&same));
+
+        let read = (0..3).map(|i| build(i, &have[i])).collect();
+        let r = report(read);
+        let all: std::collections::BTreeSet<usize> = have.iter().flatten().copied().collect();
+        let want: usize = have.iter().map(|keys| all.len() - keys.len()).sum();
+        proptest::prop_assert_eq!(r.differences.len(), want, "{:?}", lines(&r));
+        proptest::prop_assert!(r.differences.iter().all(|d| d.kind == "route" && d.field == "missing"));
+    }
+}
