@@ -41,7 +41,7 @@ out = sys.argv[1]
 docs = [d for d in yaml.safe_load_all(open(f"{out}/all.yaml")) if d]
 kinds = {d["kind"] for d in docs}
 assert {"Deployment", "ConfigMap", "Service", "ServiceAccount"} <= kinds, kinds
-cm = next(d for d in docs if d["kind"] == "ConfigMap")
+cm = next(d for d in docs if d["kind"] == "ConfigMap" and "config.yaml" in d["data"])
 os.makedirs(f"{out}/pod/config")
 open(f"{out}/pod/config/config.yaml", "w").write(cm["data"]["config.yaml"])
 dep = next(d for d in docs if d["kind"] == "Deployment")
@@ -75,6 +75,12 @@ for sm in monitors:
     ports = {p["name"] for p in svc["spec"]["ports"]}
     assert all(e["port"] in ports for e in sm["spec"]["endpoints"]), "ServiceMonitor port"
     assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+import json
+for d in docs:
+    if d["kind"] == "ConfigMap" and d["metadata"]["labels"].get("grafana_dashboard") == "1":
+        board = json.loads(d["data"]["route53-failover.json"])
+        assert board["panels"] and all(p["targets"] for p in board["panels"]), "dashboard panels"
+        print(f"dashboard: {len(board['panels'])} panels, in {d['metadata']['namespace']}")
 print(f"{len(docs)} manifests: {', '.join(sorted(kinds))}")
 PY
   echo "--- $name: route53-failover check on the rendered config"

@@ -473,3 +473,100 @@ records:
     );
     daemon.stop().await;
 }
+
+/// The chart's Grafana dashboard queries only metrics a running daemon
+/// serves: one with `ha` (the lease holder), an HTTPS member (its
+/// certificate) and a member that fails once published, kept by
+/// `min_healthy` (a blocked withdrawal).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_queries_only_metrics_the_daemon_serves() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("charts/route53-failover/dashboards/route53-failover.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+            .expect("the dashboard is JSON");
+    let mut exprs = Vec::new();
+    for p in dashboard["panels"].as_array().expect("panels") {
+        for t in p["targets"].as_array().expect("targets") {
+            exprs.push(t["expr"].as_str().expect("a PromQL expr").to_string());
+        }
+    }
+    for v in dashboard["templating"]["list"].as_array().unwrap() {
+        if let Some(q) = v["definition"].as_str() {
+            exprs.push(q.to_string());
+        }
+    }
+    let mut names: Vec<String> = exprs
+        .iter()
+        .flat_map(|e| {
+            e.match_indices("route53_failover_").map(move |(i, _)| {
+                e[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect::<String>()
+            })
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    assert!(names.len() >= 9, "{names:?}");
+
+    let https = server(true).await;
+    let eps = common::Endpoints::start(&["eu-west-1"]).await;
+    let store = common::start_store(&["example.test"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &https.cert_pem).unwrap();
+    let config = format!(
+        r#"owner: e2e
+listen: 127.0.0.1:0
+provider: {{kind: memory, endpoint_url: "{}", max_requests_per_second: 50}}
+ha: {{enabled: true, identity: a}}
+defaults:
+  probe: {{interval: 200ms, timeout: 150ms, rise: 2, fall: 3}}
+  policy: {{min_healthy: 2}}
+records:
+  - name: api.example.test
+    zone: example.test
+    regions:
+      - region: us-east-1
+        target: {{values: [192.0.2.1]}}
+        probe: {{url: "https://api.example.test/health", connect_to: "127.0.0.1:{}", tls: {{ca_file: "{}"}}}}
+      - region: eu-west-1
+        target: {{values: [192.0.2.2]}}
+        probe: {{url: "http://api.example.test/health", connect_to: "{}"}}
+"#,
+        store.url,
+        https.port,
+        ca.display(),
+        eps.list[0].addr
+    );
+    let daemon = common::start_daemon(&config).await;
+    common::wait_until(
+        "eu-west-1 is published",
+        Duration::from_secs(20),
+        || async { daemon.member("eu-west-1").await.published },
+    )
+    .await;
+    // It fails; min_healthy keeps it published: a blocked withdrawal.
+    eps.set("eu-west-1", route53_failover::demo::Mode::Fail);
+    let missing = |page: &str| -> Vec<String> {
+        names
+            .iter()
+            .filter(|n| {
+                !page
+                    .lines()
+                    .any(|l| l.starts_with(&format!("{n}{{")) || l.starts_with(&format!("{n} ")))
+            })
+            .cloned()
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut left = missing(&daemon.metrics().await);
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        left = missing(&daemon.metrics().await);
+    }
+    assert_eq!(left, Vec::<String>::new(), "{}", daemon.logs());
+    daemon.stop().await;
+}
