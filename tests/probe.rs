@@ -401,6 +401,33 @@ async fn an_https_probe_records_when_the_leaf_certificate_expires() {
     assert_eq!(r.cert_not_after, None);
 }
 
+/// A daemon config for `api.example.test`: us-east-1 probed over HTTPS at
+/// `https` (trusting `ca`), eu-west-1 over HTTP at `plain`, min_healthy 2;
+/// `top` is the rest of the top level (the provider, `ha`).
+fn https_and_plain(top: &str, https: &Server, ca: &Path, plain: &str) -> String {
+    format!(
+        r#"owner: e2e
+listen: 127.0.0.1:0
+{top}
+defaults:
+  probe: {{interval: 200ms, timeout: 150ms, rise: 2, fall: 3}}
+  policy: {{min_healthy: 2}}
+records:
+  - name: api.example.test
+    zone: example.test
+    regions:
+      - region: us-east-1
+        target: {{values: [192.0.2.1]}}
+        probe: {{url: "https://api.example.test/health", connect_to: "127.0.0.1:{port}", tls: {{ca_file: "{ca}"}}}}
+      - region: eu-west-1
+        target: {{values: [192.0.2.2]}}
+        probe: {{url: "http://api.example.test/health", connect_to: "{plain}"}}
+"#,
+        port = https.port,
+        ca = ca.display(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_shows_days_left_on_a_members_certificate() {
     let expires = time::OffsetDateTime::now_utc() + time::Duration::days(10);
@@ -409,26 +436,11 @@ async fn the_daemon_shows_days_left_on_a_members_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, &https.cert_pem).unwrap();
-    let config = format!(
-        r#"owner: e2e
-listen: 127.0.0.1:0
-provider: {{kind: memory, zones: [example.test]}}
-defaults:
-  probe: {{interval: 200ms, timeout: 150ms, rise: 2, fall: 3}}
-records:
-  - name: api.example.test
-    zone: example.test
-    regions:
-      - region: us-east-1
-        target: {{values: [192.0.2.1]}}
-        probe: {{url: "https://api.example.test/health", connect_to: "127.0.0.1:{}", tls: {{ca_file: "{}"}}}}
-      - region: eu-west-1
-        target: {{values: [192.0.2.2]}}
-        probe: {{url: "http://api.example.test/health", connect_to: "127.0.0.1:{}"}}
-"#,
-        https.port,
-        ca.display(),
-        plain.port
+    let config = https_and_plain(
+        "provider: {kind: memory, zones: [example.test]}",
+        &https,
+        &ca,
+        &format!("127.0.0.1:{}", plain.port),
     );
     let daemon = common::start_daemon(&config).await;
     common::wait_until(
@@ -517,30 +529,11 @@ async fn the_dashboard_queries_only_metrics_the_daemon_serves() {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, &https.cert_pem).unwrap();
-    let config = format!(
-        r#"owner: e2e
-listen: 127.0.0.1:0
-provider: {{kind: memory, endpoint_url: "{}", max_requests_per_second: 50}}
-ha: {{enabled: true, identity: a}}
-defaults:
-  probe: {{interval: 200ms, timeout: 150ms, rise: 2, fall: 3}}
-  policy: {{min_healthy: 2}}
-records:
-  - name: api.example.test
-    zone: example.test
-    regions:
-      - region: us-east-1
-        target: {{values: [192.0.2.1]}}
-        probe: {{url: "https://api.example.test/health", connect_to: "127.0.0.1:{}", tls: {{ca_file: "{}"}}}}
-      - region: eu-west-1
-        target: {{values: [192.0.2.2]}}
-        probe: {{url: "http://api.example.test/health", connect_to: "{}"}}
-"#,
-        store.url,
-        https.port,
-        ca.display(),
-        eps.list[0].addr
+    let top = format!(
+        "provider: {{kind: memory, endpoint_url: \"{}\", max_requests_per_second: 50}}\nha: {{enabled: true, identity: a}}",
+        store.url
     );
+    let config = https_and_plain(&top, &https, &ca, &eps.list[0].addr.to_string());
     let daemon = common::start_daemon(&config).await;
     common::wait_until(
         "eu-west-1 is published",
