@@ -52,7 +52,7 @@ pub use state::{
 };
 
 use crate::config::{Config, ProviderKind, Target};
-use crate::discovery::Discovery;
+use crate::discovery::{Discovery, DiscoveryError};
 use crate::probe::auth::TokenSources;
 use crate::probe::{Prober, TlsConfigs};
 use crate::provider::Provider;
@@ -212,8 +212,8 @@ pub fn discovery_endpoint(config: &Config) -> Option<&str> {
 }
 
 /// Looks up every API Gateway target, then again every resync interval
-/// (every 30 s while any lookup fails); members with the same domain in
-/// the same region share one lookup per round. A target that changes wakes
+/// (every 30 s while any lookup fails); members with the same domain and
+/// settings in the same region share one lookup per round. A target that changes wakes
 /// its zone's reconciler; a failed lookup leaves the last one in place.
 /// `first_round` turns true once every member has been looked up.
 async fn discovery_loop(
@@ -225,29 +225,33 @@ async fn discovery_loop(
 ) {
     loop {
         let mut failed = false;
-        let mut round = std::collections::HashMap::new();
+        let mut round: std::collections::HashMap<_, Result<_, DiscoveryError>> =
+            std::collections::HashMap::new();
         for (id, signals) in &members {
             let member = rt.member(*id);
             let m = member.config();
-            let Target::ApiGateway { domain, .. } = &m.target else {
+            let Target::ApiGateway {
+                domain,
+                evaluate_target_health: eth,
+            } = &m.target
+            else {
                 continue;
             };
-            let key = (m.region.as_str(), domain.as_str());
+            let key = (m.region.as_str(), domain.as_str(), *eth);
             let result = match round.get(&key) {
-                Some(r) => Some(r),
+                Some(r) => r.clone(),
                 None => {
                     let r = tokio::select! {
-                        r = discovery.lookup(m) => r,
+                        r = discovery.regional_target(&m.region, domain, *eth) => r,
                         _ = stop.cancelled() => return,
                     };
-                    r.map(|r| &*round.entry(key).or_insert(r))
+                    round.insert(key, r.clone());
+                    r
                 }
             };
-            let result = result.cloned();
             let record = &member.record().name;
             match result {
-                None => {}
-                Some(Ok(target)) => {
+                Ok(target) => {
                     let (dns_name, zone_id) =
                         (target.dns_name.clone(), target.hosted_zone_id.clone());
                     if member.discovered(target) {
@@ -256,7 +260,7 @@ async fn discovery_loop(
                         signals.trigger.notify_one();
                     }
                 }
-                Some(Err(e)) => {
+                Err(e) => {
                     failed = true;
                     warn!(record = %record, region = %m.region, error = %e,
                         "API Gateway target lookup failed; the record stays as it is");
