@@ -5,7 +5,6 @@
 //! unless the probe says `connect_to`, where the probe connects.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use aws_sdk_apigatewayv2 as apigw;
 use aws_sdk_apigatewayv2::error::{ProvideErrorMetadata, SdkError};
@@ -46,7 +45,7 @@ impl DiscoveryError {
 /// API Gateway request waits at (`crate::parity` reads through these too).
 pub struct Discovery {
     clients: HashMap<String, apigw::Client>,
-    limiter: Arc<RateLimiter>,
+    limiter: RateLimiter,
 }
 
 impl Discovery {
@@ -71,7 +70,7 @@ impl Discovery {
         }
         Discovery {
             clients,
-            limiter: Arc::new(RateLimiter::new(API_GATEWAY_RATE)),
+            limiter: RateLimiter::new(API_GATEWAY_RATE),
         }
     }
 

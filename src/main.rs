@@ -18,6 +18,7 @@ use route53_failover::controller::{self, Runtime};
 use route53_failover::decide::policy::Intent;
 use route53_failover::discovery::Discovery;
 use route53_failover::metrics::Metrics;
+use route53_failover::parity::ParityState;
 use route53_failover::provider::faults::{Faulty, MemoryStore};
 use route53_failover::provider::memory::MemoryProvider;
 use route53_failover::provider::remote::{self, RemoteMemory};
@@ -381,10 +382,10 @@ async fn parity(config: &Config, json: bool) -> anyhow::Result<()> {
             }
         }
     }
-    if reports.iter().any(|(_, p)| p.state == "differs") {
+    if reports.iter().any(|(_, p)| p.state == ParityState::Differs) {
         return Err(RegionsDiffer.into());
     }
-    if reports.iter().any(|(_, p)| p.state == "unknown") {
+    if reports.iter().any(|(_, p)| p.state == ParityState::Unknown) {
         anyhow::bail!("a region could not be read");
     }
     Ok(())

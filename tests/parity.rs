@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use aws_sdk_apigatewayv2 as apigw;
 use common::*;
+use route53_failover::parity::ParityState;
 
 const LIMIT: Duration = Duration::from_secs(30);
 const ROUTE: &str = "GET /learn-api/gcp-courses";
@@ -204,7 +205,7 @@ async fn drift_between_two_regions_is_reported_line_by_line() {
     );
     let daemon = start_daemon(&text).await;
     let report = parity_of(&daemon).await;
-    assert_eq!(report.state, "in_sync", "{report:?}");
+    assert_eq!(report.state, ParityState::InSync, "{report:?}");
     assert!(report.differences.is_empty());
     let page = daemon.metrics().await;
     assert!(
@@ -285,7 +286,7 @@ async fn drift_between_two_regions_is_reported_line_by_line() {
 
     let daemon = start_daemon(&text).await;
     let report = parity_of(&daemon).await;
-    assert_eq!(report.state, "differs");
+    assert_eq!(report.state, ParityState::Differs);
     let lines: Vec<&str> = report.differences.iter().map(|d| d.line.as_str()).collect();
     assert_eq!(lines, want);
     let page = daemon.metrics().await;

@@ -52,12 +52,25 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
+    attempt(limiter, what, f)
+        .await?
+        .map_err(|e| describe(what, &e))
+}
+
+/// The same, the service's answer left to the caller (an error it expects
+/// is not a failure); only no answer is one.
+async fn attempt<T, E, Fut>(
+    limiter: &RateLimiter,
+    what: &str,
+    f: Fut,
+) -> Result<Result<T, E>, String>
+where
+    Fut: Future<Output = Result<T, E>>,
+{
     limiter.acquire().await;
-    match tokio::time::timeout(REQUEST_TIMEOUT, f).await {
-        Err(_) => Err(format!("{what}: no answer within {REQUEST_TIMEOUT:?}")),
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(describe(what, &e)),
-    }
+    tokio::time::timeout(REQUEST_TIMEOUT, f)
+        .await
+        .map_err(|_| format!("{what}: no answer within {REQUEST_TIMEOUT:?}"))
 }
 
 fn describe<E, R>(what: &str, e: &SdkError<E, R>) -> String
@@ -219,18 +232,17 @@ async fn mapping(
             .set_next_token(token),
         integration_facts
     );
-    limiter.acquire().await;
     let what = format!("GetStage {api_id} {stage}");
-    let stage_facts = match tokio::time::timeout(
-        REQUEST_TIMEOUT,
+    let answer = attempt(
+        limiter,
+        &what,
         client.get_stage().api_id(api_id).stage_name(stage).send(),
     )
-    .await
-    {
-        Err(_) => return Err(format!("{what}: no answer within {REQUEST_TIMEOUT:?}")),
-        Ok(Err(e)) if e.code() == Some("NotFoundException") => None,
-        Ok(Err(e)) => return Err(describe(&what, &e)),
-        Ok(Ok(s)) => {
+    .await?;
+    let stage_facts = match answer {
+        Err(e) if e.code() == Some("NotFoundException") => None,
+        Err(e) => return Err(describe(&what, &e)),
+        Ok(s) => {
             let throttling = s.default_route_settings();
             Some(StageFacts {
                 auto_deploy: s.auto_deploy(),
@@ -242,7 +254,6 @@ async fn mapping(
     };
     Ok(MappingFacts {
         key: key.to_string(),
-        api_id: api_id.to_string(),
         stage: stage.to_string(),
         stage_facts,
         routes,

@@ -116,7 +116,6 @@ pub struct Served {
 pub struct MappingFacts {
     /// `""` for the root mapping.
     pub key: String,
-    pub api_id: String,
     pub stage: String,
     /// `None`: the mapped stage does not exist.
     pub stage_facts: Option<StageFacts>,
@@ -189,14 +188,24 @@ pub struct LookupError {
     pub error: String,
 }
 
+/// Where a record's regions stand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParityState {
+    /// Every region was read, and none differs after `parity.ignore`.
+    InSync,
+    /// Regions differ (whether or not every region was read).
+    Differs,
+    /// A region could not be read, and those that could agree.
+    Unknown,
+}
+
 /// One record's parity, as of `checked_at`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParityReport {
     /// Unix seconds.
     pub checked_at: f64,
-    /// `in_sync`, `differs`, or `unknown` (a region could not be read and
-    /// those that could agree).
-    pub state: String,
+    pub state: ParityState,
     /// The regions compared, in the record's order.
     pub regions: Vec<String>,
     pub differences: Vec<Difference>,
@@ -238,15 +247,15 @@ impl ParityReport {
             .filter(|d| !ignore.iter().any(|i| i.matches(d)))
             .collect();
         let state = if !differences.is_empty() {
-            "differs"
+            ParityState::Differs
         } else if !errors.is_empty() {
-            "unknown"
+            ParityState::Unknown
         } else {
-            "in_sync"
+            ParityState::InSync
         };
         ParityReport {
             checked_at,
-            state: state.to_string(),
+            state,
             regions,
             ignored: before - differences.len(),
             differences,
@@ -259,10 +268,12 @@ impl ParityReport {
     /// us-east-1, eu-west-1`, `unknown (compared: us-east-1)`.
     pub fn headline(&self) -> String {
         let regions = self.regions.join(", ");
-        match self.state.as_str() {
-            "in_sync" => format!("in sync ({regions})"),
-            "differs" => format!("{} difference(s) between {regions}", self.differences.len()),
-            _ => format!("unknown (compared: {regions})"),
+        match self.state {
+            ParityState::InSync => format!("in sync ({regions})"),
+            ParityState::Differs => {
+                format!("{} difference(s) between {regions}", self.differences.len())
+            }
+            ParityState::Unknown => format!("unknown (compared: {regions})"),
         }
     }
 

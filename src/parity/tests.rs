@@ -11,7 +11,6 @@ fn served(region: &str, id: &str) -> Served {
         truststore_uri: None,
         mappings: vec![MappingFacts {
             key: String::new(),
-            api_id: format!("api{id}"),
             stage: "prod".into(),
             stage_facts: Some(StageFacts {
                 auto_deploy: Some(true),
@@ -121,7 +120,7 @@ fn the_same_api_with_its_own_ids_in_each_region_is_in_sync() {
         ("ap-southeast-2", served("ap-southeast-2", "3")),
     ]);
     assert_eq!(lines(&r), Vec::<&str>::new());
-    assert_eq!(r.state, "in_sync");
+    assert_eq!(r.state, ParityState::InSync);
     assert_eq!(
         r.headline(),
         "in sync (us-east-1, eu-west-1, ap-southeast-2)"
@@ -206,7 +205,7 @@ fn each_difference_is_one_line_naming_the_regions_and_values() {
         ]);
         assert_eq!(lines(&r), vec![want]);
         assert_eq!(r.differences[0].kind, kind);
-        assert_eq!(r.state, "differs");
+        assert_eq!(r.state, ParityState::Differs);
         assert_eq!(r.counts(), vec![(kind, 1)]);
     }
 }
@@ -259,7 +258,7 @@ fn a_region_that_cannot_be_read_is_shown_not_taken_for_drift() {
         ],
         &[],
     );
-    assert_eq!(r.state, "unknown");
+    assert_eq!(r.state, ParityState::Unknown);
     assert!(r.differences.is_empty());
     assert_eq!(r.regions, vec!["us-east-1", "eu-west-1"]);
     assert_eq!(

@@ -172,13 +172,16 @@ const CERT_WARN_DAYS: i64 = 14;
 /// A record's parity under its table: the state, then one line per
 /// difference and per region that could not be read.
 fn parity_html(p: &crate::parity::ParityReport, now: f64) -> String {
-    let state = match p.state.as_str() {
-        "in_sync" => format!("in sync across {}", esc(&p.regions.join(", "))),
-        "differs" => format!(
+    use crate::parity::ParityState;
+    let state = match p.state {
+        ParityState::InSync => format!("in sync across {}", esc(&p.regions.join(", "))),
+        ParityState::Differs => format!(
             "<span class=warn>{} difference(s) between the regions</span>",
             p.differences.len()
         ),
-        _ => "<span class=warn>unknown: a region could not be read</span>".to_string(),
+        ParityState::Unknown => {
+            "<span class=warn>unknown: a region could not be read</span>".to_string()
+        }
     };
     let ignored = if p.ignored > 0 {
         format!(", {} ignored", p.ignored)

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::MemberConfig;
 use crate::controller::{MemberId, MemberState, Runtime};
 use crate::decide::quorum::Ignored;
+use crate::metrics::unix_secs as unix;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
@@ -200,10 +201,6 @@ impl HealthCheckSnapshot {
             (None, None) => "pending".into(),
         }
     }
-}
-
-fn unix(t: SystemTime) -> f64 {
-    crate::metrics::unix_secs(t)
 }
 
 impl MemberSnapshot {
