@@ -1,10 +1,11 @@
-//! The HTTP surface: `/metrics`, `/status` (JSON), `/` (HTML), `/healthz`
+//! The HTTP surface: `/metrics`, `/status` (JSON), `/events` (JSON, newest
+//! first; `?since=ID` for those after an event, `?limit=N`), `/` (HTML), `/healthz`
 //! (liveness: the process answers) and `/readyz` (a latch: ready after the
 //! first successful reconcile of every zone, never back).
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -19,6 +20,7 @@ pub fn router(current: Arc<Current>) -> Router {
         .route("/", get(index))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
+        .route("/events", get(events))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(current)
@@ -31,11 +33,26 @@ fn snapshot(current: &Current) -> Status {
 }
 
 async fn index(State(current): State<Arc<Current>>) -> Html<String> {
-    Html(snapshot(&current).html())
+    let events = current.runtime().events.newest(None, 50);
+    Html(snapshot(&current).html(&events))
 }
 
 async fn status(State(current): State<Arc<Current>>) -> Json<Status> {
     Json(snapshot(&current))
+}
+
+#[derive(serde::Deserialize)]
+struct EventsQuery {
+    since: Option<u64>,
+    limit: Option<usize>,
+}
+
+async fn events(
+    State(current): State<Arc<Current>>,
+    Query(q): Query<EventsQuery>,
+) -> Json<Vec<crate::events::Event>> {
+    let limit = q.limit.unwrap_or(crate::events::KEEP);
+    Json(current.runtime().events.newest(q.since, limit))
 }
 
 async fn metrics(State(current): State<Arc<Current>>) -> Response {

@@ -21,17 +21,24 @@
 //! - [`controller`]: the tasks (probers, per-zone reconcilers, Route53's
 //!   checker view, the HA lease, the view exchange) and the state they share; every provider
 //!   request goes through its `Calls`.
+//! - [`events`]: the event timeline (`/events`, the page, structured logs).
 //! - [`metrics`]: every Prometheus metric, registered in one place.
+//! - [`trend`]: each member's last 15 minutes of probes, for sparklines.
 //! - [`status`]: the snapshot on-call reads (JSON, HTML page, CLI table).
 //! - [`reload`]: live config reload (file watch, SIGHUP) around the controller.
-//! - [`http`]: `/metrics`, `/status`, `/`, `/healthz`, `/readyz`.
+//! - [`http`]: `/metrics`, `/status`, `/events`, `/`, `/healthz`, `/readyz`.
+//! - [`admin`]: on-call's authenticated `/admin` routes (drains, freezes).
+//! - [`client`]: the CLI's side of those routes, `/status` and `/events`.
 //! - [`demo`]: simulated regional endpoints on loopback for `route53-failover demo`.
 
+pub mod admin;
+pub mod client;
 pub mod config;
 pub mod controller;
 pub mod decide;
 pub mod demo;
 pub mod discovery;
+pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod parity;
@@ -40,3 +47,4 @@ pub mod provider;
 pub mod rate_limit;
 pub mod reload;
 pub mod status;
+pub mod trend;

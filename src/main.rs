@@ -8,11 +8,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use route53_failover::admin::AdminRequest;
 use route53_failover::config::{self, Config, ProviderKind};
 use route53_failover::controller::{self, Runtime};
 use route53_failover::decide::policy::Intent;
@@ -25,7 +26,7 @@ use route53_failover::provider::remote::{self, RemoteMemory};
 use route53_failover::provider::route53::Route53Provider;
 use route53_failover::provider::{Action, Change, Provider, ProviderError};
 use route53_failover::status::Status;
-use route53_failover::{demo, http, reload};
+use route53_failover::{admin, client, demo, http, reload};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -34,6 +35,9 @@ Examples:
   route53-failover plan --config config/example.yaml  # probe once, show what would change
   route53-failover run --config /etc/route53-failover/config.yaml
   route53-failover status --url http://127.0.0.1:9090
+  route53-failover events --url http://127.0.0.1:9090
+  route53-failover drain --url URL --record api.example.com --region eu-west-1 --reason \"patching\" --for 2h
+  route53-failover freeze --url URL --reason \"manual change in the console\" --for 30m
 
 Exit codes: 0 ok, 1 failure while running, 2 bad input (config or arguments).";
 
@@ -99,6 +103,88 @@ enum Command {
         #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
         every: Duration,
     },
+    /// Print a running daemon's event timeline, newest first.
+    Events {
+        #[arg(long, default_value = "http://127.0.0.1:9090")]
+        url: String,
+        /// Only the events after this one (an event id).
+        #[arg(long)]
+        since: Option<u64>,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take a member out of DNS by hand (while the safety rules allow) until
+    /// --for ends or `undrain`. Needs the daemon's admin token.
+    Drain {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[arg(long)]
+        record: String,
+        /// The record's type, when its name has several.
+        #[arg(long = "type")]
+        rtype: Option<String>,
+        /// The member's region (or set identifier).
+        #[arg(long)]
+        region: String,
+        #[arg(long)]
+        reason: String,
+        /// How long: default 1h, at most 7d.
+        #[arg(long = "for")]
+        lasts: Option<String>,
+        /// Also below min_healthy and past max_withdrawn (never the last member).
+        #[arg(long)]
+        force: bool,
+    },
+    /// End a member's drain.
+    Undrain {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[arg(long)]
+        record: String,
+        #[arg(long = "type")]
+        rtype: Option<String>,
+        #[arg(long)]
+        region: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Hands off: change nothing of a record (or of every record) until
+    /// --for ends or `unfreeze`; probes go on and status shows the plan held.
+    Freeze {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Only this record (every type); default: everything.
+        #[arg(long)]
+        record: Option<String>,
+        #[arg(long)]
+        reason: String,
+        /// How long: default 1h, at most 7d.
+        #[arg(long = "for")]
+        lasts: Option<String>,
+    },
+    /// End a freeze (of --record, or of everything).
+    Unfreeze {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[arg(long)]
+        record: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+/// What every admin command needs: where, the token, and who.
+#[derive(clap::Args)]
+struct AdminArgs {
+    #[arg(long, default_value = "http://127.0.0.1:9090")]
+    url: String,
+    /// The file holding the admin token (else ROUTE53_FAILOVER_ADMIN_TOKEN).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Who acts, for the audit trail (default: $USER).
+    #[arg(long)]
+    by: Option<String>,
 }
 
 /// Bad input: reported, exit code 2.
@@ -196,7 +282,105 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                 status(&url, json).await
             }
         }
+        Command::Events { url, since, json } => {
+            let events = client::fetch_events(&url, since)
+                .await
+                .map_err(client_error)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&events)?);
+            } else {
+                print!("{}", client::events_table(&events));
+            }
+            Ok(())
+        }
+        Command::Drain {
+            admin,
+            record,
+            rtype,
+            region,
+            reason,
+            lasts,
+            force,
+        } => {
+            let request = AdminRequest {
+                record: Some(record),
+                rtype,
+                region: Some(region),
+                reason: Some(reason),
+                lasts,
+                force,
+                ..Default::default()
+            };
+            admin_call(admin, "drain", request).await
+        }
+        Command::Undrain {
+            admin,
+            record,
+            rtype,
+            region,
+            reason,
+        } => {
+            let request = AdminRequest {
+                record: Some(record),
+                rtype,
+                region: Some(region),
+                reason,
+                ..Default::default()
+            };
+            admin_call(admin, "undrain", request).await
+        }
+        Command::Freeze {
+            admin,
+            record,
+            reason,
+            lasts,
+        } => {
+            let request = AdminRequest {
+                record,
+                reason: Some(reason),
+                lasts,
+                ..Default::default()
+            };
+            admin_call(admin, "freeze", request).await
+        }
+        Command::Unfreeze {
+            admin,
+            record,
+            reason,
+        } => {
+            let request = AdminRequest {
+                record,
+                reason,
+                ..Default::default()
+            };
+            admin_call(admin, "unfreeze", request).await
+        }
     }
+}
+
+/// A client error as the exit code wants it: bad input is 2.
+fn client_error(e: client::ClientError) -> anyhow::Error {
+    match e {
+        client::ClientError::BadInput(m) => BadInput(m).into(),
+        client::ClientError::Failed(m) => anyhow::Error::msg(m),
+    }
+}
+
+async fn admin_call(
+    args: AdminArgs,
+    action: &str,
+    mut request: AdminRequest,
+) -> anyhow::Result<()> {
+    let token = client::admin_token(args.token_file.as_deref()).map_err(client_error)?;
+    request.by = args
+        .by
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_default();
+    let answer = client::admin(&args.url, action, &token, &request)
+        .await
+        .map_err(client_error)?;
+    println!("{}", answer.message);
+    Ok(())
 }
 
 fn load(path: &Path) -> anyhow::Result<Config> {
@@ -274,12 +458,14 @@ async fn serve(
             lease,
             provider.clone(),
             rt.metrics.clone(),
+            rt.events.clone(),
             lease_stop.clone(),
         ))
     });
     let (path, hash) = source;
     let current = Arc::new(reload::Current::new(rt, path.as_deref(), hash));
-    let mut app = http::router(current.clone());
+    let mut app =
+        http::router(current.clone()).merge(admin::router(current.clone(), provider.clone()));
     if let Some(store) = store {
         app = app.merge(remote::router(store));
     }
@@ -519,26 +705,9 @@ async fn watch_status(url: &str, every: Duration) -> anyhow::Result<()> {
 }
 
 fn status_endpoint(url: &str) -> anyhow::Result<url::Url> {
-    let base =
-        url::Url::parse(url).map_err(|e| BadInput(format!("--url: {url:?} is not a URL: {e}")))?;
-    Ok(base
-        .join("status")
-        .map_err(|e| BadInput(format!("--url: {e}")))?)
+    client::endpoint(url, "status").map_err(client_error)
 }
 
 async fn fetch_status(endpoint: &url::Url) -> anyhow::Result<Status> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()?;
-    let resp = client
-        .get(endpoint.clone())
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {endpoint}"))?;
-    if !resp.status().is_success() {
-        bail!("{endpoint} answered {}", resp.status());
-    }
-    resp.json()
-        .await
-        .with_context(|| format!("{endpoint} did not answer with a status document"))
+    client::fetch_status(endpoint).await.map_err(client_error)
 }

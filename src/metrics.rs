@@ -17,6 +17,9 @@ pub struct Metrics {
     pub member_published: IntGaugeVec,
     pub member_conflict: IntGaugeVec,
     pub member_damped: IntGaugeVec,
+    pub member_drained: IntGaugeVec,
+    pub held_changes: IntGaugeVec,
+    pub admin_actions_total: IntCounterVec,
     pub flaps_total: IntCounterVec,
     pub member_views: IntGaugeVec,
     pub route53_health_check_healthy: IntGaugeVec,
@@ -42,6 +45,15 @@ pub struct Metrics {
     pub lease_transitions_total: IntCounterVec,
     pub ready: IntGauge,
     pub build_info: GaugeVec,
+}
+
+/// A gauge series that is 1 while `on` and absent otherwise.
+fn present_while(g: &IntGaugeVec, labels: &[&str], on: bool) {
+    if on {
+        g.with_label_values(labels).set(1);
+    } else {
+        let _ = g.remove_label_values(labels);
+    }
 }
 
 /// A time as gauges and status show it: Unix seconds, fractional.
@@ -111,6 +123,27 @@ impl Metrics {
                     "1 while flap damping holds the member withdrawn although its verdict is healthy (policy.damping); absent otherwise (a series per member costs ~2 KiB)."
                 ),
                 member
+            )),
+            member_drained: reg!(IntGaugeVec::new(
+                opts(
+                    "member_drained",
+                    "1 while on-call's drain holds the member withdrawn; absent otherwise (a drain the safety rules hold shows in withdrawals_blocked_total)."
+                ),
+                member
+            )),
+            held_changes: reg!(IntGaugeVec::new(
+                opts(
+                    "held_changes",
+                    "Record changes and health check calls a freeze holds back in the zone (what the daemon would do)."
+                ),
+                &["zone"]
+            )),
+            admin_actions_total: reg!(IntCounterVec::new(
+                opts(
+                    "admin_actions_total",
+                    "On-call's calls to /admin by action (drain, undrain, freeze, unfreeze) and result (ok, refused, invalid, unauthorized, error)."
+                ),
+                &["action", "result"]
             )),
             flaps_total: reg!(IntCounterVec::new(
                 opts(
@@ -287,6 +320,7 @@ impl Metrics {
             &self.member_published,
             &self.member_conflict,
             &self.member_damped,
+            &self.member_drained,
             &self.route53_health_check_healthy,
         ] {
             let _ = g.remove_label_values(labels);
@@ -349,11 +383,12 @@ impl Metrics {
 
     /// Whether flap damping holds the member: a series only while it does.
     pub fn member_damped(&self, member: &[&str], damped: bool) {
-        if damped {
-            self.member_damped.with_label_values(member).set(1);
-        } else {
-            let _ = self.member_damped.remove_label_values(member);
-        }
+        present_while(&self.member_damped, member, damped);
+    }
+
+    /// A drain holds the member out: the series exists only then.
+    pub fn member_drained(&self, member: &[&str], drained: bool) {
+        present_while(&self.member_drained, member, drained);
     }
 
     /// The text exposition format, for /metrics.

@@ -138,7 +138,10 @@ pub async fn supervise(
             s.loaded = unix_now();
             s.last_reload_error = None;
         });
-        info!(hash = %hash, "config reloaded");
+        current.runtime().events.emit(
+            crate::events::Event::new("reload", format!("config reloaded: {old_hash} → {hash}"))
+                .reason("ok"),
+        );
     }
 }
 
@@ -227,8 +230,14 @@ fn refuse(current: &Current, refused: &mut Option<String>, key: String, why: Str
     if refused.as_deref() == Some(key.as_str()) {
         return;
     }
-    warn!(error = %why, "config reload refused; the running config stays in force");
     let rt = current.runtime();
+    rt.events.emit(
+        crate::events::Event::new(
+            "reload",
+            format!("config reload refused; the running config stays in force: {why}"),
+        )
+        .reason("refused"),
+    );
     rt.metrics
         .config_reloads_total
         .with_label_values(&["error"])

@@ -2,6 +2,7 @@
 //! typed values. `load` reports every problem at once, each with its key path
 //! and value, before anything touches the network.
 
+mod admin;
 mod ha;
 mod health_check;
 mod parity;
@@ -11,6 +12,7 @@ mod provider;
 mod raw;
 mod record;
 
+pub use admin::{read_token, AdminConfig};
 pub use ha::{HaConfig, LEASE_PREFIX};
 pub use health_check::HealthCheckSettings;
 pub use parity::{ParityConfig, DEFAULT_PARITY_INTERVAL};
@@ -42,6 +44,8 @@ pub struct Config {
     pub ha: Option<HaConfig>,
     /// Comparing what each region serves (`crate::parity`).
     pub parity: ParityConfig,
+    /// The admin routes (drains, freezes); `None`: off, every route 404.
+    pub admin: Option<AdminConfig>,
     /// Problems worth a word that do not stop the daemon.
     pub warnings: Vec<String>,
 }
@@ -342,7 +346,9 @@ impl Validator {
             .into_iter()
             .collect();
         let ha = self.ha(&raw.ha.unwrap_or_default(), &zones);
+        let admin = self.admin(raw.admin.as_ref());
         Some(Config {
+            admin: admin?,
             ha: ha?,
             parity: parity?,
             owner: owner?,
@@ -441,6 +447,21 @@ impl Config {
             m.entry(r.zone.clone()).or_default().push(i);
         }
         m
+    }
+
+    /// Where drains and freezes are kept (`decide::controls`): the lease's
+    /// zone with `ha`, else the records' first zone by name (the same for
+    /// every instance with this config).
+    pub fn control_zone(&self) -> &str {
+        match &self.ha {
+            Some(ha) => &ha.zone,
+            None => self
+                .records
+                .iter()
+                .map(|r| r.zone.as_str())
+                .min()
+                .unwrap_or_default(),
+        }
     }
 }
 

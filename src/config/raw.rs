@@ -26,6 +26,13 @@ pub struct RawConfig {
     pub ha: Option<RawHa>,
     /// Whether every region of a record serves the same API.
     pub parity: Option<RawParity>,
+    /// The authenticated routes for drains and freezes.
+    pub admin: Option<RawAdmin>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawAdmin {
+    pub token_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

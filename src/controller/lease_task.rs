@@ -13,6 +13,7 @@ use super::calls::{Calls, RateLimiter};
 use super::leadership::Lease;
 use crate::decide::lease::{self, LeaseValue, NextStep};
 use crate::decide::quorum;
+use crate::events::{Event, Events};
 use crate::metrics::Metrics;
 use crate::provider::{
     Action, Change, Provider, ProviderError, RecordSet, RecordType, CALL_TIMEOUT,
@@ -30,6 +31,7 @@ struct LeaseTask {
     /// and a failed round is retried by the loop.
     calls: Calls,
     metrics: Arc<Metrics>,
+    events: Arc<Events>,
     zone_id: String,
     /// The lease this instance last wrote, while it holds it.
     held: Option<LeaseValue>,
@@ -42,6 +44,7 @@ pub async fn lease_loop(
     lease: Arc<Lease>,
     provider: Arc<dyn Provider>,
     metrics: Arc<Metrics>,
+    events: Arc<Events>,
     stop: CancellationToken,
 ) {
     let ha = lease.config.clone();
@@ -74,6 +77,7 @@ pub async fn lease_loop(
         lease,
         calls,
         metrics,
+        events,
         zone_id,
         held: None,
         in_doubt: None,
@@ -215,7 +219,17 @@ impl LeaseTask {
             .set(i64::from(leader));
         match self.lease.publish() {
             Some(true) => {
-                info!(identity = %snapshot.identity, term = snapshot.term, "lease acquired; this instance writes");
+                self.events.emit(
+                    Event::new(
+                        "lease",
+                        format!(
+                            "lease acquired by {} (term {}); this instance writes",
+                            snapshot.identity,
+                            snapshot.term.unwrap_or(0)
+                        ),
+                    )
+                    .reason("acquired"),
+                );
                 self.metrics
                     .lease_transitions_total
                     .with_label_values(&["acquired"])
@@ -224,7 +238,16 @@ impl LeaseTask {
             Some(false) => {
                 // Lost, or the window closed with no renewal (time fencing).
                 self.held = None;
-                warn!(identity = %snapshot.identity, "no longer the lease holder; this instance stops writing");
+                self.events.emit(
+                    Event::new(
+                        "lease",
+                        format!(
+                            "{} is no longer the lease holder; this instance stops writing",
+                            snapshot.identity
+                        ),
+                    )
+                    .reason("lost"),
+                );
                 self.metrics
                     .lease_transitions_total
                     .with_label_values(&["lost"])

@@ -116,6 +116,7 @@ impl<'a> Member<'a> {
             let was_edge = m.health.unsettled();
             let transition = m.health.observe(outcome, at);
             m.cert_not_after = result.cert_not_after.or(m.cert_not_after);
+            m.trend.record(at, result.timings.total, result.ok());
             m.last_probe = Some(result);
             if let Some(t) = &transition {
                 if t.from == Verdict::Unhealthy || t.to == Verdict::Unhealthy {
@@ -198,6 +199,9 @@ impl<'a> Member<'a> {
         self.rt
             .metrics
             .member_damped(&labels, outcome.decision.why == Why::Damped);
+        self.rt
+            .metrics
+            .member_drained(&labels, outcome.decision.why == Why::Drained);
         self.carries_check(outcome.check.clone());
         self.write(|m| {
             m.conflict = outcome.conflict;

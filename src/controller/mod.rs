@@ -18,6 +18,7 @@
 //! - `route53_view`: the task that reads Route53's view of each check;
 //! - `leadership` and `lease_task`: the HA lease, as held and as renewed;
 //! - `views`: with `ha`, the instances' views, for the quorum;
+//! - `controls`: on-call's drains and freezes, as read and written;
 //! - `preview`: what the `plan` command prints.
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use tracing::{info, warn};
 
 mod calls;
 mod checks;
+mod controls;
 mod leadership;
 mod lease_task;
 mod member;
@@ -41,6 +43,7 @@ mod state;
 mod views;
 
 pub use calls::{Calls, RateLimiter};
+pub use controls::{control_event, ControlBook};
 pub use leadership::{Lease, LeaseSnapshot};
 pub use lease_task::lease_loop;
 pub use member::{Member, Probed};
@@ -147,6 +150,16 @@ pub async fn run(
             all_members,
         );
         tasks.spawn(exchange.run(probes_stop.clone()));
+    }
+    if rt.config.admin.is_some() {
+        let calls =
+            |lease| Calls::new(provider.clone(), limiter.clone(), rt.metrics.clone(), lease);
+        tasks.spawn(controls::controls_loop(
+            rt.clone(),
+            calls(None).unfenced(),
+            calls(rt.lease.clone()),
+            probes_stop.clone(),
+        ));
     }
     tasks.spawn(route53_view::status_loop(
         rt.clone(),

@@ -7,6 +7,7 @@ use tracing::warn;
 
 use super::discovery_endpoint;
 use crate::config::{Config, Target};
+use crate::decide::controls::{controls_parent, Controls};
 use crate::decide::health_check::{self as hc, Step};
 use crate::decide::ownership::Observed;
 use crate::decide::policy;
@@ -83,6 +84,19 @@ pub async fn preview(config: &Config, provider: &dyn Provider) -> Result<Preview
         .list_health_checks()
         .await
         .map_err(|e| e.to_string())?;
+    // On-call's drains and freezes, as the daemon would honour them.
+    let controls = if config.admin.is_some() {
+        let zone = config.control_zone();
+        let z = provider.find_zone(zone).await.map_err(|e| e.to_string())?;
+        let records = provider
+            .list_records_under(&z.id, &controls_parent(zone))
+            .await
+            .map_err(|e| e.to_string())?;
+        Controls::from_records(&records)
+    } else {
+        Controls::default()
+    };
+    let now = std::time::SystemTime::now();
     for (zone, idxs) in config.records_by_zone() {
         let z = provider.find_zone(&zone).await.map_err(|e| e.to_string())?;
         let records = provider
@@ -116,6 +130,12 @@ pub async fn preview(config: &Config, provider: &dyn Provider) -> Result<Preview
                     damped: vec![false; n],
                     // One instance: its verdict is the agreed one.
                     overruled: vec![false; n],
+                    drains: config.records[ri]
+                        .members
+                        .iter()
+                        .map(|m| controls.drain_of(&config.records[ri], m, now))
+                        .collect(),
+                    frozen: controls.freeze(&config.records[ri].name, now).is_some(),
                 }
             })
             .collect();

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::events::Event;
 use rand::Rng;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
 
 use super::{MemberId, MemberLabels, Runtime, ZoneSignals};
 use crate::config::Target;
@@ -163,14 +163,30 @@ pub(super) async fn probe_loop(
                 .inc();
         }
         if let Some(t) = probed.transition {
-            info!(
-                record = labels.record,
-                region = labels.region,
-                from = t.from.as_str(),
-                to = t.to.as_str(),
-                reason = probed.reason.as_deref().unwrap_or(""),
-                "verdict changed"
-            );
+            let mut e = Event::new(
+                "verdict",
+                format!(
+                    "{} verdict changed: {} → {}{}",
+                    labels.region,
+                    t.from.as_str(),
+                    t.to.as_str(),
+                    probed
+                        .reason
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                ),
+            )
+            .about(labels.record, labels.rtype, Some(labels.region));
+            if t.to == Verdict::Unhealthy {
+                if let Some(r) = &probed.reason {
+                    // The failure's kind: `timeout`, `status`, `slow`…
+                    e = e.reason(r.split(':').next().unwrap_or(r).trim());
+                }
+            } else {
+                e = e.reason(t.to.as_str());
+            }
+            rt.events.emit(e);
             rt.metrics
                 .verdict_changes_total
                 .with_label_values(&labels.with(t.to.as_str()))
@@ -217,13 +233,18 @@ pub(super) fn agreed_changed(rt: &Runtime, labels: MemberLabels<'_>, t: &Transit
     if rt.config.ha.is_none() {
         return;
     }
-    info!(
-        record = labels.record,
-        region = labels.region,
-        from = t.from.as_str(),
-        to = t.to.as_str(),
-        after,
-        "agreed verdict changed (quorum of vantage points)"
+    rt.events.emit(
+        Event::new(
+            "verdict",
+            format!(
+                "{} agreed verdict changed (quorum of vantage points, after {after}): {} → {}",
+                labels.region,
+                t.from.as_str(),
+                t.to.as_str()
+            ),
+        )
+        .about(labels.record, labels.rtype, Some(labels.region))
+        .reason("quorum"),
     );
 }
 

@@ -18,6 +18,7 @@ use crate::decide::plan;
 use crate::decide::policy::Why;
 use crate::decide::verdict::Verdict;
 use crate::decide::zone::{self, RecordView, ZoneDecision, ZoneInputs};
+use crate::events::Event;
 use crate::provider::{Change, ChangeStatus, HealthCheck, ProviderError};
 
 /// Transient errors are retried this many times within one reconcile.
@@ -89,6 +90,12 @@ impl Reconciler {
         let mut retry_at;
         let mut was_ready = false;
         let mut role = self.rt.lease.as_ref().map(|l| l.subscribe());
+        let mut controls = self.rt.controls.subscribe();
+        // A drained member must not come back for a restart.
+        tokio::select! {
+            _ = self.rt.controls.loaded(self.rt.config.admin.is_some()) => {}
+            _ = self.shutdown.cancelled() => return,
+        }
         loop {
             if woken_by_verdict && self.last_write.is_some_and(|t| t.elapsed() < BURST) {
                 self.settle(&mut edge).await;
@@ -149,7 +156,8 @@ impl Reconciler {
                     None => std::future::pending().await,
                 }
             };
-            // A damping hold that ends: the member may come back then.
+            // A damping hold or a control that ends: the member may come
+            // back then, a held plan may go.
             let hold_end = async {
                 match self.next_hold_end() {
                     Some(t) => tokio::time::sleep_until(t).await,
@@ -159,7 +167,8 @@ impl Reconciler {
             woken_by_verdict = false;
             tokio::select! {
                 _ = signals.trigger.notified() => woken_by_verdict = true,
-                _ = hold_end => debug!(zone = %self.zone, "a damping hold ended"),
+                _ = hold_end => debug!(zone = %self.zone, "a damping hold or a control ended"),
+                _ = controls.changed() => debug!(zone = %self.zone, "on-call's controls changed"),
                 _ = tokio::time::sleep_until(next_resync) => {
                     debug!(zone = %self.zone, "resync");
                     self.observed = None;
@@ -319,16 +328,20 @@ impl Reconciler {
     fn decide<'a>(&self, rt: &'a Runtime, zone_id: &str) -> ZoneDecision<'a> {
         let observed = self.observed.as_ref().expect("read before planning");
         let now = SystemTime::now();
+        let controls = rt.controls.snapshot();
         let records = self
             .records
             .iter()
             .map(|&ri| {
+                let record = &rt.config.records[ri];
                 let mut view = RecordView {
-                    record: &rt.config.records[ri],
+                    record,
                     verdicts: Vec::new(),
                     discovered: Vec::new(),
                     damped: Vec::new(),
                     overruled: Vec::new(),
+                    drains: Vec::new(),
+                    frozen: controls.freeze(&record.name, now).is_some(),
                 };
                 for id in rt.record_members(ri) {
                     let member = rt.member(id);
@@ -340,6 +353,8 @@ impl Reconciler {
                     );
                     view.discovered.push(discovered);
                     view.damped.push(member.held_until(now).is_some());
+                    view.drains
+                        .push(controls.drain_of(record, member.config(), now));
                 }
                 view
             })
@@ -365,22 +380,17 @@ impl Reconciler {
                 let labels = member.labels();
                 let why = outcome.decision.why;
                 let previous = member.decided(outcome);
+                if previous != Some(why)
+                    && !(previous.is_none() && matches!(why, Why::Healthy | Why::Unknown))
+                {
+                    rt.events
+                        .emit(decision_event(rt, &member, outcome, previous));
+                }
                 if why.is_blocked() && previous != Some(why) {
-                    warn!(record = %record.name, region = labels.region, reason = why.as_str(),
-                        "withdrawal of an unhealthy member blocked by policy");
                     rt.metrics
                         .withdrawals_blocked_total
                         .with_label_values(&[labels.record, labels.rtype, why.as_str()])
                         .inc();
-                }
-                if why == Why::Damped && previous != Some(Why::Damped) {
-                    let flaps = member.read(|m| m.damping.flaps);
-                    let left = member
-                        .held_until(SystemTime::now())
-                        .and_then(|u| u.duration_since(SystemTime::now()).ok())
-                        .unwrap_or_default();
-                    info!(record = %record.name, region = labels.region, flaps, hold_left = ?left,
-                        "flapping member held withdrawn (damping) although healthy");
                 }
                 if outcome.conflict && previous != Some(Why::Conflict) {
                     warn!(record = %record.name, region = labels.region,
@@ -394,16 +404,95 @@ impl Reconciler {
                 .with_label_values(&[&record.name, super::state::rtype_str(&record.rtype)])
                 .set(i64::from(fail_open));
         }
+        let held: Vec<String> = decision
+            .held
+            .iter()
+            .map(|c| c.to_string())
+            .chain(decision.held_calls.iter().map(|c| {
+                let record = decision.records[c.record].record;
+                let member = &record.members[c.member];
+                format!(
+                    "health check {} for {} {} {}",
+                    c.step.verb(),
+                    record.name,
+                    record.rtype,
+                    member.region
+                )
+            }))
+            .collect();
+        rt.metrics
+            .held_changes
+            .with_label_values(&[&self.zone])
+            .set(held.len() as i64);
+        rt.update_zone(&self.zone, |z| z.held = held);
         self.note_published();
     }
+}
 
-    /// When the first damping hold of this zone's members ends.
+/// The event of a member's decision changing: what happens to its record,
+/// and the rule behind it.
+fn decision_event(
+    rt: &Runtime,
+    member: &super::Member<'_>,
+    outcome: &zone::MemberOutcome,
+    previous: Option<Why>,
+) -> Event {
+    let labels = member.labels();
+    let d = outcome.decision;
+    let what = match (d.why.is_blocked(), d.published) {
+        (true, _) => "withdrawal blocked, stays published",
+        (false, true) => "published",
+        (false, false) => "withdrawn",
+    };
+    let mut message = format!("{} {what}: {}", labels.region, d.why.as_str());
+    match d.why {
+        Why::Damped => {
+            let now = SystemTime::now();
+            let flaps = member.read(|m| m.damping.flaps);
+            if let Some(until) = member.held_until(now) {
+                let left = until.duration_since(now).unwrap_or_default().as_secs();
+                message.push_str(&format!(
+                    " ({flaps} flaps, held {left}s more although healthy)"
+                ));
+            }
+        }
+        Why::Drained => {
+            let r = member.record();
+            let rtype = r.rtype.to_string();
+            let set = &member.config().set_identifier;
+            if let Some(c) = rt
+                .controls
+                .snapshot()
+                .drain(&r.name, &rtype, set, SystemTime::now())
+            {
+                message.push_str(&format!(" by {}: {}", c.by, c.reason));
+            }
+        }
+        _ => {}
+    }
+    if let Some(p) = previous {
+        message.push_str(&format!(" (was {})", p.as_str()));
+    }
+    let kind = if d.why.is_blocked() {
+        "blocked"
+    } else {
+        "decision"
+    };
+    Event::new(kind, message)
+        .about(labels.record, labels.rtype, Some(labels.region))
+        .reason(d.why.as_str())
+}
+
+impl Reconciler {
+    /// When the first damping hold of this zone's members, or the first
+    /// control, ends.
     fn next_hold_end(&self) -> Option<tokio::time::Instant> {
         let now = SystemTime::now();
         let end = self
             .rt
             .members_of(&self.records)
             .filter_map(|id| self.rt.member(id).held_until(now))
+            .chain(self.rt.controls.snapshot().next_end(now))
             .min()?;
         let wait = end.duration_since(now).unwrap_or_default();
         // A hair later, so the hold has ended when the reconcile looks.
@@ -431,7 +520,22 @@ impl Reconciler {
                 info!(zone = %self.zone, change = %c, "applying");
             }
             let info = self.calls.change(zone_id, &batch).await?;
-            info!(zone = %self.zone, change_id = %info.id, changes = batch.len(), "change accepted");
+            let mut summary: Vec<String> = batch.iter().take(4).map(|c| c.to_string()).collect();
+            if batch.len() > 4 {
+                summary.push(format!("and {} more", batch.len() - 4));
+            }
+            self.rt.events.emit(
+                Event::new(
+                    "change",
+                    format!(
+                        "{} change(s) accepted in {}: {}",
+                        batch.len(),
+                        self.zone,
+                        summary.join("; ")
+                    ),
+                )
+                .change_id(&info.id),
+            );
             self.last_write = Some(Instant::now());
             if let Some(observed) = self.observed.as_mut() {
                 observed.apply(&batch);
@@ -466,11 +570,18 @@ impl Reconciler {
                     _ = shutdown.cancelled() => break,
                 }
                 if let Ok(ChangeStatus::Insync) = calls.change_status(&change_id).await {
+                    let took = accepted.elapsed().as_secs_f64();
                     rt.metrics
                         .change_propagation_seconds
                         .with_label_values(&[&zone])
-                        .observe(accepted.elapsed().as_secs_f64());
-                    debug!(zone = %zone, change_id = %change_id, "change INSYNC");
+                        .observe(took);
+                    rt.events.emit(
+                        Event::new(
+                            "insync",
+                            format!("change in {zone} INSYNC after {took:.1}s"),
+                        )
+                        .change_id(&change_id),
+                    );
                     break;
                 }
                 wait = (wait * 2).min(Duration::from_secs(10));

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{watch, Notify};
 use tracing::info;
 
+use super::controls::ControlBook;
 use super::leadership::Lease;
 use super::member::Member;
 use crate::config::{Config, MemberConfig, RecordConfig};
@@ -20,10 +21,12 @@ use crate::decide::damping::Damping;
 use crate::decide::policy::Why;
 use crate::decide::quorum::Vote;
 use crate::decide::verdict::{Health, Verdict};
+use crate::events::Events;
 use crate::metrics::Metrics;
 use crate::parity::ParityReport;
 use crate::probe::ProbeResult;
 use crate::provider::{AliasTarget, CheckerReport, RecordType};
+use crate::trend::Trend;
 
 /// What is known of one member. A std `Mutex` guards it: held for a few
 /// field updates only, never across an `.await`.
@@ -42,6 +45,8 @@ pub struct MemberState {
     /// Its latency baseline, with `expect.slow_vs_baseline`.
     pub baseline: Baseline,
     pub last_probe: Option<ProbeResult>,
+    /// The last 15 minutes of probes, for the page's sparkline.
+    pub trend: Trend,
     /// HTTPS: when the leaf certificate last served expires (kept while
     /// later probes fail before TLS).
     pub cert_not_after: Option<SystemTime>,
@@ -70,6 +75,7 @@ impl MemberState {
             damping: Damping::default(),
             baseline: Baseline::default(),
             last_probe: None,
+            trend: Trend::default(),
             cert_not_after: None,
             published: false,
             why: None,
@@ -97,6 +103,8 @@ pub struct ZoneStatus {
     pub last_error: Option<String>,
     pub changes_applied: u64,
     pub pending_changes: usize,
+    /// What a freeze holds back now: record changes and health check calls.
+    pub held: Vec<String>,
 }
 
 /// Where a member is in the config: `config.records[record].members[member]`.
@@ -170,6 +178,10 @@ pub struct Runtime {
     region_alarms: BTreeMap<String, watch::Sender<Option<tokio::time::Instant>>>,
     /// Per record (`name type`): its last parity report.
     parity: Mutex<BTreeMap<String, ParityReport>>,
+    /// On-call's drains and freezes, kept across reloads.
+    pub controls: Arc<ControlBook>,
+    /// The event timeline, kept across reloads.
+    pub events: Arc<Events>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -218,6 +230,8 @@ impl Runtime {
             views: Mutex::new(ViewsStatus::default()),
             region_alarms,
             parity: Mutex::new(BTreeMap::new()),
+            controls: Arc::default(),
+            events: Arc::default(),
             config,
         }
     }
@@ -254,6 +268,8 @@ impl Runtime {
         rt.started = old.started;
         // `ha` cannot change on reload: the lease and its task stay.
         rt.lease = old.lease.clone();
+        rt.controls = old.controls.clone();
+        rt.events = old.events.clone();
         rt.carry_over(old);
         let unhealthy = rt
             .member_ids()

@@ -180,6 +180,19 @@ pub enum Step {
     },
 }
 
+impl Step {
+    /// What the step does, in a word.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Step::Detach => "detach",
+            Step::Keep => "keep",
+            Step::Use(_) => "attach",
+            Step::Update { .. } => "update",
+            Step::Create { .. } => "create",
+        }
+    }
+}
+
 /// The step for one member, given this zone's owned checks, and the ids of
 /// the member's checks that stay. The check the record refers to is
 /// preferred, so a record is not moved between equal checks.

@@ -9,6 +9,7 @@
 //! - [`quorum`]: with `ha`, every instance's view → the verdict the writer
 //!   acts on (a quorum of vantage points).
 //! - [`damping`]: verdict changes → flaps → how long a member is held out.
+//! - [`controls`]: on-call's drains and freezes, as kept in Route53.
 //! - [`policy`]: verdicts + what Route53 holds → which members of a record
 //!   are published, and why the others are not (the safety rules).
 //! - [`health_check`]: the Route53 health check each member should carry,
@@ -21,6 +22,7 @@
 //! - [`lease`]: the HA lease's record and the rules for taking it over.
 
 pub mod baseline;
+pub mod controls;
 pub mod damping;
 pub mod health_check;
 pub mod lease;

@@ -13,9 +13,15 @@
 //! - when nothing would be published and some member is unhealthy, every
 //!   unhealthy member is published (fail open, as Route53 answers with all
 //!   records of a latency set when all are unhealthy);
+//! - first of all, a member drained by on-call (`decide::controls`) is
+//!   withdrawn whatever its verdict (`drained`) while the record keeps a
+//!   published member and `min_healthy` healthy ones without it; a forced
+//!   drain needs only the published member. A drain the rules hold is
+//!   decided as if there were no drain, and says which rule held it;
 //! - last, no more than `max_withdrawn` members are out at once: a
 //!   withdrawal past the cap is refused (`max_withdrawn`), the last members
-//!   in config order first (Envoy's `max_ejection_percent`).
+//!   in config order first (Envoy's `max_ejection_percent`); a forced
+//!   drain is not refused, but counts as out.
 //!
 //! Every rule that withdraws is checked by the safety rules, which come
 //! last: no decision empties a record, takes it below `min_healthy`, or
@@ -37,6 +43,20 @@ pub struct MemberInput {
     pub conflict: bool,
     /// Flap damping holds the member out (`decide::damping`).
     pub damped: bool,
+    /// On-call drained it (`decide::controls`).
+    pub drain: Drain,
+}
+
+/// Whether on-call drained a member, and how.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Drain {
+    #[default]
+    No,
+    /// Out while the safety rules allow.
+    Yes,
+    /// Out even below `min_healthy` or past `max_withdrawn`; never the last
+    /// published member.
+    Forced,
 }
 
 /// The limits a record's decisions respect.
@@ -91,6 +111,8 @@ pub enum Why {
     /// Published or withdrawn on the quorum's verdict, which is not this
     /// instance's own (`decide::quorum`).
     Quorum,
+    /// Withdrawn by on-call's drain (`decide::controls`).
+    Drained,
 }
 
 impl Why {
@@ -106,6 +128,7 @@ impl Why {
             Why::Damped => "damped",
             Why::MaxWithdrawn => "max_withdrawn",
             Why::Quorum => "quorum",
+            Why::Drained => "drained",
         }
     }
 
@@ -133,23 +156,82 @@ fn decision(intent: Intent, published: bool, why: Why) -> MemberDecision {
 
 /// Decides every member of one record.
 pub fn decide(safety: Safety, members: &[MemberInput]) -> Vec<MemberDecision> {
+    let mut decisions = if members.iter().all(|m| m.drain == Drain::No || m.conflict) {
+        decide_by_health(safety, members)
+    } else {
+        decide_drains(safety, members)
+    };
+    if let Some(max) = safety.max_withdrawn {
+        cap_withdrawals(max, members, &mut decisions);
+    }
+    decisions
+}
+
+/// Drained members go out where the rules allow; the rest, and the drains
+/// held, are decided by health as if the drained members that go out were
+/// not there. That keeps every guarantee: what stays published without
+/// the drained members (`staying`, more than none) and their healthy count
+/// (at least `min_healthy`, unless forced) are what the rest start from.
+fn decide_drains(safety: Safety, members: &[MemberInput]) -> Vec<MemberDecision> {
+    let drained = |m: &MemberInput| m.drain != Drain::No && !m.conflict;
+    let staying = members
+        .iter()
+        .filter(|m| !drained(m) && stays_published(m))
+        .count();
+    let healthy = members
+        .iter()
+        .filter(|m| !drained(m) && !m.conflict && m.verdict == Verdict::Healthy && !m.damped)
+        .count();
+    let out = |m: &MemberInput| {
+        drained(m) && staying > 0 && (m.drain == Drain::Forced || healthy >= safety.min_healthy)
+    };
+    let rest: Vec<MemberInput> = members
+        .iter()
+        .filter(|m| !out(m))
+        .map(|m| MemberInput {
+            drain: Drain::No,
+            ..*m
+        })
+        .collect();
+    let mut rest = decide_by_health(safety, &rest).into_iter();
+    members
+        .iter()
+        .map(|m| {
+            if out(m) {
+                return decision(Intent::Withdraw, false, Why::Drained);
+            }
+            let mut d = rest.next().expect("one decision per member left");
+            if drained(m) {
+                d.why = match (d.published, staying) {
+                    // Out anyway (unhealthy, or not published yet).
+                    (false, _) => Why::Drained,
+                    (true, 0) => Why::LastMember,
+                    (true, _) => Why::MinHealthy,
+                };
+            }
+            d
+        })
+        .collect()
+}
+
+/// Published whatever happens to the unhealthy, damped and drained members.
+fn stays_published(m: &MemberInput) -> bool {
+    if m.conflict || m.verdict == Verdict::Unknown {
+        m.published
+    } else {
+        m.verdict == Verdict::Healthy && !m.damped
+    }
+}
+
+/// The rules by verdict and damping, without drains and the cap.
+fn decide_by_health(safety: Safety, members: &[MemberInput]) -> Vec<MemberDecision> {
     let live = |m: &&MemberInput| !m.conflict;
     let healthy_undamped = members
         .iter()
         .filter(live)
         .filter(|m| m.verdict == Verdict::Healthy && !m.damped)
         .count();
-    // Published whatever happens to the unhealthy and damped members.
-    let staying_base = members
-        .iter()
-        .filter(|m| {
-            if m.conflict || m.verdict == Verdict::Unknown {
-                m.published
-            } else {
-                m.verdict == Verdict::Healthy && !m.damped
-            }
-        })
-        .count();
+    let staying_base = members.iter().filter(|m| stays_published(m)).count();
     // Damping holds a healthy member out only while the record keeps a
     // published member and `min_healthy` healthy ones without it.
     let damping_holds = staying_base > 0 && healthy_undamped >= safety.min_healthy;
@@ -168,7 +250,7 @@ pub fn decide(safety: Safety, members: &[MemberInput]) -> Vec<MemberDecision> {
         .iter()
         .any(|m| !m.conflict && m.verdict == Verdict::Unhealthy && m.published);
 
-    let mut decisions: Vec<MemberDecision> = members
+    members
         .iter()
         .map(|m| {
             if m.conflict {
@@ -206,16 +288,13 @@ pub fn decide(safety: Safety, members: &[MemberInput]) -> Vec<MemberDecision> {
                 }
             }
         })
-        .collect();
-    if let Some(max) = safety.max_withdrawn {
-        cap_withdrawals(max, members, &mut decisions);
-    }
-    decisions
+        .collect()
 }
 
 /// Refuses the withdrawals of published members that would leave more than
 /// `max` members out, the last in config order first. Members already out
-/// stay out: the cap limits new withdrawals, it does not publish.
+/// stay out: the cap limits new withdrawals, it does not publish. A forced
+/// drain is on-call's word: it counts as out, and is not refused.
 fn cap_withdrawals(max: usize, members: &[MemberInput], decisions: &mut [MemberDecision]) {
     let mut out = members
         .iter()
@@ -226,7 +305,7 @@ fn cap_withdrawals(max: usize, members: &[MemberInput], decisions: &mut [MemberD
         if out <= max {
             break;
         }
-        if m.published && !m.conflict && d.intent == Intent::Withdraw {
+        if m.published && !m.conflict && d.intent == Intent::Withdraw && m.drain != Drain::Forced {
             *d = decision(Intent::Publish, true, Why::MaxWithdrawn);
             out -= 1;
         }

@@ -13,9 +13,9 @@ use std::collections::{BTreeSet, HashSet};
 
 use crate::config::{RecordConfig, Target};
 use crate::decide::health_check::{self as hc, Step};
-use crate::decide::ownership::{ownership, Claim, Observed};
+use crate::decide::ownership::{marker_name, ownership, Claim, Observed};
 use crate::decide::plan::{plan_zone, Attach, RecordIntents};
-use crate::decide::policy::{self, MemberDecision, MemberInput, Safety, Why};
+use crate::decide::policy::{self, Drain, MemberDecision, MemberInput, Safety, Why};
 use crate::decide::verdict::Verdict;
 use crate::provider::{AliasTarget, Change, HealthCheck};
 
@@ -31,6 +31,10 @@ pub struct RecordView<'c> {
     /// The verdict in `verdicts` is the quorum's and differs from this
     /// instance's own (`decide::quorum`): the decision says `quorum`.
     pub overruled: Vec<bool>,
+    /// On-call drained the member (`decide::controls`).
+    pub drains: Vec<Drain>,
+    /// On-call froze the record: decided, but nothing of it changes.
+    pub frozen: bool,
 }
 
 /// Everything one zone's decision depends on.
@@ -81,8 +85,14 @@ pub struct ZoneDecision<'c> {
     pub calls: Vec<CheckCall>,
     /// The record changes, claims first (not yet split into batches).
     pub changes: Vec<Change>,
+    /// What a freeze holds back: the changes of frozen records, and their
+    /// members' health check calls (left out of `changes` and `calls`).
+    pub held: Vec<Change>,
+    pub held_calls: Vec<CheckCall>,
     /// Owned checks some member uses or may still use.
     keep: HashSet<String>,
+    /// The names of frozen records.
+    frozen: BTreeSet<String>,
 }
 
 /// Decides one zone.
@@ -94,19 +104,17 @@ pub fn decide<'c>(inputs: &ZoneInputs<'c, '_>) -> ZoneDecision<'c> {
         members: Vec::with_capacity(inputs.records.len()),
         calls: Vec::new(),
         changes: Vec::new(),
+        held: Vec::new(),
+        held_calls: Vec::new(),
         keep: HashSet::new(),
+        frozen: BTreeSet::new(),
     };
     for (pos, view) in inputs.records.iter().enumerate() {
         let record = view.record;
-        let policy_inputs = member_inputs(
-            inputs.observed,
-            &claims,
-            inputs.owner,
-            record,
-            &view.verdicts,
-            &view.discovered,
-            &view.damped,
-        );
+        let policy_inputs = member_inputs(inputs.observed, &claims, inputs.owner, view);
+        if view.frozen {
+            d.frozen.insert(record.name.clone());
+        }
         let mut decisions = policy::decide(Safety::of(record), &policy_inputs);
         for (d, &overruled) in decisions.iter_mut().zip(&view.overruled) {
             if overruled && matches!(d.why, Why::Healthy | Why::Unhealthy) {
@@ -133,12 +141,17 @@ pub fn decide<'c>(inputs: &ZoneInputs<'c, '_>) -> ZoneDecision<'c> {
                 step @ (Step::Update { .. } | Step::Create { .. }) => {
                     // Until the call is made, nothing of the member's goes.
                     d.keep.extend(hc::member_checks(inputs.checks, &prefix));
-                    d.calls.push(CheckCall {
+                    let call = CheckCall {
                         record: pos,
                         member: mi,
                         prefix,
                         step,
-                    });
+                    };
+                    if view.frozen {
+                        d.held_calls.push(call);
+                    } else {
+                        d.calls.push(call);
+                    }
                     Attach::Keep
                 }
             };
@@ -152,7 +165,7 @@ pub fn decide<'c>(inputs: &ZoneInputs<'c, '_>) -> ZoneDecision<'c> {
         d.records.push(intents);
         d.members.push(outcomes);
     }
-    d.changes = plan_zone(inputs.owner, inputs.observed, &d.records);
+    d.replan(inputs.owner, inputs.observed);
     d
 }
 
@@ -171,12 +184,28 @@ impl ZoneDecision<'_> {
 
     /// Plans the changes again against what the zone holds now (after the
     /// first changes were applied), so records take the checks just made.
+    /// The changes of frozen records (their records and ownership markers)
+    /// are held back.
     pub fn replan(&mut self, owner: &str, observed: &Observed) {
-        self.changes = plan_zone(owner, observed, &self.records);
+        let all = plan_zone(owner, observed, &self.records);
+        if self.frozen.is_empty() {
+            self.changes = all;
+            return;
+        }
+        let frozen = |c: &Change| {
+            self.frozen.contains(&c.record.name)
+                || self.frozen.iter().any(|n| c.record.name == marker_name(n))
+        };
+        (self.held, self.changes) = all.into_iter().partition(frozen);
     }
 
-    /// The owned checks no member uses or may still use.
+    /// The owned checks no member uses or may still use. None while a
+    /// record of the zone is frozen: a check may only go once the record
+    /// that carries it has moved, which the freeze holds.
     pub fn unused_checks<'h>(&self, owned: &'h [HealthCheck]) -> Vec<&'h HealthCheck> {
+        if !self.frozen.is_empty() {
+            return Vec::new();
+        }
         owned
             .iter()
             .filter(|c| !self.keep.contains(&c.id))
@@ -192,18 +221,17 @@ pub fn member_inputs(
     observed: &Observed,
     claims: &BTreeSet<Claim>,
     owner: &str,
-    record: &RecordConfig,
-    verdicts: &[Verdict],
-    discovered: &[Option<AliasTarget>],
-    damped: &[bool],
+    view: &RecordView<'_>,
 ) -> Vec<MemberInput> {
+    let record = view.record;
     record
         .members
         .iter()
-        .zip(verdicts)
-        .zip(discovered)
-        .zip(damped)
-        .map(|(((member, verdict), discovered), damped)| {
+        .zip(&view.verdicts)
+        .zip(&view.discovered)
+        .zip(&view.damped)
+        .zip(&view.drains)
+        .map(|((((member, verdict), discovered), damped), drain)| {
             let own = ownership(observed, claims, owner, record, member);
             let undiscovered =
                 matches!(member.target, Target::ApiGateway { .. }) && discovered.is_none();
@@ -216,6 +244,7 @@ pub fn member_inputs(
                 published: own.present,
                 conflict: own.conflict,
                 damped: *damped,
+                drain: *drain,
             }
         })
         .collect()

@@ -4,10 +4,13 @@
 use std::fmt::Write as _;
 
 use super::{ago, Status};
+use crate::events::Event;
+use crate::trend::{TrendPoint, BUCKET_SECS, WINDOW};
 
 impl Status {
     /// The HTML page: server-rendered, refreshes itself, no script.
-    pub fn html(&self) -> String {
+    /// The page, with the newest `events` as a timeline.
+    pub fn html(&self, events: &[Event]) -> String {
         let mut body = String::new();
         if let Some(c) = &self.config {
             let _ = write!(body, "<p class=config>config <b>{}</b>", esc(&c.hash));
@@ -36,6 +39,23 @@ impl Status {
                 esc(&v.describe(self.now))
             );
         }
+        if !self.controls.is_empty() || self.controls_error.is_some() {
+            body.push_str("<div class=controls><h2>On-call's controls</h2><ul>");
+            for c in &self.controls {
+                let _ = write!(
+                    body,
+                    "<li class=control><b>{}</b> by {} ({} left): {}</li>",
+                    esc(&c.subject()),
+                    esc(&c.by),
+                    ago(c.until_ms as f64 / 1000.0, self.now),
+                    esc(&c.reason)
+                );
+            }
+            if let Some(e) = &self.controls_error {
+                let _ = write!(body, "<li class=bad>not read: {}</li>", esc(e));
+            }
+            body.push_str("</ul></div>\n");
+        }
         for z in &self.zones {
             let state = match (&z.last_error, z.last_success) {
                 (Some(e), _) => format!("<span class=bad>error: {}</span>", esc(e)),
@@ -53,12 +73,31 @@ impl Status {
                 esc(&z.name),
                 esc(z.id.as_deref().unwrap_or("?"))
             );
+            if !z.held.is_empty() {
+                let _ = write!(
+                    body,
+                    "<div class=held><p class=warn>frozen: {} change(s) held back, applied at unfreeze:</p><ul>",
+                    z.held.len()
+                );
+                for h in &z.held {
+                    let _ = write!(body, "<li><code>{}</code></li>", esc(h));
+                }
+                body.push_str("</ul></div>\n");
+            }
         }
         for r in &self.records {
             let published = r.members.iter().filter(|m| m.published).count();
+            let frozen = match &r.frozen {
+                Some(c) => format!(
+                    " <span class=\"pill frozen\">frozen by {}: {}</span>",
+                    esc(&c.by),
+                    esc(&c.reason)
+                ),
+                None => String::new(),
+            };
             let _ = writeln!(
                 body,
-                "<h2>{} {} <small>{published} of {} published, min_healthy {}</small></h2>",
+                "<h2>{} {} <small>{published} of {} published, min_healthy {}</small>{frozen}</h2>",
                 esc(&r.name),
                 esc(&r.rtype),
                 r.members.len(),
@@ -71,12 +110,12 @@ impl Status {
             };
             let _ = writeln!(
                 body,
-                "<table><tr><th>region</th><th>set identifier</th><th>verdict</th><th>published</th><th>why</th><th>since</th><th>latency</th><th>last status</th><th>reason</th>{views_head}<th>Route53 check</th><th>certificate</th><th>target</th></tr>",
+                "<table><tr><th>region</th><th>set identifier</th><th>verdict</th><th>published</th><th>why</th><th>since</th><th>latency</th><th>last 15 min</th><th>last status</th><th>reason</th>{views_head}<th>Route53 check</th><th>certificate</th><th>target</th></tr>",
             );
             for m in &r.members {
                 let why_class = match m.decision.as_deref().unwrap_or("-") {
                     "min_healthy" | "last_member" | "max_withdrawn" | "fail_open" | "conflict"
-                    | "damped" | "quorum" => "warn",
+                    | "damped" | "quorum" | "drained" => "warn",
                     _ => "",
                 };
                 let why = m.why_text(self.now);
@@ -113,13 +152,14 @@ impl Status {
                 };
                 let _ = writeln!(
                     body,
-                    "<tr class={v}><td>{}</td><td>{}</td><td><span class=\"pill {v}\">{v}</span></td><td>{}</td><td class={why_class}>{}</td><td>{} ago</td><td>{}</td><td>{}</td><td>{}</td>{views}<td class=check>{check}</td><td class=cert>{cert}</td><td>{}</td></tr>",
+                    "<tr class={v}><td>{}</td><td>{}</td><td><span class=\"pill {v}\">{v}</span></td><td>{}</td><td class={why_class}>{}</td><td>{} ago</td><td>{}</td><td class=trend>{}</td><td>{}</td><td>{}</td>{views}<td class=check>{check}</td><td class=cert>{cert}</td><td>{}</td></tr>",
                     esc(&m.region),
                     esc(&m.set_identifier),
                     if m.published { "yes" } else { "<b>no</b>" },
                     esc(&why),
                     ago(self.now, m.since),
                     m.latency_ms.map(|l| format!("{l:.1} ms")).unwrap_or_else(|| "-".into()),
+                    sparkline(&m.trend, self.now),
                     m.last_status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
                     esc(m.reason.as_deref().unwrap_or("")),
                     esc(&m.target),
@@ -131,6 +171,7 @@ impl Status {
                 body.push_str(&parity_html(p, self.now));
             }
         }
+        body.push_str(&timeline(events, self.now));
         format!(
             r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -147,6 +188,13 @@ th, td {{ text-align: left; padding: .3em .8em; border-bottom: 1px solid #ddd; }
 .pill.healthy {{ background: #2e7d32; }} .pill.unhealthy {{ background: #c62828; }}
 .pill.unknown {{ background: #757575; }}
 .warn {{ color: #b26a00; font-weight: bold; }} .bad {{ color: #c62828; }}
+.pill.frozen {{ background: #1565c0; font-size: .8em; }}
+svg.spark {{ vertical-align: middle; }}
+ol.timeline {{ list-style: none; padding: 0; }}
+ol.timeline li {{ padding: .15em 0; border-bottom: 1px solid #eee; }}
+ol.timeline time {{ color: #666; font-family: monospace; margin-right: .6em; }}
+ol.timeline .kind {{ display: inline-block; min-width: 7em; font-weight: bold; }}
+.ev-blocked .kind, .ev-drain .kind, .ev-freeze .kind {{ color: #b26a00; }}
 </style></head>
 <body>
 <h1>route53-failover <small>owner {owner}, provider {provider}, {ready}, v{version}</small></h1>
@@ -164,6 +212,80 @@ th, td {{ text-align: left; padding: .3em .8em; border-bottom: 1px solid #ddd; }
             version = esc(&self.version),
         )
     }
+}
+
+/// A member's last 15 minutes as an inline SVG (no script, no external
+/// file: the page works offline): mean latency per bucket as a line, red
+/// bars where probes failed (as tall as the share that failed); the title
+/// says the figures.
+fn sparkline(points: &[TrendPoint], now: f64) -> String {
+    const W: f64 = 150.0;
+    const H: f64 = 24.0;
+    if points.is_empty() {
+        return "-".into();
+    }
+    let window = WINDOW.as_secs_f64();
+    let bucket = BUCKET_SECS as f64;
+    let start = now - window;
+    let top = points.iter().map(|p| p.mean_ms).fold(1.0, f64::max);
+    let x = |at: f64| ((at + bucket / 2.0 - start) / window * W).clamp(0.0, W);
+    let y = |ms: f64| H - 1.0 - ms / top * (H - 2.0);
+    let mut bars = String::new();
+    let mut line = Vec::new();
+    let (mut probes, mut failures) = (0, 0);
+    for p in points {
+        probes += p.probes;
+        failures += p.failures;
+        if p.failures > 0 {
+            let h = H * f64::from(p.failures) / f64::from(p.probes.max(1));
+            let _ = write!(
+                bars,
+                r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{h:.1}" fill="#c62828" opacity=".6"/>"##,
+                x(p.at) - W / 90.0,
+                H - h,
+                W / 45.0
+            );
+        }
+        line.push(format!("{:.1},{:.1}", x(p.at), y(p.mean_ms)));
+    }
+    let title = format!(
+        "last 15 min: {probes} probes, {failures} failed, mean up to {top:.0} ms, slowest {:.0} ms",
+        points.iter().map(|p| p.max_ms).fold(0.0, f64::max)
+    );
+    format!(
+        r##"<svg class=spark width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img" aria-label="{t}"><title>{t}</title>{bars}<polyline points="{}" fill="none" stroke="#1565c0" stroke-width="1.5"/></svg>"##,
+        line.join(" "),
+        t = esc(&title)
+    )
+}
+
+/// The newest events, newest first.
+fn timeline(events: &[Event], now: f64) -> String {
+    let mut out =
+        String::from("<h2>Timeline <small>newest first</small></h2>\n<ol class=timeline>");
+    for e in events {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(e.at.max(0.0));
+        let stamp = humantime::format_rfc3339_seconds(at).to_string();
+        let subject = match (&e.record, &e.region) {
+            (Some(r), Some(g)) => format!("{r} {g}: "),
+            (Some(r), None) => format!("{r}: "),
+            _ => String::new(),
+        };
+        let _ = write!(
+            out,
+            "<li class=\"ev ev-{k}\"><time datetime=\"{stamp}\" title=\"{} ago\">{}</time><span class=kind>{k}</span> {}{}</li>",
+            ago(now, e.at),
+            esc(stamp.get(11..19).unwrap_or(&stamp)),
+            esc(&subject),
+            esc(&e.message),
+            k = esc(&e.event),
+        );
+    }
+    if events.is_empty() {
+        out.push_str("<li>nothing yet</li>");
+    }
+    out.push_str("</ol>\n");
+    out
 }
 
 /// Fewer days left than this shows as a warning (as the chart's alert).

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::MemberConfig;
 use crate::controller::{MemberId, MemberState, Runtime};
+use crate::decide::controls::Control;
 use crate::decide::quorum::Ignored;
 use crate::metrics::unix_secs as unix;
 
@@ -35,6 +36,12 @@ pub struct Status {
     /// With `ha`: the exchange of views behind the quorum.
     #[serde(default)]
     pub views: Option<ViewsSnapshot>,
+    /// On-call's drains and freezes in force (with `admin`).
+    #[serde(default)]
+    pub controls: Vec<Control>,
+    /// Why they could not be read last time.
+    #[serde(default)]
+    pub controls_error: Option<String>,
 }
 
 /// With `ha`: how this instance's view exchange goes.
@@ -71,6 +78,9 @@ pub struct ZoneSnapshot {
     pub last_error: Option<String>,
     pub changes_applied: u64,
     pub pending_changes: usize,
+    /// What a freeze holds back: the changes the daemon would make.
+    #[serde(default)]
+    pub held: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -85,6 +95,9 @@ pub struct RecordSnapshot {
     /// (or not yet).
     #[serde(default)]
     pub parity: Option<crate::parity::ParityReport>,
+    /// The freeze that holds the record, if any.
+    #[serde(default)]
+    pub frozen: Option<Control>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -113,6 +126,10 @@ pub struct MemberSnapshot {
     /// Flaps counted since the member was last stable.
     #[serde(default)]
     pub flaps: u32,
+    /// On-call's drain of the member (by, reason, until); the decision
+    /// says `drained`, or the rule that holds it in.
+    #[serde(default)]
+    pub drain: Option<Control>,
     /// The verdict holds since (unix seconds).
     pub since: f64,
     /// The failure behind the verdict, or the latest failure seen.
@@ -134,6 +151,10 @@ pub struct MemberSnapshot {
     pub cert_not_after: Option<f64>,
     /// The member's Route53 health check; null when checks are disabled.
     pub health_check: Option<HealthCheckSnapshot>,
+    /// The last 15 minutes of probes, for the page's sparkline (not in
+    /// the JSON: it would multiply its size).
+    #[serde(default, skip_serializing)]
+    pub trend: Vec<crate::trend::TrendPoint>,
 }
 
 /// A member's Route53 health check next to the daemon's own verdict.
@@ -204,14 +225,28 @@ impl HealthCheckSnapshot {
 }
 
 impl MemberSnapshot {
-    /// Why, for the table and the page: a damped member says for how long.
+    /// Why, for the table and the page: a damped member says for how
+    /// long, a drained one by whom and until when, a drain held in says
+    /// which rule holds it.
     pub fn why_text(&self, now: f64) -> String {
-        match (self.decision.as_deref(), self.damped_until) {
-            (Some("damped"), Some(until)) => {
+        let until = |ms: u64| ago(ms as f64 / 1000.0, now);
+        match (self.decision.as_deref(), self.damped_until, &self.drain) {
+            (Some("damped"), Some(until), _) => {
                 format!("damped ({} left)", ago(until, now))
             }
-            (Some(why), _) => why.to_string(),
-            (None, _) => "-".to_string(),
+            (Some("drained"), _, Some(d)) => {
+                format!(
+                    "drained by {} ({} left): {}",
+                    d.by,
+                    until(d.until_ms),
+                    d.reason
+                )
+            }
+            (Some(why), _, Some(d)) => {
+                format!("{why}: drain by {} held by {why}", d.by)
+            }
+            (Some(why), _, None) => why.to_string(),
+            (None, _, _) => "-".to_string(),
         }
     }
 
@@ -237,7 +272,12 @@ impl MemberSnapshot {
         words.join(" ")
     }
 
-    fn of(mc: &MemberConfig, m: &MemberState, me: Option<(&str, bool)>) -> Self {
+    fn of(
+        mc: &MemberConfig,
+        m: &MemberState,
+        me: Option<(&str, bool)>,
+        drain: Option<&Control>,
+    ) -> Self {
         let (successes, failures) = m.health.consecutive();
         let views = me
             .map(|(identity, counted)| {
@@ -270,6 +310,7 @@ impl MemberSnapshot {
             decision: m.why.map(|w| w.as_str().to_string()),
             damped_until: m.damping.held_until(SystemTime::now()).map(unix),
             flaps: m.damping.flaps,
+            drain: drain.cloned(),
             since: unix(m.health.since()),
             reason: m.health.reason().map(str::to_string),
             conflict: m.conflict,
@@ -288,6 +329,7 @@ impl MemberSnapshot {
             target: target_text(&mc.target, m),
             cert_not_after: m.cert_not_after.map(unix),
             health_check: HealthCheckSnapshot::of(mc.health_check.is_some(), m.health.verdict(), m),
+            trend: m.trend.points(SystemTime::now()),
         }
     }
 }
@@ -304,6 +346,7 @@ impl Status {
                 last_error: z.last_error,
                 changes_applied: z.changes_applied,
                 pending_changes: z.pending_changes,
+                held: z.held,
             })
             .collect();
         let counted = !rt.sees_everything_down();
@@ -312,6 +355,8 @@ impl Status {
             .ha
             .as_ref()
             .map(|ha| (ha.identity.as_str(), counted));
+        let now = SystemTime::now();
+        let controls = rt.controls.snapshot();
         let records = rt
             .config
             .records
@@ -331,10 +376,13 @@ impl Status {
                             record: ri,
                             member: mi,
                         };
-                        rt.member(id).read(|m| MemberSnapshot::of(mc, m, me))
+                        let rtype = r.rtype.to_string();
+                        let drain = controls.drain(&r.name, &rtype, &mc.set_identifier, now);
+                        rt.member(id).read(|m| MemberSnapshot::of(mc, m, me, drain))
                     })
                     .collect(),
                 parity: rt.parity(r),
+                frozen: controls.freeze(&r.name, now).cloned(),
             })
             .collect();
         Status {
@@ -343,7 +391,9 @@ impl Status {
             provider: rt.provider_kind.to_string(),
             ready: rt.is_ready(),
             started: unix(rt.started),
-            now: unix(SystemTime::now()),
+            now: unix(now),
+            controls: controls.in_force(now).cloned().collect(),
+            controls_error: rt.controls.last_error(),
             zones,
             records,
             config: None,

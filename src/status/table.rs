@@ -60,6 +60,22 @@ impl Status {
                 let _ = write!(out, "  ERROR: {e}");
             }
             out.push('\n');
+            for h in &z.held {
+                let _ = writeln!(out, "  held by a freeze: {h}");
+            }
+        }
+        for c in &self.controls {
+            let _ = writeln!(
+                out,
+                "{} by {} ({} left): {}",
+                c.subject(),
+                c.by,
+                ago(c.until_ms as f64 / 1000.0, self.now),
+                c.reason
+            );
+        }
+        if let Some(e) = &self.controls_error {
+            let _ = writeln!(out, "controls NOT READ: {e}");
         }
         let with_views = self.views.is_some();
         let mut header = vec![

@@ -1,9 +1,10 @@
 use super::*;
 use crate::config::{parse, Config};
 use crate::decide::ownership::{ownership, Observed, Ownership};
+use crate::decide::policy::Drain;
 use crate::decide::policy::Intent::{Leave, Publish, Withdraw};
 use crate::decide::verdict::Verdict;
-use crate::decide::zone::member_inputs;
+use crate::decide::zone::{member_inputs, RecordView};
 use crate::provider::RecordType;
 use std::path::Path;
 
@@ -317,15 +318,16 @@ records:
     };
     let discovered = vec![Some(use1.clone()), None];
     let observed = Observed::new(vec![]);
-    let inputs = member_inputs(
-        &observed,
-        &observed.claims(),
-        "me",
+    let view = RecordView {
         record,
-        &[Verdict::Healthy, Verdict::Healthy],
-        &discovered,
-        &[false, false],
-    );
+        verdicts: vec![Verdict::Healthy, Verdict::Healthy],
+        discovered: discovered.clone(),
+        damped: vec![false, false],
+        overruled: vec![false, false],
+        drains: vec![Drain::No, Drain::No],
+        frozen: false,
+    };
+    let inputs = member_inputs(&observed, &observed.claims(), "me", &view);
     assert_eq!(inputs[0].verdict, Verdict::Healthy);
     assert_eq!(
         inputs[1].verdict,

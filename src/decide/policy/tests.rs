@@ -8,6 +8,7 @@ fn m(verdict: Verdict, published: bool) -> MemberInput {
         published,
         conflict: false,
         damped: false,
+        drain: Drain::No,
     }
 }
 
@@ -16,6 +17,14 @@ fn d(published: bool) -> MemberInput {
     MemberInput {
         damped: true,
         ..m(H, published)
+    }
+}
+
+/// A member on-call drained (`force`: with --force).
+fn dr(verdict: Verdict, published: bool, force: bool) -> MemberInput {
+    MemberInput {
+        drain: if force { Drain::Forced } else { Drain::Yes },
+        ..m(verdict, published)
     }
 }
 
@@ -106,6 +115,7 @@ fn decisions_follow_the_rules() {
                     published: true,
                     conflict: true,
                     damped: false,
+                    drain: Drain::No,
                 },
                 m(X, true),
             ],
@@ -211,6 +221,101 @@ fn damping_and_max_withdrawn_follow_the_rules() {
     assert!(!Why::Damped.is_blocked());
 }
 
+#[test]
+fn drains_follow_the_safety_rules() {
+    type Case = (&'static str, Safety, Vec<MemberInput>, Vec<(bool, Why)>);
+    let cases: Vec<Case> = vec![
+        (
+            "a drained healthy member goes while another stays",
+            safety(1, None),
+            vec![m(H, true), dr(H, true, false)],
+            vec![(true, Why::Healthy), (false, Why::Drained)],
+        ),
+        (
+            "whatever its verdict",
+            safety(1, None),
+            vec![m(H, true), dr(X, true, false), dr(U, true, false)],
+            vec![
+                (true, Why::Healthy),
+                (false, Why::Drained),
+                (false, Why::Drained),
+            ],
+        ),
+        (
+            "min_healthy holds a drain in, and says so",
+            safety(2, None),
+            vec![m(H, true), dr(H, true, false)],
+            vec![(true, Why::Healthy), (true, Why::MinHealthy)],
+        ),
+        (
+            "--force goes below min_healthy",
+            safety(2, None),
+            vec![m(H, true), dr(H, true, true)],
+            vec![(true, Why::Healthy), (false, Why::Drained)],
+        ),
+        (
+            "nothing drains the last published member, forced or not",
+            safety(1, None),
+            vec![m(X, false), dr(H, true, true)],
+            vec![(false, Why::Unhealthy), (true, Why::LastMember)],
+        ),
+        (
+            "two drains of a two-member record: neither goes",
+            safety(1, None),
+            vec![dr(H, true, false), dr(H, true, false)],
+            vec![(true, Why::LastMember), (true, Why::LastMember)],
+        ),
+        (
+            "an unhealthy member is still withdrawn beside a drain held in",
+            safety(2, None),
+            vec![m(H, true), dr(H, true, false), m(X, true), m(H, true)],
+            vec![
+                (true, Why::Healthy),
+                (false, Why::Drained),
+                (false, Why::Unhealthy),
+                (true, Why::Healthy),
+            ],
+        ),
+        (
+            "max_withdrawn refuses a drain past the cap",
+            safety(1, Some(1)),
+            vec![m(H, true), m(X, false), dr(H, true, false)],
+            vec![
+                (true, Why::Healthy),
+                (false, Why::Unhealthy),
+                (true, Why::MaxWithdrawn),
+            ],
+        ),
+        (
+            "but not a forced one",
+            safety(1, Some(1)),
+            vec![m(H, true), m(X, false), dr(H, true, true)],
+            vec![
+                (true, Why::Healthy),
+                (false, Why::Unhealthy),
+                (false, Why::Drained),
+            ],
+        ),
+        (
+            "a drain of a member already out keeps it out",
+            safety(1, None),
+            vec![m(H, true), dr(H, false, false)],
+            vec![(true, Why::Healthy), (false, Why::Drained)],
+        ),
+    ];
+    for (what, safety, members, want) in cases {
+        let got: Vec<(bool, Why)> = decide(safety, &members)
+            .iter()
+            .map(|d| (d.published, d.why))
+            .collect();
+        assert_eq!(got, want, "{what}");
+    }
+}
+
+fn drain() -> impl Strategy<Value = Drain> {
+    prop_oneof![Just(Drain::No), Just(Drain::Yes), Just(Drain::Forced)]
+}
+
 fn verdict() -> impl Strategy<Value = Verdict> {
     prop_oneof![Just(U), Just(H), Just(X)]
 }
@@ -254,6 +359,62 @@ proptest! {
                 if i.verdict == U { prop_assert_eq!(d.published, i.published) }
             }
             if let (true, Some(max)) = (withdrew, max_withdrawn) {
+                prop_assert!(out_after <= max,
+                    "withdrew past max_withdrawn {max}: {inputs:?} -> {decisions:?}");
+            }
+            published = decisions.iter().map(|d| d.published).collect();
+            let any_verdict = inputs.iter().any(|i| i.verdict != U);
+            if was_any || any_verdict {
+                prop_assert!(published.iter().any(|p| *p),
+                    "nothing published: {inputs:?} -> {decisions:?}");
+            }
+        }
+    }
+
+    /// With drains as well: nothing empties a record, even forced; an
+    /// unforced drain never takes the record below `min_healthy` or past
+    /// `max_withdrawn`; a drain that goes says `drained`, one held in says
+    /// the rule that holds it.
+    #[test]
+    fn drains_never_break_the_safety_rules(
+        n in 1usize..6,
+        min_frac in 0.0f64..1.0,
+        max_out in proptest::option::of(1usize..5),
+        steps in proptest::collection::vec(
+            proptest::collection::vec((verdict(), any::<bool>(), drain()), 6), 1..40),
+    ) {
+        let min_healthy = 1 + ((n - 1) as f64 * min_frac) as usize;
+        let max_withdrawn = max_out.map(|x| x.min(n.saturating_sub(1)).max(1));
+        let safety = Safety { min_healthy, max_withdrawn };
+        let mut published = vec![false; n];
+        for step in steps {
+            let inputs: Vec<MemberInput> = (0..n)
+                .map(|i| MemberInput { damped: step[i].1, drain: step[i].2, ..m(step[i].0, published[i]) })
+                .collect();
+            let was_any = published.iter().any(|p| *p);
+            let decisions = decide(safety, &inputs);
+            let forced_out = decisions.iter().zip(&inputs)
+                .any(|(d, i)| i.drain == Drain::Forced && i.published && !d.published);
+            let healthy_after = decisions.iter().zip(&inputs)
+                .filter(|(d, i)| d.published && i.verdict == H).count();
+            let out_after = decisions.iter().filter(|d| !d.published).count();
+            let mut withdrew = false;
+            for (d, i) in decisions.iter().zip(&inputs) {
+                if i.published && !d.published {
+                    withdrew = true;
+                    prop_assert!(forced_out || healthy_after >= min_healthy,
+                        "withdrew below min_healthy: {inputs:?} -> {decisions:?}");
+                }
+                if i.drain != Drain::No {
+                    prop_assert!(
+                        !d.published && d.why == Why::Drained
+                            || d.published && matches!(d.why, Why::MinHealthy | Why::LastMember | Why::MaxWithdrawn),
+                        "a drain says what holds it: {i:?} -> {d:?}");
+                } else if i.verdict == H && !i.damped {
+                    prop_assert!(d.published)
+                }
+            }
+            if let (true, Some(max), false) = (withdrew, max_withdrawn, forced_out) {
                 prop_assert!(out_after <= max,
                     "withdrew past max_withdrawn {max}: {inputs:?} -> {decisions:?}");
             }

@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::config::{parse, Config};
 use crate::decide::ownership::Observed;
-use crate::decide::policy::{Intent, Why};
+use crate::decide::policy::{Drain, Intent, Why};
 use crate::provider::{Action, HealthCheckConfig, RecordSet};
 
 const OWNER: &str = "me";
@@ -37,6 +37,8 @@ fn view<'c>(cfg: &'c Config, verdicts: &[Verdict]) -> RecordView<'c> {
         discovered: vec![None; verdicts.len()],
         damped: vec![false; verdicts.len()],
         overruled: vec![false; verdicts.len()],
+        drains: vec![Drain::No; verdicts.len()],
+        frozen: false,
     }
 }
 
@@ -250,4 +252,65 @@ proptest! {
             was_published |= now > 0;
         }
     }
+}
+
+#[test]
+fn a_freeze_holds_the_changes_and_check_calls_back_and_shows_them() {
+    use Verdict::{Healthy as H, Unhealthy as X};
+    let cfg = config();
+    // eu-west-1's check needs an update, and eu-west-1 fails: a thawed
+    // zone would update the check and withdraw the record.
+    let checks = vec![
+        owned_check(&cfg, 0, "hc-use1", |_| {}),
+        owned_check(&cfg, 1, "hc-euw1", |c| c.failure_threshold = 9),
+        // An old check of us-east-1 nothing uses any more.
+        owned_check(&cfg, 0, "hc-stale", |c| c.request_interval = 10),
+    ];
+    let observed = published(&cfg, &[Some("hc-use1"), Some("hc-euw1"), None]);
+    let inputs = |frozen: bool, drained: bool| {
+        let mut v = view(&cfg, &[H, X, H]);
+        v.frozen = frozen;
+        if drained {
+            v.drains[2] = Drain::Yes;
+        }
+        ZoneInputs {
+            owner: OWNER,
+            zone_id: ZONE_ID,
+            observed: &observed,
+            checks: &checks,
+            records: vec![v],
+        }
+    };
+    let thawed = decide(&inputs(false, true));
+    assert!(
+        !thawed.changes.is_empty() && !thawed.calls.is_empty(),
+        "{:?} {:?}",
+        thawed.changes,
+        thawed.calls
+    );
+    assert!(thawed.held.is_empty() && thawed.held_calls.is_empty());
+    assert_eq!(thawed.unused_checks(&checks).len(), 1);
+
+    let frozen = decide(&inputs(true, true));
+    assert!(frozen.changes.is_empty(), "{:?}", frozen.changes);
+    assert!(frozen.calls.is_empty());
+    assert_eq!(
+        frozen.held, thawed.changes,
+        "the held plan is what would be done"
+    );
+    assert_eq!(frozen.held_calls, thawed.calls);
+    assert!(
+        frozen.unused_checks(&checks).is_empty(),
+        "no check goes while frozen"
+    );
+    // The decisions are made all the same, so status says what would happen.
+    let whys: Vec<Why> = frozen.members[0].iter().map(|m| m.decision.why).collect();
+    assert_eq!(whys, [Why::Healthy, Why::Unhealthy, Why::Drained]);
+    assert_eq!(
+        actions(&frozen.held),
+        [
+            (Action::Delete, "euw1".into()),
+            (Action::Delete, "apse2".into())
+        ]
+    );
 }

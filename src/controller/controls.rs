@@ -1,0 +1,262 @@
+//! On-call's drains and freezes (`decide::controls`) as this instance
+//! knows them: the [`ControlBook`] (read by the reconcilers, written by the
+//! admin routes) and the task that reads them from Route53.
+//!
+//! Any instance takes an admin call and writes the control's record
+//! itself (an `UPSERT` of a name of its own subject, or a `DELETE` of the
+//! value it read): no lease fences it, because it is on-call's word, not
+//! the automation's, and a follower need not find the holder. The holder
+//! sees it at its next read: every 15 s with `ha` (0.067 reads/s), at
+//! every resync without (only this instance writes them then, and it knows
+//! at once). The holder deletes the records of controls that ended.
+//!
+//! Controls are read only when `admin` is configured. Until the first read
+//! succeeds the reconcilers write nothing: a drained member must not come
+//! back for a restart.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::calls::Calls;
+use super::state::lock;
+use super::Runtime;
+use crate::decide::controls::{controls_parent, Control, Controls};
+use crate::events::Event;
+use crate::provider::{Action, Change, ProviderError};
+
+/// How often the controls are read with `ha`.
+const HA_READ_EVERY: Duration = Duration::from_secs(15);
+const RETRY: Duration = Duration::from_secs(1);
+
+/// The controls, shared by the reconcilers, the admin routes and status;
+/// kept across reloads.
+#[derive(Debug)]
+pub struct ControlBook {
+    controls: Mutex<Controls>,
+    /// Bumped at every change: the reconcilers wake on it.
+    version: watch::Sender<u64>,
+    /// Turns true at the first successful read.
+    loaded: watch::Sender<bool>,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Default for ControlBook {
+    fn default() -> Self {
+        ControlBook {
+            controls: Mutex::new(Controls::default()),
+            version: watch::Sender::new(0),
+            loaded: watch::Sender::new(false),
+            last_error: Mutex::new(None),
+        }
+    }
+}
+
+impl ControlBook {
+    pub fn snapshot(&self) -> Controls {
+        lock(&self.controls).clone()
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        lock(&self.last_error).clone()
+    }
+
+    pub(super) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    /// Waits for the first read (at once without `admin`: nothing to read).
+    pub(super) async fn loaded(&self, admin: bool) {
+        if admin {
+            let mut rx = self.loaded.subscribe();
+            let _ = rx.wait_for(|l| *l).await;
+        }
+    }
+
+    fn changed(&self, f: impl FnOnce(&mut Controls)) {
+        f(&mut lock(&self.controls));
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    /// Writes `control` to Route53 (replacing the one of the same subject)
+    /// and takes it into account at once.
+    pub async fn put(
+        &self,
+        calls: &Calls,
+        zone: &str,
+        control: Control,
+    ) -> Result<(), ProviderError> {
+        let zone_id = calls.find_zone(zone).await?.id;
+        let change = Change {
+            action: Action::Upsert,
+            record: control.to_record(zone),
+        };
+        calls.change(&zone_id, &[change]).await?;
+        self.changed(|c| c.put(control));
+        Ok(())
+    }
+
+    /// Deletes the control with this label from Route53 (as read now: it
+    /// may have been written by another instance); `None` when there was
+    /// none.
+    pub async fn remove(
+        &self,
+        calls: &Calls,
+        zone: &str,
+        label: &str,
+    ) -> Result<Option<Control>, ProviderError> {
+        let zone_id = calls.find_zone(zone).await?.id;
+        let name = format!("{label}.{}", controls_parent(zone));
+        let records = calls
+            .list_records_under(&zone_id, &controls_parent(zone))
+            .await?;
+        let Some(record) = records.into_iter().find(|r| r.name == name) else {
+            self.changed(|c| {
+                c.remove(label);
+            });
+            return Ok(None);
+        };
+        let control = Control::parse(&record);
+        let change = Change {
+            action: Action::Delete,
+            record,
+        };
+        calls.change(&zone_id, &[change]).await?;
+        self.changed(|c| {
+            c.remove(label);
+        });
+        Ok(control)
+    }
+}
+
+/// Reads the controls at start, then every 15 s with `ha` or every resync
+/// without, and when a control ends; says what came and went (controls
+/// written by another instance, controls that ended), and as the lease's
+/// holder deletes the records of those that ended.
+pub(super) async fn controls_loop(
+    rt: Arc<Runtime>,
+    calls: Calls,
+    fenced: Calls,
+    stop: CancellationToken,
+) {
+    let book = rt.controls.clone();
+    let zone = rt.config.control_zone().to_string();
+    let parent = controls_parent(&zone);
+    let every = if rt.config.ha.is_some() {
+        HA_READ_EVERY
+    } else {
+        rt.config.resync_interval
+    };
+    let mut ended_seen: Vec<String> = Vec::new();
+    loop {
+        let wait = match read(&rt, &calls, &fenced, &zone, &parent, &mut ended_seen).await {
+            Ok(()) => {
+                *lock(&book.last_error) = None;
+                book.loaded.send_replace(true);
+                let now = SystemTime::now();
+                let end = book
+                    .snapshot()
+                    .next_end(now)
+                    .and_then(|t| t.duration_since(now).ok())
+                    .map(|d| d + Duration::from_millis(10));
+                end.map_or(every, |e| e.min(every))
+            }
+            Err(e) => {
+                warn!(zone = %zone, error = %e, "reading on-call's drains and freezes failed; retrying");
+                *lock(&book.last_error) = Some(e.to_string());
+                RETRY
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+async fn read(
+    rt: &Runtime,
+    calls: &Calls,
+    fenced: &Calls,
+    zone: &str,
+    parent: &str,
+    ended_seen: &mut Vec<String>,
+) -> Result<(), ProviderError> {
+    let zone_id = calls.find_zone(zone).await?.id;
+    let records = calls.list_records_under(&zone_id, parent).await?;
+    let pairs: Vec<_> = records
+        .iter()
+        .filter_map(|r| Some((Control::parse(r)?, r)))
+        .collect();
+    let read = Controls(pairs.iter().map(|(c, _)| c.clone()).collect());
+    let now = SystemTime::now();
+    let book = &rt.controls;
+    let before = book.snapshot();
+    for c in read.in_force(now) {
+        if !before.0.contains(c) {
+            rt.events.emit(control_event(c, "read from Route53"));
+        }
+    }
+    let mut gone = Vec::new();
+    for (c, record) in &pairs {
+        if c.in_force(now) {
+            continue;
+        }
+        let label = c.label();
+        if !ended_seen.contains(&label) {
+            ended_seen.push(label);
+            rt.events.emit(
+                Event::new(
+                    "control_ended",
+                    format!("{} ended ({})", c.subject(), c.reason),
+                )
+                .by(&c.by),
+            );
+        }
+        gone.push(Change {
+            action: Action::Delete,
+            record: (*record).clone(),
+        });
+    }
+    ended_seen.retain(|l| read.0.iter().any(|c| &c.label() == l));
+    if read != before {
+        book.changed(|c| *c = read);
+    }
+    if !gone.is_empty() && rt.may_write() {
+        match fenced.change(&zone_id, &gone).await {
+            Ok(_) => info!(
+                controls = gone.len(),
+                "deleted the records of controls that ended"
+            ),
+            // Another instance did it first, or one was renewed meanwhile.
+            Err(ProviderError::InvalidChangeBatch(_) | ProviderError::Fenced(_)) => {}
+            Err(e) => warn!(error = %e, "could not delete the records of controls that ended"),
+        }
+    }
+    Ok(())
+}
+
+/// The event of a control being made.
+pub fn control_event(c: &Control, how: &str) -> Event {
+    let kind = if c.is_drain() { "drain" } else { "freeze" };
+    let until = humantime::format_rfc3339_seconds(c.until());
+    let mut e = Event::new(
+        kind,
+        format!("{} until {until}: {} ({how})", c.subject(), c.reason),
+    )
+    .by(&c.by);
+    if let crate::decide::controls::Scope::Drain {
+        record,
+        rtype,
+        region,
+        ..
+    } = &c.scope
+    {
+        e = e.about(record, rtype, Some(region));
+    }
+    e.reason = Some(c.reason.clone());
+    e
+}

@@ -1,0 +1,158 @@
+//! The event timeline: what the daemon saw and did, newest last, the last
+//! [`KEEP`] kept in memory (served at `/events`, drawn on the page, printed
+//! by `route53-failover events`). Each event is also a log line with a
+//! stable `event` field (`verdict`, `decision`, `blocked`, `change`,
+//! `insync`, `drain`, `undrain`, `freeze`, `unfreeze`, `control_ended`,
+//! `lease`, `reload`), so a log pipeline keeps the history past a restart.
+//!
+//! The timeline outlives config reloads (the runtime hands it over).
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+/// Events kept in memory: about an hour of a busy incident, ~0.3 MiB.
+pub const KEEP: usize = 1000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Grows by one per event of this process; `since` filters on it.
+    pub id: u64,
+    /// Unix seconds.
+    pub at: f64,
+    /// The kind: the log line's `event` field.
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub rtype: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The rule or reason behind it (`unhealthy`, `min_healthy`, `timeout`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_id: Option<String>,
+    /// Who, for on-call's actions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    pub message: String,
+}
+
+impl Event {
+    pub fn new(event: &str, message: impl Into<String>) -> Self {
+        Event {
+            id: 0,
+            at: 0.0,
+            event: event.to_string(),
+            record: None,
+            rtype: None,
+            region: None,
+            reason: None,
+            change_id: None,
+            by: None,
+            message: message.into(),
+        }
+    }
+
+    /// The member (or record, without a region) it is about.
+    pub fn about(mut self, record: &str, rtype: &str, region: Option<&str>) -> Self {
+        self.record = Some(record.to_string());
+        self.rtype = Some(rtype.to_string());
+        self.region = region.map(str::to_string);
+        self
+    }
+
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    pub fn change_id(mut self, id: &str) -> Self {
+        self.change_id = Some(id.to_string());
+        self
+    }
+
+    pub fn by(mut self, by: &str) -> Self {
+        self.by = Some(by.to_string());
+        self
+    }
+}
+
+/// The timeline.
+#[derive(Debug, Default)]
+pub struct Events {
+    inner: Mutex<Ring>,
+}
+
+#[derive(Debug, Default)]
+struct Ring {
+    next_id: u64,
+    events: VecDeque<Event>,
+}
+
+impl Events {
+    /// Stamps, logs and keeps an event.
+    pub fn emit(&self, mut e: Event) {
+        e.at = crate::metrics::unix_secs(SystemTime::now());
+        {
+            let mut ring = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            ring.next_id += 1;
+            e.id = ring.next_id;
+            if ring.events.len() == KEEP {
+                ring.events.pop_front();
+            }
+            ring.events.push_back(e.clone());
+        }
+        tracing::info!(
+            event = e.event.as_str(),
+            record = e.record.as_deref(),
+            r#type = e.rtype.as_deref(),
+            region = e.region.as_deref(),
+            reason = e.reason.as_deref(),
+            change_id = e.change_id.as_deref(),
+            by = e.by.as_deref(),
+            "{}",
+            e.message
+        );
+    }
+
+    /// Events newest first: those after event `since` (an id), at most `limit`.
+    pub fn newest(&self, since: Option<u64>, limit: usize) -> Vec<Event> {
+        let ring = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        ring.events
+            .iter()
+            .rev()
+            .take_while(|e| since.is_none_or(|s| e.id > s))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_first_with_since_and_a_bound() {
+        let events = Events::default();
+        for i in 0..(KEEP + 5) {
+            events.emit(Event::new("verdict", format!("e{i}")));
+        }
+        let all = events.newest(None, usize::MAX);
+        assert_eq!(all.len(), KEEP, "only the last {KEEP} are kept");
+        assert_eq!(all[0].id, (KEEP + 5) as u64);
+        assert!(all
+            .windows(2)
+            .all(|w| w[0].id == w[1].id + 1 && w[0].at >= w[1].at));
+        let after = events.newest(Some(KEEP as u64 + 2), usize::MAX);
+        assert_eq!(
+            after.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(),
+            ["e1004", "e1003", "e1002"]
+        );
+        assert_eq!(events.newest(None, 2).len(), 2);
+    }
+}
