@@ -59,7 +59,14 @@ config = yaml.safe_load(cm["data"]["config.yaml"])
 ha = config.get("ha", {}).get("enabled", False)
 assert dep["spec"]["replicas"] == (2 if ha else 1), dep["spec"]["replicas"]
 assert ("PodDisruptionBudget" in kinds) == ha
+admin = config.get("admin")
+assert (admin is None) == (not any(m["mountPath"] == "/etc/route53-failover/admin" for m in c.get("volumeMounts", [])))
 for m in c.get("volumeMounts", []):
+    if m["mountPath"] == "/etc/route53-failover/admin":
+        os.makedirs(f"{out}/pod/admin")
+        # The token the config names, as the Secret's key mounts it.
+        assert admin["token_file"].startswith("../admin/"), admin
+        open(f"{out}/pod/config/{admin['token_file']}", "w").write("stand-in-admin-token-0123456789\n")
     if m["mountPath"].startswith("/etc/route53-failover/secrets/"):
         d = out + "/pod/" + m["mountPath"][len("/etc/route53-failover/"):]
         os.makedirs(d)
@@ -105,4 +112,5 @@ refused "needs ha.enabled: true" --set replicaCount=2
 refused "/service/port" --set service.port=http
 refused "/ha/leaseDuration" --set ha.enabled=true --set ha.leaseDuration=soon
 refused "/config" --set config.listen=0.0.0.0:1
+refused "admin.enabled needs admin.existingSecret" --set admin.enabled=true
 echo "chart ok"

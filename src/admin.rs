@@ -347,7 +347,7 @@ async fn drain(rt: &Runtime, calls: &Calls, r: &AdminRequest) -> Done {
     let until = humantime::format_rfc3339_seconds(control.until());
     Ok((
         format!(
-            "drained {} until {until}; it is withdrawn while the safety rules allow (see status)",
+            "{} until {until}: withdrawn while the safety rules allow (status says)",
             control.subject()
         ),
         Some(control),

@@ -1,6 +1,7 @@
 //! The HTML status page, rendered by headless Chromium (installed by
 //! .ci/run): the DOM it builds shows each member's verdict, whether it is
-//! published and why, and a screenshot renders.
+//! published and why, its latency sparkline, the event timeline, and a
+//! screenshot renders.
 
 mod common;
 
@@ -71,6 +72,26 @@ async fn the_status_page_shows_verdicts_and_decisions_in_a_browser() {
     );
     let healthy_rows = dom.matches("class=\"pill healthy\">healthy</span>").count();
     assert_eq!(healthy_rows, 2);
+    // The last 15 minutes as an inline SVG: a latency line, red bars
+    // where probes failed.
+    let spark = row
+        .split("<svg class=\"spark\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no sparkline in {row}"));
+    assert!(spark.contains("<polyline") && spark.contains("<rect"), "{spark}");
+    assert!(spark.contains("failed"), "its title says the figures: {spark}");
+    // The timeline, newest first: the withdrawal after the verdict.
+    let timeline = dom
+        .split("<ol class=\"timeline\">")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no timeline in {dom}"));
+    let decided = timeline
+        .find("eu-west-1 withdrawn: unhealthy")
+        .unwrap_or_else(|| panic!("no withdrawal in {timeline}"));
+    let failed = timeline
+        .find("eu-west-1 verdict changed: healthy → unhealthy")
+        .unwrap_or_else(|| panic!("no verdict change in {timeline}"));
+    assert!(decided < failed, "newest first: {timeline}");
 
     let shot = profile.path().join("page.png");
     let out = tokio::task::spawn_blocking({

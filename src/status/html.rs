@@ -247,13 +247,19 @@ fn sparkline(points: &[TrendPoint], now: f64) -> String {
             );
         }
         line.push(format!("{:.1},{:.1}", x(p.at), y(p.mean_ms)));
+        let _ = write!(
+            bars,
+            r##"<circle cx="{:.1}" cy="{:.1}" r="1.6" fill="#1565c0"/>"##,
+            x(p.at),
+            y(p.mean_ms)
+        );
     }
     let title = format!(
         "last 15 min: {probes} probes, {failures} failed, mean up to {top:.0} ms, slowest {:.0} ms",
         points.iter().map(|p| p.max_ms).fold(0.0, f64::max)
     );
     format!(
-        r##"<svg class=spark width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img" aria-label="{t}"><title>{t}</title>{bars}<polyline points="{}" fill="none" stroke="#1565c0" stroke-width="1.5"/></svg>"##,
+        r##"<svg class=spark width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img" aria-label="{t}"><title>{t}</title><line x1="0" y1="{H}" x2="{W}" y2="{H}" stroke="#ccc"/>{bars}<polyline points="{}" fill="none" stroke="#1565c0" stroke-width="1.5"/></svg>"##,
         line.join(" "),
         t = esc(&title)
     )

@@ -54,6 +54,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- with .Values.ha.leaseName }}{{ $_ := set $ha "lease_name" . }}{{ end }}
 {{- $_ := set $c "ha" $ha }}
 {{- end }}
+{{- if .Values.admin.enabled }}
+{{- if not .Values.admin.existingSecret }}
+{{- fail "admin.enabled needs admin.existingSecret: the Secret holding the admin token" }}
+{{- end }}
+{{- $_ := set $c "admin" (dict "token_file" (printf "../admin/%s" .Values.admin.key)) }}
+{{- end }}
 {{- toYaml $c }}
 {{- end }}
 
