@@ -338,6 +338,17 @@ async fn drain(rt: &Runtime, calls: &Calls, r: &AdminRequest) -> Done {
         ));
     }
     let control = Control::new(drain_scope(record, at, r.force), &r.by, reason, now, lasts);
+    put(
+        rt,
+        calls,
+        control,
+        "withdrawn while the safety rules allow (status says)",
+    )
+    .await
+}
+
+/// Writes a control, says so in the timeline, and answers with `what`.
+async fn put(rt: &Runtime, calls: &Calls, control: Control, what: &str) -> Done {
     rt.controls
         .put(calls, rt.config.control_zone(), control.clone())
         .await
@@ -346,10 +357,7 @@ async fn drain(rt: &Runtime, calls: &Calls, r: &AdminRequest) -> Done {
         .emit(control_event(&control, "through this instance"));
     let until = humantime::format_rfc3339_seconds(control.until());
     Ok((
-        format!(
-            "{} until {until}: withdrawn while the safety rules allow (status says)",
-            control.subject()
-        ),
+        format!("{} until {until}: {what}", control.subject()),
         Some(control),
     ))
 }
@@ -391,20 +399,13 @@ async fn freeze(rt: &Runtime, calls: &Calls, r: &AdminRequest) -> Done {
         SystemTime::now(),
         lasts,
     );
-    rt.controls
-        .put(calls, rt.config.control_zone(), control.clone())
-        .await
-        .map_err(route53_failed)?;
-    rt.events
-        .emit(control_event(&control, "through this instance"));
-    let until = humantime::format_rfc3339_seconds(control.until());
-    Ok((
-        format!(
-            "{} until {until}: nothing in its scope changes; status shows the plan held back",
-            control.subject()
-        ),
-        Some(control),
-    ))
+    put(
+        rt,
+        calls,
+        control,
+        "nothing in its scope changes; status shows the plan held back",
+    )
+    .await
 }
 
 async fn unfreeze(rt: &Runtime, calls: &Calls, r: &AdminRequest) -> Done {

@@ -59,6 +59,46 @@ pub async fn fetch_status(endpoint: &url::Url) -> Result<Status, ClientError> {
     get(endpoint, "a status document").await
 }
 
+/// `status`: the table, or the JSON.
+pub async fn status(url: &str, json: bool) -> Result<String, ClientError> {
+    let status = fetch_status(&endpoint(url, "status")?).await?;
+    Ok(if json {
+        serde_json::to_string_pretty(&status).map_err(|e| Failed(e.to_string()))? + "\n"
+    } else {
+        status.table()
+    })
+}
+
+/// `status --watch`: the table every `every`, the screen cleared first on
+/// a terminal; an unreachable daemon is said and retried, not fatal.
+pub async fn watch_status(url: &str, every: Duration) -> Result<(), ClientError> {
+    use std::io::{IsTerminal, Write};
+    let endpoint = endpoint(url, "status")?;
+    let every = every.max(Duration::from_millis(100));
+    let clear = std::io::stdout().is_terminal();
+    loop {
+        let text = match fetch_status(&endpoint).await {
+            Ok(status) => status.table(),
+            Err(e) => format!(
+                "{e}; retrying every {}\n",
+                humantime::format_duration(every)
+            ),
+        };
+        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+        let screen = format!(
+            "{}{now}  every {}\n{text}\n",
+            if clear { "\x1b[2J\x1b[H" } else { "" },
+            humantime::format_duration(every)
+        );
+        let mut out = std::io::stdout().lock();
+        out.write_all(screen.as_bytes())
+            .and_then(|_| out.flush())
+            .map_err(|e| Failed(format!("stdout: {e}")))?;
+        drop(out);
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// The daemon's events, newest first, after event `since`.
 pub async fn fetch_events(url: &str, since: Option<u64>) -> Result<Vec<Event>, ClientError> {
     let mut endpoint = endpoint(url, "events")?;
@@ -115,6 +155,167 @@ pub async fn admin(
         ))),
         (_, Some(a)) => Err(Failed(format!("{status}: {}", a.message))),
         (_, None) => Err(Failed(format!("{endpoint} answered {status}"))),
+    }
+}
+
+/// On-call's commands: each is one admin call.
+#[derive(clap::Subcommand)]
+pub enum OnCall {
+    /// Take a member out of DNS by hand (while the safety rules allow) until
+    /// --for ends or `undrain`. Needs the daemon's admin token.
+    Drain {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[arg(long)]
+        record: String,
+        /// The record's type, when its name has several.
+        #[arg(long = "type")]
+        rtype: Option<String>,
+        /// The member's region (or set identifier).
+        #[arg(long)]
+        region: String,
+        #[arg(long)]
+        reason: String,
+        /// How long: default 1h, at most 7d.
+        #[arg(long = "for")]
+        lasts: Option<String>,
+        /// Also below min_healthy and past max_withdrawn (never the last member).
+        #[arg(long)]
+        force: bool,
+    },
+    /// End a member's drain.
+    Undrain {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[arg(long)]
+        record: String,
+        #[arg(long = "type")]
+        rtype: Option<String>,
+        #[arg(long)]
+        region: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Hands off: change nothing of a record (or of every record) until
+    /// --for ends or `unfreeze`; probes go on and status shows the plan held.
+    Freeze {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Only this record (every type); default: everything.
+        #[arg(long)]
+        record: Option<String>,
+        #[arg(long)]
+        reason: String,
+        /// How long: default 1h, at most 7d.
+        #[arg(long = "for")]
+        lasts: Option<String>,
+    },
+    /// End a freeze (of --record, or of everything).
+    Unfreeze {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[arg(long)]
+        record: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+/// What every admin command needs: where, the token, and who.
+#[derive(clap::Args)]
+pub struct AdminArgs {
+    #[arg(long, default_value = "http://127.0.0.1:9090")]
+    pub url: String,
+    /// The file holding the admin token (else ROUTE53_FAILOVER_ADMIN_TOKEN).
+    #[arg(long)]
+    pub token_file: Option<std::path::PathBuf>,
+    /// Who acts, for the audit trail (default: $USER).
+    #[arg(long)]
+    pub by: Option<String>,
+}
+
+impl OnCall {
+    /// Sends the call; the daemon's answer.
+    pub async fn run(self) -> Result<String, ClientError> {
+        let (action, admin, request) = match self {
+            OnCall::Drain {
+                admin,
+                record,
+                rtype,
+                region,
+                reason,
+                lasts,
+                force,
+            } => (
+                "drain",
+                admin,
+                AdminRequest {
+                    record: Some(record),
+                    rtype,
+                    region: Some(region),
+                    reason: Some(reason),
+                    lasts,
+                    force,
+                    ..Default::default()
+                },
+            ),
+            OnCall::Undrain {
+                admin,
+                record,
+                rtype,
+                region,
+                reason,
+            } => (
+                "undrain",
+                admin,
+                AdminRequest {
+                    record: Some(record),
+                    rtype,
+                    region: Some(region),
+                    reason,
+                    ..Default::default()
+                },
+            ),
+            OnCall::Freeze {
+                admin,
+                record,
+                reason,
+                lasts,
+            } => (
+                "freeze",
+                admin,
+                AdminRequest {
+                    record,
+                    reason: Some(reason),
+                    lasts,
+                    ..Default::default()
+                },
+            ),
+            OnCall::Unfreeze {
+                admin,
+                record,
+                reason,
+            } => (
+                "unfreeze",
+                admin,
+                AdminRequest {
+                    record,
+                    reason,
+                    ..Default::default()
+                },
+            ),
+        };
+        let token = admin_token(admin.token_file.as_deref())?;
+        let request = AdminRequest {
+            by: admin
+                .by
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_default(),
+            ..request
+        };
+        Ok(self::admin(&admin.url, action, &token, &request)
+            .await?
+            .message)
     }
 }
 

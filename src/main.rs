@@ -13,7 +13,6 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use route53_failover::admin::AdminRequest;
 use route53_failover::config::{self, Config, ProviderKind};
 use route53_failover::controller::{self, Runtime};
 use route53_failover::decide::policy::Intent;
@@ -25,7 +24,6 @@ use route53_failover::provider::memory::MemoryProvider;
 use route53_failover::provider::remote::{self, RemoteMemory};
 use route53_failover::provider::route53::Route53Provider;
 use route53_failover::provider::{Action, Change, Provider, ProviderError};
-use route53_failover::status::Status;
 use route53_failover::{admin, client, demo, http, reload};
 
 const EXAMPLES: &str = "\
@@ -114,77 +112,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Take a member out of DNS by hand (while the safety rules allow) until
-    /// --for ends or `undrain`. Needs the daemon's admin token.
-    Drain {
-        #[command(flatten)]
-        admin: AdminArgs,
-        #[arg(long)]
-        record: String,
-        /// The record's type, when its name has several.
-        #[arg(long = "type")]
-        rtype: Option<String>,
-        /// The member's region (or set identifier).
-        #[arg(long)]
-        region: String,
-        #[arg(long)]
-        reason: String,
-        /// How long: default 1h, at most 7d.
-        #[arg(long = "for")]
-        lasts: Option<String>,
-        /// Also below min_healthy and past max_withdrawn (never the last member).
-        #[arg(long)]
-        force: bool,
-    },
-    /// End a member's drain.
-    Undrain {
-        #[command(flatten)]
-        admin: AdminArgs,
-        #[arg(long)]
-        record: String,
-        #[arg(long = "type")]
-        rtype: Option<String>,
-        #[arg(long)]
-        region: String,
-        #[arg(long)]
-        reason: Option<String>,
-    },
-    /// Hands off: change nothing of a record (or of every record) until
-    /// --for ends or `unfreeze`; probes go on and status shows the plan held.
-    Freeze {
-        #[command(flatten)]
-        admin: AdminArgs,
-        /// Only this record (every type); default: everything.
-        #[arg(long)]
-        record: Option<String>,
-        #[arg(long)]
-        reason: String,
-        /// How long: default 1h, at most 7d.
-        #[arg(long = "for")]
-        lasts: Option<String>,
-    },
-    /// End a freeze (of --record, or of everything).
-    Unfreeze {
-        #[command(flatten)]
-        admin: AdminArgs,
-        #[arg(long)]
-        record: Option<String>,
-        #[arg(long)]
-        reason: Option<String>,
-    },
-}
-
-/// What every admin command needs: where, the token, and who.
-#[derive(clap::Args)]
-struct AdminArgs {
-    #[arg(long, default_value = "http://127.0.0.1:9090")]
-    url: String,
-    /// The file holding the admin token (else ROUTE53_FAILOVER_ADMIN_TOKEN).
-    #[arg(long)]
-    token_file: Option<PathBuf>,
-    /// Who acts, for the audit trail (default: $USER).
-    #[arg(long)]
-    by: Option<String>,
+    #[command(flatten)]
+    OnCall(client::OnCall),
 }
 
 /// Bad input: reported, exit code 2.
@@ -277,9 +206,15 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             every,
         } => {
             if watch {
-                watch_status(&url, every).await
+                client::watch_status(&url, every)
+                    .await
+                    .map_err(client_error)
             } else {
-                status(&url, json).await
+                print!(
+                    "{}",
+                    client::status(&url, json).await.map_err(client_error)?
+                );
+                Ok(())
             }
         }
         Command::Events { url, since, json } => {
@@ -293,67 +228,10 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Drain {
-            admin,
-            record,
-            rtype,
-            region,
-            reason,
-            lasts,
-            force,
-        } => {
-            let request = AdminRequest {
-                record: Some(record),
-                rtype,
-                region: Some(region),
-                reason: Some(reason),
-                lasts,
-                force,
-                ..Default::default()
-            };
-            admin_call(admin, "drain", request).await
-        }
-        Command::Undrain {
-            admin,
-            record,
-            rtype,
-            region,
-            reason,
-        } => {
-            let request = AdminRequest {
-                record: Some(record),
-                rtype,
-                region: Some(region),
-                reason,
-                ..Default::default()
-            };
-            admin_call(admin, "undrain", request).await
-        }
-        Command::Freeze {
-            admin,
-            record,
-            reason,
-            lasts,
-        } => {
-            let request = AdminRequest {
-                record,
-                reason: Some(reason),
-                lasts,
-                ..Default::default()
-            };
-            admin_call(admin, "freeze", request).await
-        }
-        Command::Unfreeze {
-            admin,
-            record,
-            reason,
-        } => {
-            let request = AdminRequest {
-                record,
-                reason,
-                ..Default::default()
-            };
-            admin_call(admin, "unfreeze", request).await
+        Command::OnCall(command) => {
+            let message = command.run().await.map_err(client_error)?;
+            println!("{message}");
+            Ok(())
         }
     }
 }
@@ -364,23 +242,6 @@ fn client_error(e: client::ClientError) -> anyhow::Error {
         client::ClientError::BadInput(m) => BadInput(m).into(),
         client::ClientError::Failed(m) => anyhow::Error::msg(m),
     }
-}
-
-async fn admin_call(
-    args: AdminArgs,
-    action: &str,
-    mut request: AdminRequest,
-) -> anyhow::Result<()> {
-    let token = client::admin_token(args.token_file.as_deref()).map_err(client_error)?;
-    request.by = args
-        .by
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_default();
-    let answer = client::admin(&args.url, action, &token, &request)
-        .await
-        .map_err(client_error)?;
-    println!("{}", answer.message);
-    Ok(())
 }
 
 fn load(path: &Path) -> anyhow::Result<Config> {
@@ -582,6 +443,7 @@ async fn plan(config: &Config, provider: &dyn Provider) -> anyhow::Result<()> {
         decisions,
         checks,
         changes,
+        held,
     } = controller::preview(config, provider)
         .await
         .map_err(anyhow::Error::msg)?;
@@ -613,6 +475,12 @@ async fn plan(config: &Config, provider: &dyn Provider) -> anyhow::Result<()> {
     } else {
         println!("{} change(s):", changes.len());
         for c in &changes {
+            println!("  {c}");
+        }
+    }
+    if !held.is_empty() {
+        println!("{} change(s) held back by a freeze:", held.len());
+        for c in &held {
             println!("  {c}");
         }
     }
@@ -661,53 +529,4 @@ async fn run_demo(listen: SocketAddr) -> anyhow::Result<()> {
     .await;
     stop.cancel();
     result
-}
-
-async fn status(url: &str, json: bool) -> anyhow::Result<()> {
-    let status = fetch_status(&status_endpoint(url)?).await?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
-    } else {
-        print!("{}", status.table());
-    }
-    Ok(())
-}
-
-/// `status --watch`: the table every `every`, the screen cleared first on
-/// a terminal; an unreachable daemon is said and retried, not fatal.
-async fn watch_status(url: &str, every: Duration) -> anyhow::Result<()> {
-    use std::io::{IsTerminal, Write};
-    let endpoint = status_endpoint(url)?;
-    let every = every.max(Duration::from_millis(100));
-    let clear = std::io::stdout().is_terminal();
-    loop {
-        let text = match fetch_status(&endpoint).await {
-            Ok(status) => status.table(),
-            Err(e) => format!(
-                "{e:#}; retrying every {}\n",
-                humantime::format_duration(every)
-            ),
-        };
-        let mut out = std::io::stdout().lock();
-        if clear {
-            write!(out, "\x1b[2J\x1b[H")?;
-        }
-        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
-        write!(
-            out,
-            "{now}  every {}\n{text}\n",
-            humantime::format_duration(every)
-        )?;
-        out.flush()?;
-        drop(out);
-        tokio::time::sleep(every).await;
-    }
-}
-
-fn status_endpoint(url: &str) -> anyhow::Result<url::Url> {
-    client::endpoint(url, "status").map_err(client_error)
-}
-
-async fn fetch_status(endpoint: &url::Url) -> anyhow::Result<Status> {
-    client::fetch_status(endpoint).await.map_err(client_error)
 }

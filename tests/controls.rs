@@ -45,6 +45,18 @@ async fn cli(args: &[&str], env_token: Option<&str>) -> std::process::Output {
         .unwrap()
 }
 
+/// `route53-failover ACTION --url BASE --record api.example.test ARGS…`.
+async fn on_call(
+    action: &str,
+    base: &str,
+    args: &[&str],
+    env_token: Option<&str>,
+) -> std::process::Output {
+    let mut all = vec![action, "--url", base, "--record", NAME];
+    all.extend_from_slice(args);
+    cli(&all, env_token).await
+}
+
 fn text(out: &std::process::Output) -> String {
     format!(
         "{}{}",
@@ -298,18 +310,10 @@ async fn the_admin_routes_are_off_without_a_token_file_and_locked_with_one() {
         401,
         "not a bearer header"
     );
-    let out = cli(
-        &[
-            "drain",
-            "--url",
-            &daemon.base,
-            "--record",
-            NAME,
-            "--region",
-            "eu-west-1",
-            "--reason",
-            "x",
-        ],
+    let out = on_call(
+        "drain",
+        &daemon.base,
+        &["--region", "eu-west-1", "--reason", "x"],
         Some("wrong-token-0000000000"),
     )
     .await;
@@ -324,20 +328,10 @@ async fn the_admin_routes_are_off_without_a_token_file_and_locked_with_one() {
     .await;
     assert_eq!(bad.status(), 400);
     assert!(bad.text().await.unwrap().contains("region: missing"));
-    let out = cli(
-        &[
-            "drain",
-            "--url",
-            &daemon.base,
-            "--record",
-            NAME,
-            "--region",
-            "mars-north-1",
-            "--reason",
-            "x",
-            "--by",
-            "a",
-        ],
+    let out = on_call(
+        "drain",
+        &daemon.base,
+        &["--region", "mars-north-1", "--reason", "x", "--by", "a"],
         Some(TOKEN),
     )
     .await;
@@ -347,13 +341,10 @@ async fn the_admin_routes_are_off_without_a_token_file_and_locked_with_one() {
         "{}",
         text(&out)
     );
-    let out = cli(
+    let out = on_call(
+        "drain",
+        &daemon.base,
         &[
-            "drain",
-            "--url",
-            &daemon.base,
-            "--record",
-            NAME,
             "--region",
             "eu-west-1",
             "--reason",
@@ -372,34 +363,14 @@ async fn the_admin_routes_are_off_without_a_token_file_and_locked_with_one() {
         "{}",
         text(&out)
     );
-    let out = cli(
-        &[
-            "undrain",
-            "--url",
-            &daemon.base,
-            "--record",
-            NAME,
-            "--region",
-            "eu-west-1",
-        ],
-        None,
-    )
-    .await;
+    let out = on_call("undrain", &daemon.base, &["--region", "eu-west-1"], None).await;
     assert_eq!(out.status.code(), Some(2), "no token given: {}", text(&out));
 
     // The token from the environment works; it is never shown.
-    let out = cli(
-        &[
-            "undrain",
-            "--url",
-            &daemon.base,
-            "--record",
-            NAME,
-            "--region",
-            "eu-west-1",
-            "--by",
-            "bob",
-        ],
+    let out = on_call(
+        "undrain",
+        &daemon.base,
+        &["--region", "eu-west-1", "--by", "bob"],
         Some(TOKEN),
     )
     .await;
@@ -580,13 +551,10 @@ async fn a_drain_made_through_the_follower_is_honoured_by_the_leader() {
         store.member_ids(ZONE, NAME).len() == 3
     })
     .await;
-    let out = cli(
+    let out = on_call(
+        "drain",
+        &follower.base,
         &[
-            "drain",
-            "--url",
-            &follower.base,
-            "--record",
-            NAME,
             "--region",
             "ap-southeast-2",
             "--reason",
@@ -610,18 +578,10 @@ async fn a_drain_made_through_the_follower_is_honoured_by_the_leader() {
         assert_eq!(m.drain.map(|c| c.by), Some("dave".to_string()));
         assert_eq!(m.decision.as_deref(), Some("drained"));
     }
-    let out = cli(
-        &[
-            "undrain",
-            "--url",
-            &leader.base,
-            "--record",
-            NAME,
-            "--region",
-            "ap-southeast-2",
-            "--by",
-            "dave",
-        ],
+    let out = on_call(
+        "undrain",
+        &leader.base,
+        &["--region", "ap-southeast-2", "--by", "dave"],
         Some(TOKEN),
     )
     .await;

@@ -482,8 +482,9 @@ async fn the_metrics_page_passes_promtool() {
 async fn the_status_command_prints_a_table() {
     let (_store, eps, daemon) = three_regions(1, "5m").await;
     eps.set("eu-west-1", Mode::Fail);
-    wait_until("eu-west-1 is unhealthy", LIMIT, || async {
-        daemon.member("eu-west-1").await.verdict == "unhealthy"
+    wait_until("eu-west-1 is unhealthy and withdrawn", LIMIT, || async {
+        let m = daemon.member("eu-west-1").await;
+        m.verdict == "unhealthy" && !m.published
     })
     .await;
     let out = tokio::process::Command::new(BIN)

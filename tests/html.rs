@@ -78,8 +78,14 @@ async fn the_status_page_shows_verdicts_and_decisions_in_a_browser() {
         .split("<svg class=\"spark\"")
         .nth(1)
         .unwrap_or_else(|| panic!("no sparkline in {row}"));
-    assert!(spark.contains("<polyline") && spark.contains("<rect"), "{spark}");
-    assert!(spark.contains("failed"), "its title says the figures: {spark}");
+    assert!(
+        spark.contains("<polyline") && spark.contains("<rect"),
+        "{spark}"
+    );
+    assert!(
+        spark.contains("failed"),
+        "its title says the figures: {spark}"
+    );
     // The timeline, newest first: the withdrawal after the verdict.
     let timeline = dom
         .split("<ol class=\"timeline\">")
@@ -97,6 +103,7 @@ async fn the_status_page_shows_verdicts_and_decisions_in_a_browser() {
     let out = tokio::task::spawn_blocking({
         let p = profile.path().to_path_buf();
         let arg = format!("--screenshot={}", shot.display());
+        let url = url.clone();
         move || chromium(&[&arg, "--window-size=1200,600", &url], &p)
     })
     .await
@@ -111,4 +118,41 @@ async fn the_status_page_shows_verdicts_and_decisions_in_a_browser() {
     if let Ok(dir) = std::env::var("R53F_SCREENSHOT_DIR") {
         std::fs::copy(&shot, std::path::Path::new(&dir).join("status-page.png")).unwrap();
     }
+
+    // Restored: the page's timeline holds the whole cycle, newest first.
+    eps.set("eu-west-1", Mode::Serve);
+    wait_until("eu-west-1 is restored", Duration::from_secs(15), || async {
+        daemon.member("eu-west-1").await.published
+    })
+    .await;
+    let out = tokio::task::spawn_blocking({
+        let p = profile.path().to_path_buf();
+        let url = url.clone();
+        move || chromium(&["--dump-dom", &url], &p)
+    })
+    .await
+    .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let timeline = dom
+        .split("<ol class=\"timeline\">")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no timeline in {dom}"));
+    let cycle = [
+        "eu-west-1 published: healthy (was unhealthy)",
+        "eu-west-1 verdict changed: unhealthy → healthy",
+        "eu-west-1 withdrawn: unhealthy (was healthy)",
+        "eu-west-1 verdict changed: healthy → unhealthy (status: answered 503, expected 200)",
+    ];
+    let at: Vec<usize> = cycle
+        .iter()
+        .map(|line| {
+            timeline
+                .find(line)
+                .unwrap_or_else(|| panic!("no {line:?} in {timeline}"))
+        })
+        .collect();
+    assert!(
+        at.windows(2).all(|w| w[0] < w[1]),
+        "newest first: {timeline}"
+    );
 }

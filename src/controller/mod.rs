@@ -15,6 +15,7 @@
 //! - `calls`: every provider request (rate limit, retries, the HA fence);
 //! - `probing`: probe schedules and the prober task;
 //! - `reconcile`: the zone reconciler; `checks`: its health check calls;
+//!   `noting`: what its decisions mean for status, metrics and events;
 //! - `route53_view`: the task that reads Route53's view of each check;
 //! - `leadership` and `lease_task`: the HA lease, as held and as renewed;
 //! - `views`: with `ha`, the instances' views, for the quorum;
@@ -34,6 +35,7 @@ mod controls;
 mod leadership;
 mod lease_task;
 mod member;
+mod noting;
 pub mod parity_task;
 mod preview;
 mod probing;

@@ -26,6 +26,9 @@ pub struct Preview {
     pub checks: Vec<String>,
     /// Record changes; a check still to be created shows as `(new)`.
     pub changes: Vec<Change>,
+    /// The changes a freeze holds back (with `admin`: on-call's controls
+    /// are read as the daemon would honour them).
+    pub held: Vec<Change>,
 }
 
 /// Probes every member once, reads the provider, and returns what a
@@ -79,6 +82,7 @@ pub async fn preview(config: &Config, provider: &dyn Provider) -> Result<Preview
     }
     let mut decisions = vec![Vec::new(); config.records.len()];
     let mut changes = Vec::new();
+    let mut held = Vec::new();
     let mut check_lines = Vec::new();
     let all_checks = provider
         .list_health_checks()
@@ -173,10 +177,12 @@ pub async fn preview(config: &Config, provider: &dyn Provider) -> Result<Preview
             decisions[ri] = outcomes.iter().map(|o| o.decision).collect();
         }
         changes.extend(d.changes);
+        held.extend(d.held);
     }
     Ok(Preview {
         decisions,
         checks: check_lines,
         changes,
+        held,
     })
 }

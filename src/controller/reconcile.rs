@@ -15,7 +15,6 @@ use super::{Runtime, ZoneSignals};
 use crate::decide::health_check as hc;
 use crate::decide::ownership::Observed;
 use crate::decide::plan;
-use crate::decide::policy::Why;
 use crate::decide::verdict::Verdict;
 use crate::decide::zone::{self, RecordView, ZoneDecision, ZoneInputs};
 use crate::events::Event;
@@ -369,118 +368,6 @@ impl Reconciler {
         self.note(rt, &decision);
         decision
     }
-
-    /// Puts a decision into status and metrics, and logs what changed.
-    fn note(&self, rt: &Runtime, decision: &ZoneDecision<'_>) {
-        for (&ri, outcomes) in self.records.iter().zip(&decision.members) {
-            let record = &rt.config.records[ri];
-            let mut fail_open = false;
-            for (id, outcome) in rt.record_members(ri).zip(outcomes) {
-                let member = rt.member(id);
-                let labels = member.labels();
-                let why = outcome.decision.why;
-                let previous = member.decided(outcome);
-                if previous != Some(why)
-                    && !(previous.is_none() && matches!(why, Why::Healthy | Why::Unknown))
-                {
-                    rt.events
-                        .emit(decision_event(rt, &member, outcome, previous));
-                }
-                if why.is_blocked() && previous != Some(why) {
-                    rt.metrics
-                        .withdrawals_blocked_total
-                        .with_label_values(&[labels.record, labels.rtype, why.as_str()])
-                        .inc();
-                }
-                if outcome.conflict && previous != Some(Why::Conflict) {
-                    warn!(record = %record.name, region = labels.region,
-                        set_identifier = %member.config().set_identifier,
-                        "a record with this set identifier exists without our ownership marker; leaving it alone (set adopt: true to take it over)");
-                }
-                fail_open |= matches!(why, Why::LastMember | Why::FailOpen);
-            }
-            rt.metrics
-                .record_fail_open
-                .with_label_values(&[&record.name, super::state::rtype_str(&record.rtype)])
-                .set(i64::from(fail_open));
-        }
-        let held: Vec<String> = decision
-            .held
-            .iter()
-            .map(|c| c.to_string())
-            .chain(decision.held_calls.iter().map(|c| {
-                let record = decision.records[c.record].record;
-                let member = &record.members[c.member];
-                format!(
-                    "health check {} for {} {} {}",
-                    c.step.verb(),
-                    record.name,
-                    record.rtype,
-                    member.region
-                )
-            }))
-            .collect();
-        rt.metrics
-            .held_changes
-            .with_label_values(&[&self.zone])
-            .set(held.len() as i64);
-        rt.update_zone(&self.zone, |z| z.held = held);
-        self.note_published();
-    }
-}
-
-/// The event of a member's decision changing: what happens to its record,
-/// and the rule behind it.
-fn decision_event(
-    rt: &Runtime,
-    member: &super::Member<'_>,
-    outcome: &zone::MemberOutcome,
-    previous: Option<Why>,
-) -> Event {
-    let labels = member.labels();
-    let d = outcome.decision;
-    let what = match (d.why.is_blocked(), d.published) {
-        (true, _) => "withdrawal blocked, stays published",
-        (false, true) => "published",
-        (false, false) => "withdrawn",
-    };
-    let mut message = format!("{} {what}: {}", labels.region, d.why.as_str());
-    match d.why {
-        Why::Damped => {
-            let now = SystemTime::now();
-            let flaps = member.read(|m| m.damping.flaps);
-            if let Some(until) = member.held_until(now) {
-                let left = until.duration_since(now).unwrap_or_default().as_secs();
-                message.push_str(&format!(
-                    " ({flaps} flaps, held {left}s more although healthy)"
-                ));
-            }
-        }
-        Why::Drained => {
-            let r = member.record();
-            let rtype = r.rtype.to_string();
-            let set = &member.config().set_identifier;
-            if let Some(c) = rt
-                .controls
-                .snapshot()
-                .drain(&r.name, &rtype, set, SystemTime::now())
-            {
-                message.push_str(&format!(" by {}: {}", c.by, c.reason));
-            }
-        }
-        _ => {}
-    }
-    if let Some(p) = previous {
-        message.push_str(&format!(" (was {})", p.as_str()));
-    }
-    let kind = if d.why.is_blocked() {
-        "blocked"
-    } else {
-        "decision"
-    };
-    Event::new(kind, message)
-        .about(labels.record, labels.rtype, Some(labels.region))
-        .reason(d.why.as_str())
 }
 
 impl Reconciler {
@@ -497,21 +384,6 @@ impl Reconciler {
         let wait = end.duration_since(now).unwrap_or_default();
         // A hair later, so the hold has ended when the reconcile looks.
         Some(tokio::time::Instant::now() + wait + Duration::from_millis(10))
-    }
-
-    /// Puts what the provider holds now into status and metrics.
-    fn note_published(&self) {
-        let Some(observed) = self.observed.as_ref() else {
-            return;
-        };
-        for id in self.rt.members_of(&self.records) {
-            let member = self.rt.member(id);
-            member.published(
-                observed
-                    .member_record(member.record(), member.config())
-                    .is_some(),
-            );
-        }
     }
 
     async fn apply(&mut self, zone_id: &str, changes: &[Change]) -> Result<(), ProviderError> {

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{short_digest, MemberConfig, RecordConfig};
 use crate::decide::policy::Drain;
+use crate::decide::unix_ms;
 use crate::provider::{RecordSet, RecordType};
 
 /// The label below which every control is kept.
@@ -66,12 +67,6 @@ pub struct Control {
     /// When it was made and when it ends: unix milliseconds.
     pub at_ms: u64,
     pub until_ms: u64,
-}
-
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64
 }
 
 /// Where the control records live.
@@ -196,16 +191,7 @@ impl Control {
             values.push(format!("\"{text}\""));
             text = rest;
         }
-        RecordSet {
-            name: self.record_name(zone),
-            rtype: RecordType::Txt,
-            set_identifier: None,
-            region: None,
-            ttl: Some(60),
-            values,
-            alias: None,
-            health_check_id: None,
-        }
+        RecordSet::txt(&self.record_name(zone), values)
     }
 
     /// A control from its record; `None` for anything else.

@@ -21,7 +21,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::provider::{Action, Change, RecordSet, RecordType};
+use crate::decide::unix_ms;
+use crate::provider::{Action, Change, RecordSet};
 
 /// The first word of a lease record's value.
 const HERITAGE: &str = "route53-failover-lease";
@@ -33,12 +34,6 @@ pub struct LeaseValue {
     pub term: u64,
     /// When the lease ends, in unix milliseconds.
     pub expires_ms: u64,
-}
-
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64
 }
 
 impl LeaseValue {
@@ -72,16 +67,7 @@ impl LeaseValue {
     }
 
     pub fn record(&self, name: &str) -> RecordSet {
-        RecordSet {
-            name: name.to_string(),
-            rtype: RecordType::Txt,
-            set_identifier: None,
-            region: None,
-            ttl: Some(60),
-            values: vec![self.to_txt()],
-            alias: None,
-            health_check_id: None,
-        }
+        RecordSet::txt(name, vec![self.to_txt()])
     }
 
     pub fn expires(&self) -> SystemTime {

@@ -32,3 +32,10 @@ pub mod policy;
 pub mod quorum;
 pub mod verdict;
 pub mod zone;
+
+/// A time as the daemon's TXT records keep it: unix milliseconds.
+pub fn unix_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}

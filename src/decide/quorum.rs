@@ -176,16 +176,7 @@ impl View {
             .chain(lists)
             .map(|v| format!("\"{v}\""))
             .collect();
-        RecordSet {
-            name: name.to_string(),
-            rtype: RecordType::Txt,
-            set_identifier: None,
-            region: None,
-            ttl: Some(60),
-            values,
-            alias: None,
-            health_check_id: None,
-        }
+        RecordSet::txt(name, values)
     }
 
     /// Reads a view record; `None` for anything else.

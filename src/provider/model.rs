@@ -85,6 +85,21 @@ pub struct RecordSet {
 }
 
 impl RecordSet {
+    /// A plain TXT record with a 60 s TTL; `values` already quoted. The
+    /// daemon's own bookkeeping (lease, views, controls) is kept in these.
+    pub fn txt(name: &str, values: Vec<String>) -> Self {
+        RecordSet {
+            name: name.to_string(),
+            rtype: RecordType::Txt,
+            set_identifier: None,
+            region: None,
+            ttl: Some(60),
+            values,
+            alias: None,
+            health_check_id: None,
+        }
+    }
+
     /// An A latency record with one value and a 60 s TTL.
     pub fn latency_a(name: &str, set_identifier: &str, region: &str, value: &str) -> Self {
         RecordSet {

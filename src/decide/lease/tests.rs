@@ -1,3 +1,4 @@
+use crate::provider::RecordType;
 use std::time::{Duration, SystemTime};
 
 use super::*;
