@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::{ago, Status};
 use crate::events::Event;
-use crate::trend::{TrendPoint, BUCKET_SECS, WINDOW};
+use crate::trend::{TrendPoint, BUCKETS, BUCKET_SECS, WINDOW};
 
 impl Status {
     /// The HTML page: server-rendered, refreshes itself, no script.
@@ -241,9 +241,9 @@ fn sparkline(points: &[TrendPoint], now: f64) -> String {
             let _ = write!(
                 bars,
                 r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{h:.1}" fill="#c62828" opacity=".6"/>"##,
-                x(p.at) - W / 90.0,
+                x(p.at) - W / (2.0 * BUCKETS as f64),
                 H - h,
-                W / 45.0
+                W / BUCKETS as f64
             );
         }
         line.push(format!("{:.1},{:.1}", x(p.at), y(p.mean_ms)));
