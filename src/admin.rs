@@ -66,6 +66,7 @@ pub struct AdminAnswer {
 }
 
 const ACTIONS: [&str; 4] = ["drain", "undrain", "freeze", "unfreeze"];
+const RESULTS: [&str; 5] = ["ok", "refused", "invalid", "unauthorized", "error"];
 
 struct Admin {
     current: Arc<Current>,
@@ -74,7 +75,18 @@ struct Admin {
 }
 
 pub fn router(current: Arc<Current>, provider: Arc<dyn Provider>) -> Router {
-    let rps = current.runtime().config.provider.max_requests_per_second;
+    let rt = current.runtime();
+    if rt.config.admin.is_some() {
+        // Every series from the start, for alerts on refusals.
+        for action in ACTIONS {
+            for result in RESULTS {
+                rt.metrics
+                    .admin_actions_total
+                    .with_label_values(&[action, result]);
+            }
+        }
+    }
+    let rps = rt.config.provider.max_requests_per_second;
     let admin = Arc::new(Admin {
         current,
         provider,

@@ -153,7 +153,10 @@ pub(super) async fn controls_loop(
     let mut ended_seen: Vec<String> = Vec::new();
     loop {
         let wait = match read(&rt, &calls, &fenced, &zone, &parent, &mut ended_seen).await {
-            Ok(()) => {
+            // An admin call wrote while the read was under way: what was
+            // read may lack it, so read again.
+            Ok(false) => Duration::ZERO,
+            Ok(true) => {
                 *lock(&book.last_error) = None;
                 book.loaded.send_replace(true);
                 let now = SystemTime::now();
@@ -184,16 +187,20 @@ async fn read(
     zone: &str,
     parent: &str,
     ended_seen: &mut Vec<String>,
-) -> Result<(), ProviderError> {
+) -> Result<bool, ProviderError> {
+    let book = &rt.controls;
     let zone_id = calls.find_zone(zone).await?.id;
+    let version = *book.version.borrow();
     let records = calls.list_records_under(&zone_id, parent).await?;
+    if *book.version.borrow() != version {
+        return Ok(false);
+    }
     let pairs: Vec<_> = records
         .iter()
         .filter_map(|r| Some((Control::parse(r)?, r)))
         .collect();
     let read = Controls(pairs.iter().map(|(c, _)| c.clone()).collect());
     let now = SystemTime::now();
-    let book = &rt.controls;
     let before = book.snapshot();
     for c in read.in_force(now) {
         if !before.0.contains(c) {
@@ -236,7 +243,7 @@ async fn read(
             Err(e) => warn!(error = %e, "could not delete the records of controls that ended"),
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The event of a control being made.

@@ -119,8 +119,7 @@ fn decision_event(
             let rtype = r.rtype.to_string();
             let set = &member.config().set_identifier;
             if let Some(c) = rt
-                .controls
-                .snapshot()
+                .controls_in_use()
                 .drain(&r.name, &rtype, set, SystemTime::now())
             {
                 message.push_str(&format!(" by {}: {}", c.by, c.reason));

@@ -327,7 +327,7 @@ impl Reconciler {
     fn decide<'a>(&self, rt: &'a Runtime, zone_id: &str) -> ZoneDecision<'a> {
         let observed = self.observed.as_ref().expect("read before planning");
         let now = SystemTime::now();
-        let controls = rt.controls.snapshot();
+        let controls = rt.controls_in_use();
         let records = self
             .records
             .iter()
@@ -379,7 +379,7 @@ impl Reconciler {
             .rt
             .members_of(&self.records)
             .filter_map(|id| self.rt.member(id).held_until(now))
-            .chain(self.rt.controls.snapshot().next_end(now))
+            .chain(self.rt.controls_in_use().next_end(now))
             .min()?;
         let wait = end.duration_since(now).unwrap_or_default();
         // A hair later, so the hold has ended when the reconcile looks.

@@ -17,6 +17,7 @@ use super::leadership::Lease;
 use super::member::Member;
 use crate::config::{Config, MemberConfig, RecordConfig};
 use crate::decide::baseline::Baseline;
+use crate::decide::controls::Controls;
 use crate::decide::damping::Damping;
 use crate::decide::policy::Why;
 use crate::decide::quorum::Vote;
@@ -394,6 +395,16 @@ impl Runtime {
     /// likelier cause, so its verdicts are no evidence (`decide::quorum`).
     pub fn sees_everything_down(&self) -> bool {
         self.member_count > 0 && self.locally_unhealthy.load(Ordering::Acquire) >= self.member_count
+    }
+
+    /// On-call's controls as the daemon honours them: none without
+    /// `admin` (a reload that turns it off lets go of them at once).
+    pub fn controls_in_use(&self) -> Controls {
+        if self.config.admin.is_some() {
+            self.controls.snapshot()
+        } else {
+            Controls::default()
+        }
     }
 
     /// A record's last parity report.

@@ -356,7 +356,7 @@ impl Status {
             .as_ref()
             .map(|ha| (ha.identity.as_str(), counted));
         let now = SystemTime::now();
-        let controls = rt.controls.snapshot();
+        let controls = rt.controls_in_use();
         let records = rt
             .config
             .records
