@@ -179,6 +179,14 @@ async fn one_writer_and_the_follower_takes_over_when_the_leader_dies() {
     );
     let taken = lease(&store).unwrap();
     assert_eq!((taken.holder.as_str(), taken.term), ("b", 2));
+    let events: Vec<route53_failover::events::Event> =
+        b.daemon.get("/events").await.json().await.unwrap();
+    let lease_event = events
+        .iter()
+        .find(|e| e.event == "lease")
+        .expect("the take-over is on b's timeline");
+    assert_eq!(lease_event.reason.as_deref(), Some("acquired"));
+    assert!(lease_event.message.contains("term 2"), "{lease_event:?}");
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -133,6 +133,18 @@ async fn a_changed_config_is_applied_live_and_a_bad_one_is_refused() {
         .await
         .unwrap()
         .contains("reload refused"));
+    // Both reloads are on the timeline, the refusal with its reason.
+    let events: Vec<route53_failover::events::Event> =
+        daemon.get("/events").await.json().await.unwrap();
+    let reloads: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e.event == "reload")
+        .map(|e| (e.reason.as_deref().unwrap_or(""), e.message.as_str()))
+        .collect();
+    assert_eq!(reloads.len(), 2, "{reloads:?}");
+    assert_eq!(reloads[0].0, "refused");
+    assert!(reloads[0].1.contains("probe.interval"), "{reloads:?}");
+    assert_eq!(reloads[1].0, "ok");
     // Still working on the old config: a failing region is withdrawn.
     eps.set("eu-west-1", Mode::Fail);
     wait_until(
