@@ -18,9 +18,9 @@ use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::any;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
@@ -93,7 +93,7 @@ pub fn router(current: Arc<Current>, provider: Arc<dyn Provider>) -> Router {
         limiter: Arc::new(RateLimiter::new(rps)),
     });
     Router::new()
-        .route("/admin/{action}", post(action))
+        .route("/admin/{action}", any(action))
         .with_state(admin)
 }
 
@@ -118,16 +118,21 @@ fn answer(status: StatusCode, message: String, control: Option<Control>) -> Resp
 async fn action(
     State(admin): State<Arc<Admin>>,
     Path(action): Path<String>,
+    method: Method,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let rt = admin.current.runtime();
+    // Off: nothing here, whatever the method.
     let (Some(settings), Some(action)) = (
         rt.config.admin.as_ref(),
         ACTIONS.iter().find(|a| **a == action),
     ) else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    if method != Method::POST {
+        return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]).into_response();
+    }
     let count = |result: &str| {
         rt.metrics
             .admin_actions_total

@@ -265,6 +265,11 @@ async fn the_admin_routes_are_off_without_a_token_file_and_locked_with_one() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 404);
+    assert_eq!(
+        daemon.get("/admin/drain").await.status(),
+        404,
+        "whatever the method"
+    );
     let out = cli(
         &[
             "freeze",
