@@ -296,12 +296,21 @@ fn member<'c>(config: &'c Config, r: &AdminRequest) -> Result<(&'c RecordConfig,
         )));
     };
     let region = required(&r.region, "region")?;
-    let at = record
+    // A set identifier names one member; a region may name several.
+    if let Some(at) = record
         .members
         .iter()
-        .position(|m| m.region == region || m.set_identifier == region)
-        .ok_or_else(|| {
-            not_found(format!(
+        .position(|m| m.set_identifier == region)
+    {
+        return Ok((record, at));
+    }
+    let named: Vec<usize> = (0..record.members.len())
+        .filter(|&i| record.members[i].region == region)
+        .collect();
+    let at = match named[..] {
+        [at] => at,
+        [] => {
+            return Err(not_found(format!(
                 "region: {region:?} is not a member of {} {} ({})",
                 record.name,
                 record.rtype,
@@ -311,8 +320,22 @@ fn member<'c>(config: &'c Config, r: &AdminRequest) -> Result<(&'c RecordConfig,
                     .map(|m| m.region.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
-            ))
-        })?;
+            )))
+        }
+        _ => {
+            return Err(invalid(format!(
+                "region: {region:?} names {} members of {} {}; give the set identifier ({})",
+                named.len(),
+                record.name,
+                record.rtype,
+                named
+                    .iter()
+                    .map(|&i| record.members[i].set_identifier.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+        }
+    };
     Ok((record, at))
 }
 
