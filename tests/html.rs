@@ -30,6 +30,15 @@ fn chromium(args: &[&str], profile: &std::path::Path) -> std::process::Output {
         .expect("chromium is installed (Debian package chromium; .ci/run installs it)")
 }
 
+/// The DOM Chromium builds from the page at `url`.
+async fn dump_dom(url: &str, profile: &std::path::Path) -> String {
+    let (url, profile) = (url.to_string(), profile.to_path_buf());
+    let out = tokio::task::spawn_blocking(move || chromium(&["--dump-dom", &url], &profile))
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_status_page_shows_verdicts_and_decisions_in_a_browser() {
     let (_store, eps, daemon) = three_regions(1, "5m").await;
@@ -45,14 +54,7 @@ async fn the_status_page_shows_verdicts_and_decisions_in_a_browser() {
     .await;
     let profile = tempfile::tempdir().unwrap();
     let url = format!("{}/", daemon.base);
-    let out = tokio::task::spawn_blocking({
-        let p = profile.path().to_path_buf();
-        let url = url.clone();
-        move || chromium(&["--dump-dom", &url], &p)
-    })
-    .await
-    .unwrap();
-    let dom = String::from_utf8_lossy(&out.stdout);
+    let dom = dump_dom(&url, profile.path()).await;
     assert!(
         dom.contains("<h2>api.example.test A <small>2 of 3 published"),
         "{dom}"
@@ -125,14 +127,7 @@ async fn the_status_page_shows_verdicts_and_decisions_in_a_browser() {
         daemon.member("eu-west-1").await.published
     })
     .await;
-    let out = tokio::task::spawn_blocking({
-        let p = profile.path().to_path_buf();
-        let url = url.clone();
-        move || chromium(&["--dump-dom", &url], &p)
-    })
-    .await
-    .unwrap();
-    let dom = String::from_utf8_lossy(&out.stdout);
+    let dom = dump_dom(&url, profile.path()).await;
     let timeline = dom
         .split("<ol class=\"timeline\">")
         .nth(1)

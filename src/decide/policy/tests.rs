@@ -312,8 +312,9 @@ fn drains_follow_the_safety_rules() {
     }
 }
 
+/// Mostly no drain, as in life.
 fn drain() -> impl Strategy<Value = Drain> {
-    prop_oneof![Just(Drain::No), Just(Drain::Yes), Just(Drain::Forced)]
+    prop_oneof![4 => Just(Drain::No), 1 => Just(Drain::Yes), 1 => Just(Drain::Forced)]
 }
 
 fn verdict() -> impl Strategy<Value = Verdict> {
@@ -321,62 +322,16 @@ fn verdict() -> impl Strategy<Value = Verdict> {
 }
 
 proptest! {
-    /// Random verdicts, damping holds and limits applied step by step,
-    /// with Route53 taking each decision: once anything is published,
-    /// something stays published; no withdrawal leaves fewer than
-    /// `min_healthy` healthy members published or more than
-    /// `max_withdrawn` out; an undamped healthy member is published and
-    /// an unknown one keeps what Route53 holds.
+    /// Random verdicts, damping holds, drains and limits applied step by
+    /// step, with Route53 taking each decision: once anything is
+    /// published, something stays published (even with forced drains); no
+    /// withdrawal leaves fewer than `min_healthy` healthy members published
+    /// or more than `max_withdrawn` out, unless a forced drain went; an
+    /// undamped, undrained healthy member is published and an undrained
+    /// unknown one keeps what Route53 holds; a drain that goes says
+    /// `drained`, one held in says the rule that holds it.
     #[test]
     fn no_rule_breaks_the_safety_rules(
-        n in 1usize..6,
-        min_frac in 0.0f64..1.0,
-        max_out in proptest::option::of(1usize..5),
-        steps in proptest::collection::vec(
-            proptest::collection::vec((verdict(), any::<bool>()), 6), 1..40),
-    ) {
-        let min_healthy = 1 + ((n - 1) as f64 * min_frac) as usize;
-        let max_withdrawn = max_out.map(|x| x.min(n.saturating_sub(1)).max(1));
-        let safety = Safety { min_healthy, max_withdrawn };
-        let mut published = vec![false; n];
-        for step in steps {
-            let inputs: Vec<MemberInput> = (0..n)
-                .map(|i| MemberInput { damped: step[i].1, ..m(step[i].0, published[i]) })
-                .collect();
-            let was_any = published.iter().any(|p| *p);
-            let decisions = decide(safety, &inputs);
-            let healthy_after = decisions.iter().zip(&inputs)
-                .filter(|(d, i)| d.published && i.verdict == H).count();
-            let out_after = decisions.iter().filter(|d| !d.published).count();
-            let mut withdrew = false;
-            for (d, i) in decisions.iter().zip(&inputs) {
-                if i.published && !d.published {
-                    withdrew = true;
-                    prop_assert!(healthy_after >= min_healthy,
-                        "withdrew below min_healthy: {inputs:?} -> {decisions:?}");
-                }
-                if i.verdict == H && !i.damped { prop_assert!(d.published) }
-                if i.verdict == U { prop_assert_eq!(d.published, i.published) }
-            }
-            if let (true, Some(max)) = (withdrew, max_withdrawn) {
-                prop_assert!(out_after <= max,
-                    "withdrew past max_withdrawn {max}: {inputs:?} -> {decisions:?}");
-            }
-            published = decisions.iter().map(|d| d.published).collect();
-            let any_verdict = inputs.iter().any(|i| i.verdict != U);
-            if was_any || any_verdict {
-                prop_assert!(published.iter().any(|p| *p),
-                    "nothing published: {inputs:?} -> {decisions:?}");
-            }
-        }
-    }
-
-    /// With drains as well: nothing empties a record, even forced; an
-    /// unforced drain never takes the record below `min_healthy` or past
-    /// `max_withdrawn`; a drain that goes says `drained`, one held in says
-    /// the rule that holds it.
-    #[test]
-    fn drains_never_break_the_safety_rules(
         n in 1usize..6,
         min_frac in 0.0f64..1.0,
         max_out in proptest::option::of(1usize..5),
@@ -410,9 +365,10 @@ proptest! {
                         !d.published && d.why == Why::Drained
                             || d.published && matches!(d.why, Why::MinHealthy | Why::LastMember | Why::MaxWithdrawn),
                         "a drain says what holds it: {i:?} -> {d:?}");
-                } else if i.verdict == H && !i.damped {
-                    prop_assert!(d.published)
+                    continue;
                 }
+                if i.verdict == H && !i.damped { prop_assert!(d.published) }
+                if i.verdict == U { prop_assert_eq!(d.published, i.published) }
             }
             if let (true, Some(max), false) = (withdrew, max_withdrawn, forced_out) {
                 prop_assert!(out_after <= max,
