@@ -1,0 +1,223 @@
+//! On-call's routes: `POST /admin/{drain,undrain,freeze,unfreeze}` with a
+//! JSON body ([`AdminRequest`]). Off unless `admin.token_file` is set:
+//! then every route answers 404, as if it did not exist. A call carries
+//! `Authorization: Bearer <token>`; the token is read from the file on each
+//! call (a rotated Secret takes effect at once) and compared in constant
+//! time; a wrong or missing one gets 401 and a log line without it.
+//!
+//! Every call is counted (`admin_actions_total{action,result}`), and an
+//! action is an event (logged with who and why). With `ha` any instance
+//! takes the call and writes the control itself (`controller::controls`).
+//!
+//! Answers: 200 done, 400 bad input (the field and value named), 401, 404
+//! (no such member or record), 409 refused (the last member), 502 when
+//! Route53 did not take the write.
+
+mod actions;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+
+use crate::config::read_token;
+use crate::controller::{Calls, RateLimiter};
+use crate::decide::controls::Control;
+use crate::provider::Provider;
+use crate::reload::Current;
+
+/// The body of every admin call; each action reads the fields it needs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
+    /// The record's type, when the name has several.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub rtype: Option<String>,
+    /// A drained member: its region (or set identifier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// How long (`2h`); default 1h, at most 7 days.
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    pub lasts: Option<String>,
+    #[serde(default)]
+    pub by: String,
+    /// A drain below `min_healthy` and past `max_withdrawn`.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// The answer to every admin call.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdminAnswer {
+    pub ok: bool,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<Control>,
+}
+
+const ACTIONS: [&str; 4] = ["drain", "undrain", "freeze", "unfreeze"];
+const RESULTS: [&str; 5] = ["ok", "refused", "invalid", "unauthorized", "error"];
+
+struct Admin {
+    current: Arc<Current>,
+    provider: Arc<dyn Provider>,
+    limiter: Arc<RateLimiter>,
+}
+
+pub fn router(current: Arc<Current>, provider: Arc<dyn Provider>) -> Router {
+    let rt = current.runtime();
+    if rt.config.admin.is_some() {
+        // Every series from the start, for alerts on refusals.
+        for action in ACTIONS {
+            for result in RESULTS {
+                rt.metrics
+                    .admin_actions_total
+                    .with_label_values(&[action, result]);
+            }
+        }
+    }
+    let rps = rt.config.provider.max_requests_per_second;
+    let admin = Arc::new(Admin {
+        current,
+        provider,
+        limiter: Arc::new(RateLimiter::new(rps)),
+    });
+    Router::new()
+        .route("/admin/{action}", any(action))
+        .with_state(admin)
+}
+
+/// A refusal: the status, the metric's result and what to say.
+struct Refusal(StatusCode, &'static str, String);
+
+impl Refusal {
+    fn new(status: StatusCode, result: &'static str, message: impl Into<String>) -> Self {
+        Refusal(status, result, message.into())
+    }
+}
+
+fn answer(status: StatusCode, message: String, control: Option<Control>) -> Response {
+    let body = AdminAnswer {
+        ok: status.is_success(),
+        message,
+        control,
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn action(
+    State(admin): State<Arc<Admin>>,
+    Path(action): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let rt = admin.current.runtime();
+    // Off: nothing here, whatever the method.
+    let (Some(settings), Some(action)) = (
+        rt.config.admin.as_ref(),
+        ACTIONS.iter().find(|a| **a == action),
+    ) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if method != Method::POST {
+        return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]).into_response();
+    }
+    let count = |result: &str| {
+        rt.metrics
+            .admin_actions_total
+            .with_label_values(&[action, result])
+            .inc()
+    };
+    match authorized(&headers, &settings.token_file) {
+        Ok(true) => {}
+        Ok(false) => {
+            warn!(action, "admin call refused: missing or wrong bearer token");
+            count("unauthorized");
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                Json(AdminAnswer {
+                    ok: false,
+                    message: "missing or wrong bearer token".into(),
+                    control: None,
+                }),
+            )
+                .into_response();
+        }
+        Err(e) => {
+            warn!(action, error = %e, "admin call refused: the token file cannot be read");
+            count("error");
+            return answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the admin token file cannot be read; see the daemon's log".into(),
+                None,
+            );
+        }
+    }
+    let request: AdminRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            count("invalid");
+            return answer(StatusCode::BAD_REQUEST, format!("the body: {e}"), None);
+        }
+    };
+    let calls = Calls::new(
+        admin.provider.clone(),
+        admin.limiter.clone(),
+        rt.metrics.clone(),
+        None,
+    )
+    .retried(3)
+    .scoped("admin");
+    let done = match *action {
+        "drain" => actions::drain(&rt, &calls, &request).await,
+        "undrain" => actions::undrain(&rt, &calls, &request).await,
+        "freeze" => actions::freeze(&rt, &calls, &request).await,
+        _ => actions::unfreeze(&rt, &calls, &request).await,
+    };
+    match done {
+        Ok((message, control)) => {
+            count("ok");
+            answer(StatusCode::OK, message, control)
+        }
+        Err(Refusal(status, result, message)) => {
+            warn!(action, by = %request.by, error = %message, "admin call refused");
+            count(result);
+            answer(status, message, None)
+        }
+    }
+}
+
+/// Whether the call carries the token in `file`, compared in constant time.
+fn authorized(headers: &HeaderMap, file: &std::path::Path) -> Result<bool, String> {
+    let token = read_token(file)?;
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    Ok(same_secret(given.trim().as_bytes(), token.as_bytes()))
+}
+
+/// Compares digests, so neither the time nor the length tells how much of
+/// a guess was right.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    let da = ring::digest::digest(&ring::digest::SHA256, a);
+    let db = ring::digest::digest(&ring::digest::SHA256, b);
+    da.as_ref()
+        .iter()
+        .zip(db.as_ref())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
