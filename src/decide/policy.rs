@@ -16,8 +16,10 @@
 //! - first of all, a member drained by on-call (`decide::controls`) is
 //!   withdrawn whatever its verdict (`drained`) while the record keeps a
 //!   published member and `min_healthy` healthy ones without it; a forced
-//!   drain needs only the published member. A drain the rules hold is
-//!   decided as if there were no drain, and says which rule held it;
+//!   drain needs only the published member, and so does a drained member
+//!   already out (it stays out: `min_healthy` stops withdrawals, it does
+//!   not undo a drain). A drain the rules hold is decided as if there were
+//!   no drain, and says which rule held it;
 //! - last, no more than `max_withdrawn` members are out at once: a
 //!   withdrawal past the cap is refused (`max_withdrawn`), the last members
 //!   in config order first (Envoy's `max_ejection_percent`); a forced
@@ -182,8 +184,14 @@ fn decide_drains(safety: Safety, members: &[MemberInput]) -> Vec<MemberDecision>
         .iter()
         .filter(|m| !drained(m) && !m.conflict && m.verdict == Verdict::Healthy && !m.damped)
         .count();
+    // `min_healthy` only stops a drain from withdrawing a published
+    // member: a drained member already out stays out while anything else
+    // stays published (on-call may be working on it; and at start-up,
+    // before the others have a verdict, it must not come back).
     let out = |m: &MemberInput| {
-        drained(m) && staying > 0 && (m.drain == Drain::Forced || healthy >= safety.min_healthy)
+        drained(m)
+            && staying > 0
+            && (m.drain == Drain::Forced || !m.published || healthy >= safety.min_healthy)
     };
     let rest: Vec<MemberInput> = members
         .iter()

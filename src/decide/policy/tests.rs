@@ -302,6 +302,28 @@ fn drains_follow_the_safety_rules() {
             vec![m(H, true), dr(H, false, false)],
             vec![(true, Why::Healthy), (false, Why::Drained)],
         ),
+        (
+            "even below min_healthy: it stops withdrawals, it does not undo a drain",
+            safety(2, None),
+            vec![m(H, true), m(X, true), dr(H, false, false)],
+            vec![
+                (true, Why::Healthy),
+                (true, Why::MinHealthy),
+                (false, Why::Drained),
+            ],
+        ),
+        (
+            "and while the others have no verdict yet (a restart)",
+            safety(1, None),
+            vec![m(U, true), dr(H, false, false)],
+            vec![(true, Why::Unknown), (false, Why::Drained)],
+        ),
+        (
+            "but it comes back rather than leave nothing published",
+            safety(1, None),
+            vec![m(X, false), dr(H, false, false)],
+            vec![(false, Why::Unhealthy), (true, Why::LastMember)],
+        ),
     ];
     for (what, safety, members, want) in cases {
         let got: Vec<(bool, Why)> = decide(safety, &members)
