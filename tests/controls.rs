@@ -148,7 +148,7 @@ async fn a_drain_withdraws_a_healthy_member_survives_a_restart_and_expires() {
     let until = SystemTime::UNIX_EPOCH + Duration::from_millis(d.until_ms);
     let lasts = until.duration_since(drained_at).unwrap_or_default();
     assert!(
-        lasts > Duration::from_secs(10) && lasts <= Duration::from_secs(12),
+        lasts > Duration::from_secs(9) && lasts <= Duration::from_secs(12),
         "{lasts:?}"
     );
     assert_eq!(
@@ -571,10 +571,11 @@ async fn a_drain_made_through_the_follower_is_honoured_by_the_leader() {
     )
     .await;
     assert!(out.status.success(), "{}", text(&out));
-    // The leader reads controls every 15 s with ha.
+    // The leader reads controls every 15 s with ha (30 s: room for a
+    // loaded machine).
     wait_until(
         "the leader withdraws the drained member",
-        Duration::from_secs(20),
+        Duration::from_secs(30),
         || async { store.member_ids(ZONE, NAME) == ["id-eu-west-1", "id-us-east-1"] },
     )
     .await;
