@@ -12,6 +12,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tokio_util::sync::CancellationToken;
 
+use crate::controller::Runtime;
 use crate::reload::Current;
 use crate::status::Status;
 
@@ -27,14 +28,20 @@ pub fn router(current: Arc<Current>) -> Router {
 }
 
 fn snapshot(current: &Current) -> Status {
-    let mut s = Status::snapshot(&current.runtime());
+    snapshot_of(current, &current.runtime())
+}
+
+/// The snapshot of `rt`, one runtime throughout (a reload may replace it).
+fn snapshot_of(current: &Current, rt: &Runtime) -> Status {
+    let mut s = Status::snapshot(rt);
     s.config = Some(current.state());
     s
 }
 
 async fn index(State(current): State<Arc<Current>>) -> Html<String> {
-    let events = current.runtime().events.newest(None, 50);
-    Html(snapshot(&current).html(&events))
+    let rt = current.runtime();
+    let events = rt.events.newest(None, 50);
+    Html(snapshot_of(&current, &rt).with_trends(&rt).html(&events))
 }
 
 async fn status(State(current): State<Arc<Current>>) -> Json<Status> {

@@ -113,18 +113,15 @@ impl ControlBook {
         let records = calls
             .list_records_under(&zone_id, &controls_parent(zone))
             .await?;
-        let Some(record) = records.into_iter().find(|r| r.name == name) else {
-            self.changed(|c| {
-                c.remove(label);
-            });
-            return Ok(None);
-        };
-        let control = Control::parse(&record);
-        let change = Change {
-            action: Action::Delete,
-            record,
-        };
-        calls.change(&zone_id, &[change]).await?;
+        let record = records.into_iter().find(|r| r.name == name);
+        let control = record.as_ref().and_then(Control::parse);
+        if let Some(record) = record {
+            let change = Change {
+                action: Action::Delete,
+                record,
+            };
+            calls.change(&zone_id, &[change]).await?;
+        }
         self.changed(|c| {
             c.remove(label);
         });
@@ -264,6 +261,5 @@ pub fn control_event(c: &Control, how: &str) -> Event {
     {
         e = e.about(record, rtype, Some(region));
     }
-    e.reason = Some(c.reason.clone());
-    e
+    e.reason(c.reason.clone())
 }

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::events::Event;
 use rand::Rng;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -11,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::{MemberId, MemberLabels, Runtime, ZoneSignals};
 use crate::config::Target;
 use crate::decide::verdict::{Transition, Verdict};
+use crate::events::Event;
 use crate::probe::Prober;
 
 /// Probes of one region start within this window of the region's phase.
@@ -163,7 +163,7 @@ pub(super) async fn probe_loop(
                 .inc();
         }
         if let Some(t) = probed.transition {
-            let mut e = Event::new(
+            let e = Event::new(
                 "verdict",
                 format!(
                     "{} verdict changed: {} → {}{}",
@@ -177,15 +177,13 @@ pub(super) async fn probe_loop(
                         .unwrap_or_default()
                 ),
             )
-            .about(labels.record, labels.rtype, Some(labels.region));
-            if t.to == Verdict::Unhealthy {
-                if let Some(r) = &probed.reason {
-                    // The failure's kind: `timeout`, `status`, `slow`…
-                    e = e.reason(r.split(':').next().unwrap_or(r).trim());
-                }
+            .about(labels.record, labels.rtype, Some(labels.region))
+            // Unhealthy: this probe's failure kind (`timeout`, `status`, `slow`…).
+            .reason(if t.to == Verdict::Unhealthy {
+                outcome
             } else {
-                e = e.reason(t.to.as_str());
-            }
+                t.to.as_str()
+            });
             rt.events.emit(e);
             rt.metrics
                 .verdict_changes_total

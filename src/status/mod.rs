@@ -329,7 +329,7 @@ impl MemberSnapshot {
             target: target_text(&mc.target, m),
             cert_not_after: m.cert_not_after.map(unix),
             health_check: HealthCheckSnapshot::of(mc.health_check.is_some(), m.health.verdict(), m),
-            trend: m.trend.points(SystemTime::now()),
+            trend: Vec::new(),
         }
     }
 }
@@ -408,6 +408,19 @@ impl Status {
                 }
             }),
         }
+    }
+
+    /// The same with each member's 15-minute trend, for the page (left out
+    /// of the snapshot `/status` serves, which would not show it).
+    pub fn with_trends(mut self, rt: &Runtime) -> Status {
+        let now = SystemTime::now();
+        for (id, m) in rt
+            .member_ids()
+            .zip(self.records.iter_mut().flat_map(|r| r.members.iter_mut()))
+        {
+            m.trend = rt.member(id).read(|s| s.trend.points(now));
+        }
+        self
     }
 
     /// The member of the first record in `region`.
