@@ -293,11 +293,5 @@ fn ended(rt: &Runtime, r: &AdminRequest, kind: &str, who: &str, removed: Option<
 
 /// `by` is required of every action.
 fn check_by(r: &AdminRequest) -> Result<(), Refusal> {
-    if r.by.trim().is_empty() || r.by.chars().count() > crate::decide::controls::MAX_BY_CHARS {
-        return Err(invalid(format!(
-            "by: {:?} must be 1 to 64 characters",
-            r.by
-        )));
-    }
-    Ok(())
+    Control::check_by(&r.by).map_err(invalid)
 }

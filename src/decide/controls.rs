@@ -228,12 +228,18 @@ impl Control {
         })
     }
 
-    /// Checks what on-call sends: who, why and for how long. The error
-    /// names the field and the value.
-    pub fn check_input(by: &str, reason: &str, lasts: Duration) -> Result<(), String> {
+    /// Checks who acts, which every action names.
+    pub fn check_by(by: &str) -> Result<(), String> {
         if by.trim().is_empty() || by.chars().count() > MAX_BY_CHARS {
             return Err(format!("by: {by:?} must be 1 to {MAX_BY_CHARS} characters"));
         }
+        Ok(())
+    }
+
+    /// Checks what on-call sends: who, why and for how long. The error
+    /// names the field and the value.
+    pub fn check_input(by: &str, reason: &str, lasts: Duration) -> Result<(), String> {
+        Control::check_by(by)?;
         if reason.trim().is_empty() || reason.chars().count() > MAX_REASON_CHARS {
             return Err(format!(
                 "reason: must be 1 to {MAX_REASON_CHARS} characters (got {})",
