@@ -19,6 +19,9 @@ pub struct Metrics {
     pub member_damped: IntGaugeVec,
     pub member_drained: IntGaugeVec,
     pub held_changes: IntGaugeVec,
+    pub records_orphaned: IntGaugeVec,
+    pub records_retiring: IntGaugeVec,
+    pub uncorroborated_failures: IntGaugeVec,
     pub admin_actions_total: IntCounterVec,
     pub flaps_total: IntCounterVec,
     pub member_views: IntGaugeVec,
@@ -92,7 +95,7 @@ impl Metrics {
             probes_total: reg!(IntCounterVec::new(
                 opts(
                     "probes_total",
-                    "Probes by outcome: success, or the failure reason (dns, connect, tls, timeout, status, body, auth, slow)."
+                    "Probes by outcome: success, or the failure reason (dns, connect, tls, timeout, status, body, slow; auth and local observe nothing of the member and leave its verdict as it is)."
                 ),
                 &["record", "type", "region", "result"]
             )),
@@ -138,6 +141,27 @@ impl Metrics {
                 ),
                 &["zone"]
             )),
+            records_orphaned: reg!(IntGaugeVec::new(
+                opts(
+                    "records_orphaned",
+                    "Records (name and type) in the zone that hold this owner's claims but that the config does not manage: left as they are until on-call retires them."
+                ),
+                &["zone"]
+            )),
+            records_retiring: reg!(IntGaugeVec::new(
+                opts(
+                    "records_retiring",
+                    "Records of members the config no longer names (removed or renamed), kept while they are the last their record holds."
+                ),
+                &["zone"]
+            )),
+            uncorroborated_failures: reg!(IntGaugeVec::new(
+                opts(
+                    "uncorroborated_failures",
+                    "Unhealthy members whose withdrawal waits: nothing else this instance probes has passed since their failure began, so it may be this instance's own trouble (its network, DNS, descriptors)."
+                ),
+                &["zone"]
+            )),
             admin_actions_total: reg!(IntCounterVec::new(
                 opts(
                     "admin_actions_total",
@@ -173,7 +197,7 @@ impl Metrics {
             withdrawals_blocked_total: reg!(IntCounterVec::new(
                 opts(
                     "withdrawals_blocked_total",
-                    "Withdrawals of unhealthy members the safety rules refused (min_healthy, last_member, max_withdrawn), counted when the block begins."
+                    "Withdrawals of unhealthy members the safety rules refused (min_healthy, last_member, max_withdrawn) or that wait for their failure to be corroborated (correlated), counted when the block begins."
                 ),
                 &["record", "type", "reason"]
             )),

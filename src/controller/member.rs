@@ -105,7 +105,9 @@ impl<'a> Member<'a> {
         }
     }
 
-    /// The prober: one probe's outcome feeds the verdict.
+    /// The prober: one probe's outcome feeds the verdict. A probe that
+    /// observed nothing of the member (no token, a local error:
+    /// `FailureKind::observes`) is shown, and changes nothing else.
     pub fn probed(&self, result: ProbeResult) -> Probed {
         let outcome = match &result.failure {
             None => Ok(()),
@@ -114,6 +116,18 @@ impl<'a> Member<'a> {
         let at = result.at;
         self.write(|m| {
             let was_edge = m.health.unsettled();
+            if !result.observes() {
+                m.last_probe = Some(result);
+                return Probed {
+                    transition: None,
+                    agreed: None,
+                    was_edge,
+                    is_edge: was_edge,
+                    reason: None,
+                    flapped: false,
+                };
+            }
+            m.seen.observed(result.ok(), at, at + result.timings.total);
             let transition = m.health.observe(outcome, at);
             m.cert_not_after = result.cert_not_after.or(m.cert_not_after);
             m.trend.record(at, result.timings.total, result.ok());

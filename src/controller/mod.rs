@@ -57,6 +57,7 @@ pub use state::{
 };
 
 use crate::config::{Config, ProviderKind, Target};
+use crate::decide::verdict::Verdict;
 use crate::discovery::{Discovery, DiscoveryError};
 use crate::probe::auth::TokenSources;
 use crate::probe::{Prober, TlsConfigs};
@@ -98,17 +99,30 @@ pub async fn run(
                 .unwrap_or_default()
                 + margin
         };
-        let settle_limit = longest(&|p| spread_window(p.interval) + p.timeout);
-        let settle_quiet = longest(&|p| spread_window(p.interval) + p.fast_interval);
+        let pace = reconcile::Pace {
+            settle_limit: longest(&|p| spread_window(p.interval) + p.timeout),
+            settle_quiet: longest(&|p| spread_window(p.interval) + p.fast_interval),
+            recheck: members
+                .iter()
+                .map(|&id| rt.member(id).config().probe.fast_interval)
+                .min()
+                .unwrap_or(Duration::from_secs(1)),
+        };
         for &id in &members {
             let member = rt.member(id);
             let labels = member.labels().values();
-            // Every member's series exists from the start, for alerts.
-            rt.metrics.member_healthy.with_label_values(&labels).set(0);
+            // Every member's series exists from the start, for alerts,
+            // with what is known (a reload keeps verdicts).
+            let (healthy, published) =
+                member.read(|m| (m.health.verdict() == Verdict::Healthy, m.published));
+            rt.metrics
+                .member_healthy
+                .with_label_values(&labels)
+                .set(i64::from(healthy));
             rt.metrics
                 .member_published
                 .with_label_values(&labels)
-                .set(0);
+                .set(i64::from(published));
             all_members.push((id, signals.clone()));
             if matches!(member.config().target, Target::ApiGateway { .. }) {
                 discovered_members.push((id, signals.clone()));
@@ -131,15 +145,8 @@ pub async fn run(
         )
         .retried(reconcile::CALL_ATTEMPTS)
         .scoped(&zone);
-        let reconciler = Reconciler::new(
-            rt.clone(),
-            calls,
-            zone,
-            record_idxs,
-            shutdown.clone(),
-            settle_limit,
-            settle_quiet,
-        );
+        let reconciler =
+            Reconciler::new(rt.clone(), calls, zone, record_idxs, shutdown.clone(), pace);
         tasks.spawn(reconciler.run(signals));
     }
     if rt.config.ha.is_some() {

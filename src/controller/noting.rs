@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use tracing::warn;
+use tracing::{error, info, warn};
 
 use super::reconcile::Reconciler;
 use super::Runtime;
@@ -67,7 +67,53 @@ impl Reconciler {
             .held_changes
             .with_label_values(&[&self.zone])
             .set(held.len() as i64);
-        rt.update_zone(&self.zone, |z| z.held = held);
+        let retiring: Vec<String> = decision.retiring.iter().map(|k| k.to_string()).collect();
+        let orphaned: Vec<String> = decision
+            .orphaned
+            .iter()
+            .map(|(name, rtype)| format!("{name} {rtype}"))
+            .collect();
+        let uncorroborated = decision
+            .members
+            .iter()
+            .flatten()
+            .filter(|m| m.decision.why == Why::Correlated)
+            .count();
+        for c in &decision.refused {
+            error!(zone = %self.zone, change = %c,
+                "refused: this deletion would leave its record with nothing published");
+        }
+        let m = &rt.metrics;
+        m.records_retiring
+            .with_label_values(&[&self.zone])
+            .set(retiring.len() as i64);
+        m.records_orphaned
+            .with_label_values(&[&self.zone])
+            .set(orphaned.len() as i64);
+        m.uncorroborated_failures
+            .with_label_values(&[&self.zone])
+            .set(uncorroborated as i64);
+        let before = rt.zone_status().remove(&self.zone).unwrap_or_default();
+        if orphaned != before.orphaned && !orphaned.is_empty() {
+            warn!(zone = %self.zone, records = ?orphaned,
+                "records hold this owner's claims but the config does not manage them: left as they are (retire them with `route53-failover retire`, or give each install its own owner)");
+        }
+        if retiring != before.retiring && !retiring.is_empty() {
+            info!(zone = %self.zone, records = ?retiring,
+                "records of members no longer configured stay until their record holds another member");
+        }
+        if uncorroborated > 0 && before.uncorroborated == 0 {
+            warn!(zone = %self.zone, members = uncorroborated,
+                "members fail, but nothing else this instance probes passes since: withdrawals wait (this instance's network, DNS or descriptors are the likelier cause)");
+        } else if uncorroborated == 0 && before.uncorroborated > 0 {
+            info!(zone = %self.zone, "failures corroborated or over: withdrawals go ahead");
+        }
+        rt.update_zone(&self.zone, |z| {
+            z.held = held;
+            z.retiring = retiring;
+            z.orphaned = orphaned;
+            z.uncorroborated = uncorroborated;
+        });
         self.note_published();
     }
 
@@ -97,10 +143,11 @@ fn decision_event(
 ) -> Event {
     let labels = member.labels();
     let d = outcome.decision;
-    let what = match (d.why.is_blocked(), d.published) {
-        (true, _) => "withdrawal blocked, stays published",
-        (false, true) => "published",
-        (false, false) => "withdrawn",
+    let what = match (d.why, d.why.is_blocked(), d.published) {
+        (Why::Correlated, _, _) => "withdrawal waits, stays published",
+        (_, true, _) => "withdrawal blocked, stays published",
+        (_, false, true) => "published",
+        (_, false, false) => "withdrawn",
     };
     let mut message = format!("{} {what}: {}", labels.region, d.why.as_str());
     match d.why {

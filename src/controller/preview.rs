@@ -12,7 +12,7 @@ use crate::decide::health_check::{self as hc, Step};
 use crate::decide::ownership::Observed;
 use crate::decide::policy;
 use crate::decide::verdict::Verdict;
-use crate::decide::zone::{self, RecordView, ZoneInputs};
+use crate::decide::zone::{self, MemberView, RecordView, ZoneInputs};
 use crate::discovery::Discovery;
 use crate::probe::auth::TokenSources;
 use crate::probe::{Prober, TlsConfigs};
@@ -73,13 +73,22 @@ pub async fn preview(config: &Config, provider: &dyn Provider) -> Result<Preview
             _ => None,
         };
         let prober = Prober::new(m.probe.clone(), &tls, &tokens)?;
-        set.spawn(async move { (ri, mi, prober.probe_via(via.as_deref()).await.ok()) });
+        set.spawn(async move {
+            let result = prober.probe_via(via.as_deref()).await;
+            // A probe that observed nothing (no token, a local error) is
+            // no verdict.
+            (ri, mi, result.observes().then(|| result.ok()))
+        });
     }
     let mut ok: BTreeMap<(usize, usize), bool> = BTreeMap::new();
     while let Some(r) = set.join_next().await {
-        let (ri, mi, passed) = r.map_err(|e| e.to_string())?;
-        ok.insert((ri, mi), passed);
+        if let (ri, mi, Some(passed)) = r.map_err(|e| e.to_string())? {
+            ok.insert((ri, mi), passed);
+        }
     }
+    // One probe each, sent together: a failure is corroborated when any
+    // member passed (`decide::correlated`).
+    let any_passed = ok.values().any(|&passed| passed);
     let mut decisions = vec![Vec::new(); config.records.len()];
     let mut changes = Vec::new();
     let mut held = Vec::new();
@@ -117,29 +126,32 @@ pub async fn preview(config: &Config, provider: &dyn Provider) -> Result<Preview
         let views = idxs
             .iter()
             .map(|&ri| {
-                let n = config.records[ri].members.len();
-                RecordView {
-                    record: &config.records[ri],
-                    verdicts: (0..n)
-                        .map(|mi| match ok.get(&(ri, mi)) {
+                let record = &config.records[ri];
+                let members = record
+                    .members
+                    .iter()
+                    .enumerate()
+                    .map(|(mi, m)| {
+                        let verdict = match ok.get(&(ri, mi)) {
                             Some(true) => Verdict::Healthy,
                             Some(false) => Verdict::Unhealthy,
                             None => Verdict::Unknown,
-                        })
-                        .collect(),
-                    discovered: (0..n)
-                        .map(|mi| discovered.get(&(ri, mi)).cloned().flatten())
-                        .collect(),
-                    // One probe has no flap history: nothing is damped.
-                    damped: vec![false; n],
-                    // One instance: its verdict is the agreed one.
-                    overruled: vec![false; n],
-                    drains: config.records[ri]
-                        .members
-                        .iter()
-                        .map(|m| controls.drain_of(&config.records[ri], m, now))
-                        .collect(),
-                    frozen: controls.freeze(&config.records[ri].name, now).is_some(),
+                        };
+                        // One probe has no flap history (nothing is damped),
+                        // one instance agrees with itself, and a failure
+                        // every other member shares is not corroborated.
+                        MemberView {
+                            discovered: discovered.get(&(ri, mi)).cloned().flatten(),
+                            drain: controls.drain_of(record, m, now),
+                            uncorroborated: verdict == Verdict::Unhealthy && !any_passed,
+                            ..MemberView::new(verdict)
+                        }
+                    })
+                    .collect();
+                RecordView {
+                    record,
+                    members,
+                    frozen: controls.freeze(&record.name, now).is_some(),
                 }
             })
             .collect();

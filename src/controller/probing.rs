@@ -97,6 +97,8 @@ pub(super) async fn probe_loop(
     let mut in_run = false;
     // A run of another member of the region: probe once at the fast pace.
     let mut alarm = rt.region_alarm(labels.region);
+    // A failure run anywhere, when this member is its region's witness.
+    let mut witness = rt.witness_alarm(id);
     let duration = rt
         .metrics
         .probe_duration_seconds
@@ -105,6 +107,11 @@ pub(super) async fn probe_loop(
         tokio::select! {
             _ = tokio::time::sleep_until(tick + jitter(interval)) => {}
             Ok(()) = region_alarmed(&mut alarm) => {
+                let now = tokio::time::Instant::now();
+                tick = tick.min(next_probe(last, grid, now, true, fast));
+                continue;
+            }
+            Ok(()) = region_alarmed(&mut witness) => {
                 let now = tokio::time::Instant::now();
                 tick = tick.min(next_probe(last, grid, now, true, fast));
                 continue;
@@ -207,9 +214,16 @@ pub(super) async fn probe_loop(
             grid += interval;
         }
         let was_in_run = in_run;
-        in_run = member.read(|m| m.health.in_run());
+        let (run, failing) =
+            member.read(|m| (m.health.in_run(), m.health.verdict() == Verdict::Healthy));
+        in_run = run;
         if in_run && !was_in_run {
             rt.sound_region_alarm(labels.region, interval);
+            if failing {
+                // Is it this member, or this instance? Every region answers
+                // within one fast interval (`decide::correlated`).
+                rt.sound_witness_alarm(interval);
+            }
         }
         tick = next_probe(last, grid, now, in_run, fast);
     }

@@ -16,7 +16,7 @@ use crate::decide::health_check as hc;
 use crate::decide::ownership::Observed;
 use crate::decide::plan;
 use crate::decide::verdict::Verdict;
-use crate::decide::zone::{self, RecordView, ZoneDecision, ZoneInputs};
+use crate::decide::zone::{self, MemberView, RecordView, ZoneDecision, ZoneInputs};
 use crate::events::Event;
 use crate::provider::{Change, ChangeStatus, HealthCheck, ProviderError};
 
@@ -40,10 +40,19 @@ pub(super) struct Reconciler {
     shutdown: CancellationToken,
     /// When this zone was last written to.
     last_write: Option<Instant>,
+    pace: Pace,
+}
+
+/// A zone's timings, from its members' probe settings.
+pub(super) struct Pace {
     /// The longest spread window plus probe timeout of the zone's members.
-    settle_limit: Duration,
+    pub(super) settle_limit: Duration,
     /// The longest spread window of the zone's members.
-    settle_quiet: Duration,
+    pub(super) settle_quiet: Duration,
+    /// While a withdrawal waits for its failure to be corroborated, the
+    /// zone is decided again this often (the shortest fast interval of its
+    /// members): the pass that corroborates it wakes nothing by itself.
+    pub(super) recheck: Duration,
 }
 
 /// Wakes when this instance gains or loses the HA lease; never without HA.
@@ -166,7 +175,7 @@ impl Reconciler {
             woken_by_verdict = false;
             tokio::select! {
                 _ = signals.trigger.notified() => woken_by_verdict = true,
-                _ = hold_end => debug!(zone = %self.zone, "a damping hold or a control ended"),
+                _ = hold_end => debug!(zone = %self.zone, "a damping hold or a control ended, or a withdrawal waits"),
                 _ = controls.changed() => debug!(zone = %self.zone, "on-call's controls changed"),
                 _ = tokio::time::sleep_until(next_resync) => {
                     debug!(zone = %self.zone, "resync");
@@ -197,8 +206,8 @@ impl Reconciler {
     /// spread window, go together in the next write.
     async fn settle(&self, edge: &mut watch::Receiver<usize>) {
         let now = tokio::time::Instant::now();
-        let cap = now + self.settle_limit;
-        let mut quiet_until = (now + self.settle_quiet).min(cap);
+        let cap = now + self.pace.settle_limit;
+        let mut quiet_until = (now + self.pace.settle_quiet).min(cap);
         let mut last = *edge.borrow_and_update();
         while last > 0 {
             tokio::select! {
@@ -210,7 +219,7 @@ impl Reconciler {
             // Only members leaving the edge (verdicts landing) are progress;
             // members reaching it are a later round.
             if count < last {
-                quiet_until = (tokio::time::Instant::now() + self.settle_quiet).min(cap);
+                quiet_until = (tokio::time::Instant::now() + self.pace.settle_quiet).min(cap);
             }
             last = count;
         }
@@ -225,8 +234,7 @@ impl Reconciler {
         zone: String,
         records: Vec<usize>,
         shutdown: CancellationToken,
-        settle_limit: Duration,
-        settle_quiet: Duration,
+        pace: Pace,
     ) -> Self {
         Reconciler {
             rt,
@@ -239,8 +247,7 @@ impl Reconciler {
             more_checks: false,
             shutdown,
             last_write: None,
-            settle_limit,
-            settle_quiet,
+            pace,
         }
     }
 
@@ -328,34 +335,35 @@ impl Reconciler {
         let observed = self.observed.as_ref().expect("read before planning");
         let now = SystemTime::now();
         let controls = rt.controls_in_use();
+        let uncorroborated = rt.uncorroborated();
         let records = self
             .records
             .iter()
             .map(|&ri| {
                 let record = &rt.config.records[ri];
-                let mut view = RecordView {
+                let members = rt
+                    .record_members(ri)
+                    .map(|id| {
+                        let member = rt.member(id);
+                        let (own, agreed, discovered) =
+                            member.read(|m| (m.health.verdict(), m.agreed, m.discovered.clone()));
+                        MemberView {
+                            verdict: agreed,
+                            overruled: own != Verdict::Unknown
+                                && agreed != Verdict::Unknown
+                                && own != agreed,
+                            discovered,
+                            damped: member.held_until(now).is_some(),
+                            drain: controls.drain_of(record, member.config(), now),
+                            uncorroborated: uncorroborated[ri][id.member],
+                        }
+                    })
+                    .collect();
+                RecordView {
                     record,
-                    verdicts: Vec::new(),
-                    discovered: Vec::new(),
-                    damped: Vec::new(),
-                    overruled: Vec::new(),
-                    drains: Vec::new(),
+                    members,
                     frozen: controls.freeze(&record.name, now).is_some(),
-                };
-                for id in rt.record_members(ri) {
-                    let member = rt.member(id);
-                    let (own, agreed, discovered) =
-                        member.read(|m| (m.health.verdict(), m.agreed, m.discovered.clone()));
-                    view.verdicts.push(agreed);
-                    view.overruled.push(
-                        own != Verdict::Unknown && agreed != Verdict::Unknown && own != agreed,
-                    );
-                    view.discovered.push(discovered);
-                    view.damped.push(member.held_until(now).is_some());
-                    view.drains
-                        .push(controls.drain_of(record, member.config(), now));
                 }
-                view
             })
             .collect();
         let decision = zone::decide(&ZoneInputs {
@@ -375,11 +383,16 @@ impl Reconciler {
     /// control, ends.
     fn next_hold_end(&self) -> Option<tokio::time::Instant> {
         let now = SystemTime::now();
+        let waiting = self
+            .rt
+            .read_zone(&self.zone, |z| z.uncorroborated > 0)
+            .unwrap_or(false);
         let end = self
             .rt
             .members_of(&self.records)
             .filter_map(|id| self.rt.member(id).held_until(now))
             .chain(self.rt.controls_in_use().next_end(now))
+            .chain(waiting.then(|| now + self.pace.recheck))
             .min()?;
         let wait = end.duration_since(now).unwrap_or_default();
         // A hair later, so the hold has ended when the reconcile looks.

@@ -18,6 +18,7 @@ use super::member::Member;
 use crate::config::{Config, MemberConfig, RecordConfig};
 use crate::decide::baseline::Baseline;
 use crate::decide::controls::Controls;
+use crate::decide::correlated::{self, Seen};
 use crate::decide::damping::Damping;
 use crate::decide::policy::Why;
 use crate::decide::quorum::Vote;
@@ -41,6 +42,8 @@ pub struct MemberState {
     pub agreed: Verdict,
     /// The other instances' views of the member, as last read (with `ha`).
     pub votes: Vec<Vote>,
+    /// Its failure run and last pass, for `decide::correlated`.
+    pub seen: Seen,
     /// The member's flaps and hold, fed with its verdict changes.
     pub damping: Damping,
     /// Its latency baseline, with `expect.slow_vs_baseline`.
@@ -73,6 +76,7 @@ impl MemberState {
             health: Health::new(config.probe.rise, config.probe.fall, now),
             agreed: Verdict::Unknown,
             votes: Vec::new(),
+            seen: Seen::default(),
             damping: Damping::default(),
             baseline: Baseline::default(),
             last_probe: None,
@@ -106,6 +110,13 @@ pub struct ZoneStatus {
     pub pending_changes: usize,
     /// What a freeze holds back now: record changes and health check calls.
     pub held: Vec<String>,
+    /// Records of members removed or renamed, kept while they are their
+    /// record's last (`decide::plan::ZonePlan::retiring`).
+    pub retiring: Vec<String>,
+    /// Records with this owner's claims that the config does not manage.
+    pub orphaned: Vec<String>,
+    /// Unhealthy members whose withdrawal waits for corroboration.
+    pub uncorroborated: usize,
 }
 
 /// Where a member is in the config: `config.records[record].members[member]`.
@@ -177,12 +188,30 @@ pub struct Runtime {
     /// `controller::probing`: the region's other members probe once at the
     /// fast pace, so members failing together land together).
     region_alarms: BTreeMap<String, watch::Sender<Option<tokio::time::Instant>>>,
+    /// One member per region, its *witness*, also probes at the fast
+    /// pace once when any member starts a failure run: within one fast
+    /// interval every region has a probe that tells whether the failure
+    /// is the member's or this instance's (`decide::correlated`).
+    witness_alarm: watch::Sender<Option<tokio::time::Instant>>,
+    witnesses: std::collections::BTreeSet<MemberId>,
     /// Per record (`name type`): its last parity report.
     parity: Mutex<BTreeMap<String, ParityReport>>,
     /// On-call's drains and freezes, kept across reloads.
     pub controls: Arc<ControlBook>,
     /// The event timeline, kept across reloads.
     pub events: Arc<Events>,
+}
+
+/// Sounds an alarm unless it sounded within `quiet`.
+fn sound(alarm: &watch::Sender<Option<tokio::time::Instant>>, quiet: Duration) {
+    let now = tokio::time::Instant::now();
+    alarm.send_if_modified(|last| {
+        let due = last.is_none_or(|t| now.duration_since(t) >= quiet);
+        if due {
+            *last = Some(now);
+        }
+        due
+    });
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -211,6 +240,25 @@ impl Runtime {
             .flat_map(|r| &r.members)
             .map(|m| (m.region.clone(), watch::Sender::new(None)))
             .collect();
+        let mut regions_seen = std::collections::BTreeSet::new();
+        let witnesses = config
+            .records
+            .iter()
+            .enumerate()
+            .flat_map(|(ri, r)| {
+                r.members.iter().enumerate().map(move |(mi, m)| {
+                    (
+                        MemberId {
+                            record: ri,
+                            member: mi,
+                        },
+                        m.region.as_str(),
+                    )
+                })
+            })
+            .filter(|(_, region)| regions_seen.insert(*region))
+            .map(|(id, _)| id)
+            .collect();
         let zones = config
             .records_by_zone()
             .into_keys()
@@ -230,6 +278,8 @@ impl Runtime {
             views_wake: Notify::new(),
             views: Mutex::new(ViewsStatus::default()),
             region_alarms,
+            witness_alarm: watch::Sender::new(None),
+            witnesses,
             parity: Mutex::new(BTreeMap::new()),
             controls: Arc::default(),
             events: Arc::default(),
@@ -249,17 +299,26 @@ impl Runtime {
     /// per `quiet` (a region failing across a thousand records sounds it
     /// once, not a thousand times).
     pub(super) fn sound_region_alarm(&self, region: &str, quiet: Duration) {
-        let Some(alarm) = self.region_alarms.get(region) else {
-            return;
-        };
-        let now = tokio::time::Instant::now();
-        alarm.send_if_modified(|last| {
-            let due = last.is_none_or(|t| now.duration_since(t) >= quiet);
-            if due {
-                *last = Some(now);
-            }
-            due
-        });
+        if let Some(alarm) = self.region_alarms.get(region) {
+            sound(alarm, quiet);
+        }
+    }
+
+    /// The witness alarm, for a witness's prober to wait on (`None` for a
+    /// member that is not its region's witness).
+    pub(super) fn witness_alarm(
+        &self,
+        id: MemberId,
+    ) -> Option<watch::Receiver<Option<tokio::time::Instant>>> {
+        self.witnesses
+            .contains(&id)
+            .then(|| self.witness_alarm.subscribe())
+    }
+
+    /// A member started a failure run: every region's witness probes once
+    /// at the fast pace, at most once per `quiet`.
+    pub(super) fn sound_witness_alarm(&self, quiet: Duration) {
+        sound(&self.witness_alarm, quiet);
     }
 
     /// The runtime for a reloaded config: same process start, metrics and
@@ -294,13 +353,40 @@ impl Runtime {
         for id in self.member_ids() {
             let r = &self.config.records[id.record];
             let m = &r.members[id.member];
-            let Some(oid) = old.find_member(&r.name, &r.rtype, &m.set_identifier) else {
-                continue;
+            let (oid, renamed) = match old.find_member(&r.name, &r.rtype, &m.set_identifier) {
+                Some(oid) => (oid, false),
+                // A member renamed (a new set identifier for the same
+                // region) keeps what was known of its region, so it is
+                // published at once and the old record can go: nothing
+                // waits for `rise` probes while the record empties.
+                None => match old.renamed_from(&r.name, &r.rtype, &m.region, self) {
+                    Some(oid) => (oid, true),
+                    None => continue,
+                },
             };
             let om = old.member(oid).config();
             let prev = old.member(oid).read(MemberState::clone);
             let mut st = lock(self.slot(id));
-            if *om.probe == *m.probe {
+            if renamed {
+                // What the zone holds is the old set identifier's: the
+                // new member's record and check are its own.
+                *st = MemberState {
+                    health: prev.health,
+                    agreed: prev.agreed,
+                    seen: prev.seen,
+                    damping: prev.damping,
+                    baseline: prev.baseline,
+                    last_probe: prev.last_probe,
+                    trend: prev.trend,
+                    cert_not_after: prev.cert_not_after,
+                    discovered: prev.discovered,
+                    ..MemberState::new(m, SystemTime::now())
+                };
+                if *om.probe != *m.probe {
+                    st.health = Health::new(m.probe.rise, m.probe.fall, SystemTime::now());
+                    st.agreed = Verdict::Unknown;
+                }
+            } else if *om.probe == *m.probe {
                 *st = prev;
             } else {
                 st.published = prev.published;
@@ -319,18 +405,37 @@ impl Runtime {
         if old.is_ready() {
             self.ready.store(true, Ordering::Release);
         }
-        // Series of members that are gone would otherwise stay forever.
+        // Series of members that are gone would otherwise stay forever
+        // (a member renamed keeps its labels: record, type, region).
+        let labels: std::collections::BTreeSet<[&str; 3]> = self
+            .member_ids()
+            .map(|id| self.member(id).labels().values())
+            .collect();
         for oid in old.member_ids() {
-            let r = &old.config.records[oid.record];
-            let m = &r.members[oid.member];
-            if self
-                .find_member(&r.name, &r.rtype, &m.set_identifier)
-                .is_none()
-            {
-                old.metrics
-                    .forget_member(&old.member(oid).labels().values());
+            let gone = old.member(oid).labels().values();
+            if !labels.contains(&gone) {
+                old.metrics.forget_member(&gone);
             }
         }
+    }
+
+    /// The member of `region` in this record whose set identifier `new`
+    /// no longer has: the one a reload renamed.
+    fn renamed_from(
+        &self,
+        name: &str,
+        rtype: &RecordType,
+        region: &str,
+        new: &Runtime,
+    ) -> Option<MemberId> {
+        self.member_ids().find(|id| {
+            let r = &self.config.records[id.record];
+            let m = &r.members[id.member];
+            r.name == name
+                && r.rtype == *rtype
+                && m.region == region
+                && new.find_member(name, rtype, &m.set_identifier).is_none()
+        })
     }
 
     fn find_member(
@@ -397,6 +502,36 @@ impl Runtime {
         self.member_count > 0 && self.locally_unhealthy.load(Ordering::Acquire) >= self.member_count
     }
 
+    /// Per record, per member: whether its failure waits for
+    /// corroboration (`decide::correlated`): nothing else this instance
+    /// probes has passed since it began, and no other instance's counted
+    /// vote sees it unhealthy.
+    pub fn uncorroborated(&self) -> Vec<Vec<bool>> {
+        let ids: Vec<MemberId> = self.member_ids().collect();
+        let (seen, voted): (Vec<Seen>, Vec<bool>) = ids
+            .iter()
+            .map(|&id| {
+                self.member(id).read(|m| {
+                    let voted = m
+                        .votes
+                        .iter()
+                        .any(|v| v.ignored.is_none() && v.verdict == Verdict::Unhealthy);
+                    (m.seen, voted)
+                })
+            })
+            .unzip();
+        let mut out: Vec<Vec<bool>> = self
+            .config
+            .records
+            .iter()
+            .map(|r| vec![false; r.members.len()])
+            .collect();
+        for ((id, waits), voted) in ids.iter().zip(correlated::uncorroborated(&seen)).zip(voted) {
+            out[id.record][id.member] = waits && !voted;
+        }
+        out
+    }
+
     /// On-call's controls as the daemon honours them: none without
     /// `admin` (a reload that turns it off lets go of them at once).
     pub fn controls_in_use(&self) -> Controls {
@@ -441,6 +576,11 @@ impl Runtime {
 
     pub fn zone_status(&self) -> BTreeMap<String, ZoneStatus> {
         lock(&self.zones).clone()
+    }
+
+    /// Reads one zone's status; the lock is held for `f` only.
+    pub(super) fn read_zone<R>(&self, zone: &str, f: impl FnOnce(&ZoneStatus) -> R) -> Option<R> {
+        lock(&self.zones).get(zone).map(f)
     }
 
     pub(super) fn update_zone(&self, zone: &str, f: impl FnOnce(&mut ZoneStatus)) {

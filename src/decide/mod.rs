@@ -8,6 +8,8 @@
 //! - [`verdict`]: probe outcomes → a member's verdict (rise/fall).
 //! - [`quorum`]: with `ha`, every instance's view → the verdict the writer
 //!   acts on (a quorum of vantage points).
+//! - [`correlated`]: whether a failure is corroborated by anything else
+//!   this instance still reaches, or may be the instance's own trouble.
 //! - [`damping`]: verdict changes → flaps → how long a member is held out.
 //! - [`controls`]: on-call's drains and freezes, as kept in Route53.
 //! - [`policy`]: verdicts + what Route53 holds → which members of a record
@@ -23,6 +25,7 @@
 
 pub mod baseline;
 pub mod controls;
+pub mod correlated;
 pub mod damping;
 pub mod health_check;
 pub mod lease;

@@ -158,6 +158,8 @@ pub fn ownership(
 }
 
 /// Marker changes: (those that add a claim, those that only remove claims).
+/// A claim of a record the zone still holds is never removed by the plan
+/// (`plan::plan_zone`), so the second kind can land anywhere.
 pub fn marker_changes(
     owner: &str,
     observed: &Observed,
@@ -207,8 +209,16 @@ pub fn marker_changes(
                 if current_values == values {
                     continue;
                 }
+                // A marker not there is created, not upserted: should
+                // another writer make it meanwhile, the batch fails and the
+                // zone is read again, instead of its claims being lost.
+                let action = if current.is_some() {
+                    Action::Upsert
+                } else {
+                    Action::Create
+                };
                 let change = Change {
-                    action: Action::Upsert,
+                    action,
                     record: RecordSet {
                         name: marker_name(name),
                         rtype: RecordType::Txt,

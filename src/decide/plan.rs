@@ -2,13 +2,13 @@
 //! (records and their ownership claims), split into batches within
 //! Route53's limits. Pure.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::{MemberConfig, RecordConfig, Target};
 use crate::decide::ownership::{claim_of, marker_changes, ownership, Claim, Observed};
 use crate::decide::policy::Intent;
 use crate::provider::{
-    change_weight, Action, AliasTarget, Change, RecordKey, RecordSet, MAX_BATCH_CHARS,
+    change_weight, Action, AliasTarget, Change, RecordKey, RecordSet, RecordType, MAX_BATCH_CHARS,
     MAX_BATCH_RECORDS,
 };
 
@@ -83,17 +83,43 @@ impl<'a> RecordIntents<'a> {
     }
 }
 
-/// The changes for one zone: claims first, so a record is never written
-/// without its claim, then records, then markers that only shrink.
-pub fn plan_zone(owner: &str, observed: &Observed, records: &[RecordIntents<'_>]) -> Vec<Change> {
+/// A zone's plan: the changes, and what it leaves alone on purpose.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ZonePlan {
+    /// In the order they must land: markers that add claims, records
+    /// published, records deleted, markers that only drop the claims of
+    /// records already gone. Split anywhere in that order, no prefix of it
+    /// leaves a record with nothing (see [`keep_nonempty`]).
+    pub changes: Vec<Change>,
+    /// Records under a name and type the config manages that no configured
+    /// member names any more (a member removed, or renamed by a reload):
+    /// they go once the record holds another member, and stay until then.
+    pub retiring: Vec<RecordKey>,
+    /// Names and types that hold this owner's claims but that the config
+    /// does not manage at all: left as they are until on-call retires them.
+    pub orphaned: Vec<(String, RecordType)>,
+    /// Deletions [`keep_nonempty`] refused although the policy asked for
+    /// them; never expected (the policy keeps a member), and logged if so.
+    pub refused: Vec<Change>,
+}
+
+/// The changes for one zone, claims first, so a record is never written
+/// without its claim; a claim goes only once its record is gone, so a plan
+/// cut short (a batch rejected, a crash) never leaves a record unclaimed.
+pub fn plan_zone(owner: &str, observed: &Observed, records: &[RecordIntents<'_>]) -> ZonePlan {
     let claims = observed.claims();
-    let mut wanted_claims: BTreeSet<Claim> = claims
+    let ours: BTreeSet<Claim> = claims
         .iter()
         .filter(|c| c.owner == owner)
         .cloned()
         .collect();
+    let mut wanted_claims = ours.clone();
+    let managed: BTreeSet<(&str, &RecordType)> = records
+        .iter()
+        .map(|ri| (ri.record.name.as_str(), &ri.record.rtype))
+        .collect();
     let mut configured: BTreeSet<Claim> = BTreeSet::new();
-    let mut record_changes = Vec::new();
+    let (mut upserts, mut deletes) = (Vec::new(), Vec::new());
 
     for ri in records {
         let record = ri.record;
@@ -117,7 +143,7 @@ pub fn plan_zone(owner: &str, observed: &Observed, records: &[RecordIntents<'_>]
                     want.health_check_id =
                         check.resolve(current.and_then(|c| c.health_check_id.as_deref()));
                     if current != Some(&want) {
-                        record_changes.push(Change {
+                        upserts.push(Change {
                             action: Action::Upsert,
                             record: want,
                         });
@@ -126,7 +152,7 @@ pub fn plan_zone(owner: &str, observed: &Observed, records: &[RecordIntents<'_>]
                 }
                 Intent::Withdraw => {
                     if let Some(c) = current {
-                        record_changes.push(Change {
+                        deletes.push(Change {
                             action: Action::Delete,
                             record: c.clone(),
                         });
@@ -142,7 +168,7 @@ pub fn plan_zone(owner: &str, observed: &Observed, records: &[RecordIntents<'_>]
                         if c.health_check_id != id {
                             let mut moved = c.clone();
                             moved.health_check_id = id;
-                            record_changes.push(Change {
+                            upserts.push(Change {
                                 action: Action::Upsert,
                                 record: moved,
                             });
@@ -154,42 +180,115 @@ pub fn plan_zone(owner: &str, observed: &Observed, records: &[RecordIntents<'_>]
         }
     }
 
-    // Claims of this owner that the config no longer names: the member was
-    // removed, so its record goes and the claim with it.
-    let stale: Vec<Claim> = wanted_claims
-        .iter()
-        .filter(|c| c.owner == owner && !configured.contains(c))
-        .cloned()
-        .collect();
-    for c in stale {
+    // Claims of this owner the config no longer names. Under a name and
+    // type it manages, the member was removed or renamed: its record goes
+    // (while the record keeps another, below), its claim once the record is
+    // gone. Under a name it does not manage, nothing is touched: the name
+    // may be another install's with the same owner, or one the operator
+    // has not retired yet.
+    let mut stale = Vec::new();
+    let mut orphaned = BTreeSet::new();
+    for c in ours.iter().filter(|c| !configured.contains(c)) {
+        if !managed.contains(&(c.name.as_str(), &c.rtype)) {
+            orphaned.insert((c.name.clone(), c.rtype.clone()));
+            continue;
+        }
         let key = RecordKey {
             name: c.name.clone(),
             rtype: c.rtype.clone(),
             set_identifier: Some(c.set_identifier.clone()),
         };
-        if let Some(r) = observed.records.get(&key) {
-            record_changes.push(Change {
-                action: Action::Delete,
-                record: r.clone(),
-            });
+        match observed.records.get(&key) {
+            Some(r) => {
+                stale.push(key);
+                deletes.push(Change {
+                    action: Action::Delete,
+                    record: r.clone(),
+                });
+            }
+            None => {
+                wanted_claims.remove(c);
+            }
         }
-        wanted_claims.remove(&c);
     }
+    let kept = keep_nonempty(observed, &upserts, &mut deletes);
+    let (retiring, refused): (Vec<Change>, Vec<Change>) = kept
+        .into_iter()
+        .partition(|c| stale.contains(&c.record.key()));
 
     let (grow, shrink) = marker_changes(owner, observed, &wanted_claims);
     let mut changes = grow;
-    changes.extend(record_changes);
+    changes.extend(upserts);
+    changes.extend(deletes);
     changes.extend(shrink);
-    changes
+    ZonePlan {
+        changes,
+        retiring: retiring.into_iter().map(|c| c.record.key()).collect(),
+        orphaned: orphaned.into_iter().collect(),
+        refused,
+    }
 }
 
-/// Splits changes into batches within Route53's limits, keeping their order.
+/// The rule that keeps a record from going empty, in the one place every
+/// record change passes: a name and type the zone holds records of keeps
+/// at least one after the plan, or none of its deletions go (it stays as
+/// it is). Publishes land before deletions, so no prefix of the plan (a
+/// split, a batch rejected halfway) leaves it empty either. Returns the
+/// deletions taken out of `deletes`.
+pub fn keep_nonempty(
+    observed: &Observed,
+    upserts: &[Change],
+    deletes: &mut Vec<Change>,
+) -> Vec<Change> {
+    let mut left: BTreeMap<(&str, &RecordType), usize> = BTreeMap::new();
+    for r in observed.records.values() {
+        *left.entry((r.name.as_str(), &r.rtype)).or_default() += 1;
+    }
+    let held: BTreeSet<(&str, &RecordType)> = left.keys().copied().collect();
+    for u in upserts {
+        if !observed.records.contains_key(&u.record.key()) {
+            *left
+                .entry((u.record.name.as_str(), &u.record.rtype))
+                .or_default() += 1;
+        }
+    }
+    for d in deletes.iter() {
+        if let Some(n) = left.get_mut(&(d.record.name.as_str(), &d.record.rtype)) {
+            *n = n.saturating_sub(1);
+        }
+    }
+    let emptied: BTreeSet<(String, RecordType)> = left
+        .into_iter()
+        .filter(|(group, n)| *n == 0 && held.contains(group))
+        .map(|((name, rtype), _)| (name.to_string(), rtype.clone()))
+        .collect();
+    if emptied.is_empty() {
+        return Vec::new();
+    }
+    let (refused, go): (Vec<Change>, Vec<Change>) = std::mem::take(deletes)
+        .into_iter()
+        .partition(|d| emptied.contains(&(d.record.name.clone(), d.record.rtype.clone())));
+    *deletes = go;
+    refused
+}
+
+/// Splits changes into batches within Route53's limits, keeping their order
+/// (which [`plan_zone`] makes safe to cut anywhere).
 pub fn batches(changes: Vec<Change>) -> Vec<Vec<Change>> {
+    batches_within(changes, MAX_BATCH_RECORDS, MAX_BATCH_CHARS)
+}
+
+/// [`batches`] with other limits (tests cut small plans this way).
+pub fn batches_within(
+    changes: Vec<Change>,
+    max_records: usize,
+    max_chars: usize,
+) -> Vec<Vec<Change>> {
     let mut out: Vec<Vec<Change>> = Vec::new();
     let (mut records, mut chars) = (0, 0);
     for c in changes {
         let (r, ch) = change_weight(&c);
-        let fits = records + r <= MAX_BATCH_RECORDS && chars + ch <= MAX_BATCH_CHARS;
+        let fits = records + r <= max_records && chars + ch <= max_chars;
         match out.last_mut() {
             Some(batch) if fits => batch.push(c),
             _ => {

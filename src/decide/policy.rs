@@ -115,6 +115,10 @@ pub enum Why {
     Quorum,
     /// Withdrawn by on-call's drain (`decide::controls`).
     Drained,
+    /// Unhealthy, but the withdrawal waits: its failure started while this
+    /// instance reached nothing else, so it may be this instance's own
+    /// trouble (`decide::correlated`). Kept as Route53 holds it.
+    Correlated,
 }
 
 impl Why {
@@ -131,12 +135,17 @@ impl Why {
             Why::MaxWithdrawn => "max_withdrawn",
             Why::Quorum => "quorum",
             Why::Drained => "drained",
+            Why::Correlated => "correlated",
         }
     }
 
-    /// A withdrawal the safety rules refused.
+    /// A withdrawal the safety rules refused, or one that waits for its
+    /// failure to be corroborated.
     pub fn is_blocked(self) -> bool {
-        matches!(self, Why::MinHealthy | Why::LastMember | Why::MaxWithdrawn)
+        matches!(
+            self,
+            Why::MinHealthy | Why::LastMember | Why::MaxWithdrawn | Why::Correlated
+        )
     }
 }
 

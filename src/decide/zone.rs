@@ -15,24 +15,51 @@ use crate::config::{RecordConfig, Target};
 use crate::decide::health_check::{self as hc, Step};
 use crate::decide::ownership::{marker_name, ownership, Claim, Observed};
 use crate::decide::plan::{plan_zone, Attach, RecordIntents};
-use crate::decide::policy::{self, Drain, MemberDecision, MemberInput, Safety, Why};
+use crate::decide::policy::{self, Drain, Intent, MemberDecision, MemberInput, Safety, Why};
 use crate::decide::verdict::Verdict;
-use crate::provider::{AliasTarget, Change, HealthCheck};
+use crate::provider::{AliasTarget, Change, HealthCheck, RecordKey, RecordType};
+
+/// What is known of one member when its zone is decided: one row per
+/// member, gathered once (`controller` for a reconcile, `plan` for a
+/// preview) and read by every rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberView {
+    /// The verdict the writer acts on: the quorum's with `ha`
+    /// (`decide::quorum`), else this instance's.
+    pub verdict: Verdict,
+    /// That verdict differs from this instance's own: the decision says
+    /// `quorum`.
+    pub overruled: bool,
+    /// An API Gateway target's regional endpoint, once discovered.
+    pub discovered: Option<AliasTarget>,
+    /// Flap damping holds the member out now (`decide::damping`).
+    pub damped: bool,
+    /// On-call drained the member (`decide::controls`).
+    pub drain: Drain,
+    /// Its failure is not corroborated by anything this instance still
+    /// reaches (`decide::correlated`): its withdrawal waits, `correlated`.
+    pub uncorroborated: bool,
+}
+
+impl MemberView {
+    /// A member with this verdict and nothing else known of it.
+    pub fn new(verdict: Verdict) -> Self {
+        MemberView {
+            verdict,
+            overruled: false,
+            discovered: None,
+            damped: false,
+            drain: Drain::No,
+            uncorroborated: false,
+        }
+    }
+}
 
 /// One record and what is known of its members (in the config's order).
 #[derive(Debug, Clone)]
 pub struct RecordView<'c> {
     pub record: &'c RecordConfig,
-    pub verdicts: Vec<Verdict>,
-    /// An API Gateway target's regional endpoint, once discovered.
-    pub discovered: Vec<Option<AliasTarget>>,
-    /// Flap damping holds the member out now (`decide::damping`).
-    pub damped: Vec<bool>,
-    /// The verdict in `verdicts` is the quorum's and differs from this
-    /// instance's own (`decide::quorum`): the decision says `quorum`.
-    pub overruled: Vec<bool>,
-    /// On-call drained the member (`decide::controls`).
-    pub drains: Vec<Drain>,
+    pub members: Vec<MemberView>,
     /// On-call froze the record: decided, but nothing of it changes.
     pub frozen: bool,
 }
@@ -83,8 +110,16 @@ pub struct ZoneDecision<'c> {
     pub members: Vec<Vec<MemberOutcome>>,
     /// Health check creates and updates to make, in member order.
     pub calls: Vec<CheckCall>,
-    /// The record changes, claims first (not yet split into batches).
+    /// The record changes, in the order they must land (not yet split
+    /// into batches; `plan::plan_zone`).
     pub changes: Vec<Change>,
+    /// Records of members removed or renamed, kept while they are their
+    /// record's last (`plan::ZonePlan::retiring`).
+    pub retiring: Vec<RecordKey>,
+    /// Names with this owner's claims the config does not manage.
+    pub orphaned: Vec<(String, RecordType)>,
+    /// Deletions the last-record rule refused (`plan::keep_nonempty`).
+    pub refused: Vec<Change>,
     /// What a freeze holds back: the changes of frozen records, and their
     /// members' health check calls (left out of `changes` and `calls`).
     pub held: Vec<Change>,
@@ -104,6 +139,9 @@ pub fn decide<'c>(inputs: &ZoneInputs<'c, '_>) -> ZoneDecision<'c> {
         members: Vec::with_capacity(inputs.records.len()),
         calls: Vec::new(),
         changes: Vec::new(),
+        retiring: Vec::new(),
+        orphaned: Vec::new(),
+        refused: Vec::new(),
         held: Vec::new(),
         held_calls: Vec::new(),
         keep: HashSet::new(),
@@ -115,14 +153,14 @@ pub fn decide<'c>(inputs: &ZoneInputs<'c, '_>) -> ZoneDecision<'c> {
         if view.frozen {
             d.frozen.insert(record.name.clone());
         }
-        let mut decisions = policy::decide(Safety::of(record), &policy_inputs);
-        for (d, &overruled) in decisions.iter_mut().zip(&view.overruled) {
-            if overruled && matches!(d.why, Why::Healthy | Why::Unhealthy) {
+        let mut decisions = decide_record(record, &policy_inputs, &view.members);
+        for (d, m) in decisions.iter_mut().zip(&view.members) {
+            if m.overruled && matches!(d.why, Why::Healthy | Why::Unhealthy) {
                 d.why = Why::Quorum;
             }
         }
         let mut intents = RecordIntents::new(record, decisions.iter().map(|d| d.intent).collect());
-        intents.discovered = view.discovered.clone();
+        intents.discovered = view.members.iter().map(|m| m.discovered.clone()).collect();
         let mut outcomes = Vec::with_capacity(record.members.len());
         for (mi, member) in record.members.iter().enumerate() {
             let conflict = policy_inputs[mi].conflict;
@@ -130,7 +168,7 @@ pub fn decide<'c>(inputs: &ZoneInputs<'c, '_>) -> ZoneDecision<'c> {
                 .observed
                 .member_record(record, member)
                 .and_then(|c| c.health_check_id.as_deref());
-            let want = hc::want(member, conflict, view.discovered[mi].as_ref());
+            let want = hc::want(member, conflict, view.members[mi].discovered.as_ref());
             let prefix = hc::member_prefix(&zone_prefix, record, member);
             let (step, kept) = hc::step(inputs.checks, &prefix, &want, referenced);
             d.keep.extend(kept);
@@ -187,7 +225,11 @@ impl ZoneDecision<'_> {
     /// The changes of frozen records (their records and ownership markers)
     /// are held back.
     pub fn replan(&mut self, owner: &str, observed: &Observed) {
-        let all = plan_zone(owner, observed, &self.records);
+        let plan = plan_zone(owner, observed, &self.records);
+        self.retiring = plan.retiring;
+        self.orphaned = plan.orphaned;
+        self.refused = plan.refused;
+        let all = plan.changes;
         if self.frozen.is_empty() {
             self.changes = all;
             return;
@@ -213,6 +255,49 @@ impl ZoneDecision<'_> {
     }
 }
 
+/// The policy's decisions for one record. A published member the policy
+/// would withdraw for a failure that is not corroborated
+/// (`decide::correlated`) is decided again as `unknown` (kept as Route53
+/// holds it), its reason `correlated`: the failure may be this instance's
+/// own. A withdrawal a safety rule refuses anyway keeps that rule's name.
+fn decide_record(
+    record: &RecordConfig,
+    inputs: &[MemberInput],
+    members: &[MemberView],
+) -> Vec<policy::MemberDecision> {
+    let safety = Safety::of(record);
+    let decisions = policy::decide(safety, inputs);
+    let held: Vec<bool> = inputs
+        .iter()
+        .zip(members)
+        .zip(&decisions)
+        .map(|((i, m), d)| {
+            m.uncorroborated
+                && i.published
+                && d.intent == Intent::Withdraw
+                && d.why == Why::Unhealthy
+        })
+        .collect();
+    if !held.contains(&true) {
+        return decisions;
+    }
+    let waiting: Vec<MemberInput> = inputs
+        .iter()
+        .zip(&held)
+        .map(|(i, &held)| MemberInput {
+            verdict: if held { Verdict::Unknown } else { i.verdict },
+            ..*i
+        })
+        .collect();
+    let mut decisions = policy::decide(safety, &waiting);
+    for (d, &held) in decisions.iter_mut().zip(&held) {
+        if held {
+            d.why = Why::Correlated;
+        }
+    }
+    decisions
+}
+
 /// The policy's inputs for one record: each member's verdict with how its
 /// set identifier stands in the zone. A member whose API Gateway target is
 /// not discovered counts as `unknown`: there is nothing to point its record
@@ -227,24 +312,21 @@ pub fn member_inputs(
     record
         .members
         .iter()
-        .zip(&view.verdicts)
-        .zip(&view.discovered)
-        .zip(&view.damped)
-        .zip(&view.drains)
-        .map(|((((member, verdict), discovered), damped), drain)| {
+        .zip(&view.members)
+        .map(|(member, m)| {
             let own = ownership(observed, claims, owner, record, member);
             let undiscovered =
-                matches!(member.target, Target::ApiGateway { .. }) && discovered.is_none();
+                matches!(member.target, Target::ApiGateway { .. }) && m.discovered.is_none();
             MemberInput {
                 verdict: if undiscovered {
                     Verdict::Unknown
                 } else {
-                    *verdict
+                    m.verdict
                 },
                 published: own.present,
                 conflict: own.conflict,
-                damped: *damped,
-                drain: *drain,
+                damped: m.damped,
+                drain: m.drain,
             }
         })
         .collect()

@@ -42,6 +42,42 @@ pub(super) fn not_after(der: &[u8]) -> Option<SystemTime> {
     Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
 }
 
+/// Errors of this host, not of the peer: no descriptor left (`EMFILE`,
+/// `ENFILE`), no buffer or memory for a socket (`ENOBUFS`, `ENOMEM`), no
+/// local address or ephemeral port (`EADDRNOTAVAIL`).
+fn is_local(e: &std::io::Error) -> bool {
+    const EMFILE: i32 = 24;
+    const ENFILE: i32 = 23;
+    const ENOBUFS: i32 = 105;
+    const ENOMEM: i32 = 12;
+    const EADDRNOTAVAIL: i32 = 99;
+    matches!(
+        e.raw_os_error(),
+        Some(EMFILE | ENFILE | ENOBUFS | ENOMEM | EADDRNOTAVAIL)
+    )
+}
+
+/// A failed connect: the member's (`connect`), or this host's (`local`).
+pub(super) fn connect_failure(e: &std::io::Error) -> FailureKind {
+    if is_local(e) {
+        FailureKind::Local
+    } else {
+        FailureKind::Connect
+    }
+}
+
+/// A failed lookup: a name that does not resolve is the member's (`dns`);
+/// a resolver that cannot answer now (`EAI_AGAIN`, which the system
+/// resolver reports only as text) or a local error is this host's.
+pub(super) fn resolve_failure(e: &std::io::Error) -> FailureKind {
+    let text = e.to_string();
+    if is_local(e) || text.contains("Temporary failure in name resolution") {
+        FailureKind::Local
+    } else {
+        FailureKind::Dns
+    }
+}
+
 pub(super) fn fail(kind: FailureKind, detail: impl Into<String>) -> Failure {
     Failure {
         kind,
@@ -88,7 +124,7 @@ impl Prober {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
             Err(_) => tokio::net::lookup_host((connect_host.as_str(), port))
                 .await
-                .map_err(|e| fail(FailureKind::Dns, format!("{connect_host}: {e}")))?
+                .map_err(|e| fail(resolve_failure(&e), format!("{connect_host}: {e}")))?
                 .collect(),
         };
         p.timings.dns += t.elapsed();
@@ -109,14 +145,12 @@ impl Prober {
                     tcp = Some(s);
                     break;
                 }
-                Err(e) => last_err = Some(format!("{addr}: {e}")),
+                Err(e) => last_err = Some((connect_failure(&e), format!("{addr}: {e}"))),
             }
         }
-        let tcp = tcp.ok_or_else(|| {
-            fail(
-                FailureKind::Connect,
-                last_err.unwrap_or_else(|| "no address".into()),
-            )
+        let tcp = tcp.ok_or_else(|| match last_err {
+            Some((kind, e)) => fail(kind, e),
+            None => fail(FailureKind::Connect, "no address"),
         })?;
         let _ = tcp.set_nodelay(true);
         p.timings.connect += t.elapsed();

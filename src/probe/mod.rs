@@ -53,6 +53,10 @@ pub enum FailureKind {
     Auth,
     /// Answered as expected, but slower than `expect.max_latency`.
     Slow,
+    /// This instance's own trouble, not the member's: no descriptor or
+    /// ephemeral port left, no memory for a socket, a resolver that does
+    /// not answer.
+    Local,
 }
 
 impl FailureKind {
@@ -66,7 +70,16 @@ impl FailureKind {
             FailureKind::Body => "body",
             FailureKind::Auth => "auth",
             FailureKind::Slow => "slow",
+            FailureKind::Local => "local",
         }
+    }
+
+    /// Whether a probe that failed this way observed the member at all. A
+    /// probe without its token, or cut short by a local error, says
+    /// nothing of the region: it feeds no verdict (the verdict stays) and
+    /// corroborates nothing (`decide::correlated`).
+    pub fn observes(self) -> bool {
+        !matches!(self, FailureKind::Auth | FailureKind::Local)
     }
 }
 
@@ -108,6 +121,11 @@ pub struct ProbeResult {
 impl ProbeResult {
     pub fn ok(&self) -> bool {
         self.failure.is_none()
+    }
+
+    /// Whether the probe observed the member (see [`FailureKind::observes`]).
+    pub fn observes(&self) -> bool {
+        self.failure.as_ref().is_none_or(|f| f.kind.observes())
     }
 }
 
@@ -179,6 +197,15 @@ impl Prober {
         let failure = match outcome {
             Ok(Ok(())) => None,
             Ok(Err(f)) => Some(f),
+            // The resolver is this instance's (the cluster's DNS): a
+            // timeout there is local trouble, not the region's.
+            Err(_) if matches!(progress.phase, Phase::Dns) => Some(fail(
+                FailureKind::Local,
+                format!(
+                    "the resolver did not answer within {}",
+                    humantime::format_duration(self.spec.timeout)
+                ),
+            )),
             Err(_) => Some(fail(
                 FailureKind::Timeout,
                 format!(

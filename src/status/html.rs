@@ -84,6 +84,31 @@ impl Status {
                 }
                 body.push_str("</ul></div>\n");
             }
+            if z.uncorroborated > 0 {
+                let _ = writeln!(
+                    body,
+                    "<p class=warn>{} withdrawal(s) wait: these failures started while nothing else this instance probes passed, so its own network, DNS or descriptors are the likelier cause</p>",
+                    z.uncorroborated
+                );
+            }
+            for (what, list) in [
+                (
+                    "retiring: no longer configured, kept while its record's last",
+                    &z.retiring,
+                ),
+                (
+                    "orphaned: holds this owner's claims but is not in the config (retire it)",
+                    &z.orphaned,
+                ),
+            ] {
+                if !list.is_empty() {
+                    let _ = write!(body, "<div class=held><p class=warn>{what}:</p><ul>");
+                    for r in list {
+                        let _ = write!(body, "<li><code>{}</code></li>", esc(r));
+                    }
+                    body.push_str("</ul></div>\n");
+                }
+            }
         }
         for r in &self.records {
             let published = r.members.iter().filter(|m| m.published).count();

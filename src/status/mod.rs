@@ -81,6 +81,18 @@ pub struct ZoneSnapshot {
     /// What a freeze holds back: the changes the daemon would make.
     #[serde(default)]
     pub held: Vec<String>,
+    /// Records of members the config no longer names (removed, renamed),
+    /// kept while they are their record's last: `name type (set id)`.
+    #[serde(default)]
+    pub retiring: Vec<String>,
+    /// Records (`name type`) holding this owner's claims that the config
+    /// does not manage: left alone until retired.
+    #[serde(default)]
+    pub orphaned: Vec<String>,
+    /// Unhealthy members whose withdrawal waits for corroboration
+    /// (`decision: correlated`).
+    #[serde(default)]
+    pub uncorroborated: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -117,7 +129,7 @@ pub struct MemberSnapshot {
     pub published: bool,
     /// Why the member is (not) published: healthy, unhealthy, unknown,
     /// conflict, quorum, damped, min_healthy, last_member, max_withdrawn,
-    /// fail_open; null before the first reconcile.
+    /// fail_open, drained, correlated; null before the first reconcile.
     pub decision: Option<String>,
     /// While flap damping holds the member: when the hold ends (unix
     /// seconds).
@@ -347,6 +359,9 @@ impl Status {
                 changes_applied: z.changes_applied,
                 pending_changes: z.pending_changes,
                 held: z.held,
+                retiring: z.retiring,
+                orphaned: z.orphaned,
+                uncorroborated: z.uncorroborated,
             })
             .collect();
         let counted = !rt.sees_everything_down();

@@ -63,6 +63,25 @@ impl Status {
             for h in &z.held {
                 let _ = writeln!(out, "  held by a freeze: {h}");
             }
+            if z.uncorroborated > 0 {
+                let _ = writeln!(
+                    out,
+                    "  {} withdrawal(s) wait: nothing else this instance probes passes (its own network, DNS or descriptors?)",
+                    z.uncorroborated
+                );
+            }
+            for r in &z.retiring {
+                let _ = writeln!(
+                    out,
+                    "  retiring (no longer configured, kept while its record's last): {r}"
+                );
+            }
+            for r in &z.orphaned {
+                let _ = writeln!(
+                    out,
+                    "  orphaned (claimed, not in the config; retire it): {r}"
+                );
+            }
         }
         for c in &self.controls {
             let _ = writeln!(

@@ -1,10 +1,9 @@
 use super::*;
 use crate::config::{parse, Config};
 use crate::decide::ownership::{ownership, Observed, Ownership};
-use crate::decide::policy::Drain;
 use crate::decide::policy::Intent::{Leave, Publish, Withdraw};
 use crate::decide::verdict::Verdict;
-use crate::decide::zone::{member_inputs, RecordView};
+use crate::decide::zone::{member_inputs, MemberView, RecordView};
 use crate::provider::RecordType;
 use std::path::Path;
 
@@ -52,6 +51,7 @@ fn plan(cfg: &Config, observed: Vec<RecordSet>, intents: Vec<Intent>) -> Vec<Cha
         &observed,
         &[RecordIntents::new(&cfg.records[0], intents)],
     )
+    .changes
 }
 
 fn summary(changes: &[Change]) -> Vec<(Action, String)> {
@@ -68,14 +68,14 @@ fn summary(changes: &[Change]) -> Vec<(Action, String)> {
 }
 
 #[test]
-fn publishing_into_an_empty_zone_claims_then_upserts() {
+fn publishing_into_an_empty_zone_creates_the_claims_then_upserts() {
     let cfg = config("");
     let changes = plan(&cfg, vec![], vec![Publish, Publish]);
     assert_eq!(
         summary(&changes),
         vec![
             (
-                Action::Upsert,
+                Action::Create,
                 format!("marker{:?}", [CLAIM_EUW1, CLAIM_USE1])
             ),
             (Action::Upsert, "use1".into()),
@@ -165,7 +165,7 @@ fn adopt_takes_over_a_foreign_record() {
     assert_eq!(
         summary(&changes),
         vec![
-            (Action::Upsert, format!("marker{:?}", [CLAIM_EUW1])),
+            (Action::Create, format!("marker{:?}", [CLAIM_EUW1])),
             (Action::Upsert, "euw1".into())
         ]
     );
@@ -188,35 +188,158 @@ fn other_owners_claims_in_a_marker_are_kept() {
 }
 
 #[test]
-fn a_member_removed_from_config_loses_its_record_and_claim() {
+fn a_member_removed_from_config_loses_its_record_then_its_claim() {
     let cfg = config("");
     let gone = rec("aps2", "ap-southeast-2", "192.0.2.3");
-    let observed = vec![
-        marker(&[
-            CLAIM_EUW1,
-            CLAIM_USE1,
-            "\"route53-failover owner=me type=A set=aps2\"",
-        ]),
+    let claim_aps2 = "\"route53-failover owner=me type=A set=aps2\"";
+    let mut observed = Observed::new(vec![
+        marker(&[CLAIM_EUW1, CLAIM_USE1, claim_aps2]),
         rec("use1", "us-east-1", "192.0.2.1"),
         rec("euw1", "eu-west-1", "192.0.2.2"),
         gone.clone(),
-    ];
-    let changes = plan(&cfg, observed, vec![Publish, Publish]);
+    ]);
+    let intents = || [RecordIntents::new(&cfg.records[0], vec![Publish, Publish])];
+    let first = plan_zone("me", &observed, &intents());
     assert_eq!(
-        changes[0],
-        Change {
+        first.changes,
+        vec![Change {
             action: Action::Delete,
             record: gone
-        }
+        }],
+        "the record goes first; its claim stays while the record is there"
     );
-    assert_eq!(changes[1].action, Action::Upsert);
-    assert_eq!(changes[1].record.values, vec![CLAIM_EUW1, CLAIM_USE1]);
+    assert!(first.retiring.is_empty() && first.orphaned.is_empty());
+    observed.apply(&first.changes);
+    let second = plan_zone("me", &observed, &intents());
+    assert_eq!(second.changes.len(), 1);
+    assert_eq!(second.changes[0].action, Action::Upsert);
+    assert_eq!(
+        second.changes[0].record.values,
+        vec![CLAIM_EUW1, CLAIM_USE1]
+    );
+}
+
+#[test]
+fn a_removed_member_that_is_its_records_last_stays_until_another_is_published() {
+    // The config names use1 and euw1; the zone holds only aps2, a member
+    // the config no longer names, and the configured members have no
+    // verdict yet (a reload that renamed every member, say).
+    let cfg = config("");
+    let old = rec("aps2", "ap-southeast-2", "192.0.2.3");
+    let claim_aps2 = "\"route53-failover owner=me type=A set=aps2\"";
+    let observed = Observed::new(vec![marker(&[claim_aps2]), old.clone()]);
+    let unknown = [RecordIntents::new(&cfg.records[0], vec![Leave, Leave])];
+    let waiting = plan_zone("me", &observed, &unknown);
+    assert!(waiting.changes.is_empty(), "{:?}", waiting.changes);
+    assert_eq!(waiting.retiring, vec![old.key()]);
+    assert!(
+        waiting.refused.is_empty(),
+        "the policy asked for nothing wrong"
+    );
+    // Once a configured member is published, the old one goes after it.
+    let one = [RecordIntents::new(&cfg.records[0], vec![Publish, Leave])];
+    let plan = plan_zone("me", &observed, &one);
+    assert_eq!(
+        summary(&plan.changes),
+        vec![
+            (
+                Action::Upsert,
+                format!("marker{:?}", [claim_aps2, CLAIM_USE1])
+            ),
+            (Action::Upsert, "use1".into()),
+            (Action::Delete, "aps2".into()),
+        ],
+        "claim, publish, then delete: cut anywhere, the record is never empty"
+    );
+    assert!(plan.retiring.is_empty());
+}
+
+#[test]
+fn names_the_config_does_not_manage_are_orphaned_never_deleted() {
+    // Another install with the same owner manages web.example.test, or the
+    // operator removed it from the config: either way it is left alone.
+    let cfg = config("");
+    let web = RecordSet {
+        name: "web.example.test".into(),
+        ..rec("w1", "us-east-1", "192.0.2.9")
+    };
+    let web_marker = RecordSet {
+        name: "_route53-failover.web.example.test".into(),
+        values: vec!["\"route53-failover owner=me type=A set=w1\"".into()],
+        ..marker(&[])
+    };
+    let observed = Observed::new(vec![
+        marker(&[CLAIM_EUW1, CLAIM_USE1]),
+        rec("use1", "us-east-1", "192.0.2.1"),
+        rec("euw1", "eu-west-1", "192.0.2.2"),
+        web_marker,
+        web,
+    ]);
+    let plan = plan_zone(
+        "me",
+        &observed,
+        &[RecordIntents::new(&cfg.records[0], vec![Publish, Withdraw])],
+    );
+    assert_eq!(
+        summary(&plan.changes),
+        vec![(Action::Delete, "euw1".into())]
+    );
+    assert_eq!(
+        plan.orphaned,
+        vec![("web.example.test".to_string(), RecordType::A)]
+    );
+}
+
+#[test]
+fn the_last_record_rule_refuses_whatever_would_empty_a_record() {
+    let observed = Observed::new(vec![
+        rec("use1", "us-east-1", "192.0.2.1"),
+        rec("euw1", "eu-west-1", "192.0.2.2"),
+        RecordSet {
+            name: "other.example.test".into(),
+            ..rec("o1", "us-east-1", "192.0.2.5")
+        },
+    ]);
+    let delete = |r: RecordSet| Change {
+        action: Action::Delete,
+        record: r,
+    };
+    // Both members of api go: refused, both. One of other's goes with a
+    // publish beside it: fine.
+    let mut deletes = vec![
+        delete(rec("use1", "us-east-1", "192.0.2.1")),
+        delete(rec("euw1", "eu-west-1", "192.0.2.2")),
+        delete(RecordSet {
+            name: "other.example.test".into(),
+            ..rec("o1", "us-east-1", "192.0.2.5")
+        }),
+    ];
+    let upserts = vec![Change {
+        action: Action::Upsert,
+        record: RecordSet {
+            name: "other.example.test".into(),
+            ..rec("o2", "eu-west-1", "192.0.2.6")
+        },
+    }];
+    let refused = keep_nonempty(&observed, &upserts, &mut deletes);
+    assert_eq!(
+        summary(&refused),
+        vec![
+            (Action::Delete, "use1".into()),
+            (Action::Delete, "euw1".into())
+        ]
+    );
+    assert_eq!(summary(&deletes), vec![(Action::Delete, "o1".into())]);
+    // A record the zone did not hold is not "emptied".
+    let mut none = vec![];
+    assert!(keep_nonempty(&Observed::new(vec![]), &[], &mut none).is_empty());
 }
 
 #[test]
 fn the_last_claim_removed_deletes_the_marker() {
     let cfg = config("");
-    let m = marker(&["\"route53-failover owner=me type=AAAA set=use1\""]);
+    // A claim of a member no longer configured whose record is gone.
+    let m = marker(&["\"route53-failover owner=me type=A set=aps2\""]);
     let changes = plan(&cfg, vec![m.clone()], vec![Leave, Leave]);
     assert_eq!(
         changes,
@@ -236,13 +359,13 @@ fn applying_a_plan_to_observed_makes_the_next_plan_empty() {
         &observed,
         &[RecordIntents::new(&cfg.records[0], vec![Publish, Publish])],
     );
-    observed.apply(&first);
+    observed.apply(&first.changes);
     let second = plan_zone(
         "me",
         &observed,
         &[RecordIntents::new(&cfg.records[0], vec![Publish, Publish])],
     );
-    assert!(second.is_empty(), "{second:?}");
+    assert!(second.changes.is_empty(), "{second:?}");
 }
 
 fn deletes(n: usize, value_len: usize) -> Vec<Change> {
@@ -320,11 +443,13 @@ records:
     let observed = Observed::new(vec![]);
     let view = RecordView {
         record,
-        verdicts: vec![Verdict::Healthy, Verdict::Healthy],
-        discovered: discovered.clone(),
-        damped: vec![false, false],
-        overruled: vec![false, false],
-        drains: vec![Drain::No, Drain::No],
+        members: discovered
+            .iter()
+            .map(|d| MemberView {
+                discovered: d.clone(),
+                ..MemberView::new(Verdict::Healthy)
+            })
+            .collect(),
         frozen: false,
     };
     let inputs = member_inputs(&observed, &observed.claims(), "me", &view);
@@ -341,7 +466,8 @@ records:
             discovered,
             ..RecordIntents::new(record, vec![Publish, Publish])
         }],
-    );
+    )
+    .changes;
     let records: Vec<&RecordSet> = changes
         .iter()
         .map(|c| &c.record)
@@ -361,7 +487,7 @@ fn plan_with_checks(
     let observed = Observed::new(observed);
     let mut ri = RecordIntents::new(&cfg.records[0], intents);
     ri.checks = checks;
-    plan_zone("me", &observed, &[ri])
+    plan_zone("me", &observed, &[ri]).changes
 }
 
 fn with_check(mut r: RecordSet, id: &str) -> RecordSet {
@@ -418,4 +544,81 @@ fn records_carry_the_health_check_the_config_asks_for() {
             record: use1
         }]
     );
+}
+
+mod splits {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn intent() -> impl Strategy<Value = Intent> {
+        prop_oneof![Just(Publish), Just(Withdraw), Just(Leave)]
+    }
+
+    proptest! {
+        /// Whatever the zone holds (members published or not, records of
+        /// members no longer configured, claims or none), whatever the
+        /// intents the policy could give, and however small the batches:
+        /// applying the plan batch after batch never leaves the record
+        /// empty at any step, once it held something. The policy never
+        /// withdraws every member; the plan must not empty the record by
+        /// its own deletions (stale records) or by a cut between batches.
+        #[test]
+        fn no_batch_of_a_split_plan_leaves_a_record_empty(
+            present in proptest::collection::vec(any::<bool>(), 4),
+            claimed in proptest::collection::vec(any::<bool>(), 4),
+            intents in (intent(), intent()),
+            max_records in 1usize..4,
+        ) {
+            let cfg = config("");
+            // use1, euw1 configured; aps2, sae1 no longer.
+            let all = [
+                ("use1", "us-east-1", "192.0.2.1"),
+                ("euw1", "eu-west-1", "192.0.2.2"),
+                ("aps2", "ap-southeast-2", "192.0.2.3"),
+                ("sae1", "sa-east-1", "192.0.2.4"),
+            ];
+            let mut records = Vec::new();
+            let mut claims = Vec::new();
+            for (i, (id, region, value)) in all.iter().enumerate() {
+                if present[i] {
+                    records.push(rec(id, region, value));
+                }
+                if claimed[i] {
+                    claims.push(format!("\"route53-failover owner=me type=A set={id}\""));
+                }
+            }
+            if !claims.is_empty() {
+                let values: Vec<&str> = claims.iter().map(String::as_str).collect();
+                records.push(marker(&values));
+            }
+            // The policy never withdraws every configured member it sees
+            // published (last_member): mirror that for the inputs.
+            let (a, b) = intents;
+            let b = if a == Withdraw && b == Withdraw { Leave } else { b };
+            let mut observed = Observed::new(records);
+            let count = |o: &Observed| {
+                o.records
+                    .values()
+                    .filter(|r| r.name == "api.example.test" && r.rtype == RecordType::A)
+                    .count()
+            };
+            let before = count(&observed);
+            let plan = plan_zone("me", &observed, &[RecordIntents::new(&cfg.records[0], vec![a, b])]);
+            for batch in batches_within(plan.changes.clone(), max_records, MAX_BATCH_CHARS) {
+                observed.apply(&batch);
+                let now = count(&observed);
+                prop_assert!(before == 0 || now > 0,
+                    "a batch emptied the record: {batch:?} of {:?}", plan.changes);
+                // No record is left without its claim.
+                let claims = observed.claims();
+                for r in observed.records.values().filter(|r| r.set_identifier.is_some()) {
+                    let set = r.set_identifier.clone().unwrap_or_default();
+                    let claimed_now = claims.iter().any(|c| c.set_identifier == set);
+                    let claimed_before = claimed[all.iter().position(|(id, ..)| *id == set).unwrap()];
+                    prop_assert!(claimed_now || !claimed_before,
+                        "{set} lost its claim while its record stays: {:?}", plan.changes);
+                }
+            }
+        }
+    }
 }

@@ -33,11 +33,7 @@ records:
 fn view<'c>(cfg: &'c Config, verdicts: &[Verdict]) -> RecordView<'c> {
     RecordView {
         record: &cfg.records[0],
-        verdicts: verdicts.to_vec(),
-        discovered: vec![None; verdicts.len()],
-        damped: vec![false; verdicts.len()],
-        overruled: vec![false; verdicts.len()],
-        drains: vec![Drain::No; verdicts.len()],
+        members: verdicts.iter().map(|&v| MemberView::new(v)).collect(),
         frozen: false,
     }
 }
@@ -222,36 +218,110 @@ fn verdict() -> impl Strategy<Value = Verdict> {
 }
 
 proptest! {
-    /// Whatever the verdicts, applying a zone's changes step after step
-    /// never leaves a record with nothing published once something was.
+    /// Whatever the verdicts, and whichever failures wait for
+    /// corroboration, applying a zone's changes step after step never
+    /// leaves a record with nothing published once something was, and
+    /// never withdraws a published member whose failure is not
+    /// corroborated.
     #[test]
-    fn a_zone_never_empties_a_record(
-        steps in proptest::collection::vec(proptest::collection::vec(verdict(), 3), 1..30),
+    fn a_zone_never_empties_a_record_nor_pulls_an_uncorroborated_member(
+        steps in proptest::collection::vec(
+            proptest::collection::vec((verdict(), any::<bool>()), 3), 1..30),
     ) {
         let cfg = config();
+        let record = &cfg.records[0];
         let mut observed = Observed::new(vec![]);
         let mut was_published = false;
-        for verdicts in steps {
+        for step in steps {
+            let verdicts: Vec<Verdict> = step.iter().map(|(v, _)| *v).collect();
+            let mut v = view(&cfg, &verdicts);
+            for (m, (_, waits)) in v.members.iter_mut().zip(&step) {
+                m.uncorroborated = *waits;
+            }
+            let before: Vec<bool> = record
+                .members
+                .iter()
+                .map(|m| observed.member_record(record, m).is_some())
+                .collect();
             let d = decide(&ZoneInputs {
                 owner: OWNER,
                 zone_id: ZONE_ID,
                 observed: &observed,
                 checks: &[],
-                records: vec![view(&cfg, &verdicts)],
+                records: vec![v],
             });
             observed.apply(&d.changes);
-            let record = &cfg.records[0];
-            let now = record
+            let now: Vec<bool> = record
                 .members
                 .iter()
-                .filter(|m| observed.member_record(record, m).is_some())
-                .count();
+                .map(|m| observed.member_record(record, m).is_some())
+                .collect();
             if was_published {
-                prop_assert!(now > 0, "emptied by {verdicts:?}");
+                prop_assert!(now.contains(&true), "emptied by {step:?}");
             }
-            was_published |= now > 0;
+            for (i, (_, waits)) in step.iter().enumerate() {
+                if *waits && before[i] {
+                    prop_assert!(now[i], "member {i} pulled on an uncorroborated failure: {step:?}");
+                }
+            }
+            was_published |= now.contains(&true);
         }
     }
+}
+
+#[test]
+fn an_uncorroborated_failure_waits_unless_a_safety_rule_already_holds_it() {
+    use Verdict::{Healthy as H, Unhealthy as X};
+    let cfg = config();
+    let observed = published(&cfg, &[None, None, None]);
+    let decide_with = |verdicts: &[Verdict], waits: &[bool], drained: Option<usize>| {
+        let mut v = view(&cfg, verdicts);
+        for (m, w) in v.members.iter_mut().zip(waits) {
+            m.uncorroborated = *w;
+        }
+        if let Some(i) = drained {
+            v.members[i].drain = Drain::Yes;
+        }
+        let d = decide(&ZoneInputs {
+            owner: OWNER,
+            zone_id: ZONE_ID,
+            observed: &observed,
+            checks: &[],
+            records: vec![v],
+        });
+        let whys: Vec<(Why, bool)> = d.members[0]
+            .iter()
+            .map(|m| (m.decision.why, m.decision.published))
+            .collect();
+        (whys, actions(&d.changes))
+    };
+    // eu-west-1 fails and something else passed since: withdrawn.
+    let (whys, changes) = decide_with(&[H, X, H], &[false, false, false], None);
+    assert_eq!(whys[1], (Why::Unhealthy, false));
+    assert_eq!(changes, vec![(Action::Delete, "euw1".to_string())]);
+    // Nothing passed since it began: it waits, published, and says why.
+    let (whys, changes) = decide_with(&[H, X, H], &[false, true, false], None);
+    assert_eq!(whys[1], (Why::Correlated, true));
+    assert!(changes.is_empty(), "{changes:?}");
+    // Everything fails at the same instant: the first member to reach
+    // `fall` finds the others still healthy by verdict, but none has
+    // passed a probe since: nothing is withdrawn.
+    let (whys, changes) = decide_with(&[X, H, H], &[true, false, false], None);
+    assert_eq!(whys[0], (Why::Correlated, true));
+    assert!(changes.is_empty());
+    // Then all are unhealthy: the safety rules keep them, by name.
+    let (whys, _) = decide_with(&[X, X, X], &[true, true, true], None);
+    assert!(
+        whys.iter().all(|w| *w == (Why::LastMember, true)),
+        "{whys:?}"
+    );
+    // The last member is kept by last_member, named so, corroborated or not.
+    let (whys, _) = decide_with(&[X, X, X], &[false, false, true], None);
+    assert_eq!(whys[2], (Why::LastMember, true), "{whys:?}");
+    // On-call's drain is on-call's word: it goes whatever the evidence.
+    let (whys, changes) = decide_with(&[H, X, H], &[false, true, false], Some(1));
+    assert_eq!(whys[1], (Why::Drained, false));
+    assert_eq!(changes, vec![(Action::Delete, "euw1".to_string())]);
 }
 
 #[test]
@@ -271,7 +341,7 @@ fn a_freeze_holds_the_changes_and_check_calls_back_and_shows_them() {
         let mut v = view(&cfg, &[H, X, H]);
         v.frozen = frozen;
         if drained {
-            v.drains[2] = Drain::Yes;
+            v.members[2].drain = Drain::Yes;
         }
         ZoneInputs {
             owner: OWNER,
