@@ -190,7 +190,9 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             let config = load(&path)?;
             let hash = config::short_digest(&std::fs::read(&path).unwrap_or_default());
             let (provider, store) = build_provider(&config).await?;
-            serve(config, (Some(path), hash), provider, store, None).await
+            // The embedded store: what it holds, read-only.
+            let extra = store.map(remote::inspect_router);
+            serve(config, (Some(path), hash), provider, extra).await
         }
         Command::Plan { config } => {
             let config = load(&config)?;
@@ -301,7 +303,6 @@ async fn serve(
     config: Config,
     source: (Option<PathBuf>, String),
     provider: Arc<dyn Provider>,
-    store: Option<Arc<MemoryStore>>,
     extra: Option<axum::Router>,
 ) -> anyhow::Result<()> {
     check_zones(&config, provider.as_ref()).await?;
@@ -310,7 +311,12 @@ async fn serve(
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let metrics = Arc::new(Metrics::new());
-    let rt = Arc::new(Runtime::new(Arc::new(config), provider.kind(), metrics));
+    let descriptors = http::raise_descriptor_limit();
+    let rt = Arc::new(Runtime::new(
+        Arc::new(config),
+        provider.kind(),
+        metrics.clone(),
+    ));
     // The lease outlives reloads, and is released only once the controller
     // has stopped writing.
     let lease_stop = CancellationToken::new();
@@ -327,16 +333,35 @@ async fn serve(
     let current = Arc::new(reload::Current::new(rt, path.as_deref(), hash));
     let mut app =
         http::router(current.clone()).merge(admin::router(current.clone(), provider.clone()));
-    if let Some(store) = store {
-        app = app.merge(remote::router(store));
-    }
     if let Some(extra) = extra {
         app = app.merge(extra);
     }
     let shutdown = CancellationToken::new();
     tokio::spawn(wait_for_signal(shutdown.clone()));
     println!("route53-failover listening on http://{addr}");
-    let server = tokio::spawn(http::serve(listener, app, shutdown.clone()));
+    let members = current
+        .runtime()
+        .config
+        .records
+        .iter()
+        .map(|r| r.members.len())
+        .sum();
+    let limits = http::Limits::for_process(descriptors, members);
+    metrics
+        .http_connections_max
+        .set(limits.max_connections as i64);
+    info!(
+        descriptors,
+        max_connections = limits.max_connections,
+        "listener limits"
+    );
+    let server = tokio::spawn(http::serve(
+        listener,
+        app,
+        limits,
+        metrics.http_connections.clone(),
+        shutdown.clone(),
+    ));
     let result = reload::supervise(current, provider, path, shutdown.clone()).await;
     lease_stop.cancel();
     if let Some(task) = lease_task {
@@ -519,14 +544,13 @@ async fn run_demo(listen: SocketAddr) -> anyhow::Result<()> {
     );
     let hash = config::short_digest(demo::config_text(&endpoints).as_bytes());
     let source = (None, hash);
-    let result = serve(
-        config,
-        source,
-        provider,
-        store,
-        Some(demo::router(&endpoints)),
-    )
-    .await;
+    // The demo is a sandbox on loopback: the store's writes and faults
+    // are served beside its own routes.
+    let mut extra = demo::router(&endpoints);
+    if let Some(store) = store {
+        extra = extra.merge(remote::router(store));
+    }
+    let result = serve(config, source, provider, Some(extra)).await;
     stop.cancel();
     result
 }

@@ -47,6 +47,8 @@ pub struct Metrics {
     pub lease_term: IntGauge,
     pub lease_transitions_total: IntCounterVec,
     pub ready: IntGauge,
+    pub http_connections: IntGauge,
+    pub http_connections_max: IntGauge,
     pub build_info: GaugeVec,
 }
 
@@ -318,6 +320,14 @@ impl Metrics {
             ready: reg!(IntGauge::with_opts(opts(
                 "ready",
                 "1 once every zone has been reconciled successfully (a latch)."
+            ))),
+            http_connections: reg!(IntGauge::with_opts(opts(
+                "http_connections",
+                "Connections open on the listen port now."
+            ))),
+            http_connections_max: reg!(IntGauge::with_opts(opts(
+                "http_connections_max",
+                "Most connections served at once; past it the listener stops accepting (descriptors are kept for the probes)."
             ))),
             build_info: reg!(GaugeVec::new(
                 opts("build_info", "Always 1; the version as a label."),

@@ -333,6 +333,39 @@ async fn the_admin_routes_are_off_without_a_token_file_and_locked_with_one() {
     .await;
     assert_eq!(bad.status(), 400);
     assert!(bad.text().await.unwrap().contains("region: missing"));
+    // A value of the wrong type names its field too; the scheme is matched
+    // whatever its case (RFC 7235).
+    let typed = post(
+        Some("bearer s3cret-admin-token-5f1e9a7c"),
+        r#"{"record":"api.example.test","region":"eu-west-1","reason":42,"by":"a"}"#,
+    )
+    .await;
+    assert_eq!(typed.status(), 400);
+    let message = typed.text().await.unwrap();
+    assert!(
+        message.contains("reason: invalid type: integer `42`"),
+        "{message}"
+    );
+    // A body is read only once the token is good, and at most 16 KiB of it.
+    let big = "x".repeat(2 * 1024 * 1024);
+    let huge = |auth: Option<&'static str>| {
+        let url = format!("{}/admin/drain", daemon.base);
+        let big = big.clone();
+        async move {
+            let mut req = reqwest::Client::new().post(url).body(big);
+            if let Some(a) = auth {
+                req = req.header("Authorization", a);
+            }
+            req.send().await.map(|r| r.status().as_u16())
+        }
+    };
+    // Without the token the answer comes before the body is read (the
+    // client may see the connection close while it still sends).
+    assert!(matches!(huge(None).await, Ok(401) | Err(_)));
+    assert!(matches!(
+        huge(Some("Bearer s3cret-admin-token-5f1e9a7c")).await,
+        Ok(413) | Err(_)
+    ));
     let out = on_call(
         "drain",
         &daemon.base,
@@ -388,7 +421,8 @@ async fn the_admin_routes_are_off_without_a_token_file_and_locked_with_one() {
             "route53_failover_admin_actions_total",
             &["action=\"drain\"", "result=\"unauthorized\""]
         ),
-        Some(4.0)
+        Some(5.0),
+        "four calls with no or a wrong token, and the large body without one"
     );
     let status = daemon.get("/status").await.text().await.unwrap();
     let timeline = daemon.get("/events").await.text().await.unwrap();

@@ -10,14 +10,15 @@
 //! takes the call and writes the control itself (`controller::controls`).
 //!
 //! Answers: 200 done, 400 bad input (the field and value named), 401, 404
-//! (no such member or record), 409 refused (the last member), 502 when
-//! Route53 did not take the write.
+//! (no such member or record), 409 refused (the last member), 413 a body
+//! over 16 KiB (read only after the token is checked), 502 when Route53
+//! did not take the write.
 
 mod actions;
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -115,12 +116,16 @@ fn answer(status: StatusCode, message: String, control: Option<Control>) -> Resp
     (status, Json(body)).into_response()
 }
 
+/// The most an admin body may hold; read only once the token is checked,
+/// so an unauthenticated client cannot make the daemon buffer anything.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
 async fn action(
     State(admin): State<Arc<Admin>>,
     Path(action): Path<String>,
     method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let rt = admin.current.runtime();
     // Off: nothing here, whatever the method.
@@ -165,11 +170,22 @@ async fn action(
             );
         }
     }
-    let request: AdminRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
+    let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(_) => {
             count("invalid");
-            return answer(StatusCode::BAD_REQUEST, format!("the body: {e}"), None);
+            return answer(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body: larger than {BODY_LIMIT} bytes"),
+                None,
+            );
+        }
+    };
+    let request = match parse_request(&body) {
+        Ok(r) => r,
+        Err(message) => {
+            count("invalid");
+            return answer(StatusCode::BAD_REQUEST, message, None);
         }
     };
     let calls = Calls::new(
@@ -199,15 +215,51 @@ async fn action(
     }
 }
 
+/// The body as an [`AdminRequest`]; a bad one is named by its field:
+/// `reason: invalid type: integer `42`, expected a string`.
+fn parse_request(body: &[u8]) -> Result<AdminRequest, String> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        let text = e.to_string();
+        format!(
+            "the body: {}",
+            text.split(" at line ").next().unwrap_or(&text)
+        )
+    })?;
+    if !value.is_object() {
+        return Err(
+            "the body: must be a JSON object (record, type, region, reason, for, by, force)".into(),
+        );
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        // serde_json appends where in the text it stopped; the field is
+        // what on-call needs.
+        let text = inner.to_string();
+        let text = text.split(" at line ").next().unwrap_or(&text).to_string();
+        if path == "." || path.is_empty() {
+            format!("the body: {text}")
+        } else {
+            format!("{path}: {text}")
+        }
+    })
+}
+
+/// The credentials of an `Authorization: Bearer <token>` header; the scheme
+/// is matched case-insensitively (RFC 7235).
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, credentials) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credentials.trim())
+}
+
 /// Whether the call carries the token in `file`, compared in constant time.
 fn authorized(headers: &HeaderMap, file: &std::path::Path) -> Result<bool, String> {
     let token = read_token(file)?;
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    Ok(same_secret(given.trim().as_bytes(), token.as_bytes()))
+    let given = bearer(headers).unwrap_or("");
+    Ok(same_secret(given.as_bytes(), token.as_bytes()))
 }
 
 /// Compares digests, so neither the time nor the length tells how much of
@@ -220,4 +272,49 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
         .zip(db.as_ref())
         .fold(0u8, |acc, (x, y)| acc | (x ^ y))
         == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_value_is_named_by_its_field() {
+        let cases = [
+            (
+                r#"{"reason": 42}"#,
+                "reason: invalid type: integer `42`, expected a string",
+            ),
+            (
+                r#"{"force": "yes"}"#,
+                "force: invalid type: string \"yes\", expected a boolean",
+            ),
+            (
+                r#"{"region": "eu-west-1", "colour": 1}"#,
+                "colour: unknown field `colour`",
+            ),
+            ("[1]", "the body: must be a JSON object"),
+            ("{", "the body: EOF while parsing an object"),
+        ];
+        for (body, want) in cases {
+            let got = parse_request(body.as_bytes()).unwrap_err();
+            assert!(got.starts_with(want), "{body}: {got}");
+        }
+        assert!(parse_request(br#"{"record": "a", "by": "x"}"#).is_ok());
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_matched_whatever_its_case() {
+        let mut h = HeaderMap::new();
+        for (value, want) in [
+            ("Bearer abc", Some("abc")),
+            ("bearer abc", Some("abc")),
+            ("BEARER  abc ", Some("abc")),
+            ("Basic abc", None),
+            ("Bearerabc", None),
+        ] {
+            h.insert(header::AUTHORIZATION, value.parse().unwrap());
+            assert_eq!(bearer(&h), want, "{value:?}");
+        }
+    }
 }

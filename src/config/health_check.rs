@@ -134,7 +134,7 @@ impl Validator {
             p.auth.is_some()
                 || p.headers
                     .iter()
-                    .any(|(name, _)| name == http::header::AUTHORIZATION)
+                    .any(|h| h.name == http::header::AUTHORIZATION)
         });
         if sends_credentials && c.resource_path.is_none() {
             self.err(

@@ -25,8 +25,9 @@ pub struct ProbeSpec {
     /// host stays the Host header and the TLS SNI.
     pub connect_to: Option<(String, u16)>,
     pub method: Method,
-    /// Values are marked sensitive: they may hold tokens.
-    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Values may hold tokens: never shown, and read again when a
+    /// `${file:...}` they name changes.
+    pub headers: Vec<HeaderSpec>,
     /// Accepted status codes; empty means any 2xx.
     pub expect_status: Vec<u16>,
     pub body_contains: Option<String>,
@@ -48,6 +49,26 @@ pub struct ProbeSpec {
     pub fall: u32,
     pub follow_redirects: bool,
     pub auth: Option<OAuth2Spec>,
+}
+
+/// One probe header: its name and its value, a [`Template`] (a
+/// `${file:...}` in it follows the file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeaderSpec {
+    pub name: HeaderName,
+    pub value: Template,
+}
+
+impl HeaderSpec {
+    /// The value to send now, marked sensitive (kept out of `Debug`).
+    pub fn value(&self) -> Result<HeaderValue, String> {
+        let text = self.value.render()?;
+        // The value is not echoed: it may be a secret read from a file.
+        let mut v = HeaderValue::from_str(&text)
+            .map_err(|_| "the value holds characters a header cannot carry".to_string())?;
+        v.set_sensitive(true);
+        Ok(v)
+    }
 }
 
 /// OAuth2 client credentials for a probe; holds where the secret is, not
@@ -150,17 +171,16 @@ impl Validator {
                 self.err(hpath, format!("{} is not a header name", q(name)));
                 continue;
             };
-            let Some(expanded) = self.interpolate(&hpath, value) else {
+            let Some(parts) = self.template(&hpath, value) else {
                 continue;
             };
-            match HeaderValue::from_str(&expanded) {
-                Ok(mut hv) => {
-                    // Keeps the value out of Debug output; it may be a token.
-                    hv.set_sensitive(true);
-                    headers.push((hn, hv));
-                }
-                // The value is not echoed: it may be a secret read from a file.
-                Err(_) => self.err(hpath, "the value holds characters a header cannot carry"),
+            let header = HeaderSpec {
+                name: hn,
+                value: Template::new(parts),
+            };
+            match header.value() {
+                Ok(_) => headers.push(header),
+                Err(e) => self.err(hpath, e),
             }
         }
         let tls = p.tls.clone().unwrap_or_default();

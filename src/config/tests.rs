@@ -45,7 +45,7 @@ fn defaults_record_and_member_settings_merge() {
     assert_eq!(use1.probe.interval, Duration::from_millis(500));
     assert_eq!(use1.probe.rise, 2);
     assert_eq!(use1.probe.connect_to, Some(("127.0.0.1".into(), 8443)));
-    let names: Vec<&str> = use1.probe.headers.iter().map(|(n, _)| n.as_str()).collect();
+    let names: Vec<&str> = use1.probe.headers.iter().map(|h| h.name.as_str()).collect();
     assert_eq!(
         names,
         vec!["x-env", "x-region"],
@@ -126,7 +126,7 @@ fn interpolation_reads_env_and_files_and_reports_what_is_missing() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("token"), "s3cret\n").unwrap();
     // SAFETY of the test: a name no other test reads or writes.
-    std::env::set_var("R53F_TEST_TENANT", "t-1");
+    std::env::set_var("R53F_TEST_TENANT", "t-9q7z");
     let text = BASE.replace(
         "headers: {X-Env: prod}",
         "headers: {Authorization: \"Bearer ${file:token}\", X-Tenant: \"${env:R53F_TEST_TENANT}\"}",
@@ -134,13 +134,24 @@ fn interpolation_reads_env_and_files_and_reports_what_is_missing() {
     .replace("  policy:", "  health_check: {resource_path: /ping}\n  policy:");
     let c = parse(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
     let h = &c.records[0].members[1].probe.headers;
-    assert_eq!(h[0].1.to_str().unwrap(), "Bearer s3cret");
-    assert!(h[0].1.is_sensitive());
-    assert_eq!(h[1].1.to_str().unwrap(), "t-1");
+    assert_eq!(h[0].value().unwrap().to_str().unwrap(), "Bearer s3cret");
+    assert!(h[0].value().unwrap().is_sensitive());
+    assert_eq!(h[1].value().unwrap().to_str().unwrap(), "t-9q7z");
     assert!(
-        !format!("{:?}", c).contains("s3cret"),
+        !format!("{:?}", c).contains("s3cret") && !format!("{:?}", c).contains("t-9q7z"),
         "Debug output never shows a secret"
     );
+    // A rotated Secret: the file is replaced (a new inode, as Kubernetes
+    // swaps the mount's symlink) and the header follows it, no reload.
+    let next = dir.path().join("token.next");
+    std::fs::write(&next, "n3w\n").unwrap();
+    std::fs::rename(&next, dir.path().join("token")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    assert_eq!(h[0].value().unwrap().to_str().unwrap(), "Bearer n3w");
+    // Gone for a moment (the swap under way): the last value stays.
+    std::fs::remove_file(dir.path().join("token")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    assert_eq!(h[0].value().unwrap().to_str().unwrap(), "Bearer n3w");
 
     let text = BASE.replace(
         "headers: {X-Env: prod}",

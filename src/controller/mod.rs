@@ -59,7 +59,6 @@ pub use state::{
 use crate::config::{Config, ProviderKind, Target};
 use crate::decide::verdict::Verdict;
 use crate::discovery::{Discovery, DiscoveryError};
-use crate::probe::auth::TokenSources;
 use crate::probe::{Prober, TlsConfigs};
 use crate::provider::Provider;
 
@@ -72,7 +71,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), String> {
     let tls = TlsConfigs::default();
-    let tokens = TokenSources::default();
+    let tokens = rt.tokens.clone();
     let limiter = Arc::new(RateLimiter::new(rt.config.provider.max_requests_per_second));
     let by_zone = rt.config.records_by_zone();
     let probes_stop = shutdown.child_token();

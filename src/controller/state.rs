@@ -26,6 +26,7 @@ use crate::decide::verdict::{Health, Verdict};
 use crate::events::Events;
 use crate::metrics::Metrics;
 use crate::parity::ParityReport;
+use crate::probe::auth::TokenSources;
 use crate::probe::ProbeResult;
 use crate::provider::{AliasTarget, CheckerReport, RecordType};
 use crate::trend::Trend;
@@ -200,6 +201,9 @@ pub struct Runtime {
     pub controls: Arc<ControlBook>,
     /// The event timeline, kept across reloads.
     pub events: Arc<Events>,
+    /// The probes' OAuth2 token sources, kept across reloads (a reload
+    /// does not fetch every token again).
+    pub tokens: Arc<TokenSources>,
 }
 
 /// Sounds an alarm unless it sounded within `quiet`.
@@ -283,6 +287,7 @@ impl Runtime {
             parity: Mutex::new(BTreeMap::new()),
             controls: Arc::default(),
             events: Arc::default(),
+            tokens: Arc::default(),
             config,
         }
     }
@@ -330,6 +335,7 @@ impl Runtime {
         rt.lease = old.lease.clone();
         rt.controls = old.controls.clone();
         rt.events = old.events.clone();
+        rt.tokens = old.tokens.clone();
         rt.carry_over(old);
         let unhealthy = rt
             .member_ids()

@@ -5,12 +5,17 @@
 //! probes rarely wait for the token endpoint. The client secret is read
 //! from its file at each fetch (rotation needs no restart). Neither the
 //! secret nor a token is ever logged or put in an error.
+//!
+//! A probe that cannot get a token observes nothing of its member
+//! (`FailureKind::Auth` does not feed the verdict): an identity provider
+//! outage must not pull regions that serve users. Status says which
+//! source fails and since when.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{ClientAuth, OAuth2Spec};
 
@@ -45,6 +50,20 @@ pub struct TokenSource {
     token: Mutex<Option<Token>>,
     /// Held while a fetch runs, so concurrent probes share one fetch.
     fetching: Arc<tokio::sync::Mutex<()>>,
+    /// Since when fetches fail, and the last error; `None` while they work.
+    failing: Mutex<Option<(SystemTime, String)>>,
+}
+
+/// How a token source stands, for status: probes without a token observe
+/// nothing (`FailureKind::Auth`), so on-call must see why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenStatus {
+    pub token_url: String,
+    pub client_id: String,
+    pub ok: bool,
+    /// Unix seconds since fetches fail.
+    pub failing_since: Option<f64>,
+    pub error: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -72,6 +91,34 @@ impl TokenSource {
             http,
             token: Mutex::new(None),
             fetching: Arc::new(tokio::sync::Mutex::new(())),
+            failing: Mutex::new(None),
+        }
+    }
+
+    fn status(&self) -> TokenStatus {
+        let failing = self
+            .failing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        TokenStatus {
+            token_url: self.spec.token_url.to_string(),
+            client_id: self.spec.client_id.clone(),
+            ok: failing.is_none(),
+            failing_since: failing.as_ref().map(|(t, _)| crate::metrics::unix_secs(*t)),
+            error: failing.map(|(_, e)| e),
+        }
+    }
+
+    /// Notes a fetch's outcome for status.
+    fn fetched(&self, result: &Result<String, TokenError>) {
+        let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
+            Ok(_) => *failing = None,
+            Err(e) => {
+                let since = failing.as_ref().map_or_else(SystemTime::now, |(t, _)| *t);
+                *failing = Some((since, e.to_string()));
+            }
         }
     }
 
@@ -106,6 +153,12 @@ impl TokenSource {
     }
 
     async fn fetch(&self) -> Result<String, TokenError> {
+        let result = self.fetch_once().await;
+        self.fetched(&result);
+        result
+    }
+
+    async fn fetch_once(&self) -> Result<String, TokenError> {
         let spec = &self.spec;
         let secret = std::fs::read_to_string(&spec.client_secret_file)
             .map_err(|e| {
@@ -186,6 +239,14 @@ pub struct TokenSources {
 }
 
 impl TokenSources {
+    /// Every source, for status.
+    pub fn status(&self) -> Vec<TokenStatus> {
+        let map = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<TokenStatus> = map.values().map(|s| s.status()).collect();
+        all.sort_by(|a, b| (&a.token_url, &a.client_id).cmp(&(&b.token_url, &b.client_id)));
+        all
+    }
+
     pub fn get(&self, spec: &OAuth2Spec) -> Arc<TokenSource> {
         let mut map = self.sources.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(spec.clone())

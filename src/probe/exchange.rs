@@ -270,8 +270,13 @@ impl Prober {
             HeaderValue::from_static(concat!("route53-failover/", env!("CARGO_PKG_VERSION"))),
         );
         headers.insert(CONNECTION, HeaderValue::from_static("close"));
-        for (name, value) in &self.spec.headers {
-            headers.insert(name.clone(), value.clone());
+        for h in &self.spec.headers {
+            // A value file that can no longer be read is the instance's
+            // trouble, not the member's.
+            let value = h
+                .value()
+                .map_err(|e| fail(FailureKind::Local, format!("header {}: {e}", h.name)))?;
+            headers.insert(h.name.clone(), value);
         }
         if let Some(t) = token {
             let mut v = HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| {

@@ -6,7 +6,9 @@
 //!
 //! `/memory/api/...` is the provider API (counted, faults apply);
 //! the other `/memory/...` routes inspect the store or change it as another
-//! tool would (not counted, never faulted).
+//! tool would (not counted, never faulted). A daemon `run` with the
+//! embedded store serves only the inspection routes ([`inspect_router`]);
+//! `demo` and tests serve them all.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +30,9 @@ use super::{
     ProviderError, RecordSet, Zone,
 };
 
+/// Every route: the provider API (`/memory/api`), inspection, and the
+/// routes that change the store as another tool would or inject faults.
+/// For tests and `demo` only: nothing here asks for a token.
 pub fn router(store: Arc<MemoryStore>) -> Router {
     Router::new()
         .route("/memory/api/zones/{zone}", get(api_find_zone))
@@ -239,6 +244,19 @@ async fn calls(
     State(s): State<Arc<MemoryStore>>,
 ) -> Json<std::collections::BTreeMap<&'static str, u64>> {
     Json(s.call_counts())
+}
+
+/// What `run` serves next to status with the embedded store: reading what
+/// the store holds, nothing that changes it (the daemon's port may be
+/// reachable by more than on-call).
+pub fn inspect_router(store: Arc<MemoryStore>) -> Router {
+    Router::new()
+        .route("/memory/health-checks", get(health_checks))
+        .route("/memory/zones", get(zones))
+        .route("/memory/zones/{zone}/records", get(records))
+        .route("/memory/log", get(log))
+        .route("/memory/calls", get(calls))
+        .with_state(store)
 }
 
 /// A [`Provider`] backed by a store served by [`router`] elsewhere.

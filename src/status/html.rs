@@ -56,6 +56,19 @@ impl Status {
             }
             body.push_str("</ul></div>\n");
         }
+        for t in self.probe_tokens.iter().filter(|t| !t.ok) {
+            let since = t
+                .failing_since
+                .map(|s| format!(" for {}", ago(self.now, s)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                body,
+                "<p class=bad>probe token {} ({}) failing{since}: {}; its probes observe nothing and verdicts stay as they are</p>",
+                esc(&t.token_url),
+                esc(&t.client_id),
+                esc(t.error.as_deref().unwrap_or("?"))
+            );
+        }
         for z in &self.zones {
             let state = match (&z.last_error, z.last_success) {
                 (Some(e), _) => format!("<span class=bad>error: {}</span>", esc(e)),
@@ -186,7 +199,7 @@ impl Status {
                     m.latency_ms.map(|l| format!("{l:.1} ms")).unwrap_or_else(|| "-".into()),
                     sparkline(&m.trend, self.now),
                     m.last_status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
-                    esc(m.reason.as_deref().unwrap_or("")),
+                    esc(&m.reason_text()),
                     esc(&m.target),
                     v = esc(&m.verdict),
                 );

@@ -42,6 +42,10 @@ pub struct Status {
     /// Why they could not be read last time.
     #[serde(default)]
     pub controls_error: Option<String>,
+    /// The probes' OAuth2 token sources: a probe without its token
+    /// observes nothing, so a failing source leaves verdicts as they are.
+    #[serde(default)]
+    pub probe_tokens: Vec<crate::probe::auth::TokenStatus>,
 }
 
 /// With `ha`: how this instance's view exchange goes.
@@ -146,6 +150,10 @@ pub struct MemberSnapshot {
     pub since: f64,
     /// The failure behind the verdict, or the latest failure seen.
     pub reason: Option<String>,
+    /// The last probe observed nothing of the member (no token, a local
+    /// error such as no descriptor left): why. The verdict stays as it was.
+    #[serde(default)]
+    pub not_observed: Option<String>,
     pub conflict: bool,
     pub latency_ms: Option<f64>,
     /// With `expect.slow_vs_baseline`: the member's latency baseline, once
@@ -237,6 +245,16 @@ impl HealthCheckSnapshot {
 }
 
 impl MemberSnapshot {
+    /// The reason column: the failure behind the verdict, or why the last
+    /// probe observed nothing (the verdict then stays as it was).
+    pub fn reason_text(&self) -> String {
+        match (&self.not_observed, &self.reason) {
+            (Some(n), _) => format!("not observed: {n}"),
+            (None, Some(r)) => r.clone(),
+            (None, None) => "-".into(),
+        }
+    }
+
     /// Why, for the table and the page: a damped member says for how
     /// long, a drained one by whom and until when, a drain held in says
     /// which rule holds it.
@@ -325,6 +343,12 @@ impl MemberSnapshot {
             drain: drain.cloned(),
             since: unix(m.health.since()),
             reason: m.health.reason().map(str::to_string),
+            not_observed: m
+                .last_probe
+                .as_ref()
+                .and_then(|p| p.failure.as_ref())
+                .filter(|f| !f.kind.observes())
+                .map(|f| f.to_string()),
             conflict: m.conflict,
             latency_ms: m
                 .last_probe
@@ -409,6 +433,7 @@ impl Status {
             now: unix(now),
             controls: controls.in_force(now).cloned().collect(),
             controls_error: rt.controls.last_error(),
+            probe_tokens: rt.tokens.status(),
             zones,
             records,
             config: None,

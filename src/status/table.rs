@@ -96,6 +96,19 @@ impl Status {
         if let Some(e) = &self.controls_error {
             let _ = writeln!(out, "controls NOT READ: {e}");
         }
+        for t in self.probe_tokens.iter().filter(|t| !t.ok) {
+            let since = t
+                .failing_since
+                .map(|s| format!(" for {}", ago(self.now, s)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "probe token {} ({}) FAILING{since}: {}; its probes observe nothing, verdicts stay",
+                t.token_url,
+                t.client_id,
+                t.error.as_deref().unwrap_or("?")
+            );
+        }
         let with_views = self.views.is_some();
         let mut header = vec![
             "RECORD",
@@ -138,7 +151,7 @@ impl Status {
                         .as_ref()
                         .map(HealthCheckSnapshot::short)
                         .unwrap_or_else(|| "-".into()),
-                    m.reason.clone().unwrap_or_else(|| "-".into()),
+                    m.reason_text(),
                 ];
                 if with_views {
                     row.insert(9, m.views_text());

@@ -163,10 +163,24 @@ pub struct Daemon {
 
 /// Starts the daemon binary with `run --config` and waits for it to listen.
 pub async fn start_daemon(config: &str) -> Daemon {
+    start_daemon_with(config, None).await
+}
+
+/// The same, with at most `descriptors` open files (soft and hard limit,
+/// as `ulimit -n` sets them), when given.
+pub async fn start_daemon_with(config: &str, descriptors: Option<u64>) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     let path: PathBuf = dir.path().join("config.yaml");
     std::fs::write(&path, config).unwrap();
-    let mut child = Command::new(BIN)
+    let mut command = match descriptors {
+        None => Command::new(BIN),
+        Some(n) => {
+            let mut c = Command::new("sh");
+            c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), BIN]);
+            c
+        }
+    };
+    let mut child = command
         .args(["run", "--config"])
         .arg(&path)
         .env("RUST_LOG", "info")
@@ -251,6 +265,14 @@ impl Daemon {
 
     pub fn logs(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// The descriptors the daemon process holds open now.
+    pub fn open_descriptors(&self) -> usize {
+        let pid = self.child.id().expect("running");
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| d.count())
+            .unwrap_or(0)
     }
 
     /// The member of the first record in `region`, from /status.
