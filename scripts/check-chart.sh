@@ -58,6 +58,12 @@ assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
 config = yaml.safe_load(cm["data"]["config.yaml"])
 ha = config.get("ha", {}).get("enabled", False)
 assert dep["spec"]["replicas"] == (2 if ha else 1), dep["spec"]["replicas"]
+# One writer through a rollout: without the lease, never two pods at once.
+strategy = dep["spec"]["strategy"]
+if ha:
+    assert strategy["type"] == "RollingUpdate", strategy
+else:
+    assert strategy == {"type": "Recreate"}, strategy
 assert ("PodDisruptionBudget" in kinds) == ha
 admin = config.get("admin")
 assert (admin is None) == (not any(m["mountPath"] == "/etc/route53-failover/admin" for m in c.get("volumeMounts", [])))

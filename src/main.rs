@@ -23,7 +23,7 @@ use route53_failover::provider::faults::{Faulty, MemoryStore};
 use route53_failover::provider::memory::MemoryProvider;
 use route53_failover::provider::remote::{self, RemoteMemory};
 use route53_failover::provider::route53::Route53Provider;
-use route53_failover::provider::{Action, Change, Provider, ProviderError};
+use route53_failover::provider::{Action, Change, Provider};
 use route53_failover::{admin, client, demo, http, reload};
 
 const EXAMPLES: &str = "\
@@ -197,6 +197,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Plan { config } => {
             let config = load(&config)?;
             let (provider, _) = build_provider(&config).await?;
+            check_zones(&config, provider.as_ref()).await?;
             plan(&config, provider.as_ref()).await
         }
         Command::Parity { config, json } => parity(&load(&config)?, json).await,
@@ -374,24 +375,12 @@ async fn serve(
     Ok(())
 }
 
-/// Every configured zone must exist: a zone the provider does not know is
-/// bad input. A zone that cannot be checked now (network, throttling) is
-/// left to the reconciler, which retries.
+/// Every configured zone must exist, be named one way and hold no CNAME
+/// at its apex (`reload::check_zones`): bad input otherwise.
 async fn check_zones(config: &Config, provider: &dyn Provider) -> anyhow::Result<()> {
-    for (zone, idxs) in config.records_by_zone() {
-        let found = tokio::time::timeout(Duration::from_secs(10), provider.find_zone(&zone)).await;
-        match found {
-            Ok(Ok(z)) => info!(zone = %zone, id = %z.id, "zone found"),
-            Ok(Err(ProviderError::NoSuchHostedZone(msg))) => {
-                return Err(BadInput(format!("records[{}].zone: {zone:?}: {msg}", idxs[0])).into())
-            }
-            Ok(Err(e)) => {
-                warn!(zone = %zone, error = %e, "cannot check the zone now; retrying later")
-            }
-            Err(_) => warn!(zone = %zone, "the zone check timed out; retrying later"),
-        }
-    }
-    Ok(())
+    reload::check_zones(config, provider, &Default::default())
+        .await
+        .map_err(|e| BadInput(e).into())
 }
 
 async fn wait_for_signal(shutdown: CancellationToken) {

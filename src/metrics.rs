@@ -22,6 +22,7 @@ pub struct Metrics {
     pub records_orphaned: IntGaugeVec,
     pub records_retiring: IntGaugeVec,
     pub uncorroborated_failures: IntGaugeVec,
+    pub records_rejected: IntGaugeVec,
     pub admin_actions_total: IntCounterVec,
     pub flaps_total: IntCounterVec,
     pub member_views: IntGaugeVec,
@@ -161,6 +162,13 @@ impl Metrics {
                 opts(
                     "uncorroborated_failures",
                     "Unhealthy members whose withdrawal waits: nothing else this instance probes has passed since their failure began, so it may be this instance's own trouble (its network, DNS, descriptors)."
+                ),
+                &["zone"]
+            )),
+            records_rejected: reg!(IntGaugeVec::new(
+                opts(
+                    "records_rejected",
+                    "Records whose changes Route53 refuses for good (after a re-read): held out of every batch until they change, so the zone's other records still fail over."
                 ),
                 &["zone"]
             )),

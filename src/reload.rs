@@ -9,6 +9,7 @@
 //! `provider`, `ha`) or names a zone the provider does not have, is refused: the
 //! old one keeps running, and status, metrics and logs say why.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
@@ -19,7 +20,7 @@ use tracing::{info, warn};
 
 use crate::config::{self, Config};
 use crate::controller::{self, Runtime};
-use crate::provider::{Provider, ProviderError};
+use crate::provider::{Provider, ProviderError, RecordType, Zone};
 
 /// How often the file is read.
 const POLL: Duration = Duration::from_secs(2);
@@ -188,26 +189,83 @@ async fn candidate(
         refuse(current, refused, h, why);
         return None;
     }
-    // A zone the provider does not have is bad input, as at start-up.
-    for (zone, idxs) in config.records_by_zone() {
-        if running.records.iter().any(|r| r.zone == zone) {
-            continue;
-        }
-        let found = tokio::time::timeout(Duration::from_secs(10), provider.find_zone(&zone)).await;
-        if let Ok(Err(ProviderError::NoSuchHostedZone(msg))) = found {
-            refuse(
-                current,
-                refused,
-                h,
-                format!("records[{}].zone: {zone:?}: {msg}", idxs[0]),
-            );
-            return None;
-        }
+    // The zones, as at start-up: each must exist, be named one way, and
+    // hold no CNAME at its apex. The running config's are known already.
+    let known: BTreeMap<String, Zone> = current
+        .runtime()
+        .zone_status()
+        .into_iter()
+        .filter_map(|(zone, z)| {
+            Some((
+                zone,
+                Zone {
+                    id: z.id?,
+                    name: z.name?,
+                },
+            ))
+        })
+        .collect();
+    if let Err(why) = check_zones(&config, provider, &known).await {
+        refuse(current, refused, h, why);
+        return None;
     }
     for w in &config.warnings {
         warn!("{w}");
     }
     Some((config, h))
+}
+
+/// Checks the config's zones against the provider: each must exist, one
+/// hosted zone must not be named two ways (by name and by id: two
+/// reconcilers would undo each other's writes), and no record may be a
+/// CNAME at its zone's apex (the zone's name is known only now when the
+/// config gives an id). `known` are zones already found. A zone that
+/// cannot be looked up now (network, throttling) is left to the
+/// reconciler, which retries. The error names the key and the value.
+pub async fn check_zones(
+    config: &Config,
+    provider: &dyn Provider,
+    known: &BTreeMap<String, Zone>,
+) -> Result<(), String> {
+    let mut by_id: BTreeMap<String, (String, usize)> = BTreeMap::new();
+    for (zone, idxs) in config.records_by_zone() {
+        let found = match known.get(&zone) {
+            Some(z) => Ok(Ok(z.clone())),
+            None => tokio::time::timeout(Duration::from_secs(10), provider.find_zone(&zone)).await,
+        };
+        let z = match found {
+            Ok(Ok(z)) => z,
+            Ok(Err(ProviderError::NoSuchHostedZone(msg))) => {
+                return Err(format!("records[{}].zone: {zone:?}: {msg}", idxs[0]))
+            }
+            Ok(Err(e)) => {
+                warn!(zone = %zone, error = %e, "cannot check the zone now; retrying later");
+                continue;
+            }
+            Err(_) => {
+                warn!(zone = %zone, "the zone check timed out; retrying later");
+                continue;
+            }
+        };
+        if let Some((other, i)) = by_id.get(&z.id) {
+            return Err(format!(
+                "records[{}].zone: {zone:?} names the same hosted zone ({}, {}) as records[{i}].zone {other:?}: name it one way",
+                idxs[0], z.id, z.name
+            ));
+        }
+        by_id.insert(z.id.clone(), (zone.clone(), idxs[0]));
+        for &i in &idxs {
+            let r = &config.records[i];
+            if r.rtype == RecordType::Cname && r.name == z.name {
+                return Err(format!(
+                    "records[{i}].type: CNAME at the apex of {} ({zone:?}): Route53 refuses it; use type A or AAAA with an alias target",
+                    z.name
+                ));
+            }
+        }
+        info!(zone = %zone, id = %z.id, "zone found");
+    }
+    Ok(())
 }
 
 fn needs_restart(running: &Config, new: &Config) -> Option<String> {

@@ -233,11 +233,18 @@ async fn a_health_check_that_cannot_be_created_does_not_hold_back_a_withdrawal()
     wait_until("the quota error shows", LIMIT, || async {
         let s = daemon.status().await;
         s.zones[0]
-            .last_error
+            .check_error
             .as_deref()
             .is_some_and(|e| e.contains("TooManyHealthChecks"))
     })
     .await;
+    // The records' reconcile stands: the zone has no error, the daemon is
+    // ready. (Before: the quota failed the reconcile, dropped the zone's
+    // view and kept /readyz red.)
+    let s = daemon.status().await;
+    assert!(s.zones[0].last_error.is_none(), "{:?}", s.zones[0]);
+    assert!(s.ready);
+    assert_eq!(daemon.get("/readyz").await.status(), 200);
     let with_check: Vec<_> = store
         .members(ZONE, NAME)
         .into_iter()

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::raw::RawHa;
-use super::{is_dns_name, normalize_name, q, Validator};
+use super::{is_dns_name, normalize_name, q, zone_ref, Validator};
 
 /// Where the lease lives and how it is held.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +63,7 @@ impl Validator {
         }
         let zone = match &raw.zone {
             Some(z) => {
-                let z = normalize_name(z);
+                let z = zone_ref(z);
                 if !zones.contains(&z.as_str()) {
                     self.err(
                         "ha.zone",

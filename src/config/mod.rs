@@ -542,6 +542,18 @@ fn read_value_file(path: &Path) -> Result<String, String> {
     }
 }
 
+/// A zone as the config names it: a name (`example.com`: lower case, no
+/// trailing dot) or a hosted zone id (`Z0123ABC`, no dot: kept as written,
+/// ids are case-sensitive).
+pub fn zone_ref(s: &str) -> String {
+    let s = s.trim();
+    if s.trim_end_matches('.').contains('.') {
+        normalize_name(s)
+    } else {
+        s.trim_end_matches('.').to_string()
+    }
+}
+
 /// Letters, digits, '-', '_' (service labels such as `_route53-failover`)
 /// and '*' in labels of 1-63 characters, 253 in all.
 pub fn is_dns_name(s: &str) -> bool {

@@ -123,11 +123,26 @@ impl Validator {
         let zone = self.required(&format!("{path}.zone"), &r.zone).cloned();
         if let (Some(n), Some(z)) = (&name, &zone) {
             // A zone given by id (no dot) is checked against the provider at start-up.
-            let zn = normalize_name(z);
+            let zn = zone_ref(z);
             if zn.contains('.') && n != &zn && !n.ends_with(&format!(".{zn}")) {
                 self.err(
                     format!("{path}.zone"),
                     format!("{} is not a suffix of the record name {}", q(z), q(n)),
+                );
+            }
+            // Route53 refuses a CNAME at the apex; one in a batch would
+            // fail the batch every time.
+            let cname = r
+                .rtype
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case("cname"));
+            if cname && *n == zn {
+                self.err(
+                    format!("{path}.type"),
+                    format!(
+                        "CNAME at the zone's apex ({}): Route53 refuses it; use type A or AAAA with an alias target",
+                        q(n)
+                    ),
                 );
             }
         }
@@ -205,7 +220,7 @@ impl Validator {
         let policy = policy?;
         Some(RecordConfig {
             name: name?,
-            zone: normalize_name(&zone?),
+            zone: zone_ref(&zone?),
             rtype: rtype?,
             ttl: u32::try_from(ttl).ok()?,
             min_healthy: policy.min_healthy,

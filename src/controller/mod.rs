@@ -15,6 +15,7 @@
 //! - `calls`: every provider request (rate limit, retries, the HA fence);
 //! - `probing`: probe schedules and the prober task;
 //! - `reconcile`: the zone reconciler; `checks`: its health check calls;
+//!   `isolate`: a record Route53 refuses is held out, not retried;
 //!   `noting`: what its decisions mean for status, metrics and events;
 //! - `route53_view`: the task that reads Route53's view of each check;
 //! - `leadership` and `lease_task`: the HA lease, as held and as renewed;
@@ -32,6 +33,7 @@ use tracing::{info, warn};
 mod calls;
 mod checks;
 mod controls;
+mod isolate;
 mod leadership;
 mod lease_task;
 mod member;

@@ -117,6 +117,17 @@ impl Reconciler {
         self.note_published();
     }
 
+    /// Puts the records held out (`isolate`) into status and metrics.
+    pub(super) fn note_rejected(&self) {
+        let lines = self.rejected_lines();
+        self.rt
+            .metrics
+            .records_rejected
+            .with_label_values(&[&self.zone])
+            .set(lines.len() as i64);
+        self.rt.update_zone(&self.zone, |z| z.rejected = lines);
+    }
+
     /// Puts what the provider holds now into status and metrics.
     pub(super) fn note_published(&self) {
         let Some(observed) = self.observed.as_ref() else {

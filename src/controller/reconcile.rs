@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::calls::{backoff, Calls};
+use super::isolate::RejectedRecords;
 use super::{Runtime, ZoneSignals};
 use crate::decide::health_check as hc;
 use crate::decide::ownership::Observed;
@@ -41,6 +42,10 @@ pub(super) struct Reconciler {
     /// When this zone was last written to.
     last_write: Option<Instant>,
     pace: Pace,
+    /// Records whose changes Route53 refused, held out (`isolate`).
+    pub(super) rejected: RejectedRecords,
+    /// Health check calls failed this many reconciles in a row.
+    check_failures: u32,
 }
 
 /// A zone's timings, from its members' probe settings.
@@ -67,6 +72,14 @@ async fn role_changed(role: &mut Option<watch::Receiver<bool>>) {
 
 /// A write within this long of the previous one is part of a burst.
 const BURST: Duration = Duration::from_secs(1);
+
+/// What a reconcile that wrote its records leaves to say.
+#[derive(Debug, Default)]
+struct Passed {
+    /// A health check call failed (reported on its member): retried with
+    /// backoff, the records' reconcile stands.
+    check_error: Option<ProviderError>,
+}
 
 /// Why a reconcile failed.
 #[derive(Debug, thiserror::Error)]
@@ -110,11 +123,29 @@ impl Reconciler {
             }
             let start = Instant::now();
             match self.reconcile().await {
-                Ok(()) => {
+                Ok(passed) => {
                     failures = 0;
                     // Health checks still to make: carry on at once (the
-                    // rate limit paces it).
+                    // rate limit paces it); a check call that failed is
+                    // tried again after a backoff.
                     retry_at = self.more_checks.then(tokio::time::Instant::now);
+                    let check_error = passed.check_error.as_ref().map(|e| e.to_string());
+                    self.rt
+                        .update_zone(&self.zone, |z| z.check_error = check_error);
+                    if let Some(e) = passed.check_error {
+                        self.check_failures += 1;
+                        let wait = backoff(self.check_failures);
+                        warn!(zone = %self.zone, error = %e, retry_in = ?wait,
+                            "a health check call failed; the records are in place, the call is retried");
+                        self.rt
+                            .metrics
+                            .reconcile_errors_total
+                            .with_label_values(&[e.kind()])
+                            .inc();
+                        retry_at = Some(tokio::time::Instant::now() + wait);
+                    } else {
+                        self.check_failures = 0;
+                    }
                     let now = SystemTime::now();
                     self.rt.update_zone(&self.zone, |z| {
                         z.last_success = Some(now);
@@ -180,6 +211,9 @@ impl Reconciler {
                 _ = tokio::time::sleep_until(next_resync) => {
                     debug!(zone = %self.zone, "resync");
                     self.observed = None;
+                    // Records held out are tried again: what Route53
+                    // refused may have been fixed by hand meanwhile.
+                    self.rejected.clear();
                     next_resync = tokio::time::Instant::now() + resync;
                 }
                 _ = retry => {}
@@ -248,6 +282,8 @@ impl Reconciler {
             shutdown,
             last_write: None,
             pace,
+            rejected: RejectedRecords::new(),
+            check_failures: 0,
         }
     }
 
@@ -256,8 +292,10 @@ impl Reconciler {
             return Ok(id.clone());
         }
         let zone = self.calls.find_zone(&self.zone).await?;
-        self.rt
-            .update_zone(&self.zone, |z| z.id = Some(zone.id.clone()));
+        self.rt.update_zone(&self.zone, |z| {
+            z.id = Some(zone.id.clone());
+            z.name = Some(zone.name.clone());
+        });
         self.zone_id = Some(zone.id.clone());
         Ok(zone.id)
     }
@@ -279,8 +317,9 @@ impl Reconciler {
     /// a call and attach them (a second write, only then), then delete the
     /// checks nothing uses. A withdrawal never waits on a health check
     /// call; a check that cannot be made leaves its record with what it
-    /// carries, and the reconcile reports the error so it is retried.
-    async fn reconcile(&mut self) -> Result<(), ReconcileError> {
+    /// carries and is reported (the member's `health_check.error`), and
+    /// retried with backoff, without failing the records' reconcile.
+    async fn reconcile(&mut self) -> Result<Passed, ReconcileError> {
         let zone_id = self.zone_id().await?;
         let rt = self.rt.clone();
         if !rt.may_write() {
@@ -290,43 +329,62 @@ impl Reconciler {
                 self.read(&zone_id).await?;
             }
             self.decide(&rt, &zone_id);
-            return Ok(());
+            return Ok(Passed::default());
         }
-        let mut last_rejection = None;
-        for _ in 0..REPLANS {
+        let mut rejections = 0;
+        loop {
             if self.observed.is_none() {
                 self.read(&zone_id).await?;
             }
             let mut decision = self.decide(&rt, &zone_id);
+            let changes = self.hold_out_rejected(decision.changes.clone());
             // Records first: a withdrawal never waits on a health check call.
-            match self.apply(&zone_id, &decision.changes).await {
+            match self.apply(&zone_id, &changes).await {
                 Ok(()) => {}
-                Err(ProviderError::InvalidChangeBatch(msg)) => {
+                Err(ProviderError::InvalidChangeBatch(msg)) if rejections < REPLANS => {
+                    // The zone changed behind our back, or one of its records
+                    // will never go in: read again, plan again; a second
+                    // refusal is sent record by record (`isolate`).
+                    rejections += 1;
                     warn!(zone = %self.zone, error = %msg, "batch rejected; re-reading the zone");
                     self.observed = None;
-                    last_rejection = Some(ProviderError::InvalidChangeBatch(msg));
+                    if rejections == 1 {
+                        continue;
+                    }
+                    self.read(&zone_id).await?;
+                    let decision = self.decide(&rt, &zone_id);
+                    let changes = self.hold_out_rejected(decision.changes);
+                    self.apply_isolating(&zone_id, changes).await?;
                     continue;
+                }
+                Err(ProviderError::InvalidChangeBatch(msg)) => {
+                    return Err(ReconcileError::Replan(ProviderError::InvalidChangeBatch(
+                        msg,
+                    )))
                 }
                 Err(e) => return Err(e.into()),
             }
-            let checks = self.make_checks(&rt, &mut decision).await;
-            if let Ok(true) = checks {
-                // Attach the checks just made.
-                let observed = self.observed.as_ref().expect("read before planning");
-                decision.replan(&rt.config.owner, observed);
-                self.apply(&zone_id, &decision.changes).await?;
-            }
+            let checks = match self.make_checks(&rt, &mut decision).await {
+                Err(e @ ProviderError::Fenced(_)) => return Err(e.into()),
+                other => other,
+            };
+            // What is left once the records moved: checks just made to
+            // attach, claims of records now gone to drop.
+            let observed = self.observed.as_ref().expect("read before planning");
+            decision.replan(&rt.config.owner, observed);
+            let follow_up = self.hold_out_rejected(decision.changes.clone());
+            self.apply(&zone_id, &follow_up).await?;
+            self.note_rejected();
             let unused: Vec<String> = decision
                 .unused_checks(&self.checks)
                 .into_iter()
                 .map(|c| c.id.clone())
                 .collect();
-            self.delete_unused_checks(unused).await?;
-            return checks.map(|_| ()).map_err(Into::into);
+            let deleted = self.delete_unused_checks(unused).await;
+            return Ok(Passed {
+                check_error: checks.err().or(deleted.err()),
+            });
         }
-        Err(ReconcileError::Replan(
-            last_rejection.expect("the loop only continues after a rejection"),
-        ))
     }
 
     /// The zone's decision from what this instance knows now, noted in
@@ -399,7 +457,11 @@ impl Reconciler {
         Some(tokio::time::Instant::now() + wait + Duration::from_millis(10))
     }
 
-    async fn apply(&mut self, zone_id: &str, changes: &[Change]) -> Result<(), ProviderError> {
+    pub(super) async fn apply(
+        &mut self,
+        zone_id: &str,
+        changes: &[Change],
+    ) -> Result<(), ProviderError> {
         for batch in plan::batches(changes.to_vec()) {
             for c in &batch {
                 info!(zone = %self.zone, change = %c, "applying");

@@ -105,8 +105,13 @@ pub struct Route53Health {
 #[derive(Debug, Clone, Default)]
 pub struct ZoneStatus {
     pub id: Option<String>,
+    /// The zone's name, as the provider answers (the config may give an id).
+    pub name: Option<String>,
     pub last_success: Option<SystemTime>,
     pub last_error: Option<String>,
+    /// The last health check call's error, while calls fail (the records'
+    /// reconcile stands: `last_error` is not set for it).
+    pub check_error: Option<String>,
     pub changes_applied: u64,
     pub pending_changes: usize,
     /// What a freeze holds back now: record changes and health check calls.
@@ -118,6 +123,8 @@ pub struct ZoneStatus {
     pub orphaned: Vec<String>,
     /// Unhealthy members whose withdrawal waits for corroboration.
     pub uncorroborated: usize,
+    /// Records whose changes Route53 refuses, held out until they change.
+    pub rejected: Vec<String>,
 }
 
 /// Where a member is in the config: `config.records[record].members[member]`.

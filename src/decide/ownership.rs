@@ -4,8 +4,10 @@
 //! `_route53-failover.<name>`, with one value per member it manages:
 //! `"route53-failover owner=<owner> type=<type> set=<set identifier>"`.
 //! A record with a configured set identifier but no claim of this owner is
-//! someone else's (a conflict) unless the member says `adopt: true`. Values
-//! of other owners in a marker are kept as they are.
+//! someone else's (a conflict) unless the member says `adopt: true`, or the
+//! marker is gone altogether and the zone holds exactly what the config
+//! describes (the marker was lost: it is written again). Values of other
+//! owners in a marker are kept as they are.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -18,6 +20,11 @@ const MARKER_TTL: u32 = 300;
 
 pub fn marker_name(record_name: &str) -> String {
     format!("{MARKER_PREFIX}{record_name}")
+}
+
+/// The record a marker's name claims for; `None` for any other name.
+pub fn marked_record(name: &str) -> Option<&str> {
+    name.strip_prefix(MARKER_PREFIX)
 }
 
 /// One claim in a marker: this owner manages (name, type, set identifier).
@@ -85,7 +92,7 @@ impl Observed {
         }
     }
 
-    fn marker(&self, record_name: &str) -> Option<&RecordSet> {
+    pub(crate) fn marker(&self, record_name: &str) -> Option<&RecordSet> {
         self.records.get(&RecordKey {
             name: marker_name(record_name),
             rtype: RecordType::Txt,
@@ -141,19 +148,22 @@ pub struct Ownership {
     pub conflict: bool,
 }
 
+/// `reclaim`: the record's marker was lost and what the zone holds is what
+/// the config describes (`plan::reclaimable`): not a conflict.
 pub fn ownership(
     observed: &Observed,
     claims: &BTreeSet<Claim>,
     owner: &str,
     record: &RecordConfig,
     member: &MemberConfig,
+    reclaim: bool,
 ) -> Ownership {
     let present = observed.member_record(record, member).is_some();
     let owned = claims.contains(&claim_of(owner, record, member));
     Ownership {
         present,
         owned,
-        conflict: present && !owned && !member.adopt,
+        conflict: present && !owned && !member.adopt && !reclaim,
     }
 }
 

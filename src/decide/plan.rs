@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::{MemberConfig, RecordConfig, Target};
-use crate::decide::ownership::{claim_of, marker_changes, ownership, Claim, Observed};
+use crate::decide::ownership::{
+    claim_of, marked_record, marker_changes, ownership, Claim, Observed,
+};
 use crate::decide::policy::Intent;
 use crate::provider::{
     change_weight, Action, AliasTarget, Change, RecordKey, RecordSet, RecordType, MAX_BATCH_CHARS,
@@ -123,15 +125,20 @@ pub fn plan_zone(owner: &str, observed: &Observed, records: &[RecordIntents<'_>]
 
     for ri in records {
         let record = ri.record;
+        let reclaim = reclaimable(observed, record, &ri.discovered);
         let members = record.members.iter().zip(&ri.intents);
         for ((member, intent), (discovered, check)) in
             members.zip(ri.discovered.iter().zip(&ri.checks))
         {
-            let own = ownership(observed, &claims, owner, record, member);
+            let own = ownership(observed, &claims, owner, record, member, reclaim);
             let claim = claim_of(owner, record, member);
             configured.insert(claim.clone());
             if own.conflict {
                 continue;
+            }
+            if reclaim && own.present {
+                // The lost marker is written again, whatever the verdict.
+                wanted_claims.insert(claim.clone());
             }
             let current = observed.member_record(record, member);
             match intent {
@@ -229,6 +236,37 @@ pub fn plan_zone(owner: &str, observed: &Observed, records: &[RecordIntents<'_>]
     }
 }
 
+/// Whether a record whose ownership marker is gone altogether is still
+/// this config's: every record the zone holds under its name and type is
+/// exactly what a configured member would write (its health check aside).
+/// Then the marker was lost (deleted by hand, or by another tool), and
+/// failover must not stop for it: the claims are written again, with a
+/// `CREATE` that fails should anyone else write a marker meanwhile.
+/// Anything else stays a conflict, and left alone.
+pub fn reclaimable(
+    observed: &Observed,
+    record: &RecordConfig,
+    discovered: &[Option<AliasTarget>],
+) -> bool {
+    if observed.marker(&record.name).is_some() {
+        return false;
+    }
+    let mut held = observed
+        .records
+        .values()
+        .filter(|r| r.name == record.name && r.rtype == record.rtype)
+        .peekable();
+    held.peek().is_some()
+        && held.all(|r| {
+            record.members.iter().zip(discovered).any(|(m, d)| {
+                desired_record(record, m, d.as_ref()).is_some_and(|mut want| {
+                    want.health_check_id = r.health_check_id.clone();
+                    want == *r
+                })
+            })
+        })
+}
+
 /// The rule that keeps a record from going empty, in the one place every
 /// record change passes: a name and type the zone holds records of keeps
 /// at least one after the plan, or none of its deletions go (it stays as
@@ -270,6 +308,84 @@ pub fn keep_nonempty(
         .partition(|d| emptied.contains(&(d.record.name.clone(), d.record.rtype.clone())));
     *deletes = go;
     refused
+}
+
+/// The changes of one record name (its types and its ownership marker),
+/// in the plan's order: what a rejection is held against
+/// (`controller::isolate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordChanges {
+    pub name: String,
+    pub changes: Vec<Change>,
+}
+
+impl RecordChanges {
+    /// Names these exact changes: the same rejected changes are not sent
+    /// again, changed ones are.
+    pub fn fingerprint(&self) -> String {
+        let text: Vec<String> = self.changes.iter().map(|c| format!("{c:?}")).collect();
+        crate::config::short_digest(text.join("\n").as_bytes())
+    }
+
+    /// Whether it withdraws a member (a latency record deleted).
+    pub fn withdraws(&self) -> bool {
+        self.changes
+            .iter()
+            .any(|c| c.action == Action::Delete && c.record.set_identifier.is_some())
+    }
+}
+
+/// The record name a change is about: its own, or the one its marker
+/// claims for.
+pub fn record_of(change: &Change) -> &str {
+    marked_record(&change.record.name).unwrap_or(&change.record.name)
+}
+
+/// Changes grouped by the record name they are about (a marker counts for
+/// the record it claims for), each group in the plan's order; groups that
+/// withdraw come first, the others in the order they first appear.
+pub fn by_record(changes: Vec<Change>) -> Vec<RecordChanges> {
+    let mut groups: Vec<RecordChanges> = Vec::new();
+    for c in changes {
+        let name = record_of(&c).to_string();
+        match groups.iter_mut().find(|g| g.name == name) {
+            Some(g) => g.changes.push(c),
+            None => groups.push(RecordChanges {
+                name,
+                changes: vec![c],
+            }),
+        }
+    }
+    let (mut first, rest): (Vec<_>, Vec<_>) = groups.into_iter().partition(|g| g.withdraws());
+    first.extend(rest);
+    first
+}
+
+/// Packs whole groups into batches within Route53's limits, in order; a
+/// group too large for one batch is a batch of its own (Route53 refuses
+/// it, and it is held out like any other rejected record).
+pub fn group_batches(groups: Vec<RecordChanges>) -> Vec<Vec<RecordChanges>> {
+    let mut out: Vec<Vec<RecordChanges>> = Vec::new();
+    let (mut records, mut chars) = (0, 0);
+    for g in groups {
+        let (r, ch) = g
+            .changes
+            .iter()
+            .map(change_weight)
+            .fold((0, 0), |a, w| (a.0 + w.0, a.1 + w.1));
+        let fits = records + r <= MAX_BATCH_RECORDS && chars + ch <= MAX_BATCH_CHARS;
+        match out.last_mut() {
+            Some(batch) if fits => batch.push(g),
+            _ => {
+                records = 0;
+                chars = 0;
+                out.push(vec![g]);
+            }
+        }
+        records += r;
+        chars += ch;
+    }
+    out
 }
 
 /// Splits changes into batches within Route53's limits, keeping their order

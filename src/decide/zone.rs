@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashSet};
 use crate::config::{RecordConfig, Target};
 use crate::decide::health_check::{self as hc, Step};
 use crate::decide::ownership::{marker_name, ownership, Claim, Observed};
-use crate::decide::plan::{plan_zone, Attach, RecordIntents};
+use crate::decide::plan::{plan_zone, reclaimable, Attach, RecordIntents};
 use crate::decide::policy::{self, Drain, Intent, MemberDecision, MemberInput, Safety, Why};
 use crate::decide::verdict::Verdict;
 use crate::provider::{AliasTarget, Change, HealthCheck, RecordKey, RecordType};
@@ -309,12 +309,15 @@ pub fn member_inputs(
     view: &RecordView<'_>,
 ) -> Vec<MemberInput> {
     let record = view.record;
+    let discovered: Vec<Option<AliasTarget>> =
+        view.members.iter().map(|m| m.discovered.clone()).collect();
+    let reclaim = reclaimable(observed, record, &discovered);
     record
         .members
         .iter()
         .zip(&view.members)
         .map(|(member, m)| {
-            let own = ownership(observed, claims, owner, record, member);
+            let own = ownership(observed, claims, owner, record, member, reclaim);
             let undiscovered =
                 matches!(member.target, Target::ApiGateway { .. }) && m.discovered.is_none();
             MemberInput {

@@ -75,6 +75,13 @@ impl Status {
                 (None, Some(t)) => format!("reconciled {} ago", ago(self.now, t)),
                 (None, None) => "not reconciled yet".into(),
             };
+            let state = match &z.check_error {
+                Some(e) => format!(
+                    "{state}, <span class=bad>health checks failing: {}</span>",
+                    esc(e)
+                ),
+                None => state,
+            };
             let pending = if z.pending_changes > 0 {
                 format!(", {} change(s) pending", z.pending_changes)
             } else {

@@ -80,6 +80,10 @@ pub struct ZoneSnapshot {
     pub id: Option<String>,
     pub last_success: Option<f64>,
     pub last_error: Option<String>,
+    /// The last health check call's error while calls fail; the records
+    /// are reconciled all the same.
+    #[serde(default)]
+    pub check_error: Option<String>,
     pub changes_applied: u64,
     pub pending_changes: usize,
     /// What a freeze holds back: the changes the daemon would make.
@@ -97,6 +101,10 @@ pub struct ZoneSnapshot {
     /// (`decision: correlated`).
     #[serde(default)]
     pub uncorroborated: usize,
+    /// Records whose changes Route53 refuses, held out of every batch
+    /// until they change: `name: error (since ...)`.
+    #[serde(default)]
+    pub rejected: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -380,12 +388,14 @@ impl Status {
                 id: z.id,
                 last_success: z.last_success.map(unix),
                 last_error: z.last_error,
+                check_error: z.check_error,
                 changes_applied: z.changes_applied,
                 pending_changes: z.pending_changes,
                 held: z.held,
                 retiring: z.retiring,
                 orphaned: z.orphaned,
                 uncorroborated: z.uncorroborated,
+                rejected: z.rejected,
             })
             .collect();
         let counted = !rt.sees_everything_down();

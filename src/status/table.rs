@@ -59,6 +59,9 @@ impl Status {
             if let Some(e) = &z.last_error {
                 let _ = write!(out, "  ERROR: {e}");
             }
+            if let Some(e) = &z.check_error {
+                let _ = write!(out, "  health checks failing: {e}");
+            }
             out.push('\n');
             for h in &z.held {
                 let _ = writeln!(out, "  held by a freeze: {h}");
@@ -75,6 +78,9 @@ impl Status {
                     out,
                     "  retiring (no longer configured, kept while its record's last): {r}"
                 );
+            }
+            for r in &z.rejected {
+                let _ = writeln!(out, "  REJECTED by Route53, held out until it changes: {r}");
             }
             for r in &z.orphaned {
                 let _ = writeln!(

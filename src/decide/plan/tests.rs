@@ -146,6 +146,7 @@ fn a_foreign_record_with_a_configured_set_identifier_is_left_alone() {
         "me",
         &cfg.records[0],
         &cfg.records[0].members[1],
+        false,
     );
     assert_eq!(
         own,
@@ -621,4 +622,41 @@ mod splits {
             }
         }
     }
+}
+
+#[test]
+fn a_lost_marker_is_written_again_when_the_zone_holds_what_the_config_describes() {
+    let cfg = config("");
+    let exact = vec![
+        rec("use1", "us-east-1", "192.0.2.1"),
+        rec("euw1", "eu-west-1", "192.0.2.2"),
+    ];
+    // Unknown verdicts (Leave), the marker deleted by hand: claimed again
+    // at once (a CREATE, a compare-and-swap), nothing else moves.
+    let changes = plan(&cfg, exact.clone(), vec![Leave, Leave]);
+    assert_eq!(
+        summary(&changes),
+        vec![(
+            Action::Create,
+            format!("marker{:?}", [CLAIM_EUW1, CLAIM_USE1])
+        )]
+    );
+    // And a withdrawal is carried out, not left to a conflict.
+    let changes = plan(&cfg, exact, vec![Publish, Withdraw]);
+    assert_eq!(
+        summary(&changes),
+        vec![
+            (
+                Action::Create,
+                format!("marker{:?}", [CLAIM_EUW1, CLAIM_USE1])
+            ),
+            (Action::Delete, "euw1".into()),
+        ]
+    );
+    // One record that is not what the config says: nothing is taken over.
+    let other = vec![
+        rec("use1", "us-east-1", "192.0.2.1"),
+        rec("euw1", "eu-west-1", "203.0.113.7"),
+    ];
+    assert!(plan(&cfg, other, vec![Publish, Withdraw]).is_empty());
 }

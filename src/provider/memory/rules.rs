@@ -36,6 +36,12 @@ fn check_shape(zone: &str, r: &RecordSet) -> Result<(), ProviderError> {
             "{key}: a set identifier needs a routing policy (region) and a region needs a set identifier"
         )));
     }
+    if r.rtype == RecordType::Cname && r.name == zone {
+        return Err(invalid(format!(
+            "RRSet of type CNAME with DNS name {} is not permitted at apex in zone {zone}",
+            r.name
+        )));
+    }
     if r.rtype == RecordType::Cname && r.values.len() > 1 {
         return Err(invalid(format!("{key}: a CNAME holds one value")));
     }

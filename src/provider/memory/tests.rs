@@ -210,6 +210,21 @@ async fn a_cname_cannot_share_its_name() {
 }
 
 #[tokio::test]
+async fn a_cname_is_refused_at_the_apex() {
+    let (p, z) = store();
+    let mut c = latency("example.test", "use1", "us-east-1", "x.example.net");
+    c.rtype = RecordType::Cname;
+    let err = p
+        .change(&z, &[change(Action::Upsert, c)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProviderError::InvalidChangeBatch(m) if m.contains("not permitted at apex")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn alias_records_take_no_ttl_and_plain_records_need_one() {
     let (p, z) = store();
     let mut alias = latency("api.example.test", "use1", "us-east-1", "192.0.2.1");

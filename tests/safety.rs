@@ -1,0 +1,224 @@
+//! The safety promises through ordinary operations, end to end against the
+//! strict store: a record Route53 refuses costs only itself, one hosted
+//! zone is named one way, and a reload that renames members never empties
+//! their record.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use route53_failover::demo::Mode;
+use route53_failover::provider::{Action, Change, RecordSet, RecordType};
+
+const ZONE: &str = "example.test";
+const NAME: &str = "api.example.test";
+const LIMIT: Duration = Duration::from_secs(15);
+
+/// The common config plus a CNAME record `web.example.test` over two of
+/// the endpoints.
+fn with_web(store: &Store, eps: &Endpoints, resync: &str) -> String {
+    let base = config(store, eps, 1, resync);
+    format!(
+        "{base}  - name: web.example.test\n    zone: example.test\n    type: CNAME\n    probe: {{url: \"http://web.example.test/health\", expect: {{status: [200]}}}}\n    regions:\n      - {{region: us-east-1, set_identifier: web-use1, target: {{cname: use1.example.net}}, probe: {{connect_to: \"{a}\"}}}}\n      - {{region: eu-west-1, set_identifier: web-euw1, target: {{cname: euw1.example.net}}, probe: {{connect_to: \"{b}\"}}}}\n",
+        a = eps.list[0].addr,
+        b = eps.list[1].addr,
+    )
+}
+
+/// Route53 refuses every change of `web` (someone made a plain A record at
+/// that name: a CNAME cannot share it). The zone's other record is
+/// published, withdrawn and restored all the same; `web` is held out and
+/// shown, and goes in once the name is free. (Before: every batch of the
+/// zone failed, retried forever, and no record of it moved.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_route53_refuses_costs_only_itself() {
+    let store = start_store(&[ZONE]).await;
+    let squatter = RecordSet {
+        name: "web.example.test".into(),
+        rtype: RecordType::A,
+        set_identifier: None,
+        region: None,
+        ttl: Some(300),
+        values: vec!["203.0.113.9".into()],
+        alias: None,
+        health_check_id: None,
+    };
+    store
+        .store
+        .apply_direct(
+            ZONE,
+            &[Change {
+                action: Action::Create,
+                record: squatter.clone(),
+            }],
+        )
+        .unwrap();
+    let eps = Endpoints::start(&["us-east-1", "eu-west-1", "ap-southeast-2"]).await;
+    let daemon = start_daemon(&with_web(&store, &eps, "6s")).await;
+    wait_until("api's three members are published", LIMIT, || async {
+        store.member_ids(ZONE, NAME).len() == 3
+    })
+    .await;
+    wait_until("web is held out and shown", LIMIT, || async {
+        let s = daemon.status().await;
+        s.zones[0]
+            .rejected
+            .iter()
+            .any(|r| r.starts_with("web.example.test: "))
+    })
+    .await;
+    let page = daemon.metrics().await;
+    assert_eq!(
+        metric(
+            &page,
+            "route53_failover_records_rejected",
+            &["zone=\"example.test\""]
+        ),
+        Some(1.0)
+    );
+    assert!(daemon.status().await.ready, "the zone's reconcile stands");
+
+    // A region of api fails: withdrawn within the usual bound (fall 3 at
+    // 200 ms), the refused record beside it.
+    let failed = Instant::now();
+    eps.set("eu-west-1", Mode::Fail);
+    wait_until("eu-west-1 is withdrawn", Duration::from_secs(5), || async {
+        !store.member_ids(ZONE, NAME).contains(&set_id("eu-west-1"))
+    })
+    .await;
+    let took = failed.elapsed();
+    eps.set("eu-west-1", Mode::Serve);
+    wait_until("eu-west-1 is restored", LIMIT, || async {
+        store.member_ids(ZONE, NAME).len() == 3
+    })
+    .await;
+    // Held out, not hammered: a few calls per resync, not one per second.
+    let before = store
+        .store
+        .calls(route53_failover::provider::Operation::Change);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let calls = store
+        .store
+        .calls(route53_failover::provider::Operation::Change)
+        - before;
+    assert!(calls <= 8, "{calls} change calls in 3 s");
+
+    // The name is freed by hand: at the next resync web goes in.
+    store
+        .store
+        .apply_direct(
+            ZONE,
+            &[Change {
+                action: Action::Delete,
+                record: squatter,
+            }],
+        )
+        .unwrap();
+    wait_until("web is published once its name is free", LIMIT, || async {
+        store
+            .store
+            .records(ZONE)
+            .unwrap()
+            .iter()
+            .filter(|r| r.name == "web.example.test" && r.rtype == RecordType::Cname)
+            .count()
+            == 2
+    })
+    .await;
+    wait_until("nothing is held out any more", LIMIT, || async {
+        daemon.status().await.zones[0].rejected.is_empty()
+    })
+    .await;
+    eprintln!(
+        "withdrawal beside a refused record: {:.2}s",
+        took.as_secs_f64()
+    );
+    daemon.stop().await;
+}
+
+/// A zone given by its id keeps its case (ids are case-sensitive), and one
+/// hosted zone named both by name and by id is refused with both key
+/// paths, before anything is written. (Before: the id was lower-cased and
+/// not found; the two names made two reconcilers that deleted each
+/// other's members.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_hosted_zone_is_named_one_way_and_an_id_keeps_its_case() {
+    let store = start_store(&[ZONE]).await;
+    let id = store.store.zones()[0].id.clone();
+    assert!(id.chars().any(|c| c.is_ascii_uppercase()), "{id}");
+    let eps = Endpoints::start(&["us-east-1", "eu-west-1"]).await;
+    let by_id = config(&store, &eps, 1, "5m").replace("zone: example.test", &format!("zone: {id}"));
+    let daemon = start_daemon(&by_id).await;
+    wait_until("published through the zone's id", LIMIT, || async {
+        store.member_ids(ZONE, NAME).len() == 2
+    })
+    .await;
+    daemon.stop().await;
+
+    let both = format!(
+        "{by_id}  - name: www.example.test\n    zone: example.test\n    probe: {{url: \"http://www.example.test/health\", connect_to: \"{a}\"}}\n    regions:\n      - {{region: us-east-1, set_identifier: www1, target: {{values: [192.0.2.7]}}}}\n      - {{region: eu-west-1, set_identifier: www2, target: {{values: [192.0.2.8]}}}}\n",
+        a = eps.list[0].addr
+    );
+    let changes_before = store.store.change_log().len();
+    let out = run_with_config("run", &both).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "names the same hosted zone ({id}, example.test) as records[0].zone {id:?}"
+        )) && stderr.contains("records[1].zone: \"example.test\""),
+        "{stderr}"
+    );
+    assert_eq!(
+        store.store.change_log().len(),
+        changes_before,
+        "nothing written"
+    );
+}
+
+/// The ownership marker is deleted by hand: the records are exactly what
+/// the config describes, so the claims are written again at the next read
+/// and failover goes on. (Before: every member became a conflict and was
+/// never withdrawn again; only a gauge said so.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_ownership_marker_is_reclaimed_and_failover_goes_on() {
+    let store = start_store(&[ZONE]).await;
+    let eps = Endpoints::start(&["us-east-1", "eu-west-1", "ap-southeast-2"]).await;
+    let daemon = start_daemon(&config(&store, &eps, 1, "2s")).await;
+    wait_until("all three published", LIMIT, || async {
+        store.member_ids(ZONE, NAME).len() == 3
+    })
+    .await;
+    let marker = || {
+        store
+            .store
+            .records(ZONE)
+            .unwrap()
+            .into_iter()
+            .find(|r| r.name == format!("_route53-failover.{NAME}"))
+    };
+    let lost = marker().expect("claimed");
+    store
+        .store
+        .apply_direct(
+            ZONE,
+            &[Change {
+                action: Action::Delete,
+                record: lost.clone(),
+            }],
+        )
+        .unwrap();
+    wait_until("the marker is written again", LIMIT, || async {
+        marker().is_some_and(|m| m.values == lost.values)
+    })
+    .await;
+    let s = daemon.status().await;
+    assert!(s.records[0].members.iter().all(|m| !m.conflict), "{s:?}");
+    eps.set("eu-west-1", Mode::Fail);
+    wait_until("eu-west-1 is withdrawn", Duration::from_secs(5), || async {
+        !store.member_ids(ZONE, NAME).contains(&set_id("eu-west-1"))
+    })
+    .await;
+    daemon.stop().await;
+}
