@@ -189,6 +189,10 @@ async fn candidate(
         refuse(current, refused, h, why);
         return None;
     }
+    if let Some(why) = moves_controls(running, &config, &current.runtime()) {
+        refuse(current, refused, h, why);
+        return None;
+    }
     // The zones, as at start-up: each must exist, be named one way, and
     // hold no CNAME at its apex. The running config's are known already.
     let known: BTreeMap<String, Zone> = current
@@ -266,6 +270,24 @@ pub async fn check_zones(
         info!(zone = %zone, id = %z.id, "zone found");
     }
     Ok(())
+}
+
+/// On-call's drains and freezes live in one zone (`Config::control_zone`).
+/// A reload that would move them (a zone added that sorts first, another
+/// `admin.zone`) while some are in force would leave them behind, and a
+/// drained member would come back: it is refused, naming the key that
+/// keeps them where they are.
+fn moves_controls(running: &Config, new: &Config, rt: &Runtime) -> Option<String> {
+    let (from, to) = (running.control_zone(), new.control_zone());
+    if running.admin.is_none() || new.admin.is_none() || from == to {
+        return None;
+    }
+    let in_force = rt.controls.snapshot().in_force(SystemTime::now()).count();
+    (in_force > 0).then(|| {
+        format!(
+            "admin.zone: on-call's {in_force} control(s) in force are kept in {from:?}, and this config would look for them in {to:?}; set admin.zone: {from} to keep them where they are (or end them first)"
+        )
+    })
 }
 
 fn needs_restart(running: &Config, new: &Config) -> Option<String> {

@@ -740,3 +740,121 @@ async fn the_timeline_shows_a_withdraw_and_restore_cycle_in_order() {
     );
     daemon.stop().await;
 }
+
+/// A drain whose reason spans several TXT strings reads back whatever
+/// order Route53 keeps them in (here: reversed in the store, then a
+/// restart); a reload that would move the drains to another zone while one
+/// is in force is refused, naming the key that keeps them in place.
+/// (Before: the strings were joined in the order given, and a reload that
+/// added an earlier-sorting zone dropped every drain without a word.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drains_stay_put_through_string_order_restarts_and_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = start_store(&["a.example.test", ZONE]).await;
+    let eps = Endpoints::start(&["us-east-1", "eu-west-1"]).await;
+    let conf = with_admin(config(&store, &eps, 1, "1m"), &token_file(dir.path()));
+    let mut daemon = start_daemon(&conf).await;
+    wait_until("both published", Duration::from_secs(15), || async {
+        store.member_ids(ZONE, NAME).len() == 2
+    })
+    .await;
+    let reason = format!("kernel patching, CHG-1234: {}", "é".repeat(150));
+    let out = on_call(
+        "drain",
+        &daemon.base,
+        &[
+            "--region",
+            "eu-west-1",
+            "--reason",
+            &reason,
+            "--by",
+            "alice",
+        ],
+        Some(TOKEN),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    wait_until("eu-west-1 is drained", Duration::from_secs(10), || async {
+        store.member_ids(ZONE, NAME) == vec![set_id("us-east-1")]
+    })
+    .await;
+    let mut record = store
+        .store
+        .records(ZONE)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.name.ends_with(CONTROLS))
+        .unwrap();
+    assert!(record.values.len() > 2, "{:?}", record.values);
+    record.values.reverse();
+    store
+        .store
+        .apply_direct(
+            ZONE,
+            &[route53_failover::provider::Change {
+                action: route53_failover::provider::Action::Upsert,
+                record,
+            }],
+        )
+        .unwrap();
+    daemon.stop().await;
+    daemon = start_daemon(&conf).await;
+    wait_until(
+        "the drain is read back whole",
+        Duration::from_secs(10),
+        || async {
+            let s = daemon.status().await;
+            s.controls.iter().any(|c| c.reason == reason)
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(store.member_ids(ZONE, NAME), vec![set_id("us-east-1")]);
+
+    // A record in a zone that sorts first would move the drains there
+    // (records come before admin in the file).
+    let (head, admin) = conf.split_once("admin:").unwrap();
+    let with_record = format!(
+        "{head}  - name: www.a.example.test\n    zone: a.example.test\n    probe: {{url: \"http://www.a.example.test/health\", connect_to: \"{a}\"}}\n    regions:\n      - {{region: us-east-1, set_identifier: w1, target: {{values: [192.0.2.7]}}}}\n      - {{region: eu-west-1, set_identifier: w2, target: {{values: [192.0.2.8]}}}}\nadmin:{admin}",
+        a = eps.list[0].addr
+    );
+    std::fs::write(&daemon.config_path, &with_record).unwrap();
+    wait_until("the reload is refused", Duration::from_secs(10), || async {
+        daemon
+            .status()
+            .await
+            .config
+            .and_then(|c| c.last_reload_error)
+            .is_some_and(|e| {
+                e.contains(
+                    "admin.zone: on-call's 1 control(s) in force are kept in \"example.test\"",
+                )
+            })
+    })
+    .await;
+    assert_eq!(store.member_ids(ZONE, NAME), vec![set_id("us-east-1")]);
+    // Pinned where they are: the reload goes through, the drain stays.
+    let pinned = with_record.replace(
+        "admin: {token_file:",
+        "admin: {zone: example.test, token_file:",
+    );
+    std::fs::write(&daemon.config_path, &pinned).unwrap();
+    wait_until(
+        "the pinned reload is applied",
+        Duration::from_secs(10),
+        || async {
+            let s = daemon.status().await;
+            s.records.len() == 2 && s.config.is_some_and(|c| c.last_reload_error.is_none())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(store.member_ids(ZONE, NAME), vec![set_id("us-east-1")]);
+    assert!(daemon
+        .status()
+        .await
+        .controls
+        .iter()
+        .any(|c| c.reason == reason));
+    daemon.stop().await;
+}

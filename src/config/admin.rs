@@ -5,13 +5,16 @@
 use std::path::PathBuf;
 
 use super::raw::RawAdmin;
-use super::{q, Validator};
+use super::{q, zone_ref, Validator};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminConfig {
     /// The bearer token's file (a mounted Secret). It is read again on each
     /// call, so a rotated Secret takes effect without a restart.
     pub token_file: PathBuf,
+    /// Where drains and freezes are kept (`admin.zone`); `None`: the
+    /// lease's zone with `ha`, else the records' first zone by name.
+    pub zone: Option<String>,
 }
 
 /// Shorter tokens are refused: a guessable token is no lock.
@@ -38,7 +41,11 @@ pub fn read_token(path: &std::path::Path) -> Result<String, String> {
 }
 
 impl Validator {
-    pub(super) fn admin(&mut self, raw: Option<&RawAdmin>) -> Option<Option<AdminConfig>> {
+    pub(super) fn admin(
+        &mut self,
+        raw: Option<&RawAdmin>,
+        zones: &[&str],
+    ) -> Option<Option<AdminConfig>> {
         let Some(raw) = raw else {
             return Some(None);
         };
@@ -49,9 +56,26 @@ impl Validator {
             );
             return None;
         };
+        let zone = raw.zone.as_deref().map(zone_ref);
+        if let Some(z) = &zone {
+            if !zones.contains(&z.as_str()) {
+                self.err(
+                    "admin.zone",
+                    format!(
+                        "{} is not the zone of any record ({})",
+                        q(raw.zone.as_deref().unwrap_or_default()),
+                        zones.join(", ")
+                    ),
+                );
+                return None;
+            }
+        }
         let path = self.base_dir.join(file);
         match read_token(&path) {
-            Ok(_) => Some(Some(AdminConfig { token_file: path })),
+            Ok(_) => Some(Some(AdminConfig {
+                token_file: path,
+                zone,
+            })),
             Err(e) => {
                 self.err("admin.token_file", format!("{}: {e}", q(file)));
                 None

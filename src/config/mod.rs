@@ -346,7 +346,7 @@ impl Validator {
             .into_iter()
             .collect();
         let ha = self.ha(&raw.ha.unwrap_or_default(), &zones);
-        let admin = self.admin(raw.admin.as_ref());
+        let admin = self.admin(raw.admin.as_ref(), &zones);
         Some(Config {
             admin: admin?,
             ha: ha?,
@@ -592,10 +592,14 @@ impl Config {
         m
     }
 
-    /// Where drains and freezes are kept (`decide::controls`): the lease's
-    /// zone with `ha`, else the records' first zone by name (the same for
-    /// every instance with this config).
+    /// Where drains and freezes are kept (`decide::controls`): `admin.zone`,
+    /// else the lease's zone with `ha`, else the records' first zone by
+    /// name (the same for every instance with this config). A reload may
+    /// not move it while controls are in force (`reload`).
     pub fn control_zone(&self) -> &str {
+        if let Some(z) = self.admin.as_ref().and_then(|a| a.zone.as_deref()) {
+            return z;
+        }
         match &self.ha {
             Some(ha) => &ha.zone,
             None => self

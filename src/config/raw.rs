@@ -33,6 +33,7 @@ pub struct RawConfig {
 #[derive(Debug, Default, Deserialize)]
 pub struct RawAdmin {
     pub token_file: Option<String>,
+    pub zone: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -196,17 +196,40 @@ async fn read(
         .iter()
         .filter_map(|r| Some((Control::parse(r)?, r)))
         .collect();
-    let read = Controls(pairs.iter().map(|(c, _)| c.clone()).collect());
     let now = SystemTime::now();
     let before = book.snapshot();
-    for c in read.in_force(now) {
-        if !before.0.contains(c) {
-            rt.events.emit(control_event(c, "read from Route53"));
+    // A control read for the first time is checked against this clock: one
+    // that ended before it arrived, or was made by a clock far ahead, is
+    // refused and said so (never honoured for the wrong time, never
+    // deleted without a word).
+    let mut admitted = Vec::new();
+    for (c, _) in &pairs {
+        let known = before.0.contains(c);
+        match c.admit(now) {
+            Err(why) if !known => {
+                let label = c.label();
+                if !ended_seen.contains(&label) {
+                    ended_seen.push(label);
+                    warn!(control = %c.subject(), by = %c.by, reason = %why, "on-call's control refused");
+                    rt.events.emit(
+                        Event::new("control_refused", format!("{} refused: {why}", c.subject()))
+                            .by(&c.by)
+                            .reason("clock"),
+                    );
+                }
+            }
+            _ => {
+                if !known && c.in_force(now) {
+                    rt.events.emit(control_event(c, "read from Route53"));
+                }
+                admitted.push(c.clone());
+            }
         }
     }
+    let read = Controls(admitted);
     let mut gone = Vec::new();
     for (c, record) in &pairs {
-        if c.in_force(now) {
+        if c.in_force(now) && read.0.contains(c) {
             continue;
         }
         let label = c.label();
@@ -220,12 +243,16 @@ async fn read(
                 .by(&c.by),
             );
         }
+        if c.in_force(now) {
+            // Refused, but not ended: left for on-call to see and end.
+            continue;
+        }
         gone.push(Change {
             action: Action::Delete,
             record: (*record).clone(),
         });
     }
-    ended_seen.retain(|l| read.0.iter().any(|c| &c.label() == l));
+    ended_seen.retain(|l| pairs.iter().any(|(c, _)| &c.label() == l));
     if read != before {
         book.changed(|c| *c = read);
     }

@@ -11,9 +11,11 @@
 //! subject (`drain-<digest of record, type, set id>`, `freeze-all`,
 //! `freeze-<digest of record>`), so a second drain of a member replaces
 //! the first. The value is one form-encoded line
-//! (`kind=drain&record=…&by=…&reason=…&until=…`), split into TXT strings
-//! of at most 255 characters. A control ends by itself at `until`; the
-//! lease holder deletes the records of controls that ended.
+//! (`kind=drain&record=…&by=…&reason=…&until=…`), split into numbered TXT
+//! strings of at most 255 characters (Route53 does not keep their order).
+//! A control ends by itself at `until`; the lease holder deletes the
+//! records of controls that ended. A control read for the first time is
+//! checked against the reader's clock ([`Control::admit`]).
 
 use std::time::{Duration, SystemTime};
 
@@ -36,6 +38,10 @@ pub const MAX_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long a control lasts unless on-call says.
 pub const DEFAULT_FOR: Duration = Duration::from_secs(3600);
 pub const MAX_REASON_CHARS: usize = 200;
+/// How far ahead of the reader's clock a control may have been made: the
+/// instances' clocks need not agree to the second, but a control from a
+/// clock this far ahead would be honoured for the wrong time.
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
 pub const MAX_BY_CHARS: usize = 64;
 
 /// What a control applies to.
@@ -177,21 +183,85 @@ impl Control {
         pairs
     }
 
-    /// Its TXT record in `zone`.
+    /// Its TXT record in `zone`: the line in numbered chunks, each
+    /// `"route53-failover-control <i>/<n> <chunk>"`. Route53 keeps a TXT
+    /// record's strings as a set, in no promised order, so each says where
+    /// it goes.
     pub fn to_record(&self, zone: &str) -> RecordSet {
         let line = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(self.pairs())
             .finish();
         // Form encoding leaves only ASCII letters, digits and `%+*-._=&`:
-        // nothing TXT needs to escape, and chunks split anywhere.
-        let mut text = format!("{HERITAGE} {line}");
-        let mut values = Vec::new();
-        while !text.is_empty() {
-            let rest = text.split_off(text.len().min(TXT_MAX - 2));
-            values.push(format!("\"{text}\""));
-            text = rest;
-        }
+        // nothing TXT needs to escape, and chunks split anywhere. Room for
+        // the quotes, the heritage and `999/999 `.
+        let room = TXT_MAX - 2 - HERITAGE.len() - 1 - 8;
+        let chunks: Vec<&str> = line
+            .as_bytes()
+            .chunks(room)
+            .map(|c| std::str::from_utf8(c).expect("form encoding is ASCII"))
+            .collect();
+        let n = chunks.len();
+        let values = chunks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("\"{HERITAGE} {}/{n} {c}\"", i + 1))
+            .collect();
         RecordSet::txt(&self.record_name(zone), values)
+    }
+
+    /// The record's line, its chunks put back by number; `None` when one
+    /// is missing or the record is not a control. A record written before
+    /// chunks were numbered (one string, or strings without numbers) is
+    /// read in the order given.
+    fn line_of(record: &RecordSet) -> Option<String> {
+        let strings: Vec<&str> = record.values.iter().map(|v| v.trim_matches('"')).collect();
+        let numbered = |s: &str| -> Option<(usize, usize, String)> {
+            let rest = s.strip_prefix(HERITAGE)?.strip_prefix(' ')?;
+            let (pos, chunk) = rest.split_once(' ')?;
+            let (i, n) = pos.split_once('/')?;
+            Some((i.parse().ok()?, n.parse().ok()?, chunk.to_string()))
+        };
+        let chunks: Option<Vec<_>> = strings.iter().map(|s| numbered(s)).collect();
+        match chunks {
+            Some(mut chunks) => {
+                chunks.sort_by_key(|c| c.0);
+                let n = chunks.first()?.1;
+                let whole = chunks.len() == n
+                    && chunks
+                        .iter()
+                        .enumerate()
+                        .all(|(k, c)| c.0 == k + 1 && c.1 == n);
+                whole.then(|| chunks.into_iter().map(|c| c.2).collect())
+            }
+            None => {
+                let text: String = strings.concat();
+                Some(text.strip_prefix(HERITAGE)?.strip_prefix(' ')?.to_string())
+            }
+        }
+    }
+
+    /// Whether a control seen for the first time is taken, by this
+    /// instance's clock: one that already ended on arrival (the clock of
+    /// the instance that took it is behind) or that was made more than
+    /// [`MAX_CLOCK_SKEW`] ahead of now is refused, and said so, rather
+    /// than honoured for the wrong time or deleted without a word.
+    pub fn admit(&self, now: SystemTime) -> Result<(), String> {
+        let now_ms = unix_ms(now);
+        if self.until_ms <= now_ms {
+            return Err(format!(
+                "it had already ended when this instance first read it (until {}, now {}): the clock of the instance that took it is behind",
+                humantime::format_rfc3339_seconds(self.until()),
+                humantime::format_rfc3339_seconds(now)
+            ));
+        }
+        let skew = MAX_CLOCK_SKEW.as_millis() as u64;
+        if self.at_ms > now_ms + skew {
+            return Err(format!(
+                "it was made {}s ahead of this instance's clock: the clock of the instance that took it is ahead",
+                (self.at_ms - now_ms) / 1000
+            ));
+        }
+        Ok(())
     }
 
     /// A control from its record; `None` for anything else.
@@ -199,8 +269,8 @@ impl Control {
         if record.rtype != RecordType::Txt {
             return None;
         }
-        let text: String = record.values.iter().map(|v| v.trim_matches('"')).collect();
-        let line = text.strip_prefix(HERITAGE)?.strip_prefix(' ')?;
+        let text = Control::line_of(record)?;
+        let line = text.as_str();
         let pairs: std::collections::HashMap<String, String> =
             url::form_urlencoded::parse(line.as_bytes())
                 .into_owned()

@@ -58,7 +58,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if not .Values.admin.existingSecret }}
 {{- fail "admin.enabled needs admin.existingSecret: the Secret holding the admin token" }}
 {{- end }}
-{{- $_ := set $c "admin" (dict "token_file" (printf "../admin/%s" .Values.admin.key)) }}
+{{- $admin := dict "token_file" (printf "../admin/%s" .Values.admin.key) }}
+{{- with .Values.admin.zone }}{{ $_ := set $admin "zone" . }}{{ end }}
+{{- $_ := set $c "admin" $admin }}
 {{- end }}
 {{- toYaml $c }}
 {{- end }}

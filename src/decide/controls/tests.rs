@@ -78,9 +78,57 @@ fn a_long_reason_spans_several_strings() {
         at(1),
         DEFAULT_FOR,
     );
-    let record = c.to_record("example.com");
-    assert!(record.values.len() > 1, "{:?}", record.values);
+    let mut record = c.to_record("example.com");
+    assert!(record.values.len() > 2, "{:?}", record.values);
+    assert!(record.values.iter().all(|v| v.len() <= 255));
     assert_eq!(Control::parse(&record).unwrap().reason, "é".repeat(200));
+    // Route53 keeps the strings as a set: any order reads the same.
+    record.values.reverse();
+    assert_eq!(Control::parse(&record), Some(c.clone()));
+    record.values.rotate_left(1);
+    assert_eq!(Control::parse(&record), Some(c.clone()));
+    // A chunk missing: not a control (never half of one).
+    record.values.pop();
+    assert_eq!(Control::parse(&record), None);
+    // One written before chunks were numbered still reads.
+    let line = c
+        .to_record("example.com")
+        .values
+        .iter()
+        .map(|v| {
+            let s = v.trim_matches('"');
+            let rest = s.splitn(3, ' ').nth(2).unwrap();
+            rest.to_string()
+        })
+        .collect::<String>();
+    let legacy = format!("route53-failover-control {line}");
+    let (head, tail) = legacy.split_at(200);
+    record.values = vec![format!("\"{head}\""), format!("\"{tail}\"")];
+    assert_eq!(Control::parse(&record), Some(c));
+}
+
+#[test]
+fn a_control_is_checked_against_the_readers_clock_on_arrival() {
+    let c = Control::new(
+        Scope::Freeze { record: None },
+        "a",
+        "b",
+        at(1000),
+        Duration::from_secs(600),
+    );
+    assert_eq!(c.admit(at(1000)), Ok(()));
+    assert_eq!(c.admit(at(1599)), Ok(()));
+    // Made by a clock 20 min behind: ended before it arrived.
+    let late = c.admit(at(1600)).unwrap_err();
+    assert!(
+        late.contains("already ended") && late.contains("behind"),
+        "{late}"
+    );
+    // Made by a clock 10 min ahead.
+    let early = c.admit(at(400)).unwrap_err();
+    assert!(early.contains("600s ahead"), "{early}");
+    // A few minutes of skew are taken as they come.
+    assert_eq!(c.admit(at(800)), Ok(()));
 }
 
 #[test]
@@ -90,6 +138,8 @@ fn other_records_are_not_controls() {
     record.values = vec!["\"route53-failover-lease holder=a term=1 expires=5\"".into()];
     assert_eq!(Control::parse(&record), None);
     record.values = vec!["\"route53-failover-control kind=reboot&at=1&until=2\"".into()];
+    assert_eq!(Control::parse(&record), None);
+    record.values = vec!["\"route53-failover-control 1/1 kind=reboot&at=1&until=2\"".into()];
     assert_eq!(Control::parse(&record), None);
     let mut a = c.to_record("example.com");
     a.rtype = RecordType::A;
