@@ -331,3 +331,150 @@ async fn drift_between_two_regions_is_reported_line_by_line() {
     );
     daemon.stop().await;
 }
+
+/// The architecture this daemon is built for: the same HTTP API in each
+/// region, integrating through a VPC link with its own region's ALB (the
+/// listener's ARN names that region's load balancer and listener ids).
+/// In sync, not 30 `uri differs` lines. Then, with GetAuthorizers failing
+/// (moto's own 500, the stand-in gone), a route missing in one region is
+/// still found: one failing listing costs only itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_regions_own_alb_behind_a_vpc_link_is_in_sync_and_a_failing_listing_costs_only_itself()
+{
+    use apigw::types::{ConnectionType, IntegrationType, ProtocolType};
+    let moto = Moto::start().await;
+    moto.create_zone("example.test").await;
+    let proxy = FaultProxy::start(&moto.url).await;
+    let fixture: Authorizers = Default::default();
+    proxy.answer(authorizers_stand_in(fixture.clone()));
+    let regions = ["us-east-1", "eu-west-1"];
+    let mut apis = Vec::new();
+    for (n, region) in regions.iter().enumerate() {
+        let c = &apigw_client(&moto.url, region);
+        let api = c
+            .create_api()
+            .name("learn")
+            .protocol_type(ProtocolType::Http)
+            .send()
+            .await
+            .unwrap()
+            .api_id
+            .unwrap();
+        let link = c
+            .create_vpc_link()
+            .name("learn-link")
+            .subnet_ids(format!("subnet-{n}a"))
+            .security_group_ids(format!("sg-{n}"))
+            .send()
+            .await
+            .unwrap()
+            .vpc_link_id
+            .unwrap();
+        // Each region's own ALB: its load balancer and listener ids differ.
+        let listener = format!(
+            "arn:aws:elasticloadbalancing:{region}:123456789012:listener/app/learn-alb/{n}0dc6c495c0c918{n}/f2f7dc8efc522ab{n}"
+        );
+        let integration = c
+            .create_integration()
+            .api_id(&api)
+            .integration_type(IntegrationType::HttpProxy)
+            .integration_method("ANY")
+            .connection_type(ConnectionType::VpcLink)
+            .connection_id(&link)
+            .integration_uri(listener)
+            .payload_format_version("1.0")
+            .send()
+            .await
+            .unwrap()
+            .integration_id
+            .unwrap();
+        for key in ["ANY /{proxy+}", "GET /health"] {
+            c.create_route()
+                .api_id(&api)
+                .route_key(key)
+                .target(format!("integrations/{integration}"))
+                .send()
+                .await
+                .unwrap();
+        }
+        c.create_stage()
+            .api_id(&api)
+            .stage_name("prod")
+            .auto_deploy(true)
+            .send()
+            .await
+            .unwrap();
+        create_domain(
+            &moto.url,
+            region,
+            "api.example.test",
+            &format!("d-{api}.execute-api.{region}.amazonaws.com"),
+        )
+        .await;
+        c.create_api_mapping()
+            .domain_name("api.example.test")
+            .api_id(&api)
+            .stage("prod")
+            .send()
+            .await
+            .unwrap();
+        fixture
+            .lock()
+            .unwrap()
+            .insert(api.clone(), (region, vec!["api"], "$request.header.X-Key"));
+        apis.push(api);
+    }
+    let eps = Endpoints::start(&regions).await;
+    let provider = format!(
+        "{{kind: route53, endpoint_url: \"{}\", max_requests_per_second: 20}}",
+        proxy.url
+    );
+    let mut text = config_with_provider(&provider, &eps, 1, "5m");
+    for i in 0..regions.len() {
+        text = text.replace(
+            &format!("target: {{values: [192.0.2.{}]}}", i + 1),
+            "target: {api_gateway_domain: api.example.test}",
+        );
+    }
+    let (code, out) = parity_command(&text).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("api.example.test A: in sync (us-east-1, eu-west-1)"),
+        "{out}"
+    );
+
+    // GetAuthorizers now fails in both regions (moto answers 500), and
+    // eu-west-1 lacks a route.
+    proxy.answer(Arc::new(|_, _, _| None));
+    let eu = apigw_client(&moto.url, "eu-west-1");
+    let routes = eu.get_routes().api_id(&apis[1]).send().await.unwrap();
+    let health = routes
+        .items()
+        .iter()
+        .find(|r| r.route_key() == Some("GET /health"))
+        .and_then(|r| r.route_id())
+        .unwrap()
+        .to_string();
+    eu.delete_route()
+        .api_id(&apis[1])
+        .route_id(health)
+        .send()
+        .await
+        .unwrap();
+    let (code, out) = parity_command(&text).await;
+    assert_eq!(code, 3, "{out}");
+    let printed: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("  ")).collect();
+    assert_eq!(
+        printed[0], r#"eu-west-1 lacks route "GET /health""#,
+        "{out}"
+    );
+    assert_eq!(
+        printed
+            .iter()
+            .filter(|l| l.contains("not read: GetAuthorizers"))
+            .count(),
+        2,
+        "{out}"
+    );
+    assert_eq!(printed.len(), 3, "nothing else is counted: {out}");
+}

@@ -1,7 +1,8 @@
 //! The comparison, pure: each region's facts are flattened into items
 //! (a kind, the mapping they sit under, a subject, and fields as text),
 //! with what is region-specific by nature taken out, then the items are
-//! compared across regions.
+//! compared across regions. A listing a region could not read leaves its
+//! kind out of that region's side of the comparison.
 //!
 //! What is taken out: ids (a route names its authorizer and integration by
 //! id; here by name and by route key), and the region's own name inside
@@ -85,7 +86,30 @@ pub type Fields = BTreeMap<&'static str, String>;
 /// Everything one region serves, flattened.
 pub type Items = BTreeMap<ItemKey, Fields>;
 
+/// One region flattened: its items, and which kinds under which mapping
+/// could not be read (left out of the comparison for this region).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Flat {
+    pub items: Items,
+    pub unread: BTreeSet<(Kind, String)>,
+}
+
+impl Flat {
+    /// Whether this region's listing of `key`'s kind was read: if not,
+    /// the region neither has nor lacks it.
+    fn read(&self, key: &ItemKey) -> bool {
+        // A stage's item sits at the root, named by its mapping's key.
+        let mapping = match key.kind {
+            Kind::Stage => &key.subject,
+            _ => &key.scope,
+        };
+        !self.unread.contains(&(key.kind, mapping.clone()))
+    }
+}
+
 const NONE: &str = "(none)";
+/// A field whose value depends on a listing that could not be read.
+const UNREAD: &str = "(unread)";
 
 fn opt<T: ToString>(v: Option<T>) -> String {
     v.map_or_else(|| NONE.to_string(), |v| v.to_string())
@@ -97,8 +121,13 @@ fn list(v: &[String]) -> String {
     format!("[{}]", v.join(", "))
 }
 
-/// `value` with `region` taken out where it names the region by nature:
-/// inside an ARN or a URI, and an execute-api host's API id.
+/// `value` with what names the region by nature taken out: the region
+/// inside an ARN or a URI, an execute-api host's API id, and the ids a
+/// region's own load balancers, listeners, target groups and Cloud Map
+/// services get (`…:listener/app/api-alb/50dc6c4…/f2f7dc8…` →
+/// `…:listener/app/api-alb`: the same API in two regions integrates
+/// through a VPC link with each region's own ALB, so they compare by
+/// resource type and name).
 pub fn normalize(region: &str, value: &str) -> String {
     if !(value.starts_with("arn:") || value.contains("://") || value.contains(".execute-api.")) {
         return value.to_string();
@@ -108,6 +137,9 @@ pub fn normalize(region: &str, value: &str) -> String {
     } else {
         value.replace(region, "{region}")
     };
+    if out.starts_with("arn:") {
+        out = without_resource_ids(&out);
+    }
     // `<api id>.execute-api.` → `{api}.execute-api.` (a URI names one host).
     if let Some(at) = out.find(".execute-api.") {
         let start = out[..at]
@@ -120,9 +152,37 @@ pub fn normalize(region: &str, value: &str) -> String {
     out
 }
 
+/// An ARN with the per-region ids of its resource taken out, by service:
+/// Elastic Load Balancing (`loadbalancer/app|net/<name>/<id>`,
+/// `listener/app|net/<name>/<lb id>/<id>`, `listener-rule/…`,
+/// `targetgroup/<name>/<id>`) keeps type and name; Cloud Map
+/// (`service/<id>`, `namespace/<id>`) keeps the type only (its ARN has no
+/// name). Other ARNs are kept as they are.
+fn without_resource_ids(arn: &str) -> String {
+    let mut parts = arn.splitn(6, ':');
+    let head: Vec<&str> = parts.by_ref().take(5).collect();
+    let Some(resource) = parts.next() else {
+        return arn.to_string();
+    };
+    let segments: Vec<&str> = resource.split('/').collect();
+    let kept: Vec<&str> = match (head.get(2).copied(), segments.as_slice()) {
+        (
+            Some("elasticloadbalancing"),
+            [kind @ ("loadbalancer" | "listener" | "listener-rule"), lb @ ("app" | "net" | "gwy"), name, ..],
+        ) => {
+            vec![kind, lb, name]
+        }
+        (Some("elasticloadbalancing"), [kind @ "targetgroup", name, ..]) => vec![kind, name],
+        (Some("servicediscovery"), [kind @ ("service" | "namespace"), _]) => vec![kind, "{id}"],
+        _ => return arn.to_string(),
+    };
+    format!("{}:{}", head.join(":"), kept.join("/"))
+}
+
 /// One region's facts as comparable items.
-pub fn flatten(region: &str, served: &Served) -> Items {
-    let mut items = Items::new();
+pub fn flatten(region: &str, served: &Served) -> Flat {
+    let mut flat = Flat::default();
+    let items = &mut flat.items;
     let norm = |v: &Option<String>| opt(v.as_deref().map(|s| normalize(region, s)));
     items.insert(
         ItemKey::new(Kind::Domain, "", ""),
@@ -139,9 +199,16 @@ pub fn flatten(region: &str, served: &Served) -> Items {
         ]),
     );
     for m in &served.mappings {
-        flatten_mapping(region, m, &mut items, &norm);
+        for (kind, _) in &m.unread {
+            flat.unread.insert((*kind, m.key.clone()));
+            // Integrations are found through the routes.
+            if *kind == Kind::Route {
+                flat.unread.insert((Kind::Integration, m.key.clone()));
+            }
+        }
+        flatten_mapping(region, m, &mut flat.items, &norm);
     }
-    items
+    flat
 }
 
 fn flatten_mapping(
@@ -173,6 +240,7 @@ fn flatten_mapping(
         .iter()
         .map(|a| (a.id.as_str(), a.name.as_str()))
         .collect();
+    let unread = |kind: Kind| m.unread.iter().any(|(k, _)| *k == kind);
     for a in &m.authorizers {
         items.insert(
             ItemKey::new(Kind::Authorizer, scope, &a.name),
@@ -196,9 +264,13 @@ fn flatten_mapping(
         let target = match (&r.target, integration) {
             (_, Some(_)) => "integration".to_string(),
             (None, None) => NONE.to_string(),
+            (Some(_), None) if unread(Kind::Integration) => UNREAD.to_string(),
             (Some(t), None) => format!("{} (not found)", normalize(region, t)),
         };
         let authorizer = r.authorizer_id.as_deref().map(|id| {
+            if unread(Kind::Authorizer) {
+                return UNREAD.to_string();
+            }
             authorizer_names
                 .get(id)
                 .map_or_else(|| format!("id {id} (not found)"), |n| n.to_string())
@@ -238,15 +310,23 @@ fn flatten_mapping(
     }
 }
 
-/// Every difference between `regions` (each region's items, in the
-/// record's order), in report order: kind, mapping, subject, field.
-pub fn compare(regions: &[(String, Items)]) -> Vec<Difference> {
-    let keys: BTreeSet<&ItemKey> = regions.iter().flat_map(|(_, items)| items.keys()).collect();
+/// Every difference between `regions` (each region flattened, in the
+/// record's order), in report order: kind, mapping, subject, field. What a
+/// region could not read is neither present nor missing there.
+pub fn compare(regions: &[(String, Flat)]) -> Vec<Difference> {
+    let keys: BTreeSet<&ItemKey> = regions
+        .iter()
+        .flat_map(|(_, flat)| flat.items.keys())
+        .collect();
     let mut out = Vec::new();
     for key in keys {
         let parent = key.parent();
         let mut present = Vec::new();
-        for (region, items) in regions {
+        for (region, flat) in regions {
+            if !flat.read(key) {
+                continue;
+            }
+            let items = &flat.items;
             match items.get(key) {
                 Some(fields) => present.push((region, fields)),
                 None if parent.as_ref().is_none_or(|p| items.contains_key(p)) => {
@@ -268,7 +348,11 @@ pub fn compare(regions: &[(String, Items)]) -> Vec<Difference> {
             let values: Vec<(&String, &str)> = present
                 .iter()
                 .map(|(r, f)| (*r, f.get(field).map_or(NONE, |v| v.as_str())))
+                .filter(|(_, v)| *v != UNREAD)
                 .collect();
+            if values.is_empty() {
+                continue;
+            }
             if values.iter().any(|(_, v)| *v != values[0].1) {
                 let each: Vec<String> = values.iter().map(|(r, v)| format!("{r} {v}")).collect();
                 out.push(difference(

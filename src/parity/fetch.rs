@@ -12,7 +12,9 @@ use std::time::Duration;
 use aws_sdk_apigatewayv2 as apigw;
 use aws_sdk_apigatewayv2::error::{ProvideErrorMetadata, SdkError};
 
-use super::{AuthorizerFacts, IntegrationFacts, MappingFacts, RouteFacts, Served, StageFacts};
+use super::{
+    AuthorizerFacts, IntegrationFacts, Kind, MappingFacts, RouteFacts, Served, StageFacts,
+};
 use crate::rate_limit::RateLimiter;
 
 /// Pages of one listing at most (a guard against a token that never ends).
@@ -103,7 +105,7 @@ macro_rules! paged {
                 Ok((items, out.next_token().map(str::to_string)))
             }
         })
-        .await?
+        .await
     }};
 }
 
@@ -141,7 +143,7 @@ pub async fn served(
             .domain_name(domain)
             .set_next_token(token),
         |m: &apigw::types::ApiMapping| m.clone()
-    );
+    )?;
     for m in mappings {
         let (Some(api_id), Some(stage)) = (m.api_id(), m.stage()) else {
             continue;
@@ -201,6 +203,14 @@ fn integration_facts(i: &apigw::types::Integration) -> IntegrationFacts {
     }
 }
 
+/// A listing's items, or none with its error noted as `kind` unread.
+fn keep<T>(unread: &mut Vec<(Kind, String)>, kind: Kind, r: Result<Vec<T>, String>) -> Vec<T> {
+    r.unwrap_or_else(|e| {
+        unread.push((kind, e));
+        Vec::new()
+    })
+}
+
 async fn mapping(
     client: &apigw::Client,
     limiter: &RateLimiter,
@@ -208,12 +218,17 @@ async fn mapping(
     api_id: &str,
     stage: &str,
 ) -> Result<MappingFacts, String> {
+    // A listing that fails (an IAM policy without it; moto answers
+    // GetAuthorizers with a 500) leaves its kind unread; the rest of the
+    // region is still compared.
+    let mut unread = Vec::new();
     let routes = paged!(
         limiter,
         format!("GetRoutes {api_id}"),
         |token| client.get_routes().api_id(api_id).set_next_token(token),
         route_facts
     );
+    let routes = keep(&mut unread, Kind::Route, routes);
     let authorizers = paged!(
         limiter,
         format!("GetAuthorizers {api_id}"),
@@ -223,6 +238,7 @@ async fn mapping(
             .set_next_token(token),
         authorizer_facts
     );
+    let authorizers = keep(&mut unread, Kind::Authorizer, authorizers);
     let integrations = paged!(
         limiter,
         format!("GetIntegrations {api_id}"),
@@ -232,17 +248,25 @@ async fn mapping(
             .set_next_token(token),
         integration_facts
     );
+    let integrations = keep(&mut unread, Kind::Integration, integrations);
     let what = format!("GetStage {api_id} {stage}");
     let answer = attempt(
         limiter,
         &what,
         client.get_stage().api_id(api_id).stage_name(stage).send(),
     )
-    .await?;
+    .await;
     let stage_facts = match answer {
-        Err(e) if e.code() == Some("NotFoundException") => None,
-        Err(e) => return Err(describe(&what, &e)),
-        Ok(s) => {
+        Ok(Err(e)) if e.code() == Some("NotFoundException") => None,
+        Ok(Err(e)) => {
+            unread.push((Kind::Stage, describe(&what, &e)));
+            None
+        }
+        Err(e) => {
+            unread.push((Kind::Stage, e));
+            None
+        }
+        Ok(Ok(s)) => {
             let throttling = s.default_route_settings();
             Some(StageFacts {
                 auto_deploy: s.auto_deploy(),
@@ -259,5 +283,6 @@ async fn mapping(
         routes,
         authorizers,
         integrations,
+        unread,
     })
 }

@@ -20,7 +20,7 @@ mod tests;
 
 use serde::{Deserialize, Serialize};
 
-pub use compare::{compare, flatten, Items};
+pub use compare::{compare, flatten, Flat, Items};
 
 /// The kinds of thing compared, in report order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -122,6 +122,9 @@ pub struct MappingFacts {
     pub routes: Vec<RouteFacts>,
     pub authorizers: Vec<AuthorizerFacts>,
     pub integrations: Vec<IntegrationFacts>,
+    /// Listings that could not be read, each with its error: the kind is
+    /// left out of the comparison for this mapping, the rest compared.
+    pub unread: Vec<(Kind, String)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -234,6 +237,14 @@ impl ParityReport {
                     let root = served.mappings.iter().find(|m| m.key.is_empty());
                     let updated = root.and_then(|m| m.stage_facts.as_ref()?.last_updated);
                     stage_updated.push((region.clone(), updated));
+                    for m in &served.mappings {
+                        for (_, error) in &m.unread {
+                            errors.push(LookupError {
+                                region: region.clone(),
+                                error: error.clone(),
+                            });
+                        }
+                    }
                     items.push((region.clone(), flatten(&region, &served)));
                     regions.push(region);
                 }

@@ -66,6 +66,7 @@ fn served(region: &str, id: &str) -> Served {
                     ..Default::default()
                 },
             ],
+            unread: Vec::new(),
         }],
     }
 }
@@ -102,6 +103,28 @@ fn normalize_takes_the_region_out_of_arns_and_uris_only() {
         (
             "https://k3x9a1.execute-api.eu-west-1.amazonaws.com/prod",
             "https://{api}.execute-api.{region}.amazonaws.com/prod",
+        ),
+        // A region's own load balancer, listener and target group: by
+        // type and name; a Cloud Map service: by type.
+        (
+            "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/api-alb/50dc6c495c0c9188/f2f7dc8efc522ab2",
+            "arn:aws:elasticloadbalancing:{region}:123456789012:listener/app/api-alb",
+        ),
+        (
+            "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/net/api-nlb/7a1b2c3d4e5f6a7b/9c8d7e6f5a4b3c2d",
+            "arn:aws:elasticloadbalancing:{region}:123456789012:listener/net/api-nlb",
+        ),
+        (
+            "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/api-alb/50dc6c495c0c9188",
+            "arn:aws:elasticloadbalancing:{region}:123456789012:loadbalancer/app/api-alb",
+        ),
+        (
+            "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/api-tg/73e2d6bc24d8a067",
+            "arn:aws:elasticloadbalancing:{region}:123456789012:targetgroup/api-tg",
+        ),
+        (
+            "arn:aws:servicediscovery:eu-west-1:123456789012:service/srv-e4anhexw6ajg3mtn",
+            "arn:aws:servicediscovery:{region}:123456789012:service/{id}",
         ),
         // Not an ARN or a URI: a name that happens to hold the region stays.
         ("orders-eu-west-1", "orders-eu-west-1"),
@@ -373,4 +396,82 @@ proptest::proptest! {
         proptest::prop_assert_eq!(r.differences.len(), want, "{:?}", lines(&r));
         proptest::prop_assert!(r.differences.iter().all(|d| d.kind == "route" && d.field == "missing"));
     }
+}
+
+#[test]
+fn a_listing_that_cannot_be_read_leaves_only_its_kind_out() {
+    // eu-west-1's authorizers cannot be read (an IAM policy without
+    // GetAuthorizers; moto answers 500) and it lacks a route.
+    let mut west = served("eu-west-1", "2");
+    let m = &mut west.mappings[0];
+    m.authorizers.clear();
+    m.unread = vec![(Kind::Authorizer, "GetAuthorizers api2: 500".into())];
+    m.routes.retain(|r| r.key != "GET /health");
+    let r = report(vec![
+        ("us-east-1", served("us-east-1", "1")),
+        ("eu-west-1", west),
+    ]);
+    assert_eq!(
+        lines(&r),
+        vec!["eu-west-1 lacks route \"GET /health\""],
+        "routes and integrations compared; no authorizer counted missing, no route's authorizer counted different"
+    );
+    assert_eq!(r.errors.len(), 1);
+    assert_eq!(r.errors[0].region, "eu-west-1");
+    assert!(r.errors[0].error.contains("GetAuthorizers"));
+    assert_eq!(r.state, ParityState::Differs);
+    // Nothing else differs: the state says it could not tell.
+    let mut west = served("eu-west-1", "2");
+    west.mappings[0].authorizers.clear();
+    west.mappings[0].unread = vec![(Kind::Authorizer, "GetAuthorizers api2: 500".into())];
+    let r = report(vec![
+        ("us-east-1", served("us-east-1", "1")),
+        ("eu-west-1", west),
+    ]);
+    assert!(r.differences.is_empty(), "{:?}", r.differences);
+    assert_eq!(r.state, ParityState::Unknown);
+    // Routes unread: their integrations are unread with them.
+    let mut west = served("eu-west-1", "2");
+    west.mappings[0].routes.clear();
+    west.mappings[0].unread = vec![(Kind::Route, "GetRoutes api2: AccessDenied".into())];
+    let r = report(vec![
+        ("us-east-1", served("us-east-1", "1")),
+        ("eu-west-1", west),
+    ]);
+    assert!(r.differences.is_empty(), "{:?}", r.differences);
+}
+
+#[test]
+fn integrations_through_each_regions_own_alb_are_in_sync() {
+    let alb = |region: &str, lb: &str, listener: &str| {
+        format!("arn:aws:elasticloadbalancing:{region}:123456789012:listener/app/api-alb/{lb}/{listener}")
+    };
+    let mut east = served("us-east-1", "1");
+    let mut west = served("eu-west-1", "2");
+    for (s, uri) in [
+        (
+            &mut east,
+            alb("us-east-1", "50dc6c495c0c9188", "f2f7dc8efc522ab2"),
+        ),
+        (
+            &mut west,
+            alb("eu-west-1", "9a8b7c6d5e4f3a2b", "1c2d3e4f5a6b7c8d"),
+        ),
+    ] {
+        let i = &mut s.mappings[0].integrations[0];
+        i.uri = Some(uri);
+        i.connection_type = Some("VPC_LINK".into());
+    }
+    let r = report(vec![("us-east-1", east.clone()), ("eu-west-1", west)]);
+    assert!(r.differences.is_empty(), "{:?}", lines(&r));
+    // Another load balancer by name is a difference all the same.
+    let mut other = served("eu-west-1", "2");
+    let i = &mut other.mappings[0].integrations[0];
+    i.uri = Some(
+        alb("eu-west-1", "9a8b7c6d5e4f3a2b", "1c2d3e4f5a6b7c8d").replace("api-alb", "old-alb"),
+    );
+    i.connection_type = Some("VPC_LINK".into());
+    let r = report(vec![("us-east-1", east), ("eu-west-1", other)]);
+    assert_eq!(r.differences.len(), 1, "{:?}", lines(&r));
+    assert!(r.differences[0].line.contains("uri differs"));
 }
