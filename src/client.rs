@@ -219,6 +219,22 @@ pub enum OnCall {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Delete a record the config no longer manages (status lists it as
+    /// orphaned): its records and this owner's claims. Refused for a record
+    /// in the config.
+    Retire {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[arg(long)]
+        record: String,
+        /// Only this type; default: every type this owner claims.
+        #[arg(long = "type")]
+        rtype: Option<String>,
+        /// The zone that holds it; default: the configured zone whose name
+        /// ends the record's.
+        #[arg(long)]
+        zone: Option<String>,
+    },
 }
 
 /// What every admin command needs: where, the token, and who.
@@ -301,6 +317,21 @@ impl OnCall {
                 AdminRequest {
                     record,
                     reason,
+                    ..Default::default()
+                },
+            ),
+            OnCall::Retire {
+                admin,
+                record,
+                rtype,
+                zone,
+            } => (
+                "retire",
+                admin,
+                AdminRequest {
+                    record: Some(record),
+                    rtype,
+                    zone,
                     ..Default::default()
                 },
             ),

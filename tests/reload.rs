@@ -188,3 +188,170 @@ async fn a_changed_config_is_applied_live_and_a_bad_one_is_refused() {
     );
     daemon.stop().await;
 }
+
+/// Polls the store every 10 ms until `done` holds (at most `limit`): the
+/// fewest records of the name seen meanwhile, and how long it took.
+async fn watch_store(
+    store: &Store,
+    limit: Duration,
+    done: impl Fn(&[String]) -> bool,
+) -> (usize, Option<Duration>) {
+    let start = std::time::Instant::now();
+    let mut fewest = usize::MAX;
+    while start.elapsed() < limit {
+        let ids = store.member_ids(ZONE, NAME);
+        fewest = fewest.min(ids.len());
+        if done(&ids) {
+            return (fewest, Some(start.elapsed()));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (fewest, None)
+}
+
+/// A reload renames every member's set identifier: the new members keep
+/// their region's verdict and are published before the old records go, so
+/// the record is never empty, not for 10 ms. (Before: one batch deleted
+/// both members and their marker, and nothing was published until `rise`
+/// probes later: resolvers cached the empty answer.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_renames_members_never_empties_their_record() {
+    let store = start_store(&[ZONE]).await;
+    let eps = Endpoints::start(&["us-east-1", "eu-west-1", "ap-southeast-2"]).await;
+    let old = config(&store, &eps, 1, "5m");
+    let daemon = start_daemon(&old).await;
+    wait_until("all three published", LIMIT, || async {
+        store.member_ids(ZONE, NAME).len() == 3
+    })
+    .await;
+    let renamed = old.replace("set_identifier: id-", "set_identifier: api-");
+    let want: Vec<String> = {
+        let mut v: Vec<String> = ["ap-southeast-2", "eu-west-1", "us-east-1"]
+            .iter()
+            .map(|r| format!("api-{r}"))
+            .collect();
+        v.sort();
+        v
+    };
+    replace_file(&daemon.config_path, &renamed);
+    let pid = daemon.child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let (fewest, took) = watch_store(&store, LIMIT, |ids| ids == want.as_slice()).await;
+    let took =
+        took.unwrap_or_else(|| panic!("the renamed members were not published: {}", daemon.logs()));
+    assert!(
+        fewest >= 1,
+        "the record was emptied ({fewest} records at one poll)"
+    );
+    assert_eq!(fewest, 3, "publish and delete land in one batch here");
+    eprintln!(
+        "rename reload: new members published {:.0} ms after SIGHUP; fewest records seen {fewest}",
+        took.as_secs_f64() * 1000.0
+    );
+    // The old claims go too, once their records are gone; nothing left.
+    wait_until("only the new claims remain", LIMIT, || async {
+        let marker = store
+            .store
+            .records(ZONE)
+            .unwrap()
+            .into_iter()
+            .find(|r| r.name == format!("_route53-failover.{NAME}"));
+        marker
+            .is_some_and(|m| m.values.len() == 3 && m.values.iter().all(|v| v.contains("set=api-")))
+    })
+    .await;
+    let s = daemon.status().await;
+    assert!(s.records[0]
+        .members
+        .iter()
+        .all(|m| m.verdict == "healthy" && m.published));
+    assert!(s.zones[0].retiring.is_empty());
+    daemon.stop().await;
+}
+
+/// A record dropped from the config is left as it is and reported as
+/// orphaned (status, metric, log) until on-call retires it; `retire` then
+/// deletes its records and claims, and refuses a record the config still
+/// manages. (Before: a reload deleted it, along with any other install's
+/// records under the same owner.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_dropped_from_the_config_is_orphaned_until_retired() {
+    let store = start_store(&[ZONE]).await;
+    let eps = Endpoints::start(&["us-east-1", "eu-west-1"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("admin-token");
+    std::fs::write(&token, "s3cret-admin-token-5f1e9a7c\n").unwrap();
+    let api = config(&store, &eps, 1, "5m");
+    let www = format!(
+        "  - name: www.example.test\n    zone: example.test\n    probe: {{url: \"http://www.example.test/health\", connect_to: \"{a}\"}}\n    regions:\n      - {{region: us-east-1, set_identifier: www1, target: {{values: [192.0.2.7]}}}}\n      - {{region: eu-west-1, set_identifier: www2, target: {{values: [192.0.2.8]}}}}\n",
+        a = eps.list[0].addr
+    );
+    let admin = format!("admin: {{token_file: \"{}\"}}\n", token.display());
+    let daemon = start_daemon(&format!("{api}{www}{admin}")).await;
+    let www_records = || {
+        store
+            .store
+            .records(ZONE)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.name.ends_with("www.example.test"))
+            .count()
+    };
+    wait_until("both records published", LIMIT, || async {
+        store.member_ids(ZONE, NAME).len() == 2 && www_records() == 3
+    })
+    .await;
+    replace_file(&daemon.config_path, &format!("{api}{admin}"));
+    wait_until("www is orphaned", LIMIT, || async {
+        daemon.status().await.zones[0].orphaned == vec!["www.example.test A".to_string()]
+    })
+    .await;
+    assert_eq!(www_records(), 3, "an orphan is left as it is");
+    let page = daemon.metrics().await;
+    assert_eq!(
+        metric(&page, "route53_failover_records_orphaned", &[]),
+        Some(1.0)
+    );
+    assert!(daemon.logs().contains("the config does not manage them"));
+
+    let retire = |record: &str| {
+        let base = daemon.base.clone();
+        let record = record.to_string();
+        async move {
+            tokio::process::Command::new(BIN)
+                .args([
+                    "retire", "--url", &base, "--record", &record, "--by", "alice",
+                ])
+                .env(
+                    "ROUTE53_FAILOVER_ADMIN_TOKEN",
+                    "s3cret-admin-token-5f1e9a7c",
+                )
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let out = retire(NAME).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the config manages it"),
+        "{out:?}"
+    );
+    assert_eq!(store.member_ids(ZONE, NAME).len(), 2);
+    let out = retire("www.example.test").await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("retired www.example.test: 2 record(s)"),
+        "{out:?}"
+    );
+    assert_eq!(www_records(), 0, "its records and claims are gone");
+    wait_until("nothing is orphaned any more", LIMIT, || async {
+        daemon.status().await.zones[0].orphaned.is_empty()
+    })
+    .await;
+    daemon.stop().await;
+}

@@ -222,3 +222,120 @@ async fn a_lost_ownership_marker_is_reclaimed_and_failover_goes_on() {
     .await;
     daemon.stop().await;
 }
+
+/// Three members fail at the same instant (what the daemon's own egress,
+/// its cluster's DNS or a full descriptor table look like from inside):
+/// nothing is withdrawn, status says why. Once one of them passes again,
+/// the others' failures are corroborated and they go. (Before: one of
+/// the three was withdrawn before the "sees everything down" guard could
+/// apply.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_that_start_together_withdraw_nothing_until_something_passes() {
+    let (store, eps, daemon) = three_regions(1, "5m").await;
+    wait_until("all healthy", LIMIT, || async {
+        daemon.status().await.records[0]
+            .members
+            .iter()
+            .all(|m| m.verdict == "healthy")
+    })
+    .await;
+    for e in &eps.list {
+        e.set_mode(Mode::Fail);
+    }
+    // Long enough for every member to reach `fall` several times over.
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until {
+        assert_eq!(
+            store.member_ids(ZONE, NAME).len(),
+            3,
+            "a region was pulled for the daemon's own trouble: {}",
+            daemon.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let s = daemon.status().await;
+    let whys: Vec<&str> = s.records[0]
+        .members
+        .iter()
+        .map(|m| m.decision.as_deref().unwrap_or("-"))
+        .collect();
+    assert!(
+        s.records[0]
+            .members
+            .iter()
+            .all(|m| m.verdict == "unhealthy"),
+        "{whys:?}"
+    );
+    assert!(
+        whys.iter()
+            .all(|w| *w == "last_member" || *w == "correlated"),
+        "{whys:?}"
+    );
+    assert!(
+        daemon
+            .logs()
+            .contains("nothing else this instance probes passes since: withdrawals wait")
+            || whys.iter().all(|w| *w == "last_member"),
+        "{}",
+        daemon.logs()
+    );
+    // us-east-1 answers again: the others' failures are real.
+    eps.set("us-east-1", Mode::Serve);
+    wait_until("the two failing regions are withdrawn", LIMIT, || async {
+        store.member_ids(ZONE, NAME) == vec![set_id("us-east-1")]
+    })
+    .await;
+    daemon.stop().await;
+}
+
+/// The moment that matters: one member reaches `fall` while the others,
+/// failing at the same instant, are still healthy by verdict. Probed
+/// slowly (1 s, fall 2) with the regions' phases apart, the first to fall
+/// would be withdrawn at once without the rule; with it, it waits, and the
+/// metric and `why` say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_member_to_fall_waits_while_nothing_else_passes() {
+    let store = start_store(&[ZONE]).await;
+    let eps = Endpoints::start(&["us-east-1", "eu-west-1", "ap-southeast-2"]).await;
+    let text = config(&store, &eps, 1, "5m").replace(
+        "interval: 200ms, timeout: 150ms, rise: 2, fall: 3",
+        "interval: 1s, timeout: 150ms, rise: 2, fall: 2, fast_interval: 1s",
+    );
+    let daemon = start_daemon(&text).await;
+    wait_until("all three published and healthy", LIMIT, || async {
+        store.member_ids(ZONE, NAME).len() == 3
+            && daemon.status().await.records[0]
+                .members
+                .iter()
+                .all(|m| m.verdict == "healthy")
+    })
+    .await;
+    for e in &eps.list {
+        e.set_mode(Mode::Fail);
+    }
+    let mut saw_wait = false;
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        assert_eq!(store.member_ids(ZONE, NAME).len(), 3, "{}", daemon.logs());
+        let s = daemon.status().await;
+        if s.records[0]
+            .members
+            .iter()
+            .any(|m| m.decision.as_deref() == Some("correlated"))
+        {
+            saw_wait = true;
+            let page = daemon.metrics().await;
+            assert!(
+                metric(&page, "route53_failover_uncorroborated_failures", &[]).unwrap_or(0.0)
+                    >= 1.0
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        saw_wait,
+        "a member waited for corroboration: {}",
+        daemon.logs()
+    );
+    daemon.stop().await;
+}

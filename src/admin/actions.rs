@@ -21,7 +21,7 @@ fn not_found(message: impl Into<String>) -> Refusal {
     Refusal::new(StatusCode::NOT_FOUND, "invalid", message)
 }
 
-fn route53_failed(e: impl std::fmt::Display) -> Refusal {
+pub(super) fn route53_failed(e: impl std::fmt::Display) -> Refusal {
     Refusal::new(
         StatusCode::BAD_GATEWAY,
         "error",
@@ -29,7 +29,7 @@ fn route53_failed(e: impl std::fmt::Display) -> Refusal {
     )
 }
 
-fn required<'a>(value: &'a Option<String>, key: &str) -> Result<&'a str, Refusal> {
+pub(super) fn required<'a>(value: &'a Option<String>, key: &str) -> Result<&'a str, Refusal> {
     value
         .as_deref()
         .filter(|v| !v.trim().is_empty())

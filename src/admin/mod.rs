@@ -1,4 +1,4 @@
-//! On-call's routes: `POST /admin/{drain,undrain,freeze,unfreeze}` with a
+//! On-call's routes: `POST /admin/{drain,undrain,freeze,unfreeze,retire}` with a
 //! JSON body ([`AdminRequest`]). Off unless `admin.token_file` is set:
 //! then every route answers 404, as if it did not exist. A call carries
 //! `Authorization: Bearer <token>`; the token is read from the file on each
@@ -15,6 +15,7 @@
 //! did not take the write.
 
 mod actions;
+mod retire;
 
 use std::sync::Arc;
 
@@ -55,6 +56,10 @@ pub struct AdminRequest {
     /// A drain below `min_healthy` and past `max_withdrawn`.
     #[serde(default)]
     pub force: bool,
+    /// `retire`: the zone that holds the record (default: the configured
+    /// zone whose name ends the record's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 /// The answer to every admin call.
@@ -66,7 +71,7 @@ pub struct AdminAnswer {
     pub control: Option<Control>,
 }
 
-const ACTIONS: [&str; 4] = ["drain", "undrain", "freeze", "unfreeze"];
+const ACTIONS: [&str; 5] = ["drain", "undrain", "freeze", "unfreeze", "retire"];
 const RESULTS: [&str; 5] = ["ok", "refused", "invalid", "unauthorized", "error"];
 
 struct Admin {
@@ -200,6 +205,7 @@ async fn action(
         "drain" => actions::drain(&rt, &calls, &request).await,
         "undrain" => actions::undrain(&rt, &calls, &request).await,
         "freeze" => actions::freeze(&rt, &calls, &request).await,
+        "retire" => retire::retire(&rt, &calls, &request).await,
         _ => actions::unfreeze(&rt, &calls, &request).await,
     };
     match done {

@@ -112,6 +112,7 @@ impl Reconciler {
         let mut was_ready = false;
         let mut role = self.rt.lease.as_ref().map(|l| l.subscribe());
         let mut controls = self.rt.controls.subscribe();
+        let mut changed = self.rt.subscribe_zones_changed();
         // A drained member must not come back for a restart.
         tokio::select! {
             _ = self.rt.controls.loaded(self.rt.config.admin.is_some()) => {}
@@ -208,6 +209,10 @@ impl Reconciler {
                 _ = signals.trigger.notified() => woken_by_verdict = true,
                 _ = hold_end => debug!(zone = %self.zone, "a damping hold or a control ended, or a withdrawal waits"),
                 _ = controls.changed() => debug!(zone = %self.zone, "on-call's controls changed"),
+                _ = changed.changed() => {
+                    debug!(zone = %self.zone, "the zones were changed from outside: reading again");
+                    self.observed = None;
+                }
                 _ = tokio::time::sleep_until(next_resync) => {
                     debug!(zone = %self.zone, "resync");
                     self.observed = None;

@@ -211,6 +211,9 @@ pub struct Runtime {
     /// The probes' OAuth2 token sources, kept across reloads (a reload
     /// does not fetch every token again).
     pub tokens: Arc<TokenSources>,
+    /// Bumped when something outside the reconcilers changed the zones
+    /// (`retire`): they read their zone again.
+    zones_changed: watch::Sender<u64>,
 }
 
 /// Sounds an alarm unless it sounded within `quiet`.
@@ -295,6 +298,7 @@ impl Runtime {
             controls: Arc::default(),
             events: Arc::default(),
             tokens: Arc::default(),
+            zones_changed: watch::Sender::new(0),
             config,
         }
     }
@@ -589,6 +593,16 @@ impl Runtime {
 
     pub fn zone_status(&self) -> BTreeMap<String, ZoneStatus> {
         lock(&self.zones).clone()
+    }
+
+    /// Tells every reconciler to read its zone again (something outside
+    /// them changed it).
+    pub fn zones_changed(&self) {
+        self.zones_changed.send_modify(|v| *v += 1);
+    }
+
+    pub(super) fn subscribe_zones_changed(&self) -> watch::Receiver<u64> {
+        self.zones_changed.subscribe()
     }
 
     /// Reads one zone's status; the lock is held for `f` only.

@@ -250,3 +250,61 @@ pub fn marker_changes(
     }
     (grow, shrink)
 }
+
+/// The changes that retire this owner's records of `name` (of `rtype`, or
+/// of every type): each record it claims, and those claims, in one batch;
+/// other owners' claims and records stay. The one deliberate emptying of
+/// a record: on-call's, for a record the config no longer manages.
+pub fn retirement(
+    owner: &str,
+    observed: &Observed,
+    name: &str,
+    rtype: Option<&RecordType>,
+) -> Vec<Change> {
+    let retired: Vec<Claim> = observed
+        .claims()
+        .into_iter()
+        .filter(|c| c.owner == owner && c.name == name && rtype.is_none_or(|t| c.rtype == *t))
+        .collect();
+    if retired.is_empty() {
+        return Vec::new();
+    }
+    let mut changes: Vec<Change> = retired
+        .iter()
+        .filter_map(|c| {
+            observed.records.get(&RecordKey {
+                name: c.name.clone(),
+                rtype: c.rtype.clone(),
+                set_identifier: Some(c.set_identifier.clone()),
+            })
+        })
+        .map(|r| Change {
+            action: Action::Delete,
+            record: r.clone(),
+        })
+        .collect();
+    if let Some(marker) = observed.marker(name) {
+        let gone: Vec<String> = retired.iter().map(Claim::value).collect();
+        let left: Vec<String> = marker
+            .values
+            .iter()
+            .filter(|v| !gone.contains(v))
+            .cloned()
+            .collect();
+        changes.push(if left.is_empty() {
+            Change {
+                action: Action::Delete,
+                record: marker.clone(),
+            }
+        } else {
+            Change {
+                action: Action::Upsert,
+                record: RecordSet {
+                    values: left,
+                    ..marker.clone()
+                },
+            }
+        });
+    }
+    changes
+}

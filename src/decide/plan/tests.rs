@@ -660,3 +660,35 @@ fn a_lost_marker_is_written_again_when_the_zone_holds_what_the_config_describes(
     ];
     assert!(plan(&cfg, other, vec![Publish, Withdraw]).is_empty());
 }
+
+#[test]
+fn retiring_a_name_deletes_this_owners_records_and_claims_only() {
+    use crate::decide::ownership::retirement;
+    let theirs = "\"route53-failover owner=them type=A set=t1\"";
+    let observed = Observed::new(vec![
+        marker(&[CLAIM_EUW1, CLAIM_USE1, theirs]),
+        rec("use1", "us-east-1", "192.0.2.1"),
+        rec("euw1", "eu-west-1", "192.0.2.2"),
+        rec("t1", "sa-east-1", "192.0.2.9"),
+    ]);
+    let changes = retirement("me", &observed, "api.example.test", None);
+    assert_eq!(
+        summary(&changes),
+        vec![
+            (Action::Delete, "euw1".into()),
+            (Action::Delete, "use1".into()),
+            (Action::Upsert, format!("marker{:?}", [theirs])),
+        ]
+    );
+    // Nothing of this owner's: nothing to do.
+    assert!(retirement("nobody", &observed, "api.example.test", None).is_empty());
+    assert!(retirement("me", &observed, "api.example.test", Some(&RecordType::Aaaa)).is_empty());
+    // The last claims go with the marker.
+    let alone = Observed::new(vec![
+        marker(&[CLAIM_USE1]),
+        rec("use1", "us-east-1", "192.0.2.1"),
+    ]);
+    let changes = retirement("me", &alone, "api.example.test", Some(&RecordType::A));
+    assert_eq!(changes.len(), 2);
+    assert!(changes.iter().all(|c| c.action == Action::Delete));
+}
