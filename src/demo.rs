@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +38,8 @@ pub struct Endpoint {
     pub name: String,
     pub addr: SocketAddr,
     mode: Arc<AtomicU8>,
+    /// Requests received so far (a test waits for a probe to be in flight).
+    requests: Arc<AtomicU64>,
 }
 
 impl Endpoint {
@@ -50,13 +52,16 @@ impl Endpoint {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let mode = Arc::new(AtomicU8::new(Mode::Serve as u8));
+        let requests = Arc::new(AtomicU64::new(0));
         let region = name.to_string();
         let m = mode.clone();
+        let seen = requests.clone();
         let app = Router::new().route(
             "/health",
             get(move || {
                 let m = m.clone();
                 let region = region.clone();
+                seen.fetch_add(1, Ordering::Relaxed);
                 async move {
                     tokio::time::sleep(latency).await;
                     match m.load(Ordering::Relaxed) {
@@ -80,7 +85,13 @@ impl Endpoint {
             name: name.to_string(),
             addr,
             mode,
+            requests,
         })
+    }
+
+    /// How many requests it has received.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     pub fn set_mode(&self, mode: Mode) {

@@ -425,11 +425,27 @@ async fn steady_state_makes_no_writes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_exits_zero_and_changes_no_dns() {
-    let (store, eps, mut daemon) = three_regions(1, "5m").await;
+    // fall 1: one probe cut by the shutdown and counted as a failure would
+    // turn its member unhealthy at once (and say so in the log), so the
+    // test sees it; with fall 3 it could pass unseen.
+    let store = start_store(&[ZONE]).await;
+    let eps = Endpoints::start(&["us-east-1", "eu-west-1", "ap-southeast-2"]).await;
+    let text = config(&store, &eps, 1, "5m")
+        .replace("fall: 3", "fall: 1")
+        .replace(
+            "interval: 200ms, timeout: 150ms",
+            "interval: 2s, timeout: 1500ms",
+        );
+    let mut daemon = start_daemon(&text).await;
+    wait_until("all three are published", LIMIT, || async {
+        store.member_ids(ZONE, NAME).len() == 3
+    })
+    .await;
     wait_until("ready", LIMIT, || async {
         daemon.get("/readyz").await.status() == 200
     })
     .await;
+    let verdicts_before = daemon.logs().matches("verdict changed").count();
     assert_eq!(daemon.get("/healthz").await.status(), 200);
     let records = store.store.records(ZONE).unwrap();
     let changes = store.store.change_log().len();
@@ -437,6 +453,12 @@ async fn sigterm_exits_zero_and_changes_no_dns() {
     // which must not count as failures.
     eps.set("us-east-1", Mode::Hang);
     eps.set("eu-west-1", Mode::Hang);
+    // SIGTERM while both have a probe hanging (each within its 1.5 s).
+    let (a, b) = (eps.list[0].requests(), eps.list[1].requests());
+    wait_until("a probe of each is in flight", LIMIT, || async {
+        eps.list[0].requests() > a && eps.list[1].requests() > b
+    })
+    .await;
     daemon.sigterm();
     let status = tokio::time::timeout(Duration::from_secs(20), daemon.child.wait())
         .await
@@ -445,7 +467,18 @@ async fn sigterm_exits_zero_and_changes_no_dns() {
     assert_eq!(status.code(), Some(0), "{}", daemon.logs());
     assert_eq!(store.store.records(ZONE).unwrap(), records);
     assert_eq!(store.store.change_log().len(), changes);
+    // The log's last line is in once the pipe is read to its end.
+    wait_until("the log is read to its end", LIMIT, || async {
+        daemon.logs().contains("stopped")
+    })
+    .await;
     assert!(daemon.logs().contains("SIGTERM"));
+    assert_eq!(
+        daemon.logs().matches("verdict changed").count(),
+        verdicts_before,
+        "a probe cut by the shutdown was counted: {}",
+        daemon.logs()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
