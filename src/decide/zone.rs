@@ -336,4 +336,6 @@ pub fn member_inputs(
 }
 
 #[cfg(test)]
+mod sequences;
+#[cfg(test)]
 mod tests;
