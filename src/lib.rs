@@ -12,8 +12,8 @@
 //! - [`parity`]: whether every region of a record serves the same API
 //!   (read through apigatewayv2, compared purely); informs, never acts.
 //! - [`rate_limit`]: spacing requests to Route53 and to API Gateway.
-//! - [`decide`]: the pure core, time passed in: baselines, verdicts, the
-//!   quorum of vantage points, damping, the policy's safety rules, health
+//! - [`decide`]: the pure core, time passed in: baselines, verdicts,
+//!   corroboration, the quorum of vantage points, damping, the policy's safety rules, health
 //!   check steps, ownership, the plan, one zone's
 //!   decision, the lease rules. No tokio, no provider calls.
 //! - [`provider`]: the DNS service boundary: the trait and its types, the
@@ -26,8 +26,10 @@
 //! - [`trend`]: each member's last 15 minutes of probes, for sparklines.
 //! - [`status`]: the snapshot on-call reads (JSON, HTML page, CLI table).
 //! - [`reload`]: live config reload (file watch, SIGHUP) around the controller.
-//! - [`http`]: `/metrics`, `/status`, `/events`, `/`, `/healthz`, `/readyz`.
-//! - [`admin`]: on-call's authenticated `/admin` routes (drains, freezes).
+//! - [`http`]: `/metrics`, `/status`, `/events`, `/`, `/healthz`, `/readyz`,
+//!   and the listener bounded so no client can starve the prober.
+//! - [`admin`]: on-call's authenticated `/admin` routes (drains, freezes,
+//!   retiring a record the config no longer manages).
 //! - [`client`]: the CLI's side of those routes, `/status` and `/events`.
 //! - [`demo`]: simulated regional endpoints on loopback for `route53-failover demo`.
 

@@ -71,7 +71,7 @@ fn the_shipped_example_and_demo_configs_are_valid() {
     );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        "config ok: owner prod-controller, 1 record(s), 2 member(s), 1 zone(s), provider memory"
+        "config ok: owner api-example-com-prod, 1 record(s), 2 member(s), 1 zone(s), provider memory"
     );
 }
 
