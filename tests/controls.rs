@@ -787,16 +787,7 @@ async fn drains_stay_put_through_string_order_restarts_and_reloads() {
         .unwrap();
     assert!(record.values.len() > 2, "{:?}", record.values);
     record.values.reverse();
-    store
-        .store
-        .apply_direct(
-            ZONE,
-            &[route53_failover::provider::Change {
-                action: route53_failover::provider::Action::Upsert,
-                record,
-            }],
-        )
-        .unwrap();
+    store.edit(ZONE, route53_failover::provider::Action::Upsert, record);
     daemon.stop().await;
     daemon = start_daemon(&conf).await;
     wait_until(

@@ -10,7 +10,7 @@ use common::*;
 use route53_failover::demo::Mode;
 use route53_failover::provider::faults::Fault;
 use route53_failover::provider::Operation;
-use route53_failover::provider::{Action, Change, ProviderError, RecordSet, RecordType};
+use route53_failover::provider::{Action, ProviderError, RecordSet, RecordType};
 
 const ZONE: &str = "example.test";
 const NAME: &str = "api.example.test";
@@ -208,16 +208,7 @@ async fn a_record_deleted_behind_its_back_is_restored_at_resync() {
         .into_iter()
         .find(|r| r.set_identifier == Some(set_id("us-east-1")))
         .unwrap();
-    store
-        .store
-        .apply_direct(
-            ZONE,
-            &[Change {
-                action: Action::Delete,
-                record: victim.clone(),
-            }],
-        )
-        .unwrap();
+    store.edit(ZONE, Action::Delete, victim.clone());
     assert_eq!(store.member_ids(ZONE, NAME).len(), 2);
     wait_until(
         "the deleted record is back",
@@ -245,16 +236,7 @@ async fn a_foreign_record_with_a_configured_set_identifier_is_left_untouched() {
         ttl: Some(300),
         ..RecordSet::latency_a(NAME, &set_id("eu-west-1"), "eu-west-1", "203.0.113.77")
     };
-    store
-        .store
-        .apply_direct(
-            ZONE,
-            &[Change {
-                action: Action::Create,
-                record: foreign.clone(),
-            }],
-        )
-        .unwrap();
+    store.edit(ZONE, Action::Create, foreign.clone());
     let daemon = start_daemon(&config(&store, &eps, 1, "1s")).await;
     wait_until("us-east-1 is published", LIMIT, || async {
         store.member_ids(ZONE, NAME).len() == 2
@@ -312,16 +294,7 @@ async fn throttling_and_a_rejected_batch_are_survived_and_the_zone_converges() {
         .find(|r| r.set_identifier == Some(set_id("eu-west-1")))
         .unwrap();
     rec.ttl = Some(30);
-    store
-        .store
-        .apply_direct(
-            ZONE,
-            &[Change {
-                action: Action::Upsert,
-                record: rec,
-            }],
-        )
-        .unwrap();
+    store.edit(ZONE, Action::Upsert, rec);
     // And the next two writes are throttled.
     store.store.inject(Fault {
         operation: Some(Operation::Change),

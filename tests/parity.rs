@@ -147,6 +147,23 @@ fn authorizers_stand_in(fixture: Authorizers) -> Answer {
     })
 }
 
+/// A daemon's config over the endpoints whose members are the custom
+/// domain `api.example.test`, through `proxy` in front of moto.
+fn gateway_config(proxy: &FaultProxy, eps: &Endpoints) -> String {
+    let provider = format!(
+        "{{kind: route53, endpoint_url: \"{}\", max_requests_per_second: 20}}",
+        proxy.url
+    );
+    let mut text = config_with_provider(&provider, eps, 1, "5m");
+    for i in 0..eps.list.len() {
+        text = text.replace(
+            &format!("target: {{values: [192.0.2.{}]}}", i + 1),
+            "target: {api_gateway_domain: api.example.test}",
+        );
+    }
+    text
+}
+
 /// Runs `parity --config` on `text`: (exit code, what it printed).
 async fn parity_command(text: &str) -> (i32, String) {
     let out = run_with_config("parity", text).await;
@@ -156,6 +173,16 @@ async fn parity_command(text: &str) -> (i32, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.code().unwrap_or(-1), printed)
+}
+
+/// `parity` says the two regions are in sync, exit 0.
+async fn assert_in_sync(text: &str) {
+    let (code, out) = parity_command(text).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("api.example.test A: in sync (us-east-1, eu-west-1)"),
+        "{out}"
+    );
 }
 
 async fn parity_of(daemon: &Daemon) -> route53_failover::parity::ParityReport {
@@ -184,25 +211,10 @@ async fn drift_between_two_regions_is_reported_line_by_line() {
         deployed.push(d);
     }
     let eps = Endpoints::start(&regions).await;
-    let provider = format!(
-        "{{kind: route53, endpoint_url: \"{}\", max_requests_per_second: 20}}",
-        proxy.url
-    );
-    let mut text = config_with_provider(&provider, &eps, 1, "5m");
-    for i in 0..regions.len() {
-        text = text.replace(
-            &format!("target: {{values: [192.0.2.{}]}}", i + 1),
-            "target: {api_gateway_domain: api.example.test}",
-        );
-    }
+    let text = gateway_config(&proxy, &eps);
 
     // In sync: the same API, with its own ids, ARNs and hosts per region.
-    let (code, out) = parity_command(&text).await;
-    assert_eq!(code, 0, "{out}");
-    assert!(
-        out.contains("api.example.test A: in sync (us-east-1, eu-west-1)"),
-        "{out}"
-    );
+    assert_in_sync(&text).await;
     let daemon = start_daemon(&text).await;
     let report = parity_of(&daemon).await;
     assert_eq!(report.state, ParityState::InSync, "{report:?}");
@@ -425,23 +437,8 @@ async fn each_regions_own_alb_behind_a_vpc_link_is_in_sync_and_a_failing_listing
         apis.push(api);
     }
     let eps = Endpoints::start(&regions).await;
-    let provider = format!(
-        "{{kind: route53, endpoint_url: \"{}\", max_requests_per_second: 20}}",
-        proxy.url
-    );
-    let mut text = config_with_provider(&provider, &eps, 1, "5m");
-    for i in 0..regions.len() {
-        text = text.replace(
-            &format!("target: {{values: [192.0.2.{}]}}", i + 1),
-            "target: {api_gateway_domain: api.example.test}",
-        );
-    }
-    let (code, out) = parity_command(&text).await;
-    assert_eq!(code, 0, "{out}");
-    assert!(
-        out.contains("api.example.test A: in sync (us-east-1, eu-west-1)"),
-        "{out}"
-    );
+    let text = gateway_config(&proxy, &eps);
+    assert_in_sync(&text).await;
 
     // GetAuthorizers now fails in both regions (moto answers 500), and
     // eu-west-1 lacks a route.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use route53_failover::demo::Mode;
-use route53_failover::provider::{Action, Change, RecordSet, RecordType};
+use route53_failover::provider::{Action, RecordSet, RecordType};
 
 const ZONE: &str = "example.test";
 const NAME: &str = "api.example.test";
@@ -44,16 +44,7 @@ async fn a_record_route53_refuses_costs_only_itself() {
         alias: None,
         health_check_id: None,
     };
-    store
-        .store
-        .apply_direct(
-            ZONE,
-            &[Change {
-                action: Action::Create,
-                record: squatter.clone(),
-            }],
-        )
-        .unwrap();
+    store.edit(ZONE, Action::Create, squatter.clone());
     let eps = Endpoints::start(&["us-east-1", "eu-west-1", "ap-southeast-2"]).await;
     let daemon = start_daemon(&with_web(&store, &eps, "6s")).await;
     wait_until("api's three members are published", LIMIT, || async {
@@ -105,16 +96,7 @@ async fn a_record_route53_refuses_costs_only_itself() {
     assert!(calls <= 8, "{calls} change calls in 3 s");
 
     // The name is freed by hand: at the next resync web goes in.
-    store
-        .store
-        .apply_direct(
-            ZONE,
-            &[Change {
-                action: Action::Delete,
-                record: squatter,
-            }],
-        )
-        .unwrap();
+    store.edit(ZONE, Action::Delete, squatter);
     wait_until("web is published once its name is free", LIMIT, || async {
         store
             .store
@@ -199,16 +181,7 @@ async fn a_lost_ownership_marker_is_reclaimed_and_failover_goes_on() {
             .find(|r| r.name == format!("_route53-failover.{NAME}"))
     };
     let lost = marker().expect("claimed");
-    store
-        .store
-        .apply_direct(
-            ZONE,
-            &[Change {
-                action: Action::Delete,
-                record: lost.clone(),
-            }],
-        )
-        .unwrap();
+    store.edit(ZONE, Action::Delete, lost.clone());
     wait_until("the marker is written again", LIMIT, || async {
         marker().is_some_and(|m| m.values == lost.values)
     })

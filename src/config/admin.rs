@@ -57,29 +57,25 @@ impl Validator {
             return None;
         };
         let zone = raw.zone.as_deref().map(zone_ref);
-        if let Some(z) = &zone {
-            if !zones.contains(&z.as_str()) {
-                self.err(
-                    "admin.zone",
-                    format!(
-                        "{} is not the zone of any record ({})",
-                        q(raw.zone.as_deref().unwrap_or_default()),
-                        zones.join(", ")
-                    ),
-                );
-                return None;
-            }
+        let zone_ok = zone.as_deref().is_none_or(|z| zones.contains(&z));
+        if !zone_ok {
+            self.err(
+                "admin.zone",
+                format!(
+                    "{} is not the zone of any record ({})",
+                    q(raw.zone.as_deref().unwrap_or_default()),
+                    zones.join(", ")
+                ),
+            );
         }
         let path = self.base_dir.join(file);
-        match read_token(&path) {
-            Ok(_) => Some(Some(AdminConfig {
-                token_file: path,
-                zone,
-            })),
-            Err(e) => {
-                self.err("admin.token_file", format!("{}: {e}", q(file)));
-                None
-            }
+        if let Err(e) = read_token(&path) {
+            self.err("admin.token_file", format!("{}: {e}", q(file)));
+            return None;
         }
+        zone_ok.then_some(Some(AdminConfig {
+            token_file: path,
+            zone,
+        }))
     }
 }

@@ -315,3 +315,39 @@ async fn read_capped(mut body: hyper::body::Incoming) -> Result<Vec<u8>, Failure
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_hosts_own_errors_are_local_not_the_members() {
+        let os = std::io::Error::from_raw_os_error;
+        // (errno, what a connect that fails with it is)
+        let cases = [
+            (24, FailureKind::Local),    // EMFILE: no descriptor left
+            (23, FailureKind::Local),    // ENFILE: the system's table is full
+            (99, FailureKind::Local),    // EADDRNOTAVAIL: no ephemeral port
+            (105, FailureKind::Local),   // ENOBUFS
+            (12, FailureKind::Local),    // ENOMEM
+            (111, FailureKind::Connect), // ECONNREFUSED: the member's
+            (113, FailureKind::Connect), // EHOSTUNREACH: the member's
+            (110, FailureKind::Connect), // ETIMEDOUT
+        ];
+        for (errno, want) in cases {
+            assert_eq!(connect_failure(&os(errno)), want, "errno {errno}");
+        }
+        // The system resolver says EAI_AGAIN only in words.
+        let again = std::io::Error::other(
+            "failed to lookup address information: Temporary failure in name resolution",
+        );
+        assert_eq!(resolve_failure(&again), FailureKind::Local);
+        assert_eq!(resolve_failure(&os(24)), FailureKind::Local);
+        let nxdomain = std::io::Error::other(
+            "failed to lookup address information: Name or service not known",
+        );
+        assert_eq!(resolve_failure(&nxdomain), FailureKind::Dns);
+        assert!(!FailureKind::Local.observes() && !FailureKind::Auth.observes());
+        assert!(FailureKind::Dns.observes() && FailureKind::Connect.observes());
+    }
+}

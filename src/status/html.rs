@@ -56,18 +56,12 @@ impl Status {
             }
             body.push_str("</ul></div>\n");
         }
-        for t in self.probe_tokens.iter().filter(|t| !t.ok) {
-            let since = t
-                .failing_since
-                .map(|s| format!(" for {}", ago(self.now, s)))
-                .unwrap_or_default();
-            let _ = writeln!(
-                body,
-                "<p class=bad>probe token {} ({}) failing{since}: {}; its probes observe nothing and verdicts stay as they are</p>",
-                esc(&t.token_url),
-                esc(&t.client_id),
-                esc(t.error.as_deref().unwrap_or("?"))
-            );
+        for line in self
+            .probe_tokens
+            .iter()
+            .filter_map(|t| super::token_failing(t, self.now))
+        {
+            let _ = writeln!(body, "<p class=bad>{}</p>", esc(&line));
         }
         for z in &self.zones {
             let state = match (&z.last_error, z.last_success) {

@@ -501,6 +501,24 @@ fn target_text(t: &crate::config::Target, m: &MemberState) -> String {
     }
 }
 
+/// A failing token source as one line for the table and the page; `None`
+/// while it works.
+pub(crate) fn token_failing(t: &crate::probe::auth::TokenStatus, now: f64) -> Option<String> {
+    if t.ok {
+        return None;
+    }
+    let since = t
+        .failing_since
+        .map(|s| format!(" for {}", ago(now, s)))
+        .unwrap_or_default();
+    Some(format!(
+        "probe token {} ({}) failing{since}: {}; its probes observe nothing, verdicts stay as they are",
+        t.token_url,
+        t.client_id,
+        t.error.as_deref().unwrap_or("?")
+    ))
+}
+
 /// `3s`, `4m10s`, `2h5m`: how long ago, coarse.
 pub fn ago(now: f64, then: f64) -> String {
     let secs = (now - then).max(0.0).round() as u64;

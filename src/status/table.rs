@@ -102,18 +102,12 @@ impl Status {
         if let Some(e) = &self.controls_error {
             let _ = writeln!(out, "controls NOT READ: {e}");
         }
-        for t in self.probe_tokens.iter().filter(|t| !t.ok) {
-            let since = t
-                .failing_since
-                .map(|s| format!(" for {}", ago(self.now, s)))
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "probe token {} ({}) FAILING{since}: {}; its probes observe nothing, verdicts stay",
-                t.token_url,
-                t.client_id,
-                t.error.as_deref().unwrap_or("?")
-            );
+        for line in self
+            .probe_tokens
+            .iter()
+            .filter_map(|t| super::token_failing(t, self.now))
+        {
+            let _ = writeln!(out, "{line}");
         }
         let with_views = self.views.is_some();
         let mut header = vec![

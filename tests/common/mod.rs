@@ -61,6 +61,16 @@ impl Store {
             .collect()
     }
 
+    /// Changes the zone as another tool would (not counted, never faulted).
+    pub fn edit(&self, zone: &str, action: route53_failover::provider::Action, record: RecordSet) {
+        self.store
+            .apply_direct(
+                zone,
+                &[route53_failover::provider::Change { action, record }],
+            )
+            .unwrap();
+    }
+
     pub fn member_ids(&self, zone: &str, name: &str) -> Vec<String> {
         let mut ids: Vec<String> = self
             .members(zone, name)
