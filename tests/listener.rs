@@ -85,6 +85,19 @@ async fn idle_and_slowloris_clients_change_no_verdict_and_hold_no_descriptors() 
     let changes_before =
         metric(&page, "route53_failover_verdict_changes_total", &[]).unwrap_or(0.0);
     let addr = daemon.base.trim_start_matches("http://").to_string();
+    // One idle client before the flood, accepted at once: the daemon must
+    // close it once it has held it past the header timeout.
+    let mut early = TcpStream::connect(&addr).await.unwrap();
+    let connected = Instant::now();
+    let closed = tokio::spawn(async move {
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::io::AsyncReadExt::read(&mut early, &mut buf),
+        )
+        .await;
+        (read.map(|r| r.map(|n| n == 0)), connected.elapsed())
+    });
 
     // 2,000 clients connect and say nothing; 300 start a request and send
     // one byte a second, never finishing its headers.
@@ -114,6 +127,14 @@ async fn idle_and_slowloris_clients_change_no_verdict_and_hold_no_descriptors() 
         });
     }
 
+    // The early idle client was closed by the daemon after 5 s (well
+    // before the 60 s a connection may last).
+    let (read, closed_after) = closed.await.unwrap();
+    assert!(
+        matches!(read, Ok(Ok(true)) | Ok(Err(_))),
+        "an idle connection is closed at the header timeout: {read:?}"
+    );
+    assert!(closed_after < Duration::from_secs(8), "{closed_after:?}");
     // For 15 s: nothing is withdrawn, the probes keep observing, and the
     // daemon holds no more than its cap beyond what it held before.
     let until = Instant::now() + Duration::from_secs(15);
@@ -176,7 +197,8 @@ async fn idle_and_slowloris_clients_change_no_verdict_and_hold_no_descriptors() 
     )
     .await;
     eprintln!(
-        "listener flood: {accepted} client connections made, the daemon held at most {most} descriptors (baseline {baseline}, cap {cap}); back to {} within {:.1}s",
+        "listener flood: {accepted} client connections made, the daemon held at most {most} descriptors (baseline {baseline}, cap {cap}); an idle client closed after {:.1}s; back to {} within {:.1}s",
+        closed_after.as_secs_f64(),
         daemon.open_descriptors(),
         start.elapsed().as_secs_f64()
     );

@@ -244,14 +244,8 @@ async fn failures_that_start_together_withdraw_nothing_until_something_passes() 
             .all(|w| *w == "last_member" || *w == "correlated"),
         "{whys:?}"
     );
-    assert!(
-        daemon
-            .logs()
-            .contains("nothing else this instance probes passes since: withdrawals wait")
-            || whys.iter().all(|w| *w == "last_member"),
-        "{}",
-        daemon.logs()
-    );
+    // (Whether one of them was seen waiting, `correlated`, depends on
+    // whether they fell in one reconcile; the next test makes one wait.)
     // us-east-1 answers again: the others' failures are real.
     eps.set("us-east-1", Mode::Serve);
     wait_until("the two failing regions are withdrawn", LIMIT, || async {
@@ -310,5 +304,8 @@ async fn the_first_member_to_fall_waits_while_nothing_else_passes() {
         "a member waited for corroboration: {}",
         daemon.logs()
     );
+    assert!(daemon
+        .logs()
+        .contains("nothing else this instance probes passes since: withdrawals wait"));
     daemon.stop().await;
 }

@@ -31,7 +31,7 @@ pub(super) async fn retire(rt: &Runtime, calls: &Calls, r: &AdminRequest) -> Don
             format!("refused: {name} is in the config; the config manages it (drop it from the config first)"),
         ));
     }
-    let zone = zone_of(rt, r, &name)?;
+    let zone = zone_of(rt, calls, r, &name).await?;
     let zone_id = calls.find_zone(&zone).await.map_err(route53_failed)?.id;
     let records = calls
         .list_records_under(&zone_id, &name)
@@ -57,7 +57,11 @@ pub(super) async fn retire(rt: &Runtime, calls: &Calls, r: &AdminRequest) -> Don
         .iter()
         .filter(|c| c.record.set_identifier.is_some())
         .count();
+    // One attempt: a DELETE retried after a lost answer would be refused
+    // (the records gone) and reported as a failure; on-call asks again.
     calls
+        .clone()
+        .retried(1)
         .change(&zone_id, &changes)
         .await
         .map_err(route53_failed)?;
@@ -76,25 +80,37 @@ pub(super) async fn retire(rt: &Runtime, calls: &Calls, r: &AdminRequest) -> Don
 }
 
 /// The zone to retire from: `zone` as given, else the configured zone
-/// whose name is the longest suffix of the record's.
-fn zone_of(rt: &Runtime, r: &AdminRequest, name: &str) -> Result<String, Refusal> {
+/// whose name is the longest suffix of the record's (a zone configured by
+/// id is looked up for its name).
+async fn zone_of(
+    rt: &Runtime,
+    calls: &Calls,
+    r: &AdminRequest,
+    name: &str,
+) -> Result<String, Refusal> {
     if let Some(z) = &r.zone {
         return Ok(zone_ref(z));
     }
-    rt.zone_status()
-        .into_iter()
-        .filter_map(|(zone, status)| {
-            let zname = status.name.unwrap_or_else(|| zone.clone());
-            let holds = name == zname || name.ends_with(&format!(".{zname}"));
-            holds.then_some((zname.len(), zone))
-        })
-        .max()
-        .map(|(_, zone)| zone)
-        .ok_or_else(|| {
-            Refusal::new(
-                StatusCode::NOT_FOUND,
-                "invalid",
-                format!("zone: no configured zone holds {name}; give zone"),
-            )
-        })
+    let mut best: Option<(usize, String)> = None;
+    for (zone, status) in rt.zone_status() {
+        let zname = match (status.name, zone.contains('.')) {
+            (Some(n), _) => n,
+            (None, true) => zone.clone(),
+            (None, false) => match calls.find_zone(&zone).await {
+                Ok(z) => z.name,
+                Err(_) => continue,
+            },
+        };
+        let holds = name == zname || name.ends_with(&format!(".{zname}"));
+        if holds && best.as_ref().is_none_or(|(len, _)| zname.len() > *len) {
+            best = Some((zname.len(), zone));
+        }
+    }
+    best.map(|(_, zone)| zone).ok_or_else(|| {
+        Refusal::new(
+            StatusCode::NOT_FOUND,
+            "invalid",
+            format!("zone: no configured zone holds {name}; give zone"),
+        )
+    })
 }

@@ -365,14 +365,13 @@ impl Validator {
     /// reference, never the expanded value.
     fn interpolate(&mut self, path: &str, s: &str) -> Option<String> {
         let parts = self.template(path, s)?;
-        let mut out = String::new();
-        for part in &parts {
-            match part {
-                Part::Text(t) => out.push_str(t),
-                Part::File(f) => out.push_str(&read_value_file(f).ok()?),
+        match Template::new(parts).render() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.err(path, format!("a file it names cannot be read: {e}"));
+                None
             }
         }
-        Some(out)
     }
 
     /// Splits a value into text (with `${env:NAME}` expanded now) and
@@ -489,6 +488,8 @@ struct CachedFile {
     /// swap gives a new inode, an edit a new time or length.
     stamp: (Option<std::time::SystemTime>, u64, u64),
     checked: std::time::Instant,
+    /// It could not be read at the last check (said once).
+    failing: bool,
 }
 
 fn stamp(meta: &std::fs::Metadata) -> (Option<std::time::SystemTime>, u64, u64) {
@@ -502,43 +503,51 @@ fn read_value_file(path: &Path) -> Result<String, String> {
     static FILES: std::sync::OnceLock<std::sync::Mutex<BTreeMap<PathBuf, CachedFile>>> =
         std::sync::OnceLock::new();
     let files = FILES.get_or_init(Default::default);
-    let mut files = files.lock().unwrap_or_else(|e| e.into_inner());
+    let lock = || files.lock().unwrap_or_else(|e| e.into_inner());
     let now = std::time::Instant::now();
-    if let Some(c) = files.get(path) {
-        if now.duration_since(c.checked) < FILE_CHECK_EVERY {
-            return Ok(c.value.clone());
-        }
+    let known = lock().get(path).map(|c| {
+        (
+            c.value.clone(),
+            c.stamp,
+            now.duration_since(c.checked) < FILE_CHECK_EVERY,
+        )
+    });
+    if let Some((value, _, true)) = &known {
+        return Ok(value.clone());
     }
+    // The file system is touched with the lock let go.
     let fresh = std::fs::metadata(path).map(|m| stamp(&m));
-    if let (Some(c), Ok(s)) = (files.get_mut(path), &fresh) {
-        if c.stamp == *s {
-            c.checked = now;
-            return Ok(c.value.clone());
-        }
-    }
-    let read = fresh
-        .and_then(|s| std::fs::read_to_string(path).map(|v| (s, v)))
-        .map_err(|e| e.to_string());
+    let read = match (&fresh, &known) {
+        (Ok(s), Some((value, old, _))) if s == old => Ok((*s, value.clone())),
+        (Ok(s), _) => std::fs::read_to_string(path)
+            .map(|v| (*s, v.trim_end_matches(['\r', '\n']).to_string())),
+        (Err(e), _) => Err(std::io::Error::new(e.kind(), e.to_string())),
+    };
+    let mut files = lock();
     match (read, files.get_mut(path)) {
-        (Ok((stamp, v)), _) => {
-            let value = v.trim_end_matches(['\r', '\n']).to_string();
+        (Ok((stamp, value)), _) => {
             files.insert(
                 path.to_path_buf(),
                 CachedFile {
                     value: value.clone(),
                     stamp,
                     checked: now,
+                    failing: false,
                 },
             );
             Ok(value)
         }
         (Err(e), Some(c)) => {
             c.checked = now;
-            tracing::warn!(file = %path.display(), error = %e,
-                "a value file cannot be read now; its last value stays in use");
+            // Said once, not at every probe, until it reads again.
+            if !c.failing {
+                c.failing = true;
+                tracing::warn!(file = %path.display(), error = %e,
+                    "a value file cannot be read now; its last value stays in use");
+            }
             Ok(c.value.clone())
         }
-        (Err(e), None) => Err(e),
+        (Err(e), None) => Err(e.to_string()),
     }
 }
 

@@ -21,7 +21,7 @@ const CHECK_CALLS_PER_RECONCILE: usize = 10;
 
 impl Reconciler {
     /// Makes the creates and updates the decision asks for (at most
-    /// [`CHECK_CALLS_PER_RECONCILE`]; `more_checks` says when some wait)
+    /// [`CHECK_CALLS_PER_RECONCILE`]; `again` says when some wait)
     /// and tells the decision what each made. Returns whether any record's
     /// check changed, or the first error (members it hit keep what they
     /// carry).
@@ -31,7 +31,7 @@ impl Reconciler {
         decision: &mut ZoneDecision<'_>,
     ) -> Result<bool, ProviderError> {
         let calls: Vec<CheckCall> = decision.calls.clone();
-        self.more_checks = calls.len() > CHECK_CALLS_PER_RECONCILE;
+        self.again = calls.len() > CHECK_CALLS_PER_RECONCILE;
         let mut first_error = None;
         let mut attached = false;
         for call in calls.into_iter().take(CHECK_CALLS_PER_RECONCILE) {

@@ -147,9 +147,9 @@ pub(super) async fn controls_loop(
     } else {
         rt.config.resync_interval
     };
-    let mut ended_seen: Vec<String> = Vec::new();
+    let mut reading = Reading::default();
     loop {
-        let wait = match read(&rt, &calls, &fenced, &zone, &parent, &mut ended_seen).await {
+        let wait = match read(&rt, &calls, &fenced, &zone, &parent, &mut reading).await {
             // An admin call wrote while the read was under way: what was
             // read may lack it, so read again.
             Ok(false) => Duration::ZERO,
@@ -177,13 +177,27 @@ pub(super) async fn controls_loop(
     }
 }
 
+/// What the controls task remembers from one read to the next.
+#[derive(Default)]
+struct Reading {
+    /// Labels of the controls already said to have ended or been refused.
+    told: Vec<String>,
+    /// Controls refused on arrival: never taken later (a clock that has
+    /// caught up since does not make their times right).
+    refused: Vec<Control>,
+    /// The labels read last time; `None` before the first read, when no
+    /// control counts as new (one that ended while this instance was down
+    /// ends quietly).
+    last: Option<Vec<String>>,
+}
+
 async fn read(
     rt: &Runtime,
     calls: &Calls,
     fenced: &Calls,
     zone: &str,
     parent: &str,
-    ended_seen: &mut Vec<String>,
+    reading: &mut Reading,
 ) -> Result<bool, ProviderError> {
     let book = &rt.controls;
     let zone_id = calls.find_zone(zone).await?.id;
@@ -198,43 +212,53 @@ async fn read(
         .collect();
     let now = SystemTime::now();
     let before = book.snapshot();
-    // A control read for the first time is checked against this clock: one
-    // that ended before it arrived, or was made by a clock far ahead, is
-    // refused and said so (never honoured for the wrong time, never
-    // deleted without a word).
+    // A control that arrived since the last read is checked against this
+    // clock: one that ended before it arrived, or was made by a clock far
+    // ahead, is refused and said so (never honoured for the wrong time,
+    // never deleted without a word).
     let mut admitted = Vec::new();
     for (c, _) in &pairs {
-        let known = before.0.contains(c);
-        match c.admit(now) {
-            Err(why) if !known => {
-                let label = c.label();
-                if !ended_seen.contains(&label) {
-                    ended_seen.push(label);
-                    warn!(control = %c.subject(), by = %c.by, reason = %why, "on-call's control refused");
-                    rt.events.emit(
-                        Event::new("control_refused", format!("{} refused: {why}", c.subject()))
-                            .by(&c.by)
-                            .reason("clock"),
-                    );
-                }
-            }
-            _ => {
-                if !known && c.in_force(now) {
-                    rt.events.emit(control_event(c, "read from Route53"));
-                }
-                admitted.push(c.clone());
-            }
+        if reading.refused.contains(c) {
+            continue;
         }
+        let label = c.label();
+        let known = before.0.contains(c);
+        let new = !known
+            && reading
+                .last
+                .as_ref()
+                .is_some_and(|last| !last.contains(&label));
+        let check = if known { Ok(()) } else { c.admit(now, new) };
+        if let Err(why) = check {
+            warn!(control = %c.subject(), by = %c.by, reason = %why, "on-call's control refused");
+            rt.events.emit(
+                Event::new("control_refused", format!("{} refused: {why}", c.subject()))
+                    .by(&c.by)
+                    .reason("clock"),
+            );
+            reading.told.push(label);
+            reading.refused.push(c.clone());
+            continue;
+        }
+        if !known && c.in_force(now) {
+            rt.events.emit(control_event(c, "read from Route53"));
+        }
+        admitted.push(c.clone());
     }
+    reading.last = Some(pairs.iter().map(|(c, _)| c.label()).collect());
     let read = Controls(admitted);
     let mut gone = Vec::new();
     for (c, record) in &pairs {
         if c.in_force(now) && read.0.contains(c) {
             continue;
         }
+        if c.in_force(now) {
+            // Refused, but not ended: left for on-call to see and end.
+            continue;
+        }
         let label = c.label();
-        if !ended_seen.contains(&label) {
-            ended_seen.push(label);
+        if !reading.told.contains(&label) {
+            reading.told.push(label);
             rt.events.emit(
                 Event::new(
                     "control_ended",
@@ -243,16 +267,17 @@ async fn read(
                 .by(&c.by),
             );
         }
-        if c.in_force(now) {
-            // Refused, but not ended: left for on-call to see and end.
-            continue;
-        }
         gone.push(Change {
             action: Action::Delete,
             record: (*record).clone(),
         });
     }
-    ended_seen.retain(|l| pairs.iter().any(|(c, _)| &c.label() == l));
+    // Forget what is no longer there.
+    let there = |label: &String| pairs.iter().any(|(c, _)| &c.label() == label);
+    reading.told.retain(there);
+    reading
+        .refused
+        .retain(|r| pairs.iter().any(|(c, _)| c == r));
     if read != before {
         book.changed(|c| *c = read);
     }

@@ -6,7 +6,7 @@
 //! (`route53_read`). Readers get a `&MemberState` inside `read`, never a
 //! guard they could write through.
 
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use super::state::{lock, rtype_str, MemberId, MemberLabels, MemberState, Route53Health, Runtime};
 use crate::config::{MemberConfig, RecordConfig};
@@ -45,6 +45,9 @@ pub struct Probed {
     pub reason: Option<String>,
     /// The agreed transition was a flap (`decide::damping`).
     pub flapped: bool,
+    /// This outcome began a failure run: is it the member's, or this
+    /// instance's? (`Runtime::sound_witness_alarm`).
+    pub failing_began: bool,
 }
 
 /// A change of the agreed verdict, and whether it was a flap.
@@ -108,7 +111,7 @@ impl<'a> Member<'a> {
     /// The prober: one probe's outcome feeds the verdict. A probe that
     /// observed nothing of the member (no token, a local error:
     /// `FailureKind::observes`) is shown, and changes nothing else.
-    pub fn probed(&self, result: ProbeResult) -> Probed {
+    pub fn probed(&self, result: ProbeResult, sent: Instant) -> Probed {
         let outcome = match &result.failure {
             None => Ok(()),
             Some(f) => Err(f.to_string()),
@@ -125,9 +128,15 @@ impl<'a> Member<'a> {
                     is_edge: was_edge,
                     reason: None,
                     flapped: false,
+                    failing_began: false,
                 };
             }
-            m.seen.observed(result.ok(), at, at + result.timings.total);
+            let was_failing = m.seen.failing_since.is_some();
+            m.seen.observed(result.ok(), sent, Instant::now());
+            let failing_began = !was_failing && m.seen.failing_since.is_some();
+            if result.ok() {
+                self.rt.note_pass(self.id, sent);
+            }
             let transition = m.health.observe(outcome, at);
             m.cert_not_after = result.cert_not_after.or(m.cert_not_after);
             m.trend.record(at, result.timings.total, result.ok());
@@ -147,6 +156,7 @@ impl<'a> Member<'a> {
                 transition,
                 was_edge,
                 is_edge: m.health.unsettled(),
+                failing_began,
             }
         })
     }

@@ -136,6 +136,7 @@ pub(super) async fn probe_loop(
         };
         // A probe cut short by shutdown is not a failure: it is dropped.
         // Boxed, so an idle prober task holds no probe state.
+        let sent = std::time::Instant::now();
         let mut result = tokio::select! {
             r = Box::pin(prober.probe_via(via.as_deref())) => r,
             _ = stop.cancelled() => return,
@@ -156,7 +157,8 @@ pub(super) async fn probe_loop(
                 .with_label_values(&labels.values())
                 .set(crate::metrics::unix_secs(t));
         }
-        let probed = member.probed(result);
+        let probed = member.probed(result, sent);
+        let failing_began = probed.failing_began;
         // Counted before the reconciler hears of the change.
         match (probed.was_edge, probed.is_edge) {
             (false, true) => signals.edge.send_modify(|n| *n += 1),
@@ -213,17 +215,16 @@ pub(super) async fn probe_loop(
         while grid <= now {
             grid += interval;
         }
+        if failing_began {
+            // Is it this member, or this instance? Every region answers
+            // within one fast interval (`decide::correlated`), also when
+            // `fall: 1` turns the verdict at once.
+            rt.sound_witness_alarm(fast);
+        }
         let was_in_run = in_run;
-        let (run, failing) =
-            member.read(|m| (m.health.in_run(), m.health.verdict() == Verdict::Healthy));
-        in_run = run;
+        in_run = member.read(|m| m.health.in_run());
         if in_run && !was_in_run {
             rt.sound_region_alarm(labels.region, interval);
-            if failing {
-                // Is it this member, or this instance? Every region answers
-                // within one fast interval (`decide::correlated`).
-                rt.sound_witness_alarm(interval);
-            }
         }
         tick = next_probe(last, grid, now, in_run, fast);
     }

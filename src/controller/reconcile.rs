@@ -36,8 +36,9 @@ pub(super) struct Reconciler {
     pub(super) observed: Option<Observed>,
     /// This owner's health checks for the zone, read and kept with `observed`.
     pub(super) checks: Vec<HealthCheck>,
-    /// Health check calls are left for the next reconcile.
-    pub(super) more_checks: bool,
+    /// Reconcile again at once: health check calls are left for the next
+    /// reconcile, or a follow-up batch was refused (read and plan again).
+    pub(super) again: bool,
     shutdown: CancellationToken,
     /// When this zone was last written to.
     last_write: Option<Instant>,
@@ -129,7 +130,7 @@ impl Reconciler {
                     // Health checks still to make: carry on at once (the
                     // rate limit paces it); a check call that failed is
                     // tried again after a backoff.
-                    retry_at = self.more_checks.then(tokio::time::Instant::now);
+                    retry_at = self.again.then(tokio::time::Instant::now);
                     let check_error = passed.check_error.as_ref().map(|e| e.to_string());
                     self.rt
                         .update_zone(&self.zone, |z| z.check_error = check_error);
@@ -283,7 +284,7 @@ impl Reconciler {
             records,
             observed: None,
             checks: Vec::new(),
-            more_checks: false,
+            again: false,
             shutdown,
             last_write: None,
             pace,
@@ -378,7 +379,17 @@ impl Reconciler {
             let observed = self.observed.as_ref().expect("read before planning");
             decision.replan(&rt.config.owner, observed);
             let follow_up = self.hold_out_rejected(decision.changes.clone());
-            self.apply(&zone_id, &follow_up).await?;
+            match self.apply(&zone_id, &follow_up).await {
+                // The zone changed behind our back, or a held-out record's
+                // changes changed with its new check: read again and go
+                // again at once; the main pass isolates what is refused.
+                Err(ProviderError::InvalidChangeBatch(msg)) => {
+                    warn!(zone = %self.zone, error = %msg, "follow-up batch rejected; reading the zone again");
+                    self.observed = None;
+                    self.again = true;
+                }
+                other => other?,
+            }
             self.note_rejected();
             let unused: Vec<String> = decision
                 .unused_checks(&self.checks)
@@ -398,7 +409,6 @@ impl Reconciler {
         let observed = self.observed.as_ref().expect("read before planning");
         let now = SystemTime::now();
         let controls = rt.controls_in_use();
-        let uncorroborated = rt.uncorroborated();
         let records = self
             .records
             .iter()
@@ -418,7 +428,7 @@ impl Reconciler {
                             discovered,
                             damped: member.held_until(now).is_some(),
                             drain: controls.drain_of(record, member.config(), now),
-                            uncorroborated: uncorroborated[ri][id.member],
+                            uncorroborated: rt.uncorroborated(id),
                         }
                     })
                     .collect();

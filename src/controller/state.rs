@@ -18,7 +18,7 @@ use super::member::Member;
 use crate::config::{Config, MemberConfig, RecordConfig};
 use crate::decide::baseline::Baseline;
 use crate::decide::controls::Controls;
-use crate::decide::correlated::{self, Seen};
+use crate::decide::correlated::{self, Passes, Seen};
 use crate::decide::damping::Damping;
 use crate::decide::policy::Why;
 use crate::decide::quorum::Vote;
@@ -196,6 +196,8 @@ pub struct Runtime {
     /// `controller::probing`: the region's other members probe once at the
     /// fast pace, so members failing together land together).
     region_alarms: BTreeMap<String, watch::Sender<Option<tokio::time::Instant>>>,
+    /// The latest passes across every member, for `uncorroborated`.
+    passes: Mutex<Passes<MemberId>>,
     /// One member per region, its *witness*, also probes at the fast
     /// pace once when any member starts a failure run: within one fast
     /// interval every region has a probe that tells whether the failure
@@ -292,6 +294,7 @@ impl Runtime {
             views_wake: Notify::new(),
             views: Mutex::new(ViewsStatus::default()),
             region_alarms,
+            passes: Mutex::new(Passes::default()),
             witness_alarm: watch::Sender::new(None),
             witnesses,
             parity: Mutex::new(BTreeMap::new()),
@@ -356,6 +359,12 @@ impl Runtime {
             })
             .count();
         rt.locally_unhealthy.store(unhealthy, Ordering::Release);
+        // What was known of the passes, for corroboration.
+        for id in rt.member_ids() {
+            if let Some(t) = rt.member(id).read(|m| m.seen.last_pass) {
+                rt.note_pass(id, t);
+            }
+        }
         *lock(&rt.views) = old.views_status();
         *lock(&rt.parity) = lock(&old.parity).clone();
         rt
@@ -396,7 +405,7 @@ impl Runtime {
                     last_probe: prev.last_probe,
                     trend: prev.trend,
                     cert_not_after: prev.cert_not_after,
-                    discovered: prev.discovered,
+                    discovered: prev.discovered.filter(|_| om.target == m.target),
                     ..MemberState::new(m, SystemTime::now())
                 };
                 if *om.probe != *m.probe {
@@ -436,8 +445,11 @@ impl Runtime {
         }
     }
 
-    /// The member of `region` in this record whose set identifier `new`
-    /// no longer has: the one a reload renamed.
+    /// The member a reload renamed into `new`'s member of `region`: the one
+    /// member of this region in this record whose set identifier `new`
+    /// no longer has, when `new` has one member of the region whose set
+    /// identifier this runtime does not. Anything less plain (two members
+    /// of a region gone, or two new) is not taken for a rename.
     fn renamed_from(
         &self,
         name: &str,
@@ -445,14 +457,23 @@ impl Runtime {
         region: &str,
         new: &Runtime,
     ) -> Option<MemberId> {
-        self.member_ids().find(|id| {
-            let r = &self.config.records[id.record];
-            let m = &r.members[id.member];
-            r.name == name
-                && r.rtype == *rtype
-                && m.region == region
-                && new.find_member(name, rtype, &m.set_identifier).is_none()
-        })
+        let unmatched = |from: &Runtime, to: &Runtime| -> Vec<MemberId> {
+            from.member_ids()
+                .filter(|id| {
+                    let r = &from.config.records[id.record];
+                    let m = &r.members[id.member];
+                    r.name == name
+                        && r.rtype == *rtype
+                        && m.region == region
+                        && to.find_member(name, rtype, &m.set_identifier).is_none()
+                })
+                .collect()
+        };
+        let gone = unmatched(self, new);
+        match (gone.as_slice(), unmatched(new, self).len()) {
+            ([old], 1) => Some(*old),
+            _ => None,
+        }
     }
 
     fn find_member(
@@ -519,34 +540,25 @@ impl Runtime {
         self.member_count > 0 && self.locally_unhealthy.load(Ordering::Acquire) >= self.member_count
     }
 
-    /// Per record, per member: whether its failure waits for
-    /// corroboration (`decide::correlated`): nothing else this instance
-    /// probes has passed since it began, and no other instance's counted
-    /// vote sees it unhealthy.
-    pub fn uncorroborated(&self) -> Vec<Vec<bool>> {
-        let ids: Vec<MemberId> = self.member_ids().collect();
-        let (seen, voted): (Vec<Seen>, Vec<bool>) = ids
-            .iter()
-            .map(|&id| {
-                self.member(id).read(|m| {
-                    let voted = m
-                        .votes
-                        .iter()
-                        .any(|v| v.ignored.is_none() && v.verdict == Verdict::Unhealthy);
-                    (m.seen, voted)
-                })
-            })
-            .unzip();
-        let mut out: Vec<Vec<bool>> = self
-            .config
-            .records
-            .iter()
-            .map(|r| vec![false; r.members.len()])
-            .collect();
-        for ((id, waits), voted) in ids.iter().zip(correlated::uncorroborated(&seen)).zip(voted) {
-            out[id.record][id.member] = waits && !voted;
-        }
-        out
+    /// Whether a member's failure waits for corroboration
+    /// (`decide::correlated`): nothing else this instance probes has passed
+    /// since it began, and no other instance's counted vote sees it
+    /// unhealthy. Costs nothing of the other members: their passes are kept
+    /// as they come (`note_pass`).
+    pub fn uncorroborated(&self, id: MemberId) -> bool {
+        let passes = *lock(&self.passes);
+        self.member(id).read(|m| {
+            let voted = m
+                .votes
+                .iter()
+                .any(|v| v.ignored.is_none() && v.verdict == Verdict::Unhealthy);
+            correlated::waits(id, &m.seen, &passes) && !voted
+        })
+    }
+
+    /// A member passed a probe sent at `sent`.
+    pub(super) fn note_pass(&self, id: MemberId, sent: std::time::Instant) {
+        lock(&self.passes).note(id, sent);
     }
 
     /// On-call's controls as the daemon honours them: none without
@@ -619,4 +631,77 @@ impl Runtime {
 
 fn parity_key(r: &RecordConfig) -> String {
     format!("{} {}", r.name, r.rtype)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime(text: &str) -> Runtime {
+        let config = crate::config::parse(text, std::path::Path::new(".")).unwrap();
+        Runtime::new(Arc::new(config), "memory", Arc::new(Metrics::new()))
+    }
+
+    const BASE: &str = r#"
+owner: me
+provider: {kind: memory, zones: [example.test]}
+defaults: {probe: {url: "http://api.example.test/health", rise: 1}}
+records:
+  - name: api.example.test
+    zone: example.test
+    regions:
+      - {region: us-east-1, set_identifier: use1, target: {values: [192.0.2.1]}}
+      - {region: eu-west-1, set_identifier: euw1, target: {values: [192.0.2.2]}}
+"#;
+
+    #[test]
+    fn a_renamed_member_keeps_its_regions_verdict_and_nothing_of_its_record() {
+        let old = runtime(BASE);
+        let now = SystemTime::now();
+        for id in old.member_ids() {
+            let mut st = lock(old.slot(id));
+            st.health.observe(Ok(()), now);
+            st.agreed = Verdict::Healthy;
+            st.published = true;
+            st.health_check_id = Some("hc-old".into());
+        }
+        let renamed = crate::config::parse(
+            &BASE.replace("set_identifier: use1", "set_identifier: api-use1"),
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        let new = Runtime::reloaded(Arc::new(renamed), &old);
+        let (use1, euw1) = (
+            MemberId {
+                record: 0,
+                member: 0,
+            },
+            MemberId {
+                record: 0,
+                member: 1,
+            },
+        );
+        new.member(use1).read(|m| {
+            assert_eq!(m.health.verdict(), Verdict::Healthy, "its region's verdict");
+            assert_eq!(m.agreed, Verdict::Healthy);
+            assert!(!m.published, "its own record is not there yet");
+            assert_eq!(m.health_check_id, None, "nor its check");
+        });
+        new.member(euw1).read(|m| {
+            assert!(m.published, "a kept member keeps everything");
+            assert_eq!(m.health_check_id.as_deref(), Some("hc-old"));
+        });
+        // Renamed and moved elsewhere: a new member, known afresh.
+        let moved = crate::config::parse(
+            &BASE
+                .replace("set_identifier: use1", "set_identifier: api-use1")
+                .replace("[192.0.2.1]", "[192.0.2.9]")
+                .replace("rise: 1}", "rise: 1, timeout: 900ms}"),
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        let new = Runtime::reloaded(Arc::new(moved), &old);
+        new.member(use1)
+            .read(|m| assert_eq!(m.health.verdict(), Verdict::Unknown, "its probe changed"));
+    }
 }

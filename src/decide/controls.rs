@@ -245,9 +245,11 @@ impl Control {
     /// the instance that took it is behind) or that was made more than
     /// [`MAX_CLOCK_SKEW`] ahead of now is refused, and said so, rather
     /// than honoured for the wrong time or deleted without a word.
-    pub fn admit(&self, now: SystemTime) -> Result<(), String> {
+    /// `arrived`: it was not there at the reader's previous read (on the
+    /// first read after a start, a control that ended is simply ended).
+    pub fn admit(&self, now: SystemTime, arrived: bool) -> Result<(), String> {
         let now_ms = unix_ms(now);
-        if self.until_ms <= now_ms {
+        if arrived && self.until_ms <= now_ms {
             return Err(format!(
                 "it had already ended when this instance first read it (until {}, now {}): the clock of the instance that took it is behind",
                 humantime::format_rfc3339_seconds(self.until()),

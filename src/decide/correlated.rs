@@ -24,21 +24,22 @@
 //! With `ha`, another instance's counted vote that the member is unhealthy
 //! corroborates it too: a second vantage point saw it.
 
-use std::time::SystemTime;
+use std::time::Instant;
 
-/// What this instance saw of one member lately.
+/// What this instance saw of one member lately, on its monotonic clock
+/// (a step of the wall clock neither stretches nor skips a hold).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Seen {
     /// When its current failure run was first seen (the first failing
     /// probe came back); `None` while its last probe passed.
-    pub failing_since: Option<SystemTime>,
+    pub failing_since: Option<Instant>,
     /// When the last probe that passed was sent.
-    pub last_pass: Option<SystemTime>,
+    pub last_pass: Option<Instant>,
 }
 
 impl Seen {
     /// A probe sent at `sent` came back at `seen`, passing or not.
-    pub fn observed(&mut self, passed: bool, sent: SystemTime, seen: SystemTime) {
+    pub fn observed(&mut self, passed: bool, sent: Instant, seen: Instant) {
         if passed {
             self.failing_since = None;
             self.last_pass = Some(sent);
@@ -48,38 +49,76 @@ impl Seen {
     }
 }
 
-/// For each member, whether its failure waits for corroboration: it is in
-/// a failure run and no *other* member passed a probe sent after that run
-/// was first seen. `false` for members not failing.
-pub fn uncorroborated(members: &[Seen]) -> Vec<bool> {
-    // The latest pass and the member it came from, and the latest of the
-    // others: "another member's latest pass" in one walk.
-    let mut best: Option<(SystemTime, usize)> = None;
-    let mut second: Option<SystemTime> = None;
-    for (i, m) in members.iter().enumerate() {
-        let Some(t) = m.last_pass else { continue };
-        match best {
-            Some((b, _)) if t <= b => second = Some(second.map_or(t, |s| s.max(t))),
-            _ => {
-                second = best.map(|(b, _)| b).or(second);
-                best = Some((t, i));
+/// The latest pass of any member and the latest of every other member:
+/// all the rule needs to know of the whole instance, kept up to date one
+/// pass at a time (`controller` holds one for every member it probes, so
+/// deciding a member costs nothing of the others').
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Passes<K> {
+    best: Option<(Instant, K)>,
+    /// The latest pass of a member other than `best`'s.
+    second: Option<Instant>,
+}
+
+impl<K> Default for Passes<K> {
+    fn default() -> Self {
+        Passes {
+            best: None,
+            second: None,
+        }
+    }
+}
+
+impl<K: Copy + PartialEq> Passes<K> {
+    /// Member `who` passed a probe sent at `sent`.
+    pub fn note(&mut self, who: K, sent: Instant) {
+        match self.best {
+            Some((b, k)) if sent <= b => {
+                if k != who {
+                    self.second = Some(self.second.map_or(sent, |s| s.max(sent)));
+                }
             }
+            Some((b, k)) if k != who => {
+                self.second = Some(self.second.map_or(b, |s| s.max(b)));
+                self.best = Some((sent, who));
+            }
+            _ => self.best = Some((sent, who)),
+        }
+    }
+
+    /// Whether a member other than `who` passed a probe sent after `since`.
+    pub fn another_after(&self, who: K, since: Instant) -> bool {
+        let others = match self.best {
+            Some((_, k)) if k == who => self.second,
+            Some((t, _)) => Some(t),
+            None => None,
+        };
+        others.is_some_and(|pass| pass > since)
+    }
+}
+
+/// Whether the failure of member `who`, as `seen`, waits for
+/// corroboration: it is in a failure run and no *other* member passed a
+/// probe sent after that run was first seen. `false` for a member not
+/// failing.
+pub fn waits<K: Copy + PartialEq>(who: K, seen: &Seen, passes: &Passes<K>) -> bool {
+    seen.failing_since
+        .is_some_and(|since| !passes.another_after(who, since))
+}
+
+/// The rule for a whole set of members at once (what [`Passes`] keeps
+/// incrementally): for each, whether its failure waits for corroboration.
+pub fn uncorroborated(members: &[Seen]) -> Vec<bool> {
+    let mut passes = Passes::default();
+    for (i, m) in members.iter().enumerate() {
+        if let Some(t) = m.last_pass {
+            passes.note(i, t);
         }
     }
     members
         .iter()
         .enumerate()
-        .map(|(i, m)| {
-            let Some(since) = m.failing_since else {
-                return false;
-            };
-            let others = match best {
-                Some((_, j)) if j == i => second,
-                Some((t, _)) => Some(t),
-                None => None,
-            };
-            others.is_none_or(|pass| pass <= since)
-        })
+        .map(|(i, m)| waits(i, m, &passes))
         .collect()
 }
 
@@ -89,8 +128,10 @@ mod tests {
     use proptest::prelude::*;
     use std::time::Duration;
 
-    fn t(ms: u64) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + ms)
+    fn t(ms: u64) -> Instant {
+        // One origin for every case of a run.
+        static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        *ORIGIN.get_or_init(Instant::now) + Duration::from_millis(ms)
     }
 
     fn seen(failing_since: Option<u64>, last_pass: Option<u64>) -> Seen {
@@ -172,6 +213,20 @@ mod tests {
     }
 
     proptest! {
+        /// Passes noted one at a time, in any order, answer as the rule
+        /// asks of the whole set.
+        #[test]
+        fn passes_kept_one_at_a_time_answer_as_the_whole_set(
+            passes in proptest::collection::vec((0usize..5, 0u64..50), 0..30),
+            who in 0usize..5, since in 0u64..50) {
+            let mut kept = Passes::default();
+            for &(k, at) in &passes {
+                kept.note(k, t(at));
+            }
+            let want = passes.iter().any(|&(k, at)| k != who && t(at) > t(since));
+            prop_assert_eq!(kept.another_after(who, t(since)), want);
+        }
+
         /// The one-walk answer is the rule as stated, for any members.
         #[test]
         fn matches_the_rule_as_stated(rows in proptest::collection::vec(

@@ -346,14 +346,18 @@ pub fn record_of(change: &Change) -> &str {
 /// withdraw come first, the others in the order they first appear.
 pub fn by_record(changes: Vec<Change>) -> Vec<RecordChanges> {
     let mut groups: Vec<RecordChanges> = Vec::new();
+    let mut at: BTreeMap<String, usize> = BTreeMap::new();
     for c in changes {
         let name = record_of(&c).to_string();
-        match groups.iter_mut().find(|g| g.name == name) {
-            Some(g) => g.changes.push(c),
-            None => groups.push(RecordChanges {
-                name,
-                changes: vec![c],
-            }),
+        match at.get(&name) {
+            Some(&i) => groups[i].changes.push(c),
+            None => {
+                at.insert(name.clone(), groups.len());
+                groups.push(RecordChanges {
+                    name,
+                    changes: vec![c],
+                });
+            }
         }
     }
     let (mut first, rest): (Vec<_>, Vec<_>) = groups.into_iter().partition(|g| g.withdraws());
@@ -361,31 +365,17 @@ pub fn by_record(changes: Vec<Change>) -> Vec<RecordChanges> {
     first
 }
 
-/// Packs whole groups into batches within Route53's limits, in order; a
-/// group too large for one batch is a batch of its own (Route53 refuses
-/// it, and it is held out like any other rejected record).
+/// Packs whole groups into batches within Route53's limits, in order. A
+/// group too large for one batch (never one latency set: a name holds at
+/// most one record per region and type) is a batch of its own, which the
+/// apply splits again in the plan's order.
 pub fn group_batches(groups: Vec<RecordChanges>) -> Vec<Vec<RecordChanges>> {
-    let mut out: Vec<Vec<RecordChanges>> = Vec::new();
-    let (mut records, mut chars) = (0, 0);
-    for g in groups {
-        let (r, ch) = g
-            .changes
+    pack(groups, MAX_BATCH_RECORDS, MAX_BATCH_CHARS, |g| {
+        g.changes
             .iter()
             .map(change_weight)
-            .fold((0, 0), |a, w| (a.0 + w.0, a.1 + w.1));
-        let fits = records + r <= MAX_BATCH_RECORDS && chars + ch <= MAX_BATCH_CHARS;
-        match out.last_mut() {
-            Some(batch) if fits => batch.push(g),
-            _ => {
-                records = 0;
-                chars = 0;
-                out.push(vec![g]);
-            }
-        }
-        records += r;
-        chars += ch;
-    }
-    out
+            .fold((0, 0), |a, w| (a.0 + w.0, a.1 + w.1))
+    })
 }
 
 /// Splits changes into batches within Route53's limits, keeping their order
@@ -400,17 +390,28 @@ pub fn batches_within(
     max_records: usize,
     max_chars: usize,
 ) -> Vec<Vec<Change>> {
-    let mut out: Vec<Vec<Change>> = Vec::new();
+    pack(changes, max_records, max_chars, change_weight)
+}
+
+/// Packs items into batches in order, each within `max_records` and
+/// `max_chars` by `weight` (an item heavier than a batch is one alone).
+fn pack<T>(
+    items: Vec<T>,
+    max_records: usize,
+    max_chars: usize,
+    weight: impl Fn(&T) -> (usize, usize),
+) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = Vec::new();
     let (mut records, mut chars) = (0, 0);
-    for c in changes {
-        let (r, ch) = change_weight(&c);
+    for item in items {
+        let (r, ch) = weight(&item);
         let fits = records + r <= max_records && chars + ch <= max_chars;
         match out.last_mut() {
-            Some(batch) if fits => batch.push(c),
+            Some(batch) if fits => batch.push(item),
             _ => {
                 records = 0;
                 chars = 0;
-                out.push(vec![c]);
+                out.push(vec![item]);
             }
         }
         records += r;

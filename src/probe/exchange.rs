@@ -138,6 +138,10 @@ impl Prober {
         p.phase = Phase::Connect;
         let t = Instant::now();
         let mut last_err = None;
+        // Local only when every address failed locally: one refused
+        // address (the region down) beside one this host could not reach
+        // (no IPv6 here, say) is the member's failure.
+        let mut all_local = true;
         let mut tcp = None;
         for addr in &addrs {
             match TcpStream::connect(addr).await {
@@ -145,12 +149,19 @@ impl Prober {
                     tcp = Some(s);
                     break;
                 }
-                Err(e) => last_err = Some((connect_failure(&e), format!("{addr}: {e}"))),
+                Err(e) => {
+                    all_local &= connect_failure(&e) == FailureKind::Local;
+                    last_err = Some(format!("{addr}: {e}"));
+                }
             }
         }
-        let tcp = tcp.ok_or_else(|| match last_err {
-            Some((kind, e)) => fail(kind, e),
-            None => fail(FailureKind::Connect, "no address"),
+        let tcp = tcp.ok_or_else(|| {
+            let kind = if all_local {
+                FailureKind::Local
+            } else {
+                FailureKind::Connect
+            };
+            fail(kind, last_err.unwrap_or_else(|| "no address".into()))
         })?;
         let _ = tcp.set_nodelay(true);
         p.timings.connect += t.elapsed();

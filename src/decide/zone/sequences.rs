@@ -17,6 +17,11 @@
 //!   under the managed name, and this owner's record under a name the
 //!   config no longer (or never) manages.
 //!
+//! And at the end, once on-call's controls are lifted and every member
+//! passes, a few reconciles bring the zone to exactly what the config
+//! describes (members and claims): the rules hold changes back, they
+//! never wedge them.
+//!
 //! Shrunk counterexamples are kept in `proptest-regressions/`.
 
 use std::collections::BTreeMap;
@@ -156,6 +161,8 @@ struct World {
     drained: Vec<usize>,
     frozen: bool,
     now: SystemTime,
+    /// The same time on the monotonic clock, for corroboration.
+    mono: std::time::Instant,
     /// What must never change: records this install does not own.
     untouchable: Vec<RecordSet>,
 }
@@ -203,6 +210,7 @@ impl World {
             drained: Vec::new(),
             frozen: false,
             now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            mono: std::time::Instant::now(),
             untouchable: vec![theirs, legacy, beside],
         }
     }
@@ -230,8 +238,8 @@ impl World {
         h.observe(outcome, now);
         self.memory.seen.entry(key.clone()).or_default().observed(
             ok,
-            now,
-            now + Duration::from_millis(1),
+            self.mono,
+            self.mono + Duration::from_millis(1),
         );
     }
 
@@ -374,6 +382,7 @@ impl World {
 
     fn run(&mut self, s: Step) -> Result<(), TestCaseError> {
         self.now += Duration::from_millis(250);
+        self.mono += Duration::from_millis(250);
         match s {
             Step::Probe { region, ok } => {
                 let key = (API.to_string(), REGIONS[region].to_string());
@@ -412,6 +421,65 @@ impl World {
     }
 }
 
+impl World {
+    /// Once every control is lifted and every member passes, a few
+    /// reconciles bring the zone to exactly what the config describes: the
+    /// safety rules hold things back, they never wedge them.
+    fn converges(&mut self) -> Result<(), TestCaseError> {
+        for s in [Step::Freeze { on: false }, Step::AllPass, Step::AllPass] {
+            self.run(s)?;
+        }
+        self.drained.clear();
+        for _ in 0..4 {
+            self.run(Step::Reconcile {
+                max_records: 1000,
+                refuse: None,
+            })?;
+        }
+        for r in &self.config.records {
+            let want: Vec<&str> = r
+                .members
+                .iter()
+                .map(|m| m.set_identifier.as_str())
+                .collect();
+            let mut held: Vec<&str> = self
+                .store
+                .values()
+                .filter(|x| x.name == r.name && x.rtype == r.rtype)
+                .filter_map(|x| x.set_identifier.as_deref())
+                .filter(|id| *id != "t1")
+                .collect();
+            held.sort();
+            let mut want_sorted = want.clone();
+            want_sorted.sort();
+            prop_assert_eq!(
+                &held,
+                &want_sorted,
+                "{} holds other members than the config's",
+                r.name
+            );
+            let claims: Vec<String> = Observed::new(self.store.values().cloned().collect())
+                .claims()
+                .into_iter()
+                .filter(|c| c.owner == OWNER && c.name == r.name)
+                .map(|c| c.set_identifier)
+                .collect();
+            let mut claims_sorted = claims.clone();
+            claims_sorted.sort();
+            prop_assert_eq!(
+                claims_sorted,
+                want_sorted
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>(),
+                "{} claims other members than the config's",
+                r.name
+            );
+        }
+        Ok(())
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
     #[test]
@@ -422,5 +490,6 @@ proptest! {
         for s in steps {
             world.run(s)?;
         }
+        world.converges()?;
     }
 }
