@@ -50,8 +50,9 @@ impl Limits {
     pub fn for_process(descriptors: u64, members: usize) -> Limits {
         let reserve = members as u64 + 128;
         let room = descriptors.saturating_sub(reserve) / 2;
-        let max = room.clamp(8, MAX_CONNECTIONS as u64) as usize;
-        if room < 8 {
+        // A floor that keeps /healthz answering beside a few slow clients.
+        let max = room.clamp(16, MAX_CONNECTIONS as u64) as usize;
+        if room < 16 {
             warn!(
                 descriptors,
                 members, "the descriptor limit leaves little room for probes; raise it (ulimit -n)"
@@ -168,14 +169,14 @@ mod tests {
         let cases = [
             (1024, 3, 256),
             (1024, 600, 148),
-            (1024, 3000, 8),
+            (1024, 3000, 16),
             (1_048_576, 3000, 256),
-            (64, 3, 8),
+            (64, 3, 16),
         ];
         for (descriptors, members, want) in cases {
             let got = Limits::for_process(descriptors, members).max_connections;
             assert_eq!(got, want, "limit {descriptors}, {members} members");
-            if want > 8 {
+            if want > 16 {
                 assert!(
                     got as u64 + members as u64 + 128 <= descriptors,
                     "the listener never takes the probes' share"
