@@ -18,6 +18,9 @@ use crate::rate_limit::RateLimiter;
 /// well under it).
 pub const API_GATEWAY_RATE: f64 = 5.0;
 
+/// How long one lookup may take.
+pub const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DiscoveryError {
     #[error("no custom domain {domain} in {region}")]
@@ -26,6 +29,8 @@ pub enum DiscoveryError {
     NoRegionalEndpoint { domain: String, region: String },
     #[error("access denied: {0}")]
     AccessDenied(String),
+    #[error("apigatewayv2: no answer within {0:?}")]
+    Timeout(std::time::Duration),
     #[error("apigatewayv2: {0}")]
     Service(String),
 }
@@ -36,6 +41,7 @@ impl DiscoveryError {
             DiscoveryError::NotFound { .. } => "not_found",
             DiscoveryError::NoRegionalEndpoint { .. } => "no_regional_endpoint",
             DiscoveryError::AccessDenied(_) => "access_denied",
+            DiscoveryError::Timeout(_) => "timeout",
             DiscoveryError::Service(_) => "service",
         }
     }
@@ -114,12 +120,15 @@ impl Discovery {
             .get(region)
             .ok_or_else(|| DiscoveryError::Service(format!("no client for {region}")))?;
         self.limiter.acquire().await;
-        let out = client
-            .get_domain_name()
-            .domain_name(domain)
-            .send()
-            .await
-            .map_err(|e| classify(e, domain, region))?;
+        // Its own bound: a region whose API Gateway hangs holds up no
+        // other (the lookups of a round run side by side).
+        let out = tokio::time::timeout(
+            LOOKUP_TIMEOUT,
+            client.get_domain_name().domain_name(domain).send(),
+        )
+        .await
+        .map_err(|_| DiscoveryError::Timeout(LOOKUP_TIMEOUT))?
+        .map_err(|e| classify(e, domain, region))?;
         // A regional custom domain has one configuration with the
         // regional endpoint; an edge-optimized one has none here.
         out.domain_name_configurations()

@@ -325,6 +325,7 @@ async fn serve(
         tokio::spawn(controller::lease_loop(
             lease,
             provider.clone(),
+            rt.limiter.clone(),
             rt.metrics.clone(),
             rt.events.clone(),
             lease_stop.clone(),

@@ -2,7 +2,7 @@
 //! `route53_failover_<thing>_<unit>`; labels stay low-cardinality (record,
 //! type, region, result, kind, operation): never an error text.
 
-use crate::decide::quorum::{Tally, Vote};
+use crate::decide::quorum::{Ignored, Local, Tally, Vote};
 use crate::decide::verdict::Verdict;
 use prometheus::{
     exponential_buckets, Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec,
@@ -46,6 +46,7 @@ pub struct Metrics {
     pub leader: IntGaugeVec,
     pub lease_expiry_timestamp_seconds: Gauge,
     pub lease_term: IntGauge,
+    pub lease_clock_offset_seconds: Gauge,
     pub lease_transitions_total: IntCounterVec,
     pub ready: IntGauge,
     pub http_connections: IntGauge,
@@ -189,7 +190,7 @@ impl Metrics {
             member_views: reg!(IntGaugeVec::new(
                 opts(
                     "member_views",
-                    "With ha: the vantage points (this instance and the others with a fresh view) that see the member healthy, unhealthy or unknown, absent at 0; the quorum counts these (policy.quorum)."
+                    "With ha: the vantage points that count toward the quorum (this instance and the others with a fresh view) by the verdict they hold on the member, healthy or unhealthy, and those with no verdict yet (unknown, abstaining); absent at 0."
                 ),
                 &["record", "type", "region", "verdict"]
             )),
@@ -314,6 +315,10 @@ impl Metrics {
                 "lease_term",
                 "With ha enabled: the term of the lease as last read or written; it grows by one at every change of holder."
             ))),
+            lease_clock_offset_seconds: reg!(Gauge::with_opts(opts(
+                "lease_clock_offset_seconds",
+                "With ha enabled: the lease holder's wall clock less this instance's, as estimated from a fresh lease value (between minus one read interval and 0 when they agree); the lease does not depend on it."
+            ))),
             lease_transitions_total: reg!(IntCounterVec::new(
                 opts(
                     "lease_transitions_total",
@@ -405,9 +410,21 @@ impl Metrics {
 
     /// How the vantage points that count see one member: this instance
     /// (unless it sees every member down) and the counted votes.
-    pub fn member_views(&self, member: [&str; 3], local: Option<Verdict>, votes: &[Vote]) {
-        let t = Tally::of(local, votes);
-        let unknown = t.voters - t.healthy - t.unhealthy;
+    pub fn member_views(
+        &self,
+        member: [&str; 3],
+        local: &Local,
+        votes: &[Vote],
+        now: std::time::Instant,
+        max_age: std::time::Duration,
+    ) {
+        let t = Tally::of(local, votes, now, max_age);
+        // The vantage points that have no verdict yet (and abstain).
+        let unknown = votes
+            .iter()
+            .filter(|v| v.standing(local, now, max_age) == Some(Ignored::Abstains))
+            .count()
+            + usize::from(local.counts && local.verdict == Verdict::Unknown);
         for (verdict, n) in [
             ("healthy", t.healthy),
             ("unhealthy", t.unhealthy),

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use crate::config::read_token;
-use crate::controller::{Calls, RateLimiter};
+use crate::controller::Calls;
 use crate::decide::controls::Control;
 use crate::provider::Provider;
 use crate::reload::Current;
@@ -77,7 +77,6 @@ const RESULTS: [&str; 5] = ["ok", "refused", "invalid", "unauthorized", "error"]
 struct Admin {
     current: Arc<Current>,
     provider: Arc<dyn Provider>,
-    limiter: Arc<RateLimiter>,
 }
 
 pub fn router(current: Arc<Current>, provider: Arc<dyn Provider>) -> Router {
@@ -92,12 +91,7 @@ pub fn router(current: Arc<Current>, provider: Arc<dyn Provider>) -> Router {
             }
         }
     }
-    let rps = rt.config.provider.max_requests_per_second;
-    let admin = Arc::new(Admin {
-        current,
-        provider,
-        limiter: Arc::new(RateLimiter::new(rps)),
-    });
+    let admin = Arc::new(Admin { current, provider });
     Router::new()
         .route("/admin/{action}", any(action))
         .with_state(admin)
@@ -195,7 +189,7 @@ async fn action(
     };
     let calls = Calls::new(
         admin.provider.clone(),
-        admin.limiter.clone(),
+        rt.limiter.clone(),
         rt.metrics.clone(),
         None,
     )

@@ -20,7 +20,7 @@ use crate::provider::{
     ChangeInfo, ChangeStatus, CheckerReport, HealthCheck, HealthCheckConfig, Operation, Provider,
     ProviderError, RecordSet, RecordType, Zone, CALL_TIMEOUT,
 };
-pub use crate::rate_limit::RateLimiter;
+pub use crate::rate_limit::{Lane, RateLimiter};
 
 /// Backoff before retry `attempt` (1-based): doubling from 200 ms, capped at
 /// 30 s; the wait is drawn between half and all of that.
@@ -28,6 +28,25 @@ pub(super) fn backoff(attempt: u32) -> Duration {
     let base = Duration::from_millis(200).saturating_mul(1 << attempt.min(8).saturating_sub(1));
     let base = base.min(Duration::from_secs(30));
     base / 2 + rand::rng().random_range(Duration::ZERO..=base / 2)
+}
+
+/// Which lane of the limiter an operation waits in: record changes first
+/// (failover waits on them), then the reads a decision waits on and the
+/// health check calls, then what nobody waits on (status polls, INSYNC).
+pub fn lane_of(op: Operation) -> Lane {
+    match op {
+        Operation::Change => Lane::Urgent,
+        Operation::ChangeStatus | Operation::HealthCheckStatus => Lane::Background,
+        Operation::FindZone
+        | Operation::ListRecords
+        | Operation::GetRecord
+        | Operation::ListRecordsUnder
+        | Operation::ListHealthChecks
+        | Operation::CreateHealthCheck
+        | Operation::TagHealthCheck
+        | Operation::UpdateHealthCheck
+        | Operation::DeleteHealthCheck => Lane::Normal,
+    }
 }
 
 /// A provider with the rules above.
@@ -40,6 +59,9 @@ pub struct Calls {
     lease: Option<Arc<Lease>>,
     /// Attempts per request (1: no retry).
     attempts: u32,
+    /// The limiter's lane for every request, instead of the operation's
+    /// own ([`lane_of`]): the lease's reads are urgent too.
+    lane: Option<Lane>,
     /// What the requests are for (a zone), for log lines.
     scope: String,
 }
@@ -57,6 +79,7 @@ impl Calls {
             metrics,
             lease,
             attempts: 1,
+            lane: None,
             scope: String::new(),
         }
     }
@@ -70,6 +93,13 @@ impl Calls {
     /// The same, for `scope` (named in log lines).
     pub fn scoped(mut self, scope: &str) -> Self {
         self.scope = scope.to_string();
+        self
+    }
+
+    /// Every request in the urgent lane (the lease: a renewal that waits
+    /// behind reads lets the hold lapse).
+    pub fn urgent(mut self) -> Self {
+        self.lane = Some(Lane::Urgent);
         self
     }
 
@@ -100,12 +130,18 @@ impl Calls {
         }
     }
 
-    /// One attempt; a write only while this instance may write.
+    /// One attempt; a write only while this instance may write. The fence
+    /// is asked after the rate limiter's wait, at the moment the write
+    /// would be sent, and bounds it by what is left of the window (a hold
+    /// lost during the wait sends nothing).
     async fn once<T>(
         &self,
         op: Operation,
         call: impl Future<Output = Result<T, ProviderError>>,
     ) -> Result<T, ProviderError> {
+        self.limiter
+            .acquire_in(self.lane.unwrap_or_else(|| lane_of(op)))
+            .await;
         let sent = self.request(op, call);
         match &self.lease {
             Some(lease) if op.is_write() => lease.fence(op.as_str(), sent).await,
@@ -118,7 +154,6 @@ impl Calls {
         op: Operation,
         call: impl Future<Output = Result<T, ProviderError>>,
     ) -> Result<T, ProviderError> {
-        self.limiter.acquire().await;
         let start = Instant::now();
         let result = match tokio::time::timeout(CALL_TIMEOUT, call).await {
             Ok(r) => r,

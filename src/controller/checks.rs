@@ -82,22 +82,18 @@ impl Reconciler {
         version: i64,
         config: &HealthCheckConfig,
     ) -> Result<String, ProviderError> {
-        let updated = self
-            .calls
-            .update_health_check(id, version, config)
-            .await
-            .inspect_err(|e| {
-                // Someone else changed or deleted it: read again next time.
-                if matches!(
-                    e,
-                    ProviderError::HealthCheckVersionMismatch(_)
-                        | ProviderError::NoSuchHealthCheck(_)
-                ) {
-                    self.observed = None;
-                }
-            })?;
+        let updated = self.calls.update_health_check(id, version, config).await;
+        if let Err(
+            ProviderError::HealthCheckVersionMismatch(_) | ProviderError::NoSuchHealthCheck(_),
+        ) = &updated
+        {
+            // Someone else changed or deleted it: read again next time.
+            self.observed = None;
+            self.rt.forget_health_checks().await;
+        }
+        let updated = updated?;
         info!(zone = %self.zone, health_check = %id, version = updated.version, "health check updated");
-        self.remember(updated);
+        self.remember(updated).await;
         Ok(id.to_string())
     }
 
@@ -128,12 +124,15 @@ impl Reconciler {
         info!(zone = %self.zone, health_check = %created.id, reference = %created.caller_reference,
             "health check created");
         let id = created.id.clone();
-        self.remember(created);
+        self.remember(created).await;
         self.calls.tag_health_check(&id, tags).await?;
         Ok(id)
     }
 
-    fn remember(&mut self, check: HealthCheck) {
+    async fn remember(&mut self, check: HealthCheck) {
+        self.rt
+            .note_health_check(&check.id, Some(check.clone()))
+            .await;
         self.checks.retain(|c| c.id != check.id);
         self.checks.push(check);
     }
@@ -158,6 +157,7 @@ impl Reconciler {
             match self.calls.delete_health_check(&id).await {
                 Ok(()) | Err(ProviderError::NoSuchHealthCheck(_)) => {
                     info!(zone = %self.zone, health_check = %id, "unused health check deleted");
+                    self.rt.note_health_check(&id, None).await;
                     self.checks.retain(|c| c.id != id);
                 }
                 Err(ProviderError::HealthCheckInUse(msg)) => {

@@ -19,7 +19,16 @@ pub struct Lease {
     pub config: HaConfig,
     state: Mutex<LeaseState>,
     leader: watch::Sender<bool>,
+    /// Wakes every write in flight when the hold ends early (lost).
+    stepped_down: tokio::sync::Notify,
+    /// Reconciles in a row whose writes failed while this instance held
+    /// the lease (not throttled): a holder that can renew but not write
+    /// lets go (`lease_task`).
+    write_failures: std::sync::atomic::AtomicU32,
 }
+
+/// After this many reconciles in a row fail on writes, the holder lets go.
+pub const LET_GO_AFTER: u32 = 3;
 
 #[derive(Debug, Clone, Default)]
 struct LeaseState {
@@ -29,6 +38,9 @@ struct LeaseState {
     /// The lease as last read or written.
     seen: Option<LeaseValue>,
     last_error: Option<String>,
+    /// The holder's wall clock less this instance's, as last estimated
+    /// (`decide::lease::clock_offset`), and whether that is a disagreement.
+    clock_offset_ms: Option<(i64, bool)>,
 }
 
 /// What status shows of the lease.
@@ -45,6 +57,13 @@ pub struct LeaseSnapshot {
     pub expires: Option<f64>,
     /// The last failure to read, take or renew it; null after a success.
     pub last_error: Option<String>,
+    /// The holder's wall clock less this instance's (seconds), as estimated
+    /// from a fresh lease value; shown, never acted on.
+    #[serde(default)]
+    pub clock_offset: Option<f64>,
+    /// That offset is more than the lease's timing can explain.
+    #[serde(default)]
+    pub clocks_disagree: bool,
 }
 
 impl LeaseSnapshot {
@@ -66,6 +85,11 @@ impl LeaseSnapshot {
         if let Some(e) = &self.last_error {
             s.push_str(&format!("; ERROR: {e}"));
         }
+        if let (true, Some(o)) = (self.clocks_disagree, self.clock_offset) {
+            s.push_str(&format!(
+                "; the holder's clock is {o:+.1}s off this one's (check NTP)"
+            ));
+        }
         s
     }
 }
@@ -76,6 +100,8 @@ impl Lease {
             config,
             state: Mutex::new(LeaseState::default()),
             leader: watch::Sender::new(false),
+            stepped_down: tokio::sync::Notify::new(),
+            write_failures: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
@@ -93,21 +119,25 @@ impl Lease {
 
     /// Runs `write` only while this instance holds the lease (a future is
     /// lazy: when it does not, nothing is sent) and gives it up when the
-    /// hold ends. Whether a write given up landed is unknown, as after any
-    /// timeout; the caller re-reads.
+    /// hold ends, at the window's end or when the lease is lost before it.
+    /// Whether a write given up landed is unknown, as after any timeout;
+    /// the caller re-reads.
     pub async fn fence<T>(
         &self,
         operation: &str,
         write: impl Future<Output = Result<T, ProviderError>>,
     ) -> Result<T, ProviderError> {
+        let lost = self.stepped_down.notified();
+        tokio::pin!(lost);
+        lost.as_mut().enable();
         let Some(window) = self.write_window() else {
             return Err(ProviderError::Fenced(format!("{operation} not sent")));
         };
-        match tokio::time::timeout(window, write).await {
-            Ok(r) => r,
-            Err(_) => Err(ProviderError::Fenced(format!(
-                "the lease ended during {operation}"
-            ))),
+        tokio::select! {
+            r = tokio::time::timeout(window, write) => r.unwrap_or_else(|_| {
+                Err(ProviderError::Fenced(format!("the lease ended during {operation}")))
+            }),
+            _ = lost => Err(ProviderError::Fenced(format!("the lease was lost during {operation}"))),
         }
     }
 
@@ -135,19 +165,53 @@ impl Lease {
 
     /// The lease as read, held by someone else or by nobody.
     pub fn seen(&self, value: Option<LeaseValue>) {
-        let mut s = self.state();
-        s.write_until = None;
-        s.seen = value;
-        s.last_error = None;
+        let was = {
+            let mut s = self.state();
+            let was = s.write_until.take().is_some();
+            s.seen = value;
+            s.last_error = None;
+            was
+        };
+        if was {
+            self.stepped_down.notify_waiters();
+        }
     }
 
-    /// Stops writing at once (lost the lease, or shutting down).
+    /// Stops writing at once (lost the lease, or shutting down): nothing
+    /// more is sent, and writes in flight are given up.
     pub fn step_down(&self) {
         self.state().write_until = None;
+        self.stepped_down.notify_waiters();
     }
 
     pub fn failed(&self, error: String) {
         self.state().last_error = Some(error);
+    }
+
+    /// A reconcile's records were written (`true`), or its writes failed
+    /// for a reason the holder cannot wait out.
+    pub fn wrote(&self, ok: bool) {
+        use std::sync::atomic::Ordering;
+        if ok {
+            self.write_failures.store(0, Ordering::Relaxed);
+        } else if self.is_leader() {
+            self.write_failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether this holder has failed to write [`LET_GO_AFTER`] times in a
+    /// row; the count starts again.
+    pub fn take_cannot_write(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.write_failures
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n >= LET_GO_AFTER).then_some(0)
+            })
+            .is_ok()
+    }
+
+    pub fn clock_offset(&self, offset_ms: i64, disagree: bool) {
+        self.state().clock_offset_ms = Some((offset_ms, disagree));
     }
 
     /// Tells the subscribers if the role changed; returns the new role
@@ -173,6 +237,8 @@ impl Lease {
             term: s.seen.as_ref().map(|v| v.term),
             expires: s.seen.as_ref().map(|v| v.expires_ms as f64 / 1000.0),
             last_error: s.last_error.clone(),
+            clock_offset: s.clock_offset_ms.map(|(o, _)| o as f64 / 1000.0),
+            clocks_disagree: s.clock_offset_ms.is_some_and(|(_, d)| d),
         }
     }
 }

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 
 use super::calls::{Calls, RateLimiter};
 use super::leadership::Lease;
-use crate::decide::lease::{self, LeaseValue, NextStep};
+use crate::decide::lease::{self, LeaseValue, NextStep, Watched};
 use crate::decide::quorum;
 use crate::events::{Event, Events};
 use crate::metrics::Metrics;
@@ -36,6 +36,14 @@ struct LeaseTask {
     /// The lease this instance last wrote, while it holds it.
     held: Option<LeaseValue>,
     in_doubt: Option<InDoubt>,
+    /// The lease as read, and since when (monotonic) it has not changed.
+    watched: Option<Watched<Instant>>,
+    /// Whether the holder's wall clock was last found to disagree with
+    /// this one's (said once per change).
+    clocks_disagree: bool,
+    /// After letting go for failing to write: no taking the lease again
+    /// before then, so another instance can try.
+    stay_out_until: Option<Instant>,
 }
 
 /// Runs until `stop`, then releases the lease if this instance holds it.
@@ -43,6 +51,7 @@ struct LeaseTask {
 pub async fn lease_loop(
     lease: Arc<Lease>,
     provider: Arc<dyn Provider>,
+    limiter: Arc<RateLimiter>,
     metrics: Arc<Metrics>,
     events: Arc<Events>,
     stop: CancellationToken,
@@ -52,14 +61,12 @@ pub async fn lease_loop(
     for event in ["acquired", "lost", "released"] {
         metrics.lease_transitions_total.with_label_values(&[event]);
     }
-    let calls = Calls::new(
-        provider,
-        Arc::new(RateLimiter::new(10.0)),
-        metrics.clone(),
-        None,
-    )
-    .unfenced()
-    .scoped(&ha.lease_name);
+    // The process's one budget, in its urgent lane: a renewal must not
+    // wait behind reads, nor spend what the account does not have.
+    let calls = Calls::new(provider, limiter, metrics.clone(), None)
+        .unfenced()
+        .urgent()
+        .scoped(&ha.lease_name);
     let zone_id = loop {
         match calls.find_zone(&ha.zone).await {
             Ok(z) => break z.id,
@@ -81,6 +88,9 @@ pub async fn lease_loop(
         zone_id,
         held: None,
         in_doubt: None,
+        watched: None,
+        clocks_disagree: false,
+        stay_out_until: None,
     };
     loop {
         let wait = task.step().await;
@@ -106,6 +116,27 @@ impl LeaseTask {
     /// One round; returns how long to wait before the next.
     async fn step(&mut self) -> Duration {
         let ha = self.lease.config.clone();
+        if self.lease.is_leader() && self.lease.take_cannot_write() {
+            // It renews, but cannot write the records (its role denied
+            // them, say): it lets go, and stays out a while so another
+            // instance can take over.
+            warn!(identity = %ha.identity, failures = super::leadership::LET_GO_AFTER,
+                "this instance cannot write the records; releasing the lease for another instance");
+            self.events.emit(
+                Event::new(
+                    "lease",
+                    format!(
+                        "{} lets go of the lease: {} reconciles in a row could not write",
+                        ha.identity,
+                        super::leadership::LET_GO_AFTER
+                    ),
+                )
+                .reason("cannot_write"),
+            );
+            self.release_now().await;
+            self.stay_out_until = Some(Instant::now() + 2 * ha.lease_duration);
+            return ha.renew_every;
+        }
         if self.lease.is_leader() {
             if let Some(held) = self.held.clone() {
                 let current = held.record(&ha.lease_name);
@@ -150,18 +181,27 @@ impl LeaseTask {
             self.lose("the lease could not be renewed, or another instance holds it");
         }
         self.lease.seen(value.clone());
-        let now = SystemTime::now();
-        match lease::next_step(value.as_ref(), now, ha.max_clock_drift) {
+        let now = Instant::now();
+        let watched = self
+            .watched
+            .get_or_insert_with(|| Watched::new(value.clone(), now));
+        if watched.observe(value.clone(), now) {
+            if let Some(v) = &value {
+                self.check_clock(v);
+            }
+        }
+        let watched = self.watched.as_ref().expect("set above");
+        if let Some(until) = self.stay_out_until.filter(|t| *t > now) {
+            return until.saturating_duration_since(now).min(ha.renew_every);
+        }
+        match lease::next_step(watched, now, ha.lease_duration, ha.max_clock_drift) {
             NextStep::Acquire { term } => match self.write(current.as_ref(), term).await {
                 Ok(()) => ha.renew_every,
                 // Another instance was quicker: read what it wrote.
                 Err(ProviderError::InvalidChangeBatch(_)) => Duration::ZERO,
                 Err(_) => retry_soon(&ha),
             },
-            NextStep::Wait { until } => {
-                let to_end = until.duration_since(now).unwrap_or_default();
-                to_end.min(ha.renew_every)
-            }
+            NextStep::Wait { until } => until.saturating_duration_since(now).min(ha.renew_every),
         }
     }
 
@@ -184,6 +224,34 @@ impl LeaseTask {
                 }
                 self.lease.failed(format!("writing the lease: {e}"));
                 Err(e)
+            }
+        }
+    }
+
+    /// A lease value seen for the first time: does the holder's wall clock
+    /// agree with this one? Shown (status, metric, log) and never acted
+    /// on: the lease's rules need no clocks in agreement.
+    fn check_clock(&mut self, v: &LeaseValue) {
+        let ha = &self.lease.config;
+        if v.released() || v.holder == ha.identity {
+            return;
+        }
+        let offset = lease::clock_offset(v, ha.lease_duration, SystemTime::now());
+        // Written at most one read (and a request) ago.
+        let slack = (ha.renew_every + ha.max_clock_drift + CALL_TIMEOUT / 10).as_millis() as i64;
+        let drift = ha.max_clock_drift.as_millis() as i64;
+        let disagree = offset > drift || offset < -slack;
+        self.metrics
+            .lease_clock_offset_seconds
+            .set(offset as f64 / 1000.0);
+        self.lease.clock_offset(offset, disagree);
+        if disagree != self.clocks_disagree {
+            self.clocks_disagree = disagree;
+            if disagree {
+                warn!(holder = %v.holder, offset_ms = offset,
+                    "the lease holder's wall clock disagrees with this instance's; the lease does not depend on it, but check NTP");
+            } else {
+                info!(holder = %v.holder, "the lease holder's wall clock agrees with this instance's again");
             }
         }
     }
@@ -261,6 +329,11 @@ impl LeaseTask {
     /// instance takes it at its next read.
     async fn release(mut self) {
         self.forget_view().await;
+        self.release_now().await;
+    }
+
+    /// Hands the lease back (`expires` 0) if this instance holds it.
+    async fn release_now(&mut self) {
         let Some(held) = self.held.take().filter(|_| self.lease.is_leader()) else {
             return;
         };

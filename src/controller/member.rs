@@ -6,10 +6,10 @@
 //! (`route53_read`). Readers get a `&MemberState` inside `read`, never a
 //! guard they could write through.
 
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::state::{lock, rtype_str, MemberId, MemberLabels, MemberState, Route53Health, Runtime};
-use crate::config::{MemberConfig, RecordConfig};
+use crate::config::{MemberConfig, RecordConfig, Target};
 use crate::decide::baseline::Judged;
 use crate::decide::policy::Why;
 use crate::decide::quorum::{self, Vote};
@@ -169,16 +169,27 @@ impl<'a> Member<'a> {
         })
     }
 
+    /// This instance's side of the member's count (`decide::quorum`).
+    pub fn local(&self, m: &MemberState) -> quorum::Local {
+        m.local(!self.rt.sees_everything_down())
+    }
+
     /// The agreed verdict from this instance's and the others' (`decide::
-    /// quorum`); its changes feed flap damping.
+    /// quorum`), the votes aged now; its changes feed flap damping.
     fn agree(&self, m: &mut MemberState, now: SystemTime) -> Agreed {
-        let local_counts = !self.rt.sees_everything_down();
+        let max_age = self
+            .rt
+            .config
+            .ha
+            .as_ref()
+            .map_or(Duration::MAX, |ha| ha.view_max_age);
         let to = quorum::agree(
             self.record().quorum,
             m.agreed,
-            m.health.verdict(),
-            local_counts,
+            &self.local(m),
             &m.votes,
+            Instant::now(),
+            max_age,
         );
         if to == m.agreed {
             return Agreed::default();
@@ -200,9 +211,34 @@ impl<'a> Member<'a> {
     pub fn discovered(&self, target: AliasTarget) -> bool {
         self.write(|m| {
             m.discovery_error = None;
+            m.discovered_from_zone = false;
             let changed = m.discovered.as_ref() != Some(&target);
             m.discovered = Some(target);
             changed
+        })
+    }
+
+    /// The reconciler: no lookup has worked yet (API Gateway down in the
+    /// region after a restart, say), and the zone's record holds an alias
+    /// for the member: that target stands in, so the member is probed and
+    /// its failure withdrawn. A lookup that works replaces it.
+    pub fn discovered_in_zone(&self, alias: &AliasTarget) -> Option<AliasTarget> {
+        let Target::ApiGateway {
+            evaluate_target_health,
+            ..
+        } = &self.config().target
+        else {
+            return None;
+        };
+        self.write(|m| {
+            if m.discovered.is_none() {
+                m.discovered = Some(AliasTarget {
+                    evaluate_target_health: *evaluate_target_health,
+                    ..alias.clone()
+                });
+                m.discovered_from_zone = true;
+            }
+            m.discovered.clone()
         })
     }
 

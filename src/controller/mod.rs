@@ -74,7 +74,7 @@ pub async fn run(
 ) -> Result<(), String> {
     let tls = TlsConfigs::default();
     let tokens = rt.tokens.clone();
-    let limiter = Arc::new(RateLimiter::new(rt.config.provider.max_requests_per_second));
+    let limiter = rt.limiter.clone();
     let by_zone = rt.config.records_by_zone();
     let probes_stop = shutdown.child_token();
     let mut tasks = tokio::task::JoinSet::new();
@@ -248,8 +248,42 @@ async fn discovery_loop(
 ) {
     loop {
         let mut failed = false;
+        // One lookup per region, domain and flag, all at once: each has its
+        // own timeout, so a region that hangs holds up no other.
+        let mut lookups = tokio::task::JoinSet::new();
+        let mut asked = std::collections::BTreeSet::new();
+        for (id, _) in &members {
+            let m = rt.member(*id).config();
+            if let Target::ApiGateway {
+                domain,
+                evaluate_target_health: eth,
+            } = &m.target
+            {
+                let key = (m.region.clone(), domain.clone(), *eth);
+                if asked.insert(key.clone()) {
+                    let discovery = discovery.clone();
+                    lookups.spawn(async move {
+                        let r = discovery.regional_target(&key.0, &key.1, key.2).await;
+                        (key, r)
+                    });
+                }
+            }
+        }
         let mut round: std::collections::HashMap<_, Result<_, DiscoveryError>> =
             std::collections::HashMap::new();
+        loop {
+            let next = tokio::select! {
+                n = lookups.join_next() => n,
+                _ = stop.cancelled() => return,
+            };
+            match next {
+                Some(Ok((key, r))) => {
+                    round.insert(key, r);
+                }
+                Some(Err(_)) => {}
+                None => break,
+            }
+        }
         for (id, signals) in &members {
             let member = rt.member(*id);
             let m = member.config();
@@ -260,17 +294,9 @@ async fn discovery_loop(
             else {
                 continue;
             };
-            let key = (m.region.as_str(), domain.as_str(), *eth);
-            let result = match round.get(&key) {
-                Some(r) => r.clone(),
-                None => {
-                    let r = tokio::select! {
-                        r = discovery.regional_target(&m.region, domain, *eth) => r,
-                        _ = stop.cancelled() => return,
-                    };
-                    round.insert(key, r.clone());
-                    r
-                }
+            let key = (m.region.clone(), domain.clone(), *eth);
+            let Some(result) = round.get(&key).cloned() else {
+                continue;
             };
             let record = &member.record().name;
             match result {
@@ -286,7 +312,7 @@ async fn discovery_loop(
                 Err(e) => {
                     failed = true;
                     warn!(record = %record, region = %m.region, error = %e,
-                        "API Gateway target lookup failed; the record stays as it is");
+                        "API Gateway target lookup failed; the target the zone's record holds is used meanwhile");
                     rt.metrics
                         .discovery_errors_total
                         .with_label_values(&[&m.region, e.kind()])

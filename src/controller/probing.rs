@@ -218,8 +218,10 @@ pub(super) async fn probe_loop(
         if failing_began {
             // Is it this member, or this instance? Every region answers
             // within one fast interval (`decide::correlated`), also when
-            // `fall: 1` turns the verdict at once.
+            // `fall: 1` turns the verdict at once. With `ha`, the others'
+            // views are read now and fast while the run lasts.
             rt.sound_witness_alarm(fast);
+            rt.views_wake.notify_one();
         }
         let was_in_run = in_run;
         in_run = member.read(|m| m.health.in_run());

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use rand::Rng;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -87,6 +88,9 @@ struct Passed {
 enum ReconcileError {
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    /// Writing the records failed (not a read).
+    #[error("writing the records: {0}")]
+    Write(ProviderError),
     #[error("the zone kept changing under us: {0}")]
     Replan(ProviderError),
 }
@@ -94,9 +98,38 @@ enum ReconcileError {
 impl ReconcileError {
     fn kind(&self) -> &'static str {
         match self {
-            ReconcileError::Provider(e) => e.kind(),
+            ReconcileError::Provider(e) | ReconcileError::Write(e) => e.kind(),
             ReconcileError::Replan(_) => "replan_exhausted",
         }
+    }
+
+    /// The write failed for a reason that throttling, a change still
+    /// under way or a lost hold do not explain: the leader may be unable
+    /// to do its job (`Lease::wrote`).
+    fn cannot_write(&self) -> bool {
+        match self {
+            ReconcileError::Write(e) => !matches!(
+                e,
+                ProviderError::Throttling(_)
+                    | ProviderError::PriorRequestNotComplete(_)
+                    | ProviderError::Fenced(_)
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// A write of the records, its failure told apart from a read's.
+trait Written<T> {
+    fn written(self) -> Result<T, ReconcileError>;
+}
+
+impl<T> Written<T> for Result<T, ProviderError> {
+    fn written(self) -> Result<T, ReconcileError> {
+        self.map_err(|e| match e {
+            ProviderError::Fenced(_) => ReconcileError::Provider(e),
+            e => ReconcileError::Write(e),
+        })
     }
 }
 
@@ -107,7 +140,10 @@ impl Reconciler {
         let resync = self.rt.config.resync_interval;
         let mut edge = signals.edge.subscribe();
         let mut woken_by_verdict = false;
-        let mut next_resync = tokio::time::Instant::now() + resync;
+        // Zones started together do not resync together (each lists its
+        // zone, and their reads would queue behind one another).
+        let jittered = || resync.mul_f64(rand::rng().random_range(0.75..1.25));
+        let mut next_resync = tokio::time::Instant::now() + jittered();
         let mut failures = 0u32;
         let mut retry_at;
         let mut was_ready = false;
@@ -127,6 +163,9 @@ impl Reconciler {
             match self.reconcile().await {
                 Ok(passed) => {
                     failures = 0;
+                    if let Some(lease) = &self.rt.lease {
+                        lease.wrote(true);
+                    }
                     // Health checks still to make: carry on at once (the
                     // rate limit paces it); a check call that failed is
                     // tried again after a backoff.
@@ -172,6 +211,9 @@ impl Reconciler {
                     failures += 1;
                     let wait = backoff(failures);
                     error!(zone = %self.zone, error = %e, retry_in = ?wait, "reconcile failed");
+                    if let (Some(lease), true) = (&self.rt.lease, e.cannot_write()) {
+                        lease.wrote(false);
+                    }
                     self.rt
                         .metrics
                         .reconcile_errors_total
@@ -220,7 +262,7 @@ impl Reconciler {
                     // Records held out are tried again: what Route53
                     // refused may have been fixed by hand meanwhile.
                     self.rejected.clear();
-                    next_resync = tokio::time::Instant::now() + resync;
+                    next_resync = tokio::time::Instant::now() + jittered();
                 }
                 _ = retry => {}
                 _ = role_changed(&mut role) => {
@@ -306,14 +348,18 @@ impl Reconciler {
         Ok(zone.id)
     }
 
-    /// Reads the zone's records and this owner's health checks for it.
+    /// Reads the zone's records and this owner's health checks for it (the
+    /// account's listing shared by every zone reading within half a resync
+    /// of it, kept true to this process's own check calls).
     async fn read(&mut self, zone_id: &str) -> Result<(), ProviderError> {
         let records = self.calls.list_records(zone_id).await?;
-        let checks = self.calls.list_health_checks().await?;
+        let max_age = self.rt.config.resync_interval / 2;
+        let checks = self.rt.health_checks(&self.calls, max_age).await?;
         let prefix = hc::zone_prefix(&self.rt.config.owner, zone_id);
         self.checks = checks
-            .into_iter()
+            .iter()
             .filter(|c| c.caller_reference.starts_with(&prefix))
+            .cloned()
             .collect();
         self.observed = Some(Observed::new(records));
         Ok(())
@@ -360,7 +406,7 @@ impl Reconciler {
                     self.read(&zone_id).await?;
                     let decision = self.decide(&rt, &zone_id);
                     let changes = self.hold_out_rejected(decision.changes);
-                    self.apply_isolating(&zone_id, changes).await?;
+                    self.apply_isolating(&zone_id, changes).await.written()?;
                     continue;
                 }
                 Err(ProviderError::InvalidChangeBatch(msg)) => {
@@ -368,7 +414,7 @@ impl Reconciler {
                         msg,
                     )))
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e).written(),
             }
             let checks = match self.make_checks(&rt, &mut decision).await {
                 Err(e @ ProviderError::Fenced(_)) => return Err(e.into()),
@@ -388,7 +434,7 @@ impl Reconciler {
                     self.observed = None;
                     self.again = true;
                 }
-                other => other?,
+                other => other.written()?,
             }
             self.note_rejected();
             let unused: Vec<String> = decision
@@ -418,8 +464,16 @@ impl Reconciler {
                     .record_members(ri)
                     .map(|id| {
                         let member = rt.member(id);
-                        let (own, agreed, discovered) =
+                        let (own, agreed, mut discovered) =
                             member.read(|m| (m.health.verdict(), m.agreed, m.discovered.clone()));
+                        if discovered.is_none() {
+                            let held = observed
+                                .member_record(record, member.config())
+                                .and_then(|r| r.alias.as_ref());
+                            if let Some(alias) = held {
+                                discovered = member.discovered_in_zone(alias);
+                            }
+                        }
                         MemberView {
                             verdict: agreed,
                             overruled: own != Verdict::Unknown

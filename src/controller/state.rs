@@ -28,7 +28,7 @@ use crate::metrics::Metrics;
 use crate::parity::ParityReport;
 use crate::probe::auth::TokenSources;
 use crate::probe::ProbeResult;
-use crate::provider::{AliasTarget, CheckerReport, RecordType};
+use crate::provider::{AliasTarget, CheckerReport, HealthCheck, RecordType};
 use crate::trend::Trend;
 
 /// What is known of one member. A std `Mutex` guards it: held for a few
@@ -62,6 +62,9 @@ pub struct MemberState {
     pub conflict: bool,
     /// An API Gateway target's regional endpoint, once discovered.
     pub discovered: Option<AliasTarget>,
+    /// `discovered` was taken from the alias the zone's record holds: no
+    /// lookup has worked yet (`Member::discovered_in_zone`).
+    pub discovered_from_zone: bool,
     pub discovery_error: Option<String>,
     /// The Route53 health check the member's record carries (or will).
     pub health_check_id: Option<String>,
@@ -72,6 +75,22 @@ pub struct MemberState {
 }
 
 impl MemberState {
+    /// This instance's side of the member's count (`decide::quorum`):
+    /// its verdict, and since when its probes have said so; `counts` is
+    /// false while it sees every member unhealthy.
+    pub fn local(&self, counts: bool) -> crate::decide::quorum::Local {
+        let verdict = self.health.verdict();
+        crate::decide::quorum::Local {
+            verdict,
+            counts,
+            since: match verdict {
+                Verdict::Unhealthy => self.seen.failing_since,
+                Verdict::Healthy => self.seen.passing_since,
+                Verdict::Unknown => None,
+            },
+        }
+    }
+
     fn new(config: &MemberConfig, now: SystemTime) -> Self {
         MemberState {
             health: Health::new(config.probe.rise, config.probe.fall, now),
@@ -87,6 +106,7 @@ impl MemberState {
             why: None,
             conflict: false,
             discovered: None,
+            discovered_from_zone: false,
             discovery_error: None,
             health_check_id: None,
             health_check_error: None,
@@ -216,6 +236,14 @@ pub struct Runtime {
     /// Bumped when something outside the reconcilers changed the zones
     /// (`retire`): they read their zone again.
     zones_changed: watch::Sender<u64>,
+    /// The account's health checks as last listed, and when: one listing
+    /// serves every zone that reads within a while of it (the listing is
+    /// of the whole account, not of a zone).
+    health_checks: tokio::sync::Mutex<Option<(std::time::Instant, Arc<Vec<HealthCheck>>)>>,
+    /// The one Route53 rate limiter of the process, every caller's (the
+    /// reconcilers, the lease, the views, the controls, the admin routes,
+    /// the trackers): kept across reloads.
+    pub limiter: Arc<crate::rate_limit::RateLimiter>,
 }
 
 /// Sounds an alarm unless it sounded within `quiet`.
@@ -302,6 +330,10 @@ impl Runtime {
             events: Arc::default(),
             tokens: Arc::default(),
             zones_changed: watch::Sender::new(0),
+            health_checks: tokio::sync::Mutex::new(None),
+            limiter: Arc::new(crate::rate_limit::RateLimiter::new(
+                config.provider.max_requests_per_second,
+            )),
             config,
         }
     }
@@ -350,6 +382,7 @@ impl Runtime {
         rt.controls = old.controls.clone();
         rt.events = old.events.clone();
         rt.tokens = old.tokens.clone();
+        rt.limiter = old.limiter.clone();
         rt.carry_over(old);
         let unhealthy = rt
             .member_ids()
@@ -605,6 +638,41 @@ impl Runtime {
 
     pub fn zone_status(&self) -> BTreeMap<String, ZoneStatus> {
         lock(&self.zones).clone()
+    }
+
+    /// The account's health checks, listed at most once per `max_age`
+    /// for every zone of the process (zones reading at once share one
+    /// listing; `max_age` zero lists again).
+    pub(super) async fn health_checks(
+        &self,
+        calls: &super::Calls,
+        max_age: Duration,
+    ) -> Result<Arc<Vec<HealthCheck>>, crate::provider::ProviderError> {
+        let mut cached = self.health_checks.lock().await;
+        if let Some((at, list)) = cached.as_ref() {
+            if at.elapsed() < max_age {
+                return Ok(list.clone());
+            }
+        }
+        let list = Arc::new(calls.list_health_checks().await?);
+        *cached = Some((std::time::Instant::now(), list.clone()));
+        Ok(list)
+    }
+
+    /// Keeps the shared listing true to this process's own writes: `check`
+    /// made or updated (its new form), or `None`: deleted.
+    pub(super) async fn note_health_check(&self, id: &str, check: Option<HealthCheck>) {
+        if let Some((_, list)) = self.health_checks.lock().await.as_mut() {
+            let list = Arc::make_mut(list);
+            list.retain(|c| c.id != id);
+            list.extend(check);
+        }
+    }
+
+    /// The next read lists the account's checks afresh (a call found the
+    /// listing stale: someone else changed a check).
+    pub(super) async fn forget_health_checks(&self) {
+        *self.health_checks.lock().await = None;
     }
 
     /// Tells every reconciler to read its zone again (something outside

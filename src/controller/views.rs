@@ -8,9 +8,10 @@
 //! changes and every third of `ha.view_max_age` (0.011 writes/s by
 //! default); the others' views are read in one request every 10 s (0.1
 //! reads/s). Faster only while a decision waits on them:
-//! - every 250 ms for up to 30 s after one of its own verdicts changed,
-//!   while the quorum does not agree with it yet (an incident: every
-//!   instance sees the change at about the same time);
+//! - every 250 ms while one of its own runs may turn a verdict (a member
+//!   failing, or recovering), and for up to 30 s after one of its own
+//!   verdicts changed while the quorum does not agree with it yet (an
+//!   incident: every instance sees the change at about the same time);
 //! - every 750 ms while the lease's holder is outvoted on some member (its
 //!   own path to it is broken, which status and metrics show): it then
 //!   learns only from the others, and a real failure they see must still
@@ -60,6 +61,9 @@ pub(super) struct ViewExchange {
     fingerprint: String,
     /// The lists of the view last written, and when.
     written: Option<(BTreeSet<String>, BTreeSet<String>, Instant)>,
+    /// Per other instance: its view's content as last read, and when this
+    /// instance saw it change (monotonic).
+    contents: std::collections::HashMap<String, (Vec<String>, Instant)>,
 }
 
 impl ViewExchange {
@@ -85,6 +89,7 @@ impl ViewExchange {
             keys,
             fingerprint,
             written: None,
+            contents: Default::default(),
         }
     }
 
@@ -119,7 +124,10 @@ impl ViewExchange {
             if Instant::now() >= next_read {
                 retry |= !self.read(&zone_id, &parent, &ha).await;
                 let outvoted = self.outvoted();
-                let every = if outvoted && changed_at.is_some_and(|t| t.elapsed() < PENDING_FOR) {
+                let pending = outvoted && changed_at.is_some_and(|t| t.elapsed() < PENDING_FOR);
+                // While a run may turn a verdict, the others' views are read
+                // fast: at `fall` this instance counts them as they are now.
+                let every = if pending || self.any_in_run() {
                     PENDING_POLL
                 } else if outvoted && self.rt.may_write() {
                     OUTVOTED_POLL
@@ -167,6 +175,13 @@ impl ViewExchange {
         self.written
             .as_ref()
             .is_none_or(|w| w.0 != unhealthy || w.1 != unknown)
+    }
+
+    /// A run that may turn one of this instance's verdicts is under way.
+    fn any_in_run(&self) -> bool {
+        self.members
+            .iter()
+            .any(|(id, _)| self.rt.member(*id).read(|m| m.health.in_run()))
     }
 
     /// This instance's own verdict on some member is known and differs
@@ -228,23 +243,36 @@ impl ViewExchange {
             }
         };
         let now = SystemTime::now();
-        let views: Vec<View> = records.iter().filter_map(View::parse).collect();
+        let mono = Instant::now();
+        // Each view with when its content was last seen to change, on this
+        // instance's clock: what ages its votes (no wall clock compared).
+        let views: Vec<(View, Instant)> = records
+            .iter()
+            .filter_map(|r| Some((View::parse(r)?, r)))
+            .map(|(v, r)| {
+                let changed = match self.contents.get(&v.instance) {
+                    Some((values, at)) if *values == r.values => *at,
+                    _ => {
+                        self.contents
+                            .insert(v.instance.clone(), (r.values.clone(), mono));
+                        mono
+                    }
+                };
+                (v, changed)
+            })
+            .collect();
+        self.contents
+            .retain(|instance, _| views.iter().any(|(v, _)| &v.instance == instance));
         for ((id, signals), key) in self.members.iter().zip(&self.keys) {
-            let votes = quorum::votes(
-                &views,
-                &ha.identity,
-                key,
-                &self.fingerprint,
-                now,
-                ha.view_max_age,
-            );
+            let votes = quorum::votes(&views, &ha.identity, key, &self.fingerprint);
             let member = self.rt.member(*id);
-            let local_counts = !self.rt.sees_everything_down();
-            let local = member.read(|m| m.health.verdict());
+            let local = member.read(|m| member.local(m));
             self.rt.metrics.member_views(
                 member.labels().values(),
-                local_counts.then_some(local),
+                &local,
                 &votes,
+                mono,
+                ha.view_max_age,
             );
             let agreed = member.votes_read(votes, now);
             if agreed.flapped {
@@ -259,35 +287,40 @@ impl ViewExchange {
                 signals.trigger.notify_one();
             }
         }
-        let others = views.iter().filter(|v| v.instance != ha.identity).count();
+        let others = views
+            .iter()
+            .filter(|(v, _)| v.instance != ha.identity)
+            .count();
         self.rt.update_views(|v| {
             v.last_read = Some(now);
             v.instances = others;
             v.last_error = None;
         });
-        self.forget_gone(zone_id, &records, now, ha).await;
+        self.forget_gone(zone_id, &records, ha).await;
         true
     }
 
     /// The holder deletes the views of instances gone for ten times the
-    /// max age (a pod replaced without a clean stop).
+    /// max age (a pod replaced without a clean stop): unchanged that long
+    /// on this instance's clock.
     async fn forget_gone(
         &self,
         zone_id: &str,
         records: &[RecordSet],
-        now: SystemTime,
         ha: &crate::config::HaConfig,
     ) {
         if !self.rt.may_write() {
             return;
         }
+        let long_ago = |instance: &str| {
+            self.contents
+                .get(instance)
+                .is_some_and(|(_, changed)| changed.elapsed() > ha.view_max_age * 10)
+        };
         let gone: Vec<Change> = records
             .iter()
             .filter(|r| {
-                View::parse(r).is_some_and(|v| {
-                    v.instance != ha.identity
-                        && now.duration_since(v.at).unwrap_or_default() > ha.view_max_age * 10
-                })
+                View::parse(r).is_some_and(|v| v.instance != ha.identity && long_ago(&v.instance))
             })
             .map(|r| Change {
                 action: Action::Delete,

@@ -35,6 +35,9 @@ pub struct Seen {
     pub failing_since: Option<Instant>,
     /// When the last probe that passed was sent.
     pub last_pass: Option<Instant>,
+    /// When its current run of passes began (the first passing probe was
+    /// sent); `None` while its last probe failed.
+    pub passing_since: Option<Instant>,
 }
 
 impl Seen {
@@ -43,8 +46,10 @@ impl Seen {
         if passed {
             self.failing_since = None;
             self.last_pass = Some(sent);
-        } else if self.failing_since.is_none() {
-            self.failing_since = Some(seen);
+            self.passing_since.get_or_insert(sent);
+        } else {
+            self.passing_since = None;
+            self.failing_since.get_or_insert(seen);
         }
     }
 }
@@ -138,6 +143,7 @@ mod tests {
         Seen {
             failing_since: failing_since.map(t),
             last_pass: last_pass.map(t),
+            passing_since: None,
         }
     }
 
@@ -209,7 +215,15 @@ mod tests {
         s.observed(false, t(10), t(15));
         assert_eq!(s.failing_since, Some(t(5)), "the run's first failure");
         s.observed(true, t(20), t(21));
-        assert_eq!(s, seen(None, Some(20)));
+        s.observed(true, t(30), t(31));
+        assert_eq!(
+            s,
+            Seen {
+                passing_since: Some(t(20)),
+                ..seen(None, Some(30))
+            },
+            "a run of passes counts from its first"
+        );
     }
 
     proptest! {

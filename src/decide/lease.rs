@@ -7,13 +7,17 @@
 //! `CREATE` (the new value): Route53 refuses the batch if anyone changed the
 //! value in between, so of two instances racing, one wins.
 //!
-//! Fencing is by time. The holder may write only until its lease's end,
-//! counted on its own monotonic clock from the moment it *sent* the renewal,
-//! less `max_clock_drift`; every write is bounded by what is left of that
-//! window. Another instance takes over only once the lease's `expires` plus
-//! `max_clock_drift` has passed on its wall clock. So a holder that cannot
-//! renew (partitioned, stalled) has stopped writing before anyone else
-//! starts, as long as the clocks are within `max_clock_drift` of each other.
+//! Fencing is by time, and needs no clocks in agreement. The holder may
+//! write only until its lease's end, counted on its own monotonic clock
+//! from the moment it *sent* the renewal, less `max_clock_drift`; every
+//! write is bounded by what is left of that window, checked again at the
+//! moment it is sent. Another instance takes over only once the value it
+//! read has stayed the same for `lease_duration` plus `max_clock_drift` on
+//! *its* monotonic clock (as client-go's leader election does): a live
+//! holder renews every `renew_every`, so its value never stands still that
+//! long, whatever any wall clock says. The value's `expires` (wall time)
+//! is for people, and for telling that the clocks disagree
+//! ([`clock_offset`]), never for deciding.
 //!
 //! Here: the record's value and the pure rules. `controller::leadership`
 //! holds this instance's view of the lease (who may write, the fence);
@@ -74,9 +78,44 @@ impl LeaseValue {
         SystemTime::UNIX_EPOCH + Duration::from_millis(self.expires_ms)
     }
 
-    /// Whether another instance may take it over at `now` (its wall clock).
-    pub fn is_expired(&self, now: SystemTime, drift: Duration) -> bool {
-        unix_ms(now) > self.expires_ms.saturating_add(drift.as_millis() as u64)
+    /// Handed back at shutdown (`expires` 0): anyone may take it at once.
+    pub fn released(&self) -> bool {
+        self.expires_ms == 0
+    }
+}
+
+/// The holder's wall clock less this instance's, as far as a value seen
+/// for the first time at `now` tells: it was written `duration` before its
+/// `expires`, and at most one read interval before `now`. So with clocks
+/// in agreement it lies between minus that interval and zero.
+pub fn clock_offset(v: &LeaseValue, duration: Duration, now: SystemTime) -> i64 {
+    let written = v.expires_ms as i64 - duration.as_millis() as i64;
+    written - unix_ms(now) as i64
+}
+
+/// What an instance has read of the lease, on its own monotonic clock
+/// (`T`: `Instant` in the daemon): the value, and since when it has read
+/// that very value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watched<T> {
+    pub value: Option<LeaseValue>,
+    pub since: T,
+}
+
+impl<T: Copy> Watched<T> {
+    pub fn new(value: Option<LeaseValue>, now: T) -> Self {
+        Watched { value, since: now }
+    }
+
+    /// A read at `now`: a value unlike the last starts the count again.
+    /// Returns whether it was new.
+    pub fn observe(&mut self, value: Option<LeaseValue>, now: T) -> bool {
+        if value == self.value {
+            return false;
+        }
+        self.value = value;
+        self.since = now;
+        true
     }
 }
 
@@ -87,26 +126,35 @@ pub fn read_value(record: Option<&RecordSet>) -> Option<LeaseValue> {
 
 /// What an instance that does not hold the lease does next.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NextStep {
-    /// No lease, or it has expired: try to take it with this term.
+pub enum NextStep<T> {
+    /// No lease, handed back, or unchanged for long enough: try to take it
+    /// with this term.
     Acquire { term: u64 },
     /// Someone holds it: read again no later than this.
-    Wait { until: SystemTime },
+    Wait { until: T },
 }
 
-/// The rule for an instance that does not hold the lease. A record that
-/// cannot be read as a lease (someone else's TXT) is taken over like an
-/// expired one: the compare-and-swap still needs its exact value. A lease
-/// naming this very identity is waited out like any other: it may be a
-/// twin with the same name, and two holders must never overlap.
-pub fn next_step(value: Option<&LeaseValue>, now: SystemTime, drift: Duration) -> NextStep {
-    match value {
-        // Nothing there, or nothing we can read as a lease.
+/// The rule for an instance that does not hold the lease, by its own
+/// monotonic clock `now`. A record that cannot be read as a lease
+/// (someone else's TXT) is taken over like a free one: the compare-and-swap
+/// still needs its exact value. A lease naming this very identity is
+/// waited out like any other: it may be a twin with the same name (or this
+/// instance's before a restart), and two holders must never overlap.
+pub fn next_step<T>(seen: &Watched<T>, now: T, duration: Duration, margin: Duration) -> NextStep<T>
+where
+    T: Copy + Ord + std::ops::Add<Duration, Output = T>,
+{
+    match &seen.value {
         None => NextStep::Acquire { term: 1 },
-        Some(v) if v.is_expired(now, drift) => NextStep::Acquire { term: v.term + 1 },
-        Some(v) => NextStep::Wait {
-            until: v.expires() + drift + Duration::from_millis(1),
-        },
+        Some(v) if v.released() => NextStep::Acquire { term: v.term + 1 },
+        Some(v) => {
+            let end = seen.since + duration + margin;
+            if now >= end {
+                NextStep::Acquire { term: v.term + 1 }
+            } else {
+                NextStep::Wait { until: end }
+            }
+        }
     }
 }
 

@@ -8,21 +8,31 @@
 //!
 //! The rule, per member, with `policy.quorum: majority`:
 //! - the voters are this instance and every other instance whose view is
-//!   fresh (younger than `ha.view_max_age`), made from the same members
-//!   (the same config) and whole;
+//!   fresh (its content last changed less than `ha.view_max_age` ago, on
+//!   *this* instance's monotonic clock: no wall clock is compared), made
+//!   from the same members (the same config), whole, and with a verdict on
+//!   the member (a view that does not know it yet abstains);
+//! - a vote that says otherwise than this instance's own probes, and has
+//!   not changed since those probes began to say what they say, is no
+//!   evidence about the member: the instances lost with a region keep
+//!   their last "healthy" until their views go stale, and must not outvote
+//!   the survivors meanwhile;
 //! - an instance that sees *every* member unhealthy is not a voter, this
 //!   one included: its own network is the likelier cause;
 //! - of `n` voters, `n/2 + 1` unhealthy verdicts make the agreed verdict
 //!   unhealthy and as many healthy ones make it healthy; short of that it
 //!   stays as it was, so one view out of three never withdraws a member and
 //!   never restores one;
+//! - one voter decides only when no other instance has a fresh view: while
+//!   one does, a lone verdict (this instance's or a peer's) keeps what was
+//!   (the others' views refresh within a heartbeat and then count);
 //! - with no voter left, this instance's own verdict stands (and with one
 //!   instance, a majority is that instance).
 //!
 //! `policy.quorum: any` is this instance's verdict alone, as without `ha`.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{short_digest, MemberConfig, Quorum, RecordConfig};
 use crate::decide::verdict::Verdict;
@@ -90,7 +100,8 @@ pub struct View {
 /// Why a view does not count toward a quorum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ignored {
-    /// Older than `ha.view_max_age`.
+    /// Its content has not changed for `ha.view_max_age` (this instance's
+    /// clock): its writer is gone, or cannot write.
     Stale,
     /// Made from other members (another config, during a rollout).
     OtherConfig,
@@ -98,6 +109,11 @@ pub enum Ignored {
     Partial,
     /// It sees every member unhealthy.
     EverythingDown,
+    /// It has no verdict on the member yet (starting).
+    Abstains,
+    /// It says otherwise than this instance's own probes, and has not
+    /// changed since they began to say what they say.
+    Unrefreshed,
 }
 
 impl Ignored {
@@ -107,6 +123,8 @@ impl Ignored {
             Ignored::OtherConfig => "other_config",
             Ignored::Partial => "partial",
             Ignored::EverythingDown => "sees_everything_down",
+            Ignored::Abstains => "abstains",
+            Ignored::Unrefreshed => "unrefreshed",
         }
     }
 }
@@ -116,10 +134,52 @@ impl Ignored {
 pub struct Vote {
     pub instance: String,
     pub verdict: Verdict,
-    /// When the view was written, by its writer's clock.
+    /// When the view was written, by its writer's clock (shown only).
     pub written: SystemTime,
-    /// `Some`: the view is shown but not counted.
+    /// When this instance last saw the view's content change, on its own
+    /// monotonic clock: what ages the vote.
+    pub changed: Instant,
+    /// Why it does not count, whatever the time (`Some`: shown only).
     pub ignored: Option<Ignored>,
+}
+
+/// This instance's side of a count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Local {
+    pub verdict: Verdict,
+    /// False while this instance sees every member unhealthy.
+    pub counts: bool,
+    /// Since when its own probes have said what its verdict says (the run
+    /// of failures behind `unhealthy`, of passes behind `healthy`).
+    pub since: Option<Instant>,
+}
+
+impl Vote {
+    /// Why this vote does not count at `now`, if it does not: aged at use,
+    /// so a vote ages even while the views cannot be read.
+    pub fn standing(&self, local: &Local, now: Instant, max_age: Duration) -> Option<Ignored> {
+        if let Some(i) = self.ignored {
+            return Some(i);
+        }
+        if now.saturating_duration_since(self.changed) > max_age {
+            return Some(Ignored::Stale);
+        }
+        if self.verdict == Verdict::Unknown {
+            return Some(Ignored::Abstains);
+        }
+        let contradicts = local.verdict != Verdict::Unknown && self.verdict != local.verdict;
+        if contradicts && local.since.is_some_and(|since| self.changed < since) {
+            return Some(Ignored::Unrefreshed);
+        }
+        None
+    }
+
+    /// The view is fresh and of this config: its writer is alive and
+    /// would vote, given time.
+    fn alive(&self, now: Instant, max_age: Duration) -> bool {
+        matches!(self.ignored, None | Some(Ignored::EverythingDown))
+            && now.saturating_duration_since(self.changed) <= max_age
+    }
 }
 
 impl View {
@@ -227,24 +287,14 @@ fn header<'a>(words: impl Iterator<Item = &'a str>) -> Option<View> {
 }
 
 /// The other instances' votes on the member with `key`, for an instance
-/// named `me` whose members have fingerprint `members`.
-pub fn votes(
-    views: &[View],
-    me: &str,
-    key: &str,
-    members: &str,
-    now: SystemTime,
-    max_age: Duration,
-) -> Vec<Vote> {
+/// named `me` whose members have fingerprint `members`; each view comes
+/// with when this instance last saw its content change.
+pub fn votes(views: &[(View, Instant)], me: &str, key: &str, members: &str) -> Vec<Vote> {
     views
         .iter()
-        .filter(|v| v.instance != me)
-        .map(|v| {
-            // A clock ahead of ours gives age zero: it counts.
-            let age = now.duration_since(v.at).unwrap_or_default();
-            let ignored = if age > max_age {
-                Some(Ignored::Stale)
-            } else if v.members != members {
+        .filter(|(v, _)| v.instance != me)
+        .map(|(v, changed)| {
+            let ignored = if v.members != members {
                 Some(Ignored::OtherConfig)
             } else if v.partial {
                 Some(Ignored::Partial)
@@ -257,6 +307,7 @@ pub fn votes(
                 instance: v.instance.clone(),
                 verdict: v.verdict(key),
                 written: v.at,
+                changed: *changed,
                 ignored,
             }
         })
@@ -272,14 +323,16 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// This instance's verdict (when it counts) and the counted votes.
-    pub fn of(local: Option<Verdict>, votes: &[Vote]) -> Tally {
+    /// This instance's verdict (when it counts and knows one) and the
+    /// votes that count at `now`.
+    pub fn of(local: &Local, votes: &[Vote], now: Instant, max_age: Duration) -> Tally {
         let counted = votes
             .iter()
-            .filter(|v| v.ignored.is_none())
+            .filter(|v| v.standing(local, now, max_age).is_none())
             .map(|v| v.verdict);
+        let mine = (local.counts && local.verdict != Verdict::Unknown).then_some(local.verdict);
         let mut t = Tally::default();
-        for verdict in local.into_iter().chain(counted) {
+        for verdict in mine.into_iter().chain(counted) {
             t.voters += 1;
             match verdict {
                 Verdict::Healthy => t.healthy += 1,
@@ -296,22 +349,28 @@ impl Tally {
     }
 }
 
-/// The verdict the writer acts on: `prev` is the agreed verdict so far,
-/// `local` this instance's, `local_counts` false when this instance sees
-/// every member unhealthy.
+/// The verdict the writer acts on at `now`: `prev` is the agreed verdict
+/// so far, `local` this instance's side.
 pub fn agree(
     rule: Quorum,
     prev: Verdict,
-    local: Verdict,
-    local_counts: bool,
+    local: &Local,
     votes: &[Vote],
+    now: Instant,
+    max_age: Duration,
 ) -> Verdict {
     if rule == Quorum::Any {
-        return local;
+        return local.verdict;
     }
-    let tally = Tally::of(local_counts.then_some(local), votes);
-    if tally.voters == 0 {
-        local
+    let tally = Tally::of(local, votes, now, max_age);
+    let others_alive = votes.iter().any(|v| v.alive(now, max_age));
+    if tally.voters < 2 && others_alive {
+        // One verdict, or none, while other instances are there: their
+        // views refresh within a heartbeat, and then count.
+        prev
+    } else if tally.voters == 0 {
+        // Nobody else at all: this instance decides.
+        local.verdict
     } else if tally.unhealthy >= tally.needed() {
         Verdict::Unhealthy
     } else if tally.healthy >= tally.needed() {

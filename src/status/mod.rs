@@ -70,7 +70,10 @@ pub struct ViewSnapshot {
     pub written: f64,
     /// Whether it counts toward the quorum.
     pub counted: bool,
-    /// Why not: `stale`, `other_config`, `partial`, `sees_everything_down`.
+    /// Why not: `stale`, `other_config`, `partial`, `sees_everything_down`,
+    /// `abstains` (no verdict yet), `unrefreshed` (it says otherwise and
+    /// has not changed since this instance's probes began to say what
+    /// they say).
     pub ignored: Option<String>,
 }
 
@@ -313,12 +316,14 @@ impl MemberSnapshot {
     fn of(
         mc: &MemberConfig,
         m: &MemberState,
-        me: Option<(&str, bool)>,
+        me: Option<(&str, bool, Duration)>,
         drain: Option<&Control>,
     ) -> Self {
         let (successes, failures) = m.health.consecutive();
+        let now = std::time::Instant::now();
         let views = me
-            .map(|(identity, counted)| {
+            .map(|(identity, counted, max_age)| {
+                let local = m.local(counted);
                 let mine = ViewSnapshot {
                     instance: identity.to_string(),
                     this_instance: true,
@@ -327,13 +332,16 @@ impl MemberSnapshot {
                     counted,
                     ignored: (!counted).then(|| Ignored::EverythingDown.as_str().to_string()),
                 };
-                let others = m.votes.iter().map(|v| ViewSnapshot {
-                    instance: v.instance.clone(),
-                    this_instance: false,
-                    verdict: v.verdict.as_str().to_string(),
-                    written: unix(v.written),
-                    counted: v.ignored.is_none(),
-                    ignored: v.ignored.map(|i| i.as_str().to_string()),
+                let others = m.votes.iter().map(|v| {
+                    let standing = v.standing(&local, now, max_age);
+                    ViewSnapshot {
+                        instance: v.instance.clone(),
+                        this_instance: false,
+                        verdict: v.verdict.as_str().to_string(),
+                        written: unix(v.written),
+                        counted: standing.is_none(),
+                        ignored: standing.map(|i| i.as_str().to_string()),
+                    }
                 });
                 std::iter::once(mine).chain(others).collect()
             })
@@ -403,7 +411,7 @@ impl Status {
             .config
             .ha
             .as_ref()
-            .map(|ha| (ha.identity.as_str(), counted));
+            .map(|ha| (ha.identity.as_str(), counted, ha.view_max_age));
         let now = SystemTime::now();
         let controls = rt.controls_in_use();
         let records = rt
@@ -490,6 +498,10 @@ fn target_text(t: &crate::config::Target, m: &MemberState) -> String {
         Target::Cname(c) => format!("CNAME {c}"),
         Target::Alias(a) => format!("alias {}", a.dns_name),
         Target::ApiGateway { domain, .. } => match (&m.discovered, &m.discovery_error) {
+            (Some(a), Some(e)) if m.discovered_from_zone => format!(
+                "API Gateway {domain} → {} (from the zone's record; lookup failed: {e})",
+                a.dns_name
+            ),
             (Some(a), None) => format!("API Gateway {domain} → {}", a.dns_name),
             (Some(a), Some(e)) => format!(
                 "API Gateway {domain} → {} (refresh failed: {e})",
