@@ -19,7 +19,7 @@
 //! The daemon is the release binary, a separate process; endpoints and the
 //! strict memory store run in this process on 127.0.0.1.
 //! Run: `cargo bench --bench failover` (BENCH_QUICK=1 for fewer trials,
-//! BENCH_ONLY=detection|flapping|quorum|scale for one scenario).
+//! BENCH_ONLY=detection|flapping|quorum|zones|scale for one scenario).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -27,6 +27,7 @@ mod common;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::*;
+use rand::Rng;
 use route53_failover::demo::Mode;
 use route53_failover::provider::Action;
 use route53_failover::provider::Operation;
@@ -52,23 +53,42 @@ fn status_kib(pid: u32, key: &str) -> u64 {
         .unwrap()
 }
 
-fn stats(mut v: Vec<f64>) -> String {
+/// The value at rank `q` (nearest rank) of sorted `v`.
+fn rank(v: &[f64], q: f64) -> f64 {
+    let i = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
+    v[i]
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v
+}
+
+fn stats(v: Vec<f64>) -> String {
+    let v = sorted(v);
     format!(
-        "min {:.3}s  median {:.3}s  max {:.3}s  (n={})",
+        "min {:.3}s  median {:.3}s  p90 {:.3}s  max {:.3}s  (n={})",
         v[0],
-        v[v.len() / 2],
+        rank(&v, 0.5),
+        rank(&v, 0.9),
         v[v.len() - 1],
         v.len()
     )
 }
 
+fn median(v: &[f64]) -> f64 {
+    rank(&sorted(v.to_vec()), 0.5)
+}
+
 /// `fast_interval` 1s is the same as no fast re-probes. Damping is off: a
 /// trial fails a region again soon after its recovery, which damping would
-/// rightly hold out.
-async fn detection(quick: bool, fast_interval: &str) {
+/// rightly hold out. The floor is the mean of the probes alone: the first
+/// failing probe comes half an interval after the failure on average, and
+/// `fall - 1` re-probes follow at the fast pace.
+async fn detection(quick: bool, fast_ms: u64) {
     let store = start_store(&["example.test"]).await;
     let eps = Endpoints::start(&["us-east-1", "eu-west-1", "ap-southeast-2"]).await;
+    let fast_interval = format!("{fast_ms}ms");
     let text = config(&store, &eps, 1, "5m")
         .replace(
             "interval: 200ms, timeout: 150ms",
@@ -85,40 +105,104 @@ async fn detection(quick: bool, fast_interval: &str) {
         m.len() == 3 && m.iter().all(|r| r.health_check_id.is_some())
     })
     .await;
-    let trials = if quick { 2 } else { 10 };
+    let floor = 0.5 + 2.0 * fast_ms as f64 / 1000.0;
     for mode in [Mode::Fail, Mode::Hang] {
-        let took = withdrawals(&store, &eps, mode, trials).await;
-        // A hanging endpoint fails only at the timeout: fall x 500ms is the
-        // floor with fast re-probes, so the 1.3 s target is for answers.
-        let target = match (fast_interval, mode) {
-            ("1s", _) => "[target < 3.5s]",
-            (_, Mode::Fail) => "[target: median <= 1.3s]",
-            _ => "[floor: fall x timeout = 1.5s]",
+        let trials = match (quick, mode) {
+            (true, _) => 3,
+            (false, Mode::Fail) => 20,
+            _ => 10,
+        };
+        let took = withdrawals(&daemon, &store, &eps, mode, trials).await;
+        // A hanging endpoint fails only at the timeout: each probe of the
+        // run takes 500 ms, whatever the fast pace.
+        let (what, target) = match (fast_ms, mode) {
+            (1000, Mode::Fail) => ("answers 503", "[target < 3.5s]".to_string()),
+            (_, Mode::Fail) => (
+                "answers 503",
+                format!(
+                    "[floor {floor:.3}s: median within 0.15s of it ({:+.3}s), p90 < 1.6s]",
+                    median(&took.total) - floor
+                ),
+            ),
+            _ => (
+                "hangs (timeout 500ms)",
+                "[floor: the first failure, then (fall - 1) x timeout]".to_string(),
+            ),
         };
         println!(
-            "detection to withdrawal, interval 1s fast_interval {fast_interval} fall 3, endpoint {}: {}  {target}",
-            if mode == Mode::Fail {
-                "answers 503"
-            } else {
-                "hangs (timeout 500ms)"
-            },
-            stats(took)
+            "detection to withdrawal, interval 1s fast_interval {fast_interval} fall 3, endpoint {what}: {}  {target}",
+            stats(took.total.clone())
+        );
+        println!(
+            "  of which failure to the first failing probe: {}; failure to verdict: median {:.3}s; verdict to withdrawal accepted: median {:.3}s, max {:.3}s",
+            stats(took.to_first.clone()),
+            median(&took.to_verdict),
+            median(&took.to_write),
+            sorted(took.to_write.clone()).last().unwrap()
         );
     }
     drop(daemon);
 }
 
-/// Fails a region `trials` times (in turn, at a random point of the probe
-/// cycle) and returns the seconds from the failure to the provider
-/// accepting the withdrawal, restoring the region after each.
-async fn withdrawals(store: &Store, eps: &Endpoints, mode: Mode, trials: usize) -> Vec<f64> {
-    let mut took = Vec::new();
-    for t in 0..trials {
+/// Seconds per trial: failure to the withdrawal accepted, and its two
+/// parts (failure to the unhealthy verdict, verdict to accepted).
+#[derive(Default)]
+struct Trials {
+    total: Vec<f64>,
+    /// Failure to the first probe that fails.
+    to_first: Vec<f64>,
+    to_verdict: Vec<f64>,
+    to_write: Vec<f64>,
+}
+
+/// Waits (at most 3 s) for `endpoint` to receive a request.
+async fn next_request(endpoint: &route53_failover::demo::Endpoint) {
+    let (received, t0) = (endpoint.requests(), Instant::now());
+    while endpoint.requests() == received && t0.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Fails a region `trials` times (in turn) and times the withdrawal,
+/// restoring the region after each; the verdict's time comes from
+/// `daemon`'s timeline. The failure's phase in the region's probe cycle
+/// (interval 1 s) is random and stratified: trial `k` of `n` fails
+/// `(k + u) / n` of an interval after a probe the endpoint received (`u`
+/// uniform in [0, 1), the trials in random order), so twenty trials cover
+/// the cycle evenly and the median is not at the mercy of where twenty
+/// draws happened to land.
+async fn withdrawals(
+    daemon: &Daemon,
+    store: &Store,
+    eps: &Endpoints,
+    mode: Mode,
+    trials: usize,
+) -> Trials {
+    use rand::seq::SliceRandom;
+    let mut phases: Vec<f64> = (0..trials)
+        .map(|k| (k as f64 + rand::rng().random::<f64>()) / trials as f64)
+        .collect();
+    phases.shuffle(&mut rand::rng());
+    let mut out = Trials::default();
+    for (t, phase) in phases.into_iter().enumerate() {
         let region = ["us-east-1", "eu-west-1", "ap-southeast-2"][t % 3];
-        let offset = rand_ms(1000);
-        tokio::time::sleep(Duration::from_millis(offset)).await;
+        let endpoint = eps.list.iter().find(|e| e.name == region).unwrap().clone();
+        next_request(&endpoint).await;
+        tokio::time::sleep(Duration::from_secs_f64(phase)).await;
         let since = SystemTime::now();
         eps.set(region, mode);
+        // The first probe to fail: the next request the endpoint receives.
+        let first = tokio::spawn(async move {
+            let t0 = Instant::now();
+            next_request(&endpoint).await;
+            t0.elapsed().as_secs_f64()
+        });
         wait_until("withdrawn", Duration::from_secs(10), || async {
             !store
                 .member_ids("example.test", "api.example.test")
@@ -138,7 +222,21 @@ async fn withdrawals(store: &Store, eps: &Endpoints, mode: Mode, trials: usize) 
             })
             .unwrap()
             .at;
-        took.push(accepted.duration_since(since).unwrap().as_secs_f64());
+        let events: Vec<route53_failover::events::Event> =
+            daemon.get("/events").await.json().await.unwrap();
+        let verdict = events
+            .iter()
+            .filter(|e| e.event == "verdict" && e.region.as_deref() == Some(region))
+            .filter(|e| e.at >= unix(since) && e.message.contains("→ unhealthy"))
+            .map(|e| e.at)
+            .next();
+        let total = unix(accepted) - unix(since);
+        out.total.push(total);
+        out.to_first.push(first.await.unwrap());
+        if let Some(v) = verdict {
+            out.to_verdict.push(v - unix(since));
+            out.to_write.push(unix(accepted) - v);
+        }
         eps.set(region, Mode::Serve);
         wait_until("restored", Duration::from_secs(20), || async {
             store
@@ -147,7 +245,7 @@ async fn withdrawals(store: &Store, eps: &Endpoints, mode: Mode, trials: usize) 
         })
         .await;
     }
-    took
+    out
 }
 
 /// Three `ha` instances over the same endpoints and store, every one able
@@ -191,22 +289,12 @@ async fn quorum_detection(quick: bool, quorum: &str) -> f64 {
     )
     .await;
     let trials = if quick { 2 } else { 10 };
-    let took = withdrawals(&store, &eps, Mode::Fail, trials).await;
-    let mut sorted = took.clone();
-    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let took = withdrawals(&daemons[0], &store, &eps, Mode::Fail, trials).await;
     println!(
         "detection to withdrawal, 3 ha instances, policy.quorum {quorum}, endpoint answers 503: {}",
-        stats(took)
+        stats(took.total.clone())
     );
-    sorted[sorted.len() / 2]
-}
-
-fn rand_ms(max: u64) -> u64 {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64;
-    nanos % max
+    median(&took.total)
 }
 
 /// Health checks are off here: 3,000 of them exceed Route53's default
@@ -297,7 +385,7 @@ async fn scale(quick: bool) {
     let mut calls_per_trial = Vec::new();
     for t in 0..trials {
         let region = ["us-east-1", "eu-west-1", "ap-southeast-2"][t % 3];
-        tokio::time::sleep(Duration::from_millis(rand_ms(1000))).await;
+        tokio::time::sleep(Duration::from_millis(rand::rng().random_range(0..1000))).await;
         let calls = store.store.calls(Operation::Change);
         let log_before = store.store.change_log().len();
         let failed_at = SystemTime::now();
@@ -334,6 +422,136 @@ async fn scale(quick: bool) {
         "a region failing across 1,000 records: withdrawn in {:?} provider call(s) per trial  [target <= 2 calls]",
         calls_per_trial
     );
+}
+
+/// 50 zones with a record each over the three regions, Route53 health
+/// checks on (150), interval 1 s, fall 3, fast_interval 250 ms, resync
+/// every `resync`: a region fails (right as a zone resyncs, when resyncs
+/// are on: the moment a zone read reaches the store) and is withdrawn from
+/// every zone. Returns, per trial, the seconds from the failure to the
+/// first zone's withdrawal accepted, the median zone's and the last's.
+async fn zones_withdrawal(resync: &str, trials: usize) -> Vec<[f64; 3]> {
+    const ZONES: usize = 50;
+    let names: Vec<String> = (0..ZONES)
+        .map(|i| format!("z{i:02}.example.test"))
+        .collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let store = start_store(&refs).await;
+    let eps = Endpoints::start(&["us-east-1", "eu-west-1", "ap-southeast-2"]).await;
+    let mut text = format!(
+        "owner: bench\nlisten: 127.0.0.1:0\nprovider: {{kind: memory, endpoint_url: \"{}\", max_requests_per_second: 10}}\nresync_interval: {resync}\n\
+         defaults:\n  probe: {{url: \"http://api.example.test/health\", interval: 1s, timeout: 500ms, rise: 2, fall: 3, fast_interval: 250ms, expect: {{body_contains: ok}}}}\n  \
+         policy: {{damping: {{enabled: false}}}}\nrecords:\n",
+        store.url
+    );
+    for z in &names {
+        text.push_str(&format!("  - name: api.{z}\n    zone: {z}\n    regions:\n"));
+        for (j, e) in eps.list.iter().enumerate() {
+            text.push_str(&format!(
+                "      - {{region: {}, set_identifier: {}, target: {{values: [192.0.2.{}]}}, probe: {{connect_to: \"{}\"}}}}\n",
+                e.name, set_id(&e.name), j + 1, e.addr
+            ));
+        }
+    }
+    let daemon = start_daemon(&text).await;
+    let published = |region: &str| {
+        names
+            .iter()
+            .filter(|z| {
+                store.members(z, &format!("api.{z}")).iter().any(|r| {
+                    r.set_identifier.as_deref() == Some(&set_id(region))
+                        && r.health_check_id.is_some()
+                })
+            })
+            .count()
+    };
+    wait_until(
+        "150 members published with their checks",
+        Duration::from_secs(180),
+        || async {
+            ["us-east-1", "eu-west-1", "ap-southeast-2"]
+                .iter()
+                .all(|r| published(r) == ZONES)
+        },
+    )
+    .await;
+    let mut out = Vec::new();
+    for t in 0..trials {
+        let region = ["us-east-1", "eu-west-1", "ap-southeast-2"][t % 3];
+        tokio::time::sleep(Duration::from_millis(rand::rng().random_range(0..1000))).await;
+        if resync != "1h" {
+            let reads = store.store.calls(Operation::ListRecords);
+            let t0 = Instant::now();
+            while store.store.calls(Operation::ListRecords) == reads
+                && t0.elapsed() < Duration::from_secs(20)
+            {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        let since = SystemTime::now();
+        eps.set(region, Mode::Fail);
+        wait_until(
+            "withdrawn from every zone",
+            Duration::from_secs(60),
+            || async {
+                names.iter().all(|z| {
+                    !store
+                        .member_ids(z, &format!("api.{z}"))
+                        .contains(&set_id(region))
+                })
+            },
+        )
+        .await;
+        let mut at: Vec<f64> = store
+            .store
+            .change_log()
+            .into_iter()
+            .filter(|c| c.at >= since)
+            .filter(|c| {
+                c.changes.iter().any(|ch| {
+                    ch.action == Action::Delete
+                        && ch.record.set_identifier.as_deref() == Some(&set_id(region))
+                })
+            })
+            .map(|c| unix(c.at) - unix(since))
+            .collect();
+        at = sorted(at);
+        out.push([at[0], rank(&at, 0.5), at[at.len() - 1]]);
+        eps.set(region, Mode::Serve);
+        wait_until(
+            "restored in every zone",
+            Duration::from_secs(60),
+            || async {
+                names.iter().all(|z| {
+                    store
+                        .member_ids(z, &format!("api.{z}"))
+                        .contains(&set_id(region))
+                })
+            },
+        )
+        .await;
+    }
+    drop(daemon);
+    out
+}
+
+/// The zones scenario without resyncs and with them, side by side.
+async fn zones(quick: bool) {
+    let trials = if quick { 2 } else { 6 };
+    let quiet = zones_withdrawal("1h", trials).await;
+    let busy = zones_withdrawal("10s", trials).await;
+    let column = |v: &[[f64; 3]], i: usize| median(&v.iter().map(|t| t[i]).collect::<Vec<_>>());
+    println!("50 zones, health checks on, a region failing (medians of {trials} trials; seconds from the failure to the withdrawal accepted):");
+    for (i, what) in ["first zone", "median zone", "last zone"]
+        .iter()
+        .enumerate()
+    {
+        let (a, b) = (column(&quiet, i), column(&busy, i));
+        println!(
+            "  {what:<12} no resync {a:.3}s   resync 10s, failing at a resync {b:.3}s   difference {:+.3}s  [target <= 0.5s]",
+            b - a
+        );
+    }
 }
 
 /// Two daemons over the same endpoints, each with its own store: one with
@@ -399,13 +617,13 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    // BENCH_ONLY=detection|flapping|quorum|scale runs one scenario.
+    // BENCH_ONLY=detection|flapping|quorum|zones|scale runs one scenario.
     let only = std::env::var("BENCH_ONLY").ok();
     let runs = |name: &str| only.as_deref().is_none_or(|o| o == name);
     rt.block_on(async {
         if runs("detection") {
-            detection(quick, "1s").await;
-            detection(quick, "250ms").await;
+            detection(quick, 1000).await;
+            detection(quick, 250).await;
         }
         if runs("flapping") {
             flapping().await;
@@ -417,6 +635,9 @@ fn main() {
                 "the quorum's added detection time (medians, majority - any): {:.3}s  [target <= 1s]",
                 majority - any
             );
+        }
+        if runs("zones") {
+            zones(quick).await;
         }
         if runs("scale") {
             scale(quick).await;

@@ -614,3 +614,86 @@ async fn health_checks_are_kept_in_sync_in_route53() {
     assert_eq!(theirs, &foreign, "untouched");
     daemon.stop().await;
 }
+
+/// A restart while one region's API Gateway cannot be read (its
+/// `GetDomainName` hangs, behind a fault proxy in front of moto): the
+/// region's target is taken from the alias record the zone already holds,
+/// so its member is probed and its failure still withdrawn; the other
+/// region's lookup is not held up by the hanging one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_while_one_regions_api_gateway_hangs_still_withdraws_its_failure() {
+    let moto = Moto::start().await;
+    let zone = moto.create_zone("example.test").await;
+    let client = aws_sdk_route53::Client::from_conf(moto.conf());
+    for (region, target) in [
+        ("us-east-1", "d-use1abc.execute-api.us-east-1.amazonaws.com"),
+        ("eu-west-1", "d-euw1xyz.execute-api.eu-west-1.amazonaws.com"),
+    ] {
+        create_domain(&moto.url, region, "api.example.test", target).await;
+    }
+    let proxy = FaultProxy::start(&moto.url).await;
+    let eps = Endpoints::start(&["us-east-1", "eu-west-1"]).await;
+    let provider = format!(
+        "{{kind: route53, endpoint_url: \"{}\", max_requests_per_second: 20}}",
+        proxy.url
+    );
+    let mut text = config_with_provider(&provider, &eps, 1, "5m");
+    for i in 1..=2 {
+        text = text.replace(
+            &format!("target: {{values: [192.0.2.{i}]}}"),
+            "target: {api_gateway_domain: api.example.test}",
+        );
+    }
+    let daemon = start_daemon(&text).await;
+    wait_until("both discovered members are in Route53", LIMIT, || async {
+        member_ids(&client, &zone).await.len() == 2
+    })
+    .await;
+    daemon.stop().await;
+
+    // eu-west-1's API Gateway stops answering; the daemon restarts.
+    proxy.answer(std::sync::Arc::new(|asked| {
+        let lookup = asked.method == "GET" && asked.path.starts_with("/v2/domainnames/");
+        (lookup && asked.region() == Some("eu-west-1")).then_some(Reply::Hang)
+    }));
+    let restarted = std::time::Instant::now();
+    let daemon = start_daemon(&text).await;
+    wait_until("us-east-1 is looked up", LIMIT, || async {
+        daemon.member("us-east-1").await.target
+            == "API Gateway api.example.test → d-use1abc.execute-api.us-east-1.amazonaws.com"
+    })
+    .await;
+    let looked_up = restarted.elapsed();
+    assert!(
+        looked_up < route53_failover::discovery::LOOKUP_TIMEOUT,
+        "us-east-1 waited for eu-west-1's lookup: {looked_up:?}"
+    );
+    wait_until("eu-west-1 runs on the zone's alias", LIMIT, || async {
+        let m = daemon.member("eu-west-1").await;
+        m.target.starts_with(
+            "API Gateway api.example.test → d-euw1xyz.execute-api.eu-west-1.amazonaws.com (from the zone's record",
+        ) && m.verdict == "healthy"
+    })
+    .await;
+    assert!(proxy
+        .log()
+        .iter()
+        .any(|l| l.path.starts_with("/v2/domainnames/") && l.status == 0));
+
+    // The region fails: withdrawn all the same.
+    eps.set("eu-west-1", Mode::Fail);
+    wait_until("eu-west-1 is withdrawn", LIMIT, || async {
+        member_ids(&client, &zone).await == vec!["id-us-east-1".to_string()]
+    })
+    .await;
+    // Once the lookup times out, status says so.
+    wait_until("the failed lookup is shown", LIMIT, || async {
+        daemon
+            .member("eu-west-1")
+            .await
+            .target
+            .contains("(from the zone's record; lookup failed: ")
+    })
+    .await;
+    daemon.stop().await;
+}

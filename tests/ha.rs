@@ -9,87 +9,30 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::ha::*;
 use common::*;
-use route53_failover::decide::lease::LeaseValue;
 use route53_failover::demo::Mode;
-use route53_failover::provider::RecordType;
 
-const ZONE: &str = "example.test";
 const NAME: &str = "api.example.test";
-const LEASE: &str = "_route53-failover-lease.example.test";
-const VIEWS: &str = "_route53-failover-views.example.test";
 const LIMIT: Duration = Duration::from_secs(20);
 const LEASE_DURATION: Duration = Duration::from_secs(4);
 const RENEW_EVERY: Duration = Duration::from_secs(1);
 /// The least `ha.view_max_age`: a killed instance's view counts this long.
 const VIEW_MAX_AGE: Duration = Duration::from_secs(30);
 
-struct Instance {
-    id: &'static str,
-    proxy: FaultProxy,
-    daemon: Daemon,
-}
-
 /// Starts instance `id` on the store, through a proxy of its own.
 async fn instance(id: &'static str, store: &Store, eps: &Endpoints) -> Instance {
-    let proxy = FaultProxy::start(&store.url).await;
-    let provider = format!(
-        "{{kind: memory, endpoint_url: \"{}/\", max_requests_per_second: 50}}",
-        proxy.url
-    );
-    let mut text = config_with_provider(&provider, eps, 1, "1m");
-    text.push_str(&format!(
-        "ha: {{enabled: true, identity: {id}, lease_duration: {}ms, renew_every: {}ms, max_clock_drift: 250ms, view_max_age: {}s}}\n",
-        LEASE_DURATION.as_millis(),
-        RENEW_EVERY.as_millis(),
-        VIEW_MAX_AGE.as_secs()
-    ));
-    let daemon = start_daemon(&text).await;
-    Instance { id, proxy, daemon }
-}
-
-impl Instance {
-    async fn role(&self) -> String {
-        self.daemon.status().await.lease.expect("ha is on").role
-    }
-
-    /// Writes this instance sent to the store (accepted or not), other
-    /// than to the lease and to its own view (`decide::quorum`, unfenced
-    /// by design): record batches and health check calls.
-    fn writes(&self) -> Vec<Logged> {
-        let own_view = format!("{}.{VIEWS}", self.id);
-        let log = self.proxy.log();
-        let views: Vec<&Logged> = log.iter().filter(|l| l.body.contains(VIEWS)).collect();
-        assert!(
-            views
-                .iter()
-                .all(|l| l.body.contains(&own_view) || l.method == "GET"),
-            "{} wrote another instance's view: {views:?}",
-            self.id
-        );
-        log.into_iter()
-            .filter(|l| l.method != "GET" && !l.body.contains(LEASE) && !l.body.contains(VIEWS))
-            .collect()
-    }
-}
-
-/// The lease the store holds.
-fn lease(store: &Store) -> Option<LeaseValue> {
-    let records = store.store.records(ZONE).unwrap();
-    let r = records
-        .iter()
-        .find(|r| r.name == LEASE && r.rtype == RecordType::Txt)?;
-    LeaseValue::parse(&r.values[0])
-}
-
-async fn leaders(all: &[&Instance]) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    for i in all {
-        if i.role().await == "leader" {
-            out.push(i.id);
-        }
-    }
-    out
+    Instance::start(id, store, Launch::default(), |provider| {
+        let mut text = config_with_provider(provider, eps, 1, "1m");
+        text.push_str(&format!(
+            "ha: {{enabled: true, identity: {id}, lease_duration: {}ms, renew_every: {}ms, max_clock_drift: 250ms, view_max_age: {}s}}\n",
+            LEASE_DURATION.as_millis(),
+            RENEW_EVERY.as_millis(),
+            VIEW_MAX_AGE.as_secs()
+        ));
+        text
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

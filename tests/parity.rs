@@ -122,15 +122,16 @@ type Authorizers = Arc<Mutex<HashMap<String, (&'static str, Vec<&'static str>, &
 
 /// `GET /v2/apis/{id}/authorizers`, one authorizer per page.
 fn authorizers_stand_in(fixture: Authorizers) -> Answer {
-    Arc::new(move |method, path, query| {
-        let api = path
+    Arc::new(move |asked| {
+        let api = asked
+            .path
             .strip_prefix("/v2/apis/")?
             .strip_suffix("/authorizers")?;
-        if method != "GET" {
+        if asked.method != "GET" {
             return None;
         }
         let (region, audience, source) = fixture.lock().unwrap().get(api)?.clone();
-        let body = if query.contains("nextToken=page2") {
+        let body = if asked.query.contains("nextToken=page2") {
             serde_json::json!({"items": [{
                 "authorizerId": format!("req-{api}"), "name": "internal",
                 "authorizerType": "REQUEST", "identitySource": [source],
@@ -143,7 +144,7 @@ fn authorizers_stand_in(fixture: Authorizers) -> Answer {
                 "jwtConfiguration": {"audience": audience, "issuer": "https://auth.example.test/"}
             }], "nextToken": "page2"})
         };
-        Some((200, body.to_string()))
+        Some(Reply::Json(200, body.to_string()))
     })
 }
 
@@ -442,7 +443,7 @@ async fn each_regions_own_alb_behind_a_vpc_link_is_in_sync_and_a_failing_listing
 
     // GetAuthorizers now fails in both regions (moto answers 500), and
     // eu-west-1 lacks a route.
-    proxy.answer(Arc::new(|_, _, _| None));
+    proxy.answer(Arc::new(|_| None));
     let eu = apigw_client(&moto.url, "eu-west-1");
     let routes = eu.get_routes().api_id(&apis[1]).send().await.unwrap();
     let health = routes

@@ -226,6 +226,52 @@ struct ZoneSignals {
     edge: watch::Sender<usize>,
 }
 
+/// Gives a lookup's result to the members asked about (region, domain,
+/// flag); returns whether it worked.
+fn took(
+    rt: &Runtime,
+    members: &[(MemberId, Arc<ZoneSignals>)],
+    key: &(String, String, bool),
+    result: Result<crate::provider::AliasTarget, DiscoveryError>,
+) -> bool {
+    let worked = result.is_ok();
+    for (id, signals) in members {
+        let member = rt.member(*id);
+        let m = member.config();
+        let Target::ApiGateway {
+            domain,
+            evaluate_target_health: eth,
+        } = &m.target
+        else {
+            continue;
+        };
+        if (&m.region, domain, eth) != (&key.0, &key.1, &key.2) {
+            continue;
+        }
+        let record = &member.record().name;
+        match &result {
+            Ok(target) => {
+                let (dns_name, zone_id) = (target.dns_name.clone(), target.hosted_zone_id.clone());
+                if member.discovered(target.clone()) {
+                    info!(record = %record, region = %m.region, target = %dns_name,
+                        zone_id = %zone_id, "API Gateway target discovered");
+                    signals.trigger.notify_one();
+                }
+            }
+            Err(e) => {
+                warn!(record = %record, region = %m.region, error = %e,
+                    "API Gateway target lookup failed; the target the zone's record holds is used meanwhile");
+                rt.metrics
+                    .discovery_errors_total
+                    .with_label_values(&[&m.region, e.kind()])
+                    .inc();
+                member.discovery_failed(e.to_string());
+            }
+        }
+    }
+    worked
+}
+
 /// Where API Gateway is asked: the route53 provider's emulator, if any.
 pub fn discovery_endpoint(config: &Config) -> Option<&str> {
     match config.provider.kind {
@@ -269,56 +315,17 @@ async fn discovery_loop(
                 }
             }
         }
-        let mut round: std::collections::HashMap<_, Result<_, DiscoveryError>> =
-            std::collections::HashMap::new();
+        // Each result is taken as it comes: one region's slow lookup holds
+        // back no other's.
         loop {
             let next = tokio::select! {
                 n = lookups.join_next() => n,
                 _ = stop.cancelled() => return,
             };
             match next {
-                Some(Ok((key, r))) => {
-                    round.insert(key, r);
-                }
+                Some(Ok((key, result))) => failed |= !took(&rt, &members, &key, result),
                 Some(Err(_)) => {}
                 None => break,
-            }
-        }
-        for (id, signals) in &members {
-            let member = rt.member(*id);
-            let m = member.config();
-            let Target::ApiGateway {
-                domain,
-                evaluate_target_health: eth,
-            } = &m.target
-            else {
-                continue;
-            };
-            let key = (m.region.clone(), domain.clone(), *eth);
-            let Some(result) = round.get(&key).cloned() else {
-                continue;
-            };
-            let record = &member.record().name;
-            match result {
-                Ok(target) => {
-                    let (dns_name, zone_id) =
-                        (target.dns_name.clone(), target.hosted_zone_id.clone());
-                    if member.discovered(target) {
-                        info!(record = %record, region = %m.region, target = %dns_name,
-                            zone_id = %zone_id, "API Gateway target discovered");
-                        signals.trigger.notify_one();
-                    }
-                }
-                Err(e) => {
-                    failed = true;
-                    warn!(record = %record, region = %m.region, error = %e,
-                        "API Gateway target lookup failed; the target the zone's record holds is used meanwhile");
-                    rt.metrics
-                        .discovery_errors_total
-                        .with_label_values(&[&m.region, e.kind()])
-                        .inc();
-                    member.discovery_failed(e.to_string());
-                }
             }
         }
         first_round.send_replace(true);

@@ -61,9 +61,11 @@ pub(super) struct ViewExchange {
     fingerprint: String,
     /// The lists of the view last written, and when.
     written: Option<(BTreeSet<String>, BTreeSet<String>, Instant)>,
-    /// Per other instance: its view's content as last read, and when this
-    /// instance saw it change (monotonic).
+    /// Per other instance: its view's content as last read, and since when
+    /// it has held that content at the latest (monotonic; see `read`).
     contents: std::collections::HashMap<String, (Vec<String>, Instant)>,
+    /// When the last listing that went through was sent.
+    last_read: Option<Instant>,
 }
 
 impl ViewExchange {
@@ -90,6 +92,7 @@ impl ViewExchange {
             fingerprint,
             written: None,
             contents: Default::default(),
+            last_read: None,
         }
     }
 
@@ -235,6 +238,7 @@ impl ViewExchange {
     /// Reads every instance's view and brings each member's agreed verdict
     /// up to date; returns whether the read went through.
     async fn read(&mut self, zone_id: &str, parent: &str, ha: &crate::config::HaConfig) -> bool {
+        let sent = Instant::now();
         let records = match self.calls.list_records_under(zone_id, parent).await {
             Ok(r) => r,
             Err(e) => {
@@ -244,8 +248,12 @@ impl ViewExchange {
         };
         let now = SystemTime::now();
         let mono = Instant::now();
-        // Each view with when its content was last seen to change, on this
-        // instance's clock: what ages its votes (no wall clock compared).
+        // Each view with the earliest instant its content can have been
+        // written, on this instance's clock (no wall clock compared): a
+        // content first seen now was not there when the previous listing
+        // was sent. That ages its votes, and tells a view refreshed since
+        // a failure began from one written before it and read only now.
+        let since = self.last_read.replace(sent).unwrap_or(sent);
         let views: Vec<(View, Instant)> = records
             .iter()
             .filter_map(|r| Some((View::parse(r)?, r)))
@@ -254,8 +262,8 @@ impl ViewExchange {
                     Some((values, at)) if *values == r.values => *at,
                     _ => {
                         self.contents
-                            .insert(v.instance.clone(), (r.values.clone(), mono));
-                        mono
+                            .insert(v.instance.clone(), (r.values.clone(), since));
+                        since
                     }
                 };
                 (v, changed)

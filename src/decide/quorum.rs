@@ -136,8 +136,10 @@ pub struct Vote {
     pub verdict: Verdict,
     /// When the view was written, by its writer's clock (shown only).
     pub written: SystemTime,
-    /// When this instance last saw the view's content change, on its own
-    /// monotonic clock: what ages the vote.
+    /// Since when the view has held this content at the latest, on this
+    /// instance's monotonic clock (when the last listing without it was
+    /// sent): what ages the vote, and what tells a refreshed view from one
+    /// written before this instance's probes turned.
     pub changed: Instant,
     /// Why it does not count, whatever the time (`Some`: shown only).
     pub ignored: Option<Ignored>,

@@ -502,6 +502,10 @@ fn target_text(t: &crate::config::Target, m: &MemberState) -> String {
                 "API Gateway {domain} → {} (from the zone's record; lookup failed: {e})",
                 a.dns_name
             ),
+            (Some(a), None) if m.discovered_from_zone => format!(
+                "API Gateway {domain} → {} (from the zone's record; looking it up)",
+                a.dns_name
+            ),
             (Some(a), None) => format!("API Gateway {domain} → {}", a.dns_name),
             (Some(a), Some(e)) => format!(
                 "API Gateway {domain} → {} (refresh failed: {e})",

@@ -4,6 +4,8 @@
 //! built daemon binary as a child process. Every wait is bounded.
 #![allow(dead_code)]
 
+pub mod ha;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -179,10 +181,42 @@ pub async fn start_daemon(config: &str) -> Daemon {
 /// The same, with at most `descriptors` open files (soft and hard limit,
 /// as `ulimit -n` sets them), when given.
 pub async fn start_daemon_with(config: &str, descriptors: Option<u64>) -> Daemon {
+    launch(
+        config,
+        Launch {
+            descriptors,
+            ..Launch::default()
+        },
+    )
+    .await
+}
+
+/// How a daemon is started, beyond its config.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// At most this many open files (`ulimit -n`).
+    pub descriptors: Option<u64>,
+    /// Its wall clock this far off the machine's (libfaketime's offset,
+    /// as `+20s` or `-20s`); its monotonic clock is left alone.
+    pub clock: Option<String>,
+}
+
+/// Debian's libfaketime (package `faketime`), for threaded programs.
+fn libfaketime() -> PathBuf {
+    let lib = std::fs::read_dir("/usr/lib")
+        .unwrap()
+        .flatten()
+        .map(|d| d.path().join("faketime/libfaketimeMT.so.1"))
+        .chain([PathBuf::from("/usr/lib/faketime/libfaketimeMT.so.1")])
+        .find(|p| p.exists());
+    lib.expect("libfaketime is installed (Debian package faketime; .ci/run installs it)")
+}
+
+pub async fn launch(config: &str, how: Launch) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     let path: PathBuf = dir.path().join("config.yaml");
     std::fs::write(&path, config).unwrap();
-    let mut command = match descriptors {
+    let mut command = match how.descriptors {
         None => Command::new(BIN),
         Some(n) => {
             let mut c = Command::new("sh");
@@ -190,6 +224,14 @@ pub async fn start_daemon_with(config: &str, descriptors: Option<u64>) -> Daemon
             c
         }
     };
+    if let Some(offset) = &how.clock {
+        // libfaketime preloaded into the daemon itself (the `faketime`
+        // command would run it as a child, out of reach of its signals).
+        command
+            .env("LD_PRELOAD", libfaketime())
+            .env("FAKETIME", offset)
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    }
     let mut child = command
         .args(["run", "--config"])
         .arg(&path)
@@ -503,9 +545,34 @@ impl Drop for Moto {
 /// daemons, each behind its own proxy, sent what and when.
 /// Queued faults: (method, path ending, HTTP status, body).
 type Faults = Arc<std::sync::Mutex<std::collections::VecDeque<(String, String, u16, String)>>>;
-/// A stand-in for what the upstream cannot answer: (method, path, query) →
-/// a JSON answer, or `None` to forward.
-pub type Answer = Arc<dyn Fn(&str, &str, &str) -> Option<(u16, String)> + Send + Sync>;
+/// A stand-in for what the upstream cannot answer (or should not): a
+/// request → a JSON answer, no answer at all, or `None` to forward.
+pub type Answer = Arc<dyn Fn(&Asked) -> Option<Reply> + Send + Sync>;
+
+/// What a stand-in sees of a request.
+pub struct Asked<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub authorization: &'a str,
+    pub body: &'a str,
+}
+
+impl Asked<'_> {
+    /// The region a SigV4-signed request is for (its credential scope:
+    /// `Credential=<key>/<date>/<region>/<service>/aws4_request`).
+    pub fn region(&self) -> Option<&str> {
+        let scope = self.authorization.split("Credential=").nth(1)?;
+        scope.split('/').nth(2)
+    }
+}
+
+pub enum Reply {
+    /// This status and JSON body.
+    Json(u16, String),
+    /// Nothing, ever: the caller's own timeout ends it.
+    Hang,
+}
 
 #[derive(Debug, Clone)]
 pub struct Logged {
@@ -573,16 +640,33 @@ impl FaultProxy {
                         });
                         pos.and_then(|i| q.remove(i))
                     };
-                    let answered = stand_in
-                        .and_then(|f| f(method.as_str(), uri.path(), uri.query().unwrap_or("")));
-                    if let Some((status, body)) = answered {
-                        note(status);
-                        return (
-                            StatusCode::from_u16(status).unwrap(),
-                            [("content-type", "application/json")],
-                            body,
-                        )
-                            .into_response();
+                    let answered = stand_in.and_then(|f| {
+                        f(&Asked {
+                            method: method.as_str(),
+                            path: uri.path(),
+                            query: uri.query().unwrap_or(""),
+                            authorization: headers
+                                .get("authorization")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or(""),
+                            body: &text,
+                        })
+                    });
+                    match answered {
+                        Some(Reply::Json(status, body)) => {
+                            note(status);
+                            return (
+                                StatusCode::from_u16(status).unwrap(),
+                                [("content-type", "application/json")],
+                                body,
+                            )
+                                .into_response();
+                        }
+                        Some(Reply::Hang) => {
+                            note(0);
+                            std::future::pending::<()>().await;
+                        }
+                        None => {}
                     }
                     if let Some((_, _, status, body)) = fault {
                         note(status);
@@ -670,3 +754,58 @@ impl FaultProxy {
 }
 
 use axum::response::IntoResponse;
+
+/// A TCP path to an endpoint that a test can break for one daemon (its
+/// `connect_to` points here): while cut, connections are closed as soon as
+/// they are accepted, and those open are dropped at once.
+pub struct TcpPath {
+    pub addr: String,
+    cut: tokio::sync::watch::Sender<bool>,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+impl TcpPath {
+    pub async fn start(target: &str) -> TcpPath {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (cut, watch) = tokio::sync::watch::channel(false);
+        let stop = CancellationToken::new();
+        let (s, target) = (stop.clone(), target.to_string());
+        tokio::spawn(async move {
+            loop {
+                let (mut inbound, _) = tokio::select! {
+                    a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
+                    _ = s.cancelled() => return,
+                };
+                if *watch.borrow() {
+                    continue;
+                }
+                let (s, target, mut cut) = (s.clone(), target.clone(), watch.clone());
+                tokio::spawn(async move {
+                    let connect = tokio::net::TcpStream::connect(&target);
+                    let Ok(Ok(mut outbound)) =
+                        tokio::time::timeout(Duration::from_secs(2), connect).await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.wait_for(|c| *c) => {}
+                        _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                        _ = s.cancelled() => {}
+                    }
+                });
+            }
+        });
+        TcpPath {
+            addr,
+            cut,
+            _stop: stop.drop_guard(),
+        }
+    }
+
+    /// Breaks the path (`true`) or mends it.
+    pub fn cut(&self, cut: bool) {
+        self.cut.send_replace(cut);
+    }
+}
