@@ -48,6 +48,9 @@ pub(super) struct Reconciler {
     pub(super) rejected: RejectedRecords,
     /// Health check calls failed this many reconciles in a row.
     check_failures: u32,
+    /// A resync's read gave way to a reconcile a verdict asked for: the
+    /// zone is read once that reconcile has written.
+    read_after: bool,
 }
 
 /// A zone's timings, from its members' probe settings.
@@ -140,6 +143,7 @@ impl Reconciler {
         let resync = self.rt.config.resync_interval;
         let mut edge = signals.edge.subscribe();
         let mut woken_by_verdict = false;
+        let mut resync_due = false;
         // Zones started together do not resync together (each lists its
         // zone, and their reads would queue behind one another).
         let jittered = || resync.mul_f64(rand::rng().random_range(0.75..1.25));
@@ -170,6 +174,11 @@ impl Reconciler {
                     // rate limit paces it); a check call that failed is
                     // tried again after a backoff.
                     retry_at = self.again.then(tokio::time::Instant::now);
+                    // A resync's read given way to this reconcile: now.
+                    if std::mem::take(&mut self.read_after) {
+                        self.observed = None;
+                        retry_at = Some(tokio::time::Instant::now());
+                    }
                     let check_error = passed.check_error.as_ref().map(|e| e.to_string());
                     self.rt
                         .update_zone(&self.zone, |z| z.check_error = check_error);
@@ -258,11 +267,11 @@ impl Reconciler {
                 }
                 _ = tokio::time::sleep_until(next_resync) => {
                     debug!(zone = %self.zone, "resync");
-                    self.observed = None;
                     // Records held out are tried again: what Route53
                     // refused may have been fixed by hand meanwhile.
                     self.rejected.clear();
                     next_resync = tokio::time::Instant::now() + jittered();
+                    resync_due = true;
                 }
                 _ = retry => {}
                 _ = role_changed(&mut role) => {
@@ -274,6 +283,34 @@ impl Reconciler {
             if self.shutdown.is_cancelled() {
                 return;
             }
+            if std::mem::take(&mut resync_due) {
+                let shutdown = self.shutdown.clone();
+                // The zone is read again, unless a verdict changes first:
+                // a withdrawal does not queue behind a resync's read. It
+                // goes on what was read last (Route53 refuses a batch the
+                // zone no longer matches, and the zone is read at once),
+                // and the read follows it.
+                tokio::select! {
+                    read = self.resync_read() => if read.is_err() {
+                        // Read again by the next reconcile, which reports it.
+                        self.observed = None;
+                    },
+                    _ = signals.trigger.notified() => {
+                        woken_by_verdict = true;
+                        self.read_after = true;
+                    }
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        }
+    }
+
+    /// A resync's read of the zone (once the zone is known; until then the
+    /// next reconcile finds it and reads).
+    async fn resync_read(&mut self) -> Result<(), ProviderError> {
+        match self.zone_id.clone() {
+            Some(id) => self.read(&id).await,
+            None => Ok(()),
         }
     }
 
@@ -332,6 +369,7 @@ impl Reconciler {
             pace,
             rejected: RejectedRecords::new(),
             check_failures: 0,
+            read_after: false,
         }
     }
 

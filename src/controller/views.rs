@@ -9,9 +9,12 @@
 //! default); the others' views are read in one request every 10 s (0.1
 //! reads/s). Faster only while a decision waits on them:
 //! - every 250 ms while one of its own runs may turn a verdict (a member
-//!   failing, or recovering), and for up to 30 s after one of its own
+//!   failing, or recovering), for up to 30 s after one of its own
 //!   verdicts changed while the quorum does not agree with it yet (an
-//!   incident: every instance sees the change at about the same time);
+//!   incident: every instance sees the change at about the same time), and
+//!   for up to 30 s after another instance's view changed to say otherwise
+//!   than this one on some member (a failure the others see first, or this
+//!   instance cannot see: the rest of them may follow within seconds);
 //! - every 750 ms while the lease's holder is outvoted on some member (its
 //!   own path to it is broken, which status and metrics show): it then
 //!   learns only from the others, and a real failure they see must still
@@ -66,6 +69,11 @@ pub(super) struct ViewExchange {
     contents: std::collections::HashMap<String, (Vec<String>, Instant)>,
     /// When the last listing that went through was sent.
     last_read: Option<Instant>,
+    /// The (instance, member) pairs whose vote says otherwise than this
+    /// instance's verdict, as last read, and when a pair last joined them
+    /// (a failure the others see first, or alone).
+    at_odds: std::collections::HashSet<(String, MemberId)>,
+    contradicted: Option<Instant>,
 }
 
 impl ViewExchange {
@@ -93,6 +101,8 @@ impl ViewExchange {
             written: None,
             contents: Default::default(),
             last_read: None,
+            at_odds: Default::default(),
+            contradicted: None,
         }
     }
 
@@ -127,7 +137,8 @@ impl ViewExchange {
             if Instant::now() >= next_read {
                 retry |= !self.read(&zone_id, &parent, &ha).await;
                 let outvoted = self.outvoted();
-                let pending = outvoted && changed_at.is_some_and(|t| t.elapsed() < PENDING_FOR);
+                let recent = |t: Option<Instant>| t.is_some_and(|t| t.elapsed() < PENDING_FOR);
+                let pending = (outvoted && recent(changed_at)) || recent(self.contradicted);
                 // While a run may turn a verdict, the others' views are read
                 // fast: at `fall` this instance counts them as they are now.
                 let every = if pending || self.any_in_run() {
@@ -271,10 +282,21 @@ impl ViewExchange {
             .collect();
         self.contents
             .retain(|instance, _| views.iter().any(|(v, _)| &v.instance == instance));
+        let mut at_odds = std::collections::HashSet::new();
         for ((id, signals), key) in self.members.iter().zip(&self.keys) {
             let votes = quorum::votes(&views, &ha.identity, key, &self.fingerprint);
             let member = self.rt.member(*id);
             let local = member.read(|m| member.local(m));
+            // Another instance has come to see this member otherwise: the
+            // rest may follow within seconds, so read fast a while.
+            for v in &votes {
+                let differs = v.ignored.is_none()
+                    && local.verdict != Verdict::Unknown
+                    && ![Verdict::Unknown, local.verdict].contains(&v.verdict);
+                if differs {
+                    at_odds.insert((v.instance.clone(), *id));
+                }
+            }
             self.rt.metrics.member_views(
                 member.labels().values(),
                 &local,
@@ -295,6 +317,10 @@ impl ViewExchange {
                 signals.trigger.notify_one();
             }
         }
+        if !at_odds.is_subset(&self.at_odds) {
+            self.contradicted = Some(mono);
+        }
+        self.at_odds = at_odds;
         let others = views
             .iter()
             .filter(|(v, _)| v.instance != ha.identity)
