@@ -89,11 +89,11 @@ impl Reconciler {
         {
             // Someone else changed or deleted it: read again next time.
             self.observed = None;
-            self.rt.forget_health_checks().await;
+            self.rt.forget_health_checks();
         }
         let updated = updated?;
         info!(zone = %self.zone, health_check = %id, version = updated.version, "health check updated");
-        self.remember(updated).await;
+        self.remember(updated);
         Ok(id.to_string())
     }
 
@@ -124,15 +124,13 @@ impl Reconciler {
         info!(zone = %self.zone, health_check = %created.id, reference = %created.caller_reference,
             "health check created");
         let id = created.id.clone();
-        self.remember(created).await;
+        self.remember(created);
         self.calls.tag_health_check(&id, tags).await?;
         Ok(id)
     }
 
-    async fn remember(&mut self, check: HealthCheck) {
-        self.rt
-            .note_health_check(&check.id, Some(check.clone()))
-            .await;
+    fn remember(&mut self, check: HealthCheck) {
+        self.rt.note_health_check(&check.id, Some(check.clone()));
         self.checks.retain(|c| c.id != check.id);
         self.checks.push(check);
     }
@@ -157,7 +155,7 @@ impl Reconciler {
             match self.calls.delete_health_check(&id).await {
                 Ok(()) | Err(ProviderError::NoSuchHealthCheck(_)) => {
                     info!(zone = %self.zone, health_check = %id, "unused health check deleted");
-                    self.rt.note_health_check(&id, None).await;
+                    self.rt.note_health_check(&id, None);
                     self.checks.retain(|c| c.id != id);
                 }
                 Err(ProviderError::HealthCheckInUse(msg)) => {

@@ -174,10 +174,10 @@ impl Reconciler {
                     // rate limit paces it); a check call that failed is
                     // tried again after a backoff.
                     retry_at = self.again.then(tokio::time::Instant::now);
-                    // A resync's read given way to this reconcile: now.
+                    // A resync's read given way to this reconcile: now,
+                    // and again one a verdict can interrupt.
                     if std::mem::take(&mut self.read_after) {
-                        self.observed = None;
-                        retry_at = Some(tokio::time::Instant::now());
+                        resync_due = true;
                     }
                     let check_error = passed.check_error.as_ref().map(|e| e.to_string());
                     self.rt
@@ -257,7 +257,18 @@ impl Reconciler {
                 }
             };
             woken_by_verdict = false;
+            // A read that is due goes first; a verdict interrupts it (below).
+            let read_first = resync_due;
+            let read_now = async move {
+                if read_first {
+                    std::future::ready(()).await
+                } else {
+                    std::future::pending().await
+                }
+            };
             tokio::select! {
+                biased;
+                _ = read_now => {}
                 _ = signals.trigger.notified() => woken_by_verdict = true,
                 _ = hold_end => debug!(zone = %self.zone, "a damping hold or a control ended, or a withdrawal waits"),
                 _ = controls.changed() => debug!(zone = %self.zone, "on-call's controls changed"),

@@ -240,6 +240,10 @@ pub struct Runtime {
     /// serves every zone that reads within a while of it (the listing is
     /// of the whole account, not of a zone).
     health_checks: tokio::sync::Mutex<Option<(std::time::Instant, Arc<Vec<HealthCheck>>)>>,
+    /// The listing misses a write of this process, made while a listing was
+    /// under way (a write never waits on a read's lock): the next read
+    /// lists afresh.
+    health_checks_stale: std::sync::atomic::AtomicBool,
     /// The one Route53 rate limiter of the process, every caller's (the
     /// reconcilers, the lease, the views, the controls, the admin routes,
     /// the trackers): kept across reloads.
@@ -331,6 +335,7 @@ impl Runtime {
             tokens: Arc::default(),
             zones_changed: watch::Sender::new(0),
             health_checks: tokio::sync::Mutex::new(None),
+            health_checks_stale: Default::default(),
             limiter: Arc::new(crate::rate_limit::RateLimiter::new(
                 config.provider.max_requests_per_second,
             )),
@@ -648,31 +653,49 @@ impl Runtime {
         calls: &super::Calls,
         max_age: Duration,
     ) -> Result<Arc<Vec<HealthCheck>>, crate::provider::ProviderError> {
+        use std::sync::atomic::Ordering;
         let mut cached = self.health_checks.lock().await;
+        let stale = self.health_checks_stale.swap(false, Ordering::AcqRel);
         if let Some((at, list)) = cached.as_ref() {
-            if at.elapsed() < max_age {
+            if at.elapsed() < max_age && !stale {
                 return Ok(list.clone());
             }
         }
-        let list = Arc::new(calls.list_health_checks().await?);
+        let list = calls.list_health_checks().await;
+        let list = match list {
+            Ok(l) => Arc::new(l),
+            Err(e) => {
+                // What was noted meanwhile is still to be read.
+                self.health_checks_stale.fetch_or(stale, Ordering::AcqRel);
+                return Err(e);
+            }
+        };
         *cached = Some((std::time::Instant::now(), list.clone()));
         Ok(list)
     }
 
     /// Keeps the shared listing true to this process's own writes: `check`
-    /// made or updated (its new form), or `None`: deleted.
-    pub(super) async fn note_health_check(&self, id: &str, check: Option<HealthCheck>) {
-        if let Some((_, list)) = self.health_checks.lock().await.as_mut() {
-            let list = Arc::make_mut(list);
-            list.retain(|c| c.id != id);
-            list.extend(check);
+    /// made or updated (its new form), or `None`: deleted. Never waits: a
+    /// listing under way (it may or may not see the write) is taken as
+    /// stale instead.
+    pub(super) fn note_health_check(&self, id: &str, check: Option<HealthCheck>) {
+        match self.health_checks.try_lock() {
+            Ok(mut cached) => {
+                if let Some((_, list)) = cached.as_mut() {
+                    let list = Arc::make_mut(list);
+                    list.retain(|c| c.id != id);
+                    list.extend(check);
+                }
+            }
+            Err(_) => self.forget_health_checks(),
         }
     }
 
     /// The next read lists the account's checks afresh (a call found the
     /// listing stale: someone else changed a check).
-    pub(super) async fn forget_health_checks(&self) {
-        *self.health_checks.lock().await = None;
+    pub(super) fn forget_health_checks(&self) {
+        self.health_checks_stale
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Tells every reconciler to read its zone again (something outside
