@@ -129,22 +129,79 @@ impl Discovery {
         .await
         .map_err(|_| DiscoveryError::Timeout(LOOKUP_TIMEOUT))?
         .map_err(|e| classify(e, domain, region))?;
-        // A regional custom domain has one configuration with the
-        // regional endpoint; an edge-optimized one has none here.
-        out.domain_name_configurations()
-            .iter()
-            .find_map(|c| {
-                Some(AliasTarget {
-                    dns_name: crate::provider::normalize_name(c.api_gateway_domain_name()?),
-                    hosted_zone_id: c.hosted_zone_id()?.to_string(),
-                    evaluate_target_health,
-                })
-            })
-            .ok_or_else(|| DiscoveryError::NoRegionalEndpoint {
+        regional(out.domain_name_configurations(), evaluate_target_health).ok_or_else(|| {
+            DiscoveryError::NoRegionalEndpoint {
                 domain: domain.to_string(),
                 region: region.to_string(),
-            })
+            }
+        })
     }
+}
+
+impl Discovery {
+    /// Every regional custom domain in `region` and its regional target
+    /// (`GetDomainNames`, every page): for `init`, to find which domain an
+    /// existing alias record points at.
+    pub async fn regional_domains(
+        &self,
+        region: &str,
+    ) -> Result<Vec<(String, AliasTarget)>, DiscoveryError> {
+        let client = self
+            .clients
+            .get(region)
+            .ok_or_else(|| DiscoveryError::Service(format!("no client for {region}")))?;
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        // Bounded: a listing that does not end is an error, not a hang.
+        for _ in 0..1000 {
+            self.limiter.acquire().await;
+            let page = tokio::time::timeout(
+                LOOKUP_TIMEOUT,
+                client
+                    .get_domain_names()
+                    .set_next_token(token.clone())
+                    .send(),
+            )
+            .await
+            .map_err(|_| DiscoveryError::Timeout(LOOKUP_TIMEOUT))?
+            .map_err(|e| classify(e, "*", region))?;
+            for d in page.items() {
+                let Some(name) = d.domain_name() else {
+                    continue;
+                };
+                if let Some(t) = regional(d.domain_name_configurations(), false) {
+                    out.push((crate::provider::normalize_name(name), t));
+                }
+            }
+            match page.next_token() {
+                Some(next) if Some(next) != token.as_deref() => token = Some(next.to_string()),
+                Some(_) => {
+                    return Err(DiscoveryError::Service(
+                        "GetDomainNames returned the same page token twice".into(),
+                    ))
+                }
+                None => return Ok(out),
+            }
+        }
+        Err(DiscoveryError::Service(
+            "GetDomainNames: more than 1000 pages".into(),
+        ))
+    }
+}
+
+/// A domain's regional endpoint: a regional custom domain has one
+/// configuration with it; an edge-optimized one has none.
+fn regional(
+    configs: &[apigw::types::DomainNameConfiguration],
+    evaluate_target_health: bool,
+) -> Option<AliasTarget> {
+    configs.iter().find_map(|c| {
+        Some(AliasTarget {
+            dns_name: crate::provider::normalize_name(c.api_gateway_domain_name()?),
+            hosted_zone_id: c.hosted_zone_id()?.to_string(),
+            evaluate_target_health,
+        })
+    })
 }
 
 fn classify<E, R>(err: SdkError<E, R>, domain: &str, region: &str) -> DiscoveryError

@@ -31,6 +31,8 @@
 //! - [`admin`]: on-call's authenticated `/admin` routes (drains, freezes,
 //!   retiring a record the config no longer manages).
 //! - [`client`]: the CLI's side of those routes, `/status` and `/events`.
+//! - [`init`]: `route53-failover init`: an existing latency setup read back
+//!   into the config that adopts it.
 //! - [`demo`]: simulated regional endpoints on loopback for `route53-failover demo`.
 
 pub mod admin;
@@ -42,6 +44,7 @@ pub mod demo;
 pub mod discovery;
 pub mod events;
 pub mod http;
+pub mod init;
 pub mod metrics;
 pub mod parity;
 pub mod probe;

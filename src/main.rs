@@ -13,8 +13,11 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use route53_failover::config::{self, Config, ProviderKind};
+mod cli;
+
+use route53_failover::config::{self, Config, ProviderConfig, ProviderKind};
 use route53_failover::controller::{self, Runtime};
+use route53_failover::decide::ownership;
 use route53_failover::decide::policy::Intent;
 use route53_failover::discovery::Discovery;
 use route53_failover::metrics::Metrics;
@@ -23,7 +26,7 @@ use route53_failover::provider::faults::{Faulty, MemoryStore};
 use route53_failover::provider::memory::MemoryProvider;
 use route53_failover::provider::remote::{self, RemoteMemory};
 use route53_failover::provider::route53::Route53Provider;
-use route53_failover::provider::{Action, Change, Provider};
+use route53_failover::provider::{Action, Change, Provider, RecordType};
 use route53_failover::{admin, client, demo, http, reload};
 
 const EXAMPLES: &str = "\
@@ -36,8 +39,9 @@ Examples:
   route53-failover events --url http://127.0.0.1:9090
   route53-failover drain --url URL --record api.example.com --region eu-west-1 --reason \"patching\" --for 2h
   route53-failover freeze --url URL --reason \"manual change in the console\" --for 30m
+  route53-failover init --zone example.com --owner api-prod --out config.yaml  # adopt what exists
 
-Exit codes: 0 ok, 1 failure while running, 2 bad input (config or arguments).";
+Exit codes: 0 ok, 1 failure while running, 2 bad input (config or arguments),\n3 (parity) the regions differ, (init) some parts need a decision.";
 
 #[derive(Parser)]
 #[command(version, about, after_help = EXAMPLES)]
@@ -80,6 +84,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Read an existing latency setup (a zone's latency records, and API
+    /// Gateway for the aliases to it) and write the config that adopts it
+    /// as it is. Exit 0 all mapped, 3 some parts need a decision (listed),
+    /// 2 bad input, 1 a read failed.
+    Init(cli::init::InitArgs),
     /// Run on three simulated regions on loopback with the embedded memory provider.
     Demo {
         /// Where to serve the status page, metrics and the demo controls.
@@ -141,6 +150,19 @@ impl std::fmt::Display for RegionsDiffer {
 
 impl std::error::Error for RegionsDiffer {}
 
+/// Some parts of what `init` read need the operator's decision: exit code
+/// 3, each already said.
+#[derive(Debug)]
+struct NeedsDecision;
+
+impl std::fmt::Display for NeedsDecision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("some parts need a decision")
+    }
+}
+
+impl std::error::Error for NeedsDecision {}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log, cli.log_json);
@@ -157,7 +179,7 @@ fn main() -> ExitCode {
             eprintln!("{e}");
             ExitCode::from(2)
         }
-        Err(e) if e.is::<RegionsDiffer>() => ExitCode::from(3),
+        Err(e) if e.is::<RegionsDiffer>() || e.is::<NeedsDecision>() => ExitCode::from(3),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -189,18 +211,19 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Run { config: path } => {
             let config = load(&path)?;
             let hash = config::short_digest(&std::fs::read(&path).unwrap_or_default());
-            let (provider, store) = build_provider(&config).await?;
+            let (provider, store) = build_provider(&config.provider).await?;
             // The embedded store: what it holds, read-only.
             let extra = store.map(remote::inspect_router);
             serve(config, (Some(path), hash), provider, extra).await
         }
         Command::Plan { config } => {
             let config = load(&config)?;
-            let (provider, _) = build_provider(&config).await?;
+            let (provider, _) = build_provider(&config.provider).await?;
             check_zones(&config, provider.as_ref()).await?;
             plan(&config, provider.as_ref()).await
         }
         Command::Parity { config, json } => parity(&load(&config)?, json).await,
+        Command::Init(args) => cli::init::run(args).await,
         Command::Demo { listen } => run_demo(listen).await,
         Command::Status {
             url,
@@ -265,24 +288,24 @@ fn load(path: &Path) -> anyhow::Result<Config> {
 /// routes are served next to the status page).
 type Providers = (Arc<dyn Provider>, Option<Arc<MemoryStore>>);
 
-async fn build_provider(config: &Config) -> anyhow::Result<Providers> {
-    match config.provider.kind {
+async fn build_provider(provider: &ProviderConfig) -> anyhow::Result<Providers> {
+    match provider.kind {
         ProviderKind::Route53 => {
-            let endpoint = config.provider.endpoint_url.as_ref().map(|u| u.as_str());
-            let provider = Route53Provider::new(&config.provider.region, endpoint).await;
-            Ok((Arc::new(provider), None))
+            let endpoint = provider.endpoint_url.as_ref().map(|u| u.as_str());
+            let route53 = Route53Provider::new(&provider.region, endpoint).await;
+            Ok((Arc::new(route53), None))
         }
-        ProviderKind::Memory => match &config.provider.endpoint_url {
+        ProviderKind::Memory => match &provider.endpoint_url {
             Some(url) => Ok((
                 Arc::new(RemoteMemory::new(url.clone()).map_err(anyhow::Error::msg)?),
                 None,
             )),
             None => {
                 let store = Arc::new(Faulty::new(MemoryProvider::new(
-                    &config.provider.zones,
-                    config.provider.insync_after,
+                    &provider.zones,
+                    provider.insync_after,
                 )));
-                for (i, (zone, record)) in config.provider.seed.iter().enumerate() {
+                for (i, (zone, record)) in provider.seed.iter().enumerate() {
                     let change = Change {
                         action: Action::Create,
                         record: record.clone(),
@@ -485,13 +508,28 @@ async fn plan(config: &Config, provider: &dyn Provider) -> anyhow::Result<()> {
             println!("  {c}");
         }
     }
+    // An ownership marker claims what the daemon manages; adopting a
+    // record as it is writes only that.
+    let marker = |c: &Change| {
+        c.record.rtype == RecordType::Txt && ownership::marked_record(&c.record.name).is_some()
+    };
     if changes.is_empty() {
         println!("no changes");
+    } else if changes.iter().all(marker) {
+        println!(
+            "no record changes; {} ownership marker change(s), claiming what the config manages:",
+            changes.len()
+        );
     } else {
         println!("{} change(s):", changes.len());
-        for c in &changes {
-            println!("  {c}");
-        }
+    }
+    for c in &changes {
+        let note = if marker(c) {
+            "  (ownership marker)"
+        } else {
+            ""
+        };
+        println!("  {c}{note}");
     }
     if !held.is_empty() {
         println!("{} change(s) held back by a freeze:", held.len());
@@ -515,7 +553,7 @@ async fn run_demo(listen: SocketAddr) -> anyhow::Result<()> {
     let mut config = config::parse(&demo::config_text(&endpoints), Path::new("."))
         .map_err(|e| anyhow::anyhow!("the demo config is invalid: {e}"))?;
     config.listen = listen;
-    let (provider, store) = build_provider(&config).await?;
+    let (provider, store) = build_provider(&config.provider).await?;
     if let Some(store) = &store {
         tokio::spawn(demo::simulate_checkers(
             store.clone(),

@@ -36,6 +36,58 @@ pub struct HealthCheckSettings {
 }
 
 impl Validator {
+    /// `existing` names one record's check: refused above a member.
+    pub(super) fn member_only_check(&mut self, path: &str, c: &RawHealthCheck) {
+        if let Some(id) = &c.existing {
+            self.err(
+                format!("{path}.existing"),
+                format!(
+                    "{} names one record's check: set it on the member (regions[].health_check)",
+                    q(id)
+                ),
+            );
+        }
+    }
+
+    /// A member's `health_check.existing`, checked: an id, and nothing the
+    /// daemon would set on a check it makes.
+    pub(super) fn existing_check(
+        &mut self,
+        member_path: &str,
+        c: Option<&RawHealthCheck>,
+    ) -> Option<String> {
+        let c = c?;
+        let id = c.existing.as_ref()?;
+        let path = format!("{member_path}.health_check");
+        let valid = !id.is_empty()
+            && id.len() <= 64
+            && id.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-');
+        if !valid {
+            self.err(
+                format!("{path}.existing"),
+                format!("{} is not a Route53 health check id", q(id)),
+            );
+        }
+        let settings = [
+            ("enabled", c.enabled.is_some()),
+            ("request_interval", c.request_interval.is_some()),
+            ("failure_threshold", c.failure_threshold.is_some()),
+            ("regions", c.regions.is_some()),
+            ("measure_latency", c.measure_latency.is_some()),
+            ("resource_path", c.resource_path.is_some()),
+            ("fqdn", c.fqdn.is_some()),
+        ];
+        for (key, given) in settings {
+            if given {
+                self.err(
+                    format!("{path}.{key}"),
+                    "does not go with existing: the daemon leaves an existing check as it is",
+                );
+            }
+        }
+        Some(id.clone())
+    }
+
     /// `Some(None)`: checks are disabled; `None`: an error was reported.
     pub(super) fn health_check(
         &mut self,

@@ -147,6 +147,39 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
     }
 }
 
+/// A file's `provider` section alone, validated as [`parse`] validates it
+/// (for `init`, which takes the provider of a config that may have no
+/// records yet), and that section as YAML, one key per line.
+pub fn parse_provider(text: &str) -> Result<(ProviderConfig, String), ConfigErrors> {
+    let one = |path: &str, message: String| {
+        ConfigErrors(vec![ConfigError {
+            path: path.into(),
+            message,
+        }])
+    };
+    let doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| one("", e.to_string()))?;
+    let section = doc
+        .get("provider")
+        .cloned()
+        .ok_or_else(|| one("provider", "missing (required)".into()))?;
+    let raw: raw::RawProvider =
+        serde_yaml::from_value(section.clone()).map_err(|e| one("provider", e.to_string()))?;
+    let mut v = Validator {
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        base_dir: PathBuf::from("."),
+    };
+    let provider = v.provider(raw);
+    match provider {
+        Some(p) if v.errors.is_empty() => {
+            let yaml =
+                serde_yaml::to_string(&section).map_err(|e| one("provider", e.to_string()))?;
+            Ok((p, yaml))
+        }
+        _ => Err(ConfigErrors(v.errors)),
+    }
+}
+
 /// `records[0].regions[1].probe.intervl`, from serde_ignored's path.
 fn ignored_path(path: &serde_ignored::Path<'_>) -> String {
     use serde_ignored::Path as P;
@@ -274,6 +307,7 @@ impl Validator {
         let default_probe = defaults.probe.unwrap_or_default();
         let default_policy = defaults.policy.unwrap_or_default();
         let default_check = defaults.health_check.unwrap_or_default();
+        self.member_only_check("defaults.health_check", &default_check);
         let mut records = Vec::new();
         match raw.records {
             None => self.err("records", "missing (required)"),

@@ -112,6 +112,10 @@ pub struct RawHealthCheck {
     pub resource_path: Option<String>,
     /// Default: the regional target, else the probe's connect_to or URL host.
     pub fqdn: Option<String>,
+    /// A member only: a check the daemon did not make, attached to the
+    /// member's record as it is and never changed or deleted (an adopted
+    /// record keeps the check it came with).
+    pub existing: Option<String>,
 }
 
 impl RawHealthCheck {
@@ -128,6 +132,8 @@ impl RawHealthCheck {
                 .clone()
                 .or_else(|| base.resource_path.clone()),
             fqdn: self.fqdn.clone().or_else(|| base.fqdn.clone()),
+            // One check belongs to one record: never inherited.
+            existing: self.existing.clone(),
         }
     }
 }

@@ -80,6 +80,9 @@ pub struct MemberConfig {
     pub probe: Arc<ProbeSpec>,
     /// The Route53 health check to keep for this member; `None`: none.
     pub health_check: Option<HealthCheckSettings>,
+    /// `health_check.existing`: a check the daemon did not make, attached
+    /// as it is (then `health_check` is `None`).
+    pub existing_check: Option<String>,
     pub adopt: bool,
 }
 
@@ -172,6 +175,7 @@ impl Validator {
             .clone()
             .unwrap_or_default()
             .over(default_check);
+        self.member_only_check(&format!("{path}.health_check"), &record_check);
         let raw_policy = r.policy.clone().unwrap_or_default().over(default_policy);
 
         let mut members = Vec::new();
@@ -265,13 +269,18 @@ impl Validator {
             .clone()
             .unwrap_or_default()
             .over(record_check);
-        let health_check = self.health_check(path, &check, &raw_probe, probe.as_ref());
+        let existing_check = self.existing_check(path, m.health_check.as_ref());
+        let health_check = match existing_check {
+            Some(_) => Some(None),
+            None => self.health_check(path, &check, &raw_probe, probe.as_ref()),
+        };
         Some(MemberConfig {
             region: region?,
             set_identifier: set_identifier?,
             target: target?,
             probe: Arc::new(probe?),
             health_check: health_check?,
+            existing_check,
             adopt: m.adopt.unwrap_or(false),
         })
     }

@@ -136,8 +136,13 @@ pub fn desired(
 /// What a member asks of its check: none when disabled; unknown while its
 /// record is someone else's (`conflict`) or its target is not discovered.
 pub fn want(member: &MemberConfig, conflict: bool, discovered: Option<&AliasTarget>) -> Want {
+    if conflict {
+        return Want::Unknown;
+    }
+    if let Some(id) = &member.existing_check {
+        return Want::Existing(id.clone());
+    }
     match &member.health_check {
-        _ if conflict => Want::Unknown,
         None => Want::None,
         Some(settings) => match desired(member, settings, discovered) {
             Some(c) => Want::Check(c),
@@ -155,6 +160,9 @@ pub enum Want {
     /// leave its checks and the record's attachment as they are.
     Unknown,
     Check(HealthCheckConfig),
+    /// A check the daemon did not make (`health_check.existing`): attached
+    /// as it is, never changed.
+    Existing(String),
 }
 
 /// The step that brings one member's check in line.
@@ -210,6 +218,7 @@ pub fn step(
     let want = match want {
         Want::None => return (Step::Detach, Vec::new()),
         Want::Unknown => return (Step::Keep, mine.iter().map(|c| c.id.clone()).collect()),
+        Want::Existing(id) => return (Step::Use(id.clone()), Vec::new()),
         Want::Check(c) => c,
     };
     if let Some(c) = mine.iter().find(|c| c.config == *want) {

@@ -380,7 +380,11 @@ impl MemberSnapshot {
             consecutive_failures: failures,
             target: target_text(&mc.target, m),
             cert_not_after: m.cert_not_after.map(unix),
-            health_check: HealthCheckSnapshot::of(mc.health_check.is_some(), m.health.verdict(), m),
+            health_check: HealthCheckSnapshot::of(
+                mc.health_check.is_some() || mc.existing_check.is_some(),
+                m.health.verdict(),
+                m,
+            ),
             trend: Vec::new(),
         }
     }

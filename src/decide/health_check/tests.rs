@@ -213,3 +213,32 @@ fn steps_reuse_update_or_replace_a_members_check() {
     let (s, keep) = step(&owned, &prefix, &Want::None, Some("hc-1"));
     assert_eq!((s, keep.len()), (Step::Detach, 0));
 }
+
+/// `health_check.existing` (an adopted record's own check): attached as it
+/// is, whatever the member's own checks; those are not kept (they go once
+/// nothing uses them), and the existing one is never made or updated.
+#[test]
+fn an_existing_check_is_attached_as_it_is_and_never_made() {
+    let cfg = config(
+        r#"{region: us-east-1, target: {values: [192.0.2.1]}, probe: {url: "http://192.0.2.1/health"},
+            health_check: {existing: 0f5a3b2c-1111-4222-8333-444455556666}}"#,
+    );
+    let m = &cfg.records[0].members[0];
+    assert!(m.health_check.is_none());
+    let want = super::want(m, false, None);
+    assert_eq!(
+        want,
+        Want::Existing("0f5a3b2c-1111-4222-8333-444455556666".into())
+    );
+    // A record someone else holds: still left as it is.
+    assert_eq!(super::want(m, true, None), Want::Unknown);
+    let prefix = "rf1-me-x-";
+    let ours = check(
+        "hc-ours",
+        &format!("{prefix}old"),
+        want_of(&cfg, 1, None).unwrap(),
+    );
+    let (s, keep) = step(&[ours], prefix, &want, Some("hc-ours"));
+    assert_eq!(s, Step::Use("0f5a3b2c-1111-4222-8333-444455556666".into()));
+    assert!(keep.is_empty(), "the member's own checks are not kept");
+}

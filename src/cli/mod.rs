@@ -1,0 +1,3 @@
+//! The commands whose bodies do not fit in `main.rs`'s dispatch.
+
+pub mod init;
