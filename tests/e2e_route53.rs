@@ -8,9 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use aws_sdk_route53::types::{
-    Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
-};
+use aws_sdk_route53::types::{ResourceRecord, ResourceRecordSet, RrType};
 use common::*;
 use route53_failover::demo::Mode;
 
@@ -80,24 +78,7 @@ async fn manages_latency_records_in_route53_through_the_sdk() {
         )
         .build()
         .unwrap();
-    client
-        .change_resource_record_sets()
-        .hosted_zone_id(&zone)
-        .change_batch(
-            ChangeBatch::builder()
-                .changes(
-                    Change::builder()
-                        .action(ChangeAction::Create)
-                        .resource_record_set(foreign)
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    create_record(&client, &zone, foreign).await;
 
     let eps = Endpoints::start(&["us-east-1", "eu-west-1", "ap-southeast-2"]).await;
     let provider = format!(

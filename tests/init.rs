@@ -10,9 +10,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use aws_sdk_route53::types::{
-    AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
-};
+use aws_sdk_route53::types::{AliasTarget, ResourceRecord, ResourceRecordSet, RrType};
 use common::*;
 use route53_failover::demo::Mode;
 
@@ -39,27 +37,6 @@ async fn init(args: &[&str]) -> std::process::Output {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-async fn change(client: &aws_sdk_route53::Client, zone: &str, record: ResourceRecordSet) {
-    client
-        .change_resource_record_sets()
-        .hosted_zone_id(zone)
-        .change_batch(
-            ChangeBatch::builder()
-                .changes(
-                    Change::builder()
-                        .action(ChangeAction::Create)
-                        .resource_record_set(record)
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
 }
 
 /// A latency alias record to an API Gateway regional endpoint, as the
@@ -166,7 +143,7 @@ async fn region_setup(
         .unwrap();
     let target = format!("d-{id}.execute-api.{region}.amazonaws.com");
     create_domain(&moto.url, region, "api.example.test", &target).await;
-    change(
+    create_record(
         client,
         zone,
         latency_alias_checked("api.example.test", id, region, &target, check),
@@ -220,7 +197,7 @@ async fn an_existing_setup_is_adopted_without_a_record_change_and_then_failed_ov
     )
     .await;
     region_setup(&moto, &client, &zone, "eu-west-1", "api-euw1", None).await;
-    change(
+    create_record(
         &client,
         &zone,
         weighted("www.example.test", "blue", "203.0.113.5"),
@@ -377,7 +354,7 @@ async fn parts_that_need_a_decision_exit_3_one_line_each_and_bad_input_exits_2()
     region_setup(&moto, &client, &zone, "eu-west-1", "api-euw1", None).await;
     // A region the API lacks: a latency record to an endpoint no custom
     // domain there has; and a weighted record under the same name.
-    change(
+    create_record(
         &client,
         &zone,
         latency_alias(
@@ -388,7 +365,7 @@ async fn parts_that_need_a_decision_exit_3_one_line_each_and_bad_input_exits_2()
         ),
     )
     .await;
-    change(
+    create_record(
         &client,
         &zone,
         weighted("api.example.test", "canary", "203.0.113.9"),

@@ -492,6 +492,28 @@ impl Moto {
     }
 }
 
+/// Creates one record set through the SDK, as a person or another tool
+/// would.
+pub async fn create_record(
+    client: &aws_sdk_route53::Client,
+    zone: &str,
+    record: aws_sdk_route53::types::ResourceRecordSet,
+) {
+    use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch};
+    let change = Change::builder()
+        .action(ChangeAction::Create)
+        .resource_record_set(record)
+        .build()
+        .unwrap();
+    client
+        .change_resource_record_sets()
+        .hosted_zone_id(zone)
+        .change_batch(ChangeBatch::builder().changes(change).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+}
+
 /// An apigatewayv2 client for moto's server in `region`.
 pub fn apigw_client(url: &str, region: &str) -> aws_sdk_apigatewayv2::Client {
     use aws_sdk_apigatewayv2::config;
