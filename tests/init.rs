@@ -371,7 +371,6 @@ async fn parts_that_need_a_decision_exit_3_one_line_each_and_bad_input_exits_2()
         weighted("api.example.test", "canary", "203.0.113.9"),
     )
     .await;
-    let before = a_records(&client, &zone).await;
 
     let out = init(&[
         "--endpoint-url",
@@ -410,6 +409,46 @@ async fn parts_that_need_a_decision_exit_3_one_line_each_and_bad_input_exits_2()
     );
     let check = run_with_config("check", &written).await;
     assert_eq!(check.status.code(), Some(0), "{}", text(&check.stderr));
+
+    // A name none of whose members can be adopted as it is, and a name
+    // with no latency set: exit 3, no config.
+    for (id, region) in [("old-use1", "us-east-1"), ("old-euw1", "eu-west-1")] {
+        let gone = format!("d-{id}.execute-api.{region}.amazonaws.com");
+        create_record(
+            &client,
+            &zone,
+            latency_alias("old.example.test", id, region, &gone),
+        )
+        .await;
+    }
+    let before = a_records(&client, &zone).await;
+    for (name, says) in [
+        (
+            "old.example.test",
+            "nothing in zone example.test can be adopted as it is",
+        ),
+        (
+            "none.example.test",
+            "holds no latency record set under none.example.test",
+        ),
+    ] {
+        let out = init(&[
+            "--endpoint-url",
+            &moto.url,
+            "--zone",
+            "example.test",
+            "--name",
+            name,
+        ])
+        .await;
+        assert_eq!(out.status.code(), Some(3), "{name}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(says),
+            "{name}: {}",
+            text(&out.stderr)
+        );
+        assert!(out.stdout.is_empty(), "{name}: no config");
+    }
 
     // Bad input: nothing written, exit 2, the flag named.
     let dir = tempfile::tempdir().unwrap();

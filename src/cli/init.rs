@@ -112,6 +112,14 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
             source: &source,
         },
     );
+    if rendered.adopted == 0 {
+        // Every part needs a decision: there is no config to write yet.
+        for n in &rendered.notes {
+            eprintln!("needs a decision: {n}");
+        }
+        eprintln!("nothing in zone {} can be adopted as it is", read.zone_name);
+        return Err(NeedsDecision.into());
+    }
     // What is written must be a config the daemon takes: a bug otherwise.
     if let Err(e) = config::parse(&rendered.text, std::path::Path::new(".")) {
         anyhow::bail!("the config written for this zone does not validate (a bug):\n{e}");
