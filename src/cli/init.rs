@@ -54,6 +54,12 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
             .into());
         }
     }
+    if let Some(o) = args.owner.as_deref().filter(|o| !config::valid_owner(o)) {
+        return Err(BadInput(format!(
+            "--owner: {o:?} must be 1-64 characters of letters, digits, '-', '_' or '.'"
+        ))
+        .into());
+    }
     if !args.probe_path.starts_with('/') {
         return Err(BadInput(format!(
             "--probe-path: {:?} must start with /",
@@ -91,10 +97,14 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         );
         return Err(NeedsDecision.into());
     }
-    let owner = args
-        .owner
-        .clone()
-        .unwrap_or_else(|| format!("{}-failover", read.zone_name.replace('.', "-")));
+    let owner = match &args.owner {
+        Some(o) => o.clone(),
+        None => {
+            let mut o = format!("{}-failover", read.zone_name.replace('.', "-"));
+            o.truncate(64);
+            o
+        }
+    };
     let source = format!(
         "zone {} ({}) through the {} provider",
         read.zone_name,
@@ -126,14 +136,20 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
     }
     match &args.out {
         Some(path) => {
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .create_new(!args.force)
-                .open(path)
-                .map_err(|e| BadInput(format!("--out: cannot write {}: {e}", path.display())))?;
-            file.write_all(rendered.text.as_bytes())?;
+            // Whole or not at all: written beside it, then renamed over it.
+            let cannot = |e: std::io::Error| {
+                BadInput(format!("--out: cannot write {}: {e}", path.display()))
+            };
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            let mut tmp = tempfile::NamedTempFile::new_in(dir.unwrap_or(std::path::Path::new(".")))
+                .map_err(cannot)?;
+            tmp.write_all(rendered.text.as_bytes()).map_err(cannot)?;
+            if args.force {
+                tmp.persist(path).map_err(|e| cannot(e.error))?;
+            } else {
+                // Never over a file that appeared meanwhile.
+                tmp.persist_noclobber(path).map_err(|e| cannot(e.error))?;
+            }
         }
         None => print!("{}", rendered.text),
     }

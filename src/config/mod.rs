@@ -83,6 +83,14 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
+/// `owner`: 1-64 of letters, digits, `-`, `_` and `.`.
+pub fn valid_owner(o: &str) -> bool {
+    !o.is_empty()
+        && o.len() <= 64
+        && o.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 /// sha256 of `bytes`, 12 hex digits: names a config file's content, and
 /// the parts of a health check's CallerReference.
 pub fn short_digest(bytes: &[u8]) -> String {
@@ -245,11 +253,7 @@ impl Validator {
     fn config(&mut self, raw: RawConfig) -> Option<Config> {
         let owner = self.required("owner", &raw.owner).cloned();
         if let Some(o) = &owner {
-            let ok = !o.is_empty()
-                && o.len() <= 64
-                && o.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-            if !ok {
+            if !valid_owner(o) {
                 self.err(
                     "owner",
                     format!(

@@ -78,6 +78,10 @@ async fn role_changed(role: &mut Option<watch::Receiver<bool>>) {
 /// A write within this long of the previous one is part of a burst.
 const BURST: Duration = Duration::from_secs(1);
 
+/// A resync's read gives way to a verdict at most this many times in a
+/// row; then it is read whatever comes.
+const MAX_INTERRUPTED_READS: u32 = 3;
+
 /// What a reconcile that wrote its records leaves to say.
 #[derive(Debug, Default)]
 struct Passed {
@@ -144,6 +148,7 @@ impl Reconciler {
         let mut edge = signals.edge.subscribe();
         let mut woken_by_verdict = false;
         let mut resync_due = false;
+        let mut interrupted = 0u32;
         // Zones started together do not resync together (each lists its
         // zone, and their reads would queue behind one another).
         let jittered = || resync.mul_f64(rand::rng().random_range(0.75..1.25));
@@ -301,12 +306,26 @@ impl Reconciler {
                 // goes on what was read last (Route53 refuses a batch the
                 // zone no longer matches, and the zone is read at once),
                 // and the read follows it.
+                // Given way a few times in a row, it is no longer put off:
+                // a zone that keeps changing is still read.
+                let may_yield = interrupted < MAX_INTERRUPTED_READS;
+                let yielded = async {
+                    if may_yield {
+                        signals.trigger.notified().await
+                    } else {
+                        std::future::pending().await
+                    }
+                };
                 tokio::select! {
-                    read = self.resync_read() => if read.is_err() {
-                        // Read again by the next reconcile, which reports it.
-                        self.observed = None;
-                    },
-                    _ = signals.trigger.notified() => {
+                    read = self.resync_read() => {
+                        interrupted = 0;
+                        if read.is_err() {
+                            // Read again by the next reconcile, which reports it.
+                            self.observed = None;
+                        }
+                    }
+                    _ = yielded => {
+                        interrupted += 1;
                         woken_by_verdict = true;
                         self.read_after = true;
                     }
@@ -449,6 +468,8 @@ impl Reconciler {
                     rejections += 1;
                     warn!(zone = %self.zone, error = %msg, "batch rejected; re-reading the zone");
                     self.observed = None;
+                    // It may name a check that is gone: list them afresh.
+                    rt.forget_health_checks();
                     if rejections == 1 {
                         continue;
                     }

@@ -239,11 +239,13 @@ pub struct Runtime {
     /// The account's health checks as last listed, and when: one listing
     /// serves every zone that reads within a while of it (the listing is
     /// of the whole account, not of a zone).
-    health_checks: tokio::sync::Mutex<Option<(std::time::Instant, Arc<Vec<HealthCheck>>)>>,
-    /// The listing misses a write of this process, made while a listing was
-    /// under way (a write never waits on a read's lock): the next read
-    /// lists afresh.
-    health_checks_stale: std::sync::atomic::AtomicBool,
+    #[allow(clippy::type_complexity)]
+    health_checks: tokio::sync::Mutex<Option<(std::time::Instant, u64, Arc<Vec<HealthCheck>>)>>,
+    /// Bumped when the listing may miss a write of this process (made
+    /// while a listing was under way: a write never waits on a read's
+    /// lock) or someone else's: a listing is good only for the generation
+    /// it began in.
+    health_checks_generation: std::sync::atomic::AtomicU64,
     /// The one Route53 rate limiter of the process, every caller's (the
     /// reconcilers, the lease, the views, the controls, the admin routes,
     /// the trackers): kept across reloads.
@@ -335,7 +337,7 @@ impl Runtime {
             tokens: Arc::default(),
             zones_changed: watch::Sender::new(0),
             health_checks: tokio::sync::Mutex::new(None),
-            health_checks_stale: Default::default(),
+            health_checks_generation: Default::default(),
             limiter: Arc::new(crate::rate_limit::RateLimiter::new(
                 config.provider.max_requests_per_second,
             )),
@@ -655,22 +657,15 @@ impl Runtime {
     ) -> Result<Arc<Vec<HealthCheck>>, crate::provider::ProviderError> {
         use std::sync::atomic::Ordering;
         let mut cached = self.health_checks.lock().await;
-        let stale = self.health_checks_stale.swap(false, Ordering::AcqRel);
-        if let Some((at, list)) = cached.as_ref() {
-            if at.elapsed() < max_age && !stale {
+        let generation = self.health_checks_generation.load(Ordering::Acquire);
+        if let Some((at, listed_in, list)) = cached.as_ref() {
+            if at.elapsed() < max_age && *listed_in == generation {
                 return Ok(list.clone());
             }
         }
-        let list = calls.list_health_checks().await;
-        let list = match list {
-            Ok(l) => Arc::new(l),
-            Err(e) => {
-                // What was noted meanwhile is still to be read.
-                self.health_checks_stale.fetch_or(stale, Ordering::AcqRel);
-                return Err(e);
-            }
-        };
-        *cached = Some((std::time::Instant::now(), list.clone()));
+        // Cancelled or failed, nothing is stored and the generation stands.
+        let list = Arc::new(calls.list_health_checks().await?);
+        *cached = Some((std::time::Instant::now(), generation, list.clone()));
         Ok(list)
     }
 
@@ -681,7 +676,7 @@ impl Runtime {
     pub(super) fn note_health_check(&self, id: &str, check: Option<HealthCheck>) {
         match self.health_checks.try_lock() {
             Ok(mut cached) => {
-                if let Some((_, list)) = cached.as_mut() {
+                if let Some((_, _, list)) = cached.as_mut() {
                     let list = Arc::make_mut(list);
                     list.retain(|c| c.id != id);
                     list.extend(check);
@@ -694,8 +689,8 @@ impl Runtime {
     /// The next read lists the account's checks afresh (a call found the
     /// listing stale: someone else changed a check).
     pub(super) fn forget_health_checks(&self) {
-        self.health_checks_stale
-            .store(true, std::sync::atomic::Ordering::Release);
+        self.health_checks_generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Tells every reconciler to read its zone again (something outside

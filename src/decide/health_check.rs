@@ -218,7 +218,12 @@ pub fn step(
     let want = match want {
         Want::None => return (Step::Detach, Vec::new()),
         Want::Unknown => return (Step::Keep, mine.iter().map(|c| c.id.clone()).collect()),
-        Want::Existing(id) => return (Step::Use(id.clone()), Vec::new()),
+        // One of this owner's own checks named as existing stays too: it
+        // is in use, withdrawn or not.
+        Want::Existing(id) => {
+            let kept = mine.iter().filter(|c| &c.id == id).map(|c| c.id.clone());
+            return (Step::Use(id.clone()), kept.collect());
+        }
         Want::Check(c) => c,
     };
     if let Some(c) = mine.iter().find(|c| c.config == *want) {

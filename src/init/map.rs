@@ -327,6 +327,11 @@ fn member<'a>(set: &LatencySet, r: &'a RecordSet, gateways: &Gateways) -> Member
         undecided: None,
         comments: Vec::new(),
     };
+    if !crate::config::LATENCY_REGIONS.contains(&region.as_str()) {
+        m.undecided = Some(format!(
+            "{region} is not a region this daemon takes for latency records yet"
+        ));
+    }
     let Some(alias) = &r.alias else {
         let values: Vec<String> = r.values.iter().map(|v| yaml_str(v)).collect();
         let first = r
@@ -414,6 +419,9 @@ pub fn yaml_str(s: &str) -> String {
             .all(|c| c.is_ascii_alphanumeric() || "-_./:".contains(c))
         && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && !s.contains(": ")
+        // A `:` ends a plain scalar before a flow indicator or at its end.
+        && !s.ends_with(':')
+        && ![":,", ":]", ":}", ":[", ":{"].iter().any(|p| s.contains(p))
         && !["true", "false", "yes", "no", "on", "off", "null", "y", "n"]
             .contains(&s.to_ascii_lowercase().as_str());
     if plain {

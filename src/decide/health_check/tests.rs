@@ -241,4 +241,17 @@ fn an_existing_check_is_attached_as_it_is_and_never_made() {
     let (s, keep) = step(&[ours], prefix, &want, Some("hc-ours"));
     assert_eq!(s, Step::Use("0f5a3b2c-1111-4222-8333-444455556666".into()));
     assert!(keep.is_empty(), "the member's own checks are not kept");
+    // One of this owner's own checks named as existing (init run again on
+    // a zone it manages) is kept, withdrawn or not: it is in use.
+    let named = Want::Existing("hc-ours".into());
+    let ours = check(
+        "hc-ours",
+        &format!("{prefix}old"),
+        want_of(&cfg, 1, None).unwrap(),
+    );
+    let (s, keep) = step(&[ours], prefix, &named, None);
+    assert_eq!(
+        (s, keep),
+        (Step::Use("hc-ours".into()), vec!["hc-ours".to_string()])
+    );
 }

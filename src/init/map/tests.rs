@@ -265,6 +265,21 @@ fn what_needs_a_decision_is_one_line_each_and_the_config_stays_valid() {
     let config = valid(&out.text);
     assert_eq!(config.records.len(), 1);
     assert_eq!(config.records[0].name, "b.example.test");
+
+    // A region the config does not take for latency records yet.
+    let far = vec![
+        RecordSet::latency_a("c.example.test", "use1", "us-east-1", "192.0.2.1"),
+        RecordSet::latency_a("c.example.test", "x", "xx-nowhere-9", "192.0.2.2"),
+    ];
+    let out = render(&find(&far, None), &gw, &opts());
+    assert!(
+        out.notes
+            .iter()
+            .any(|n| n.contains("xx-nowhere-9 is not a region")),
+        "{:#?}",
+        out.notes
+    );
+    assert_eq!(valid(&out.text).records[0].members.len(), 1);
 }
 
 #[test]
@@ -313,6 +328,11 @@ fn scalars_read_back_as_the_same_string() {
         let v: std::collections::BTreeMap<String, String> =
             serde_yaml::from_str(&yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"));
         assert_eq!(v["v"], s, "{yaml}");
+        // In a flow sequence too, as values are written.
+        let flow = format!("v: [{}]", yaml_str(s));
+        let v: std::collections::BTreeMap<String, Vec<String>> =
+            serde_yaml::from_str(&flow).unwrap_or_else(|e| panic!("{flow}: {e}"));
+        assert_eq!(v["v"], [s], "{flow}");
     }
     assert_eq!(yaml_str("api-use1"), "api-use1", "plain stays bare");
 }
