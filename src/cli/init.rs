@@ -55,10 +55,7 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         }
     }
     if let Some(o) = args.owner.as_deref().filter(|o| !config::valid_owner(o)) {
-        return Err(BadInput(format!(
-            "--owner: {o:?} must be 1-64 characters of letters, digits, '-', '_' or '.'"
-        ))
-        .into());
+        return Err(BadInput(format!("--owner: {o:?} {}", config::OWNER_RULE)).into());
     }
     if !args.probe_path.starts_with('/') {
         return Err(BadInput(format!(

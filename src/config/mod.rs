@@ -83,6 +83,9 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
+/// What an `owner` must be, said where one is refused.
+pub const OWNER_RULE: &str = "must be 1-64 characters of letters, digits, '-', '_' or '.'";
+
 /// `owner`: 1-64 of letters, digits, `-`, `_` and `.`.
 pub fn valid_owner(o: &str) -> bool {
     !o.is_empty()
@@ -254,13 +257,7 @@ impl Validator {
         let owner = self.required("owner", &raw.owner).cloned();
         if let Some(o) = &owner {
             if !valid_owner(o) {
-                self.err(
-                    "owner",
-                    format!(
-                        "{} must be 1-64 characters of letters, digits, '-', '_' or '.'",
-                        q(o)
-                    ),
-                );
+                self.err("owner", format!("{} {OWNER_RULE}", q(o)));
             }
         }
         let listen_s = raw.listen.as_deref().unwrap_or("0.0.0.0:9090");
