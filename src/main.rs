@@ -373,7 +373,8 @@ async fn serve(
         .sum();
     let limits = http::Limits::for_process(descriptors, members);
     metrics
-        .http_connections_max
+        .http
+        .connections_max
         .set(limits.max_connections as i64);
     info!(
         descriptors,
@@ -384,7 +385,7 @@ async fn serve(
         listener,
         app,
         limits,
-        metrics.http_connections.clone(),
+        metrics.http.connections.clone(),
         shutdown.clone(),
     ));
     let result = reload::supervise(current, provider, path, shutdown.clone()).await;

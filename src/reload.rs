@@ -50,10 +50,10 @@ fn unix_now() -> f64 {
 
 impl Current {
     pub fn new(rt: Arc<Runtime>, path: Option<&Path>, hash: String) -> Self {
-        rt.metrics.config_info.with_label_values(&[&hash]).set(1);
-        rt.metrics.config_last_reload_success.set(1);
+        rt.metrics.config.info.with_label_values(&[&hash]).set(1);
+        rt.metrics.config.last_reload_success.set(1);
         for result in ["ok", "error"] {
-            rt.metrics.config_reloads_total.with_label_values(&[result]);
+            rt.metrics.config.reloads_total.with_label_values(&[result]);
         }
         Current {
             rt: RwLock::new(rt),
@@ -129,11 +129,11 @@ pub async fn supervise(
         let new_rt = Arc::new(Runtime::reloaded(Arc::new(config), &rt));
         *current.rt.write().unwrap_or_else(|e| e.into_inner()) = new_rt;
         let old_hash = current.state().hash;
-        let m = &rt.metrics;
-        let _ = m.config_info.remove_label_values(&[&old_hash]);
-        m.config_info.with_label_values(&[&hash]).set(1);
-        m.config_reloads_total.with_label_values(&["ok"]).inc();
-        m.config_last_reload_success.set(1);
+        let m = &rt.metrics.config;
+        let _ = m.info.remove_label_values(&[&old_hash]);
+        m.info.with_label_values(&[&hash]).set(1);
+        m.reloads_total.with_label_values(&["ok"]).inc();
+        m.last_reload_success.set(1);
         current.update(|s| {
             s.hash = hash.clone();
             s.loaded = unix_now();
@@ -169,7 +169,7 @@ async fn candidate(
         *refused = None;
         if current.state().last_reload_error.is_some() {
             current.update(|s| s.last_reload_error = None);
-            current.runtime().metrics.config_last_reload_success.set(1);
+            current.runtime().metrics.config.last_reload_success.set(1);
         }
         return None;
     }
@@ -319,10 +319,11 @@ fn refuse(current: &Current, refused: &mut Option<String>, key: String, why: Str
         .reason("refused"),
     );
     rt.metrics
-        .config_reloads_total
+        .config
+        .reloads_total
         .with_label_values(&["error"])
         .inc();
-    rt.metrics.config_last_reload_success.set(0);
+    rt.metrics.config.last_reload_success.set(0);
     current.update(|s| s.last_reload_error = Some(why));
     *refused = Some(key);
 }

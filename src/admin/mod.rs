@@ -86,7 +86,8 @@ pub fn router(current: Arc<Current>, provider: Arc<dyn Provider>) -> Router {
         for action in ACTIONS {
             for result in RESULTS {
                 rt.metrics
-                    .admin_actions_total
+                    .admin
+                    .actions_total
                     .with_label_values(&[action, result]);
             }
         }
@@ -139,7 +140,8 @@ async fn action(
     }
     let count = |result: &str| {
         rt.metrics
-            .admin_actions_total
+            .admin
+            .actions_total
             .with_label_values(&[action, result])
             .inc()
     };

@@ -163,12 +163,14 @@ impl Calls {
             ))),
         };
         self.metrics
-            .provider_request_duration_seconds
+            .provider
+            .request_duration_seconds
             .with_label_values(&[op.as_str()])
             .observe(start.elapsed().as_secs_f64());
         let outcome = result.as_ref().map_or_else(|e| e.kind(), |_| "ok");
         self.metrics
-            .provider_requests_total
+            .provider
+            .requests_total
             .with_label_values(&[op.as_str(), outcome])
             .inc();
         result

@@ -57,9 +57,13 @@ pub async fn lease_loop(
     stop: CancellationToken,
 ) {
     let ha = lease.config.clone();
-    metrics.leader.with_label_values(&[&ha.identity]).set(0);
+    metrics
+        .lease
+        .leader
+        .with_label_values(&[&ha.identity])
+        .set(0);
     for event in ["acquired", "lost", "released"] {
-        metrics.lease_transitions_total.with_label_values(&[event]);
+        metrics.lease.transitions_total.with_label_values(&[event]);
     }
     // The process's one budget, in its urgent lane: a renewal must not
     // wait behind reads, nor spend what the account does not have.
@@ -242,7 +246,8 @@ impl LeaseTask {
         let drift = ha.max_clock_drift.as_millis() as i64;
         let disagree = offset > drift || offset < -slack;
         self.metrics
-            .lease_clock_offset_seconds
+            .lease
+            .clock_offset_seconds
             .set(offset as f64 / 1000.0);
         self.lease.clock_offset(offset, disagree);
         if disagree != self.clocks_disagree {
@@ -275,13 +280,16 @@ impl LeaseTask {
     fn publish(&mut self) {
         let snapshot = self.lease.snapshot();
         self.metrics
-            .lease_term
+            .lease
+            .term
             .set(snapshot.term.unwrap_or(0) as i64);
         self.metrics
-            .lease_expiry_timestamp_seconds
+            .lease
+            .expiry_timestamp_seconds
             .set(snapshot.expires.unwrap_or(0.0));
         let leader = self.lease.is_leader();
         self.metrics
+            .lease
             .leader
             .with_label_values(&[&snapshot.identity])
             .set(i64::from(leader));
@@ -299,7 +307,8 @@ impl LeaseTask {
                     .reason("acquired"),
                 );
                 self.metrics
-                    .lease_transitions_total
+                    .lease
+                    .transitions_total
                     .with_label_values(&["acquired"])
                     .inc();
             }
@@ -317,7 +326,8 @@ impl LeaseTask {
                     .reason("lost"),
                 );
                 self.metrics
-                    .lease_transitions_total
+                    .lease
+                    .transitions_total
                     .with_label_values(&["lost"])
                     .inc();
             }
@@ -350,6 +360,7 @@ impl LeaseTask {
         );
         let result = tokio::time::timeout(Duration::from_secs(5), self.swap(batch)).await;
         self.metrics
+            .lease
             .leader
             .with_label_values(&[&ha.identity])
             .set(0);
@@ -357,7 +368,8 @@ impl LeaseTask {
             Ok(Ok(())) => {
                 info!(identity = %ha.identity, "lease released");
                 self.metrics
-                    .lease_transitions_total
+                    .lease
+                    .transitions_total
                     .with_label_values(&["released"])
                     .inc();
             }

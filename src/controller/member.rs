@@ -8,13 +8,14 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use super::state::{lock, rtype_str, MemberId, MemberLabels, MemberState, Route53Health, Runtime};
+use super::state::{lock, MemberId, MemberState, Route53Health, Runtime};
 use crate::config::{MemberConfig, RecordConfig, Target};
 use crate::decide::baseline::Judged;
 use crate::decide::policy::Why;
 use crate::decide::quorum::{self, Vote};
 use crate::decide::verdict::{Transition, Verdict};
 use crate::decide::zone::MemberOutcome;
+use crate::metrics::{rtype_str, MemberLabels};
 use crate::probe::{Failure, FailureKind, ProbeResult};
 use crate::provider::{AliasTarget, CheckerReport};
 
@@ -43,18 +44,9 @@ pub struct Probed {
     pub is_edge: bool,
     /// With a transition: the failure behind the new verdict, for its log line.
     pub reason: Option<String>,
-    /// The agreed transition was a flap (`decide::damping`).
-    pub flapped: bool,
     /// This outcome began a failure run: is it the member's, or this
     /// instance's? (`Runtime::sound_witness_alarm`).
     pub failing_began: bool,
-}
-
-/// A change of the agreed verdict, and whether it was a flap.
-#[derive(Default)]
-pub struct Agreed {
-    pub transition: Option<Transition>,
-    pub flapped: bool,
 }
 
 impl<'a> Member<'a> {
@@ -118,6 +110,10 @@ impl<'a> Member<'a> {
         };
         let at = result.at;
         self.write(|m| {
+            m.counters.probed(
+                result.failure.as_ref().map(|f| f.kind),
+                result.timings.total,
+            );
             let was_edge = m.health.unsettled();
             if !result.observes() {
                 m.last_probe = Some(result);
@@ -127,7 +123,6 @@ impl<'a> Member<'a> {
                     was_edge,
                     is_edge: was_edge,
                     reason: None,
-                    flapped: false,
                     failing_began: false,
                 };
             }
@@ -138,6 +133,9 @@ impl<'a> Member<'a> {
                 self.rt.note_pass(self.id, sent);
             }
             let transition = m.health.observe(outcome, at);
+            if let Some(t) = &transition {
+                m.counters.verdict_changed(t.to);
+            }
             m.cert_not_after = result.cert_not_after.or(m.cert_not_after);
             m.trend.record(at, result.timings.total, result.ok());
             m.last_probe = Some(result);
@@ -148,8 +146,7 @@ impl<'a> Member<'a> {
             }
             let agreed = self.agree(m, at);
             Probed {
-                flapped: agreed.flapped,
-                agreed: agreed.transition,
+                agreed,
                 reason: transition
                     .as_ref()
                     .and_then(|_| m.health.reason().map(str::to_string)),
@@ -162,7 +159,7 @@ impl<'a> Member<'a> {
     }
 
     /// The view exchange read the other instances' views of the member.
-    pub fn votes_read(&self, votes: Vec<Vote>, now: SystemTime) -> Agreed {
+    pub fn votes_read(&self, votes: Vec<Vote>, now: SystemTime) -> Option<Transition> {
         self.write(|m| {
             m.votes = votes;
             self.agree(m, now)
@@ -175,8 +172,9 @@ impl<'a> Member<'a> {
     }
 
     /// The agreed verdict from this instance's and the others' (`decide::
-    /// quorum`), the votes aged now; its changes feed flap damping.
-    fn agree(&self, m: &mut MemberState, now: SystemTime) -> Agreed {
+    /// quorum`), the votes aged now; its changes feed flap damping (a
+    /// flap is counted in the member's counters).
+    fn agree(&self, m: &mut MemberState, now: SystemTime) -> Option<Transition> {
         let max_age = self
             .rt
             .config
@@ -192,7 +190,7 @@ impl<'a> Member<'a> {
             max_age,
         );
         if to == m.agreed {
-            return Agreed::default();
+            return None;
         }
         let t = Transition { from: m.agreed, to };
         m.agreed = to;
@@ -200,10 +198,10 @@ impl<'a> Member<'a> {
             .record()
             .damping
             .is_some_and(|settings| m.damping.verdict_changed(t.from, t.to, now, &settings));
-        Agreed {
-            transition: Some(t),
-            flapped,
+        if flapped {
+            m.counters.flapped();
         }
+        Some(t)
     }
 
     /// Discovery found the member's API Gateway target; returns whether it
@@ -250,18 +248,6 @@ impl<'a> Member<'a> {
     /// The reconciler's decision for the member; returns the previous
     /// reason, so a change can be logged once.
     pub fn decided(&self, outcome: &MemberOutcome) -> Option<Why> {
-        let labels = self.labels().values();
-        self.rt
-            .metrics
-            .member_conflict
-            .with_label_values(&labels)
-            .set(i64::from(outcome.conflict));
-        self.rt
-            .metrics
-            .member_damped(&labels, outcome.decision.why == Why::Damped);
-        self.rt
-            .metrics
-            .member_drained(&labels, outcome.decision.why == Why::Drained);
         self.carries_check(outcome.check.clone());
         self.write(|m| {
             m.conflict = outcome.conflict;
@@ -272,21 +258,12 @@ impl<'a> Member<'a> {
     /// Which health check the member's record carries; Route53's view of a
     /// check it no longer uses is dropped.
     pub fn carries_check(&self, id: Option<String>) {
-        let moved = self.write(|m| {
-            let moved = m.health_check_id != id;
-            if moved {
+        self.write(|m| {
+            if m.health_check_id != id {
                 m.route53_health = None;
             }
             m.health_check_id = id;
-            moved
         });
-        if moved {
-            self.rt
-                .metrics
-                .route53_health_check_healthy
-                .remove_label_values(&self.labels().values())
-                .ok();
-        }
     }
 
     /// When the member's damping hold ends, if damping holds it at `now`.
@@ -303,32 +280,18 @@ impl<'a> Member<'a> {
     /// Whether the provider holds the member's record now.
     pub fn published(&self, present: bool) {
         self.write(|m| m.published = present);
-        self.rt
-            .metrics
-            .member_published
-            .with_label_values(&self.labels().values())
-            .set(i64::from(present));
     }
 
     /// What Route53's checkers said of check `id`; ignored when the member
     /// has moved to another check meanwhile.
     pub fn route53_read(&self, id: &str, report: CheckerReport) {
-        let current = self.write(|m| {
-            let current = m.health_check_id.as_deref() == Some(id);
-            if current {
+        self.write(|m| {
+            if m.health_check_id.as_deref() == Some(id) {
                 m.route53_health = Some(Route53Health {
-                    report: report.clone(),
+                    report,
                     at: SystemTime::now(),
                 });
             }
-            current
         });
-        if current {
-            self.rt
-                .metrics
-                .route53_health_check_healthy
-                .with_label_values(&self.labels().values())
-                .set(i64::from(report.is_healthy()));
-        }
     }
 }

@@ -43,6 +43,7 @@ mod preview;
 mod probing;
 mod reconcile;
 mod route53_view;
+mod scrape;
 mod state;
 mod views;
 
@@ -54,12 +55,9 @@ pub use member::{Member, Probed};
 pub use preview::{preview, Preview};
 use probing::{probe_loop, spread_window};
 use reconcile::Reconciler;
-pub use state::{
-    MemberId, MemberLabels, MemberState, Route53Health, Runtime, ViewsStatus, ZoneStatus,
-};
+pub use state::{MemberId, MemberState, Route53Health, Runtime, ViewsStatus, ZoneStatus};
 
 use crate::config::{Config, ProviderKind, Target};
-use crate::decide::verdict::Verdict;
 use crate::discovery::{Discovery, DiscoveryError};
 use crate::probe::{Prober, TlsConfigs};
 use crate::provider::Provider;
@@ -112,18 +110,6 @@ pub async fn run(
         for &id in &members {
             let member = rt.member(id);
             let labels = member.labels().values();
-            // Every member's series exists from the start, for alerts,
-            // with what is known (a reload keeps verdicts).
-            let (healthy, published) =
-                member.read(|m| (m.health.verdict() == Verdict::Healthy, m.published));
-            rt.metrics
-                .member_healthy
-                .with_label_values(&labels)
-                .set(i64::from(healthy));
-            rt.metrics
-                .member_published
-                .with_label_values(&labels)
-                .set(i64::from(published));
             all_members.push((id, signals.clone()));
             if matches!(member.config().target, Target::ApiGateway { .. }) {
                 discovered_members.push((id, signals.clone()));
@@ -262,6 +248,7 @@ fn took(
                 warn!(record = %record, region = %m.region, error = %e,
                     "API Gateway target lookup failed; the target the zone's record holds is used meanwhile");
                 rt.metrics
+                    .provider
                     .discovery_errors_total
                     .with_label_values(&[&m.region, e.kind()])
                     .inc();

@@ -31,6 +31,7 @@ impl Reconciler {
                 }
                 if why.is_blocked() && previous != Some(why) {
                     rt.metrics
+                        .reconcile
                         .withdrawals_blocked_total
                         .with_label_values(&[labels.record, labels.rtype, why.as_str()])
                         .inc();
@@ -43,8 +44,9 @@ impl Reconciler {
                 fail_open |= matches!(why, Why::LastMember | Why::FailOpen);
             }
             rt.metrics
+                .reconcile
                 .record_fail_open
-                .with_label_values(&[&record.name, super::state::rtype_str(&record.rtype)])
+                .with_label_values(&[&record.name, crate::metrics::rtype_str(&record.rtype)])
                 .set(i64::from(fail_open));
         }
         let held: Vec<String> = decision
@@ -63,10 +65,6 @@ impl Reconciler {
                 )
             }))
             .collect();
-        rt.metrics
-            .held_changes
-            .with_label_values(&[&self.zone])
-            .set(held.len() as i64);
         let retiring: Vec<String> = decision.retiring.iter().map(|k| k.to_string()).collect();
         let orphaned: Vec<String> = decision
             .orphaned
@@ -83,16 +81,13 @@ impl Reconciler {
             error!(zone = %self.zone, change = %c,
                 "refused: this deletion would leave its record with nothing published");
         }
-        let m = &rt.metrics;
-        m.records_retiring
-            .with_label_values(&[&self.zone])
-            .set(retiring.len() as i64);
-        m.records_orphaned
-            .with_label_values(&[&self.zone])
-            .set(orphaned.len() as i64);
-        m.uncorroborated_failures
-            .with_label_values(&[&self.zone])
-            .set(uncorroborated as i64);
+        rt.metrics.reconcile.zone_decided(
+            &self.zone,
+            held.len(),
+            retiring.len(),
+            orphaned.len(),
+            uncorroborated,
+        );
         let before = rt.zone_status().remove(&self.zone).unwrap_or_default();
         if orphaned != before.orphaned && !orphaned.is_empty() {
             warn!(zone = %self.zone, records = ?orphaned,
@@ -122,6 +117,7 @@ impl Reconciler {
         let lines = self.rejected_lines();
         self.rt
             .metrics
+            .reconcile
             .records_rejected
             .with_label_values(&[&self.zone])
             .set(lines.len() as i64);

@@ -70,7 +70,7 @@ pub(super) async fn parity_loop(
                         "parity: a region could not be read (not taken for a difference)");
                 }
             }
-            rt.metrics.parity(labels, &report);
+            rt.metrics.parity.report(labels, &report);
             rt.set_parity(record, report);
         }
         tokio::select! {

@@ -7,10 +7,11 @@ use rand::Rng;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{MemberId, MemberLabels, Runtime, ZoneSignals};
+use super::{MemberId, Runtime, ZoneSignals};
 use crate::config::Target;
 use crate::decide::verdict::{Transition, Verdict};
 use crate::events::Event;
+use crate::metrics::MemberLabels;
 use crate::probe::Prober;
 
 /// Probes of one region start within this window of the region's phase.
@@ -99,10 +100,7 @@ pub(super) async fn probe_loop(
     let mut alarm = rt.region_alarm(labels.region);
     // A failure run anywhere, when this member is its region's witness.
     let mut witness = rt.witness_alarm(id);
-    let duration = rt
-        .metrics
-        .probe_duration_seconds
-        .with_label_values(&labels.values());
+    let duration = rt.metrics.probes.of(labels.region);
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(tick + jitter(interval)) => {}
@@ -147,16 +145,6 @@ pub(super) async fn probe_loop(
             None => "success",
             Some(f) => f.kind.as_str(),
         };
-        rt.metrics
-            .probes_total
-            .with_label_values(&labels.with(outcome))
-            .inc();
-        if let Some(t) = result.cert_not_after {
-            rt.metrics
-                .tls_certificate_expiry_timestamp_seconds
-                .with_label_values(&labels.values())
-                .set(crate::metrics::unix_secs(t));
-        }
         let probed = member.probed(result, sent);
         let failing_began = probed.failing_began;
         // Counted before the reconciler hears of the change.
@@ -164,12 +152,6 @@ pub(super) async fn probe_loop(
             (false, true) => signals.edge.send_modify(|n| *n += 1),
             (true, false) => signals.edge.send_modify(|n| *n = n.saturating_sub(1)),
             _ => {}
-        }
-        if probed.flapped {
-            rt.metrics
-                .flaps_total
-                .with_label_values(&labels.values())
-                .inc();
         }
         if let Some(t) = probed.transition {
             let e = Event::new(
@@ -194,14 +176,6 @@ pub(super) async fn probe_loop(
                 t.to.as_str()
             });
             rt.events.emit(e);
-            rt.metrics
-                .verdict_changes_total
-                .with_label_values(&labels.with(t.to.as_str()))
-                .inc();
-            rt.metrics
-                .member_healthy
-                .with_label_values(&labels.values())
-                .set(i64::from(t.to == Verdict::Healthy));
             // With `ha`, the others hear of it through this instance's view.
             rt.views_wake.notify_one();
             signals.trigger.notify_one();

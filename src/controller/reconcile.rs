@@ -194,7 +194,8 @@ impl Reconciler {
                             "a health check call failed; the records are in place, the call is retried");
                         self.rt
                             .metrics
-                            .reconcile_errors_total
+                            .reconcile
+                            .errors_total
                             .with_label_values(&[e.kind()])
                             .inc();
                         retry_at = Some(tokio::time::Instant::now() + wait);
@@ -208,7 +209,8 @@ impl Reconciler {
                     });
                     self.rt
                         .metrics
-                        .last_reconcile_success_timestamp_seconds
+                        .reconcile
+                        .last_success_timestamp_seconds
                         .set(crate::metrics::unix_secs(now));
                     if !was_ready {
                         was_ready = true;
@@ -230,7 +232,8 @@ impl Reconciler {
                     }
                     self.rt
                         .metrics
-                        .reconcile_errors_total
+                        .reconcile
+                        .errors_total
                         .with_label_values(&[e.kind()])
                         .inc();
                     let msg = e.to_string();
@@ -243,7 +246,8 @@ impl Reconciler {
             }
             self.rt
                 .metrics
-                .reconcile_duration_seconds
+                .reconcile
+                .duration_seconds
                 .with_label_values(&[&self.zone])
                 .observe(start.elapsed().as_secs_f64());
 
@@ -658,6 +662,7 @@ impl Reconciler {
                 if let Ok(ChangeStatus::Insync) = calls.change_status(&change_id).await {
                     let took = accepted.elapsed().as_secs_f64();
                     rt.metrics
+                        .reconcile
                         .change_propagation_seconds
                         .with_label_values(&[&zone])
                         .observe(took);

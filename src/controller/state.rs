@@ -24,7 +24,7 @@ use crate::decide::policy::Why;
 use crate::decide::quorum::Vote;
 use crate::decide::verdict::{Health, Verdict};
 use crate::events::Events;
-use crate::metrics::Metrics;
+use crate::metrics::{MemberCounters, Metrics};
 use crate::parity::ParityReport;
 use crate::probe::auth::TokenSources;
 use crate::probe::ProbeResult;
@@ -72,6 +72,8 @@ pub struct MemberState {
     pub health_check_error: Option<String>,
     /// What Route53's checkers last said of that check.
     pub route53_health: Option<Route53Health>,
+    /// Its probes, verdict changes and flaps, for `/metrics`.
+    pub counters: MemberCounters,
 }
 
 impl MemberState {
@@ -111,6 +113,7 @@ impl MemberState {
             health_check_id: None,
             health_check_error: None,
             route53_health: None,
+            counters: MemberCounters::default(),
         }
     }
 }
@@ -152,35 +155,6 @@ pub struct ZoneStatus {
 pub struct MemberId {
     pub record: usize,
     pub member: usize,
-}
-
-/// A member's metric labels, by name.
-#[derive(Debug, Clone, Copy)]
-pub struct MemberLabels<'a> {
-    pub record: &'a str,
-    pub rtype: &'static str,
-    pub region: &'a str,
-}
-
-impl<'a> MemberLabels<'a> {
-    /// `record`, `type`, `region`: the order every member metric declares.
-    pub fn values(&self) -> [&'a str; 3] {
-        [self.record, self.rtype, self.region]
-    }
-
-    /// The member's labels followed by one more (a result, a verdict).
-    pub fn with(&self, last: &'a str) -> [&'a str; 4] {
-        [self.record, self.rtype, self.region, last]
-    }
-}
-
-pub fn rtype_str(rtype: &RecordType) -> &'static str {
-    match rtype {
-        RecordType::A => "A",
-        RecordType::Aaaa => "AAAA",
-        RecordType::Cname => "CNAME",
-        _ => "OTHER",
-    }
 }
 
 /// With `ha`: how this instance's view exchange with the others goes.
@@ -445,6 +419,7 @@ impl Runtime {
                     last_probe: prev.last_probe,
                     trend: prev.trend,
                     cert_not_after: prev.cert_not_after,
+                    counters: prev.counters,
                     discovered: prev.discovered.filter(|_| om.target == m.target),
                     ..MemberState::new(m, SystemTime::now())
                 };
@@ -459,6 +434,7 @@ impl Runtime {
                 st.health_check_id = prev.health_check_id;
                 st.route53_health = prev.route53_health;
                 st.discovered = prev.discovered;
+                st.counters = prev.counters;
             }
             if om.target != m.target {
                 st.discovered = None;
@@ -470,18 +446,6 @@ impl Runtime {
         }
         if old.is_ready() {
             self.ready.store(true, Ordering::Release);
-        }
-        // Series of members that are gone would otherwise stay forever
-        // (a member renamed keeps its labels: record, type, region).
-        let labels: std::collections::BTreeSet<[&str; 3]> = self
-            .member_ids()
-            .map(|id| self.member(id).labels().values())
-            .collect();
-        for oid in old.member_ids() {
-            let gone = old.member(oid).labels().values();
-            if !labels.contains(&gone) {
-                old.metrics.forget_member(&gone);
-            }
         }
     }
 
@@ -638,7 +602,7 @@ impl Runtime {
     pub(super) fn zone_reconciled(&self) {
         let done = self.zones_reconciled.fetch_add(1, Ordering::AcqRel) + 1;
         if done >= lock(&self.zones).len() && !self.ready.swap(true, Ordering::AcqRel) {
-            self.metrics.ready.set(1);
+            self.metrics.reconcile.ready.set(1);
             info!("ready: every zone reconciled");
         }
     }

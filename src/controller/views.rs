@@ -297,22 +297,7 @@ impl ViewExchange {
                     at_odds.insert((v.instance.clone(), *id));
                 }
             }
-            self.rt.metrics.member_views(
-                member.labels().values(),
-                &local,
-                &votes,
-                mono,
-                ha.view_max_age,
-            );
-            let agreed = member.votes_read(votes, now);
-            if agreed.flapped {
-                self.rt
-                    .metrics
-                    .flaps_total
-                    .with_label_values(&member.labels().values())
-                    .inc();
-            }
-            if let Some(t) = agreed.transition {
+            if let Some(t) = member.votes_read(votes, now) {
                 agreed_changed(&self.rt, member.labels(), &t, "the other instances' views");
                 signals.trigger.notify_one();
             }

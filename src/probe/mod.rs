@@ -60,6 +60,19 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    /// Every kind, in the order `probes_total` lists them.
+    pub const ALL: [FailureKind; 9] = [
+        FailureKind::Dns,
+        FailureKind::Connect,
+        FailureKind::Tls,
+        FailureKind::Timeout,
+        FailureKind::Status,
+        FailureKind::Body,
+        FailureKind::Auth,
+        FailureKind::Slow,
+        FailureKind::Local,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             FailureKind::Dns => "dns",

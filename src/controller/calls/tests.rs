@@ -174,7 +174,8 @@ async fn transient_errors_are_retried_up_to_the_attempts_and_counted() {
     assert!(retried.is_ok(), "{retried:?}");
     assert_eq!(store.calls(Operation::ListHealthChecks), 3);
     let throttled = metrics
-        .provider_requests_total
+        .provider
+        .requests_total
         .with_label_values(&["list_health_checks", "throttling"])
         .get();
     assert_eq!(throttled, 2);

@@ -1,0 +1,117 @@
+//! Every metric the daemon exports. Names follow
+//! `route53_failover_<thing>_<unit>`; labels stay low-cardinality (record,
+//! type, region, result, kind, operation): never an error text.
+//!
+//! Grouped by the part of the daemon that moves them, one file each:
+//! `member` (the per-member series, built at scrape time from the member
+//! table, and the per-region probe histogram), `reconcile`, `provider`
+//! (requests and API Gateway discovery), `lease`, `config`, `admin` (with
+//! the listener's connections) and `parity`. The registry holds the
+//! process-wide series; `render` writes them and the member families.
+
+mod admin;
+mod config;
+mod lease;
+pub mod member;
+mod parity;
+mod provider;
+mod reconcile;
+mod text;
+
+use prometheus::core::Collector;
+use prometheus::{Encoder, GaugeVec, Opts, Registry, TextEncoder};
+
+pub use admin::{AdminMetrics, HttpMetrics};
+pub use config::ConfigMetrics;
+pub use lease::LeaseMetrics;
+pub use member::{rtype_str, MemberCounters, MemberLabels, MemberSample, Probes};
+pub use parity::ParityMetrics;
+pub use provider::ProviderMetrics;
+pub use reconcile::ReconcileMetrics;
+
+pub struct Metrics {
+    registry: Registry,
+    pub probes: Probes,
+    pub reconcile: ReconcileMetrics,
+    pub provider: ProviderMetrics,
+    pub lease: LeaseMetrics,
+    pub config: ConfigMetrics,
+    pub admin: AdminMetrics,
+    pub http: HttpMetrics,
+    pub parity: ParityMetrics,
+}
+
+/// Registers each metric of a group as it is made.
+pub(crate) struct Registrar<'a>(&'a Registry);
+
+impl Registrar<'_> {
+    /// `m`, registered; the definitions are static, so failing is a bug.
+    pub(crate) fn reg<M: Collector + Clone + 'static>(&self, m: prometheus::Result<M>) -> M {
+        let m = m.expect("metric definitions are static and valid");
+        self.0
+            .register(Box::new(m.clone()))
+            .expect("each metric is registered once");
+        m
+    }
+}
+
+pub(crate) fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(format!("route53_failover_{name}"), help)
+}
+
+/// A time as gauges and status show it: Unix seconds, fractional.
+pub fn unix_secs(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let r = Registrar(&registry);
+        let build_info = r.reg(GaugeVec::new(
+            opts("build_info", "Always 1; the version as a label."),
+            &["version"],
+        ));
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1.0);
+        #[cfg(target_os = "linux")]
+        {
+            let pc = prometheus::process_collector::ProcessCollector::for_self();
+            // Best effort: the process metrics are a convenience.
+            let _ = registry.register(Box::new(pc));
+        }
+        Metrics {
+            probes: Probes::new(&r),
+            reconcile: ReconcileMetrics::new(&r),
+            provider: ProviderMetrics::new(&r),
+            lease: LeaseMetrics::new(&r),
+            config: ConfigMetrics::new(&r),
+            admin: AdminMetrics::new(&r),
+            http: HttpMetrics::new(&r),
+            parity: ParityMetrics::new(&r),
+            registry,
+        }
+    }
+
+    /// The text exposition format, for /metrics: the registry's series,
+    /// then the member families from `members` (read at this scrape).
+    pub fn render(&self, members: &[MemberSample]) -> String {
+        let mut buf = Vec::with_capacity(64 * 1024);
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        let mut out = String::from_utf8(buf).unwrap_or_default();
+        out.reserve(members.len() * 400);
+        member::write_families(&mut out, members);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
