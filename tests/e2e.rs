@@ -757,3 +757,34 @@ async fn the_demo_withdraws_a_broken_region_and_brings_it_back() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_and_the_page_of_one_record_and_of_a_record_the_config_has_not() {
+    let (_store, _eps, daemon) = three_regions(1, "5m").await;
+    // A record is named as DNS names are: case and a trailing dot aside.
+    let one: route53_failover::status::Status = daemon
+        .get("/status?record=API.example.test.")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one.records.len(), 1);
+    assert_eq!(one.records[0].name, "api.example.test");
+    assert_eq!(one.records[0].members.len(), 3);
+    for path in [
+        "/status?record=nope.example.test",
+        "/?record=nope.example.test",
+    ] {
+        let r = daemon.get(path).await;
+        assert_eq!(r.status(), 404, "{path}");
+        let body = r.text().await.unwrap();
+        assert!(body.contains("\"nope.example.test\""), "{path}: {body}");
+    }
+    let page = daemon
+        .get("/?record=api.example.test")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(page.matches("<h2>api.example.test A").count(), 1, "{page}");
+}

@@ -22,7 +22,7 @@ use axum::{Json, Router};
 use tokio::sync::Semaphore;
 
 use crate::reload::Current;
-use crate::status::Status;
+use crate::status::{page, Status};
 
 pub use server::{raise_descriptor_limit, serve, Limits};
 
@@ -70,32 +70,52 @@ async fn rendered<T: Send + 'static>(
 }
 
 /// The snapshot of the runtime in force, one runtime throughout (a reload
-/// may replace it).
-fn snapshot(current: &Current) -> (Arc<crate::controller::Runtime>, Status) {
+/// may replace it): of one record when `record` names it (404 when the
+/// config has no such record: `Err` says so), else of every record.
+fn snapshot(
+    current: &Current,
+    record: Option<&str>,
+) -> Result<(Arc<crate::controller::Runtime>, Status), String> {
     let rt = current.runtime();
-    let mut s = Status::snapshot(&rt);
+    let mut s = match record {
+        None => Status::snapshot(&rt),
+        Some(name) => {
+            let s = Status::snapshot_of(&rt, |r| page::names(name, &r.name));
+            if s.records.is_empty() {
+                return Err(format!("no record named {name:?} in the config in force\n"));
+            }
+            s
+        }
+    };
     s.config = Some(current.state());
-    (rt, s)
+    Ok((rt, s))
 }
 
-async fn index(State(p): State<Arc<Pages>>) -> Response {
+async fn index(State(p): State<Arc<Pages>>, Query(q): Query<page::Query>) -> Response {
     let current = p.current.clone();
     match rendered(&p.page, move || {
-        let (rt, s) = snapshot(&current);
+        let (rt, mut s) = snapshot(&current, q.record.as_deref())?;
+        let folded = s.fold(&q);
         let events = rt.events.newest(None, 50);
-        s.with_trends(&rt).html(&events)
+        Ok::<_, String>(s.with_trends(&rt).html(&events, &folded, q.all))
     })
     .await
     {
-        Ok(page) => Html(page).into_response(),
+        Ok(Ok(page)) => Html(page).into_response(),
+        Ok(Err(missing)) => (StatusCode::NOT_FOUND, missing).into_response(),
         Err(r) => r,
     }
 }
 
-async fn status(State(p): State<Arc<Pages>>) -> Response {
+async fn status(State(p): State<Arc<Pages>>, Query(q): Query<page::Query>) -> Response {
     let current = p.current.clone();
-    match rendered(&p.status, move || snapshot(&current).1).await {
-        Ok(s) => Json(s).into_response(),
+    match rendered(&p.status, move || {
+        snapshot(&current, q.record.as_deref()).map(|(_, s)| s)
+    })
+    .await
+    {
+        Ok(Ok(s)) => Json(s).into_response(),
+        Ok(Err(missing)) => (StatusCode::NOT_FOUND, missing).into_response(),
         Err(r) => r,
     }
 }
@@ -116,7 +136,7 @@ async fn events(
 
 async fn metrics(State(p): State<Arc<Pages>>) -> Response {
     let rt = p.current.runtime();
-    match rendered(&p.metrics, move || rt.metrics.render()).await {
+    match rendered(&p.metrics, move || rt.render_metrics()).await {
         Ok(page) => (
             [(
                 header::CONTENT_TYPE,

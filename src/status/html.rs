@@ -3,14 +3,16 @@
 
 use std::fmt::Write as _;
 
+use super::page::Folded;
 use super::{ago, Status};
 use crate::events::Event;
 use crate::trend::{TrendPoint, BUCKETS, BUCKET_SECS, WINDOW};
 
 impl Status {
     /// The HTML page: server-rendered, refreshes itself, no script.
-    /// The page, with the newest `events` as a timeline.
-    pub fn html(&self, events: &[Event]) -> String {
+    /// The page, with the newest `events` as a timeline; `folded` says
+    /// what `Status::fold` left out.
+    pub fn html(&self, events: &[Event], folded: &Folded, all: bool) -> String {
         let mut body = String::new();
         if let Some(c) = &self.config {
             let _ = write!(body, "<p class=config>config <b>{}</b>", esc(&c.hash));
@@ -124,6 +126,7 @@ impl Status {
                 }
             }
         }
+        body.push_str(&super::page::note(folded, all));
         for r in &self.records {
             let published = r.members.iter().filter(|m| m.published).count();
             let frozen = match &r.frozen {

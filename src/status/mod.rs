@@ -4,6 +4,7 @@
 //! part of it.
 
 mod html;
+pub mod page;
 mod table;
 
 use std::time::{Duration, SystemTime};
@@ -125,6 +126,9 @@ pub struct RecordSnapshot {
     /// The freeze that holds the record, if any.
     #[serde(default)]
     pub frozen: Option<Control>,
+    /// Its place in the config (`config.records`), for the page's trends.
+    #[serde(skip)]
+    pub index: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -391,7 +395,17 @@ impl MemberSnapshot {
 }
 
 impl Status {
+    /// Every record's snapshot.
     pub fn snapshot(rt: &Runtime) -> Status {
+        Status::snapshot_of(rt, |_| true)
+    }
+
+    /// The snapshot of the records `keep` takes (the zones, controls and
+    /// lease are whole): `/status?record=` builds one record, not all.
+    pub fn snapshot_of(
+        rt: &Runtime,
+        keep: impl Fn(&crate::config::RecordConfig) -> bool,
+    ) -> Status {
         let zones = rt
             .zone_status()
             .into_iter()
@@ -423,6 +437,7 @@ impl Status {
             .records
             .iter()
             .enumerate()
+            .filter(|(_, r)| keep(r))
             .map(|(ri, r)| RecordSnapshot {
                 name: r.name.clone(),
                 rtype: r.rtype.to_string(),
@@ -444,6 +459,7 @@ impl Status {
                     .collect(),
                 parity: rt.parity(r),
                 frozen: controls.freeze(&r.name, now).cloned(),
+                index: ri,
             })
             .collect();
         Status {
@@ -476,11 +492,10 @@ impl Status {
     /// of the snapshot `/status` serves, which would not show it).
     pub fn with_trends(mut self, rt: &Runtime) -> Status {
         let now = SystemTime::now();
-        for (id, m) in rt
-            .member_ids()
-            .zip(self.records.iter_mut().flat_map(|r| r.members.iter_mut()))
-        {
-            m.trend = rt.member(id).read(|s| s.trend.points(now));
+        for r in &mut self.records {
+            for (id, m) in rt.record_members(r.index).zip(&mut r.members) {
+                m.trend = rt.member(id).read(|s| s.trend.points(now));
+            }
         }
         self
     }
