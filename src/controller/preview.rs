@@ -12,7 +12,7 @@ use crate::decide::health_check::{self as hc, Step};
 use crate::decide::ownership::Observed;
 use crate::decide::policy;
 use crate::decide::verdict::Verdict;
-use crate::decide::zone::{self, MemberView, RecordView, ZoneInputs};
+use crate::decide::zone::{self, MemberFacts, ZoneInputs};
 use crate::discovery::Discovery;
 use crate::probe::auth::TokenSources;
 use crate::probe::{Prober, TlsConfigs};
@@ -123,38 +123,23 @@ pub async fn preview(config: &Config, provider: &dyn Provider) -> Result<Preview
             .cloned()
             .collect();
         let observed = Observed::new(records);
-        let views = idxs
-            .iter()
-            .map(|&ri| {
-                let record = &config.records[ri];
-                let members = record
-                    .members
-                    .iter()
-                    .enumerate()
-                    .map(|(mi, m)| {
-                        let verdict = match ok.get(&(ri, mi)) {
-                            Some(true) => Verdict::Healthy,
-                            Some(false) => Verdict::Unhealthy,
-                            None => Verdict::Unknown,
-                        };
-                        // One probe has no flap history (nothing is damped),
-                        // one instance agrees with itself, and a failure
-                        // every other member shares is not corroborated.
-                        MemberView {
-                            discovered: discovered.get(&(ri, mi)).cloned().flatten(),
-                            drain: controls.drain_of(record, m, now),
-                            uncorroborated: verdict == Verdict::Unhealthy && !any_passed,
-                            ..MemberView::new(verdict)
-                        }
-                    })
-                    .collect();
-                RecordView {
-                    record,
-                    members,
-                    frozen: controls.freeze(&record.name, now).is_some(),
-                }
-            })
-            .collect();
+        let views = zone::gather(config, &idxs, &controls, now, |ri, mi| {
+            let verdict = match ok.get(&(ri, mi)) {
+                Some(true) => Verdict::Healthy,
+                Some(false) => Verdict::Unhealthy,
+                None => Verdict::Unknown,
+            };
+            // One probe has no flap history (nothing is damped), one
+            // instance agrees with itself, and a failure every other
+            // member shares is not corroborated.
+            MemberFacts {
+                own: verdict,
+                agreed: verdict,
+                discovered: discovered.get(&(ri, mi)).cloned().flatten(),
+                damped: false,
+                uncorroborated: verdict == Verdict::Unhealthy && !any_passed,
+            }
+        });
         let mut d = zone::decide(&ZoneInputs {
             owner: &config.owner,
             zone_id: &z.id,

@@ -17,8 +17,7 @@ use super::{Runtime, ZoneSignals};
 use crate::decide::health_check as hc;
 use crate::decide::ownership::Observed;
 use crate::decide::plan;
-use crate::decide::verdict::Verdict;
-use crate::decide::zone::{self, MemberView, RecordView, ZoneDecision, ZoneInputs};
+use crate::decide::zone::{self, MemberFacts, ZoneDecision, ZoneInputs};
 use crate::events::Event;
 use crate::provider::{Change, ChangeStatus, HealthCheck, ProviderError};
 
@@ -529,44 +528,33 @@ impl Reconciler {
         let observed = self.observed.as_ref().expect("read before planning");
         let now = SystemTime::now();
         let controls = rt.controls_in_use();
-        let records = self
-            .records
-            .iter()
-            .map(|&ri| {
-                let record = &rt.config.records[ri];
-                let members = rt
-                    .record_members(ri)
-                    .map(|id| {
-                        let member = rt.member(id);
-                        let (own, agreed, mut discovered) =
-                            member.read(|m| (m.health.verdict(), m.agreed, m.discovered.clone()));
-                        if discovered.is_none() {
-                            let held = observed
-                                .member_record(record, member.config())
-                                .and_then(|r| r.alias.as_ref());
-                            if let Some(alias) = held {
-                                discovered = member.discovered_in_zone(alias);
-                            }
-                        }
-                        MemberView {
-                            verdict: agreed,
-                            overruled: own != Verdict::Unknown
-                                && agreed != Verdict::Unknown
-                                && own != agreed,
-                            discovered,
-                            damped: member.held_until(now).is_some(),
-                            drain: controls.drain_of(record, member.config(), now),
-                            uncorroborated: rt.uncorroborated(id),
-                        }
-                    })
-                    .collect();
-                RecordView {
-                    record,
-                    members,
-                    frozen: controls.freeze(&record.name, now).is_some(),
+        let records = zone::gather(
+            &rt.config,
+            &self.records,
+            &controls,
+            now,
+            |record, member| {
+                let id = super::MemberId { record, member };
+                let member = rt.member(id);
+                let (own, agreed, mut discovered) =
+                    member.read(|m| (m.health.verdict(), m.agreed, m.discovered.clone()));
+                if discovered.is_none() {
+                    let held = observed
+                        .member_record(member.record(), member.config())
+                        .and_then(|r| r.alias.as_ref());
+                    if let Some(alias) = held {
+                        discovered = member.discovered_in_zone(alias);
+                    }
                 }
-            })
-            .collect();
+                MemberFacts {
+                    own,
+                    agreed,
+                    discovered,
+                    damped: member.held_until(now).is_some(),
+                    uncorroborated: rt.uncorroborated(id),
+                }
+            },
+        );
         let decision = zone::decide(&ZoneInputs {
             owner: &rt.config.owner,
             zone_id,

@@ -55,6 +55,61 @@ impl MemberView {
     }
 }
 
+/// What a caller knows of one member, before on-call's controls: the
+/// rest of its [`MemberView`] is worked out by [`gather`].
+#[derive(Debug, Clone)]
+pub struct MemberFacts {
+    /// This instance's own verdict.
+    pub own: Verdict,
+    /// The verdict the writer acts on (the quorum's with `ha`).
+    pub agreed: Verdict,
+    pub discovered: Option<AliasTarget>,
+    pub damped: bool,
+    pub uncorroborated: bool,
+}
+
+/// The decision's rows, gathered one way for the reconciler and for
+/// `plan`: per record of `records` (indices into `config.records`), its
+/// members' views from `facts(record, member)` and on-call's `controls`
+/// as they stand at `now`.
+pub fn gather<'c>(
+    config: &'c crate::config::Config,
+    records: &[usize],
+    controls: &crate::decide::controls::Controls,
+    now: std::time::SystemTime,
+    mut facts: impl FnMut(usize, usize) -> MemberFacts,
+) -> Vec<RecordView<'c>> {
+    records
+        .iter()
+        .map(|&ri| {
+            let record = &config.records[ri];
+            let members = record
+                .members
+                .iter()
+                .enumerate()
+                .map(|(mi, m)| {
+                    let f = facts(ri, mi);
+                    MemberView {
+                        verdict: f.agreed,
+                        overruled: f.own != Verdict::Unknown
+                            && f.agreed != Verdict::Unknown
+                            && f.own != f.agreed,
+                        discovered: f.discovered,
+                        damped: f.damped,
+                        drain: controls.drain_of(record, m, now),
+                        uncorroborated: f.uncorroborated,
+                    }
+                })
+                .collect();
+            RecordView {
+                record,
+                members,
+                frozen: controls.freeze(&record.name, now).is_some(),
+            }
+        })
+        .collect()
+}
+
 /// One record and what is known of its members (in the config's order).
 #[derive(Debug, Clone)]
 pub struct RecordView<'c> {
