@@ -1,10 +1,10 @@
 //! The CLI's side of a running daemon: `status`, `events`, and on-call's
-//! admin calls (`drain`, `undrain`, `freeze`, `unfreeze`).
+//! admin calls (`drain`, `undrain`, `freeze`, `unfreeze`, `retire`).
 
 use std::path::Path;
 use std::time::Duration;
 
-use crate::admin::{AdminAnswer, AdminRequest};
+use crate::admin::{AdminAction, AdminAnswer, AdminRequest};
 use crate::events::Event;
 use crate::status::Status;
 
@@ -132,11 +132,11 @@ pub fn admin_token(file: Option<&Path>) -> Result<String, ClientError> {
 /// 401, 409 and the rest are failures, with the daemon's words.
 pub async fn admin(
     url: &str,
-    action: &str,
+    action: AdminAction,
     token: &str,
     request: &AdminRequest,
 ) -> Result<AdminAnswer, ClientError> {
-    let endpoint = endpoint(url, &format!("admin/{action}"))?;
+    let endpoint = endpoint(url, &format!("admin/{}", action.as_str()))?;
     let resp = client()?
         .post(endpoint.clone())
         .bearer_auth(token)
@@ -263,7 +263,7 @@ impl OnCall {
                 lasts,
                 force,
             } => (
-                "drain",
+                AdminAction::Drain,
                 admin,
                 AdminRequest {
                     record: Some(record),
@@ -282,7 +282,7 @@ impl OnCall {
                 region,
                 reason,
             } => (
-                "undrain",
+                AdminAction::Undrain,
                 admin,
                 AdminRequest {
                     record: Some(record),
@@ -298,7 +298,7 @@ impl OnCall {
                 reason,
                 lasts,
             } => (
-                "freeze",
+                AdminAction::Freeze,
                 admin,
                 AdminRequest {
                     record,
@@ -312,7 +312,7 @@ impl OnCall {
                 record,
                 reason,
             } => (
-                "unfreeze",
+                AdminAction::Unfreeze,
                 admin,
                 AdminRequest {
                     record,
@@ -326,7 +326,7 @@ impl OnCall {
                 rtype,
                 zone,
             } => (
-                "retire",
+                AdminAction::Retire,
                 admin,
                 AdminRequest {
                     record: Some(record),

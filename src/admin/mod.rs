@@ -14,8 +14,11 @@
 //! over 16 KiB (read only after the token is checked), 502 when Route53
 //! did not take the write.
 
+mod action;
 mod actions;
 mod retire;
+
+pub use action::{AdminAction, UnknownAction};
 
 use std::sync::Arc;
 
@@ -71,7 +74,6 @@ pub struct AdminAnswer {
     pub control: Option<Control>,
 }
 
-const ACTIONS: [&str; 5] = ["drain", "undrain", "freeze", "unfreeze", "retire"];
 const RESULTS: [&str; 5] = ["ok", "refused", "invalid", "unauthorized", "error"];
 
 struct Admin {
@@ -83,12 +85,12 @@ pub fn router(current: Arc<Current>, provider: Arc<dyn Provider>) -> Router {
     let rt = current.runtime();
     if rt.config.admin.is_some() {
         // Every series from the start, for alerts on refusals.
-        for action in ACTIONS {
+        for action in AdminAction::ALL {
             for result in RESULTS {
                 rt.metrics
                     .admin
-                    .actions_total
-                    .with_label_values(&[action, result]);
+.actions_total
+                    .with_label_values(&[action.as_str(), result]);
             }
         }
     }
@@ -129,10 +131,8 @@ async fn action(
 ) -> Response {
     let rt = admin.current.runtime();
     // Off: nothing here, whatever the method.
-    let (Some(settings), Some(action)) = (
-        rt.config.admin.as_ref(),
-        ACTIONS.iter().find(|a| **a == action),
-    ) else {
+    let (Some(settings), Ok(action)) = (rt.config.admin.as_ref(), action.parse::<AdminAction>())
+    else {
         return StatusCode::NOT_FOUND.into_response();
     };
     if method != Method::POST {
@@ -141,14 +141,17 @@ async fn action(
     let count = |result: &str| {
         rt.metrics
             .admin
-            .actions_total
-            .with_label_values(&[action, result])
+.actions_total
+            .with_label_values(&[action.as_str(), result])
             .inc()
     };
     match authorized(&headers, &settings.token_file) {
         Ok(true) => {}
         Ok(false) => {
-            warn!(action, "admin call refused: missing or wrong bearer token");
+            warn!(
+                action = action.as_str(),
+                "admin call refused: missing or wrong bearer token"
+            );
             count("unauthorized");
             return (
                 StatusCode::UNAUTHORIZED,
@@ -162,7 +165,7 @@ async fn action(
                 .into_response();
         }
         Err(e) => {
-            warn!(action, error = %e, "admin call refused: the token file cannot be read");
+            warn!(action = action.as_str(), error = %e, "admin call refused: the token file cannot be read");
             count("error");
             return answer(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -197,12 +200,12 @@ async fn action(
     )
     .retried(3)
     .scoped("admin");
-    let done = match *action {
-        "drain" => actions::drain(&rt, &calls, &request).await,
-        "undrain" => actions::undrain(&rt, &calls, &request).await,
-        "freeze" => actions::freeze(&rt, &calls, &request).await,
-        "retire" => retire::retire(&rt, &calls, &request).await,
-        _ => actions::unfreeze(&rt, &calls, &request).await,
+    let done = match action {
+        AdminAction::Drain => actions::drain(&rt, &calls, &request).await,
+        AdminAction::Undrain => actions::undrain(&rt, &calls, &request).await,
+        AdminAction::Freeze => actions::freeze(&rt, &calls, &request).await,
+        AdminAction::Unfreeze => actions::unfreeze(&rt, &calls, &request).await,
+        AdminAction::Retire => retire::retire(&rt, &calls, &request).await,
     };
     match done {
         Ok((message, control)) => {
@@ -210,7 +213,7 @@ async fn action(
             answer(StatusCode::OK, message, control)
         }
         Err(Refusal(status, result, message)) => {
-            warn!(action, by = %request.by, error = %message, "admin call refused");
+            warn!(action = action.as_str(), by = %request.by, error = %message, "admin call refused");
             count(result);
             answer(status, message, None)
         }
