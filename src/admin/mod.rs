@@ -89,7 +89,7 @@ pub fn router(current: Arc<Current>, provider: Arc<dyn Provider>) -> Router {
             for result in RESULTS {
                 rt.metrics
                     .admin
-.actions_total
+                    .actions_total
                     .with_label_values(&[action.as_str(), result]);
             }
         }
@@ -141,7 +141,7 @@ async fn action(
     let count = |result: &str| {
         rt.metrics
             .admin
-.actions_total
+            .actions_total
             .with_label_values(&[action.as_str(), result])
             .inc()
     };

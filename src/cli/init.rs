@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use route53_failover::config::{self, ProviderKind};
 use route53_failover::init::{self, map, InitError};
 
-use crate::{build_provider, BadInput, NeedsDecision};
+use super::exit::{BadInput, NeedsDecision};
+use super::run::build_provider;
 
 #[derive(clap::Args)]
 pub struct InitArgs {

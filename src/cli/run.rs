@@ -1,0 +1,176 @@
+//! `run`: the daemon and its HTTP server until SIGTERM or SIGINT, with the
+//! config reloaded when its file changes. Also what `plan`, `init` and
+//! `demo` share with it: the provider a config names ([`build_provider`])
+//! and the start-up check of its zones ([`check_zones`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use route53_failover::config::{self, Config, ProviderConfig, ProviderKind};
+use route53_failover::controller::{self, Runtime};
+use route53_failover::metrics::Metrics;
+use route53_failover::provider::faults::{Faulty, MemoryStore};
+use route53_failover::provider::memory::MemoryProvider;
+use route53_failover::provider::remote::{self, RemoteMemory};
+use route53_failover::provider::route53::Route53Provider;
+use route53_failover::provider::{Action, Change, Provider};
+use route53_failover::{admin, http, reload};
+
+use super::check::load;
+use super::exit::BadInput;
+
+/// `run --config PATH`.
+pub async fn run(path: &Path) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let hash = config::short_digest(&std::fs::read(path).unwrap_or_default());
+    let (provider, store) = build_provider(&config.provider).await?;
+    // The embedded store: what it holds, read-only.
+    let extra = store.map(remote::inspect_router);
+    serve(config, (Some(path.to_path_buf()), hash), provider, extra).await
+}
+
+/// The provider, and the embedded store when there is one (its inspection
+/// routes are served next to the status page).
+pub type Providers = (Arc<dyn Provider>, Option<Arc<MemoryStore>>);
+
+pub async fn build_provider(provider: &ProviderConfig) -> anyhow::Result<Providers> {
+    match provider.kind {
+        ProviderKind::Route53 => {
+            let endpoint = provider.endpoint_url.as_ref().map(|u| u.as_str());
+            let route53 = Route53Provider::new(&provider.region, endpoint).await;
+            Ok((Arc::new(route53), None))
+        }
+        ProviderKind::Memory => match &provider.endpoint_url {
+            Some(url) => Ok((
+                Arc::new(RemoteMemory::new(url.clone()).map_err(anyhow::Error::msg)?),
+                None,
+            )),
+            None => {
+                let store = Arc::new(Faulty::new(MemoryProvider::new(
+                    &provider.zones,
+                    provider.insync_after,
+                )));
+                for (i, (zone, record)) in provider.seed.iter().enumerate() {
+                    let change = Change {
+                        action: Action::Create,
+                        record: record.clone(),
+                    };
+                    store
+                        .apply_direct(zone, &[change])
+                        .map_err(|e| BadInput(format!("provider.records[{i}]: {e}")))?;
+                }
+                Ok((store.clone(), Some(store)))
+            }
+        },
+    }
+}
+
+/// Runs the daemon and its HTTP server until SIGTERM or SIGINT, reloading
+/// the config file (`source`: its path, if any, and the hash of what was
+/// loaded) when it changes.
+pub async fn serve(
+    config: Config,
+    source: (Option<PathBuf>, String),
+    provider: Arc<dyn Provider>,
+    extra: Option<axum::Router>,
+) -> anyhow::Result<()> {
+    check_zones(&config, provider.as_ref()).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let metrics = Arc::new(Metrics::new());
+    let descriptors = http::raise_descriptor_limit();
+    let rt = Arc::new(Runtime::new(
+        Arc::new(config),
+        provider.kind(),
+        metrics.clone(),
+    ));
+    // The lease outlives reloads, and is released only once the controller
+    // has stopped writing.
+    let lease_stop = CancellationToken::new();
+    let lease_task = rt.lease.clone().map(|lease| {
+        tokio::spawn(controller::lease_loop(
+            lease,
+            provider.clone(),
+            rt.limiter.clone(),
+            rt.metrics.clone(),
+            rt.events.clone(),
+            lease_stop.clone(),
+        ))
+    });
+    let (path, hash) = source;
+    let current = Arc::new(reload::Current::new(rt, path.as_deref(), hash));
+    let mut app =
+        http::router(current.clone()).merge(admin::router(current.clone(), provider.clone()));
+    if let Some(extra) = extra {
+        app = app.merge(extra);
+    }
+    let shutdown = CancellationToken::new();
+    tokio::spawn(wait_for_signal(shutdown.clone()));
+    println!("route53-failover listening on http://{addr}");
+    let members = current
+        .runtime()
+        .config
+        .records
+        .iter()
+        .map(|r| r.members.len())
+        .sum();
+    let limits = http::Limits::for_process(descriptors, members);
+    metrics
+        .http
+        .connections_max
+        .set(limits.max_connections as i64);
+    info!(
+        descriptors,
+        max_connections = limits.max_connections,
+        "listener limits"
+    );
+    let server = tokio::spawn(http::serve(
+        listener,
+        app,
+        limits,
+        metrics.http.connections.clone(),
+        shutdown.clone(),
+    ));
+    let result = reload::supervise(current, provider, path, shutdown.clone()).await;
+    lease_stop.cancel();
+    if let Some(task) = lease_task {
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    }
+    result.map_err(anyhow::Error::msg)?;
+    // The server stops with the same token; give it a moment to close.
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    info!("stopped");
+    Ok(())
+}
+
+/// Every configured zone must exist, be named one way and hold no CNAME
+/// at its apex (`reload::check_zones`): bad input otherwise.
+pub async fn check_zones(config: &Config, provider: &dyn Provider) -> anyhow::Result<()> {
+    reload::check_zones(config, provider, &Default::default())
+        .await
+        .map_err(|e| BadInput(e).into())
+}
+
+async fn wait_for_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        warn!("cannot install signal handlers; stop with SIGKILL");
+        return;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    info!(signal = name, "shutdown requested");
+    shutdown.cancel();
+}
