@@ -1,5 +1,7 @@
 //! `probe` (under `defaults`, a record and a member, merged key by key):
 //! the request, what to expect, timings, rise/fall, OAuth2 credentials.
+//! Here the request, its TLS settings and the schedule; `expect` (what a
+//! good answer is) and `auth` (OAuth2) are sections of their own.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -8,7 +10,13 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Method};
 use url::Url;
 
-use super::raw::{self, RawBaseline, RawProbe};
+mod auth;
+mod expect;
+
+pub use auth::{ClientAuth, OAuth2Spec};
+pub use expect::BaselineSettings;
+
+use super::raw::RawProbe;
 use super::*;
 
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -69,39 +77,6 @@ impl HeaderSpec {
         v.set_sensitive(true);
         Ok(v)
     }
-}
-
-/// OAuth2 client credentials for a probe; holds where the secret is, not
-/// the secret.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct OAuth2Spec {
-    pub token_url: Url,
-    pub client_id: String,
-    pub client_secret_file: PathBuf,
-    pub audience: Option<String>,
-    pub scope: Option<String>,
-    pub client_auth: ClientAuth,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ClientAuth {
-    /// client_secret_basic: HTTP Basic with the client id and secret.
-    Basic,
-    /// client_secret_post: both in the form.
-    Post,
-}
-
-/// `expect.slow_vs_baseline`: see `decide::baseline`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BaselineSettings {
-    /// Slow above this many times the baseline...
-    pub factor: f64,
-    /// ...and this much above it.
-    pub min_excess: Duration,
-    /// The history the baseline is the median of.
-    pub window: Duration,
-    /// The history needed before the rule counts.
-    pub warm_up: Duration,
 }
 
 impl Validator {
@@ -238,11 +213,19 @@ impl Validator {
             auth: auth?,
         })
     }
+
+    fn threshold(&mut self, path: &str, v: i64) -> Option<u32> {
+        if (1..=10).contains(&v) {
+            Some(v as u32)
+        } else {
+            self.err(path, format!("{v} must be between 1 and 10"));
+            None
+        }
+    }
 }
 
-/// The probe's schedule and what a good answer is: the parts of the
-/// section that depend on each other's values (a timeout shorter than the
-/// interval, `max_latency` shorter than the timeout).
+/// The probe's schedule: `interval`, `fast_interval` and `timeout` depend
+/// on each other's values (a timeout shorter than the interval).
 impl Validator {
     /// `interval`, `fast_interval` and `timeout`, each checked against the
     /// others.
@@ -324,125 +307,6 @@ impl Validator {
         }
         (interval, fast_interval, timeout)
     }
-
-    /// `expect` (at `path`): the statuses, `max_latency` and the baseline
-    /// rule; `None` for a value in error.
-    fn expect(
-        &mut self,
-        path: &str,
-        expect: &raw::RawExpect,
-        timeout: Option<Duration>,
-    ) -> (
-        Vec<u16>,
-        Option<Option<Duration>>,
-        Option<Option<BaselineSettings>>,
-    ) {
-        let mut expect_status = Vec::new();
-        for (k, s) in expect.status.iter().flatten().enumerate() {
-            if (100..=599).contains(s) {
-                expect_status.push(*s as u16);
-            } else {
-                self.err(
-                    format!("{path}.status[{k}]"),
-                    format!("{s} is not an HTTP status (100-599)"),
-                );
-            }
-        }
-        let max_latency = match expect.max_latency.as_deref() {
-            None => Some(None),
-            Some(s) => {
-                let key = format!("{path}.max_latency");
-                match self.duration(&key, Some(s), Duration::ZERO) {
-                    Some(d) if d < Duration::from_millis(1) => {
-                        self.err(key, format!("{} must be at least 1ms", q(s)));
-                        None
-                    }
-                    Some(d) if timeout.is_some_and(|t| d >= t) => {
-                        let t = timeout.unwrap_or_default();
-                        self.err(
-                            key,
-                            format!(
-                                "{} must be shorter than the timeout ({}): a slower answer times out first",
-                                q(s),
-                                humantime::format_duration(t)
-                            ),
-                        );
-                        None
-                    }
-                    Some(d) => Some(Some(d)),
-                    None => None,
-                }
-            }
-        };
-        let slow_vs_baseline = match &expect.slow_vs_baseline {
-            None => Some(None),
-            Some(b) => self
-                .baseline(&format!("{path}.slow_vs_baseline"), b)
-                .map(Some),
-        };
-        (expect_status, max_latency, slow_vs_baseline)
-    }
-
-    fn oauth2(&mut self, path: &str, o: &raw::RawOAuth2) -> Option<OAuth2Spec> {
-        let token_url = match o.token_url.as_deref() {
-            None => {
-                self.err(format!("{path}.token_url"), "missing (required)");
-                None
-            }
-            Some(s) => match Url::parse(s) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
-                _ => {
-                    self.err(
-                        format!("{path}.token_url"),
-                        format!("{} is not an http(s) URL", q(s)),
-                    );
-                    None
-                }
-            },
-        };
-        let client_id = self
-            .required(&format!("{path}.client_id"), &o.client_id)
-            .cloned();
-        let secret = self
-            .required(&format!("{path}.client_secret_file"), &o.client_secret_file)
-            .map(|f| self.base_dir.join(f));
-        if let Some(f) = &secret {
-            if let Err(e) = std::fs::metadata(f) {
-                self.err(
-                    format!("{path}.client_secret_file"),
-                    format!("{} cannot be read: {e}", q(&f.display().to_string())),
-                );
-            }
-        }
-        let client_auth = match o.client_auth.as_deref() {
-            None | Some("basic") => Some(ClientAuth::Basic),
-            Some("post") => Some(ClientAuth::Post),
-            Some(other) => {
-                self.err(
-                    format!("{path}.client_auth"),
-                    format!("{} must be basic or post", q(other)),
-                );
-                None
-            }
-        };
-        Some(OAuth2Spec {
-            token_url: token_url?,
-            client_id: client_id?,
-            client_secret_file: secret?,
-            audience: o.audience.clone(),
-            scope: o.scope.clone(),
-            client_auth: client_auth?,
-        })
-    }
-
-    fn threshold(&mut self, path: &str, v: i64) -> Option<u32> {
-        if (1..=10).contains(&v) {
-            Some(v as u32)
-        } else {
-            self.err(path, format!("{v} must be between 1 and 10"));
-            None
-        }
-    }
 }
 
 fn split_host_port(s: &str) -> Option<(String, u16)> {
@@ -455,64 +319,4 @@ fn split_host_port(s: &str) -> Option<(String, u16)> {
         return None;
     }
     Some((host.to_string(), port))
-}
-
-impl Validator {
-    fn baseline(&mut self, path: &str, b: &RawBaseline) -> Option<BaselineSettings> {
-        let factor = b.factor.unwrap_or(3.0);
-        let mut ok = true;
-        if !(factor > 1.0 && factor <= 100.0) {
-            self.err(
-                format!("{path}.factor"),
-                format!("{factor} must be above 1 and at most 100"),
-            );
-            ok = false;
-        }
-        let min_excess = self.duration(
-            &format!("{path}.min_excess"),
-            b.min_excess.as_deref(),
-            Duration::from_millis(100),
-        );
-        let window = self.duration(
-            &format!("{path}.window"),
-            b.window.as_deref(),
-            Duration::from_secs(3600),
-        );
-        let warm_up = self.duration(
-            &format!("{path}.warm_up"),
-            b.warm_up.as_deref(),
-            Duration::from_secs(300),
-        );
-        let (min_excess, window, warm_up) = (min_excess?, window?, warm_up?);
-        if window < Duration::from_secs(60) {
-            self.err(
-                format!("{path}.window"),
-                format!(
-                    "{} must be at least 1m",
-                    q(b.window.as_deref().unwrap_or_default())
-                ),
-            );
-            ok = false;
-        }
-        if ok && warm_up > window {
-            let given = match b.warm_up.as_deref() {
-                Some(w) => q(w),
-                None => format!("the default {}", humantime::format_duration(warm_up)),
-            };
-            self.err(
-                format!("{path}.warm_up"),
-                format!(
-                    "{given} must be at most the window ({})",
-                    humantime::format_duration(window)
-                ),
-            );
-            ok = false;
-        }
-        ok.then_some(BaselineSettings {
-            factor,
-            min_excess,
-            window,
-            warm_up,
-        })
-    }
 }
