@@ -96,7 +96,7 @@ struct Ring {
 impl Events {
     /// Stamps, logs and keeps an event.
     pub fn emit(&self, mut e: Event) {
-        e.at = crate::metrics::unix_secs(SystemTime::now());
+        e.at = crate::time::unix_secs(SystemTime::now());
         {
             let mut ring = self.inner.lock().unwrap_or_else(|p| p.into_inner());
             ring.next_id += 1;

@@ -24,6 +24,7 @@
 //! - [`events`]: the event timeline (`/events`, the page, structured logs).
 //! - [`metrics`]: every Prometheus metric, registered in one place.
 //! - [`trend`]: each member's last 15 minutes of probes, for sparklines.
+//! - [`time`]: wall-clock times as status, events and gauges show them.
 //! - [`status`]: the snapshot on-call reads (JSON, HTML page, CLI table).
 //! - [`reload`]: live config reload (file watch, SIGHUP) around the controller.
 //! - [`http`]: `/metrics`, `/status`, `/events`, `/`, `/healthz`, `/readyz`,
@@ -52,4 +53,5 @@ pub mod provider;
 pub mod rate_limit;
 pub mod reload;
 pub mod status;
+pub mod time;
 pub mod trend;

@@ -45,7 +45,7 @@ pub struct Current {
 }
 
 fn unix_now() -> f64 {
-    crate::metrics::unix_secs(SystemTime::now())
+    crate::time::unix_secs(SystemTime::now())
 }
 
 impl Current {

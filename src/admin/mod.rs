@@ -32,7 +32,6 @@ use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use crate::config::read_token;
-use crate::controller::Calls;
 use crate::decide::controls::Control;
 use crate::provider::Provider;
 use crate::reload::Current;
@@ -192,14 +191,11 @@ async fn action(
             return answer(StatusCode::BAD_REQUEST, message, None);
         }
     };
-    let calls = Calls::new(
-        admin.provider.clone(),
-        rt.limiter.clone(),
-        rt.metrics.clone(),
-        None,
-    )
-    .retried(3)
-    .scoped("admin");
+    let calls = rt
+        .calls(&admin.provider)
+        .unfenced()
+        .retried(3)
+        .scoped("admin");
     let done = match action {
         AdminAction::Drain => actions::drain(&rt, &calls, &request).await,
         AdminAction::Undrain => actions::undrain(&rt, &calls, &request).await,

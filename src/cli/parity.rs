@@ -6,7 +6,7 @@ use std::path::Path;
 
 use route53_failover::config::Config;
 use route53_failover::controller;
-use route53_failover::controller::parity_task::{check, gateway_members, is_checked};
+use route53_failover::controller::tasks::parity_checker::{check, gateway_members, is_checked};
 use route53_failover::discovery::Discovery;
 use route53_failover::parity::ParityState;
 

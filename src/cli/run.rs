@@ -95,10 +95,9 @@ pub async fn serve(
     // has stopped writing.
     let lease_stop = CancellationToken::new();
     let lease_task = rt.lease.clone().map(|lease| {
-        tokio::spawn(controller::lease_loop(
+        tokio::spawn(controller::tasks::lease_keeper::run(
             lease,
-            provider.clone(),
-            rt.limiter.clone(),
+            rt.calls(&provider),
             rt.metrics.clone(),
             rt.events.clone(),
             lease_stop.clone(),

@@ -26,9 +26,10 @@ pub struct Member<'a> {
     pub id: MemberId,
 }
 
-impl<'a> Member<'a> {
-    pub(super) fn new(rt: &'a Runtime, id: MemberId) -> Self {
-        Member { rt, id }
+impl Runtime {
+    /// The handle of one member.
+    pub fn member(&self, id: MemberId) -> Member<'_> {
+        Member { rt: self, id }
     }
 }
 
@@ -134,7 +135,7 @@ impl<'a> Member<'a> {
             }
             let transition = m.health.observe(outcome, at);
             if let Some(t) = &transition {
-                m.counters.verdict_changed(t.to);
+                m.counters.verdict_changed(t.from, t.to);
             }
             m.cert_not_after = result.cert_not_after.or(m.cert_not_after);
             m.trend.record(at, result.timings.total, result.ok());

@@ -31,34 +31,28 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 mod calls;
-mod checks;
-mod controls;
-mod isolate;
 mod leadership;
-mod lease_task;
 mod member;
-mod noting;
-pub mod parity_task;
 mod preview;
-mod probing;
 mod reconcile;
-mod route53_view;
 mod scrape;
 mod state;
-mod views;
+pub mod tasks;
 
 pub use calls::{Calls, RateLimiter};
-pub use controls::{control_event, ControlBook};
 pub use leadership::{Lease, LeaseSnapshot};
-pub use lease_task::lease_loop;
 pub use member::{Member, Probed};
 pub use preview::{preview, Preview};
-use probing::{probe_loop, spread_window};
 use reconcile::Reconciler;
-pub use state::{MemberId, MemberState, Route53Health, Runtime, ViewsStatus, ZoneStatus};
+pub use state::{
+    ControlBook, MemberId, MemberState, Process, Route53Health, Runtime, ViewsStatus, ZoneStatus,
+};
+pub use tasks::control_reader::control_event;
+use tasks::prober::spread_window;
+use tasks::{checker_view, control_reader, discoverer, parity_checker, prober, view_exchange};
 
 use crate::config::{Config, ProviderKind, Target};
-use crate::discovery::{Discovery, DiscoveryError};
+use crate::discovery::Discovery;
 use crate::probe::{Prober, TlsConfigs};
 use crate::provider::Provider;
 
@@ -72,7 +66,6 @@ pub async fn run(
 ) -> Result<(), String> {
     let tls = TlsConfigs::default();
     let tokens = rt.tokens.clone();
-    let limiter = rt.limiter.clone();
     let by_zone = rt.config.records_by_zone();
     let probes_stop = shutdown.child_token();
     let mut tasks = tokio::task::JoinSet::new();
@@ -116,7 +109,7 @@ pub async fn run(
             }
             let prober = Prober::new(member.config().probe.clone(), &tls, &tokens)
                 .map_err(|e| format!("{} {}: TLS settings: {e}", labels[0], labels[2]))?;
-            tasks.spawn(probe_loop(
+            tasks.spawn(prober::run(
                 rt.clone(),
                 id,
                 prober,
@@ -124,42 +117,34 @@ pub async fn run(
                 probes_stop.clone(),
             ));
         }
-        let calls = Calls::new(
-            provider.clone(),
-            limiter.clone(),
-            rt.metrics.clone(),
-            rt.lease.clone(),
-        )
-        .retried(reconcile::CALL_ATTEMPTS)
-        .scoped(&zone);
+        let calls = rt
+            .calls(&provider)
+            .retried(reconcile::CALL_ATTEMPTS)
+            .scoped(&zone);
         let reconciler =
             Reconciler::new(rt.clone(), calls, zone, record_idxs, shutdown.clone(), pace);
         tasks.spawn(reconciler.run(signals));
     }
     if rt.config.ha.is_some() {
-        let calls =
-            |lease| Calls::new(provider.clone(), limiter.clone(), rt.metrics.clone(), lease);
-        let exchange = views::ViewExchange::new(
+        let exchange = view_exchange::ViewExchange::new(
             rt.clone(),
-            calls(None).unfenced(),
-            calls(rt.lease.clone()),
+            rt.calls(&provider).unfenced(),
+            rt.calls(&provider),
             all_members,
         );
         tasks.spawn(exchange.run(probes_stop.clone()));
     }
     if rt.config.admin.is_some() {
-        let calls =
-            |lease| Calls::new(provider.clone(), limiter.clone(), rt.metrics.clone(), lease);
-        tasks.spawn(controls::controls_loop(
+        tasks.spawn(control_reader::run(
             rt.clone(),
-            calls(None).unfenced(),
-            calls(rt.lease.clone()),
+            rt.calls(&provider).unfenced(),
+            rt.calls(&provider),
             probes_stop.clone(),
         ));
     }
-    tasks.spawn(route53_view::status_loop(
+    tasks.spawn(checker_view::run(
         rt.clone(),
-        Calls::new(provider.clone(), limiter.clone(), rt.metrics.clone(), None),
+        rt.calls(&provider).unfenced(),
         probes_stop.clone(),
     ));
     if !discovered_members.is_empty() {
@@ -169,15 +154,15 @@ pub async fn run(
         let discovery = Arc::new(Discovery::new(regions, discovery_endpoint(&rt.config)).await);
         // Discovery goes first: parity's reads share its rate limiter.
         let (first_round, after_discovery) = watch::channel(false);
-        if parity_task::wanted(&rt) {
-            tasks.spawn(parity_task::parity_loop(
+        if parity_checker::wanted(&rt) {
+            tasks.spawn(parity_checker::run(
                 rt.clone(),
                 discovery.clone(),
                 after_discovery,
                 probes_stop.clone(),
             ));
         }
-        tasks.spawn(discovery_loop(
+        tasks.spawn(discoverer::run(
             rt.clone(),
             discovery,
             discovered_members,
@@ -212,118 +197,10 @@ struct ZoneSignals {
     edge: watch::Sender<usize>,
 }
 
-/// Gives a lookup's result to the members asked about (region, domain,
-/// flag); returns whether it worked.
-fn took(
-    rt: &Runtime,
-    members: &[(MemberId, Arc<ZoneSignals>)],
-    key: &(String, String, bool),
-    result: Result<crate::provider::AliasTarget, DiscoveryError>,
-) -> bool {
-    let worked = result.is_ok();
-    for (id, signals) in members {
-        let member = rt.member(*id);
-        let m = member.config();
-        let Target::ApiGateway {
-            domain,
-            evaluate_target_health: eth,
-        } = &m.target
-        else {
-            continue;
-        };
-        if (&m.region, domain, eth) != (&key.0, &key.1, &key.2) {
-            continue;
-        }
-        let record = &member.record().name;
-        match &result {
-            Ok(target) => {
-                let (dns_name, zone_id) = (target.dns_name.clone(), target.hosted_zone_id.clone());
-                if member.discovered(target.clone()) {
-                    info!(record = %record, region = %m.region, target = %dns_name,
-                        zone_id = %zone_id, "API Gateway target discovered");
-                    signals.trigger.notify_one();
-                }
-            }
-            Err(e) => {
-                warn!(record = %record, region = %m.region, error = %e,
-                    "API Gateway target lookup failed; the target the zone's record holds is used meanwhile");
-                rt.metrics
-                    .provider
-                    .discovery_errors_total
-                    .with_label_values(&[&m.region, e.kind()])
-                    .inc();
-                member.discovery_failed(e.to_string());
-            }
-        }
-    }
-    worked
-}
-
 /// Where API Gateway is asked: the route53 provider's emulator, if any.
 pub fn discovery_endpoint(config: &Config) -> Option<&str> {
     match config.provider.kind {
         ProviderKind::Route53 => config.provider.endpoint_url.as_ref().map(|u| u.as_str()),
         ProviderKind::Memory => None,
-    }
-}
-
-/// Looks up every API Gateway target, then again every resync interval
-/// (every 30 s while any lookup fails); members with the same domain and
-/// settings in the same region share one lookup per round. A target that changes wakes
-/// its zone's reconciler; a failed lookup leaves the last one in place.
-/// `first_round` turns true once every member has been looked up.
-async fn discovery_loop(
-    rt: Arc<Runtime>,
-    discovery: Arc<Discovery>,
-    members: Vec<(MemberId, Arc<ZoneSignals>)>,
-    first_round: watch::Sender<bool>,
-    stop: CancellationToken,
-) {
-    loop {
-        let mut failed = false;
-        // One lookup per region, domain and flag, all at once: each has its
-        // own timeout, so a region that hangs holds up no other.
-        let mut lookups = tokio::task::JoinSet::new();
-        let mut asked = std::collections::BTreeSet::new();
-        for (id, _) in &members {
-            let m = rt.member(*id).config();
-            if let Target::ApiGateway {
-                domain,
-                evaluate_target_health: eth,
-            } = &m.target
-            {
-                let key = (m.region.clone(), domain.clone(), *eth);
-                if asked.insert(key.clone()) {
-                    let discovery = discovery.clone();
-                    lookups.spawn(async move {
-                        let r = discovery.regional_target(&key.0, &key.1, key.2).await;
-                        (key, r)
-                    });
-                }
-            }
-        }
-        // Each result is taken as it comes: one region's slow lookup holds
-        // back no other's.
-        loop {
-            let next = tokio::select! {
-                n = lookups.join_next() => n,
-                _ = stop.cancelled() => return,
-            };
-            match next {
-                Some(Ok((key, result))) => failed |= !took(&rt, &members, &key, result),
-                Some(Err(_)) => {}
-                None => break,
-            }
-        }
-        first_round.send_replace(true);
-        let wait = if failed {
-            Duration::from_secs(30)
-        } else {
-            rt.config.resync_interval
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.cancelled() => return,
-        }
     }
 }

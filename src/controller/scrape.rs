@@ -7,7 +7,8 @@ use super::Runtime;
 use crate::decide::policy::Why;
 use crate::decide::verdict::Verdict;
 use crate::metrics::member::views;
-use crate::metrics::{unix_secs, MemberSample};
+use crate::metrics::MemberSample;
+use crate::time::unix_secs;
 
 impl Runtime {
     /// The text exposition format, for /metrics.

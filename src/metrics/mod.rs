@@ -59,13 +59,6 @@ pub(crate) fn opts(name: &str, help: &str) -> Opts {
     Opts::new(format!("route53_failover_{name}"), help)
 }
 
-/// A time as gauges and status show it: Unix seconds, fractional.
-pub fn unix_secs(t: std::time::SystemTime) -> f64 {
-    t.duration_since(std::time::SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
-}
-
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();

@@ -105,7 +105,7 @@ impl TokenSource {
             token_url: self.spec.token_url.to_string(),
             client_id: self.spec.client_id.clone(),
             ok: failing.is_none(),
-            failing_since: failing.as_ref().map(|(t, _)| crate::metrics::unix_secs(*t)),
+            failing_since: failing.as_ref().map(|(t, _)| crate::time::unix_secs(*t)),
             error: failing.map(|(_, e)| e),
         }
     }

@@ -15,7 +15,7 @@ use crate::config::MemberConfig;
 use crate::controller::{MemberId, MemberState, Runtime};
 use crate::decide::controls::Control;
 use crate::decide::quorum::Ignored;
-use crate::metrics::unix_secs as unix;
+use crate::time::unix_secs as unix;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {

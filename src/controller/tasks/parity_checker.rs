@@ -11,13 +11,13 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::Runtime;
 use crate::config::{RecordConfig, Target};
+use crate::controller::Runtime;
 use crate::discovery::Discovery;
 use crate::parity::{fetch, ParityReport};
 
 /// Whether any record of `rt` is checked.
-pub(super) fn wanted(rt: &Runtime) -> bool {
+pub(in crate::controller) fn wanted(rt: &Runtime) -> bool {
     rt.config.records.iter().any(is_checked)
 }
 
@@ -29,7 +29,7 @@ pub fn is_checked(record: &RecordConfig) -> bool {
 
 /// Checks every record at start (once discovery has gone round once, so
 /// its lookups never wait behind these reads) and every `parity.interval`.
-pub(super) async fn parity_loop(
+pub(in crate::controller) async fn run(
     rt: Arc<Runtime>,
     discovery: Arc<Discovery>,
     mut after_discovery: watch::Receiver<bool>,
@@ -109,6 +109,6 @@ pub async fn check(discovery: &Discovery, record: &RecordConfig) -> Option<Parit
         };
         read.push((region.to_string(), facts));
     }
-    let now = crate::metrics::unix_secs(SystemTime::now());
+    let now = crate::time::unix_secs(SystemTime::now());
     Some(ParityReport::new(now, read, ignore))
 }

@@ -6,8 +6,8 @@ use std::time::SystemTime;
 
 use tracing::{error, info, warn};
 
-use super::reconcile::Reconciler;
-use super::Runtime;
+use super::Reconciler;
+use crate::controller::Runtime;
 use crate::decide::policy::Why;
 use crate::decide::zone::{self, ZoneDecision};
 use crate::events::Event;
@@ -144,7 +144,7 @@ impl Reconciler {
 /// and the rule behind it.
 fn decision_event(
     rt: &Runtime,
-    member: &super::Member<'_>,
+    member: &crate::controller::Member<'_>,
     outcome: &zone::MemberOutcome,
     previous: Option<Why>,
 ) -> Event {

@@ -14,16 +14,14 @@
 //! succeeds the reconcilers write nothing: a drained member must not come
 //! back for a restart.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::calls::Calls;
-use super::state::lock;
-use super::Runtime;
+use crate::controller::calls::Calls;
+use crate::controller::Runtime;
 use crate::decide::controls::{controls_parent, Control, Controls};
 use crate::events::Event;
 use crate::provider::{Action, Change, ProviderError};
@@ -32,108 +30,11 @@ use crate::provider::{Action, Change, ProviderError};
 const HA_READ_EVERY: Duration = Duration::from_secs(15);
 const RETRY: Duration = Duration::from_secs(1);
 
-/// The controls, shared by the reconcilers, the admin routes and status;
-/// kept across reloads.
-#[derive(Debug)]
-pub struct ControlBook {
-    controls: Mutex<Controls>,
-    /// Bumped at every change: the reconcilers wake on it.
-    version: watch::Sender<u64>,
-    /// Turns true at the first successful read.
-    loaded: watch::Sender<bool>,
-    last_error: Mutex<Option<String>>,
-}
-
-impl Default for ControlBook {
-    fn default() -> Self {
-        ControlBook {
-            controls: Mutex::new(Controls::default()),
-            version: watch::Sender::new(0),
-            loaded: watch::Sender::new(false),
-            last_error: Mutex::new(None),
-        }
-    }
-}
-
-impl ControlBook {
-    pub fn snapshot(&self) -> Controls {
-        lock(&self.controls).clone()
-    }
-
-    pub fn last_error(&self) -> Option<String> {
-        lock(&self.last_error).clone()
-    }
-
-    pub(super) fn subscribe(&self) -> watch::Receiver<u64> {
-        self.version.subscribe()
-    }
-
-    /// Waits for the first read (at once without `admin`: nothing to read).
-    pub(super) async fn loaded(&self, admin: bool) {
-        if admin {
-            let mut rx = self.loaded.subscribe();
-            let _ = rx.wait_for(|l| *l).await;
-        }
-    }
-
-    fn changed(&self, f: impl FnOnce(&mut Controls)) {
-        f(&mut lock(&self.controls));
-        self.version.send_modify(|v| *v += 1);
-    }
-
-    /// Writes `control` to Route53 (replacing the one of the same subject)
-    /// and takes it into account at once.
-    pub async fn put(
-        &self,
-        calls: &Calls,
-        zone: &str,
-        control: Control,
-    ) -> Result<(), ProviderError> {
-        let zone_id = calls.find_zone(zone).await?.id;
-        let change = Change {
-            action: Action::Upsert,
-            record: control.to_record(zone),
-        };
-        calls.change(&zone_id, &[change]).await?;
-        self.changed(|c| c.put(control));
-        Ok(())
-    }
-
-    /// Deletes the control with this label from Route53 (as read now: it
-    /// may have been written by another instance); `None` when there was
-    /// none.
-    pub async fn remove(
-        &self,
-        calls: &Calls,
-        zone: &str,
-        label: &str,
-    ) -> Result<Option<Control>, ProviderError> {
-        let zone_id = calls.find_zone(zone).await?.id;
-        let name = format!("{label}.{}", controls_parent(zone));
-        let records = calls
-            .list_records_under(&zone_id, &controls_parent(zone))
-            .await?;
-        let record = records.into_iter().find(|r| r.name == name);
-        let control = record.as_ref().and_then(Control::parse);
-        if let Some(record) = record {
-            let change = Change {
-                action: Action::Delete,
-                record,
-            };
-            calls.change(&zone_id, &[change]).await?;
-        }
-        self.changed(|c| {
-            c.remove(label);
-        });
-        Ok(control)
-    }
-}
-
 /// Reads the controls at start, then every 15 s with `ha` or every resync
 /// without, and when a control ends; says what came and went (controls
 /// written by another instance, controls that ended), and as the lease's
 /// holder deletes the records of those that ended.
-pub(super) async fn controls_loop(
+pub(in crate::controller) async fn run(
     rt: Arc<Runtime>,
     calls: Calls,
     fenced: Calls,
@@ -154,8 +55,7 @@ pub(super) async fn controls_loop(
             // read may lack it, so read again.
             Ok(false) => Duration::ZERO,
             Ok(true) => {
-                *lock(&book.last_error) = None;
-                book.loaded.send_replace(true);
+                book.read_worked();
                 let now = SystemTime::now();
                 let end = book
                     .snapshot()
@@ -166,7 +66,7 @@ pub(super) async fn controls_loop(
             }
             Err(e) => {
                 warn!(zone = %zone, error = %e, "reading on-call's drains and freezes failed; retrying");
-                *lock(&book.last_error) = Some(e.to_string());
+                book.read_failed(e.to_string());
                 RETRY
             }
         };
@@ -201,9 +101,9 @@ async fn read(
 ) -> Result<bool, ProviderError> {
     let book = &rt.controls;
     let zone_id = calls.find_zone(zone).await?.id;
-    let version = *book.version.borrow();
+    let version = book.version();
     let records = calls.list_records_under(&zone_id, parent).await?;
-    if *book.version.borrow() != version {
+    if book.version() != version {
         return Ok(false);
     }
     let pairs: Vec<_> = records

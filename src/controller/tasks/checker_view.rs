@@ -8,13 +8,13 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use super::{Calls, Runtime};
+use crate::controller::{Calls, Runtime};
 
 /// Reads Route53's view of every member's health check, one check at a
 /// time, each about every `health_check_status_interval` and never more
 /// than one request a second (the requests share the provider's rate
 /// limit with the reconcilers).
-pub(super) async fn status_loop(rt: Arc<Runtime>, calls: Calls, stop: CancellationToken) {
+pub(in crate::controller) async fn run(rt: Arc<Runtime>, calls: Calls, stop: CancellationToken) {
     let interval = rt.config.health_check_status_interval;
     loop {
         let targets: Vec<_> = rt

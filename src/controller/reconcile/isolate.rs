@@ -15,27 +15,16 @@
 //! (the zone or the config changed) or the next resync: then it is tried
 //! again, at the cost of a few calls.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::SystemTime;
 
 use tracing::{info, warn};
 
-use super::reconcile::Reconciler;
+use super::rejected::Rejected;
+use super::Reconciler;
 use crate::decide::plan::{by_record, group_batches, record_of, RecordChanges};
 use crate::events::Event;
 use crate::provider::{Change, ProviderError};
-
-/// A record whose changes Route53 refused.
-#[derive(Debug, Clone)]
-pub(super) struct Rejected {
-    /// The changes refused ([`RecordChanges::fingerprint`]).
-    fingerprint: String,
-    pub(super) error: String,
-    since: SystemTime,
-}
-
-/// The records held out, by name.
-pub(super) type RejectedRecords = BTreeMap<String, Rejected>;
 
 impl Reconciler {
     /// Takes the changes of records refused before (the same changes) out

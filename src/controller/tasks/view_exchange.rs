@@ -31,9 +31,9 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::calls::Calls;
-use super::probing::agreed_changed;
-use super::{MemberId, Runtime, ZoneSignals};
+use crate::controller::calls::Calls;
+use crate::controller::tasks::prober::agreed_changed;
+use crate::controller::{MemberId, Runtime, ZoneSignals};
 use crate::decide::quorum::{self, View};
 use crate::decide::verdict::Verdict;
 use crate::provider::{Action, Change, ProviderError, RecordSet};
@@ -52,7 +52,7 @@ const GATHER: Duration = Duration::from_millis(50);
 /// After a failed call.
 const RETRY: Duration = Duration::from_secs(1);
 
-pub(super) struct ViewExchange {
+pub(in crate::controller) struct ViewExchange {
     rt: Arc<Runtime>,
     /// Writes of its own record and reads: unfenced.
     calls: Calls,
@@ -77,7 +77,7 @@ pub(super) struct ViewExchange {
 }
 
 impl ViewExchange {
-    pub(super) fn new(
+    pub(in crate::controller) fn new(
         rt: Arc<Runtime>,
         calls: Calls,
         fenced: Calls,
@@ -106,7 +106,7 @@ impl ViewExchange {
         }
     }
 
-    pub(super) async fn run(mut self, stop: CancellationToken) {
+    pub(in crate::controller) async fn run(mut self, stop: CancellationToken) {
         let Some(ha) = self.rt.config.ha.clone() else {
             return;
         };
@@ -160,7 +160,7 @@ impl ViewExchange {
             }
             tokio::select! {
                 _ = tokio::time::sleep_until(wake.into()) => {}
-                _ = self.rt.views_wake.notified() => {
+                _ = self.rt.signals.views_wake.notified() => {
                     tokio::time::sleep(GATHER).await;
                     changed_at = Some(Instant::now());
                     next_read = Instant::now();

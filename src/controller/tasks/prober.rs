@@ -7,15 +7,15 @@ use rand::Rng;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{MemberId, Runtime, ZoneSignals};
 use crate::config::Target;
+use crate::controller::{MemberId, Runtime, ZoneSignals};
 use crate::decide::verdict::{Transition, Verdict};
 use crate::events::Event;
 use crate::metrics::MemberLabels;
 use crate::probe::Prober;
 
 /// Probes of one region start within this window of the region's phase.
-pub(super) fn spread_window(interval: Duration) -> Duration {
+pub(in crate::controller) fn spread_window(interval: Duration) -> Duration {
     (interval / 4).min(Duration::from_millis(500))
 }
 
@@ -70,7 +70,7 @@ where
     next.max(now)
 }
 
-pub(super) async fn probe_loop(
+pub(in crate::controller) async fn run(
     rt: Arc<Runtime>,
     id: MemberId,
     prober: Prober,
@@ -97,9 +97,9 @@ pub(super) async fn probe_loop(
     let mut last = grid;
     let mut in_run = false;
     // A run of another member of the region: probe once at the fast pace.
-    let mut alarm = rt.region_alarm(labels.region);
+    let mut alarm = rt.signals.region_alarm(labels.region);
     // A failure run anywhere, when this member is its region's witness.
-    let mut witness = rt.witness_alarm(id);
+    let mut witness = rt.signals.witness_alarm(id);
     let duration = rt.metrics.probes.of(labels.region);
     loop {
         tokio::select! {
@@ -177,7 +177,7 @@ pub(super) async fn probe_loop(
             });
             rt.events.emit(e);
             // With `ha`, the others hear of it through this instance's view.
-            rt.views_wake.notify_one();
+            rt.signals.views_wake.notify_one();
             signals.trigger.notify_one();
         }
         if let Some(t) = probed.agreed {
@@ -194,13 +194,13 @@ pub(super) async fn probe_loop(
             // within one fast interval (`decide::correlated`), also when
             // `fall: 1` turns the verdict at once. With `ha`, the others'
             // views are read now and fast while the run lasts.
-            rt.sound_witness_alarm(fast);
-            rt.views_wake.notify_one();
+            rt.signals.sound_witness_alarm(fast);
+            rt.signals.views_wake.notify_one();
         }
         let was_in_run = in_run;
         in_run = member.read(|m| m.health.in_run());
         if in_run && !was_in_run {
-            rt.sound_region_alarm(labels.region, interval);
+            rt.signals.sound_region_alarm(labels.region, interval);
         }
         tick = next_probe(last, grid, now, in_run, fast);
     }
@@ -218,7 +218,12 @@ async fn region_alarmed(
 
 /// Logs a change of the verdict the writer acts on, when it differs from
 /// this instance's own (with `ha`: the quorum's).
-pub(super) fn agreed_changed(rt: &Runtime, labels: MemberLabels<'_>, t: &Transition, after: &str) {
+pub(in crate::controller) fn agreed_changed(
+    rt: &Runtime,
+    labels: MemberLabels<'_>,
+    t: &Transition,
+    after: &str,
+) {
     if rt.config.ha.is_none() {
         return;
     }
@@ -288,22 +293,22 @@ records:
         let config = crate::config::parse(text, std::path::Path::new(".")).unwrap();
         let metrics = Arc::new(crate::metrics::Metrics::new());
         let rt = Runtime::new(Arc::new(config), "memory", metrics);
-        let mut east = rt.region_alarm("us-east-1").unwrap();
-        let west = rt.region_alarm("eu-west-1").unwrap();
+        let mut east = rt.signals.region_alarm("us-east-1").unwrap();
+        let west = rt.signals.region_alarm("eu-west-1").unwrap();
         let quiet = Duration::from_secs(3600);
-        rt.sound_region_alarm("us-east-1", quiet);
+        rt.signals.sound_region_alarm("us-east-1", quiet);
         assert!(east.has_changed().unwrap(), "the region hears it");
         assert!(!west.has_changed().unwrap(), "another region does not");
         east.borrow_and_update();
         // A thousand members starting their runs together: one alarm.
         for _ in 0..1000 {
-            rt.sound_region_alarm("us-east-1", quiet);
+            rt.signals.sound_region_alarm("us-east-1", quiet);
         }
         assert!(!east.has_changed().unwrap(), "quiet within the period");
         // Once the period is over (here: a period of zero), it sounds again.
-        rt.sound_region_alarm("us-east-1", Duration::ZERO);
+        rt.signals.sound_region_alarm("us-east-1", Duration::ZERO);
         assert!(east.has_changed().unwrap(), "sounds again after the quiet");
         assert!(!west.has_changed().unwrap());
-        assert!(rt.region_alarm("sa-east-1").is_none());
+        assert!(rt.signals.region_alarm("sa-east-1").is_none());
     }
 }

@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use tracing::{info, warn};
 
-use super::reconcile::Reconciler;
-use super::{MemberId, Runtime};
+use super::Reconciler;
+use crate::controller::{MemberId, Runtime};
 use crate::decide::health_check::{self as hc, Step};
 use crate::decide::zone::{CheckCall, ZoneDecision};
 use crate::provider::{HealthCheck, HealthCheckConfig, ProviderError};
@@ -88,8 +88,8 @@ impl Reconciler {
         ) = &updated
         {
             // Someone else changed or deleted it: read again next time.
-            self.observed = None;
-            self.rt.forget_health_checks();
+            self.forget_zone();
+            self.rt.check_listing.forget();
         }
         let updated = updated?;
         info!(zone = %self.zone, health_check = %id, version = updated.version, "health check updated");
@@ -130,7 +130,7 @@ impl Reconciler {
     }
 
     fn remember(&mut self, check: HealthCheck) {
-        self.rt.note_health_check(&check.id, Some(check.clone()));
+        self.rt.check_listing.note(&check.id, Some(check.clone()));
         self.checks.retain(|c| c.id != check.id);
         self.checks.push(check);
     }
@@ -155,7 +155,7 @@ impl Reconciler {
             match self.calls.delete_health_check(&id).await {
                 Ok(()) | Err(ProviderError::NoSuchHealthCheck(_)) => {
                     info!(zone = %self.zone, health_check = %id, "unused health check deleted");
-                    self.rt.note_health_check(&id, None);
+                    self.rt.check_listing.note(&id, None);
                     self.checks.retain(|c| c.id != id);
                 }
                 Err(ProviderError::HealthCheckInUse(msg)) => {

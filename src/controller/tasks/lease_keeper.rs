@@ -9,15 +9,13 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::calls::{Calls, RateLimiter};
-use super::leadership::Lease;
+use crate::controller::calls::Calls;
+use crate::controller::leadership::Lease;
 use crate::decide::lease::{self, LeaseValue, NextStep, Watched};
 use crate::decide::quorum;
 use crate::events::{Event, Events};
 use crate::metrics::Metrics;
-use crate::provider::{
-    Action, Change, Provider, ProviderError, RecordSet, RecordType, CALL_TIMEOUT,
-};
+use crate::provider::{Action, Change, ProviderError, RecordSet, RecordType, CALL_TIMEOUT};
 
 /// A write whose answer was lost: it may have landed.
 struct InDoubt {
@@ -48,10 +46,9 @@ struct LeaseTask {
 
 /// Runs until `stop`, then releases the lease if this instance holds it.
 /// Call it once the controller has stopped writing.
-pub async fn lease_loop(
+pub async fn run(
     lease: Arc<Lease>,
-    provider: Arc<dyn Provider>,
-    limiter: Arc<RateLimiter>,
+    calls: Calls,
     metrics: Arc<Metrics>,
     events: Arc<Events>,
     stop: CancellationToken,
@@ -67,10 +64,7 @@ pub async fn lease_loop(
     }
     // The process's one budget, in its urgent lane: a renewal must not
     // wait behind reads, nor spend what the account does not have.
-    let calls = Calls::new(provider, limiter, metrics.clone(), None)
-        .unfenced()
-        .urgent()
-        .scoped(&ha.lease_name);
+    let calls = calls.unfenced().urgent().scoped(&ha.lease_name);
     let zone_id = loop {
         match calls.find_zone(&ha.zone).await {
             Ok(z) => break z.id,
@@ -124,7 +118,7 @@ impl LeaseTask {
             // It renews, but cannot write the records (its role denied
             // them, say): it lets go, and stays out a while so another
             // instance can take over.
-            warn!(identity = %ha.identity, failures = super::leadership::LET_GO_AFTER,
+            warn!(identity = %ha.identity, failures = crate::controller::leadership::LET_GO_AFTER,
                 "this instance cannot write the records; releasing the lease for another instance");
             self.events.emit(
                 Event::new(
@@ -132,7 +126,7 @@ impl LeaseTask {
                     format!(
                         "{} lets go of the lease: {} reconciles in a row could not write",
                         ha.identity,
-                        super::leadership::LET_GO_AFTER
+                        crate::controller::leadership::LET_GO_AFTER
                     ),
                 )
                 .reason("cannot_write"),

@@ -1,0 +1,353 @@
+//! When the zone is reconciled: a state machine over [`Wake`]. Each turn
+//! is one pass (`pass.rs`), what its outcome means for the zone (`after`),
+//! then a wait for the next reason to go again (`wait`); one rule
+//! (`Wake::reads`) says whether the zone is read again before the pass.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use rand::Rng;
+use tokio::sync::watch;
+use tracing::{debug, error, info, warn};
+
+use super::{Passed, ReconcileError, Reconciler};
+use crate::controller::calls::backoff;
+use crate::controller::ZoneSignals;
+use crate::provider::ProviderError;
+
+/// A write within this long of the previous one is part of a burst.
+const BURST: Duration = Duration::from_secs(1);
+
+/// A resync's read gives way to a verdict at most this many times in a
+/// row; then it is read whatever comes.
+const MAX_INTERRUPTED_READS: u32 = 3;
+
+/// Why the reconciler woke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    /// A member's verdict changed, or its target was discovered.
+    Verdict,
+    /// A damping hold or a control ended, or a withdrawal waits for its
+    /// failure to be corroborated.
+    HoldEnded,
+    /// On-call's controls changed.
+    Controls,
+    /// Something outside the reconcilers changed the zones (`retire`).
+    ZonesChanged,
+    /// The resync interval passed.
+    Resync,
+    /// A resync's read that gave way to a verdict is due now.
+    ReadDue,
+    /// A retry after a failure, or health checks still to make.
+    Retry,
+    /// This instance gained or lost the HA lease.
+    Role,
+}
+
+/// What a wake-up means for what the reconciler knows of the zone.
+#[derive(Debug, PartialEq, Eq)]
+enum Read {
+    /// Plan from what was last read plus this instance's writes since.
+    Kept,
+    /// Someone else may have written: read before the next plan.
+    Forget,
+    /// Read now, unless a verdict changes first (`resync`).
+    Now,
+}
+
+impl Wake {
+    /// The one rule of reading again.
+    fn reads(self) -> Read {
+        match self {
+            // A new holder starts from what the zone holds now; on-call's
+            // retire wrote the zone itself.
+            Wake::Role | Wake::ZonesChanged => Read::Forget,
+            Wake::Resync | Wake::ReadDue => Read::Now,
+            Wake::Verdict | Wake::HoldEnded | Wake::Controls | Wake::Retry => Read::Kept,
+        }
+    }
+}
+
+/// What the loop carries from one turn to the next.
+struct Turn {
+    woken_by_verdict: bool,
+    /// A read of the zone is due (a resync, or one that gave way).
+    read_due: bool,
+    /// Resync reads that gave way to a verdict in a row.
+    interrupted: u32,
+    next_resync: tokio::time::Instant,
+    /// Reconciles failed in a row (the backoff).
+    failures: u32,
+    /// When to go again without a wake-up: a retry, or checks still to make.
+    retry_at: Option<tokio::time::Instant>,
+    was_ready: bool,
+}
+
+/// Wakes when this instance gains or loses the HA lease; never without HA.
+async fn role_changed(role: &mut Option<watch::Receiver<bool>>) {
+    if let Some(rx) = role {
+        if rx.changed().await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending().await
+}
+
+/// Resolves at `at`, or never.
+async fn at(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Reconciler {
+    /// The task, until shutdown.
+    pub(in crate::controller) async fn run(mut self, signals: Arc<ZoneSignals>) {
+        let mut edge = signals.edge.subscribe();
+        let mut role = self.rt.lease.as_ref().map(|l| l.subscribe());
+        let mut controls = self.rt.controls.subscribe();
+        let mut changed = self.rt.signals.subscribe_zones_changed();
+        // A drained member must not come back for a restart.
+        tokio::select! {
+            _ = self.rt.controls.loaded(self.rt.config.admin.is_some()) => {}
+            _ = self.shutdown.cancelled() => return,
+        }
+        let mut turn = Turn {
+            woken_by_verdict: false,
+            read_due: false,
+            interrupted: 0,
+            next_resync: tokio::time::Instant::now() + self.jittered_resync(),
+            failures: 0,
+            retry_at: None,
+            was_ready: false,
+        };
+        loop {
+            if turn.woken_by_verdict && self.last_write.is_some_and(|t| t.elapsed() < BURST) {
+                self.settle(&mut edge).await;
+            }
+            let start = Instant::now();
+            let outcome = self.reconcile().await;
+            self.after(outcome, &mut turn);
+            self.rt
+                .metrics
+                .reconcile
+                .duration_seconds
+                .with_label_values(&[&self.zone])
+                .observe(start.elapsed().as_secs_f64());
+
+            let wake = tokio::select! {
+                biased;
+                _ = std::future::ready(()), if turn.read_due => Wake::ReadDue,
+                _ = signals.trigger.notified() => Wake::Verdict,
+                _ = at(self.next_hold_end()) => Wake::HoldEnded,
+                _ = controls.changed() => Wake::Controls,
+                _ = changed.changed() => Wake::ZonesChanged,
+                _ = tokio::time::sleep_until(turn.next_resync) => Wake::Resync,
+                _ = at(turn.retry_at) => Wake::Retry,
+                _ = role_changed(&mut role) => Wake::Role,
+                _ = self.shutdown.cancelled() => return,
+            };
+            if self.shutdown.is_cancelled() {
+                return;
+            }
+            debug!(zone = %self.zone, wake = ?wake, "reconcile");
+            turn.woken_by_verdict = wake == Wake::Verdict;
+            if wake == Wake::Resync {
+                // Records held out are tried again: what Route53 refused
+                // may have been fixed by hand meanwhile.
+                self.rejected.clear();
+                turn.next_resync = tokio::time::Instant::now() + self.jittered_resync();
+            }
+            match wake.reads() {
+                Read::Kept => {}
+                Read::Forget => self.forget_zone(),
+                Read::Now => turn.read_due = true,
+            }
+            if std::mem::take(&mut turn.read_due) && !self.resync(&signals, &mut turn).await {
+                return;
+            }
+        }
+    }
+
+    /// Zones started together do not resync together (each lists its
+    /// zone, and their reads would queue behind one another).
+    fn jittered_resync(&self) -> Duration {
+        let resync = self.rt.config.resync_interval;
+        resync.mul_f64(rand::rng().random_range(0.75..1.25))
+    }
+
+    /// What one pass's outcome means for the zone: its status, the lease's
+    /// count of failed writes, when to go again.
+    fn after(&mut self, outcome: Result<Passed, ReconcileError>, turn: &mut Turn) {
+        match outcome {
+            Ok(passed) => {
+                turn.failures = 0;
+                if let Some(lease) = &self.rt.lease {
+                    lease.wrote(true);
+                }
+                // Health checks still to make: carry on at once (the rate
+                // limit paces it); a check call that failed is tried again
+                // after a backoff.
+                turn.retry_at = self.again.then(tokio::time::Instant::now);
+                // A resync's read given way to this reconcile: now, and
+                // again one a verdict can interrupt.
+                if std::mem::take(&mut self.read_after) {
+                    turn.read_due = true;
+                }
+                let check_error = passed.check_error.as_ref().map(|e| e.to_string());
+                self.rt
+                    .update_zone(&self.zone, |z| z.check_error = check_error);
+                if let Some(e) = passed.check_error {
+                    self.check_failures += 1;
+                    let wait = backoff(self.check_failures);
+                    warn!(zone = %self.zone, error = %e, retry_in = ?wait,
+                        "a health check call failed; the records are in place, the call is retried");
+                    self.rt
+                        .metrics
+                        .reconcile
+                        .errors_total
+                        .with_label_values(&[e.kind()])
+                        .inc();
+                    turn.retry_at = Some(tokio::time::Instant::now() + wait);
+                } else {
+                    self.check_failures = 0;
+                }
+                let now = SystemTime::now();
+                self.rt.update_zone(&self.zone, |z| {
+                    z.last_success = Some(now);
+                    z.last_error = None;
+                });
+                self.rt
+                    .metrics
+                    .reconcile
+                    .last_success_timestamp_seconds
+                    .set(crate::time::unix_secs(now));
+                if !turn.was_ready {
+                    turn.was_ready = true;
+                    self.rt.zone_reconciled();
+                }
+            }
+            Err(ReconcileError::Provider(ProviderError::Fenced(why))) => {
+                // Not an error of the zone: another instance writes now.
+                info!(zone = %self.zone, reason = %why, "no longer the lease holder; reconcile stopped before writing more");
+                self.forget_zone();
+                turn.retry_at = None;
+            }
+            Err(e) => {
+                turn.failures += 1;
+                let wait = backoff(turn.failures);
+                error!(zone = %self.zone, error = %e, retry_in = ?wait, "reconcile failed");
+                if let (Some(lease), true) = (&self.rt.lease, e.cannot_write()) {
+                    lease.wrote(false);
+                }
+                self.rt
+                    .metrics
+                    .reconcile
+                    .errors_total
+                    .with_label_values(&[e.kind()])
+                    .inc();
+                let msg = e.to_string();
+                self.rt
+                    .update_zone(&self.zone, |z| z.last_error = Some(msg));
+                // Whether a failed write landed is unknown: read again.
+                self.forget_zone();
+                turn.retry_at = Some(tokio::time::Instant::now() + wait);
+            }
+        }
+    }
+
+    /// A resync's read of the zone, unless a verdict changes first: a
+    /// withdrawal does not queue behind a resync's read. It goes on what
+    /// was read last (Route53 refuses a batch the zone no longer matches,
+    /// and the zone is read at once), and the read follows it. Given way
+    /// a few times in a row, it is no longer put off: a zone that keeps
+    /// changing is still read. False at shutdown.
+    async fn resync(&mut self, signals: &ZoneSignals, turn: &mut Turn) -> bool {
+        let shutdown = self.shutdown.clone();
+        let may_yield = turn.interrupted < MAX_INTERRUPTED_READS;
+        let yielded = async {
+            if may_yield {
+                signals.trigger.notified().await
+            } else {
+                std::future::pending().await
+            }
+        };
+        tokio::select! {
+            read = self.resync_read() => {
+                turn.interrupted = 0;
+                if read.is_err() {
+                    // Read again by the next reconcile, which reports it.
+                    self.forget_zone();
+                }
+            }
+            _ = yielded => {
+                turn.interrupted += 1;
+                turn.woken_by_verdict = true;
+                self.read_after = true;
+            }
+            _ = shutdown.cancelled() => return false,
+        }
+        true
+    }
+
+    /// A resync's read of the zone (once the zone is known; until then the
+    /// next reconcile finds it and reads).
+    async fn resync_read(&mut self) -> Result<(), ProviderError> {
+        match self.zone_id.clone() {
+            Some(id) => self.read(&id).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until no member's verdict is unsettled (one probe outcome away
+    /// from changing, or a run toward a change under way), or until that
+    /// count has not fallen for one spread window plus one fast interval
+    /// (the rest is waiting for a later round), at most one spread window
+    /// plus one probe timeout. Used only for a write that follows another
+    /// within a second, which the rate limit would delay anyway: the first
+    /// withdrawal of a burst goes at once, and when a region fails across
+    /// many records the rest of its members, whose last probes land over the
+    /// spread window, go together in the next write.
+    async fn settle(&self, edge: &mut watch::Receiver<usize>) {
+        let now = tokio::time::Instant::now();
+        let cap = now + self.pace.settle_limit;
+        let mut quiet_until = (now + self.pace.settle_quiet).min(cap);
+        let mut last = *edge.borrow_and_update();
+        while last > 0 {
+            tokio::select! {
+                changed = edge.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep_until(quiet_until) => return,
+                _ = self.shutdown.cancelled() => return,
+            }
+            let count = *edge.borrow_and_update();
+            // Only members leaving the edge (verdicts landing) are progress;
+            // members reaching it are a later round.
+            if count < last {
+                quiet_until = (tokio::time::Instant::now() + self.pace.settle_quiet).min(cap);
+            }
+            last = count;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_someone_else_may_have_written_forgets_the_zone() {
+        for (wake, read) in [
+            (Wake::Verdict, Read::Kept),
+            (Wake::HoldEnded, Read::Kept),
+            (Wake::Controls, Read::Kept),
+            (Wake::Retry, Read::Kept),
+            (Wake::ZonesChanged, Read::Forget),
+            (Wake::Role, Read::Forget),
+            (Wake::Resync, Read::Now),
+            (Wake::ReadDue, Read::Now),
+        ] {
+            assert_eq!(wake.reads(), read, "{wake:?}");
+        }
+    }
+}
