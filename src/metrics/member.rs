@@ -126,8 +126,14 @@ impl MemberCounters {
         self.probe_seconds += took.as_secs_f64();
     }
 
-    /// This instance's verdict changed to `to`.
-    pub fn verdict_changed(&mut self, to: Verdict) {
+    /// This instance's verdict changed. The first verdict a member reaches
+    /// (from `unknown`, at start or after its probe changed) is not
+    /// counted: at 3,000 members a restart would be 3,000 "changes" and a
+    /// series each for nothing that happened to them.
+    pub fn verdict_changed(&mut self, from: Verdict, to: Verdict) {
+        if from == Verdict::Unknown {
+            return;
+        }
         if let Some(i) = VERDICTS.iter().position(|v| *v == to) {
             self.verdict_changes[i] += 1;
         }
@@ -340,7 +346,7 @@ const PROBE_SECONDS: Family = (
 const VERDICT_CHANGES: Family = (
     "verdict_changes_total",
     "counter",
-    "Verdict transitions, by the verdict reached.",
+    "Verdict transitions, by the verdict reached (a member's first verdict, from unknown, is not one).",
 );
 const FLAPS: Family = (
     "flaps_total",

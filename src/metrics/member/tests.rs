@@ -31,7 +31,12 @@ fn every_member_has_its_verdict_and_record_and_nothing_it_has_not_earned() {
     a.counters.probed(None, Duration::from_millis(250));
     a.counters
         .probed(Some(FailureKind::Timeout), Duration::from_millis(500));
-    a.counters.verdict_changed(Verdict::Healthy);
+    a.counters
+        .verdict_changed(Verdict::Unknown, Verdict::Healthy);
+    a.counters
+        .verdict_changed(Verdict::Healthy, Verdict::Unhealthy);
+    a.counters
+        .verdict_changed(Verdict::Unhealthy, Verdict::Healthy);
     let mut b = sample("api.example.test", "eu-west-1");
     b.healthy = false;
     b.conflict = true;
@@ -65,9 +70,13 @@ fn every_member_has_its_verdict_and_record_and_nothing_it_has_not_earned() {
         lines(&page, "route53_failover_member_probe_seconds_total"),
         ["route53_failover_member_probe_seconds_total{record=\"api.example.test\",type=\"A\",region=\"us-east-1\"} 0.75"]
     );
+    // The first verdict is not a change; a failure and its recovery are.
     assert_eq!(
         lines(&page, "route53_failover_verdict_changes_total"),
-        ["route53_failover_verdict_changes_total{record=\"api.example.test\",type=\"A\",region=\"us-east-1\",to=\"healthy\"} 1"]
+        [
+            "route53_failover_verdict_changes_total{record=\"api.example.test\",type=\"A\",region=\"us-east-1\",to=\"healthy\"} 1",
+            "route53_failover_verdict_changes_total{record=\"api.example.test\",type=\"A\",region=\"us-east-1\",to=\"unhealthy\"} 1",
+        ]
     );
     // Each family is announced once, before its series.
     assert_eq!(
