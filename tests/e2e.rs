@@ -458,14 +458,27 @@ async fn sigterm_exits_zero_and_changes_no_dns() {
 async fn the_metrics_page_passes_promtool() {
     let (_store, eps, daemon) = three_regions(1, "5m").await;
     eps.set("eu-west-1", Mode::Fail);
-    wait_until("a failure is counted", LIMIT, || async {
-        metric(
-            &daemon.metrics().await,
-            "route53_failover_probes_total",
-            &["result=\"status\""],
-        )
-        .is_some()
-    })
+    // Until the failure has turned the verdict: a member's first verdict
+    // (from unknown) is not counted as a change.
+    wait_until(
+        "a failure is counted and turns the verdict",
+        LIMIT,
+        || async {
+            let page = daemon.metrics().await;
+            metric(
+                &page,
+                "route53_failover_probes_total",
+                &["result=\"status\""],
+            )
+            .is_some()
+                && metric(
+                    &page,
+                    "route53_failover_verdict_changes_total",
+                    &["to=\"unhealthy\""],
+                )
+                .is_some()
+        },
+    )
     .await;
     let page = daemon.metrics().await;
     for name in [
