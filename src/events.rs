@@ -1,7 +1,7 @@
 //! The event timeline: what the daemon saw and did, newest last, the last
 //! [`KEEP`] kept in memory (served at `/events`, drawn on the page, printed
 //! by `route53-failover events`). Each event is also a log line with a
-//! stable `event` field (`verdict`, `decision`, `blocked`, `change`,
+//! stable `event` field ([`Kind`]: `verdict`, `decision`, `blocked`, `change`,
 //! `insync`, `drain`, `undrain`, `freeze`, `unfreeze`, `control_ended`,
 //! `lease`, `reload`), so a log pipeline keeps the history past a restart.
 //!
@@ -15,6 +15,59 @@ use serde::{Deserialize, Serialize};
 
 /// Events kept in memory: about an hour of a busy incident, ~0.3 MiB.
 pub const KEEP: usize = 1000;
+
+/// What kind of thing happened: the event's `event` field, in the JSON
+/// and in its log line. One list, so a log pipeline's queries have one
+/// place to look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A member's verdict changed (this instance's, or the agreed one).
+    Verdict,
+    /// A member's decision changed.
+    Decision,
+    /// A withdrawal the safety rules hold, or that waits for corroboration.
+    Blocked,
+    /// A record change was accepted.
+    Change,
+    /// A change reached every Route53 server.
+    Insync,
+    /// Records Route53 refuses, held out of every batch.
+    Rejected,
+    Drain,
+    Undrain,
+    Freeze,
+    Unfreeze,
+    ControlEnded,
+    /// A control read from Route53 that this clock cannot honour.
+    ControlRefused,
+    /// A record no config manages, retired by on-call.
+    Retired,
+    /// This instance's role in the lease changed.
+    Lease,
+    Reload,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Verdict => "verdict",
+            Kind::Decision => "decision",
+            Kind::Blocked => "blocked",
+            Kind::Change => "change",
+            Kind::Insync => "insync",
+            Kind::Rejected => "rejected",
+            Kind::Drain => "drain",
+            Kind::Undrain => "undrain",
+            Kind::Freeze => "freeze",
+            Kind::Unfreeze => "unfreeze",
+            Kind::ControlEnded => "control_ended",
+            Kind::ControlRefused => "control_refused",
+            Kind::Retired => "retired",
+            Kind::Lease => "lease",
+            Kind::Reload => "reload",
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -42,11 +95,11 @@ pub struct Event {
 }
 
 impl Event {
-    pub fn new(event: &str, message: impl Into<String>) -> Self {
+    pub fn new(kind: Kind, message: impl Into<String>) -> Self {
         Event {
             id: 0,
             at: 0.0,
-            event: event.to_string(),
+            event: kind.as_str().to_string(),
             record: None,
             rtype: None,
             region: None,
@@ -140,7 +193,7 @@ mod tests {
     fn newest_first_with_since_and_a_bound() {
         let events = Events::default();
         for i in 0..(KEEP + 5) {
-            events.emit(Event::new("verdict", format!("e{i}")));
+            events.emit(Event::new(Kind::Verdict, format!("e{i}")));
         }
         let all = events.newest(None, usize::MAX);
         assert_eq!(all.len(), KEEP, "only the last {KEEP} are kept");

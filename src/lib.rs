@@ -18,11 +18,15 @@
 //!   decision, the lease rules. No tokio, no provider calls.
 //! - [`provider`]: the DNS service boundary: the trait and its types, the
 //!   strict `memory` store, its loopback service, the fault wrapper, `route53`.
-//! - [`controller`]: the tasks (probers, per-zone reconcilers, Route53's
-//!   checker view, the HA lease, the view exchange) and the state they share; every provider
-//!   request goes through its `Calls`.
+//! - [`controller`]: what does I/O for the core: its state by lifetime
+//!   (`state`: the process, a config generation, the member table), the
+//!   per-zone reconcilers (`reconcile`), the other tasks (`tasks`: probers,
+//!   discovery, the view exchange, the lease, on-call's controls, Route53's
+//!   checkers, parity), one place that says what each happening means
+//!   (`report`); every provider request goes through its `Calls`.
 //! - [`events`]: the event timeline (`/events`, the page, structured logs).
-//! - [`metrics`]: every Prometheus metric, registered in one place.
+//! - [`metrics`]: every Prometheus metric, grouped by subsystem; the
+//!   per-member series written at scrape time.
 //! - [`trend`]: each member's last 15 minutes of probes, for sparklines.
 //! - [`time`]: wall-clock times as status, events and gauges show them.
 //! - [`status`]: the snapshot on-call reads (JSON, HTML page, CLI table).

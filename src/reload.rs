@@ -140,8 +140,11 @@ pub async fn supervise(
             s.last_reload_error = None;
         });
         current.runtime().events.emit(
-            crate::events::Event::new("reload", format!("config reloaded: {old_hash} → {hash}"))
-                .reason("ok"),
+            crate::events::Event::new(
+                crate::events::Kind::Reload,
+                format!("config reloaded: {old_hash} → {hash}"),
+            )
+            .reason("ok"),
         );
     }
 }
@@ -313,7 +316,7 @@ fn refuse(current: &Current, refused: &mut Option<String>, key: String, why: Str
     let rt = current.runtime();
     rt.events.emit(
         crate::events::Event::new(
-            "reload",
+            crate::events::Kind::Reload,
             format!("config reload refused; the running config stays in force: {why}"),
         )
         .reason("refused"),

@@ -8,9 +8,9 @@ use axum::http::StatusCode;
 
 use super::{AdminRequest, Refusal};
 use crate::config::{Config, RecordConfig};
-use crate::controller::{control_event, Calls, Runtime};
+use crate::controller::{report, Calls, Runtime};
 use crate::decide::controls::{Control, Scope, DEFAULT_FOR};
-use crate::events::Event;
+use crate::events::Kind;
 use crate::provider::normalize_name;
 
 fn invalid(message: impl Into<String>) -> Refusal {
@@ -184,8 +184,7 @@ async fn put(rt: &Runtime, calls: &Calls, control: Control, what: &str) -> Done 
         .put(calls, rt.config.control_zone(), control.clone())
         .await
         .map_err(route53_failed)?;
-    rt.events
-        .emit(control_event(&control, "through this instance"));
+    report::control_made(rt, &control, "through this instance");
     let until = humantime::format_rfc3339_seconds(control.until());
     Ok((
         format!("{} until {until}: {what}", control.subject()),
@@ -213,7 +212,7 @@ pub(super) async fn undrain(rt: &Runtime, calls: &Calls, r: &AdminRequest) -> Do
         "{} {} {}",
         record.name, record.rtype, record.members[at].region
     );
-    ended(rt, r, "undrain", &who, removed)
+    ended(rt, r, Kind::Undrain, &who, removed)
 }
 
 pub(super) async fn freeze(rt: &Runtime, calls: &Calls, r: &AdminRequest) -> Done {
@@ -258,37 +257,18 @@ pub(super) async fn unfreeze(rt: &Runtime, calls: &Calls, r: &AdminRequest) -> D
         .await
         .map_err(route53_failed)?;
     let who = probe.subject().trim_start_matches("freeze ").to_string();
-    ended(rt, r, "unfreeze", &who, removed)
+    ended(rt, r, Kind::Unfreeze, &who, removed)
 }
 
 /// The answer and event of an undrain or unfreeze.
-fn ended(rt: &Runtime, r: &AdminRequest, kind: &str, who: &str, removed: Option<Control>) -> Done {
-    let noun = kind.trim_start_matches("un");
+fn ended(rt: &Runtime, r: &AdminRequest, kind: Kind, who: &str, removed: Option<Control>) -> Done {
+    let verb = kind.as_str();
+    let noun = verb.trim_start_matches("un");
     let Some(control) = removed else {
         return Ok((format!("{who}: no {noun} in force; nothing to do"), None));
     };
-    let mut e = Event::new(
-        kind,
-        format!(
-            "{kind} {who} (the {noun} was {:?} by {})",
-            control.reason, control.by
-        ),
-    )
-    .by(&r.by);
-    if let Scope::Drain {
-        record,
-        rtype,
-        region,
-        ..
-    } = &control.scope
-    {
-        e = e.about(record, rtype, Some(region));
-    }
-    if let Some(reason) = &r.reason {
-        e = e.reason(reason.clone());
-    }
-    rt.events.emit(e);
-    Ok((format!("{kind} {who}: done"), Some(control)))
+    report::control_lifted(rt, &control, kind, who, &r.by, r.reason.as_deref());
+    Ok((format!("{verb} {who}: done"), Some(control)))
 }
 
 /// `by` is required of every action.

@@ -7,7 +7,7 @@
 //!
 //! Every call is counted (`admin_actions_total{action,result}`), and an
 //! action is an event (logged with who and why). With `ha` any instance
-//! takes the call and writes the control itself (`controller::controls`).
+//! takes the call and writes the control itself (`controller::tasks::control_reader`).
 //!
 //! Answers: 200 done, 400 bad input (the field and value named), 401, 404
 //! (no such member or record), 409 refused (the last member), 413 a body

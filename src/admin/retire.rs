@@ -12,7 +12,7 @@ use crate::config::zone_ref;
 use crate::controller::{Calls, Runtime};
 use crate::decide::controls::Control;
 use crate::decide::ownership::{retirement, Observed};
-use crate::events::Event;
+use crate::events::{Event, Kind};
 use crate::provider::{normalize_name, RecordType};
 
 pub(super) async fn retire(rt: &Runtime, calls: &Calls, r: &AdminRequest) -> Done {
@@ -68,7 +68,7 @@ pub(super) async fn retire(rt: &Runtime, calls: &Calls, r: &AdminRequest) -> Don
     rt.zones_changed();
     rt.events.emit(
         Event::new(
-            "retired",
+            Kind::Retired,
             format!("retired {what}: {deleted} record(s) and their claims deleted from {zone}"),
         )
         .by(&r.by),

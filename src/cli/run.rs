@@ -91,18 +91,20 @@ pub async fn serve(
         provider.kind(),
         metrics.clone(),
     ));
+    let mut stops = Stops::default();
     // The lease outlives reloads, and is released only once the controller
     // has stopped writing.
-    let lease_stop = CancellationToken::new();
-    let lease_task = rt.lease.clone().map(|lease| {
-        tokio::spawn(controller::tasks::lease_keeper::run(
+    if let Some(lease) = rt.lease.clone() {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(controller::tasks::lease_keeper::run(
             lease,
             rt.calls(&provider),
             rt.metrics.clone(),
             rt.events.clone(),
-            lease_stop.clone(),
-        ))
-    });
+            stop.clone(),
+        ));
+        stops.lease = Some((stop, task));
+    }
     let (path, hash) = source;
     let current = Arc::new(reload::Current::new(rt, path.as_deref(), hash));
     let mut app =
@@ -110,7 +112,7 @@ pub async fn serve(
     if let Some(extra) = extra {
         app = app.merge(extra);
     }
-    let shutdown = CancellationToken::new();
+    let shutdown = stops.signal.clone();
     tokio::spawn(wait_for_signal(shutdown.clone()));
     println!("route53-failover listening on http://{addr}");
     let members = current
@@ -130,23 +132,47 @@ pub async fn serve(
         max_connections = limits.max_connections,
         "listener limits"
     );
-    let server = tokio::spawn(http::serve(
+    stops.server = Some(tokio::spawn(http::serve(
         listener,
         app,
         limits,
         metrics.http.connections.clone(),
         shutdown.clone(),
-    ));
-    let result = reload::supervise(current, provider, path, shutdown.clone()).await;
-    lease_stop.cancel();
-    if let Some(task) = lease_task {
-        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
-    }
+    )));
+    // Returns once the controller has stopped (probes stopped, an apply
+    // in flight finished, bounded by controller::SHUTDOWN_GRACE).
+    let result = reload::supervise(current, provider, path, shutdown).await;
+    stops.after_controller().await;
     result.map_err(anyhow::Error::msg)?;
-    // The server stops with the same token; give it a moment to close.
-    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     info!("stopped");
     Ok(())
+}
+
+/// The order the process stops in, in one place. A signal cancels
+/// `signal`: the listener begins to close and the controller stops (its
+/// probes first, an apply in flight finishes). Once the controller has
+/// stopped writing, `after_controller` releases the lease, so another
+/// instance takes over at its next read, and gives the listener a moment
+/// to close.
+#[derive(Default)]
+struct Stops {
+    signal: CancellationToken,
+    /// The lease keeper, with its own token: it must outlive the
+    /// controller's writes.
+    lease: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Stops {
+    async fn after_controller(self) {
+        if let Some((stop, task)) = self.lease {
+            stop.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+        if let Some(server) = self.server {
+            let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+        }
+    }
 }
 
 /// Every configured zone must exist, be named one way and hold no CNAME

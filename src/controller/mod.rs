@@ -10,17 +10,19 @@
 //! and re-plans; transient errors are retried with backoff and jitter inside
 //! a client-side rate limit shared by every zone.
 //!
-//! Here: `run`, which wires the tasks (and API Gateway discovery).
-//! - `state`: the shared state; `member`: the handle it changes through;
-//! - `calls`: every provider request (rate limit, retries, the HA fence);
-//! - `probing`: probe schedules and the prober task;
-//! - `reconcile`: the zone reconciler; `checks`: its health check calls;
-//!   `isolate`: a record Route53 refuses is held out, not retried;
-//!   `noting`: what its decisions mean for status, metrics and events;
-//! - `route53_view`: the task that reads Route53's view of each check;
-//! - `leadership` and `lease_task`: the HA lease, as held and as renewed;
-//! - `views`: with `ha`, the instances' views, for the quorum;
-//! - `controls`: on-call's drains and freezes, as read and written;
+//! Here: `run`, which wires a config generation's tasks (one table: a
+//! prober per member, a reconciler per zone, the other tasks).
+//! - `state`: what the daemon knows, by lifetime (`Process`, `Runtime`, the
+//!   member table, zones, the controls book, signals); `member`: a
+//!   member's handle, the only writers of its row;
+//! - `calls`: every provider request (rate limit, retries, the HA fence),
+//!   made by `Process::calls`;
+//! - `reconcile`: the zone reconciler (its `Wake` loop, one pass, health
+//!   check calls, what a decision means, records held out);
+//! - `tasks`: the other tasks, each entry point `run`;
+//! - `report`: what each happening means for events, logs and metrics;
+//! - `scrape`: the member series, read at scrape time;
+//! - `leadership`: the HA lease as held;
 //! - `preview`: what the `plan` command prints.
 
 use std::sync::Arc;
@@ -35,6 +37,7 @@ mod leadership;
 mod member;
 mod preview;
 mod reconcile;
+pub mod report;
 mod scrape;
 mod state;
 pub mod tasks;
@@ -47,7 +50,6 @@ use reconcile::Reconciler;
 pub use state::{
     ControlBook, MemberId, MemberState, Process, Route53Health, Runtime, ViewsStatus, ZoneStatus,
 };
-pub use tasks::control_reader::control_event;
 use tasks::prober::spread_window;
 use tasks::{checker_view, control_reader, discoverer, parity_checker, prober, view_exchange};
 

@@ -9,7 +9,7 @@
 //!
 //! - A region failing on its own is corroborated within one probe of
 //!   another region's: a member starting a failure run makes one member of
-//!   every region probe at once (`controller::probing`, the witness alarm),
+//!   every region probe at once (`controller::tasks::prober`, the witness alarm),
 //!   before `fall` failures can add up.
 //! - Everything failing at the same instant (this instance's egress, its
 //!   resolver, a full descriptor table) is never corroborated, so nothing

@@ -21,7 +21,7 @@
 //!
 //! Here: the record's value and the pure rules. `controller::leadership`
 //! holds this instance's view of the lease (who may write, the fence);
-//! `controller::lease_task` runs the task that reads, takes and renews it.
+//! `controller::tasks::lease_keeper` runs the task that reads, takes and renews it.
 
 use std::time::{Duration, SystemTime};
 

@@ -312,7 +312,7 @@ pub fn keep_nonempty(
 
 /// The changes of one record name (its types and its ownership marker),
 /// in the plan's order: what a rejection is held against
-/// (`controller::isolate`).
+/// (`controller::reconcile` (isolate)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordChanges {
     pub name: String,

@@ -10,7 +10,7 @@
 //! is a deploy to fix, not a reason to withdraw a region that answers.
 //!
 //! [`compare`] is pure; [`fetch`] talks to apigatewayv2. Which records are
-//! checked, and when, is `controller::parity_task`'s.
+//! checked, and when, is `controller::tasks::parity_checker`'s.
 
 pub mod compare;
 pub mod fetch;

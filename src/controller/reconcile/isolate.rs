@@ -23,7 +23,7 @@ use tracing::{info, warn};
 use super::rejected::Rejected;
 use super::Reconciler;
 use crate::decide::plan::{by_record, group_batches, record_of, RecordChanges};
-use crate::events::Event;
+use crate::events::{Event, Kind};
 use crate::provider::{Change, ProviderError};
 
 impl Reconciler {
@@ -86,7 +86,7 @@ impl Reconciler {
             "Route53 refuses this record's changes: held out of every batch until they change, so the zone's other records still fail over");
         self.rt.events.emit(
             Event::new(
-                "rejected",
+                Kind::Rejected,
                 format!(
                     "{} change(s) of {} refused and held out until they change: {error}",
                     record.changes.len(),

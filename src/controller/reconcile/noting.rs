@@ -2,15 +2,13 @@
 //! status and metrics, the events of decisions that changed (the rule
 //! behind each), the plan a freeze holds back, what the zone now holds.
 
-use std::time::SystemTime;
-
 use tracing::{error, info, warn};
 
 use super::Reconciler;
+use crate::controller::report;
 use crate::controller::Runtime;
 use crate::decide::policy::Why;
-use crate::decide::zone::{self, ZoneDecision};
-use crate::events::Event;
+use crate::decide::zone::ZoneDecision;
 
 impl Reconciler {
     /// Puts a decision into status and metrics, and logs what changed.
@@ -20,28 +18,9 @@ impl Reconciler {
             let mut fail_open = false;
             for (id, outcome) in rt.record_members(ri).zip(outcomes) {
                 let member = rt.member(id);
-                let labels = member.labels();
-                let why = outcome.decision.why;
                 let previous = member.decided(outcome);
-                if previous != Some(why)
-                    && !(previous.is_none() && matches!(why, Why::Healthy | Why::Unknown))
-                {
-                    rt.events
-                        .emit(decision_event(rt, &member, outcome, previous));
-                }
-                if why.is_blocked() && previous != Some(why) {
-                    rt.metrics
-                        .reconcile
-                        .withdrawals_blocked_total
-                        .with_label_values(&[labels.record, labels.rtype, why.as_str()])
-                        .inc();
-                }
-                if outcome.conflict && previous != Some(Why::Conflict) {
-                    warn!(record = %record.name, region = labels.region,
-                        set_identifier = %member.config().set_identifier,
-                        "a record with this set identifier exists without our ownership marker; leaving it alone (set adopt: true to take it over)");
-                }
-                fail_open |= matches!(why, Why::LastMember | Why::FailOpen);
+                report::decided(rt, &member, outcome, previous);
+                fail_open |= matches!(outcome.decision.why, Why::LastMember | Why::FailOpen);
             }
             rt.metrics
                 .reconcile
@@ -81,13 +60,6 @@ impl Reconciler {
             error!(zone = %self.zone, change = %c,
                 "refused: this deletion would leave its record with nothing published");
         }
-        rt.metrics.reconcile.zone_decided(
-            &self.zone,
-            held.len(),
-            retiring.len(),
-            orphaned.len(),
-            uncorroborated,
-        );
         let before = rt.zone_status().remove(&self.zone).unwrap_or_default();
         if orphaned != before.orphaned && !orphaned.is_empty() {
             warn!(zone = %self.zone, records = ?orphaned,
@@ -103,12 +75,7 @@ impl Reconciler {
         } else if uncorroborated == 0 && before.uncorroborated > 0 {
             info!(zone = %self.zone, "failures corroborated or over: withdrawals go ahead");
         }
-        rt.update_zone(&self.zone, |z| {
-            z.held = held;
-            z.retiring = retiring;
-            z.orphaned = orphaned;
-            z.uncorroborated = uncorroborated;
-        });
+        rt.zone_decided(&self.zone, held, retiring, orphaned, uncorroborated);
         self.note_published();
     }
 
@@ -121,7 +88,7 @@ impl Reconciler {
             .records_rejected
             .with_label_values(&[&self.zone])
             .set(lines.len() as i64);
-        self.rt.update_zone(&self.zone, |z| z.rejected = lines);
+        self.rt.zone_rejected(&self.zone, lines);
     }
 
     /// Puts what the provider holds now into status and metrics.
@@ -138,58 +105,4 @@ impl Reconciler {
             );
         }
     }
-}
-
-/// The event of a member's decision changing: what happens to its record,
-/// and the rule behind it.
-fn decision_event(
-    rt: &Runtime,
-    member: &crate::controller::Member<'_>,
-    outcome: &zone::MemberOutcome,
-    previous: Option<Why>,
-) -> Event {
-    let labels = member.labels();
-    let d = outcome.decision;
-    let what = match (d.why, d.why.is_blocked(), d.published) {
-        (Why::Correlated, _, _) => "withdrawal waits, stays published",
-        (_, true, _) => "withdrawal blocked, stays published",
-        (_, false, true) => "published",
-        (_, false, false) => "withdrawn",
-    };
-    let mut message = format!("{} {what}: {}", labels.region, d.why.as_str());
-    match d.why {
-        Why::Damped => {
-            let now = SystemTime::now();
-            let flaps = member.read(|m| m.damping.flaps);
-            if let Some(until) = member.held_until(now) {
-                let left = until.duration_since(now).unwrap_or_default().as_secs();
-                message.push_str(&format!(
-                    " ({flaps} flaps, held {left}s more although healthy)"
-                ));
-            }
-        }
-        Why::Drained => {
-            let r = member.record();
-            let rtype = r.rtype.to_string();
-            let set = &member.config().set_identifier;
-            if let Some(c) = rt
-                .controls_in_use()
-                .drain(&r.name, &rtype, set, SystemTime::now())
-            {
-                message.push_str(&format!(" by {}: {}", c.by, c.reason));
-            }
-        }
-        _ => {}
-    }
-    if let Some(p) = previous {
-        message.push_str(&format!(" (was {})", p.as_str()));
-    }
-    let kind = if d.why.is_blocked() {
-        "blocked"
-    } else {
-        "decision"
-    };
-    Event::new(kind, message)
-        .about(labels.record, labels.rtype, Some(labels.region))
-        .reason(d.why.as_str())
 }

@@ -11,7 +11,7 @@ use crate::decide::health_check as hc;
 use crate::decide::ownership::Observed;
 use crate::decide::plan;
 use crate::decide::zone::{self, MemberFacts, ZoneDecision, ZoneInputs};
-use crate::events::Event;
+use crate::events::{Event, Kind};
 use crate::provider::{Change, ChangeStatus, ProviderError};
 
 /// One reconcile: read, decide, apply, follow the changes.
@@ -21,10 +21,7 @@ impl Reconciler {
             return Ok(id.clone());
         }
         let zone = self.calls.find_zone(&self.zone).await?;
-        self.rt.update_zone(&self.zone, |z| {
-            z.id = Some(zone.id.clone());
-            z.name = Some(zone.name.clone());
-        });
+        self.rt.zone_found(&self.zone, &zone.id, &zone.name);
         self.zone_id = Some(zone.id.clone());
         Ok(zone.id)
     }
@@ -214,7 +211,7 @@ impl Reconciler {
             }
             self.rt.events.emit(
                 Event::new(
-                    "change",
+                    Kind::Change,
                     format!(
                         "{} change(s) accepted in {}: {}",
                         batch.len(),
@@ -228,8 +225,9 @@ impl Reconciler {
             if let Some(observed) = self.observed.as_mut() {
                 observed.apply(&batch);
             }
-            self.rt.update_zone(&self.zone, |z| z.changes_applied += 1);
-            if info.status == ChangeStatus::Pending {
+            let pending = info.status == ChangeStatus::Pending;
+            self.rt.change_applied(&self.zone, pending);
+            if pending {
                 self.track(info.id);
             }
         }
@@ -246,7 +244,6 @@ impl Reconciler {
         let calls = self.calls.clone().retried(1);
         let zone = self.zone.clone();
         let shutdown = self.shutdown.clone();
-        rt.update_zone(&zone, |z| z.pending_changes += 1);
         tokio::spawn(async move {
             let accepted = Instant::now();
             // Route53 is usually INSYNC within 60 s; give up after 10 min.
@@ -266,7 +263,7 @@ impl Reconciler {
                         .observe(took);
                     rt.events.emit(
                         Event::new(
-                            "insync",
+                            Kind::Insync,
                             format!("change in {zone} INSYNC after {took:.1}s"),
                         )
                         .change_id(&change_id),
@@ -275,9 +272,7 @@ impl Reconciler {
                 }
                 wait = (wait * 2).min(Duration::from_secs(10));
             }
-            rt.update_zone(&zone, |z| {
-                z.pending_changes = z.pending_changes.saturating_sub(1)
-            });
+            rt.change_settled(&zone);
         });
     }
 }

@@ -196,8 +196,6 @@ impl Reconciler {
                     turn.read_due = true;
                 }
                 let check_error = passed.check_error.as_ref().map(|e| e.to_string());
-                self.rt
-                    .update_zone(&self.zone, |z| z.check_error = check_error);
                 if let Some(e) = passed.check_error {
                     self.check_failures += 1;
                     let wait = backoff(self.check_failures);
@@ -213,16 +211,8 @@ impl Reconciler {
                 } else {
                     self.check_failures = 0;
                 }
-                let now = SystemTime::now();
-                self.rt.update_zone(&self.zone, |z| {
-                    z.last_success = Some(now);
-                    z.last_error = None;
-                });
                 self.rt
-                    .metrics
-                    .reconcile
-                    .last_success_timestamp_seconds
-                    .set(crate::time::unix_secs(now));
+                    .zone_passed(&self.zone, SystemTime::now(), check_error);
                 if !turn.was_ready {
                     turn.was_ready = true;
                     self.rt.zone_reconciled();
@@ -247,9 +237,7 @@ impl Reconciler {
                     .errors_total
                     .with_label_values(&[e.kind()])
                     .inc();
-                let msg = e.to_string();
-                self.rt
-                    .update_zone(&self.zone, |z| z.last_error = Some(msg));
+                self.rt.zone_failed(&self.zone, e.to_string());
                 // Whether a failed write landed is unknown: read again.
                 self.forget_zone();
                 turn.retry_at = Some(tokio::time::Instant::now() + wait);

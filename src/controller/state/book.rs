@@ -1,7 +1,7 @@
 //! On-call's drains and freezes (`decide::controls`) as this instance
 //! knows them: read by the reconcilers and status, written by the admin
 //! routes and by the task that reads them from Route53
-//! (`controller::controls`). Lives as long as the process.
+//! (`controller::tasks::control_reader`). Lives as long as the process.
 
 use std::sync::Mutex;
 

@@ -314,7 +314,7 @@ impl Runtime {
         lock(&self.zones).get(zone).map(f)
     }
 
-    pub(super) fn update_zone(&self, zone: &str, f: impl FnOnce(&mut ZoneStatus)) {
+    fn update_zone(&self, zone: &str, f: impl FnOnce(&mut ZoneStatus)) {
         if let Some(z) = lock(&self.zones).get_mut(zone) {
             f(z)
         }

@@ -14,10 +14,10 @@ use crate::config::Config;
 type Alarm = watch::Sender<Option<tokio::time::Instant>>;
 
 pub(in crate::controller) struct Signals {
-    /// A member's own verdict changed: its view is due (`controller::views`).
+    /// A member's own verdict changed: its view is due (`controller::tasks::view_exchange`).
     pub(in crate::controller) views_wake: Notify,
     /// Per region: when one of its members last started a run (see
-    /// `controller::probing`: the region's other members probe once at the
+    /// `controller::tasks::prober`: the region's other members probe once at the
     /// fast pace, so members failing together land together).
     region_alarms: BTreeMap<String, Alarm>,
     /// One member per region, its *witness*, also probes at the fast

@@ -21,9 +21,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::controller::calls::Calls;
+use crate::controller::report;
 use crate::controller::Runtime;
 use crate::decide::controls::{controls_parent, Control, Controls};
-use crate::events::Event;
+use crate::events::{Event, Kind};
 use crate::provider::{Action, Change, ProviderError};
 
 /// How often the controls are read with `ha`.
@@ -132,16 +133,19 @@ async fn read(
         if let Err(why) = check {
             warn!(control = %c.subject(), by = %c.by, reason = %why, "on-call's control refused");
             rt.events.emit(
-                Event::new("control_refused", format!("{} refused: {why}", c.subject()))
-                    .by(&c.by)
-                    .reason("clock"),
+                Event::new(
+                    Kind::ControlRefused,
+                    format!("{} refused: {why}", c.subject()),
+                )
+                .by(&c.by)
+                .reason("clock"),
             );
             reading.told.push(label);
             reading.refused.push(c.clone());
             continue;
         }
         if !known && c.in_force(now) {
-            rt.events.emit(control_event(c, "read from Route53"));
+            report::control_made(rt, c, "read from Route53");
         }
         admitted.push(c.clone());
     }
@@ -159,13 +163,7 @@ async fn read(
         let label = c.label();
         if !reading.told.contains(&label) {
             reading.told.push(label);
-            rt.events.emit(
-                Event::new(
-                    "control_ended",
-                    format!("{} ended ({})", c.subject(), c.reason),
-                )
-                .by(&c.by),
-            );
+            report::control_ended(rt, c);
         }
         gone.push(Change {
             action: Action::Delete,
@@ -193,25 +191,4 @@ async fn read(
         }
     }
     Ok(true)
-}
-
-/// The event of a control being made.
-pub fn control_event(c: &Control, how: &str) -> Event {
-    let kind = if c.is_drain() { "drain" } else { "freeze" };
-    let until = humantime::format_rfc3339_seconds(c.until());
-    let mut e = Event::new(
-        kind,
-        format!("{} until {until}: {} ({how})", c.subject(), c.reason),
-    )
-    .by(&c.by);
-    if let crate::decide::controls::Scope::Drain {
-        record,
-        rtype,
-        region,
-        ..
-    } = &c.scope
-    {
-        e = e.about(record, rtype, Some(region));
-    }
-    e.reason(c.reason.clone())
 }

@@ -8,10 +8,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Target;
+use crate::controller::report;
 use crate::controller::{MemberId, Runtime, ZoneSignals};
-use crate::decide::verdict::{Transition, Verdict};
-use crate::events::Event;
-use crate::metrics::MemberLabels;
 use crate::probe::Prober;
 
 /// Probes of one region start within this window of the region's phase.
@@ -154,34 +152,13 @@ pub(in crate::controller) async fn run(
             _ => {}
         }
         if let Some(t) = probed.transition {
-            let e = Event::new(
-                "verdict",
-                format!(
-                    "{} verdict changed: {} → {}{}",
-                    labels.region,
-                    t.from.as_str(),
-                    t.to.as_str(),
-                    probed
-                        .reason
-                        .as_deref()
-                        .map(|r| format!(" ({r})"))
-                        .unwrap_or_default()
-                ),
-            )
-            .about(labels.record, labels.rtype, Some(labels.region))
-            // Unhealthy: this probe's failure kind (`timeout`, `status`, `slow`…).
-            .reason(if t.to == Verdict::Unhealthy {
-                outcome
-            } else {
-                t.to.as_str()
-            });
-            rt.events.emit(e);
+            report::verdict_changed(&rt, labels, &t, probed.reason.as_deref(), outcome);
             // With `ha`, the others hear of it through this instance's view.
             rt.signals.views_wake.notify_one();
             signals.trigger.notify_one();
         }
         if let Some(t) = probed.agreed {
-            agreed_changed(&rt, labels, &t, "this instance's verdict");
+            report::agreed_changed(&rt, labels, &t, "this instance's verdict");
             signals.trigger.notify_one();
         }
         // Keep the grid; skip ticks missed while a probe ran long.
@@ -214,32 +191,6 @@ async fn region_alarmed(
         Some(a) => a.changed().await,
         None => std::future::pending().await,
     }
-}
-
-/// Logs a change of the verdict the writer acts on, when it differs from
-/// this instance's own (with `ha`: the quorum's).
-pub(in crate::controller) fn agreed_changed(
-    rt: &Runtime,
-    labels: MemberLabels<'_>,
-    t: &Transition,
-    after: &str,
-) {
-    if rt.config.ha.is_none() {
-        return;
-    }
-    rt.events.emit(
-        Event::new(
-            "verdict",
-            format!(
-                "{} agreed verdict changed (quorum of vantage points, after {after}): {} → {}",
-                labels.region,
-                t.from.as_str(),
-                t.to.as_str()
-            ),
-        )
-        .about(labels.record, labels.rtype, Some(labels.region))
-        .reason("quorum"),
-    );
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::controller::calls::Calls;
-use crate::controller::tasks::prober::agreed_changed;
+use crate::controller::report;
 use crate::controller::{MemberId, Runtime, ZoneSignals};
 use crate::decide::quorum::{self, View};
 use crate::decide::verdict::Verdict;
@@ -298,7 +298,7 @@ impl ViewExchange {
                 }
             }
             if let Some(t) = member.votes_read(votes, now) {
-                agreed_changed(&self.rt, member.labels(), &t, "the other instances' views");
+                report::agreed_changed(&self.rt, member.labels(), &t, "the other instances' views");
                 signals.trigger.notify_one();
             }
         }

@@ -13,7 +13,7 @@ use crate::controller::calls::Calls;
 use crate::controller::leadership::Lease;
 use crate::decide::lease::{self, LeaseValue, NextStep, Watched};
 use crate::decide::quorum;
-use crate::events::{Event, Events};
+use crate::events::{Event, Events, Kind};
 use crate::metrics::Metrics;
 use crate::provider::{Action, Change, ProviderError, RecordSet, RecordType, CALL_TIMEOUT};
 
@@ -122,7 +122,7 @@ impl LeaseTask {
                 "this instance cannot write the records; releasing the lease for another instance");
             self.events.emit(
                 Event::new(
-                    "lease",
+                    Kind::Lease,
                     format!(
                         "{} lets go of the lease: {} reconciles in a row could not write",
                         ha.identity,
@@ -291,7 +291,7 @@ impl LeaseTask {
             Some(true) => {
                 self.events.emit(
                     Event::new(
-                        "lease",
+                        Kind::Lease,
                         format!(
                             "lease acquired by {} (term {}); this instance writes",
                             snapshot.identity,
@@ -311,7 +311,7 @@ impl LeaseTask {
                 self.held = None;
                 self.events.emit(
                     Event::new(
-                        "lease",
+                        Kind::Lease,
                         format!(
                             "{} is no longer the lease holder; this instance stops writing",
                             snapshot.identity
@@ -326,71 +326,6 @@ impl LeaseTask {
                     .inc();
             }
             None => {}
-        }
-    }
-
-    /// At shutdown: hands the lease back (its end set to now) so another
-    /// instance takes it at its next read.
-    async fn release(mut self) {
-        self.forget_view().await;
-        self.release_now().await;
-    }
-
-    /// Hands the lease back (`expires` 0) if this instance holds it.
-    async fn release_now(&mut self) {
-        let Some(held) = self.held.take().filter(|_| self.lease.is_leader()) else {
-            return;
-        };
-        self.lease.step_down();
-        self.lease.publish();
-        let ha = self.lease.config.clone();
-        let released = LeaseValue {
-            expires_ms: 0,
-            ..held.clone()
-        };
-        let batch = lease::swap(
-            Some(&held.record(&ha.lease_name)),
-            released.record(&ha.lease_name),
-        );
-        let result = tokio::time::timeout(Duration::from_secs(5), self.swap(batch)).await;
-        self.metrics
-            .lease
-            .leader
-            .with_label_values(&[&ha.identity])
-            .set(0);
-        match result {
-            Ok(Ok(())) => {
-                info!(identity = %ha.identity, "lease released");
-                self.metrics
-                    .lease
-                    .transitions_total
-                    .with_label_values(&["released"])
-                    .inc();
-            }
-            Ok(Err(e)) => warn!(error = %e, "could not release the lease; it expires by itself"),
-            Err(_) => warn!("releasing the lease timed out; it expires by itself"),
-        }
-    }
-
-    /// At shutdown, this instance's view (`decide::quorum`) goes too: the
-    /// others stop counting it at once instead of once it is stale (a
-    /// rolling update leaves no views behind).
-    async fn forget_view(&self) {
-        let ha = &self.lease.config;
-        let name = quorum::view_name(&ha.identity, &ha.zone);
-        let read = self
-            .calls
-            .get_record(&self.zone_id, &name, &RecordType::Txt);
-        let Ok(Ok(Some(view))) = tokio::time::timeout(Duration::from_secs(5), read).await else {
-            return;
-        };
-        let delete = Change {
-            action: Action::Delete,
-            record: view,
-        };
-        match tokio::time::timeout(Duration::from_secs(5), self.swap(vec![delete])).await {
-            Ok(Ok(_)) => info!(identity = %ha.identity, "view deleted"),
-            _ => warn!("could not delete this instance's view; the others ignore it once stale"),
         }
     }
 
@@ -425,3 +360,5 @@ impl LeaseTask {
 fn retry_soon(ha: &crate::config::HaConfig) -> Duration {
     (ha.renew_every / 4).max(Duration::from_millis(100))
 }
+
+mod release;

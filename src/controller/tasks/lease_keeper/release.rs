@@ -1,0 +1,72 @@
+//! Letting go at shutdown: the lease handed back and this instance's
+//! view deleted, so the others take over at their next read instead of
+//! waiting either out.
+
+use super::*;
+
+impl LeaseTask {
+    /// At shutdown: hands the lease back (its end set to now) so another
+    /// instance takes it at its next read.
+    pub(super) async fn release(mut self) {
+        self.forget_view().await;
+        self.release_now().await;
+    }
+
+    /// Hands the lease back (`expires` 0) if this instance holds it.
+    pub(super) async fn release_now(&mut self) {
+        let Some(held) = self.held.take().filter(|_| self.lease.is_leader()) else {
+            return;
+        };
+        self.lease.step_down();
+        self.lease.publish();
+        let ha = self.lease.config.clone();
+        let released = LeaseValue {
+            expires_ms: 0,
+            ..held.clone()
+        };
+        let batch = lease::swap(
+            Some(&held.record(&ha.lease_name)),
+            released.record(&ha.lease_name),
+        );
+        let result = tokio::time::timeout(Duration::from_secs(5), self.swap(batch)).await;
+        self.metrics
+            .lease
+            .leader
+            .with_label_values(&[&ha.identity])
+            .set(0);
+        match result {
+            Ok(Ok(())) => {
+                info!(identity = %ha.identity, "lease released");
+                self.metrics
+                    .lease
+                    .transitions_total
+                    .with_label_values(&["released"])
+                    .inc();
+            }
+            Ok(Err(e)) => warn!(error = %e, "could not release the lease; it expires by itself"),
+            Err(_) => warn!("releasing the lease timed out; it expires by itself"),
+        }
+    }
+
+    /// At shutdown, this instance's view (`decide::quorum`) goes too: the
+    /// others stop counting it at once instead of once it is stale (a
+    /// rolling update leaves no views behind).
+    async fn forget_view(&self) {
+        let ha = &self.lease.config;
+        let name = quorum::view_name(&ha.identity, &ha.zone);
+        let read = self
+            .calls
+            .get_record(&self.zone_id, &name, &RecordType::Txt);
+        let Ok(Ok(Some(view))) = tokio::time::timeout(Duration::from_secs(5), read).await else {
+            return;
+        };
+        let delete = Change {
+            action: Action::Delete,
+            record: view,
+        };
+        match tokio::time::timeout(Duration::from_secs(5), self.swap(vec![delete])).await {
+            Ok(Ok(_)) => info!(identity = %ha.identity, "view deleted"),
+            _ => warn!("could not delete this instance's view; the others ignore it once stale"),
+        }
+    }
+}
