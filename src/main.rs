@@ -12,7 +12,7 @@ mod cli;
 use cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    few_malloc_arenas();
+    tune_malloc();
     let cli = Cli::parse();
     init_logging(&cli.log, cli.log_json);
     let runtime = match tokio::runtime::Runtime::new() {
@@ -26,19 +26,28 @@ fn main() -> ExitCode {
 }
 
 /// glibc gives each thread that allocates its own arena (up to eight per
-/// core) and keeps what each frees: the probes' buffers on the runtime's
-/// workers and the renders of `/metrics` and `/status` on the blocking
-/// threads then hold about 10 MiB more at 3,000 members (README,
-/// "Performance"). Two arenas serve a daemon whose work is short critical
-/// sections; set before any thread starts. musl (the container image) has
-/// no arenas.
-fn few_malloc_arenas() {
+/// core) and keeps what each frees, and it raises its mmap threshold each
+/// time a large block is freed, so the next renders of `/metrics` and
+/// `/status` (a megabyte or two each at 3,000 members) come from the heap
+/// and stay there. Two arenas serve a daemon whose work is short critical
+/// sections, and a fixed threshold of 256 KiB gives every large buffer
+/// back when it is dropped (README, "Performance"). Set before any thread
+/// starts; an operator's `MALLOC_ARENA_MAX` or `MALLOC_MMAP_THRESHOLD_`
+/// wins. musl (the container image) has neither.
+fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+    {
         // SAFETY: mallopt only sets an allocator parameter; no other
         // thread exists yet.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
+        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+            unsafe {
+                libc::mallopt(libc::M_ARENA_MAX, 2);
+            }
+        }
+        if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+            unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+            }
         }
     }
 }

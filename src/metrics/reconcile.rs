@@ -107,6 +107,11 @@ impl ReconcileMetrics {
 }
 
 impl ReconcileMetrics {
+    /// A reconcile, or a health check call of one, failed this way.
+    pub fn failed(&self, kind: &str) {
+        self.errors_total.with_label_values(&[kind]).inc();
+    }
+
     /// What one zone's decision holds back or waits on, by zone.
     pub fn zone_decided(
         &self,

@@ -201,12 +201,7 @@ impl Reconciler {
                     let wait = backoff(self.check_failures);
                     warn!(zone = %self.zone, error = %e, retry_in = ?wait,
                         "a health check call failed; the records are in place, the call is retried");
-                    self.rt
-                        .metrics
-                        .reconcile
-                        .errors_total
-                        .with_label_values(&[e.kind()])
-                        .inc();
+                    self.rt.metrics.reconcile.failed(e.kind());
                     turn.retry_at = Some(tokio::time::Instant::now() + wait);
                 } else {
                     self.check_failures = 0;
@@ -231,12 +226,7 @@ impl Reconciler {
                 if let (Some(lease), true) = (&self.rt.lease, e.cannot_write()) {
                     lease.wrote(false);
                 }
-                self.rt
-                    .metrics
-                    .reconcile
-                    .errors_total
-                    .with_label_values(&[e.kind()])
-                    .inc();
+                self.rt.metrics.reconcile.failed(e.kind());
                 self.rt.zone_failed(&self.zone, e.to_string());
                 // Whether a failed write landed is unknown: read again.
                 self.forget_zone();
