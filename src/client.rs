@@ -59,9 +59,32 @@ pub async fn fetch_status(endpoint: &url::Url) -> Result<Status, ClientError> {
     get(endpoint, "a status document").await
 }
 
-/// `status`: the table, or the JSON.
-pub async fn status(url: &str, json: bool) -> Result<String, ClientError> {
-    let status = fetch_status(&endpoint(url, "status")?).await?;
+/// `/status`, or with `record` one record's (`?record=`).
+pub fn status_endpoint(url: &str, record: Option<&str>) -> Result<url::Url, ClientError> {
+    let mut endpoint = endpoint(url, "status")?;
+    if let Some(record) = record {
+        endpoint.query_pairs_mut().append_pair("record", record);
+    }
+    Ok(endpoint)
+}
+
+/// One record's status: a name the daemon's config does not have is bad
+/// input (the daemon's answer names it), anything else as `fetch_status`.
+async fn fetch_status_of(endpoint: &url::Url, record: Option<&str>) -> Result<Status, ClientError> {
+    match fetch_status(endpoint).await {
+        Err(Failed(e)) if record.is_some() && e.ends_with(" answered 404 Not Found") => {
+            Err(BadInput(format!(
+                "--record: {:?}: no such record in the daemon's config",
+                record.unwrap_or_default()
+            )))
+        }
+        other => other,
+    }
+}
+
+/// `status`: the table, or the JSON (of one record with `record`).
+pub async fn status(url: &str, record: Option<&str>, json: bool) -> Result<String, ClientError> {
+    let status = fetch_status_of(&status_endpoint(url, record)?, record).await?;
     Ok(if json {
         serde_json::to_string_pretty(&status).map_err(|e| Failed(e.to_string()))? + "\n"
     } else {
@@ -71,13 +94,17 @@ pub async fn status(url: &str, json: bool) -> Result<String, ClientError> {
 
 /// `status --watch`: the table every `every`, the screen cleared first on
 /// a terminal; an unreachable daemon is said and retried, not fatal.
-pub async fn watch_status(url: &str, every: Duration) -> Result<(), ClientError> {
+pub async fn watch_status(
+    url: &str,
+    record: Option<&str>,
+    every: Duration,
+) -> Result<(), ClientError> {
     use std::io::{IsTerminal, Write};
-    let endpoint = endpoint(url, "status")?;
+    let endpoint = status_endpoint(url, record)?;
     let every = every.max(Duration::from_millis(100));
     let clear = std::io::stdout().is_terminal();
     loop {
-        let text = match fetch_status(&endpoint).await {
+        let text = match fetch_status_of(&endpoint, record).await {
             Ok(status) => status.table(),
             Err(e) => format!(
                 "{e}; retrying every {}\n",

@@ -800,4 +800,30 @@ async fn status_and_the_page_of_one_record_and_of_a_record_the_config_has_not() 
         .await
         .unwrap();
     assert_eq!(page.matches("<h2>api.example.test A").count(), 1, "{page}");
+    // The page's own links: the folded records shown, a page turned.
+    for path in ["/?all=1", "/?all=1&page=2", "/?page=1"] {
+        let r = daemon.get(path).await;
+        assert_eq!(r.status(), 200, "{path}");
+        let page = r.text().await.unwrap();
+        assert!(page.contains("<h2>api.example.test A"), "{path}: {page}");
+    }
+    // The CLI asks for one record the same way; a name the daemon does
+    // not manage is bad input, named.
+    let status = |record: &'static str| {
+        tokio::process::Command::new(BIN)
+            .args(["status", "--url", &daemon.base, "--record", record])
+            .output()
+    };
+    let out = status("api.example.test").await.unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows = text.lines().filter(|l| l.starts_with("api.example.test "));
+    assert_eq!(rows.count(), 3, "{text}");
+    let out = status("nope.example.test").await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("--record") && err.contains("nope.example.test"),
+        "{err}"
+    );
 }

@@ -13,6 +13,10 @@ use super::exit::BadInput;
 pub struct StatusArgs {
     #[arg(long, default_value = "http://127.0.0.1:9090")]
     url: String,
+    /// Only this record (its name): the daemon builds one record's
+    /// status, not every one (cheap in a refresh loop).
+    #[arg(long)]
+    record: Option<String>,
     /// Print the raw JSON.
     #[arg(long)]
     json: bool,
@@ -40,13 +44,13 @@ pub struct EventsArgs {
 /// `status`: the table (or the JSON) once, or again and again.
 pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
     if args.watch {
-        client::watch_status(&args.url, args.every)
+        client::watch_status(&args.url, args.record.as_deref(), args.every)
             .await
             .map_err(client_error)
     } else {
         print!(
             "{}",
-            client::status(&args.url, args.json)
+            client::status(&args.url, args.record.as_deref(), args.json)
                 .await
                 .map_err(client_error)?
         );

@@ -165,6 +165,8 @@ struct Stops {
 
 impl Stops {
     async fn after_controller(self) {
+        // The controller stopped for an error too: the listener goes.
+        self.signal.cancel();
         if let Some((stop, task)) = self.lease {
             stop.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;

@@ -176,6 +176,9 @@ impl Validator {
             Some(list) if list.is_empty() => self.err("records", "must list at least one record"),
             Some(list) => {
                 let mut seen = HashSet::new();
+                // (name, type, region) across entries: the record's entry
+                // already refuses a region twice within itself.
+                let mut regions = std::collections::HashMap::new();
                 for (i, r) in list.iter().enumerate() {
                     let path = format!("records[{i}]");
                     let defaults = (
@@ -197,6 +200,20 @@ impl Validator {
                                         rc.rtype
                                     ),
                                 );
+                            }
+                            let key = (rc.name.clone(), rc.rtype.clone(), m.region.clone());
+                            if let Some(first) = regions.insert(key, i) {
+                                if first != i {
+                                    self.err(
+                                        format!("{path}.regions[{j}].region"),
+                                        format!(
+                                            "{} is already a region of {} {} in records[{first}]; Route53 takes one latency record per region",
+                                            q(&m.region),
+                                            rc.name,
+                                            rc.rtype
+                                        ),
+                                    );
+                                }
                             }
                         }
                         records.push(rc);

@@ -268,3 +268,27 @@ fn ha_is_off_by_default_and_its_defaults_name_the_lease_in_the_records_zone() {
     assert_eq!(ha.identity, "route53-failover-7c9f-x2");
     assert_eq!(ha.lease_name, "lease.example.test");
 }
+
+#[test]
+fn a_region_is_one_latency_record_of_its_name_and_type_across_entries() {
+    let text = format!(
+        "{BASE}  - name: api.example.test\n    zone: example.test\n    probe: {{url: \"https://api.example.test/health\"}}\n    regions:\n      \
+         - {{region: us-east-1, set_identifier: api-use1-b, target: {{values: [192.0.2.11]}}}}\n      \
+         - {{region: ap-south-1, set_identifier: api-aps1, target: {{values: [192.0.2.12]}}}}\n"
+    );
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("records[1].regions[0].region: \"us-east-1\" is already a region of api.example.test A in records[0]"),
+        "{errs:?}"
+    );
+    // Another type of the same name is another record set.
+    let aaaa = text
+        .replace(
+            "  - name: api.example.test\n    zone",
+            "  - name: api.example.test\n    type: AAAA\n    zone",
+        )
+        .replace("[192.0.2.11]", "[\"2001:db8::11\"]")
+        .replace("[192.0.2.12]", "[\"2001:db8::12\"]");
+    parse(&aaaa, Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
+}

@@ -23,7 +23,7 @@ pub struct Lease {
     stepped_down: tokio::sync::Notify,
     /// Reconciles in a row whose writes failed while this instance held
     /// the lease (not throttled): a holder that can renew but not write
-    /// lets go (`lease_task`).
+    /// lets go (`tasks::lease_keeper`).
     write_failures: std::sync::atomic::AtomicU32,
 }
 

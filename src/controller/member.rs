@@ -46,7 +46,7 @@ pub struct Probed {
     /// With a transition: the failure behind the new verdict, for its log line.
     pub reason: Option<String>,
     /// This outcome began a failure run: is it the member's, or this
-    /// instance's? (`Runtime::sound_witness_alarm`).
+    /// instance's? (`Signals::sound_witness_alarm`).
     pub failing_began: bool,
 }
 

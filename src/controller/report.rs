@@ -1,6 +1,9 @@
-//! What each thing that happens means for on-call, said in one place: its
-//! event (and so its log line, `events`), its metric where it has one,
-//! and its warning. The tasks call these; none builds an event itself.
+//! What a member's happenings (its verdicts, its decisions) and on-call's
+//! controls mean for on-call, said in one place: the event (and so the
+//! log line, `events`), the metric where there is one, the warning. The
+//! prober, the view exchange, the reconciler and the admin routes call
+//! these. The zone's changes, the lease and reloads emit their events
+//! where they happen, each in one place.
 //!
 //! The member series (`member_healthy`, `flaps_total`, ...) are not set
 //! here: they are read off the member's state at scrape time

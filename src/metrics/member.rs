@@ -49,6 +49,11 @@ impl Probes {
     pub fn of(&self, region: &str) -> prometheus::Histogram {
         self.duration.with_label_values(&[region])
     }
+
+    /// A region the config no longer has: its series goes.
+    pub fn forget(&self, region: &str) {
+        let _ = self.duration.remove_label_values(&[region]);
+    }
 }
 
 /// A member's labels, by name.

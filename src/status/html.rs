@@ -337,7 +337,7 @@ fn timeline(events: &[Event], now: f64) -> String {
 }
 
 /// Fewer days left than this shows as a warning (as the chart's alert).
-const CERT_WARN_DAYS: i64 = 14;
+pub(super) const CERT_WARN_DAYS: i64 = 14;
 
 /// A record's parity under its table: the state, then one line per
 /// difference and per region that could not be read.

@@ -19,11 +19,24 @@ pub const PAGE_SIZE: usize = 100;
 pub struct Query {
     /// One record's name (a trailing dot and case do not matter).
     pub record: Option<String>,
-    /// Unfold the records that need no attention.
-    #[serde(default)]
+    /// Unfold the records that need no attention: `1`, `true`, `yes`.
+    #[serde(default, deserialize_with = "flag")]
     pub all: bool,
     /// The page, from 1.
     pub page: Option<usize>,
+}
+
+/// A query flag as people type it: `1`, `true`, `yes` (or nothing: `?all`)
+/// on, `0`, `false`, `no` off.
+fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    let s = String::deserialize(d)?;
+    match s.to_ascii_lowercase().as_str() {
+        "" | "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" => Ok(false),
+        _ => Err(serde::de::Error::custom(format!(
+            "all: {s:?} is not a flag (1 or 0)"
+        ))),
+    }
 }
 
 /// Whether `name` is the record `asked` names.
@@ -44,8 +57,9 @@ pub struct Folded {
 }
 
 impl RecordSnapshot {
-    /// Nothing here for on-call to look at.
-    pub fn calm(&self) -> bool {
+    /// Nothing here for on-call to look at (`now`: unix seconds, for the
+    /// certificates).
+    pub fn calm(&self, now: f64) -> bool {
         self.frozen.is_none()
             && self
                 .parity
@@ -57,6 +71,9 @@ impl RecordSnapshot {
                     && m.published
                     && m.decision.as_deref() == Some("healthy")
                     && m.drain.is_none()
+                    && m.not_observed.is_none()
+                    && m.cert_days_left(now)
+                        .is_none_or(|d| d >= super::html::CERT_WARN_DAYS)
                     && m.health_check
                         .as_ref()
                         .is_none_or(|h| !h.disagrees && h.error.is_none())
@@ -73,7 +90,8 @@ impl Status {
         let mut folded = Folded::default();
         if !q.all && self.records.len() > FOLD_OVER {
             let before = self.records.len();
-            self.records.retain(|r| !r.calm());
+            let now = self.now;
+            self.records.retain(|r| !r.calm(now));
             folded.calm = before - self.records.len();
         }
         if self.records.len() > PAGE_SIZE {

@@ -102,6 +102,13 @@ impl Runtime {
         if old.is_ready() {
             self.ready.store(true, Ordering::Release);
         }
+        let regions = |rt: &Runtime| -> std::collections::BTreeSet<String> {
+            let members = rt.config.records.iter().flat_map(|r| &r.members);
+            members.map(|m| m.region.clone()).collect()
+        };
+        for gone in regions(old).difference(&regions(self)) {
+            self.metrics.probes.forget(gone);
+        }
     }
 
     /// The member a reload renamed into `new`'s member of `region`: the one

@@ -99,11 +99,38 @@ fn a_drained_or_frozen_or_disagreeing_record_is_never_folded() {
         std::time::SystemTime::now(),
         std::time::Duration::from_secs(60),
     ));
+    // A certificate about to expire, a probe that observes nothing.
+    s.records[4].members[1].cert_not_after = Some(s.now + 3.0 * 86_400.0);
+    s.records[5].members[0].cert_not_after = Some(s.now + 90.0 * 86_400.0);
+    s.records[6].members[0].not_observed = Some("local: no descriptor left".into());
     s.fold(&Query::default());
     assert_eq!(
         names_of(&s),
-        ["r1.example.test", "r2.example.test", "r3.example.test"]
+        [
+            "r1.example.test",
+            "r2.example.test",
+            "r3.example.test",
+            "r4.example.test",
+            "r6.example.test"
+        ]
     );
+}
+
+#[test]
+fn the_flag_reads_as_people_type_it() {
+    // As the HTTP handlers read it.
+    let q = |text: &str| {
+        let uri: axum::http::Uri = format!("/?{text}").parse().unwrap();
+        axum::extract::Query::<Query>::try_from_uri(&uri).map(|q| q.0)
+    };
+    for on in ["all=1", "all=true", "all=yes", "all="] {
+        assert!(q(on).unwrap().all, "{on}");
+    }
+    for off in ["all=0", "all=false", "", "page=2"] {
+        assert!(!q(off).unwrap().all, "{off}");
+    }
+    let err = q("all=maybe").unwrap_err().body_text();
+    assert!(err.contains("maybe"), "{err}");
 }
 
 #[test]
