@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::member::CERT_WARN_DAYS;
 use super::page::Folded;
 use super::{ago, Status};
 use crate::events::Event;
@@ -335,9 +336,6 @@ fn timeline(events: &[Event], now: f64) -> String {
     out.push_str("</ol>\n");
     out
 }
-
-/// Fewer days left than this shows as a warning (as the chart's alert).
-pub(super) const CERT_WARN_DAYS: i64 = 14;
 
 /// A record's parity under its table: the state, then one line per
 /// difference and per region that could not be read.

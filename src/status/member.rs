@@ -11,6 +11,9 @@ use crate::decide::controls::Control;
 use crate::decide::quorum::Ignored;
 use crate::time::unix_secs as unix;
 
+/// Fewer days left than this shows as a warning (as the chart's alert).
+pub const CERT_WARN_DAYS: i64 = 14;
+
 impl HealthCheckSnapshot {
     pub(super) fn of(
         enabled: bool,

@@ -73,7 +73,7 @@ impl RecordSnapshot {
                     && m.drain.is_none()
                     && m.not_observed.is_none()
                     && m.cert_days_left(now)
-                        .is_none_or(|d| d >= super::html::CERT_WARN_DAYS)
+                        .is_none_or(|d| d >= super::member::CERT_WARN_DAYS)
                     && m.health_check
                         .as_ref()
                         .is_none_or(|h| !h.disagrees && h.error.is_none())
