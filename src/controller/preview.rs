@@ -140,7 +140,7 @@ pub async fn preview(config: &Config, provider: &dyn Provider) -> Result<Preview
                 uncorroborated: verdict == Verdict::Unhealthy && !any_passed,
             }
         });
-        let mut d = zone::decide(&ZoneInputs {
+        let d = zone::decide(&ZoneInputs {
             owner: &config.owner,
             zone_id: &z.id,
             observed: &observed,
@@ -149,8 +149,9 @@ pub async fn preview(config: &Config, provider: &dyn Provider) -> Result<Preview
         });
         // As if every health check call succeeds: the records that would
         // carry a check still to be created show `(new)`.
-        for call in d.calls.clone() {
-            let record = d.records[call.record].record;
+        let mut applied = d.records_applied();
+        for call in applied.decision().calls.clone() {
+            let record = applied.decision().records[call.record].record;
             let member = &record.members[call.member];
             let who = format!("{} {} {}", record.name, record.rtype, member.set_identifier);
             let id = match &call.step {
@@ -164,9 +165,9 @@ pub async fn preview(config: &Config, provider: &dyn Provider) -> Result<Preview
                 }
                 other => unreachable!("only calls are queued: {other:?}"),
             };
-            d.check_made(&call, id, &owned);
+            applied.check_made(&call, id, &owned);
         }
-        d.replan(&config.owner, &observed);
+        let d = applied.replan(&config.owner, &observed);
         for c in d.unused_checks(&owned) {
             check_lines.push(format!("delete {} (unused): {}", c.id, c.config));
         }

@@ -3,11 +3,12 @@
 //! holds and what is known of the members. Pure: one value comes back, and
 //! no step reads what another wrote into shared state.
 //!
-//! The reconciler carries the value out: the record changes first (a
-//! withdrawal never waits on a health check call), then the health check
-//! calls, then [`ZoneDecision::check_made`] and [`ZoneDecision::replan`]
-//! for the records that attach what those calls made, then the deletion of
-//! checks nothing uses. The `plan` command prints the same value.
+//! The reconciler carries the value out in an order the types hold: the
+//! record changes first (a withdrawal never waits on a health check call),
+//! then [`ZoneDecision::records_applied`], the health check calls
+//! ([`RecordsApplied::check_made`]) and [`RecordsApplied::replan`] for the
+//! records that attach what those calls made, then the deletion of checks
+//! nothing uses. The `plan` command prints the same value.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -258,28 +259,57 @@ pub fn decide<'c>(inputs: &ZoneInputs<'c, '_>) -> ZoneDecision<'c> {
         d.records.push(intents);
         d.members.push(outcomes);
     }
-    d.replan(inputs.owner, inputs.observed);
+    d.plan(inputs.owner, inputs.observed);
     d
 }
 
-impl ZoneDecision<'_> {
+/// A decision whose record changes have been carried out. What follows
+/// comes in this order, and the types carry it: the health check calls
+/// (`check_made` for each that made its check), then `replan`, whose
+/// changes attach what they made and drop the claims of records now gone;
+/// neither can happen before the records have gone (a withdrawal never
+/// waits on a health check call).
+pub struct RecordsApplied<'c>(ZoneDecision<'c>);
+
+impl<'c> ZoneDecision<'c> {
+    /// The record changes went (or were held out): the checks come next.
+    pub fn records_applied(self) -> RecordsApplied<'c> {
+        RecordsApplied(self)
+    }
+}
+
+impl<'c> RecordsApplied<'c> {
+    /// The decision as it stands.
+    pub fn decision(&self) -> &ZoneDecision<'c> {
+        &self.0
+    }
+
     /// `call` made check `id` (`owned` includes it): the member's record
     /// carries it from the next plan on, and the member's other checks (the
     /// one replaced, a twin) may go once the record has moved.
     pub fn check_made(&mut self, call: &CheckCall, id: String, owned: &[HealthCheck]) {
+        let d = &mut self.0;
         for other in hc::member_checks(owned, &call.prefix) {
-            self.keep.remove(&other);
+            d.keep.remove(&other);
         }
-        self.keep.insert(id.clone());
-        self.members[call.record][call.member].check = Some(id.clone());
-        self.records[call.record].checks[call.member] = Attach::Check(id);
+        d.keep.insert(id.clone());
+        d.members[call.record][call.member].check = Some(id.clone());
+        d.records[call.record].checks[call.member] = Attach::Check(id);
     }
 
     /// Plans the changes again against what the zone holds now (after the
-    /// first changes were applied), so records take the checks just made.
-    /// The changes of frozen records (their records and ownership markers)
-    /// are held back.
-    pub fn replan(&mut self, owner: &str, observed: &Observed) {
+    /// first changes were applied), so records take the checks just made:
+    /// the follow-up decision.
+    pub fn replan(mut self, owner: &str, observed: &Observed) -> ZoneDecision<'c> {
+        self.0.plan(owner, observed);
+        self.0
+    }
+}
+
+impl ZoneDecision<'_> {
+    /// Plans the changes against what the zone holds. The changes of
+    /// frozen records (their records and ownership markers) are held back.
+    fn plan(&mut self, owner: &str, observed: &Observed) {
         let plan = plan_zone(owner, observed, &self.records);
         self.retiring = plan.retiring;
         self.orphaned = plan.orphaned;

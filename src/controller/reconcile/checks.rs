@@ -10,7 +10,7 @@ use tracing::{info, warn};
 use super::Reconciler;
 use crate::controller::{MemberId, Runtime};
 use crate::decide::health_check::{self as hc, Step};
-use crate::decide::zone::{CheckCall, ZoneDecision};
+use crate::decide::zone::{CheckCall, RecordsApplied};
 use crate::provider::{HealthCheck, HealthCheckConfig, ProviderError};
 
 /// Health check calls (creates and updates) one reconcile makes at most;
@@ -28,14 +28,14 @@ impl Reconciler {
     pub(super) async fn make_checks(
         &mut self,
         rt: &Runtime,
-        decision: &mut ZoneDecision<'_>,
+        decision: &mut RecordsApplied<'_>,
     ) -> Result<bool, ProviderError> {
-        let calls: Vec<CheckCall> = decision.calls.clone();
+        let calls: Vec<CheckCall> = decision.decision().calls.clone();
         self.again = calls.len() > CHECK_CALLS_PER_RECONCILE;
         let mut first_error = None;
         let mut attached = false;
         for call in calls.into_iter().take(CHECK_CALLS_PER_RECONCILE) {
-            let record = decision.records[call.record].record;
+            let record = decision.decision().records[call.record].record;
             let member = &record.members[call.member];
             let result = match &call.step {
                 Step::Update {

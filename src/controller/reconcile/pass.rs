@@ -66,7 +66,7 @@ impl Reconciler {
             if self.observed.is_none() {
                 self.read(&zone_id).await?;
             }
-            let mut decision = self.decide(&rt, &zone_id);
+            let decision = self.decide(&rt, &zone_id);
             let changes = self.hold_out_rejected(decision.changes.clone());
             // Records first: a withdrawal never waits on a health check call.
             match self.apply(&zone_id, &changes).await {
@@ -96,14 +96,15 @@ impl Reconciler {
                 }
                 Err(e) => return Err(e).written(),
             }
-            let checks = match self.make_checks(&rt, &mut decision).await {
+            let mut applied = decision.records_applied();
+            let checks = match self.make_checks(&rt, &mut applied).await {
                 Err(e @ ProviderError::Fenced(_)) => return Err(e.into()),
                 other => other,
             };
             // What is left once the records moved: checks just made to
             // attach, claims of records now gone to drop.
             let observed = self.observed.as_ref().expect("read before planning");
-            decision.replan(&rt.config.owner, observed);
+            let decision = applied.replan(&rt.config.owner, observed);
             let follow_up = self.hold_out_rejected(decision.changes.clone());
             match self.apply(&zone_id, &follow_up).await {
                 // The zone changed behind our back, or a held-out record's

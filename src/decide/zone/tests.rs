@@ -144,7 +144,7 @@ fn a_check_made_is_attached_by_the_replan_and_the_one_it_replaces_goes() {
     let mut checks = vec![old];
     let mut observed = published(&cfg, &[Some("hc-old"), None, None]);
     let healthy = [Verdict::Healthy; 3];
-    let mut d = decide(&ZoneInputs {
+    let d = decide(&ZoneInputs {
         owner: OWNER,
         zone_id: ZONE_ID,
         observed: &observed,
@@ -160,8 +160,9 @@ fn a_check_made_is_attached_by_the_replan_and_the_one_it_replaces_goes() {
     let made = owned_check(&cfg, 0, "hc-new", |_| {});
     checks.push(made);
     let call = d.calls[0].clone();
-    d.check_made(&call, "hc-new".into(), &checks);
-    d.replan(OWNER, &observed);
+    let mut applied = d.records_applied();
+    applied.check_made(&call, "hc-new".into(), &checks);
+    let d = applied.replan(OWNER, &observed);
     assert_eq!(d.changes.len(), 1);
     assert_eq!(d.changes[0].action, Action::Upsert);
     assert_eq!(
