@@ -33,6 +33,16 @@ async fn withdraws_a_failing_region_after_fall_probes_and_restores_it_after_rise
     assert_eq!(withdrawal.changes.len(), 1, "{:?}", withdrawal.changes);
     assert_eq!(withdrawal.changes[0].action, Action::Delete);
     assert_eq!(withdrawal.changes[0].record.values, vec!["192.0.2.2"]);
+    // What clients get now: the two regions left.
+    let mut answered: Vec<String> = store
+        .store
+        .answer(ZONE, NAME, &RecordType::A)
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| r.region)
+        .collect();
+    answered.sort();
+    assert_eq!(answered, ["ap-southeast-2", "us-east-1"]);
     // fall=3 with fast re-probes (fast_interval defaults to 100ms here): the
     // third failing probe comes two fast intervals after the first.
     let took = withdrawal.at.duration_since(failed_at).unwrap();

@@ -19,6 +19,7 @@ use super::{
     HealthCheckConfig, Provider, ProviderError, RecordKey, RecordSet, Zone,
 };
 
+mod answer;
 mod rules;
 use rules::{apply, check_health_check, no_such_check};
 
@@ -147,6 +148,30 @@ impl MemoryProvider {
     /// Every health check with its tags and report, without counting a call.
     pub fn health_checks(&self) -> Vec<StoredHealthCheck> {
         self.lock().health_checks.values().cloned().collect()
+    }
+
+    /// The records of `name` and `rtype` in `zone` (by name or id) that Route53's
+    /// data plane may answer with now (`answer`): the members whose health
+    /// checks pass, or every member when none does (fail-open). Tests and
+    /// the demo assert what clients would get, not only what the zone holds.
+    pub fn answer(
+        &self,
+        zone: &str,
+        name: &str,
+        rtype: &super::RecordType,
+    ) -> Result<Vec<RecordSet>, ProviderError> {
+        let state = self.lock();
+        let data = &state.zones[&zone_id(&state, zone)?];
+        let name = normalize_name(name);
+        let of_name: Vec<&RecordSet> = data
+            .records
+            .values()
+            .filter(|r| r.name == name && r.rtype == *rtype)
+            .collect();
+        Ok(answer::answer(&of_name, &state.health_checks)
+            .into_iter()
+            .cloned()
+            .collect())
     }
 
     /// Sets what Route53's checkers report for a check.

@@ -410,3 +410,72 @@ async fn health_check_settings_are_validated_and_the_quota_holds() {
         .unwrap_err();
     assert!(err.to_string().contains("TooManyHealthChecks"), "{err}");
 }
+
+#[tokio::test]
+async fn the_answer_is_the_members_whose_checks_pass_or_every_member_when_none_does() {
+    let (p, zone) = store();
+    let mut checks = Vec::new();
+    for (i, path) in ["/a", "/b"].into_iter().enumerate() {
+        let c = p
+            .create_health_check(&format!("ref-{i}"), &check_config(path))
+            .await
+            .unwrap();
+        checks.push(c.id);
+    }
+    let with_check = |id: &str, region: &str, value: &str, check: Option<&String>| RecordSet {
+        health_check_id: check.cloned(),
+        ..latency("api.example.test", id, region, value)
+    };
+    let batch = [
+        with_check("use1", "us-east-1", "192.0.2.1", Some(&checks[0])),
+        with_check("euw1", "eu-west-1", "192.0.2.2", Some(&checks[1])),
+        // No check: always a candidate.
+        with_check("aps2", "ap-southeast-2", "192.0.2.3", None),
+    ]
+    .map(|r| change(Action::Create, r));
+    p.change(&zone, &batch).await.unwrap();
+    let answer = |p: &MemoryProvider| -> Vec<String> {
+        let mut ids: Vec<String> = p
+            .answer("example.test", "API.example.test.", &RecordType::A)
+            .unwrap()
+            .into_iter()
+            .filter_map(|r| r.set_identifier)
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(answer(&p), ["aps2", "euw1", "use1"], "new checks pass");
+    let failing = CheckerReport {
+        healthy: 2,
+        total: 15,
+        failure: Some("Failure: HTTP Status Code 503".into()),
+    };
+    p.set_report(&checks[1], failing.clone()).unwrap();
+    assert_eq!(
+        answer(&p),
+        ["aps2", "use1"],
+        "2 of 15 checkers is under 18%"
+    );
+    p.set_report(&checks[0], failing.clone()).unwrap();
+    assert_eq!(answer(&p), ["aps2"]);
+
+    // Without the unchecked member, nothing passes: Route53 fails open.
+    p.change(
+        &zone,
+        &[change(
+            Action::Delete,
+            with_check("aps2", "ap-southeast-2", "192.0.2.3", None),
+        )],
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer(&p), ["euw1", "use1"], "fail-open: every member");
+    // A name with no records has no answer, and a zone not held is an error.
+    assert!(p
+        .answer(&zone, "www.example.test", &RecordType::A)
+        .unwrap()
+        .is_empty());
+    assert!(p
+        .answer("other.test", "api.other.test", &RecordType::A)
+        .is_err());
+}
