@@ -38,25 +38,27 @@ fn client() -> Result<reqwest::Client, ClientError> {
         .map_err(|e| Failed(e.to_string()))
 }
 
+/// GET `endpoint` as JSON (`what` it should be, for the error); a 404 is
+/// `missing` when given (the asked thing does not exist there).
 async fn get<T: serde::de::DeserializeOwned>(
     endpoint: &url::Url,
     what: &str,
+    missing: Option<ClientError>,
 ) -> Result<T, ClientError> {
     let resp = client()?
         .get(endpoint.clone())
         .send()
         .await
         .map_err(|e| Failed(format!("cannot reach {endpoint}: {e}")))?;
+    if let (reqwest::StatusCode::NOT_FOUND, Some(missing)) = (resp.status(), missing) {
+        return Err(missing);
+    }
     if !resp.status().is_success() {
         return Err(Failed(format!("{endpoint} answered {}", resp.status())));
     }
     resp.json()
         .await
         .map_err(|e| Failed(format!("{endpoint} did not answer with {what}: {e}")))
-}
-
-pub async fn fetch_status(endpoint: &url::Url) -> Result<Status, ClientError> {
-    get(endpoint, "a status document").await
 }
 
 /// `/status`, or with `record` one record's (`?record=`).
@@ -68,23 +70,20 @@ pub fn status_endpoint(url: &str, record: Option<&str>) -> Result<url::Url, Clie
     Ok(endpoint)
 }
 
-/// One record's status: a name the daemon's config does not have is bad
-/// input (the daemon's answer names it), anything else as `fetch_status`.
-async fn fetch_status_of(endpoint: &url::Url, record: Option<&str>) -> Result<Status, ClientError> {
-    match fetch_status(endpoint).await {
-        Err(Failed(e)) if record.is_some() && e.ends_with(" answered 404 Not Found") => {
-            Err(BadInput(format!(
-                "--record: {:?}: no such record in the daemon's config",
-                record.unwrap_or_default()
-            )))
-        }
-        other => other,
-    }
+/// The status document at `endpoint` (of `record` when given: a name the
+/// daemon's config does not have is bad input).
+async fn fetch_status(endpoint: &url::Url, record: Option<&str>) -> Result<Status, ClientError> {
+    let missing = record.map(|r| {
+        BadInput(format!(
+            "--record: {r:?}: no such record in the daemon's config"
+        ))
+    });
+    get(endpoint, "a status document", missing).await
 }
 
 /// `status`: the table, or the JSON (of one record with `record`).
 pub async fn status(url: &str, record: Option<&str>, json: bool) -> Result<String, ClientError> {
-    let status = fetch_status_of(&status_endpoint(url, record)?, record).await?;
+    let status = fetch_status(&status_endpoint(url, record)?, record).await?;
     Ok(if json {
         serde_json::to_string_pretty(&status).map_err(|e| Failed(e.to_string()))? + "\n"
     } else {
@@ -104,7 +103,7 @@ pub async fn watch_status(
     let every = every.max(Duration::from_millis(100));
     let clear = std::io::stdout().is_terminal();
     loop {
-        let text = match fetch_status_of(&endpoint, record).await {
+        let text = match fetch_status(&endpoint, record).await {
             Ok(status) => status.table(),
             Err(e) => format!(
                 "{e}; retrying every {}\n",
@@ -134,7 +133,7 @@ pub async fn fetch_events(url: &str, since: Option<u64>) -> Result<Vec<Event>, C
             .query_pairs_mut()
             .append_pair("since", &s.to_string());
     }
-    get(&endpoint, "a list of events").await
+    get(&endpoint, "a list of events", None).await
 }
 
 /// The admin token: from `file` when given, else from `ROUTE53_FAILOVER_ADMIN_TOKEN`.

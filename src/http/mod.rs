@@ -80,7 +80,8 @@ fn snapshot(
     let mut s = match record {
         None => Status::snapshot(&rt),
         Some(name) => {
-            let s = Status::snapshot_of(&rt, |r| page::names(name, &r.name));
+            let asked = crate::provider::normalize_name(name);
+            let s = Status::snapshot_of(&rt, |r| r.name == asked);
             if s.records.is_empty() {
                 return Err(format!("no record named {name:?} in the config in force\n"));
             }

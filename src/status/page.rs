@@ -17,7 +17,8 @@ pub const PAGE_SIZE: usize = 100;
 /// The page's and `/status`'s query.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Query {
-    /// One record's name (a trailing dot and case do not matter).
+    /// One record's name (a trailing dot and case do not matter: it is
+    /// compared as the config keeps names, `provider::normalize_name`).
     pub record: Option<String>,
     /// Unfold the records that need no attention: `1`, `true`, `yes`.
     #[serde(default, deserialize_with = "flag")]
@@ -37,13 +38,6 @@ fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
             "all: {s:?} is not a flag (1 or 0)"
         ))),
     }
-}
-
-/// Whether `name` is the record `asked` names.
-pub fn names(asked: &str, name: &str) -> bool {
-    asked
-        .trim_end_matches('.')
-        .eq_ignore_ascii_case(name.trim_end_matches('.'))
 }
 
 /// What the page left out, for its note and links.

@@ -81,14 +81,7 @@ impl Reconciler {
 
     /// Puts the records held out (`isolate`) into status and metrics.
     pub(super) fn note_rejected(&self) {
-        let lines = self.rejected_lines();
-        self.rt
-            .metrics
-            .reconcile
-            .records_rejected
-            .with_label_values(&[&self.zone])
-            .set(lines.len() as i64);
-        self.rt.zone_rejected(&self.zone, lines);
+        self.rt.zone_rejected(&self.zone, self.rejected_lines());
     }
 
     /// Puts what the provider holds now into status and metrics.

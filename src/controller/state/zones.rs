@@ -105,6 +105,11 @@ impl super::Runtime {
 
     /// The records Route53 refuses, held out of the zone's batches.
     pub(in crate::controller) fn zone_rejected(&self, zone: &str, lines: Vec<String>) {
+        self.metrics
+            .reconcile
+            .records_rejected
+            .with_label_values(&[zone])
+            .set(lines.len() as i64);
         self.update_zone(zone, |z| z.rejected = lines);
     }
 }

@@ -132,9 +132,3 @@ fn the_flag_reads_as_people_type_it() {
     let err = q("all=maybe").unwrap_err().body_text();
     assert!(err.contains("maybe"), "{err}");
 }
-
-#[test]
-fn a_record_is_named_as_dns_names_are() {
-    assert!(names("API.example.test.", "api.example.test"));
-    assert!(!names("api2.example.test", "api.example.test"));
-}
