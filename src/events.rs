@@ -3,7 +3,7 @@
 //! by `route53-failover events`). Each event is also a log line with a
 //! stable `event` field ([`Kind`]: `verdict`, `decision`, `blocked`, `change`,
 //! `insync`, `drain`, `undrain`, `freeze`, `unfreeze`, `control_ended`,
-//! `lease`, `reload`), so a log pipeline keeps the history past a restart.
+//! `lease`, `reload`, `switch`, `control_plane`), so a log pipeline keeps the history past a restart.
 //!
 //! The timeline outlives config reloads (the runtime hands it over).
 
@@ -45,6 +45,10 @@ pub enum Kind {
     /// This instance's role in the lease changed.
     Lease,
     Reload,
+    /// A routing control set, or a change ARC's safety rules refused.
+    Switch,
+    /// Route53's control plane became impaired, or recovered.
+    ControlPlane,
 }
 
 impl Kind {
@@ -65,6 +69,8 @@ impl Kind {
             Kind::Retired => "retired",
             Kind::Lease => "lease",
             Kind::Reload => "reload",
+            Kind::Switch => "switch",
+            Kind::ControlPlane => "control_plane",
         }
     }
 }

@@ -24,6 +24,9 @@
 //!   discovery, the view exchange, the lease, on-call's controls, Route53's
 //!   checkers, parity), one place that says what each happening means
 //!   (`report`); every provider request goes through its `Calls`.
+//! - [`lever`]: the data-plane lever: decisions carried out on ARC
+//!   routing controls, across the cluster's endpoints, so failover works
+//!   while Route53's control plane is down; a loopback cluster stand-in.
 //! - [`events`]: the event timeline (`/events`, the page, structured logs).
 //! - [`metrics`]: every Prometheus metric, grouped by subsystem; the
 //!   per-member series written at scrape time.
@@ -50,6 +53,7 @@ pub mod discovery;
 pub mod events;
 pub mod http;
 pub mod init;
+pub mod lever;
 pub mod metrics;
 pub mod parity;
 pub mod probe;

@@ -289,6 +289,7 @@ fn https_check(path: &str) -> HealthCheckConfig {
         measure_latency: true,
         enable_sni: true,
         regions: vec!["eu-west-1".into(), "us-east-1".into(), "us-west-2".into()],
+        routing_control_arn: None,
     }
 }
 
@@ -309,6 +310,7 @@ async fn health_checks_round_trip_and_attach_to_records(p: &dyn Provider) {
         measure_latency: false,
         enable_sni: false,
         regions: Vec::new(),
+        routing_control_arn: None,
     };
     let b_check = p.create_health_check("conf-http", &http).await.unwrap();
     let listed = p.list_health_checks().await.unwrap();

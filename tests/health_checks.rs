@@ -53,6 +53,7 @@ fn foreign_config() -> HealthCheckConfig {
         measure_latency: false,
         enable_sni: false,
         regions: Vec::new(),
+        routing_control_arn: None,
     }
 }
 
@@ -87,6 +88,7 @@ async fn health_checks_follow_the_config_under_route53s_strict_rules() {
             measure_latency: false,
             enable_sni: false,
             regions: Vec::new(),
+            routing_control_arn: None,
         },
         "where the probe goes: connect_to's address, the URL's host as Host header"
     );

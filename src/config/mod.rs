@@ -11,6 +11,7 @@
 mod admin;
 mod ha;
 mod health_check;
+mod lever;
 mod parity;
 mod parse;
 mod policy;
@@ -23,6 +24,7 @@ mod template;
 pub use admin::{read_token, AdminConfig};
 pub use ha::{HaConfig, LEASE_PREFIX};
 pub use health_check::HealthCheckSettings;
+pub use lever::{valid_routing_control_arn, ClusterEndpoint, LeverConfig, LeverMode};
 pub use parity::{ParityConfig, DEFAULT_PARITY_INTERVAL};
 pub use parse::{parse, parse_provider};
 pub use policy::{DampingSettings, PolicyConfig, Quorum};
@@ -55,6 +57,9 @@ pub struct Config {
     pub parity: ParityConfig,
     /// The admin routes (drains, freezes); `None`: off, every route 404.
     pub admin: Option<AdminConfig>,
+    /// The data-plane lever (ARC routing controls); `None`: off, every
+    /// decision is a record change.
+    pub lever: Option<LeverConfig>,
     /// Problems worth a word that do not stop the daemon.
     pub warnings: Vec<String>,
 }

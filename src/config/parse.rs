@@ -260,7 +260,9 @@ impl Validator {
             .collect();
         let ha = self.ha(&raw.ha.unwrap_or_default(), &zones);
         let admin = self.admin(raw.admin.as_ref(), &zones);
+        let lever = self.lever(raw.routing_control.as_ref(), &records);
         Some(Config {
+            lever: lever?,
             admin: admin?,
             ha: ha?,
             parity: parity?,

@@ -28,6 +28,24 @@ pub struct RawConfig {
     pub parity: Option<RawParity>,
     /// The authenticated routes for drains and freezes.
     pub admin: Option<RawAdmin>,
+    /// Route53 ARC routing controls: the data-plane lever.
+    pub routing_control: Option<RawRoutingControl>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRoutingControl {
+    pub cluster_endpoints: Option<Vec<RawClusterEndpoint>>,
+    pub mode: Option<String>,
+    pub call_timeout: Option<String>,
+    pub read_interval: Option<String>,
+    pub max_requests_per_second: Option<f64>,
+    pub allow_safety_override: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawClusterEndpoint {
+    pub url: Option<String>,
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -274,6 +292,9 @@ pub struct RawMember {
     /// Take over a record with this set identifier that has no marker of
     /// this owner.
     pub adopt: Option<bool>,
+    /// The ARN of the ARC routing control that carries this member's
+    /// decision in Route53's data plane.
+    pub routing_control: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

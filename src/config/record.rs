@@ -84,6 +84,9 @@ pub struct MemberConfig {
     /// as it is (then `health_check` is `None`).
     pub existing_check: Option<String>,
     pub adopt: bool,
+    /// The ARC routing control that carries this member's decision in
+    /// Route53's data plane (`crate::lever`); `None`: records only.
+    pub routing_control: Option<String>,
 }
 
 /// A member's Route53 health check settings, as configured. The check's
@@ -270,6 +273,7 @@ impl Validator {
             .unwrap_or_default()
             .over(record_check);
         let existing_check = self.existing_check(path, m.health_check.as_ref());
+        let routing_control = self.routing_control(path, m.routing_control.as_deref());
         let health_check = match existing_check {
             Some(_) => Some(None),
             None => self.health_check(path, &check, &raw_probe, probe.as_ref()),
@@ -282,6 +286,7 @@ impl Validator {
             health_check: health_check?,
             existing_check,
             adopt: m.adopt.unwrap_or(false),
+            routing_control,
         })
     }
 

@@ -292,3 +292,75 @@ fn a_region_is_one_latency_record_of_its_name_and_type_across_entries() {
         .replace("[192.0.2.12]", "[\"2001:db8::12\"]");
     parse(&aaaa, Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
 }
+
+const RC: &str =
+    "arn:aws:route53-recovery-control::123456789012:controlpanel/p1/routingcontrol/use1";
+
+#[test]
+fn the_lever_is_off_unless_configured_and_defaults_to_switches() {
+    let c = parse(BASE, Path::new(".")).unwrap();
+    assert!(c.lever.is_none());
+    assert!(c.records[0]
+        .members
+        .iter()
+        .all(|m| m.routing_control.is_none()));
+    let text = BASE.replace(
+        "        target: {values: [192.0.2.10]}\n",
+        &format!("        target: {{values: [192.0.2.10]}}\n        routing_control: \"{RC}\"\n"),
+    ) + "routing_control:\n  cluster_endpoints:\n    - {url: \"https://host-aaaaaa.us-west-2.example.aws\", region: us-west-2}\n";
+    let c = parse(&text, Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
+    let lever = c.lever.as_ref().unwrap();
+    assert_eq!(lever.mode, LeverMode::Switches);
+    assert_eq!(lever.call_timeout, Duration::from_millis(800));
+    assert!(!lever.allow_safety_override);
+    assert_eq!(c.records[0].members[0].routing_control.as_deref(), Some(RC));
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("only three are sure to answer")),
+        "{:?}",
+        c.warnings
+    );
+}
+
+#[test]
+fn lever_errors_name_the_key_and_the_value() {
+    let member = |arn: &str| {
+        BASE.replace(
+            "        target: {values: [192.0.2.10]}\n",
+            &format!(
+                "        target: {{values: [192.0.2.10]}}\n        routing_control: \"{arn}\"\n"
+            ),
+        )
+    };
+    // A switch without the section.
+    let e = errors(&member(RC));
+    assert!(
+        e.iter()
+            .any(|e| e.starts_with("records[0].regions[0].routing_control: ")
+                && e.contains(RC)
+                && e.contains("top-level routing_control")),
+        "{e:?}"
+    );
+    // Not an ARN of a routing control.
+    let e = errors(&member("arn:aws:route53:::healthcheck/abc"));
+    assert!(
+        e.iter().any(|e| e.starts_with("records[0].regions[0].routing_control: \"arn:aws:route53:::healthcheck/abc\" is not a routing control ARN")),
+        "{e:?}"
+    );
+    let text = member(RC)
+        + "routing_control:\n  cluster_endpoints: [{url: \"ftp://x\", region: west}]\n  mode: records\n  call_timeout: 0s\n  max_requests_per_second: 0\n";
+    let e = errors(&text);
+    for want in [
+        "routing_control.cluster_endpoints[0].url: \"ftp://x\" is not an http(s) URL",
+        "routing_control.cluster_endpoints[0].region: \"west\" is not an AWS region",
+        "routing_control.mode: \"records\" is not switches or switches_and_records",
+        "routing_control.call_timeout: ",
+        "routing_control.max_requests_per_second: 0 must be a number above 0",
+    ] {
+        assert!(
+            e.iter().any(|e| e.starts_with(want)),
+            "{want} missing from {e:?}"
+        );
+    }
+}

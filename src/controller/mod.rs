@@ -71,6 +71,11 @@ pub async fn run(
     let by_zone = rt.config.records_by_zone();
     let probes_stop = shutdown.child_token();
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some(lever_config) = &rt.config.lever {
+        let lever = crate::lever::Lever::new(lever_config.clone(), rt.events.clone(), None).await;
+        let _ = rt.lever.set(lever.clone());
+        tasks.spawn(lever.run(probes_stop.clone()));
+    }
 
     let mut discovered_members = Vec::new();
     let mut all_members = Vec::new();

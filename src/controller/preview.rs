@@ -138,6 +138,12 @@ pub async fn preview(config: &Config, provider: &dyn Provider) -> Result<Preview
                 discovered: discovered.get(&(ri, mi)).cloned().flatten(),
                 damped: false,
                 uncorroborated: verdict == Verdict::Unhealthy && !any_passed,
+                // The plan does not read the cluster: a switch counts as
+                // not known to be On.
+                switch: config.records[ri].members[mi]
+                    .routing_control
+                    .as_ref()
+                    .map(|_| crate::decide::lever::Switch::Unknown),
             }
         });
         let d = zone::decide(&ZoneInputs {
@@ -146,6 +152,7 @@ pub async fn preview(config: &Config, provider: &dyn Provider) -> Result<Preview
             observed: &observed,
             checks: &owned,
             records: views,
+            lever: config.lever.as_ref().map(|l| l.mode),
         });
         // As if every health check call succeeds: the records that would
         // carry a check still to be created show `(new)`.

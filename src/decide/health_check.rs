@@ -130,14 +130,40 @@ pub fn desired(
         measure_latency: settings.measure_latency,
         enable_sni: https,
         regions: settings.regions.clone(),
+        routing_control_arn: None,
     })
 }
 
-/// What a member asks of its check: none when disabled; unknown while its
+/// The `RECOVERY_CONTROL` check of a member with a routing control: healthy
+/// while the switch is On. With a switch, this is the check the record
+/// carries (the daemon's probes judge the endpoint, and the switch carries
+/// the judgement; docs/design.md "The data-plane lever").
+pub fn recovery_control(arn: &str) -> HealthCheckConfig {
+    HealthCheckConfig {
+        kind: HealthCheckType::RecoveryControl,
+        ip_address: None,
+        fqdn: None,
+        port: 0,
+        resource_path: String::new(),
+        search_string: None,
+        request_interval: 0,
+        failure_threshold: 0,
+        measure_latency: false,
+        enable_sni: false,
+        regions: Vec::new(),
+        routing_control_arn: Some(arn.to_string()),
+    }
+}
+
+/// What a member asks of its check: its routing control's check when it
+/// has one; none when disabled; unknown while its
 /// record is someone else's (`conflict`) or its target is not discovered.
 pub fn want(member: &MemberConfig, conflict: bool, discovered: Option<&AliasTarget>) -> Want {
     if conflict {
         return Want::Unknown;
+    }
+    if let Some(arn) = &member.routing_control {
+        return Want::Check(recovery_control(arn));
     }
     if let Some(id) = &member.existing_check {
         return Want::Existing(id.clone());

@@ -14,6 +14,8 @@
 //! - [`controls`]: on-call's drains and freezes, as kept in Route53.
 //! - [`policy`]: verdicts + what Route53 holds → which members of a record
 //!   are published, and why the others are not (the safety rules).
+//! - [`lever`]: the decision carried out on a member's ARC routing
+//!   control, and what counts as published when it has one.
 //! - [`health_check`]: the Route53 health check each member should carry,
 //!   and the step that brings it in line.
 //! - [`ownership`]: what a zone holds, and which records this owner claims.
@@ -29,6 +31,7 @@ pub mod correlated;
 pub mod damping;
 pub mod health_check;
 pub mod lease;
+pub mod lever;
 pub mod ownership;
 pub mod plan;
 pub mod policy;

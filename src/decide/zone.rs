@@ -12,8 +12,10 @@
 
 use std::collections::{BTreeSet, HashSet};
 
+use crate::config::LeverMode;
 use crate::config::{RecordConfig, Target};
 use crate::decide::health_check::{self as hc, Step};
+use crate::decide::lever::{self, Switch};
 use crate::decide::ownership::{marker_name, ownership, Claim, Observed};
 use crate::decide::plan::{plan_zone, reclaimable, Attach, RecordIntents};
 use crate::decide::policy::{self, Drain, Intent, MemberDecision, MemberInput, Safety, Why};
@@ -40,6 +42,9 @@ pub struct MemberView {
     /// Its failure is not corroborated by anything this instance still
     /// reaches (`decide::correlated`): its withdrawal waits, `correlated`.
     pub uncorroborated: bool,
+    /// Its routing control's state as last known (`decide::lever`);
+    /// `None`: the member has none.
+    pub switch: Option<Switch>,
 }
 
 impl MemberView {
@@ -52,6 +57,7 @@ impl MemberView {
             damped: false,
             drain: Drain::No,
             uncorroborated: false,
+            switch: None,
         }
     }
 }
@@ -67,6 +73,7 @@ pub struct MemberFacts {
     pub discovered: Option<AliasTarget>,
     pub damped: bool,
     pub uncorroborated: bool,
+    pub switch: Option<Switch>,
 }
 
 /// The decision's rows, gathered one way for the reconciler and for
@@ -99,6 +106,7 @@ pub fn gather<'c>(
                         damped: f.damped,
                         drain: controls.drain_of(record, m, now),
                         uncorroborated: f.uncorroborated,
+                        switch: f.switch,
                     }
                 })
                 .collect();
@@ -129,6 +137,8 @@ pub struct ZoneInputs<'c, 'z> {
     /// This owner's health checks for the zone.
     pub checks: &'z [HealthCheck],
     pub records: Vec<RecordView<'c>>,
+    /// The data-plane lever's mode; `None`: no lever configured.
+    pub lever: Option<LeverMode>,
 }
 
 /// What was decided for one member.
@@ -156,6 +166,18 @@ pub struct CheckCall {
     pub step: Step,
 }
 
+/// A routing control the decision sets (`decide::lever`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwitchCall {
+    pub record: usize,
+    pub member: usize,
+    pub arn: String,
+    pub want: Switch,
+    /// A forced drain: ARC's safety rules may be overridden for it, when
+    /// the config allows (`routing_control.allow_safety_override`).
+    pub forced: bool,
+}
+
 /// One zone's decision.
 #[derive(Debug)]
 pub struct ZoneDecision<'c> {
@@ -180,6 +202,9 @@ pub struct ZoneDecision<'c> {
     /// members' health check calls (left out of `changes` and `calls`).
     pub held: Vec<Change>,
     pub held_calls: Vec<CheckCall>,
+    /// The state every switch of an unfrozen record should have (those
+    /// the decision leaves as they are are not listed).
+    pub switches: Vec<SwitchCall>,
     /// Owned checks some member uses or may still use.
     keep: HashSet<String>,
     /// The names of frozen records.
@@ -200,12 +225,14 @@ pub fn decide<'c>(inputs: &ZoneInputs<'c, '_>) -> ZoneDecision<'c> {
         refused: Vec::new(),
         held: Vec::new(),
         held_calls: Vec::new(),
+        switches: Vec::new(),
         keep: HashSet::new(),
         frozen: BTreeSet::new(),
     };
     for (pos, view) in inputs.records.iter().enumerate() {
         let record = view.record;
         let policy_inputs = member_inputs(inputs.observed, &claims, inputs.owner, view);
+        let lever = inputs.lever;
         if view.frozen {
             d.frozen.insert(record.name.clone());
         }
@@ -215,7 +242,29 @@ pub fn decide<'c>(inputs: &ZoneInputs<'c, '_>) -> ZoneDecision<'c> {
                 d.why = Why::Quorum;
             }
         }
-        let mut intents = RecordIntents::new(record, decisions.iter().map(|d| d.intent).collect());
+        let mut intents = RecordIntents::new(
+            record,
+            decisions
+                .iter()
+                .zip(&record.members)
+                .map(|(d, m)| lever::record_intent(lever, m.routing_control.is_some(), d.intent))
+                .collect(),
+        );
+        if lever.is_some() && !view.frozen {
+            for (mi, (dec, member)) in decisions.iter().zip(&record.members).enumerate() {
+                if let (Some(arn), Some(want)) =
+                    (&member.routing_control, lever::switch_for(dec.intent))
+                {
+                    d.switches.push(SwitchCall {
+                        record: pos,
+                        member: mi,
+                        arn: arn.clone(),
+                        want,
+                        forced: view.members[mi].drain == Drain::Forced,
+                    });
+                }
+            }
+        }
         intents.discovered = view.members.iter().map(|m| m.discovered.clone()).collect();
         let mut outcomes = Vec::with_capacity(record.members.len());
         for (mi, member) in record.members.iter().enumerate() {
@@ -411,7 +460,7 @@ pub fn member_inputs(
                 } else {
                     m.verdict
                 },
-                published: own.present,
+                published: lever::answered(own.present, m.switch),
                 conflict: own.conflict,
                 damped: m.damped,
                 drain: m.drain,

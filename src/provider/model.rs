@@ -231,6 +231,8 @@ pub enum HealthCheckType {
     Https,
     HttpStrMatch,
     HttpsStrMatch,
+    /// Healthy while an ARC routing control is On (`crate::lever`).
+    RecoveryControl,
     /// TCP, CALCULATED, CLOUDWATCH_METRIC…: never made by the daemon.
     Other(String),
 }
@@ -242,6 +244,7 @@ impl From<String> for HealthCheckType {
             "HTTPS" => HealthCheckType::Https,
             "HTTP_STR_MATCH" => HealthCheckType::HttpStrMatch,
             "HTTPS_STR_MATCH" => HealthCheckType::HttpsStrMatch,
+            "RECOVERY_CONTROL" => HealthCheckType::RecoveryControl,
             _ => HealthCheckType::Other(s),
         }
     }
@@ -260,6 +263,7 @@ impl HealthCheckType {
             HealthCheckType::Https => "HTTPS",
             HealthCheckType::HttpStrMatch => "HTTP_STR_MATCH",
             HealthCheckType::HttpsStrMatch => "HTTPS_STR_MATCH",
+            HealthCheckType::RecoveryControl => "RECOVERY_CONTROL",
             HealthCheckType::Other(s) => s,
         }
     }
@@ -293,6 +297,10 @@ pub struct HealthCheckConfig {
     pub enable_sni: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub regions: Vec<String>,
+    /// `RECOVERY_CONTROL`: the routing control whose state the check is
+    /// (the endpoint fields are then empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_control_arn: Option<String>,
 }
 
 impl HealthCheckConfig {
@@ -302,6 +310,7 @@ impl HealthCheckConfig {
         self.kind == other.kind
             && self.request_interval == other.request_interval
             && self.measure_latency == other.measure_latency
+            && self.routing_control_arn == other.routing_control_arn
     }
 }
 
@@ -309,6 +318,9 @@ impl fmt::Display for HealthCheckConfig {
     /// `HTTPS d-abc.execute-api.us-east-1.amazonaws.com:443/health every 30s, 3 failures`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ", self.kind.as_str())?;
+        if let Some(arn) = &self.routing_control_arn {
+            return write!(f, "{arn}");
+        }
         match (&self.ip_address, &self.fqdn) {
             (Some(ip), Some(name)) => write!(f, "{ip} (host {name})")?,
             (Some(ip), None) => write!(f, "{ip}")?,

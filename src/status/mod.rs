@@ -46,6 +46,10 @@ pub struct Status {
     /// observes nothing, so a failing source leaves verdicts as they are.
     #[serde(default)]
     pub probe_tokens: Vec<crate::probe::auth::TokenStatus>,
+    /// The data-plane lever (ARC routing controls), when configured: its
+    /// mode, each switch as known and as wanted, a safety rule's refusal.
+    #[serde(default)]
+    pub lever: Option<crate::lever::LeverStatus>,
 }
 
 /// With `ha`: how this instance's view exchange goes.
@@ -291,6 +295,7 @@ impl Status {
             zones,
             records,
             config: None,
+            lever: rt.lever.get().map(|l| l.status()),
             lease: rt.lease.as_ref().map(|l| l.snapshot()),
             views: rt.config.ha.as_ref().map(|_| {
                 let v = rt.views_status();

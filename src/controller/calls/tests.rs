@@ -32,6 +32,7 @@ fn check_config() -> HealthCheckConfig {
         measure_latency: false,
         enable_sni: false,
         regions: vec![],
+        routing_control_arn: None,
     }
 }
 

@@ -45,6 +45,10 @@ pub(super) struct Reconciler {
     /// The zone as last read, plus our writes since. `None`: read it
     /// (`forget_zone`).
     observed: Option<Observed>,
+    /// What `observed` was when it was forgotten: the switches are still
+    /// decided from it while the zone cannot be read (Route53's control
+    /// plane down), records are not.
+    stale: Option<Observed>,
     /// This owner's health checks for the zone, read and kept with `observed`.
     checks: Vec<HealthCheck>,
     /// Reconcile again at once: health check calls are left for the next
@@ -149,6 +153,7 @@ impl Reconciler {
             zone_id: None,
             records,
             observed: None,
+            stale: None,
             checks: Vec::new(),
             again: false,
             shutdown,
@@ -164,6 +169,8 @@ impl Reconciler {
     /// may have written, or a write's fate is unknown): the next pass reads
     /// it first.
     fn forget_zone(&mut self) {
-        self.observed = None;
+        if let Some(o) = self.observed.take() {
+            self.stale = Some(o);
+        }
     }
 }

@@ -40,7 +40,44 @@ impl Reconciler {
             .cloned()
             .collect();
         self.observed = Some(Observed::new(records));
+        self.stale = None;
         Ok(())
+    }
+
+    /// The decision's switches to the lever, when there is one.
+    fn set_switches(&self, rt: &Runtime, decision: &ZoneDecision<'_>) {
+        let Some(lever) = rt.lever.get() else {
+            return;
+        };
+        lever.want(decision.switches.iter().map(|c| {
+            let record = decision.records[c.record].record;
+            let member = &record.members[c.member];
+            let wanted = crate::lever::Wanted {
+                want: c.want,
+                forced: c.forced,
+                member: format!("{} {} {}", record.name, record.rtype, member.set_identifier),
+            };
+            (c.arn.clone(), wanted)
+        }));
+    }
+
+    /// Before the zone is read again: the switches are decided from what
+    /// was last known of it (a record not written since is as it was; one
+    /// whose write failed may or may not have changed: what counts is its
+    /// switch, set before the write). Only the switches' half of the
+    /// decision is carried out.
+    fn switches_from_stale(&mut self, rt: &Runtime, zone_id: &str) {
+        if rt.lever.get().is_none() || self.observed.is_some() {
+            return;
+        }
+        let Some(stale) = self.stale.take() else {
+            return;
+        };
+        self.observed = Some(stale);
+        let decision = self.decide(rt, zone_id);
+        self.set_switches(rt, &decision);
+        drop(decision);
+        self.stale = self.observed.take();
     }
 
     /// Decide and apply the records, then make the health checks that need
@@ -64,9 +101,15 @@ impl Reconciler {
         let mut rejections = 0;
         loop {
             if self.observed.is_none() {
+                // The switches first, from what was last known of the
+                // zone: they need no read (which fails, retried, while
+                // Route53's control plane is down).
+                self.switches_from_stale(&rt, &zone_id);
                 self.read(&zone_id).await?;
             }
             let decision = self.decide(&rt, &zone_id);
+            // The switches before the records: they need no control plane.
+            self.set_switches(&rt, &decision);
             let changes = self.hold_out_rejected(decision.changes.clone());
             // Records first: a withdrawal never waits on a health check call.
             match self.apply(&zone_id, &changes).await {
@@ -160,6 +203,11 @@ impl Reconciler {
                     discovered,
                     damped: member.held_until(now).is_some(),
                     uncorroborated: rt.uncorroborated(id),
+                    switch: member.config().routing_control.as_ref().map(|arn| {
+                        rt.lever
+                            .get()
+                            .map_or(crate::decide::lever::Switch::Unknown, |l| l.known(arn))
+                    }),
                 }
             },
         );
@@ -169,6 +217,7 @@ impl Reconciler {
             observed,
             checks: &self.checks,
             records,
+            lever: rt.config.lever.as_ref().map(|l| l.mode),
         });
         self.note(rt, &decision);
         decision

@@ -42,6 +42,8 @@ enum Wake {
     Retry,
     /// This instance gained or lost the HA lease.
     Role,
+    /// A routing control's known state changed (what counts as published).
+    Switches,
 }
 
 /// What a wake-up means for what the reconciler knows of the zone.
@@ -63,7 +65,9 @@ impl Wake {
             // retire wrote the zone itself.
             Wake::Role | Wake::ZonesChanged => Read::Forget,
             Wake::Resync | Wake::ReadDue => Read::Now,
-            Wake::Verdict | Wake::HoldEnded | Wake::Controls | Wake::Retry => Read::Kept,
+            Wake::Verdict | Wake::HoldEnded | Wake::Controls | Wake::Retry | Wake::Switches => {
+                Read::Kept
+            }
         }
     }
 }
@@ -93,6 +97,16 @@ async fn role_changed(role: &mut Option<watch::Receiver<bool>>) {
     std::future::pending().await
 }
 
+/// Wakes when the lever learns a switch's state; never without a lever.
+async fn switches_changed(rx: &mut Option<watch::Receiver<u64>>) {
+    if let Some(rx) = rx {
+        if rx.changed().await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending().await
+}
+
 /// Resolves at `at`, or never.
 async fn at(at: Option<tokio::time::Instant>) {
     match at {
@@ -108,6 +122,7 @@ impl Reconciler {
         let mut role = self.rt.lease.as_ref().map(|l| l.subscribe());
         let mut controls = self.rt.controls.subscribe();
         let mut changed = self.rt.signals.subscribe_zones_changed();
+        let mut switches = self.rt.lever.get().map(|l| l.subscribe());
         // A drained member must not come back for a restart.
         tokio::select! {
             _ = self.rt.controls.loaded(self.rt.config.admin.is_some()) => {}
@@ -146,6 +161,7 @@ impl Reconciler {
                 _ = tokio::time::sleep_until(turn.next_resync) => Wake::Resync,
                 _ = at(turn.retry_at) => Wake::Retry,
                 _ = role_changed(&mut role) => Wake::Role,
+                _ = switches_changed(&mut switches) => Wake::Switches,
                 _ = self.shutdown.cancelled() => return,
             };
             if self.shutdown.is_cancelled() {
@@ -320,6 +336,7 @@ mod tests {
             (Wake::HoldEnded, Read::Kept),
             (Wake::Controls, Read::Kept),
             (Wake::Retry, Read::Kept),
+            (Wake::Switches, Read::Kept),
             (Wake::ZonesChanged, Read::Forget),
             (Wake::Role, Read::Forget),
             (Wake::Resync, Read::Now),

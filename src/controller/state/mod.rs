@@ -132,6 +132,8 @@ pub struct Runtime {
     pub(in crate::controller) check_listing: CheckListing,
     /// The wake-up channels between the tasks.
     pub(in crate::controller) signals: Signals,
+    /// The data-plane lever, once `controller::run` started it.
+    pub lever: std::sync::OnceLock<Arc<crate::lever::Lever>>,
 }
 
 impl std::ops::Deref for Runtime {
@@ -181,6 +183,7 @@ impl Runtime {
             parity: Mutex::new(BTreeMap::new()),
             check_listing: CheckListing::default(),
             signals: Signals::new(&config),
+            lever: std::sync::OnceLock::new(),
             config,
         }
     }

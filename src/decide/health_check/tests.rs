@@ -55,6 +55,7 @@ fn an_api_gateway_member_is_checked_at_its_regional_target_with_its_probe_path()
             measure_latency: true,
             enable_sni: true,
             regions: vec!["eu-west-1".into(), "us-east-1".into(), "us-west-2".into()],
+            routing_control_arn: None,
         }
     );
 }

@@ -293,6 +293,7 @@ impl World {
             observed,
             checks: &[],
             records,
+            lever: None,
         });
         (d, protected)
     }

@@ -49,6 +49,7 @@ fn published(cfg: &Config, checks: &[Option<&str>]) -> Observed {
         observed: &empty,
         checks: &[],
         records: vec![view(cfg, &all)],
+        lever: None,
     });
     let mut observed = Observed::new(vec![]);
     observed.apply(&d.changes);
@@ -105,6 +106,7 @@ fn one_value_holds_decisions_check_steps_and_changes() {
         observed: &observed,
         checks: &checks,
         records: vec![view(&cfg, &[H, X, H])],
+        lever: None,
     });
     let whys: Vec<(Intent, Why, bool)> = d.members[0]
         .iter()
@@ -150,6 +152,7 @@ fn a_check_made_is_attached_by_the_replan_and_the_one_it_replaces_goes() {
         observed: &observed,
         checks: &checks,
         records: vec![view(&cfg, &healthy)],
+        lever: None,
     });
     assert_eq!(d.calls.len(), 2, "a create for each member with checks on");
     assert!(matches!(d.calls[0].step, Step::Create { .. }));
@@ -193,6 +196,7 @@ fn someone_elses_record_is_a_conflict_and_its_check_is_left_alone() {
         observed: &observed,
         checks: &[],
         records: vec![view(&cfg, &[Verdict::Unhealthy; 3])],
+        lever: None,
     });
     let m = &d.members[0][0];
     assert!(m.conflict);
@@ -250,6 +254,7 @@ proptest! {
                 observed: &observed,
                 checks: &[],
                 records: vec![v],
+                lever: None,
             });
             observed.apply(&d.changes);
             let now: Vec<bool> = record
@@ -289,6 +294,7 @@ fn an_uncorroborated_failure_waits_unless_a_safety_rule_already_holds_it() {
             observed: &observed,
             checks: &[],
             records: vec![v],
+            lever: None,
         });
         let whys: Vec<(Why, bool)> = d.members[0]
             .iter()
@@ -350,6 +356,7 @@ fn a_freeze_holds_the_changes_and_check_calls_back_and_shows_them() {
             observed: &observed,
             checks: &checks,
             records: vec![v],
+            lever: None,
         }
     };
     let thawed = decide(&inputs(false, true));

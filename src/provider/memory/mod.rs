@@ -72,6 +72,9 @@ struct State {
 pub struct MemoryProvider {
     state: Mutex<State>,
     insync_after: Duration,
+    /// The ARC routing controls its `RECOVERY_CONTROL` checks follow
+    /// (shared with a `lever::standin` cluster).
+    switches: crate::lever::standin::Board,
 }
 
 impl MemoryProvider {
@@ -104,7 +107,15 @@ impl MemoryProvider {
                 health_check_limit: DEFAULT_HEALTH_CHECK_LIMIT,
             }),
             insync_after,
+            switches: crate::lever::standin::Board::default(),
         }
+    }
+
+    /// The routing controls this store's `RECOVERY_CONTROL` checks follow:
+    /// hand it to a `lever::standin::Cluster`, and what the cluster's
+    /// switches say is what [`MemoryProvider::answer`] acts on.
+    pub fn switches(&self) -> crate::lever::standin::Board {
+        self.switches.clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -168,10 +179,12 @@ impl MemoryProvider {
             .values()
             .filter(|r| r.name == name && r.rtype == *rtype)
             .collect();
-        Ok(answer::answer(&of_name, &state.health_checks)
-            .into_iter()
-            .cloned()
-            .collect())
+        Ok(
+            answer::answer(&of_name, &state.health_checks, &self.switches)
+                .into_iter()
+                .cloned()
+                .collect(),
+        )
     }
 
     /// Sets what Route53's checkers report for a check.

@@ -68,6 +68,19 @@ pub(super) fn check_health_check(c: &HealthCheckConfig) -> Result<(), ProviderEr
             "health check type {t} is not supported by this store"
         ));
     }
+    if c.kind == HealthCheckType::RecoveryControl || c.routing_control_arn.is_some() {
+        return match (&c.kind, &c.routing_control_arn) {
+            (HealthCheckType::RecoveryControl, Some(arn))
+                if crate::config::valid_routing_control_arn(arn) =>
+            {
+                Ok(())
+            }
+            (HealthCheckType::RecoveryControl, _) => {
+                bad("RECOVERY_CONTROL needs a RoutingControlArn".into())
+            }
+            (kind, _) => bad(format!("{} takes no RoutingControlArn", kind.as_str())),
+        };
+    }
     if ![10, 30].contains(&c.request_interval) {
         return bad(format!(
             "RequestInterval {} must be 10 or 30",

@@ -293,6 +293,7 @@ fn check_config(path: &str) -> HealthCheckConfig {
         measure_latency: false,
         enable_sni: true,
         regions: Vec::new(),
+        routing_control_arn: None,
     }
 }
 

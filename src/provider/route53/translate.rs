@@ -143,6 +143,14 @@ pub(super) fn build_err(e: r53::error::BuildError) -> ProviderError {
 pub(super) fn check_to_sdk(
     c: &HealthCheckConfig,
 ) -> Result<r53::types::HealthCheckConfig, ProviderError> {
+    if let Some(arn) = &c.routing_control_arn {
+        // A RECOVERY_CONTROL check takes the routing control alone.
+        return r53::types::HealthCheckConfig::builder()
+            .r#type(r53::types::HealthCheckType::RecoveryControl)
+            .routing_control_arn(arn)
+            .build()
+            .map_err(build_err);
+    }
     r53::types::HealthCheckConfig::builder()
         .r#type(r53::types::HealthCheckType::from(c.kind.as_str()))
         .set_ip_address(c.ip_address.clone())
@@ -202,6 +210,7 @@ pub(super) fn check_from_sdk(h: &r53::types::HealthCheck) -> HealthCheck {
             measure_latency: c.and_then(|c| c.measure_latency()).unwrap_or(false),
             enable_sni: c.and_then(|c| c.enable_sni()).unwrap_or(false),
             regions,
+            routing_control_arn: c.and_then(|c| c.routing_control_arn()).map(str::to_string),
         },
     }
 }

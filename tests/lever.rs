@@ -1,0 +1,463 @@
+//! The data-plane lever: ARC routing controls flipped through the real
+//! `aws-sdk-route53recoverycluster` client. moto has no ARC backend, so
+//! the cluster is the crate's loopback stand-in (`lever::standin`, the
+//! routing-control API over awsJson 1.0), sharing its switches with the
+//! strict store, whose answer function follows each record's
+//! `RECOVERY_CONTROL` check: the tests assert what clients would get.
+//! Every cluster here has five endpoints: two refuse connections, one
+//! accepts and never answers, two serve.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use route53_failover::config::{ClusterEndpoint, LeverConfig, LeverMode};
+use route53_failover::decide::lever::Switch;
+use route53_failover::demo::Mode;
+use route53_failover::lever::standin::{self, AssertionRule, Board, Cluster};
+use route53_failover::lever::{LeverClient, LeverError};
+use route53_failover::provider::RecordType;
+use tokio_util::sync::CancellationToken;
+
+const ZONE: &str = "example.test";
+const NAME: &str = "api.example.test";
+const LIMIT: Duration = Duration::from_secs(15);
+
+fn arn(region: &str) -> String {
+    format!(
+        "arn:aws:route53-recovery-control::123456789012:controlpanel/panel1/routingcontrol/{}",
+        region.replace('-', "")
+    )
+}
+
+const RULE: &str =
+    "arn:aws:route53-recovery-control::123456789012:controlpanel/panel1/safetyrule/keep3";
+
+/// Five endpoints of one cluster: refused, hanging, serving, refused,
+/// serving (in that order, so the first call passes both kinds of dead one).
+struct Fixture {
+    cluster: Arc<Cluster>,
+    urls: Vec<String>,
+    /// Connections the hanging endpoint accepted.
+    hung: Arc<AtomicU64>,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+async fn refused_url() -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", l.local_addr().unwrap());
+    drop(l);
+    url
+}
+
+async fn start_cluster(board: Board) -> Fixture {
+    let cluster = Cluster::new(board);
+    let stop = CancellationToken::new();
+    let serving = || async {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", l.local_addr().unwrap());
+        tokio::spawn(standin::serve(l, cluster.clone(), stop.clone()));
+        url
+    };
+    let hung = Arc::new(AtomicU64::new(0));
+    let hanging = {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", l.local_addr().unwrap());
+        let (stop, hung) = (stop.clone(), hung.clone());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            loop {
+                tokio::select! {
+                    Ok((s, _)) = l.accept() => { hung.fetch_add(1, Ordering::Relaxed); held.push(s) }
+                    _ = stop.cancelled() => return,
+                }
+            }
+        });
+        url
+    };
+    let urls = vec![
+        refused_url().await,
+        hanging,
+        serving().await,
+        refused_url().await,
+        serving().await,
+    ];
+    Fixture {
+        cluster,
+        urls,
+        hung,
+        _stop: stop.drop_guard(),
+    }
+}
+
+fn lever_config(urls: &[String]) -> LeverConfig {
+    LeverConfig {
+        endpoints: urls
+            .iter()
+            .map(|u| ClusterEndpoint {
+                url: u.parse().unwrap(),
+                region: "us-west-2".into(),
+            })
+            .collect(),
+        mode: LeverMode::Switches,
+        call_timeout: Duration::from_millis(300),
+        read_interval: Duration::from_secs(30),
+        max_requests_per_second: 100.0,
+        allow_safety_override: false,
+    }
+}
+
+fn credentials() -> aws_sdk_route53recoverycluster::config::Credentials {
+    aws_sdk_route53recoverycluster::config::Credentials::new("test", "test", None, None, "test")
+}
+
+#[tokio::test]
+async fn the_client_rotates_past_dead_endpoints_and_names_the_refusing_rule() {
+    let board = Board::default();
+    for r in ["us-east-1", "eu-west-1"] {
+        board.set(&arn(r), true);
+    }
+    let f = start_cluster(board.clone()).await;
+    f.cluster.add_rule(AssertionRule {
+        arn: RULE.into(),
+        name: "keep-one".into(),
+        controls: vec![arn("us-east-1"), arn("eu-west-1")],
+        min_on: 1,
+    });
+    let client = LeverClient::new(&lever_config(&f.urls), Some(credentials())).await;
+
+    // The first call passes a refused and a hanging endpoint.
+    assert_eq!(client.get(&arn("us-east-1")).await, Ok(Switch::On));
+    assert_eq!(f.hung.load(Ordering::Relaxed), 1);
+    // The next ones start at the endpoint that answered: the hanging one
+    // is not asked again.
+    client
+        .set(&[(arn("us-east-1"), Switch::Off)], &[])
+        .await
+        .unwrap();
+    assert_eq!(board.get(&arn("us-east-1")), Some(false));
+    assert_eq!(client.get(&arn("us-east-1")).await, Ok(Switch::Off));
+    assert_eq!(
+        f.hung.load(Ordering::Relaxed),
+        1,
+        "went back to the hanging endpoint"
+    );
+
+    // The rule keeps one On: ARC's refusal names it, and nothing changes.
+    let refused = client.set(&[(arn("eu-west-1"), Switch::Off)], &[]).await;
+    match refused {
+        Err(LeverError::Refused { rule, message }) => {
+            assert_eq!(rule, RULE);
+            assert!(message.contains("keep-one"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(board.get(&arn("eu-west-1")), Some(true));
+    // Overriding the rule is what a forced drain may do.
+    client
+        .set(&[(arn("eu-west-1"), Switch::Off)], &[RULE.to_string()])
+        .await
+        .unwrap();
+    assert_eq!(board.get(&arn("eu-west-1")), Some(false));
+    // An unknown routing control: refused by every endpoint alike, said once.
+    match client.get(&arn("sa-east-1")).await {
+        Err(LeverError::Rejected(m)) => assert!(m.contains("ResourceNotFound"), "{m}"),
+        other => panic!("expected not found, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn with_no_endpoint_answering_each_one_is_named() {
+    let urls = vec![refused_url().await, refused_url().await];
+    let client = LeverClient::new(&lever_config(&urls), Some(credentials())).await;
+    match client.get(&arn("us-east-1")).await {
+        Err(LeverError::Unavailable(m)) => {
+            for u in &urls {
+                assert!(m.contains(u.as_str()), "{u} missing from {m}");
+            }
+        }
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+}
+
+const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-2"];
+
+/// The e2e config, each member with its switch, and the lever's section.
+fn lever_yaml(base: String, urls: &[String], mode: &str, extra: &str) -> String {
+    let mut text = base;
+    for r in REGIONS {
+        text = text.replace(
+            &format!("      - region: {r}\n"),
+            &format!(
+                "      - region: {r}\n        routing_control: \"{}\"\n",
+                arn(r)
+            ),
+        );
+    }
+    let endpoints: Vec<String> = urls
+        .iter()
+        .map(|u| format!("{{url: \"{u}\", region: us-west-2}}"))
+        .collect();
+    format!(
+        "{text}routing_control:\n  cluster_endpoints: [{}]\n  mode: {mode}\n  call_timeout: 300ms\n  read_interval: 1s\n{extra}",
+        endpoints.join(", ")
+    )
+}
+
+/// The regions Route53's data plane answers with now.
+fn answered(store: &Store) -> Vec<String> {
+    let mut r: Vec<String> = store
+        .store
+        .answer(ZONE, NAME, &RecordType::A)
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| r.region)
+        .collect();
+    r.sort();
+    r
+}
+
+fn sorted(regions: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = regions.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+struct Setup {
+    store: Store,
+    eps: Endpoints,
+    fixture: Fixture,
+    board: Board,
+}
+
+async fn setup() -> Setup {
+    let store = start_store(&[ZONE]).await;
+    let board = store.store.switches();
+    for r in REGIONS {
+        board.set(&arn(r), false);
+    }
+    let fixture = start_cluster(board.clone()).await;
+    let eps = Endpoints::start(&REGIONS).await;
+    Setup {
+        store,
+        eps,
+        fixture,
+        board,
+    }
+}
+
+/// Waits until every region answers: records with their RECOVERY_CONTROL
+/// checks in place, every switch On.
+async fn all_answering(s: &Setup) {
+    wait_until("every region answers, switches On", LIMIT, || async {
+        let checks = s.store.store.health_checks();
+        let attached = s.store.members(ZONE, NAME).iter().all(|r| {
+            r.health_check_id.as_ref().is_some_and(|id| {
+                checks
+                    .iter()
+                    .any(|c| &c.check.id == id && c.check.config.routing_control_arn.is_some())
+            })
+        });
+        attached
+            && s.store.members(ZONE, NAME).len() == 3
+            && REGIONS.iter().all(|r| s.board.get(&arn(r)) == Some(true))
+            && answered(&s.store) == sorted(&REGIONS)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_failing_region_goes_out_through_its_switch_and_back_with_no_record_change() {
+    let s = setup().await;
+    let cfg = lever_yaml(
+        config(&s.store, &s.eps, 1, "1m"),
+        &s.fixture.urls,
+        "switches",
+        "",
+    );
+    let daemon = start_daemon(&cfg).await;
+    all_answering(&s).await;
+    let changes_before = s.store.store.change_log().len();
+
+    let failed_at = Instant::now();
+    s.eps.set("eu-west-1", Mode::Fail);
+    wait_until("eu-west-1's switch is Off", LIMIT, || async {
+        s.board.get(&arn("eu-west-1")) == Some(false)
+    })
+    .await;
+    let took = failed_at.elapsed();
+    assert_eq!(answered(&s.store), sorted(&["us-east-1", "ap-southeast-2"]));
+    // Static stability: the record and its check stay as they were.
+    assert_eq!(s.store.members(ZONE, NAME).len(), 3);
+    assert_eq!(
+        s.store.store.change_log().len(),
+        changes_before,
+        "switches mode changed a record at failover"
+    );
+    // Status follows once the change is read back.
+    wait_until("status shows the switch Off, as wanted", LIMIT, || async {
+        let lever = daemon.status().await.lever.expect("status shows the lever");
+        lever.mode == LeverMode::Switches
+            && lever.switches.iter().any(|w| {
+                w.arn == arn("eu-west-1")
+                    && w.member == format!("{NAME} A {}", set_id("eu-west-1"))
+                    && (w.state, w.want) == (Switch::Off, Switch::Off)
+            })
+    })
+    .await;
+    eprintln!("detection to switch Off: {took:?}");
+
+    s.eps.set("eu-west-1", Mode::Serve);
+    wait_until("eu-west-1 answers again", LIMIT, || async {
+        answered(&s.store) == sorted(&REGIONS)
+    })
+    .await;
+    assert_eq!(s.store.store.change_log().len(), changes_before);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn switches_and_records_mode_moves_both() {
+    let s = setup().await;
+    let cfg = lever_yaml(
+        config(&s.store, &s.eps, 1, "1m"),
+        &s.fixture.urls,
+        "switches_and_records",
+        "",
+    );
+    let daemon = start_daemon(&cfg).await;
+    all_answering(&s).await;
+    s.eps.set("ap-southeast-2", Mode::Fail);
+    wait_until(
+        "ap-southeast-2's switch Off and record gone",
+        LIMIT,
+        || async {
+            s.board.get(&arn("ap-southeast-2")) == Some(false)
+                && !s
+                    .store
+                    .member_ids(ZONE, NAME)
+                    .contains(&set_id("ap-southeast-2"))
+        },
+    )
+    .await;
+    assert_eq!(answered(&s.store), sorted(&["us-east-1", "eu-west-1"]));
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn an_assertion_rule_refusal_is_shown_by_name_and_not_retried_in_a_loop() {
+    let s = setup().await;
+    // A rule stricter than the daemon's own: all three On.
+    s.fixture.cluster.add_rule(AssertionRule {
+        arn: RULE.into(),
+        name: "keep3".into(),
+        controls: REGIONS.iter().map(|r| arn(r)).collect(),
+        min_on: 3,
+    });
+    let cfg = lever_yaml(
+        config(&s.store, &s.eps, 1, "1m"),
+        &s.fixture.urls,
+        "switches",
+        "",
+    );
+    let daemon = start_daemon(&cfg).await;
+    all_answering(&s).await;
+    s.eps.set("us-east-1", Mode::Fail);
+    wait_until("the refusal is in status", LIMIT, || async {
+        daemon
+            .status()
+            .await
+            .lever
+            .and_then(|l| l.refused)
+            .is_some_and(|r| r.rule == RULE && r.message.contains("keep3"))
+    })
+    .await;
+    assert_eq!(s.board.get(&arn("us-east-1")), Some(true), "ARC kept it On");
+    let refusals = s.fixture.cluster.refusals.load(Ordering::Relaxed);
+    // Reads go on (read_interval 1s, drift repair); the refused plan is
+    // not sent again while nothing changes.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        s.fixture.cluster.refusals.load(Ordering::Relaxed),
+        refusals,
+        "the refused plan was sent again"
+    );
+    let events = daemon.get("/events").await.text().await.unwrap();
+    assert!(
+        events.contains("keep3") && events.contains("\"switch\""),
+        "{events}"
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn with_route53s_control_plane_down_a_failing_region_still_goes_out() {
+    let s = setup().await;
+    let cfg = lever_yaml(
+        config(&s.store, &s.eps, 1, "2s"),
+        &s.fixture.urls,
+        "switches",
+        "",
+    );
+    let daemon = start_daemon(&cfg).await;
+    all_answering(&s).await;
+    let checks_before = s.store.store.health_checks().len();
+
+    // Every Route53 call fails with a server error from now on.
+    s.store
+        .store
+        .inject(route53_failover::provider::faults::Fault {
+            operation: None,
+            error: route53_failover::provider::ProviderError::Service(
+                "503 Service Unavailable".into(),
+            ),
+            times: u32::MAX,
+        });
+    // Long enough for resyncs to fail and forget the zone.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let failed_at = Instant::now();
+    s.eps.set("eu-west-1", Mode::Fail);
+    wait_until("eu-west-1 is out of the answer", LIMIT, || async {
+        answered(&s.store) == sorted(&["us-east-1", "ap-southeast-2"])
+    })
+    .await;
+    eprintln!(
+        "during the outage, detection to out of the answer: {:?}",
+        failed_at.elapsed()
+    );
+
+    // The outage ends: records and checks as they were, nothing doubled.
+    s.store.store.clear_faults();
+    s.eps.set("eu-west-1", Mode::Serve);
+    wait_until("every region answers again", LIMIT, || async {
+        answered(&s.store) == sorted(&REGIONS)
+    })
+    .await;
+    assert_eq!(s.store.store.health_checks().len(), checks_before);
+    assert_eq!(s.store.members(ZONE, NAME).len(), 3);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_switch_flipped_by_hand_is_set_back() {
+    // Drift repair: a switch flipped outside the daemon is set back at the
+    // next read (read_interval 1s here).
+    let s = setup().await;
+    let cfg = lever_yaml(
+        config(&s.store, &s.eps, 1, "1m"),
+        &s.fixture.urls,
+        "switches",
+        "",
+    );
+    let daemon = start_daemon(&cfg).await;
+    all_answering(&s).await;
+    s.board.set(&arn("us-east-1"), false);
+    wait_until("the switch is set back On", LIMIT, || async {
+        s.board.get(&arn("us-east-1")) == Some(true)
+    })
+    .await;
+    daemon.stop().await;
+}
