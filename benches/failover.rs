@@ -24,12 +24,17 @@
 //!    writer's own verdict), and the difference (target: at most 1 s);
 //! 7. 50 zones, health checks on: a region failing right at a resync
 //!    (resync 10 s) against the same without resyncs (target: withdrawal
-//!    accepted within 0.5 s of it).
+//!    accepted within 0.5 s of it);
+//! 8. the data-plane lever: with `routing_control` in
+//!    `switches_and_records` mode, one run, each failure timed twice:
+//!    detection to the switch Off accepted by the (loopback) ARC cluster,
+//!    and detection to the record change accepted by the store (target:
+//!    the switch no later than the record, medians).
 //!
 //! The daemon is the release binary, a separate process; endpoints and the
 //! strict memory store run in this process on 127.0.0.1.
 //! Run: `cargo bench --bench failover` (BENCH_QUICK=1 for fewer trials,
-//! BENCH_ONLY=detection|flapping|quorum|zones|scale for one scenario).
+//! BENCH_ONLY=detection|flapping|quorum|zones|scale|lever for one scenario).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -700,6 +705,113 @@ async fn probes(d: &Daemon) -> f64 {
     metric(&d.metrics().await, "route53_failover_probes_total", &[]).unwrap_or(0.0)
 }
 
+/// Detection to the switch Off and to the record change, in one run.
+async fn lever(quick: bool) {
+    use route53_failover::lever::standin::{self, Cluster};
+    let store = start_store(&["example.test"]).await;
+    let regions = ["us-east-1", "eu-west-1", "ap-southeast-2"];
+    let arn = |r: &str| {
+        format!(
+            "arn:aws:route53-recovery-control::123456789012:controlpanel/bench/routingcontrol/{}",
+            r.replace('-', "")
+        )
+    };
+    let board = store.store.switches();
+    for r in regions {
+        board.set(&arn(r), true);
+    }
+    let cluster = Cluster::new(board.clone());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", l.local_addr().unwrap());
+    tokio::spawn(standin::serve(l, cluster.clone(), stop.clone()));
+    let eps = Endpoints::start(&regions).await;
+    let mut text = config(&store, &eps, 1, "5m")
+        .replace(
+            "interval: 200ms, timeout: 150ms",
+            "interval: 1s, fast_interval: 250ms, timeout: 500ms",
+        )
+        .replace(
+            "policy: {min_healthy: 1}",
+            "policy: {min_healthy: 1, damping: {enabled: false}}",
+        );
+    for r in regions {
+        text = text.replace(
+            &format!("      - region: {r}\n"),
+            &format!(
+                "      - region: {r}\n        routing_control: \"{}\"\n",
+                arn(r)
+            ),
+        );
+    }
+    text.push_str(&format!(
+        "routing_control:\n  cluster_endpoints: [{{url: \"{url}\", region: us-west-2}}]\n  mode: switches_and_records\n"
+    ));
+    let daemon = start_daemon(&text).await;
+    wait_until("all published", Duration::from_secs(20), || async {
+        store.members("example.test", "api.example.test").len() == 3
+    })
+    .await;
+    let trials = if quick { 3 } else { 12 };
+    let (mut switch, mut record) = (Vec::new(), Vec::new());
+    for t in 0..trials {
+        let region = regions[t % 3];
+        let endpoint = eps.list.iter().find(|e| e.name == region).unwrap().clone();
+        next_request(&endpoint).await;
+        tokio::time::sleep(Duration::from_secs_f64(rand::rng().random::<f64>())).await;
+        let since = SystemTime::now();
+        eps.set(region, Mode::Fail);
+        wait_until("withdrawn", Duration::from_secs(10), || async {
+            board.get(&arn(region)) == Some(false)
+                && !store
+                    .member_ids("example.test", "api.example.test")
+                    .contains(&set_id(region))
+        })
+        .await;
+        let off = cluster
+            .accepted
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(at, e)| *at >= since && e.iter().any(|(a, on)| a == &arn(region) && !on))
+            .map(|(at, _)| *at)
+            .next()
+            .unwrap();
+        let deleted = store
+            .store
+            .change_log()
+            .into_iter()
+            .filter(|c| c.at >= since)
+            .find(|c| {
+                c.changes.iter().any(|ch| {
+                    ch.action == Action::Delete
+                        && ch.record.set_identifier.as_deref() == Some(&set_id(region))
+                })
+            })
+            .unwrap()
+            .at;
+        switch.push(unix(off) - unix(since));
+        record.push(unix(deleted) - unix(since));
+        eps.set(region, Mode::Serve);
+        wait_until("restored", Duration::from_secs(20), || async {
+            board.get(&arn(region)) == Some(true)
+                && store
+                    .member_ids("example.test", "api.example.test")
+                    .contains(&set_id(region))
+        })
+        .await;
+    }
+    let (ms, mr) = (median(&switch), median(&record));
+    println!(
+        "the lever, interval 1s fast_interval 250ms fall 3 ({trials} trials): detection to switch Off accepted: {}; detection to record change accepted: {}  [target: switch median <= record median: {:+.3}s]",
+        stats(switch),
+        stats(record),
+        ms - mr
+    );
+    drop(daemon);
+    stop.cancel();
+}
+
 fn main() {
     // `cargo bench` passes --bench; nothing else is taken.
     let quick = std::env::var("BENCH_QUICK").is_ok();
@@ -732,6 +844,9 @@ fn main() {
         }
         if runs("scale") {
             scale(quick).await;
+        }
+        if runs("lever") {
+            lever(quick).await;
         }
     });
 }

@@ -119,4 +119,12 @@ refused "/service/port" --set service.port=http
 refused "/ha/leaseDuration" --set ha.enabled=true --set ha.leaseDuration=soon
 refused "/config" --set config.listen=0.0.0.0:1
 refused "admin.enabled needs admin.existingSecret" --set admin.enabled=true
+refused "/routingControl/mode" --set routingControl.mode=records
+echo "--- the lever's endpoints reach the config"
+lever=$("$helm" template rf "$chart" \
+  --set 'routingControl.clusterEndpoints[0].url=https://host-aaaaaa.us-west-2.example.aws' \
+  --set 'routingControl.clusterEndpoints[0].region=us-west-2' \
+  --set routingControl.mode=switches_and_records)
+grep -qF "https://host-aaaaaa.us-west-2.example.aws" <<<"$lever" || { echo "no cluster endpoint in the config"; exit 1; }
+grep -qF "mode: switches_and_records" <<<"$lever" || { echo "no lever mode in the config"; exit 1; }
 echo "chart ok"

@@ -112,8 +112,14 @@ impl Endpoint {
 pub const REGIONS: [(&str, u64); 3] = [("us-east-1", 5), ("eu-west-1", 20), ("ap-southeast-2", 40)];
 
 /// The demo configuration with the endpoints' ports filled in.
-pub fn config_text(endpoints: &[Endpoint]) -> String {
-    let mut text = include_str!("../config/demo.yaml").to_string();
+/// The routing control of the demo's switch-driven region.
+pub const SWITCH: &str =
+    "arn:aws:route53-recovery-control::123456789012:controlpanel/demo/routingcontrol/apse2";
+
+/// The demo's config, for its endpoints and its loopback ARC cluster.
+pub fn config_text(endpoints: &[Endpoint], arc: SocketAddr) -> String {
+    let mut text =
+        include_str!("../config/demo.yaml").replace("__PORT_arc__", &arc.port().to_string());
     for e in endpoints {
         text = text.replace(&format!("__PORT_{}__", e.name), &e.addr.port().to_string());
     }

@@ -779,6 +779,40 @@ async fn the_demo_withdraws_a_broken_region_and_brings_it_back() {
             .is_some_and(|s| s.member("eu-west-1").unwrap().published)
     })
     .await;
+
+    // ap-southeast-2 fails over through its routing control: the switch
+    // goes Off, its record stays.
+    http.post(format!("{base}/demo/regions/ap-southeast-2/fail"))
+        .send()
+        .await
+        .unwrap();
+    wait_until(
+        "ap-southeast-2's switch is Off",
+        Duration::from_secs(20),
+        || async {
+            status().await.is_some_and(|s| {
+                !s.member("ap-southeast-2").unwrap().published
+                    && s.lever.as_ref().is_some_and(|l| {
+                        l.switches.iter().any(|w| {
+                            w.member.ends_with("api-apse2")
+                                && w.state == route53_failover::decide::lever::Switch::Off
+                        })
+                    })
+            })
+        },
+    )
+    .await;
+    let zone: Vec<RecordSet> = http
+        .get(format!("{base}/memory/zones/example.test/records"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(zone
+        .iter()
+        .any(|r| r.region.as_deref() == Some("ap-southeast-2")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -308,6 +308,11 @@ async fn a_failing_region_goes_out_through_its_switch_and_back_with_no_record_ch
             })
     })
     .await;
+    let m = daemon.member("eu-west-1").await;
+    assert_eq!(
+        (m.published, m.decision.as_deref()),
+        (false, Some("unhealthy"))
+    );
     eprintln!("detection to switch Off: {took:?}");
 
     s.eps.set("eu-west-1", Mode::Serve);
@@ -416,8 +421,16 @@ async fn with_route53s_control_plane_down_a_failing_region_still_goes_out() {
             ),
             times: u32::MAX,
         });
-    // Long enough for resyncs to fail and forget the zone.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Resyncs (every 2s) fail and forget the zone; status says so.
+    wait_until(
+        "status says the control plane is impaired",
+        Duration::from_secs(10),
+        || async {
+            let cp = daemon.status().await.control_plane;
+            cp.impaired && cp.lever && cp.line().is_some_and(|l| l.contains("routing controls"))
+        },
+    )
+    .await;
     let failed_at = Instant::now();
     s.eps.set("eu-west-1", Mode::Fail);
     wait_until("eu-west-1 is out of the answer", LIMIT, || async {
@@ -432,12 +445,90 @@ async fn with_route53s_control_plane_down_a_failing_region_still_goes_out() {
     // The outage ends: records and checks as they were, nothing doubled.
     s.store.store.clear_faults();
     s.eps.set("eu-west-1", Mode::Serve);
-    wait_until("every region answers again", LIMIT, || async {
-        answered(&s.store) == sorted(&REGIONS)
-    })
+    wait_until(
+        "every region answers again",
+        Duration::from_secs(10),
+        || async { answered(&s.store) == sorted(&REGIONS) },
+    )
     .await;
     assert_eq!(s.store.store.health_checks().len(), checks_before);
     assert_eq!(s.store.members(ZONE, NAME).len(), 3);
+    wait_until(
+        "the control plane answers again",
+        Duration::from_secs(10),
+        || async { !daemon.status().await.control_plane.impaired },
+    )
+    .await;
+    let events = daemon.get("/events").await.text().await.unwrap();
+    assert!(
+        events.contains("route53 control plane impaired"),
+        "{events}"
+    );
+    assert!(
+        events.contains("route53 control plane answers again"),
+        "{events}"
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_lever_an_outage_is_shown_and_the_endpoint_checks_stay() {
+    let store = start_store(&[ZONE]).await;
+    let eps = Endpoints::start(&REGIONS).await;
+    let daemon = start_daemon(&config(&store, &eps, 1, "2s")).await;
+    wait_until("all three published with their checks", LIMIT, || async {
+        let m = store.members(ZONE, NAME);
+        m.len() == 3 && m.iter().all(|r| r.health_check_id.is_some())
+    })
+    .await;
+    let before = store.members(ZONE, NAME);
+    store
+        .store
+        .inject(route53_failover::provider::faults::Fault {
+            operation: None,
+            error: route53_failover::provider::ProviderError::Service(
+                "503 Service Unavailable".into(),
+            ),
+            times: u32::MAX,
+        });
+    eps.set("eu-west-1", Mode::Fail);
+    wait_until(
+        "status says the control plane is impaired",
+        Duration::from_secs(10),
+        || async {
+            let st = daemon.status().await;
+            st.control_plane.impaired
+                && !st.control_plane.lever
+                && st
+                    .control_plane
+                    .line()
+                    .is_some_and(|l| l.contains("health checks are the fallback"))
+        },
+    )
+    .await;
+    let page = daemon.get("/").await.text().await.unwrap();
+    assert!(
+        page.contains("route53 control plane: impaired since"),
+        "the page says it"
+    );
+    assert_eq!(
+        metric(
+            &daemon.metrics().await,
+            "route53_failover_control_plane_impaired",
+            &[]
+        ),
+        Some(1.0)
+    );
+    // Nothing could change: each record keeps its endpoint check, which
+    // Route53's own checkers act on.
+    assert_eq!(store.members(ZONE, NAME), before);
+    store.store.clear_faults();
+    wait_until(
+        "eu-west-1 is withdrawn once the outage ends",
+        Duration::from_secs(10),
+        || async { !store.member_ids(ZONE, NAME).contains(&set_id("eu-west-1")) },
+    )
+    .await;
     daemon.stop().await;
 }
 
@@ -459,5 +550,118 @@ async fn a_switch_flipped_by_hand_is_set_back() {
         s.board.get(&arn("us-east-1")) == Some(true)
     })
     .await;
+    daemon.stop().await;
+}
+
+const TOKEN: &str = "s3cret-lever-admin-token-7a1c";
+
+/// `route53-failover drain` (or `undrain`) of `region`, at most 30 s.
+async fn on_call(daemon: &Daemon, token: &std::path::Path, what: &str, region: &str, force: bool) {
+    let token = token.display().to_string();
+    let mut args = vec![
+        what,
+        "--url",
+        &daemon.base,
+        "--record",
+        NAME,
+        "--region",
+        region,
+        "--reason",
+        "INC-42",
+        "--token-file",
+        &token,
+        "--by",
+        "alice",
+    ];
+    if force {
+        args.push("--force");
+    }
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(BIN).args(&args).output(),
+    )
+    .await
+    .expect("the CLI ends within 30s")
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{what} {region}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_drain_turns_the_switch_off_and_an_undrain_on() {
+    let s = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let admin = format!("admin: {{token_file: \"{}\"}}\n", token.display());
+    let cfg = lever_yaml(
+        config(&s.store, &s.eps, 1, "1m"),
+        &s.fixture.urls,
+        "switches",
+        &admin,
+    );
+    let daemon = start_daemon(&cfg).await;
+    all_answering(&s).await;
+    on_call(&daemon, &token, "drain", "us-east-1", false).await;
+    wait_until("us-east-1's switch is Off", LIMIT, || async {
+        s.board.get(&arn("us-east-1")) == Some(false)
+    })
+    .await;
+    assert_eq!(answered(&s.store), sorted(&["eu-west-1", "ap-southeast-2"]));
+    assert_eq!(s.store.members(ZONE, NAME).len(), 3, "the record stays");
+    on_call(&daemon, &token, "undrain", "us-east-1", false).await;
+    wait_until("us-east-1 answers again", LIMIT, || async {
+        answered(&s.store) == sorted(&REGIONS)
+    })
+    .await;
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_forced_drain_overrides_the_refusing_rule_when_allowed() {
+    let s = setup().await;
+    s.fixture.cluster.add_rule(AssertionRule {
+        arn: RULE.into(),
+        name: "keep3".into(),
+        controls: REGIONS.iter().map(|r| arn(r)).collect(),
+        min_on: 3,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let admin = format!(
+        "  allow_safety_override: true\nadmin: {{token_file: \"{}\"}}\n",
+        token.display()
+    );
+    let cfg = lever_yaml(
+        config(&s.store, &s.eps, 1, "1m"),
+        &s.fixture.urls,
+        "switches",
+        &admin,
+    );
+    let daemon = start_daemon(&cfg).await;
+    all_answering(&s).await;
+    // A plain drain: ARC's rule refuses it, and the switch stays On.
+    on_call(&daemon, &token, "drain", "eu-west-1", false).await;
+    wait_until("the refusal is in status", LIMIT, || async {
+        daemon
+            .status()
+            .await
+            .lever
+            .is_some_and(|l| l.refused.is_some_and(|r| r.rule == RULE))
+    })
+    .await;
+    assert_eq!(s.board.get(&arn("eu-west-1")), Some(true));
+    // Forced, with allow_safety_override: the rule is overridden.
+    on_call(&daemon, &token, "drain", "eu-west-1", true).await;
+    wait_until("eu-west-1's switch is Off", LIMIT, || async {
+        s.board.get(&arn("eu-west-1")) == Some(false)
+    })
+    .await;
+    let events = daemon.get("/events").await.text().await.unwrap();
+    assert!(events.contains("overrides ARC safety rule"), "{events}");
     daemon.stop().await;
 }

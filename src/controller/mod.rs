@@ -47,6 +47,7 @@ pub use leadership::{Lease, LeaseSnapshot};
 pub use member::{Member, Probed};
 pub use preview::{preview, Preview};
 use reconcile::Reconciler;
+pub use state::control_plane::ControlPlaneSnapshot;
 pub use state::{
     ControlBook, MemberId, MemberState, Process, Route53Health, Runtime, ViewsStatus, ZoneStatus,
 };
@@ -72,7 +73,13 @@ pub async fn run(
     let probes_stop = shutdown.child_token();
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(lever_config) = &rt.config.lever {
-        let lever = crate::lever::Lever::new(lever_config.clone(), rt.events.clone(), None).await;
+        let lever = crate::lever::Lever::new(
+            lever_config.clone(),
+            rt.events.clone(),
+            rt.metrics.clone(),
+            None,
+        )
+        .await;
         let _ = rt.lever.set(lever.clone());
         tasks.spawn(lever.run(probes_stop.clone()));
     }

@@ -32,6 +32,7 @@ use tracing::warn;
 use crate::config::{LeverConfig, LeverMode};
 use crate::decide::lever::Switch;
 use crate::events::{Event, Events, Kind};
+use crate::metrics::Metrics;
 pub use client::{LeverClient, LeverError};
 
 /// What one switch should be, and whose it is.
@@ -39,8 +40,17 @@ pub use client::{LeverClient, LeverError};
 pub struct Wanted {
     pub want: Switch,
     pub forced: bool,
+    pub record: String,
+    pub rtype: String,
+    pub set_identifier: String,
+    pub region: String,
+}
+
+impl Wanted {
     /// `name type set_identifier`, for status and events.
-    pub member: String,
+    pub fn member(&self) -> String {
+        format!("{} {} {}", self.record, self.rtype, self.set_identifier)
+    }
 }
 
 /// A plan ARC refused, kept so it is not sent again.
@@ -50,8 +60,10 @@ pub struct Refusal {
     pub message: String,
     /// Unix seconds.
     pub at: f64,
+    /// What was refused: each switch's state and whether a forced drain
+    /// wanted it (forcing it later is a new plan).
     #[serde(skip)]
-    plan: Vec<(String, Switch)>,
+    plan: Vec<(String, Switch, bool)>,
 }
 
 #[derive(Default)]
@@ -87,6 +99,41 @@ pub struct LeverStatus {
     pub last_change: Option<f64>,
 }
 
+impl LeverStatus {
+    /// `routing controls (switches): 2 on, 1 off  REFUSED by ARC safety rule …`
+    pub fn describe(&self) -> String {
+        let count = |s: Switch| self.switches.iter().filter(|w| w.state == s).count();
+        let mut line = format!(
+            "routing controls ({}): {} on, {} off",
+            self.mode.as_str(),
+            count(Switch::On),
+            count(Switch::Off)
+        );
+        let unknown = count(Switch::Unknown);
+        if unknown > 0 {
+            line.push_str(&format!(", {unknown} not known"));
+        }
+        let pending: Vec<&str> = self
+            .switches
+            .iter()
+            .filter(|w| w.state != w.want)
+            .map(|w| w.member.as_str())
+            .collect();
+        if !pending.is_empty() {
+            line.push_str(&format!("; to set: {}", pending.join(", ")));
+        }
+        if let Some(r) = &self.refused {
+            line.push_str(&format!(
+                "  REFUSED by ARC safety rule {}: {}",
+                r.rule, r.message
+            ));
+        } else if let Some(e) = &self.last_error {
+            line.push_str(&format!("  ERROR: {e}"));
+        }
+        line
+    }
+}
+
 pub struct Lever {
     pub config: LeverConfig,
     client: LeverClient,
@@ -97,6 +144,7 @@ pub struct Lever {
     /// (what counts as published depends on it).
     changed: watch::Sender<u64>,
     events: Arc<Events>,
+    metrics: Arc<Metrics>,
 }
 
 /// The longest wait between tries while no endpoint answers.
@@ -106,6 +154,7 @@ impl Lever {
     pub async fn new(
         config: LeverConfig,
         events: Arc<Events>,
+        metrics: Arc<Metrics>,
         credentials: Option<aws_sdk_route53recoverycluster::config::Credentials>,
     ) -> Arc<Self> {
         let client = LeverClient::new(&config, credentials).await;
@@ -116,6 +165,7 @@ impl Lever {
             wake: Notify::new(),
             changed: watch::Sender::new(0),
             events,
+            metrics,
         })
     }
 
@@ -165,7 +215,7 @@ impl Lever {
                 .iter()
                 .map(|(arn, w)| SwitchStatus {
                     arn: arn.clone(),
-                    member: w.member.clone(),
+                    member: w.member(),
                     state: st.known.get(arn).copied().unwrap_or(Switch::Unknown),
                     want: w.want,
                 })
@@ -178,13 +228,13 @@ impl Lever {
 
     /// The changes to make: wanted states that differ from the known ones,
     /// unless that is the plan ARC refused last.
-    fn pending(&self) -> Vec<(String, Switch)> {
+    fn pending(&self) -> Vec<(String, Switch, bool)> {
         let st = self.lock();
-        let plan: Vec<(String, Switch)> = st
+        let plan: Vec<(String, Switch, bool)> = st
             .wanted
             .iter()
             .filter(|(arn, w)| st.known.get(*arn) != Some(&w.want))
-            .map(|(arn, w)| (arn.clone(), w.want))
+            .map(|(arn, w)| (arn.clone(), w.want, w.forced))
             .collect();
         match &st.refused {
             Some(r) if r.plan == plan => Vec::new(),
@@ -194,6 +244,18 @@ impl Lever {
 
     fn learn(&self, arn: &str, state: Switch) {
         let mut st = self.lock();
+        if let Some(w) = st.wanted.get(arn) {
+            let v = match state {
+                Switch::On => 1,
+                Switch::Off => 0,
+                Switch::Unknown => -1,
+            };
+            self.metrics
+                .lever
+                .routing_control_state
+                .with_label_values(&[&w.record, &w.rtype, &w.set_identifier])
+                .set(v);
+        }
         if st.known.insert(arn.to_string(), state) != Some(state) {
             drop(st);
             self.changed.send_modify(|n| *n += 1);
@@ -203,7 +265,9 @@ impl Lever {
     /// Reads `arns` back; a failed read makes the state unknown.
     async fn read(&self, arns: impl IntoIterator<Item = String>) {
         for arn in arns {
-            let state = match self.client.get(&arn).await {
+            let got = self.client.get(&arn).await;
+            self.count("get", &got);
+            let state = match got {
                 Ok(s) => s,
                 Err(e) => {
                     warn!(routing_control = %arn, error = %e, "cannot read a routing control");
@@ -215,18 +279,27 @@ impl Lever {
         }
     }
 
+    fn count<T>(&self, operation: &str, r: &Result<T, LeverError>) {
+        let outcome = r.as_ref().map_or_else(|e| e.kind(), |_| "ok");
+        self.metrics
+            .lever
+            .calls_total
+            .with_label_values(&[operation, outcome])
+            .inc();
+    }
+
     /// Sets `plan`; a refusal a forced drain may override is tried once
     /// more, overriding the rule.
-    async fn set(&self, plan: Vec<(String, Switch)>) -> Result<(), LeverError> {
+    async fn set(&self, plan: &[(String, Switch, bool)]) -> Result<(), LeverError> {
+        let entries: Vec<(String, Switch)> =
+            plan.iter().map(|(arn, s, _)| (arn.clone(), *s)).collect();
+        let forced = plan.iter().any(|(_, _, f)| *f);
         let mut overrides: Vec<String> = Vec::new();
         loop {
-            match self.client.set(&plan, &overrides).await {
+            let r = self.client.set(&entries, &overrides).await;
+            self.count("set", &r);
+            match r {
                 Err(LeverError::Refused { rule, message }) => {
-                    let forced = {
-                        let st = self.lock();
-                        plan.iter()
-                            .any(|(arn, _)| st.wanted.get(arn).is_some_and(|w| w.forced))
-                    };
                     if forced && self.config.allow_safety_override && !overrides.contains(&rule) {
                         self.events.emit(
                             Event::new(
@@ -261,7 +334,7 @@ impl Lever {
             let plan = self.pending();
             if !plan.is_empty() && retry_at.is_none_or(|t| t <= tokio::time::Instant::now()) {
                 retry_at = None;
-                match self.set(plan.clone()).await {
+                match self.set(&plan).await {
                     Ok(()) => {
                         failures = 0;
                         {
@@ -270,22 +343,20 @@ impl Lever {
                             st.last_error = None;
                             st.last_change = Some(crate::time::unix_secs(SystemTime::now()));
                         }
-                        for (arn, s) in &plan {
-                            let member = self
-                                .lock()
-                                .wanted
-                                .get(arn)
-                                .map(|w| w.member.clone())
-                                .unwrap_or_default();
+                        for (arn, s, _) in &plan {
+                            let Some(w) = self.lock().wanted.get(arn).cloned() else {
+                                continue;
+                            };
                             self.events.emit(
                                 Event::new(
                                     Kind::Switch,
-                                    format!("routing control of {member} set {}", s.as_str()),
+                                    format!("routing control of {} set {}", w.member(), s.as_str()),
                                 )
+                                .about(&w.record, &w.rtype, Some(&w.region))
                                 .reason(s.as_str()),
                             );
                         }
-                        self.read(plan.into_iter().map(|(arn, _)| arn)).await;
+                        self.read(plan.into_iter().map(|(arn, _, _)| arn)).await;
                     }
                     Err(LeverError::Refused { rule, message }) => {
                         self.events.emit(

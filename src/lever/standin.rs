@@ -44,6 +44,9 @@ pub struct AssertionRule {
     pub min_on: usize,
 }
 
+/// A change the cluster applied: when, and each switch's new state.
+pub type Accepted = (std::time::SystemTime, Vec<(String, bool)>);
+
 /// One cluster's state, shared by every endpoint serving it.
 #[derive(Default)]
 pub struct Cluster {
@@ -53,6 +56,8 @@ pub struct Cluster {
     pub updates: AtomicU64,
     pub refusals: AtomicU64,
     pub reads: AtomicU64,
+    /// Every change applied, with when (a benchmark times them).
+    pub accepted: Mutex<Vec<Accepted>>,
 }
 
 impl Cluster {
@@ -103,6 +108,10 @@ impl Cluster {
             }
         }
         *board = after;
+        self.accepted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((std::time::SystemTime::now(), entries.to_vec()));
         ok(json!({}))
     }
 }

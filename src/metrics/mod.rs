@@ -5,13 +5,14 @@
 //! Grouped by the part of the daemon that moves them, one file each:
 //! `member` (the per-member series, built at scrape time from the member
 //! table, and the per-region probe histogram), `reconcile`, `provider`
-//! (requests and API Gateway discovery), `lease`, `config`, `admin` (with
+//! (requests and API Gateway discovery), `lease`, `lever` (the routing controls), `config`, `admin` (with
 //! the listener's connections) and `parity`. The registry holds the
 //! process-wide series; `render` writes them and the member families.
 
 mod admin;
 mod config;
 mod lease;
+mod lever;
 pub mod member;
 mod parity;
 mod provider;
@@ -24,6 +25,7 @@ use prometheus::{Encoder, GaugeVec, Opts, Registry, TextEncoder};
 pub use admin::{AdminMetrics, HttpMetrics};
 pub use config::ConfigMetrics;
 pub use lease::LeaseMetrics;
+pub use lever::LeverMetrics;
 pub use member::{rtype_str, MemberCounters, MemberLabels, MemberSample, Probes};
 pub use parity::ParityMetrics;
 pub use provider::ProviderMetrics;
@@ -35,6 +37,7 @@ pub struct Metrics {
     pub reconcile: ReconcileMetrics,
     pub provider: ProviderMetrics,
     pub lease: LeaseMetrics,
+    pub lever: LeverMetrics,
     pub config: ConfigMetrics,
     pub admin: AdminMetrics,
     pub http: HttpMetrics,
@@ -81,6 +84,7 @@ impl Metrics {
             reconcile: ReconcileMetrics::new(&r),
             provider: ProviderMetrics::new(&r),
             lease: LeaseMetrics::new(&r),
+            lever: LeverMetrics::new(&r),
             config: ConfigMetrics::new(&r),
             admin: AdminMetrics::new(&r),
             http: HttpMetrics::new(&r),

@@ -1,6 +1,6 @@
 //! Requests to the DNS provider, and API Gateway discovery.
 
-use prometheus::{exponential_buckets, HistogramOpts, HistogramVec, IntCounterVec};
+use prometheus::{exponential_buckets, HistogramOpts, HistogramVec, IntCounterVec, IntGauge};
 
 use super::{opts, Registrar};
 
@@ -9,6 +9,7 @@ pub struct ProviderMetrics {
     pub requests_total: IntCounterVec,
     pub request_duration_seconds: HistogramVec,
     pub discovery_errors_total: IntCounterVec,
+    pub control_plane_impaired: IntGauge,
 }
 
 impl ProviderMetrics {
@@ -36,6 +37,10 @@ impl ProviderMetrics {
             ),
             &["region", "kind"]
         )),
+            control_plane_impaired: r.reg(IntGauge::with_opts(opts(
+                "control_plane_impaired",
+                "1 while Route53's control plane is impaired: reconciles keep failing with server errors or timeouts, and record changes wait."
+            ))),
         }
     }
 }

@@ -42,6 +42,21 @@ impl Status {
                 esc(&v.describe(self.now))
             );
         }
+        if let Some(line) = self.control_plane.line() {
+            let _ = writeln!(body, "<p class=\"bad control-plane\">{}</p>", esc(&line));
+        }
+        if let Some(l) = &self.lever {
+            let class = if l.refused.is_some() || l.last_error.is_some() {
+                "warn"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                body,
+                "<p class=lever>lever <span class=\"{class}\">{}</span></p>",
+                esc(&l.describe())
+            );
+        }
         if !self.controls.is_empty() || self.controls_error.is_some() {
             body.push_str("<div class=controls><h2>On-call's controls</h2><ul>");
             for c in &self.controls {

@@ -50,6 +50,9 @@ pub struct Status {
     /// mode, each switch as known and as wanted, a safety rule's refusal.
     #[serde(default)]
     pub lever: Option<crate::lever::LeverStatus>,
+    /// Route53's control plane as the reconciles find it.
+    #[serde(default)]
+    pub control_plane: crate::controller::ControlPlaneSnapshot,
 }
 
 /// With `ha`: how this instance's view exchange goes.
@@ -296,6 +299,7 @@ impl Status {
             records,
             config: None,
             lever: rt.lever.get().map(|l| l.status()),
+            control_plane: rt.control_plane_status(rt.lever.get().is_some()),
             lease: rt.lease.as_ref().map(|l| l.snapshot()),
             views: rt.config.ha.as_ref().map(|_| {
                 let v = rt.views_status();

@@ -47,6 +47,12 @@ impl Status {
         if let Some(v) = &self.views {
             let _ = writeln!(out, "views {}", v.describe(self.now));
         }
+        if let Some(line) = self.control_plane.line() {
+            let _ = writeln!(out, "{line}");
+        }
+        if let Some(l) = &self.lever {
+            let _ = writeln!(out, "{}", l.describe());
+        }
         for z in &self.zones {
             let last = z
                 .last_success

@@ -62,6 +62,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- with .Values.admin.zone }}{{ $_ := set $admin "zone" . }}{{ end }}
 {{- $_ := set $c "admin" $admin }}
 {{- end }}
+{{- with .Values.routingControl.clusterEndpoints }}
+{{- $_ := set $c "routing_control" (dict "cluster_endpoints" . "mode" $.Values.routingControl.mode "allow_safety_override" $.Values.routingControl.allowSafetyOverride) }}
+{{- end }}
 {{- toYaml $c }}
 {{- end }}
 

@@ -107,6 +107,16 @@ impl ReconcileError {
         }
     }
 
+    /// A server error or a timeout: what an impaired control plane answers
+    /// (`state::control_plane`).
+    fn server_side(&self) -> bool {
+        match self {
+            ReconcileError::Provider(e) | ReconcileError::Write(e) | ReconcileError::Replan(e) => {
+                matches!(e, ProviderError::Service(_) | ProviderError::Timeout(_))
+            }
+        }
+    }
+
     /// The write failed for a reason that throttling, a change still
     /// under way or a lost hold do not explain: the leader may be unable
     /// to do its job (`Lease::wrote`).

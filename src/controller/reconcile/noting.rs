@@ -84,18 +84,20 @@ impl Reconciler {
         self.rt.zone_rejected(&self.zone, self.rejected_lines());
     }
 
-    /// Puts what the provider holds now into status and metrics.
+    /// Puts what Route53 answers with now into status and metrics: the
+    /// member's record is present and its switch, when it has one, is On
+    /// (`decide::lever::answered`).
     pub(super) fn note_published(&self) {
         let Some(observed) = self.observed.as_ref() else {
             return;
         };
         for id in self.rt.members_of(&self.records) {
             let member = self.rt.member(id);
-            member.published(
-                observed
-                    .member_record(member.record(), member.config())
-                    .is_some(),
-            );
+            let present = observed
+                .member_record(member.record(), member.config())
+                .is_some();
+            let switch = self.rt.switch_of(member.config());
+            member.published(crate::decide::lever::answered(present, switch));
         }
     }
 }

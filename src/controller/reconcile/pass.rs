@@ -55,7 +55,10 @@ impl Reconciler {
             let wanted = crate::lever::Wanted {
                 want: c.want,
                 forced: c.forced,
-                member: format!("{} {} {}", record.name, record.rtype, member.set_identifier),
+                record: record.name.clone(),
+                rtype: record.rtype.to_string(),
+                set_identifier: member.set_identifier.clone(),
+                region: member.region.clone(),
             };
             (c.arn.clone(), wanted)
         }));
@@ -203,11 +206,7 @@ impl Reconciler {
                     discovered,
                     damped: member.held_until(now).is_some(),
                     uncorroborated: rt.uncorroborated(id),
-                    switch: member.config().routing_control.as_ref().map(|arn| {
-                        rt.lever
-                            .get()
-                            .map_or(crate::decide::lever::Switch::Unknown, |l| l.known(arn))
-                    }),
+                    switch: rt.switch_of(member.config()),
                 }
             },
         );

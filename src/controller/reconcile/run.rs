@@ -15,6 +15,9 @@ use crate::controller::calls::backoff;
 use crate::controller::ZoneSignals;
 use crate::provider::ProviderError;
 
+/// The longest wait before a failed reconcile is tried again.
+const MAX_RETRY: Duration = Duration::from_secs(5);
+
 /// A write within this long of the previous one is part of a burst.
 const BURST: Duration = Duration::from_secs(1);
 
@@ -199,6 +202,7 @@ impl Reconciler {
         match outcome {
             Ok(passed) => {
                 turn.failures = 0;
+                self.rt.control_plane_passed();
                 if let Some(lease) = &self.rt.lease {
                     lease.wrote(true);
                 }
@@ -237,12 +241,17 @@ impl Reconciler {
             }
             Err(e) => {
                 turn.failures += 1;
-                let wait = backoff(turn.failures);
+                // Capped well below the calls' own: once an outage of
+                // Route53's control plane ends, the zone converges within
+                // seconds, not after a backoff grown for as long as it lasted.
+                let wait = backoff(turn.failures).min(MAX_RETRY);
                 error!(zone = %self.zone, error = %e, retry_in = ?wait, "reconcile failed");
                 if let (Some(lease), true) = (&self.rt.lease, e.cannot_write()) {
                     lease.wrote(false);
                 }
                 self.rt.metrics.reconcile.failed(e.kind());
+                self.rt
+                    .control_plane_failed(e.server_side(), &e.to_string());
                 self.rt.zone_failed(&self.zone, e.to_string());
                 // Whether a failed write landed is unknown: read again.
                 self.forget_zone();

@@ -15,6 +15,7 @@
 
 mod book;
 mod carry;
+pub mod control_plane;
 mod listing;
 mod lock;
 mod members;
@@ -77,6 +78,8 @@ pub struct Process {
     /// reconcilers, the lease, the views, the controls, the admin routes,
     /// the trackers).
     pub limiter: Arc<RateLimiter>,
+    /// Route53's control plane as the reconciles find it.
+    control_plane: Mutex<control_plane::ControlPlane>,
 }
 
 impl Process {
@@ -91,7 +94,37 @@ impl Process {
             events: Arc::default(),
             tokens: Arc::default(),
             limiter: Arc::new(RateLimiter::new(config.provider.max_requests_per_second)),
+            control_plane: Mutex::default(),
         }
+    }
+
+    fn control_plane(&self) -> std::sync::MutexGuard<'_, control_plane::ControlPlane> {
+        self.control_plane.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A zone's reconcile failed (`server`: a server error or a timeout).
+    pub(in crate::controller) fn control_plane_failed(&self, server: bool, error: &str) {
+        let event = self
+            .control_plane()
+            .failed(server, SystemTime::now(), error);
+        if let Some(e) = event {
+            self.metrics.provider.control_plane_impaired.set(1);
+            self.events.emit(e);
+        }
+    }
+
+    /// A zone's reconcile passed.
+    pub(in crate::controller) fn control_plane_passed(&self) {
+        let event = self.control_plane().passed();
+        if let Some(e) = event {
+            self.metrics.provider.control_plane_impaired.set(0);
+            self.events.emit(e);
+        }
+    }
+
+    /// What status shows; `lever`: one is configured.
+    pub fn control_plane_status(&self, lever: bool) -> control_plane::ControlPlaneSnapshot {
+        self.control_plane().snapshot(lever)
     }
 
     /// The one way to reach the provider: every caller's requests go
@@ -186,6 +219,18 @@ impl Runtime {
             lever: std::sync::OnceLock::new(),
             config,
         }
+    }
+
+    /// A member's switch as the lever knows it; `None`: it has none.
+    pub fn switch_of(
+        &self,
+        member: &crate::config::MemberConfig,
+    ) -> Option<crate::decide::lever::Switch> {
+        member.routing_control.as_ref().map(|arn| {
+            self.lever
+                .get()
+                .map_or(crate::decide::lever::Switch::Unknown, |l| l.known(arn))
+        })
     }
 
     /// The process's state, for the next config generation.

@@ -401,10 +401,19 @@ impl Provider for MemoryProvider {
 
     async fn health_check_status(&self, id: &str) -> Result<CheckerReport, ProviderError> {
         let st = self.lock();
-        st.health_checks
-            .get(id)
-            .map(|h| h.report.clone())
-            .ok_or_else(|| no_such_check(id))
+        let h = st.health_checks.get(id).ok_or_else(|| no_such_check(id))?;
+        // A RECOVERY_CONTROL check's checkers report its switch.
+        Ok(match &h.check.config.routing_control_arn {
+            Some(arn) => {
+                let on = self.switches.get(arn).unwrap_or(false);
+                CheckerReport {
+                    healthy: if on { 3 } else { 0 },
+                    total: 3,
+                    failure: (!on).then(|| "Failure: the routing control is Off".to_string()),
+                }
+            }
+            None => h.report.clone(),
+        })
     }
 }
 
