@@ -803,10 +803,10 @@ async fn lever(quick: bool) {
     }
     let (ms, mr) = (median(&switch), median(&record));
     println!(
-        "the lever, interval 1s fast_interval 250ms fall 3 ({trials} trials): detection to switch Off accepted: {}; detection to record change accepted: {}  [target: switch median <= record median: {:+.3}s]",
+        "the lever, interval 1s fast_interval 250ms fall 3 ({trials} trials): detection to switch Off accepted: {}; detection to record change accepted: {}  [target: switch median <= record median: {:+.1}ms]",
         stats(switch),
         stats(record),
-        ms - mr
+        (ms - mr) * 1000.0
     );
     drop(daemon);
     stop.cancel();

@@ -290,6 +290,8 @@ fn https_check(path: &str) -> HealthCheckConfig {
         enable_sni: true,
         regions: vec!["eu-west-1".into(), "us-east-1".into(), "us-west-2".into()],
         routing_control_arn: None,
+        child_health_checks: Vec::new(),
+        health_threshold: 0,
     }
 }
 
@@ -311,6 +313,8 @@ async fn health_checks_round_trip_and_attach_to_records(p: &dyn Provider) {
         enable_sni: false,
         regions: Vec::new(),
         routing_control_arn: None,
+        child_health_checks: Vec::new(),
+        health_threshold: 0,
     };
     let b_check = p.create_health_check("conf-http", &http).await.unwrap();
     let listed = p.list_health_checks().await.unwrap();

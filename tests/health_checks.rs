@@ -54,6 +54,8 @@ fn foreign_config() -> HealthCheckConfig {
         enable_sni: false,
         regions: Vec::new(),
         routing_control_arn: None,
+        child_health_checks: Vec::new(),
+        health_threshold: 0,
     }
 }
 
@@ -89,6 +91,8 @@ async fn health_checks_follow_the_config_under_route53s_strict_rules() {
             enable_sni: false,
             regions: Vec::new(),
             routing_control_arn: None,
+            child_health_checks: Vec::new(),
+            health_threshold: 0,
         },
         "where the probe goes: connect_to's address, the URL's host as Host header"
     );

@@ -19,7 +19,8 @@ use route53_failover::decide::lever::Switch;
 use route53_failover::demo::Mode;
 use route53_failover::lever::standin::{self, AssertionRule, Board, Cluster};
 use route53_failover::lever::{LeverClient, LeverError};
-use route53_failover::provider::RecordType;
+use route53_failover::provider::memory::StoredHealthCheck;
+use route53_failover::provider::{CheckerReport, HealthCheckType, RecordType};
 use tokio_util::sync::CancellationToken;
 
 const ZONE: &str = "example.test";
@@ -249,16 +250,42 @@ async fn setup() -> Setup {
     }
 }
 
-/// Waits until every region answers: records with their RECOVERY_CONTROL
-/// checks in place, every switch On.
+/// The check a record carries, and its children, from the store.
+fn carried(s: &Setup, region: &str) -> Option<(StoredHealthCheck, Vec<StoredHealthCheck>)> {
+    let checks = s.store.store.health_checks();
+    let record = s
+        .store
+        .members(ZONE, NAME)
+        .into_iter()
+        .find(|r| r.region.as_deref() == Some(region))?;
+    let id = record.health_check_id?;
+    let c = checks.iter().find(|c| c.check.id == id)?.clone();
+    let children = c
+        .check
+        .config
+        .child_health_checks
+        .iter()
+        .filter_map(|k| checks.iter().find(|c| &c.check.id == k).cloned())
+        .collect();
+    Some((c, children))
+}
+
+/// Waits until every region answers: each record carries a CALCULATED
+/// check over its endpoint check and its switch's RECOVERY_CONTROL check,
+/// every switch On.
 async fn all_answering(s: &Setup) {
     wait_until("every region answers, switches On", LIMIT, || async {
-        let checks = s.store.store.health_checks();
-        let attached = s.store.members(ZONE, NAME).iter().all(|r| {
-            r.health_check_id.as_ref().is_some_and(|id| {
-                checks
-                    .iter()
-                    .any(|c| &c.check.id == id && c.check.config.routing_control_arn.is_some())
+        let attached = REGIONS.iter().all(|r| {
+            carried(s, r).is_some_and(|(c, children)| {
+                c.check.config.kind == HealthCheckType::Calculated
+                    && c.check.config.health_threshold == 2
+                    && children.len() == 2
+                    && children
+                        .iter()
+                        .any(|k| k.check.config.routing_control_arn.as_deref() == Some(&arn(r)))
+                    && children
+                        .iter()
+                        .any(|k| k.check.config.kind == HealthCheckType::HttpStrMatch)
             })
         });
         attached
@@ -321,6 +348,27 @@ async fn a_failing_region_goes_out_through_its_switch_and_back_with_no_record_ch
     })
     .await;
     assert_eq!(s.store.store.change_log().len(), changes_before);
+
+    // The endpoint check beside the switch: Route53's own checkers failing
+    // it take the region out with its switch On (the daemon dead, say).
+    let (_, children) = carried(&s, "us-east-1").unwrap();
+    let endpoint = children
+        .iter()
+        .find(|c| c.check.config.routing_control_arn.is_none())
+        .unwrap();
+    s.store
+        .store
+        .set_report(
+            &endpoint.check.id,
+            CheckerReport {
+                healthy: 0,
+                total: 3,
+                failure: Some("Failure: Connection timed out".into()),
+            },
+        )
+        .unwrap();
+    assert_eq!(s.board.get(&arn("us-east-1")), Some(true));
+    assert_eq!(answered(&s.store), sorted(&["eu-west-1", "ap-southeast-2"]));
     daemon.stop().await;
 }
 

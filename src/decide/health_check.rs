@@ -41,6 +41,63 @@ pub fn member_prefix(zone_prefix: &str, record: &RecordConfig, member: &MemberCo
     )
 }
 
+/// The reference prefix of one of a member's child checks (`slot`:
+/// `endpoint` or `switch`, see [`children`]): hashed apart from the
+/// member's own prefix, so neither is ever taken for the other.
+pub fn child_prefix(
+    zone_prefix: &str,
+    record: &RecordConfig,
+    member: &MemberConfig,
+    slot: &str,
+) -> String {
+    let rtype = record.rtype.to_string();
+    format!(
+        "{zone_prefix}{}-",
+        short_hash(&[&record.name, &rtype, &member.set_identifier, slot])
+    )
+}
+
+/// The checks a member with a routing control and an endpoint check
+/// combines: its record carries a `CALCULATED` check healthy while both
+/// are ([`calculated`]), so Route53 answers with it only while its switch
+/// is On and its endpoint passes Route53's own checkers. `None`: the member
+/// carries one check ([`want`]).
+pub fn children(
+    member: &MemberConfig,
+    conflict: bool,
+    discovered: Option<&AliasTarget>,
+) -> Option<[(&'static str, Want); 2]> {
+    let arn = member.routing_control.as_ref()?;
+    if conflict {
+        return None;
+    }
+    let endpoint = match (&member.existing_check, &member.health_check) {
+        (Some(id), _) => Want::Existing(id.clone()),
+        (None, Some(settings)) => match desired(member, settings, discovered) {
+            Some(c) => Want::Check(c),
+            None => Want::Unknown,
+        },
+        (None, None) => return None,
+    };
+    Some([
+        ("endpoint", endpoint),
+        ("switch", Want::Check(recovery_control(arn))),
+    ])
+}
+
+/// A `CALCULATED` check healthy while every one of `children` is.
+pub fn calculated(children: [String; 2]) -> HealthCheckConfig {
+    let mut children = children.to_vec();
+    children.sort();
+    HealthCheckConfig {
+        kind: HealthCheckType::Calculated,
+        routing_control_arn: None,
+        health_threshold: children.len() as u32,
+        child_health_checks: children,
+        ..recovery_control("")
+    }
+}
+
 /// The `CallerReference` for creating a member's check with `config`
 /// (at most 64 characters, as Route53 requires, with room for a salt).
 pub fn caller_reference(member_prefix: &str, config: &HealthCheckConfig) -> String {
@@ -131,6 +188,8 @@ pub fn desired(
         enable_sni: https,
         regions: settings.regions.clone(),
         routing_control_arn: None,
+        child_health_checks: Vec::new(),
+        health_threshold: 0,
     })
 }
 
@@ -152,6 +211,8 @@ pub fn recovery_control(arn: &str) -> HealthCheckConfig {
         enable_sni: false,
         regions: Vec::new(),
         routing_control_arn: Some(arn.to_string()),
+        child_health_checks: Vec::new(),
+        health_threshold: 0,
     }
 }
 

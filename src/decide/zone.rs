@@ -164,6 +164,10 @@ pub struct CheckCall {
     pub prefix: String,
     /// `Step::Create` or `Step::Update`.
     pub step: Step,
+    /// The record carries what the call makes; `false`: a child of the
+    /// member's calculated check (`hc::children`), which the record
+    /// carries through it once both children exist.
+    pub attach: bool,
 }
 
 /// A routing control the decision sets (`decide::lever`).
@@ -273,7 +277,46 @@ pub fn decide<'c>(inputs: &ZoneInputs<'c, '_>) -> ZoneDecision<'c> {
                 .observed
                 .member_record(record, member)
                 .and_then(|c| c.health_check_id.as_deref());
-            let want = hc::want(member, conflict, view.members[mi].discovered.as_ref());
+            let discovered = view.members[mi].discovered.as_ref();
+            let want = match hc::children(member, conflict, discovered) {
+                None => hc::want(member, conflict, discovered),
+                Some(children) => {
+                    // The endpoint check and the switch's first; the
+                    // calculated check over them once both exist.
+                    let mut ids = Vec::new();
+                    for (slot, want) in children {
+                        let prefix = hc::child_prefix(&zone_prefix, record, member, slot);
+                        let (step, kept) = hc::step(inputs.checks, &prefix, &want, None);
+                        d.keep.extend(kept);
+                        match step {
+                            Step::Use(id) => ids.push(id),
+                            step @ (Step::Update { .. } | Step::Create { .. }) => {
+                                if let Step::Update { id, .. } = &step {
+                                    ids.push(id.clone());
+                                }
+                                d.keep.extend(hc::member_checks(inputs.checks, &prefix));
+                                let call = CheckCall {
+                                    record: pos,
+                                    member: mi,
+                                    prefix,
+                                    step,
+                                    attach: false,
+                                };
+                                if view.frozen {
+                                    d.held_calls.push(call);
+                                } else {
+                                    d.calls.push(call);
+                                }
+                            }
+                            Step::Keep | Step::Detach => {}
+                        }
+                    }
+                    match <[String; 2]>::try_from(ids) {
+                        Ok(ids) => hc::Want::Check(hc::calculated(ids)),
+                        Err(_) => hc::Want::Unknown,
+                    }
+                }
+            };
             let prefix = hc::member_prefix(&zone_prefix, record, member);
             let (step, kept) = hc::step(inputs.checks, &prefix, &want, referenced);
             d.keep.extend(kept);
@@ -289,6 +332,7 @@ pub fn decide<'c>(inputs: &ZoneInputs<'c, '_>) -> ZoneDecision<'c> {
                         member: mi,
                         prefix,
                         step,
+                        attach: true,
                     };
                     if view.frozen {
                         d.held_calls.push(call);
@@ -342,6 +386,10 @@ impl<'c> RecordsApplied<'c> {
             d.keep.remove(&other);
         }
         d.keep.insert(id.clone());
+        if !call.attach {
+            // A child: the calculated check over it comes next.
+            return;
+        }
         d.members[call.record][call.member].check = Some(id.clone());
         d.records[call.record].checks[call.member] = Attach::Check(id);
     }

@@ -233,6 +233,8 @@ pub enum HealthCheckType {
     HttpsStrMatch,
     /// Healthy while an ARC routing control is On (`crate::lever`).
     RecoveryControl,
+    /// Healthy while `health_threshold` of its child checks are.
+    Calculated,
     /// TCP, CALCULATED, CLOUDWATCH_METRIC…: never made by the daemon.
     Other(String),
 }
@@ -245,6 +247,7 @@ impl From<String> for HealthCheckType {
             "HTTP_STR_MATCH" => HealthCheckType::HttpStrMatch,
             "HTTPS_STR_MATCH" => HealthCheckType::HttpsStrMatch,
             "RECOVERY_CONTROL" => HealthCheckType::RecoveryControl,
+            "CALCULATED" => HealthCheckType::Calculated,
             _ => HealthCheckType::Other(s),
         }
     }
@@ -264,6 +267,7 @@ impl HealthCheckType {
             HealthCheckType::HttpStrMatch => "HTTP_STR_MATCH",
             HealthCheckType::HttpsStrMatch => "HTTPS_STR_MATCH",
             HealthCheckType::RecoveryControl => "RECOVERY_CONTROL",
+            HealthCheckType::Calculated => "CALCULATED",
             HealthCheckType::Other(s) => s,
         }
     }
@@ -301,6 +305,16 @@ pub struct HealthCheckConfig {
     /// (the endpoint fields are then empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routing_control_arn: Option<String>,
+    /// `CALCULATED`: the checks it combines (sorted), and how many of them
+    /// must be healthy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub child_health_checks: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub health_threshold: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl HealthCheckConfig {
@@ -320,6 +334,14 @@ impl fmt::Display for HealthCheckConfig {
         write!(f, "{} ", self.kind.as_str())?;
         if let Some(arn) = &self.routing_control_arn {
             return write!(f, "{arn}");
+        }
+        if self.kind == HealthCheckType::Calculated {
+            return write!(
+                f,
+                "{} of {}",
+                self.health_threshold,
+                self.child_health_checks.join(", ")
+            );
         }
         match (&self.ip_address, &self.fqdn) {
             (Some(ip), Some(name)) => write!(f, "{ip} (host {name})")?,

@@ -33,6 +33,8 @@ fn check_config() -> HealthCheckConfig {
         enable_sni: false,
         regions: vec![],
         routing_control_arn: None,
+        child_health_checks: Vec::new(),
+        health_threshold: 0,
     }
 }
 

@@ -61,8 +61,14 @@ impl Reconciler {
                 Ok(id) => {
                     decision.check_made(&call, id.clone(), &self.checks);
                     handle.check_failed(None);
-                    handle.carries_check(Some(id));
-                    attached = true;
+                    if call.attach {
+                        handle.carries_check(Some(id));
+                        attached = true;
+                    } else {
+                        // A child of the member's calculated check: that
+                        // check is made in the next reconcile, at once.
+                        self.again = true;
+                    }
                 }
                 Err(e @ ProviderError::Fenced(_)) => return Err(e),
                 Err(e) => {

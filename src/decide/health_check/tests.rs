@@ -56,6 +56,8 @@ fn an_api_gateway_member_is_checked_at_its_regional_target_with_its_probe_path()
             enable_sni: true,
             regions: vec!["eu-west-1".into(), "us-east-1".into(), "us-west-2".into()],
             routing_control_arn: None,
+            child_health_checks: Vec::new(),
+            health_threshold: 0,
         }
     );
 }

@@ -392,3 +392,123 @@ fn a_freeze_holds_the_changes_and_check_calls_back_and_shows_them() {
         ]
     );
 }
+
+/// A member with a switch and an endpoint check carries a CALCULATED
+/// check over both: the children are made first (not attached), the
+/// calculated check once both exist, and the record moves to it from the
+/// endpoint check it carried, which goes once it has moved.
+#[test]
+fn a_member_with_a_switch_carries_a_calculated_check_over_both() {
+    let arn = "arn:aws:route53-recovery-control::123456789012:controlpanel/p1/routingcontrol/use1";
+    let text = r#"
+owner: me
+provider: {kind: memory, zones: [example.test]}
+defaults:
+  probe: {url: "http://api.example.test/health"}
+records:
+  - name: api.example.test
+    zone: example.test
+    regions:
+      - {region: us-east-1, set_identifier: use1, target: {values: [192.0.2.1]}, routing_control: "ARN"}
+      - {region: eu-west-1, set_identifier: euw1, target: {values: [192.0.2.2]}}
+routing_control:
+  cluster_endpoints: [{url: "https://c.example.aws", region: us-west-2}]
+"#
+    .replace("ARN", arn);
+    let cfg = parse(&text, Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
+    let record = &cfg.records[0];
+    let member = &record.members[0];
+    let zone_prefix = hc::zone_prefix(OWNER, ZONE_ID);
+    // It carried its endpoint check before the switch was configured.
+    let old = owned_check(&cfg, 0, "hc-endpoint-old", |_| {});
+    let mut observed = published(&cfg, &[Some("hc-endpoint-old"), None]);
+    let decide_with = |checks: &[HealthCheck], observed: &Observed| {
+        let mut v = view(&cfg, &[Verdict::Healthy; 2]);
+        v.members[0].switch = Some(crate::decide::lever::Switch::On);
+        let d = decide(&ZoneInputs {
+            owner: OWNER,
+            zone_id: ZONE_ID,
+            observed,
+            checks,
+            records: vec![v],
+            lever: Some(crate::config::LeverMode::Switches),
+        });
+        (d.calls.clone(), d)
+    };
+    let (calls, d) = decide_with(std::slice::from_ref(&old), &observed);
+    let children: Vec<&CheckCall> = calls.iter().filter(|c| c.member == 0).collect();
+    assert_eq!(children.len(), 2, "{calls:?}");
+    assert!(
+        children.iter().all(|c| !c.attach),
+        "children are not attached"
+    );
+    assert_eq!(
+        d.members[0][0].check.as_deref(),
+        Some("hc-endpoint-old"),
+        "kept meanwhile"
+    );
+    assert!(d.changes.is_empty());
+    let mut applied = d.records_applied();
+    let mut checks = vec![old.clone()];
+    for (n, call) in children.iter().enumerate() {
+        let Step::Create {
+            caller_reference,
+            config,
+        } = &call.step
+        else {
+            panic!("{call:?}")
+        };
+        assert!(call.prefix.starts_with(&zone_prefix));
+        assert_ne!(call.prefix, hc::member_prefix(&zone_prefix, record, member));
+        let id = format!("hc-child-{n}");
+        checks.push(HealthCheck {
+            id: id.clone(),
+            caller_reference: caller_reference.clone(),
+            version: 1,
+            config: config.clone(),
+        });
+        applied.check_made(call, id, &checks);
+    }
+    let d = applied.replan(OWNER, &observed);
+    assert!(d.changes.is_empty(), "no record moves to a child");
+    assert!(d.unused_checks(&checks).is_empty(), "nothing goes yet");
+
+    // Next pass: the calculated check over both children.
+    let (calls, d) = decide_with(&checks, &observed);
+    let main: Vec<&CheckCall> = calls.iter().filter(|c| c.member == 0).collect();
+    assert_eq!(main.len(), 1);
+    assert!(main[0].attach);
+    let Step::Create {
+        caller_reference,
+        config,
+    } = &main[0].step
+    else {
+        panic!("{main:?}")
+    };
+    assert_eq!(config.kind, crate::provider::HealthCheckType::Calculated);
+    assert_eq!(config.child_health_checks, ["hc-child-0", "hc-child-1"]);
+    assert_eq!(config.health_threshold, 2);
+    checks.push(HealthCheck {
+        id: "hc-calc".into(),
+        caller_reference: caller_reference.clone(),
+        version: 1,
+        config: config.clone(),
+    });
+    let call = main[0].clone();
+    let mut applied = d.records_applied();
+    applied.check_made(&call, "hc-calc".into(), &checks);
+    let d = applied.replan(OWNER, &observed);
+    assert_eq!(
+        d.changes[0].record.health_check_id.as_deref(),
+        Some("hc-calc")
+    );
+    observed.apply(&d.changes);
+    let (calls, d) = decide_with(&checks, &observed);
+    assert!(calls.iter().all(|c| c.member != 0), "settled: {calls:?}");
+    let unused: Vec<&str> = d
+        .unused_checks(&checks)
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(unused, ["hc-endpoint-old"]);
+}

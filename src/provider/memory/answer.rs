@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use super::StoredHealthCheck;
 use crate::lever::standin::Board;
+use crate::provider::HealthCheckType;
 use crate::provider::RecordSet;
 
 /// The records of one name and type (`records`) that Route53 may answer
@@ -21,12 +22,7 @@ pub fn answer<'a>(
     checks: &BTreeMap<String, StoredHealthCheck>,
     switches: &Board,
 ) -> Vec<&'a RecordSet> {
-    // A RECOVERY_CONTROL check is its routing control's state (an unknown
-    // control: Off); every other check is what its checkers report.
-    let healthy = |c: &StoredHealthCheck| match &c.check.config.routing_control_arn {
-        Some(arn) => switches.get(arn).unwrap_or(false),
-        None => c.report.is_healthy(),
-    };
+    let healthy = |c: &StoredHealthCheck| healthy(c, checks, switches, 0);
     let good = |r: &RecordSet| match &r.health_check_id {
         None => true,
         // A record cannot name a check the account does not have (Route53
@@ -39,4 +35,31 @@ pub fn answer<'a>(
     } else {
         healthy
     }
+}
+
+/// Whether Route53 counts a check healthy: a `RECOVERY_CONTROL` check is
+/// its routing control's state (an unknown control: Off), a `CALCULATED`
+/// one has `health_threshold` healthy children (a child gone counts as
+/// unhealthy), every other check is what its checkers report.
+pub fn healthy(
+    c: &StoredHealthCheck,
+    checks: &BTreeMap<String, StoredHealthCheck>,
+    switches: &Board,
+    depth: u8,
+) -> bool {
+    let config = &c.check.config;
+    if let Some(arn) = &config.routing_control_arn {
+        return switches.get(arn).unwrap_or(false);
+    }
+    if config.kind == HealthCheckType::Calculated {
+        // Route53 nests calculated checks one level deep at most.
+        let up = config
+            .child_health_checks
+            .iter()
+            .filter_map(|id| checks.get(id))
+            .filter(|child| depth < 2 && healthy(child, checks, switches, depth + 1))
+            .count();
+        return up >= config.health_threshold as usize;
+    }
+    c.report.is_healthy()
 }

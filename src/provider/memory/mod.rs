@@ -204,6 +204,20 @@ impl MemoryProvider {
     }
 }
 
+/// A calculated check names checks the account has.
+fn children_exist(st: &State, config: &HealthCheckConfig) -> Result<(), ProviderError> {
+    match config
+        .child_health_checks
+        .iter()
+        .find(|c| !st.health_checks.contains_key(*c))
+    {
+        Some(c) => Err(ProviderError::InvalidInput(format!(
+            "ChildHealthChecks names {c}, which does not exist"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn zone_id(st: &State, name_or_id: &str) -> Result<String, ProviderError> {
     if st.zones.contains_key(name_or_id) {
         return Ok(name_or_id.to_string());
@@ -286,6 +300,7 @@ impl Provider for MemoryProvider {
     ) -> Result<HealthCheck, ProviderError> {
         check_health_check(config)?;
         let mut st = self.lock();
+        children_exist(&st, config)?;
         match st.caller_references.get(caller_reference) {
             Some(Some(id)) => {
                 let existing = &st.health_checks[id].check;
@@ -357,6 +372,7 @@ impl Provider for MemoryProvider {
     ) -> Result<HealthCheck, ProviderError> {
         check_health_check(config)?;
         let mut st = self.lock();
+        children_exist(&st, config)?;
         let hc = st
             .health_checks
             .get_mut(id)
@@ -393,6 +409,16 @@ impl Provider for MemoryProvider {
                 r.key()
             )));
         }
+        let parent = st
+            .health_checks
+            .values()
+            .find(|h| h.check.config.child_health_checks.iter().any(|c| c == id));
+        if let Some(p) = parent {
+            return Err(ProviderError::HealthCheckInUse(format!(
+                "health check {id} is a child of the calculated health check {}",
+                p.check.id
+            )));
+        }
         let removed = st.health_checks.remove(id).expect("checked above");
         st.caller_references
             .insert(removed.check.caller_reference, None);
@@ -402,17 +428,24 @@ impl Provider for MemoryProvider {
     async fn health_check_status(&self, id: &str) -> Result<CheckerReport, ProviderError> {
         let st = self.lock();
         let h = st.health_checks.get(id).ok_or_else(|| no_such_check(id))?;
-        // A RECOVERY_CONTROL check's checkers report its switch.
-        Ok(match &h.check.config.routing_control_arn {
-            Some(arn) => {
-                let on = self.switches.get(arn).unwrap_or(false);
-                CheckerReport {
-                    healthy: if on { 3 } else { 0 },
-                    total: 3,
-                    failure: (!on).then(|| "Failure: the routing control is Off".to_string()),
+        // A RECOVERY_CONTROL check's checkers report its switch; a
+        // CALCULATED check's, its children.
+        let config = &h.check.config;
+        if config.routing_control_arn.is_none() && config.kind != super::HealthCheckType::Calculated
+        {
+            return Ok(h.report.clone());
+        }
+        let up = answer::healthy(h, &st.health_checks, &self.switches, 0);
+        Ok(CheckerReport {
+            healthy: if up { 3 } else { 0 },
+            total: 3,
+            failure: (!up).then(|| {
+                if config.routing_control_arn.is_some() {
+                    "Failure: the routing control is Off".to_string()
+                } else {
+                    "Failure: fewer child health checks are healthy than its threshold".to_string()
                 }
-            }
-            None => h.report.clone(),
+            }),
         })
     }
 }

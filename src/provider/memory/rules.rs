@@ -68,6 +68,24 @@ pub(super) fn check_health_check(c: &HealthCheckConfig) -> Result<(), ProviderEr
             "health check type {t} is not supported by this store"
         ));
     }
+    if c.kind == HealthCheckType::Calculated {
+        let n = c.child_health_checks.len();
+        if n == 0 || n > 256 {
+            return bad(format!(
+                "CALCULATED needs 1 to 256 ChildHealthChecks, not {n}"
+            ));
+        }
+        if c.health_threshold as usize > n {
+            return bad(format!(
+                "HealthThreshold {} is more than its {n} ChildHealthChecks",
+                c.health_threshold
+            ));
+        }
+        return Ok(());
+    }
+    if !c.child_health_checks.is_empty() {
+        return bad(format!("{} takes no ChildHealthChecks", c.kind.as_str()));
+    }
     if c.kind == HealthCheckType::RecoveryControl || c.routing_control_arn.is_some() {
         return match (&c.kind, &c.routing_control_arn) {
             (HealthCheckType::RecoveryControl, Some(arn))

@@ -294,6 +294,8 @@ fn check_config(path: &str) -> HealthCheckConfig {
         enable_sni: true,
         regions: Vec::new(),
         routing_control_arn: None,
+        child_health_checks: Vec::new(),
+        health_threshold: 0,
     }
 }
 
@@ -479,4 +481,65 @@ async fn the_answer_is_the_members_whose_checks_pass_or_every_member_when_none_d
     assert!(p
         .answer("other.test", "api.other.test", &RecordType::A)
         .is_err());
+}
+
+/// RECOVERY_CONTROL and CALCULATED checks as Route53 keeps them: a
+/// calculated check names checks that exist, its children cannot be
+/// deleted under it, and its status is its children's (a recovery control
+/// check's, its switch's).
+#[tokio::test]
+async fn calculated_and_recovery_control_checks() {
+    use crate::decide::health_check::{calculated, recovery_control};
+    let (p, _) = store();
+    let arn = "arn:aws:route53-recovery-control::123456789012:controlpanel/p1/routingcontrol/use1";
+    let endpoint = p
+        .create_health_check("ref-e", &check_config("/health"))
+        .await
+        .unwrap();
+    let switch = p
+        .create_health_check("ref-s", &recovery_control(arn))
+        .await
+        .unwrap();
+    let bad = recovery_control("arn:aws:route53:::healthcheck/x");
+    assert!(matches!(
+        p.create_health_check("ref-bad", &bad).await,
+        Err(ProviderError::InvalidInput(_))
+    ));
+    let missing = calculated([endpoint.id.clone(), "no-such".into()]);
+    assert!(matches!(
+        p.create_health_check("ref-m", &missing).await,
+        Err(ProviderError::InvalidInput(m)) if m.contains("no-such")
+    ));
+    let calc = p
+        .create_health_check(
+            "ref-c",
+            &calculated([endpoint.id.clone(), switch.id.clone()]),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        p.delete_health_check(&endpoint.id).await,
+        Err(ProviderError::HealthCheckInUse(m)) if m.contains(&calc.id)
+    ));
+    // An unknown routing control is Off: the calculated check fails.
+    assert!(!p.health_check_status(&calc.id).await.unwrap().is_healthy());
+    p.switches().set(arn, true);
+    assert!(p
+        .health_check_status(&switch.id)
+        .await
+        .unwrap()
+        .is_healthy());
+    assert!(p.health_check_status(&calc.id).await.unwrap().is_healthy());
+    p.set_report(
+        &endpoint.id,
+        CheckerReport {
+            healthy: 0,
+            total: 3,
+            failure: Some("Failure: HTTP Status Code 503".into()),
+        },
+    )
+    .unwrap();
+    assert!(!p.health_check_status(&calc.id).await.unwrap().is_healthy());
+    p.delete_health_check(&calc.id).await.unwrap();
+    p.delete_health_check(&endpoint.id).await.unwrap();
 }

@@ -312,6 +312,20 @@ impl Provider for Route53Provider {
         config: &HealthCheckConfig,
     ) -> Result<HealthCheck, ProviderError> {
         use r53::types::ResettableElementName as Reset;
+        if config.kind == crate::provider::HealthCheckType::Calculated {
+            // Its children and threshold are all a CALCULATED check updates.
+            let out = self
+                .client
+                .update_health_check()
+                .health_check_id(id)
+                .health_check_version(version)
+                .set_child_health_checks(Some(config.child_health_checks.clone()))
+                .health_threshold(config.health_threshold as i32)
+                .send()
+                .await
+                .map_err(classify)?;
+            return created(out.health_check());
+        }
         // An element left out keeps its value; one that must go is reset.
         let mut resets = Vec::new();
         if config.fqdn.is_none() {

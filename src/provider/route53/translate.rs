@@ -151,6 +151,15 @@ pub(super) fn check_to_sdk(
             .build()
             .map_err(build_err);
     }
+    if c.kind == HealthCheckType::Calculated {
+        // A CALCULATED check takes its children and threshold alone.
+        return r53::types::HealthCheckConfig::builder()
+            .r#type(r53::types::HealthCheckType::Calculated)
+            .set_child_health_checks(Some(c.child_health_checks.clone()))
+            .health_threshold(c.health_threshold as i32)
+            .build()
+            .map_err(build_err);
+    }
     r53::types::HealthCheckConfig::builder()
         .r#type(r53::types::HealthCheckType::from(c.kind.as_str()))
         .set_ip_address(c.ip_address.clone())
@@ -211,6 +220,14 @@ pub(super) fn check_from_sdk(h: &r53::types::HealthCheck) -> HealthCheck {
             enable_sni: c.and_then(|c| c.enable_sni()).unwrap_or(false),
             regions,
             routing_control_arn: c.and_then(|c| c.routing_control_arn()).map(str::to_string),
+            child_health_checks: {
+                let mut children: Vec<String> = c
+                    .map(|c| c.child_health_checks().to_vec())
+                    .unwrap_or_default();
+                children.sort();
+                children
+            },
+            health_threshold: num(c.and_then(|c| c.health_threshold())),
         },
     }
 }
