@@ -178,6 +178,24 @@ async fn next_request(endpoint: &route53_failover::demo::Endpoint) {
     }
 }
 
+/// When the store accepted the first change since `since` that deleted
+/// `region`'s record.
+fn withdrawn_at(store: &Store, since: SystemTime, region: &str) -> SystemTime {
+    store
+        .store
+        .change_log()
+        .into_iter()
+        .filter(|c| c.at >= since)
+        .find(|c| {
+            c.changes.iter().any(|ch| {
+                ch.action == Action::Delete
+                    && ch.record.set_identifier.as_deref() == Some(&set_id(region))
+            })
+        })
+        .unwrap()
+        .at
+}
+
 fn unix(t: SystemTime) -> f64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
@@ -224,19 +242,7 @@ async fn withdrawals(
                 .contains(&set_id(region))
         })
         .await;
-        let accepted = store
-            .store
-            .change_log()
-            .into_iter()
-            .filter(|c| c.at >= since)
-            .find(|c| {
-                c.changes.iter().any(|ch| {
-                    ch.action == Action::Delete
-                        && ch.record.set_identifier.as_deref() == Some(&set_id(region))
-                })
-            })
-            .unwrap()
-            .at;
+        let accepted = withdrawn_at(store, since, region);
         let events: Vec<route53_failover::events::Event> =
             daemon.get("/events").await.json().await.unwrap();
         let verdict = events
@@ -777,19 +783,7 @@ async fn lever(quick: bool) {
             .map(|(at, _)| *at)
             .next()
             .unwrap();
-        let deleted = store
-            .store
-            .change_log()
-            .into_iter()
-            .filter(|c| c.at >= since)
-            .find(|c| {
-                c.changes.iter().any(|ch| {
-                    ch.action == Action::Delete
-                        && ch.record.set_identifier.as_deref() == Some(&set_id(region))
-                })
-            })
-            .unwrap()
-            .at;
+        let deleted = withdrawn_at(&store, since, region);
         switch.push(unix(off) - unix(since));
         record.push(unix(deleted) - unix(since));
         eps.set(region, Mode::Serve);

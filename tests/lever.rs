@@ -250,6 +250,42 @@ async fn setup() -> Setup {
     }
 }
 
+impl Setup {
+    /// The daemon on the e2e config with the lever in `mode` (and `extra`
+    /// lines of its section, or top-level keys after them), once every
+    /// region answers.
+    async fn run(&self, resync: &str, mode: &str, extra: &str) -> Daemon {
+        let cfg = lever_yaml(
+            config(&self.store, &self.eps, 1, resync),
+            &self.fixture.urls,
+            mode,
+            extra,
+        );
+        let daemon = start_daemon(&cfg).await;
+        all_answering(self).await;
+        daemon
+    }
+
+    /// ARC's assertion rule `keep3`: every switch stays On.
+    fn keep_all_on(&self) {
+        self.fixture.cluster.add_rule(AssertionRule {
+            arn: RULE.into(),
+            name: "keep3".into(),
+            controls: REGIONS.iter().map(|r| arn(r)).collect(),
+            min_on: 3,
+        });
+    }
+}
+
+/// Route53's control plane down: every call answers a server error.
+fn outage() -> route53_failover::provider::faults::Fault {
+    route53_failover::provider::faults::Fault {
+        operation: None,
+        error: route53_failover::provider::ProviderError::Service("503 Service Unavailable".into()),
+        times: u32::MAX,
+    }
+}
+
 /// The check a record carries, and its children, from the store.
 fn carried(s: &Setup, region: &str) -> Option<(StoredHealthCheck, Vec<StoredHealthCheck>)> {
     let checks = s.store.store.health_checks();
@@ -299,14 +335,7 @@ async fn all_answering(s: &Setup) {
 #[tokio::test]
 async fn a_failing_region_goes_out_through_its_switch_and_back_with_no_record_change() {
     let s = setup().await;
-    let cfg = lever_yaml(
-        config(&s.store, &s.eps, 1, "1m"),
-        &s.fixture.urls,
-        "switches",
-        "",
-    );
-    let daemon = start_daemon(&cfg).await;
-    all_answering(&s).await;
+    let daemon = s.run("1m", "switches", "").await;
     let changes_before = s.store.store.change_log().len();
 
     let failed_at = Instant::now();
@@ -375,14 +404,7 @@ async fn a_failing_region_goes_out_through_its_switch_and_back_with_no_record_ch
 #[tokio::test]
 async fn switches_and_records_mode_moves_both() {
     let s = setup().await;
-    let cfg = lever_yaml(
-        config(&s.store, &s.eps, 1, "1m"),
-        &s.fixture.urls,
-        "switches_and_records",
-        "",
-    );
-    let daemon = start_daemon(&cfg).await;
-    all_answering(&s).await;
+    let daemon = s.run("1m", "switches_and_records", "").await;
     s.eps.set("ap-southeast-2", Mode::Fail);
     wait_until(
         "ap-southeast-2's switch Off and record gone",
@@ -404,20 +426,8 @@ async fn switches_and_records_mode_moves_both() {
 async fn an_assertion_rule_refusal_is_shown_by_name_and_not_retried_in_a_loop() {
     let s = setup().await;
     // A rule stricter than the daemon's own: all three On.
-    s.fixture.cluster.add_rule(AssertionRule {
-        arn: RULE.into(),
-        name: "keep3".into(),
-        controls: REGIONS.iter().map(|r| arn(r)).collect(),
-        min_on: 3,
-    });
-    let cfg = lever_yaml(
-        config(&s.store, &s.eps, 1, "1m"),
-        &s.fixture.urls,
-        "switches",
-        "",
-    );
-    let daemon = start_daemon(&cfg).await;
-    all_answering(&s).await;
+    s.keep_all_on();
+    let daemon = s.run("1m", "switches", "").await;
     s.eps.set("us-east-1", Mode::Fail);
     wait_until("the refusal is in status", LIMIT, || async {
         daemon
@@ -449,26 +459,11 @@ async fn an_assertion_rule_refusal_is_shown_by_name_and_not_retried_in_a_loop() 
 #[tokio::test]
 async fn with_route53s_control_plane_down_a_failing_region_still_goes_out() {
     let s = setup().await;
-    let cfg = lever_yaml(
-        config(&s.store, &s.eps, 1, "2s"),
-        &s.fixture.urls,
-        "switches",
-        "",
-    );
-    let daemon = start_daemon(&cfg).await;
-    all_answering(&s).await;
+    let daemon = s.run("2s", "switches", "").await;
     let checks_before = s.store.store.health_checks().len();
 
     // Every Route53 call fails with a server error from now on.
-    s.store
-        .store
-        .inject(route53_failover::provider::faults::Fault {
-            operation: None,
-            error: route53_failover::provider::ProviderError::Service(
-                "503 Service Unavailable".into(),
-            ),
-            times: u32::MAX,
-        });
+    s.store.store.inject(outage());
     // Resyncs (every 2s) fail and forget the zone; status says so.
     wait_until(
         "status says the control plane is impaired",
@@ -530,15 +525,7 @@ async fn without_a_lever_an_outage_is_shown_and_the_endpoint_checks_stay() {
     })
     .await;
     let before = store.members(ZONE, NAME);
-    store
-        .store
-        .inject(route53_failover::provider::faults::Fault {
-            operation: None,
-            error: route53_failover::provider::ProviderError::Service(
-                "503 Service Unavailable".into(),
-            ),
-            times: u32::MAX,
-        });
+    store.store.inject(outage());
     eps.set("eu-west-1", Mode::Fail);
     wait_until(
         "status says the control plane is impaired",
@@ -585,14 +572,7 @@ async fn a_switch_flipped_by_hand_is_set_back() {
     // Drift repair: a switch flipped outside the daemon is set back at the
     // next read (read_interval 1s here).
     let s = setup().await;
-    let cfg = lever_yaml(
-        config(&s.store, &s.eps, 1, "1m"),
-        &s.fixture.urls,
-        "switches",
-        "",
-    );
-    let daemon = start_daemon(&cfg).await;
-    all_answering(&s).await;
+    let daemon = s.run("1m", "switches", "").await;
     s.board.set(&arn("us-east-1"), false);
     wait_until("the switch is set back On", LIMIT, || async {
         s.board.get(&arn("us-east-1")) == Some(true)
@@ -645,14 +625,7 @@ async fn a_drain_turns_the_switch_off_and_an_undrain_on() {
     let token = dir.path().join("token");
     std::fs::write(&token, TOKEN).unwrap();
     let admin = format!("admin: {{token_file: \"{}\"}}\n", token.display());
-    let cfg = lever_yaml(
-        config(&s.store, &s.eps, 1, "1m"),
-        &s.fixture.urls,
-        "switches",
-        &admin,
-    );
-    let daemon = start_daemon(&cfg).await;
-    all_answering(&s).await;
+    let daemon = s.run("1m", "switches", &admin).await;
     on_call(&daemon, &token, "drain", "us-east-1", false).await;
     wait_until("us-east-1's switch is Off", LIMIT, || async {
         s.board.get(&arn("us-east-1")) == Some(false)
@@ -671,12 +644,7 @@ async fn a_drain_turns_the_switch_off_and_an_undrain_on() {
 #[tokio::test]
 async fn a_forced_drain_overrides_the_refusing_rule_when_allowed() {
     let s = setup().await;
-    s.fixture.cluster.add_rule(AssertionRule {
-        arn: RULE.into(),
-        name: "keep3".into(),
-        controls: REGIONS.iter().map(|r| arn(r)).collect(),
-        min_on: 3,
-    });
+    s.keep_all_on();
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
     std::fs::write(&token, TOKEN).unwrap();
@@ -684,14 +652,7 @@ async fn a_forced_drain_overrides_the_refusing_rule_when_allowed() {
         "  allow_safety_override: true\nadmin: {{token_file: \"{}\"}}\n",
         token.display()
     );
-    let cfg = lever_yaml(
-        config(&s.store, &s.eps, 1, "1m"),
-        &s.fixture.urls,
-        "switches",
-        &admin,
-    );
-    let daemon = start_daemon(&cfg).await;
-    all_answering(&s).await;
+    let daemon = s.run("1m", "switches", &admin).await;
     // A plain drain: ARC's rule refuses it, and the switch stays On.
     on_call(&daemon, &token, "drain", "eu-west-1", false).await;
     wait_until("the refusal is in status", LIMIT, || async {

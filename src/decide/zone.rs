@@ -295,18 +295,16 @@ pub fn decide<'c>(inputs: &ZoneInputs<'c, '_>) -> ZoneDecision<'c> {
                                     ids.push(id.clone());
                                 }
                                 d.keep.extend(hc::member_checks(inputs.checks, &prefix));
-                                let call = CheckCall {
-                                    record: pos,
-                                    member: mi,
-                                    prefix,
-                                    step,
-                                    attach: false,
-                                };
-                                if view.frozen {
-                                    d.held_calls.push(call);
-                                } else {
-                                    d.calls.push(call);
-                                }
+                                d.queue(
+                                    CheckCall {
+                                        record: pos,
+                                        member: mi,
+                                        prefix,
+                                        step,
+                                        attach: false,
+                                    },
+                                    view.frozen,
+                                );
                             }
                             Step::Keep | Step::Detach => {}
                         }
@@ -327,18 +325,16 @@ pub fn decide<'c>(inputs: &ZoneInputs<'c, '_>) -> ZoneDecision<'c> {
                 step @ (Step::Update { .. } | Step::Create { .. }) => {
                     // Until the call is made, nothing of the member's goes.
                     d.keep.extend(hc::member_checks(inputs.checks, &prefix));
-                    let call = CheckCall {
-                        record: pos,
-                        member: mi,
-                        prefix,
-                        step,
-                        attach: true,
-                    };
-                    if view.frozen {
-                        d.held_calls.push(call);
-                    } else {
-                        d.calls.push(call);
-                    }
+                    d.queue(
+                        CheckCall {
+                            record: pos,
+                            member: mi,
+                            prefix,
+                            step,
+                            attach: true,
+                        },
+                        view.frozen,
+                    );
                     Attach::Keep
                 }
             };
@@ -404,6 +400,15 @@ impl<'c> RecordsApplied<'c> {
 }
 
 impl ZoneDecision<'_> {
+    /// A health check call to make, or to hold while its record is frozen.
+    fn queue(&mut self, call: CheckCall, frozen: bool) {
+        if frozen {
+            self.held_calls.push(call);
+        } else {
+            self.calls.push(call);
+        }
+    }
+
     /// Plans the changes against what the zone holds. The changes of
     /// frozen records (their records and ownership markers) are held back.
     fn plan(&mut self, owner: &str, observed: &Observed) {

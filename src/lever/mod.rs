@@ -332,52 +332,14 @@ impl Lever {
                 next_read = now + self.config.read_interval;
             }
             let plan = self.pending();
-            if !plan.is_empty() && retry_at.is_none_or(|t| t <= tokio::time::Instant::now()) {
+            if !plan.is_empty() && retry_at.is_none_or(|t| t <= now) {
                 retry_at = None;
                 match self.set(&plan).await {
                     Ok(()) => {
                         failures = 0;
-                        {
-                            let mut st = self.lock();
-                            st.refused = None;
-                            st.last_error = None;
-                            st.last_change = Some(crate::time::unix_secs(SystemTime::now()));
-                        }
-                        for (arn, s, _) in &plan {
-                            let Some(w) = self.lock().wanted.get(arn).cloned() else {
-                                continue;
-                            };
-                            self.events.emit(
-                                Event::new(
-                                    Kind::Switch,
-                                    format!("routing control of {} set {}", w.member(), s.as_str()),
-                                )
-                                .about(&w.record, &w.rtype, Some(&w.region))
-                                .reason(s.as_str()),
-                            );
-                        }
-                        self.read(plan.into_iter().map(|(arn, _, _)| arn)).await;
+                        self.applied(plan).await;
                     }
-                    Err(LeverError::Refused { rule, message }) => {
-                        self.events.emit(
-                            Event::new(
-                                Kind::Switch,
-                                format!(
-                                    "ARC safety rule {rule} refused the switch change ({message}); \
-                                     not sent again until the wanted states change"
-                                ),
-                            )
-                            .reason("safety_rule"),
-                        );
-                        let mut st = self.lock();
-                        st.last_error = Some(format!("refused by ARC safety rule {rule}"));
-                        st.refused = Some(Refusal {
-                            rule,
-                            message,
-                            at: crate::time::unix_secs(SystemTime::now()),
-                            plan,
-                        });
-                    }
+                    Err(LeverError::Refused { rule, message }) => self.refused(plan, rule, message),
                     Err(e) => {
                         failures += 1;
                         let wait = Duration::from_millis(100)
@@ -391,7 +353,7 @@ impl Lever {
                 continue;
             }
             let until = match retry_at {
-                Some(t) if !self.pending().is_empty() => t.min(next_read),
+                Some(t) if !plan.is_empty() => t.min(next_read),
                 _ => next_read,
             };
             tokio::select! {
@@ -401,5 +363,51 @@ impl Lever {
                 _ = shutdown.cancelled() => return,
             }
         }
+    }
+
+    /// `plan` was accepted: said in the timeline, then read back.
+    async fn applied(&self, plan: Vec<(String, Switch, bool)>) {
+        {
+            let mut st = self.lock();
+            st.refused = None;
+            st.last_error = None;
+            st.last_change = Some(crate::time::unix_secs(SystemTime::now()));
+        }
+        for (arn, s, _) in &plan {
+            let Some(w) = self.lock().wanted.get(arn).cloned() else {
+                continue;
+            };
+            self.events.emit(
+                Event::new(
+                    Kind::Switch,
+                    format!("routing control of {} set {}", w.member(), s.as_str()),
+                )
+                .about(&w.record, &w.rtype, Some(&w.region))
+                .reason(s.as_str()),
+            );
+        }
+        self.read(plan.into_iter().map(|(arn, _, _)| arn)).await;
+    }
+
+    /// A safety rule refused `plan`: said, and kept so it is not sent again.
+    fn refused(&self, plan: Vec<(String, Switch, bool)>, rule: String, message: String) {
+        self.events.emit(
+            Event::new(
+                Kind::Switch,
+                format!(
+                    "ARC safety rule {rule} refused the switch change ({message}); \
+                     not sent again until the wanted states change"
+                ),
+            )
+            .reason("safety_rule"),
+        );
+        let mut st = self.lock();
+        st.last_error = Some(format!("refused by ARC safety rule {rule}"));
+        st.refused = Some(Refusal {
+            rule,
+            message,
+            at: crate::time::unix_secs(SystemTime::now()),
+            plan,
+        });
     }
 }
