@@ -250,6 +250,30 @@ async fn setup() -> Setup {
     }
 }
 
+/// Detection is the probes' (bounded by the verdict rules, tested apart);
+/// what the lever adds is from the unhealthy verdict to the switch set
+/// Off, both in the timeline: at most 1 s.
+async fn verdict_to_switch_within_a_second(daemon: &Daemon, region: &str) {
+    let events: Vec<route53_failover::events::Event> =
+        daemon.get("/events").await.json().await.unwrap();
+    let at = |kind: &str, what: &str| {
+        events
+            .iter()
+            .filter(|e| e.event == kind && e.region.as_deref() == Some(region))
+            .find(|e| e.message.contains(what))
+            .map(|e| e.at)
+            .unwrap_or_else(|| panic!("no {kind} event with {what:?}: {events:?}"))
+    };
+    // Newest first: the latest of each.
+    let verdict = at("verdict", "→ unhealthy");
+    let off = at("switch", "set off");
+    assert!(
+        (0.0..=1.0).contains(&(off - verdict)),
+        "the switch went Off {:.3}s after the verdict",
+        off - verdict
+    );
+}
+
 impl Setup {
     /// The daemon on the e2e config with the lever in `mode` (and `extra`
     /// lines of its section, or top-level keys after them), once every
@@ -369,7 +393,8 @@ async fn a_failing_region_goes_out_through_its_switch_and_back_with_no_record_ch
         (m.published, m.decision.as_deref()),
         (false, Some("unhealthy"))
     );
-    eprintln!("detection to switch Off: {took:?}");
+    eprintln!("failure to switch Off: {took:?}");
+    verdict_to_switch_within_a_second(&daemon, "eu-west-1").await;
 
     s.eps.set("eu-west-1", Mode::Serve);
     wait_until("eu-west-1 answers again", LIMIT, || async {
@@ -481,9 +506,10 @@ async fn with_route53s_control_plane_down_a_failing_region_still_goes_out() {
     })
     .await;
     eprintln!(
-        "during the outage, detection to out of the answer: {:?}",
+        "during the outage, failure to out of the answer: {:?}",
         failed_at.elapsed()
     );
+    verdict_to_switch_within_a_second(&daemon, "eu-west-1").await;
 
     // The outage ends: records and checks as they were, nothing doubled.
     s.store.store.clear_faults();
