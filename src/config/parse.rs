@@ -261,6 +261,14 @@ impl Validator {
         let ha = self.ha(&raw.ha.unwrap_or_default(), &zones);
         let admin = self.admin(raw.admin.as_ref(), &zones);
         let lever = self.lever(raw.routing_control.as_ref(), &records);
+        if let (Some(Some(_)), Some(Some(_))) = (&lever, &ha) {
+            self.warnings.push(
+                "routing_control with ha: only the lease holder flips switches, and the lease \
+                 is a Route53 record: in a control-plane outage longer than \
+                 ha.lease_duration, no instance does (README, \"When Route53's control plane is down\")"
+                    .into(),
+            );
+        }
         Some(Config {
             lever: lever?,
             admin: admin?,
