@@ -700,3 +700,98 @@ async fn a_forced_drain_overrides_the_refusing_rule_when_allowed() {
     assert!(events.contains("overrides ARC safety rule"), "{events}");
     daemon.stop().await;
 }
+
+/// The lever's task alone, on the five-endpoint cluster: it reads every
+/// configured switch before anything is wanted; it sets nothing while
+/// this instance may not write (a former lease holder); a call a safety
+/// rule refuses (an Off) does not hold back another (an On).
+#[tokio::test]
+async fn the_lever_sets_only_as_the_writer_and_a_refusal_holds_back_only_its_own_call() {
+    use route53_failover::lever::{Lever, Owner, Wanted};
+    use std::sync::atomic::AtomicBool;
+    let board = Board::default();
+    board.set(&arn("us-east-1"), true);
+    board.set(&arn("eu-west-1"), true);
+    board.set(&arn("ap-southeast-2"), false);
+    let f = start_cluster(board.clone()).await;
+    // At least two of us-east-1 and eu-west-1 stay On.
+    f.cluster.add_rule(AssertionRule {
+        arn: RULE.into(),
+        name: "keep-two".into(),
+        controls: vec![arn("us-east-1"), arn("eu-west-1")],
+        min_on: 2,
+    });
+    let owners = REGIONS
+        .iter()
+        .map(|r| {
+            let o = Owner {
+                record: NAME.into(),
+                rtype: "A".into(),
+                set_identifier: set_id(r),
+                region: r.to_string(),
+            };
+            (arn(r), o)
+        })
+        .collect();
+    let writer = Arc::new(AtomicBool::new(false));
+    let w = writer.clone();
+    let mut config = lever_config(&f.urls);
+    config.read_interval = Duration::from_millis(200);
+    let lever = Lever::new(
+        config,
+        owners,
+        Box::new(move || w.load(Ordering::Relaxed)),
+        Arc::default(),
+        Arc::new(route53_failover::metrics::Metrics::new()),
+        Some(credentials()),
+    )
+    .await;
+    let stop = CancellationToken::new();
+    tokio::spawn(lever.clone().run(stop.clone()));
+    wait_until("every switch is read", LIMIT, || async {
+        lever.known(&arn("ap-southeast-2")) == Switch::Off
+            && lever.known(&arn("us-east-1")) == Switch::On
+    })
+    .await;
+
+    let want = |r: &str, s: Switch| {
+        (
+            arn(r),
+            Wanted {
+                want: s,
+                forced: false,
+            },
+        )
+    };
+    lever.want([
+        want("us-east-1", Switch::Off),
+        want("ap-southeast-2", Switch::On),
+    ]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        f.cluster.updates.load(Ordering::Relaxed),
+        0,
+        "set while not the writer"
+    );
+    assert_eq!(board.get(&arn("ap-southeast-2")), Some(false));
+
+    writer.store(true, Ordering::Relaxed);
+    wait_until(
+        "the On goes, the refused Off does not hold it",
+        LIMIT,
+        || async {
+            board.get(&arn("ap-southeast-2")) == Some(true)
+                && lever.status().refused.is_some_and(|r| r.rule == RULE)
+        },
+    )
+    .await;
+    assert_eq!(board.get(&arn("us-east-1")), Some(true), "ARC kept it On");
+    let updates = f.cluster.updates.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        f.cluster.updates.load(Ordering::Relaxed),
+        updates,
+        "the refused call went again"
+    );
+    stop.cancel();
+}

@@ -73,8 +73,12 @@ pub async fn run(
     let probes_stop = shutdown.child_token();
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(lever_config) = &rt.config.lever {
+        // Weak: the runtime holds the lever.
+        let writer = Arc::downgrade(&rt);
         let lever = crate::lever::Lever::new(
             lever_config.clone(),
+            crate::lever::Owner::of(&rt.config),
+            Box::new(move || writer.upgrade().is_some_and(|rt| rt.may_write())),
             rt.events.clone(),
             rt.metrics.clone(),
             None,

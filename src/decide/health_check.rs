@@ -85,6 +85,20 @@ pub fn children(
     ])
 }
 
+/// Whether check `id` (of `owned`) is routing control `arn`'s check, or a
+/// calculated check over it: the record carrying it is driven by the switch.
+pub fn carries_switch(owned: &[HealthCheck], id: &str, arn: &str) -> bool {
+    let find = |id: &str| owned.iter().find(|c| c.id == id);
+    let is_switch = |c: &HealthCheck| c.config.routing_control_arn.as_deref() == Some(arn);
+    find(id).is_some_and(|c| {
+        is_switch(c)
+            || c.config
+                .child_health_checks
+                .iter()
+                .any(|k| find(k).is_some_and(is_switch))
+    })
+}
+
 /// A `CALCULATED` check healthy while every one of `children` is.
 pub fn calculated(children: [String; 2]) -> HealthCheckConfig {
     let mut children = children.to_vec();
@@ -194,9 +208,9 @@ pub fn desired(
 }
 
 /// The `RECOVERY_CONTROL` check of a member with a routing control: healthy
-/// while the switch is On. With a switch, this is the check the record
-/// carries (the daemon's probes judge the endpoint, and the switch carries
-/// the judgement; docs/design.md "The data-plane lever").
+/// while the switch is On. The record carries it alone when the member has
+/// no endpoint check, else a calculated check over both ([`children`];
+/// docs/design.md "The data-plane lever").
 pub fn recovery_control(arn: &str) -> HealthCheckConfig {
     HealthCheckConfig {
         kind: HealthCheckType::RecoveryControl,

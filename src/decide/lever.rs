@@ -5,19 +5,27 @@
 //! check). Pure; the controller's lever (`crate::lever`) flips the
 //! switches, docs/design.md "The data-plane lever" says why.
 //!
+//! A switch drives the member only once its record carries the switch's
+//! check ("wired": the calculated check over it, or the `RECOVERY_CONTROL`
+//! check itself); until then the record decides, as without a lever.
+//!
 //! The rules, in one place:
 //! - [`answered`]: what the policy counts as published. A switch whose
 //!   state is not known counts as Off: the safety rules never withdraw a
 //!   member believing another one answers when it may not.
-//! - [`switch_for`]: published → On, withdrawn → Off, left → as it is.
-//! - [`record_intent`]: in `switches` mode a member with a switch keeps its
-//!   record (static stability: its failover needs no control-plane call);
-//!   in `switches_and_records` the record follows the decision too.
+//! - [`switch_for`]: published → On, withdrawn → Off, left → as it is; and
+//!   never Off for a switch whose state is not known: it may be On, and
+//!   the safety rules counted it as out already, so they did not guard it.
+//! - [`record_intent`]: in `switches` mode a wired member keeps its record
+//!   (static stability: its failover needs no control-plane call); an
+//!   absent record is not made for a withdrawn member; in
+//!   `switches_and_records`, and for a member not wired yet, the record
+//!   follows the decision.
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::LeverMode;
-use crate::decide::policy::Intent;
+use crate::decide::policy::{Intent, MemberDecision, Why};
 
 /// A routing control's state, as last read back or confirmed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -40,24 +48,37 @@ impl Switch {
 }
 
 /// Whether Route53 may answer with the member: its record is present and
-/// its switch, when it has one, is known to be On.
-pub fn answered(record_present: bool, switch: Option<Switch>) -> bool {
-    record_present && switch.is_none_or(|s| s == Switch::On)
+/// the switch it is wired to, if any, is known to be On.
+pub fn answered(record_present: bool, wired_switch: Option<Switch>) -> bool {
+    record_present && wired_switch.is_none_or(|s| s == Switch::On)
 }
 
-/// The state the member's switch should have after `intent`; `None`:
-/// leave it as it is.
-pub fn switch_for(intent: Intent) -> Option<Switch> {
-    match intent {
-        Intent::Publish => Some(Switch::On),
-        Intent::Withdraw => Some(Switch::Off),
-        Intent::Leave => None,
+/// The state the member's switch should have after `intent`, given its
+/// state as known; `None`: leave it as it is.
+pub fn switch_for(intent: Intent, known: Switch) -> Option<Switch> {
+    match (intent, known) {
+        (Intent::Publish, _) => Some(Switch::On),
+        (Intent::Withdraw, Switch::Unknown) => None,
+        (Intent::Withdraw, _) => Some(Switch::Off),
+        (Intent::Leave, _) => None,
     }
 }
 
-/// What happens to the member's record once its decision is `intent`.
-pub fn record_intent(mode: Option<LeverMode>, has_switch: bool, intent: Intent) -> Intent {
-    match (mode, has_switch, intent) {
+/// A withdrawal of a wired member whose switch's state is not known
+/// waits (`switch_unknown`): it may answer, and the safety rules counted
+/// it as out, so they did not guard its withdrawal. Neither its switch nor
+/// its record moves until the switch is read.
+pub fn hold_unknown(decision: &mut MemberDecision, wired: bool, known: Switch) {
+    if wired && known == Switch::Unknown && decision.intent == Intent::Withdraw {
+        decision.intent = Intent::Leave;
+        decision.why = Why::SwitchUnknown;
+    }
+}
+
+/// What happens to the member's record once its decision is `intent`;
+/// `wired`: its record is present and carries its switch's check.
+pub fn record_intent(mode: Option<LeverMode>, wired: bool, intent: Intent) -> Intent {
+    match (mode, wired, intent) {
         (Some(LeverMode::Switches), true, Intent::Withdraw) => Intent::Publish,
         _ => intent,
     }
@@ -74,53 +95,45 @@ mod tests {
 
     #[test]
     fn the_lever_table() {
-        // (mode, has switch, decision) -> (record intent, switch)
+        // (mode, wired, decision) -> record intent
         let table = [
-            (
-                Some(Switches),
-                true,
-                Intent::Withdraw,
-                Intent::Publish,
-                Some(Off),
-            ),
-            (
-                Some(Switches),
-                true,
-                Intent::Publish,
-                Intent::Publish,
-                Some(On),
-            ),
-            (Some(Switches), true, Intent::Leave, Intent::Leave, None),
-            (
-                Some(Switches),
-                false,
-                Intent::Withdraw,
-                Intent::Withdraw,
-                Some(Off),
-            ),
+            (Some(Switches), true, Intent::Withdraw, Intent::Publish),
+            (Some(Switches), true, Intent::Publish, Intent::Publish),
+            (Some(Switches), true, Intent::Leave, Intent::Leave),
+            // Not wired (no record, or its check is not the switch's yet):
+            // the record decides.
+            (Some(Switches), false, Intent::Withdraw, Intent::Withdraw),
             (
                 Some(SwitchesAndRecords),
                 true,
                 Intent::Withdraw,
                 Intent::Withdraw,
-                Some(Off),
             ),
             (
                 Some(SwitchesAndRecords),
                 true,
                 Intent::Publish,
                 Intent::Publish,
-                Some(On),
             ),
-            (None, false, Intent::Withdraw, Intent::Withdraw, Some(Off)),
+            (None, false, Intent::Withdraw, Intent::Withdraw),
         ];
-        for (mode, has, intent, record, switch) in table {
+        for (mode, wired, intent, record) in table {
             assert_eq!(
-                record_intent(mode, has, intent),
+                record_intent(mode, wired, intent),
                 record,
-                "{mode:?} {has} {intent:?}"
+                "{mode:?} {wired} {intent:?}"
             );
-            assert_eq!(switch_for(intent), switch, "{intent:?}");
+        }
+        // (decision, known) -> switch
+        for (intent, known, switch) in [
+            (Intent::Publish, Unknown, Some(On)),
+            (Intent::Publish, Off, Some(On)),
+            (Intent::Withdraw, On, Some(Off)),
+            (Intent::Withdraw, Off, Some(Off)),
+            (Intent::Withdraw, Unknown, None),
+            (Intent::Leave, On, None),
+        ] {
+            assert_eq!(switch_for(intent, known), switch, "{intent:?} {known:?}");
         }
         assert!(answered(true, None));
         assert!(answered(true, Some(On)));
@@ -154,18 +167,17 @@ mod tests {
     }
 
     proptest! {
-        /// Step by step, with the switches as the lever leaves them and
+        /// Step by step, a member wired while its record is present, with
         /// switches read back as Unknown at random (a read that failed):
-        /// once Route53 answers with any member, it still answers with one
-        /// after the lever carried the decision out; no switch goes Off
-        /// below `min_healthy` healthy answering members unless a forced
-        /// drain did it; and in `switches` mode no record of a member with
-        /// a switch is ever withdrawn.
+        /// Route53 acts on the real state. Once it answers with any member, it still answers
+        /// with one after the lever carried the decision out; no member
+        /// that really answered stops answering below `min_healthy` really
+        /// healthy answering members unless a forced drain did it; and in
+        /// `switches` mode no record of a wired member is withdrawn.
         #[test]
         fn the_safety_rules_hold_through_the_switches(
             n in 1usize..6,
             min_frac in 0.0f64..1.0,
-            with_switch in proptest::collection::vec(any::<bool>(), 6),
             both in any::<bool>(),
             start in proptest::collection::vec(switch(), 6),
             steps in proptest::collection::vec(
@@ -175,59 +187,61 @@ mod tests {
             let min_healthy = 1 + ((n - 1) as f64 * min_frac) as usize;
             let safety = Safety { min_healthy, max_withdrawn: None };
             let mut present = vec![true; n];
-            let mut switches: Vec<Option<Switch>> =
-                (0..n).map(|i| with_switch[i].then_some(start[i])).collect();
+            // The real states: Unknown at the start stands for On or Off.
+            let mut real: Vec<Switch> = (0..n)
+                .map(|i| if start[i] == Unknown { On } else { start[i] })
+                .collect();
             for step in steps {
-                // A failed read-back: the lever no longer knows the state
-                // (Route53 still acts on the real one, kept in `real`).
-                let real = switches.clone();
-                let known: Vec<Option<Switch>> = (0..n)
-                    .map(|i| switches[i].map(|s| if step[i].2 { Unknown } else { s }))
+                let known: Vec<Switch> = (0..n)
+                    .map(|i| if step[i].2 { Unknown } else { real[i] })
                     .collect();
+                let wired = |i: usize, present: &[bool]| present[i];
                 let inputs: Vec<MemberInput> = (0..n)
                     .map(|i| MemberInput {
                         verdict: step[i].0,
-                        published: answered(present[i], known[i]),
+                        published: answered(present[i], wired(i, &present).then_some(known[i])),
                         conflict: false,
                         damped: false,
                         drain: step[i].1,
                     })
                     .collect();
-                let answering = |p: &[bool], s: &[Option<Switch>]| {
-                    (0..n).filter(|&i| answered(p[i], s[i])).count()
+                let really = |present: &[bool], real: &[Switch], i: usize| {
+                    answered(present[i], wired(i, present).then_some(real[i]))
                 };
-                let was = answering(&present, &real);
-                let decisions = decide(safety, &inputs);
+                let before: Vec<bool> = (0..n).map(|i| really(&present, &real, i)).collect();
+                let mut decisions = decide(safety, &inputs);
+                for i in 0..n {
+                    hold_unknown(&mut decisions[i], wired(i, &present), known[i]);
+                }
                 for i in 0..n {
                     let intent = decisions[i].intent;
-                    let record = record_intent(Some(mode), switches[i].is_some(), intent);
-                    if mode == Switches && switches[i].is_some() {
+                    let record = record_intent(Some(mode), wired(i, &present), intent);
+                    if mode == Switches && wired(i, &present) {
                         prop_assert_ne!(record, Intent::Withdraw);
+                    }
+                    if let Some(s) = switch_for(intent, known[i]) {
+                        real[i] = s;
                     }
                     match record {
                         Intent::Publish => present[i] = true,
                         Intent::Withdraw => present[i] = false,
                         Intent::Leave => {}
                     }
-                    if let (Some(_), Some(s)) = (switches[i], switch_for(intent)) {
-                        switches[i] = Some(s);
-                    } else if switches[i].is_some() {
-                        switches[i] = real[i];
-                    }
                 }
+                let after: Vec<bool> = (0..n).map(|i| really(&present, &real, i)).collect();
                 let forced = inputs.iter().zip(&decisions)
-                    .any(|(i, d)| i.drain == Drain::Forced && i.published && !d.published);
-                let now = answering(&present, &switches);
-                if was > 0 {
-                    prop_assert!(now > 0, "nothing answers: {inputs:?} -> {decisions:?}");
+                    .any(|(i, d)| i.drain == Drain::Forced && !d.published);
+                if before.iter().any(|a| *a) {
+                    prop_assert!(after.iter().any(|a| *a),
+                        "nothing answers: {inputs:?} {known:?} -> {decisions:?}");
                 }
                 let healthy = (0..n)
-                    .filter(|&i| answered(present[i], switches[i]) && inputs[i].verdict == Verdict::Healthy)
+                    .filter(|&i| after[i] && inputs[i].verdict == Verdict::Healthy)
                     .count();
-                let withdrew = (0..n).any(|i| inputs[i].published && !answered(present[i], switches[i]));
+                let withdrew = (0..n).any(|i| before[i] && !after[i]);
                 if withdrew && !forced {
                     prop_assert!(healthy >= min_healthy,
-                        "withdrew below min_healthy: {inputs:?} -> {decisions:?}");
+                        "withdrew below min_healthy: {inputs:?} {known:?} -> {decisions:?}");
                 }
             }
         }

@@ -119,6 +119,11 @@ pub enum Why {
     /// instance reached nothing else, so it may be this instance's own
     /// trouble (`decide::correlated`). Kept as Route53 holds it.
     Correlated,
+    /// Unhealthy or drained, but its routing control's state is not known
+    /// (not read yet, or the cluster does not answer): whether it answers
+    /// is not known, so neither its switch nor its record is touched
+    /// (`decide::lever`).
+    SwitchUnknown,
 }
 
 impl Why {
@@ -136,6 +141,7 @@ impl Why {
             Why::Quorum => "quorum",
             Why::Drained => "drained",
             Why::Correlated => "correlated",
+            Why::SwitchUnknown => "switch_unknown",
         }
     }
 
@@ -144,7 +150,11 @@ impl Why {
     pub fn is_blocked(self) -> bool {
         matches!(
             self,
-            Why::MinHealthy | Why::LastMember | Why::MaxWithdrawn | Why::Correlated
+            Why::MinHealthy
+                | Why::LastMember
+                | Why::MaxWithdrawn
+                | Why::Correlated
+                | Why::SwitchUnknown
         )
     }
 }

@@ -235,30 +235,41 @@ pub fn decide<'c>(inputs: &ZoneInputs<'c, '_>) -> ZoneDecision<'c> {
     };
     for (pos, view) in inputs.records.iter().enumerate() {
         let record = view.record;
-        let policy_inputs = member_inputs(inputs.observed, &claims, inputs.owner, view);
+        let policy_inputs =
+            member_inputs(inputs.observed, inputs.checks, &claims, inputs.owner, view);
         let lever = inputs.lever;
+        let wired: Vec<bool> = record
+            .members
+            .iter()
+            .map(|m| lever.is_some() && wired(inputs.observed, inputs.checks, record, m))
+            .collect();
         if view.frozen {
             d.frozen.insert(record.name.clone());
         }
         let mut decisions = decide_record(record, &policy_inputs, &view.members);
-        for (d, m) in decisions.iter_mut().zip(&view.members) {
+        for ((d, m), &wired) in decisions.iter_mut().zip(&view.members).zip(&wired) {
             if m.overruled && matches!(d.why, Why::Healthy | Why::Unhealthy) {
                 d.why = Why::Quorum;
+            }
+            if let Some(known) = m.switch {
+                lever::hold_unknown(d, wired, known);
             }
         }
         let mut intents = RecordIntents::new(
             record,
             decisions
                 .iter()
-                .zip(&record.members)
-                .map(|(d, m)| lever::record_intent(lever, m.routing_control.is_some(), d.intent))
+                .zip(&wired)
+                .map(|(d, &wired)| lever::record_intent(lever, wired, d.intent))
                 .collect(),
         );
         if lever.is_some() && !view.frozen {
             for (mi, (dec, member)) in decisions.iter().zip(&record.members).enumerate() {
-                if let (Some(arn), Some(want)) =
-                    (&member.routing_control, lever::switch_for(dec.intent))
-                {
+                let known = view.members[mi].switch.unwrap_or(Switch::Unknown);
+                if let (Some(arn), Some(want)) = (
+                    &member.routing_control,
+                    lever::switch_for(dec.intent, known),
+                ) {
                     d.switches.push(SwitchCall {
                         record: pos,
                         member: mi,
@@ -378,13 +389,17 @@ impl<'c> RecordsApplied<'c> {
     /// one replaced, a twin) may go once the record has moved.
     pub fn check_made(&mut self, call: &CheckCall, id: String, owned: &[HealthCheck]) {
         let d = &mut self.0;
-        for other in hc::member_checks(owned, &call.prefix) {
-            d.keep.remove(&other);
-        }
         d.keep.insert(id.clone());
         if !call.attach {
-            // A child: the calculated check over it comes next.
+            // A child: the calculated check over it comes next, and the
+            // child it replaces goes only once that check has moved off it
+            // (Route53 refuses to delete a child in use).
             return;
+        }
+        for other in hc::member_checks(owned, &call.prefix) {
+            if other != id {
+                d.keep.remove(&other);
+            }
         }
         d.members[call.record][call.member].check = Some(id.clone());
         d.records[call.record].checks[call.member] = Attach::Check(id);
@@ -485,12 +500,30 @@ fn decide_record(
     decisions
 }
 
+/// Whether the member's record is present and carries its switch's check
+/// (`decide::lever`: only then does the switch drive it).
+pub fn wired(
+    observed: &Observed,
+    checks: &[HealthCheck],
+    record: &RecordConfig,
+    member: &crate::config::MemberConfig,
+) -> bool {
+    let Some(arn) = &member.routing_control else {
+        return false;
+    };
+    observed
+        .member_record(record, member)
+        .and_then(|r| r.health_check_id.as_deref())
+        .is_some_and(|id| hc::carries_switch(checks, id, arn))
+}
+
 /// The policy's inputs for one record: each member's verdict with how its
 /// set identifier stands in the zone. A member whose API Gateway target is
 /// not discovered counts as `unknown`: there is nothing to point its record
 /// at, so Route53 keeps what it holds.
 pub fn member_inputs(
     observed: &Observed,
+    checks: &[HealthCheck],
     claims: &BTreeSet<Claim>,
     owner: &str,
     view: &RecordView<'_>,
@@ -513,7 +546,10 @@ pub fn member_inputs(
                 } else {
                     m.verdict
                 },
-                published: lever::answered(own.present, m.switch),
+                published: lever::answered(
+                    own.present,
+                    m.switch.filter(|_| wired(observed, checks, record, member)),
+                ),
                 conflict: own.conflict,
                 damped: m.damped,
                 drain: m.drain,

@@ -6,13 +6,16 @@
 //! "The data-plane lever").
 //!
 //! The zone reconcilers say which state each switch should have
-//! ([`Lever::want`], from `decide::zone`'s `switches`); one task sets what
-//! differs from what is known, in one `UpdateRoutingControlStates` call,
-//! reads each changed switch back, and reads every switch at
-//! `read_interval` to repair drift. A safety rule's refusal is kept with
-//! the plan it refused: the same plan is not sent again until the wanted
-//! states change. A forced drain may override the refusing rule, once,
-//! when `allow_safety_override` is set.
+//! ([`Lever::want`], from `decide::zone`'s `switches`); one task reads every
+//! configured switch first, then sets what differs from what is known, in
+//! up to three `UpdateRoutingControlStates` calls (the switches going On;
+//! those going Off; those a forced drain turns Off, the only call that may
+//! override a safety rule, and only with `allow_safety_override`), reads
+//! each change back, and reads every switch at `read_interval` to repair
+//! drift. Only while this instance may write (the HA lease): a former
+//! holder reads, and sets nothing. A safety rule's refusal is kept with the
+//! call it refused: the same call is not sent again for [`REFUSAL_HOLD`],
+//! or until the wanted states change.
 //!
 //! - `client`: the SDK client across the cluster's endpoints;
 //! - `standin`: a loopback cluster endpoint (demo and tests).
@@ -35,42 +38,76 @@ use crate::events::{Event, Events, Kind};
 use crate::metrics::Metrics;
 pub use client::{LeverClient, LeverError};
 
-/// What one switch should be, and whose it is.
+/// The member a switch carries: labels for status, events and metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Wanted {
-    pub want: Switch,
-    pub forced: bool,
+pub struct Owner {
     pub record: String,
     pub rtype: String,
     pub set_identifier: String,
     pub region: String,
 }
 
-impl Wanted {
-    /// `name type set_identifier`, for status and events.
+impl Owner {
+    /// `name type set_identifier`.
     pub fn member(&self) -> String {
         format!("{} {} {}", self.record, self.rtype, self.set_identifier)
     }
+
+    /// Every member's switch in `config`, by routing control ARN.
+    pub fn of(config: &crate::config::Config) -> BTreeMap<String, Owner> {
+        config
+            .records
+            .iter()
+            .flat_map(|r| {
+                r.members.iter().filter_map(move |m| {
+                    let arn = m.routing_control.clone()?;
+                    let owner = Owner {
+                        record: r.name.clone(),
+                        rtype: r.rtype.to_string(),
+                        set_identifier: m.set_identifier.clone(),
+                        region: m.region.clone(),
+                    };
+                    Some((arn, owner))
+                })
+            })
+            .collect()
+    }
 }
 
-/// A plan ARC refused, kept so it is not sent again.
+/// What one switch should be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted {
+    pub want: Switch,
+    /// A forced drain wants it Off.
+    pub forced: bool,
+}
+
+/// One call's entries: the switch, its state, whether a forced drain
+/// wants it.
+type Call = Vec<(String, Switch, bool)>;
+
+/// A call ARC refused, kept so it is not sent again.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Refusal {
     pub rule: String,
     pub message: String,
     /// Unix seconds.
     pub at: f64,
-    /// What was refused: each switch's state and whether a forced drain
-    /// wanted it (forcing it later is a new plan).
     #[serde(skip)]
-    plan: Vec<(String, Switch, bool)>,
+    call: Call,
+    #[serde(skip)]
+    until: Option<tokio::time::Instant>,
 }
+
+/// A refused call is sent again after this long, if still wanted (ARC's
+/// `ConflictException` may also be a passing conflict).
+pub const REFUSAL_HOLD: Duration = Duration::from_secs(60);
 
 #[derive(Default)]
 struct State {
     known: BTreeMap<String, Switch>,
     wanted: BTreeMap<String, Wanted>,
-    refused: Option<Refusal>,
+    refused: Vec<Refusal>,
     last_error: Option<String>,
     /// When a change was last accepted (unix seconds).
     last_change: Option<f64>,
@@ -91,6 +128,7 @@ pub struct LeverStatus {
     pub mode: LeverMode,
     pub endpoints: Vec<String>,
     pub switches: Vec<SwitchStatus>,
+    /// The latest refusal in force.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<Refusal>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -137,8 +175,11 @@ impl LeverStatus {
 pub struct Lever {
     pub config: LeverConfig,
     client: LeverClient,
+    owners: BTreeMap<String, Owner>,
+    /// Whether this instance may write now (the HA lease).
+    may_write: Box<dyn Fn() -> bool + Send + Sync>,
     state: Mutex<State>,
-    /// Something to set: wakes the task.
+    /// The wanted states changed: wakes the task.
     wake: Notify,
     /// Bumped when a known state changes: the reconcilers decide again
     /// (what counts as published depends on it).
@@ -153,6 +194,8 @@ const MAX_RETRY: Duration = Duration::from_secs(2);
 impl Lever {
     pub async fn new(
         config: LeverConfig,
+        owners: BTreeMap<String, Owner>,
+        may_write: Box<dyn Fn() -> bool + Send + Sync>,
         events: Arc<Events>,
         metrics: Arc<Metrics>,
         credentials: Option<aws_sdk_route53recoverycluster::config::Credentials>,
@@ -161,6 +204,8 @@ impl Lever {
         Arc::new(Lever {
             config,
             client,
+            owners,
+            may_write,
             state: Mutex::default(),
             wake: Notify::new(),
             changed: watch::Sender::new(0),
@@ -186,16 +231,17 @@ impl Lever {
         self.changed.subscribe()
     }
 
-    /// The states a zone's decision wants; the task sets what differs.
+    /// The states a zone's decision wants; the task is woken when they
+    /// change (not at every decision: a cluster that does not answer is
+    /// retried on the task's own backoff).
     pub fn want(&self, wanted: impl IntoIterator<Item = (String, Wanted)>) {
         let mut st = self.lock();
-        let mut differs = false;
+        let mut changed = false;
         for (arn, w) in wanted {
-            differs |= st.known.get(&arn) != Some(&w.want);
-            st.wanted.insert(arn, w);
+            changed |= st.wanted.insert(arn, w) != Some(w);
         }
         drop(st);
-        if differs {
+        if changed {
             self.wake.notify_one();
         }
     }
@@ -210,41 +256,54 @@ impl Lever {
                 .iter()
                 .map(|e| e.url.to_string())
                 .collect(),
-            switches: st
-                .wanted
+            switches: self
+                .owners
                 .iter()
-                .map(|(arn, w)| SwitchStatus {
-                    arn: arn.clone(),
-                    member: w.member(),
-                    state: st.known.get(arn).copied().unwrap_or(Switch::Unknown),
-                    want: w.want,
+                .map(|(arn, o)| {
+                    let state = st.known.get(arn).copied().unwrap_or(Switch::Unknown);
+                    SwitchStatus {
+                        arn: arn.clone(),
+                        member: o.member(),
+                        state,
+                        // Nothing wanted yet: as it is.
+                        want: st.wanted.get(arn).map_or(state, |w| w.want),
+                    }
                 })
                 .collect(),
-            refused: st.refused.clone(),
+            refused: st.refused.last().cloned(),
             last_error: st.last_error.clone(),
             last_change: st.last_change,
         }
     }
 
-    /// The changes to make: wanted states that differ from the known ones,
-    /// unless that is the plan ARC refused last.
-    fn pending(&self) -> Vec<(String, Switch, bool)> {
-        let st = self.lock();
-        let plan: Vec<(String, Switch, bool)> = st
+    /// The calls to make now: the wanted states that differ from the known
+    /// ones, as switches going On, going Off, and going Off for a forced
+    /// drain; a call ARC refused within [`REFUSAL_HOLD`] is left out.
+    fn pending(&self) -> Vec<Call> {
+        let mut st = self.lock();
+        let now = tokio::time::Instant::now();
+        st.refused.retain(|r| r.until.is_some_and(|t| t > now));
+        let differs: Call = st
             .wanted
             .iter()
             .filter(|(arn, w)| st.known.get(*arn) != Some(&w.want))
-            .map(|(arn, w)| (arn.clone(), w.want, w.forced))
+            .map(|(arn, w)| (arn.clone(), w.want, w.forced && w.want == Switch::Off))
             .collect();
-        match &st.refused {
-            Some(r) if r.plan == plan => Vec::new(),
-            _ => plan,
-        }
+        let group = |keep: &dyn Fn(&(String, Switch, bool)) -> bool| -> Call {
+            differs.iter().filter(|e| keep(e)).cloned().collect()
+        };
+        [
+            group(&|e| e.1 == Switch::On),
+            group(&|e| e.1 == Switch::Off && !e.2),
+            group(&|e| e.1 == Switch::Off && e.2),
+        ]
+        .into_iter()
+        .filter(|c| !c.is_empty() && !st.refused.iter().any(|r| &r.call == c))
+        .collect()
     }
 
     fn learn(&self, arn: &str, state: Switch) {
-        let mut st = self.lock();
-        if let Some(w) = st.wanted.get(arn) {
+        if let Some(o) = self.owners.get(arn) {
             let v = match state {
                 Switch::On => 1,
                 Switch::Off => 0,
@@ -253,9 +312,10 @@ impl Lever {
             self.metrics
                 .lever
                 .routing_control_state
-                .with_label_values(&[&w.record, &w.rtype, &w.set_identifier])
+                .with_label_values(&[&o.record, &o.rtype, &o.set_identifier])
                 .set(v);
         }
+        let mut st = self.lock();
         if st.known.insert(arn.to_string(), state) != Some(state) {
             drop(st);
             self.changed.send_modify(|n| *n += 1);
@@ -288,12 +348,13 @@ impl Lever {
             .inc();
     }
 
-    /// Sets `plan`; a refusal a forced drain may override is tried once
-    /// more, overriding the rule.
-    async fn set(&self, plan: &[(String, Switch, bool)]) -> Result<(), LeverError> {
+    /// Sets one call's switches together; a forced drain's call that a
+    /// safety rule refuses is tried once more overriding that rule, when
+    /// the config allows.
+    async fn set(&self, call: &Call) -> Result<(), LeverError> {
         let entries: Vec<(String, Switch)> =
-            plan.iter().map(|(arn, s, _)| (arn.clone(), *s)).collect();
-        let forced = plan.iter().any(|(_, _, f)| *f);
+            call.iter().map(|(arn, s, _)| (arn.clone(), *s)).collect();
+        let forced = call.iter().all(|(_, _, f)| *f);
         let mut overrides: Vec<String> = Vec::new();
         loop {
             let r = self.client.set(&entries, &overrides).await;
@@ -318,8 +379,8 @@ impl Lever {
         }
     }
 
-    /// The task: sets what is pending, reads back, repairs drift; until
-    /// `shutdown`.
+    /// The task: reads every switch, then sets what is pending, reads back,
+    /// repairs drift; until `shutdown`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let mut next_read = tokio::time::Instant::now();
         let mut failures: u32 = 0;
@@ -327,35 +388,50 @@ impl Lever {
         loop {
             let now = tokio::time::Instant::now();
             if now >= next_read {
-                let arns: Vec<String> = self.lock().wanted.keys().cloned().collect();
-                self.read(arns).await;
+                self.read(self.owners.keys().cloned()).await;
                 next_read = now + self.config.read_interval;
             }
-            let plan = self.pending();
-            if !plan.is_empty() && retry_at.is_none_or(|t| t <= now) {
+            let calls = if (self.may_write)() {
+                self.pending()
+            } else {
+                Vec::new()
+            };
+            if !calls.is_empty() && retry_at.is_none_or(|t| t <= now) {
                 retry_at = None;
-                match self.set(&plan).await {
-                    Ok(()) => {
-                        failures = 0;
-                        self.applied(plan).await;
-                    }
-                    Err(LeverError::Refused { rule, message }) => self.refused(plan, rule, message),
-                    Err(e) => {
-                        failures += 1;
-                        let wait = Duration::from_millis(100)
-                            .saturating_mul(1 << failures.min(5))
-                            .min(MAX_RETRY);
-                        warn!(error = %e, retry_in = ?wait, "cannot set the routing controls");
-                        self.lock().last_error = Some(e.to_string());
-                        retry_at = Some(tokio::time::Instant::now() + wait);
+                for call in calls {
+                    match self.set(&call).await {
+                        Ok(()) => {
+                            failures = 0;
+                            self.applied(call).await;
+                        }
+                        Err(LeverError::Refused { rule, message }) => {
+                            self.refused(call, rule, message)
+                        }
+                        Err(e) => {
+                            failures += 1;
+                            let wait = Duration::from_millis(100)
+                                .saturating_mul(1 << failures.min(5))
+                                .min(MAX_RETRY);
+                            warn!(error = %e, retry_in = ?wait, "cannot set the routing controls");
+                            self.lock().last_error = Some(e.to_string());
+                            retry_at = Some(tokio::time::Instant::now() + wait);
+                            break;
+                        }
                     }
                 }
                 continue;
             }
             let until = match retry_at {
-                Some(t) if !plan.is_empty() => t.min(next_read),
+                Some(t) if !calls.is_empty() => t.min(next_read),
                 _ => next_read,
             };
+            // A refusal's hold ends: its call may go again.
+            let until = self
+                .lock()
+                .refused
+                .iter()
+                .filter_map(|r| r.until)
+                .fold(until, |a, b| a.min(b));
             tokio::select! {
                 // New wanted states are tried at once, backoff or not.
                 _ = self.wake.notified() => retry_at = None,
@@ -365,49 +441,57 @@ impl Lever {
         }
     }
 
-    /// `plan` was accepted: said in the timeline, then read back.
-    async fn applied(&self, plan: Vec<(String, Switch, bool)>) {
+    /// `call` was accepted: said in the timeline, then read back.
+    async fn applied(&self, call: Call) {
         {
             let mut st = self.lock();
-            st.refused = None;
+            st.refused.retain(|r| {
+                !r.call
+                    .iter()
+                    .any(|(a, _, _)| call.iter().any(|(b, _, _)| a == b))
+            });
             st.last_error = None;
             st.last_change = Some(crate::time::unix_secs(SystemTime::now()));
         }
-        for (arn, s, _) in &plan {
-            let Some(w) = self.lock().wanted.get(arn).cloned() else {
+        for (arn, s, _) in &call {
+            let Some(o) = self.owners.get(arn) else {
                 continue;
             };
             self.events.emit(
                 Event::new(
                     Kind::Switch,
-                    format!("routing control of {} set {}", w.member(), s.as_str()),
+                    format!("routing control of {} set {}", o.member(), s.as_str()),
                 )
-                .about(&w.record, &w.rtype, Some(&w.region))
+                .about(&o.record, &o.rtype, Some(&o.region))
                 .reason(s.as_str()),
             );
         }
-        self.read(plan.into_iter().map(|(arn, _, _)| arn)).await;
+        self.read(call.into_iter().map(|(arn, _, _)| arn)).await;
     }
 
-    /// A safety rule refused `plan`: said, and kept so it is not sent again.
-    fn refused(&self, plan: Vec<(String, Switch, bool)>, rule: String, message: String) {
+    /// A safety rule refused `call`: said, and kept so it is not sent again
+    /// for [`REFUSAL_HOLD`].
+    fn refused(&self, call: Call, rule: String, message: String) {
         self.events.emit(
             Event::new(
                 Kind::Switch,
                 format!(
                     "ARC safety rule {rule} refused the switch change ({message}); \
-                     not sent again until the wanted states change"
+                     not sent again for {}s unless the wanted states change",
+                    REFUSAL_HOLD.as_secs()
                 ),
             )
             .reason("safety_rule"),
         );
         let mut st = self.lock();
         st.last_error = Some(format!("refused by ARC safety rule {rule}"));
-        st.refused = Some(Refusal {
+        st.refused.retain(|r| r.call != call);
+        st.refused.push(Refusal {
             rule,
             message,
             at: crate::time::unix_secs(SystemTime::now()),
-            plan,
+            call,
+            until: Some(tokio::time::Instant::now() + REFUSAL_HOLD),
         });
     }
 }

@@ -153,10 +153,19 @@ impl Reconciler {
             .values()
             .filter_map(|r| r.health_check_id.as_deref())
             .collect();
-        let doomed: Vec<String> = unused
+        let mut doomed: Vec<String> = unused
             .into_iter()
             .filter(|id| !referenced.contains(id.as_str()))
             .collect();
+        // Calculated checks first: Route53 refuses to delete their children
+        // while they stand.
+        let calculated: HashSet<&str> = self
+            .checks
+            .iter()
+            .filter(|c| !c.config.child_health_checks.is_empty())
+            .map(|c| c.id.as_str())
+            .collect();
+        doomed.sort_by_key(|id| !calculated.contains(id.as_str()));
         for id in doomed {
             match self.calls.delete_health_check(&id).await {
                 Ok(()) | Err(ProviderError::NoSuchHealthCheck(_)) => {

@@ -85,8 +85,8 @@ impl Reconciler {
     }
 
     /// Puts what Route53 answers with now into status and metrics: the
-    /// member's record is present and its switch, when it has one, is On
-    /// (`decide::lever::answered`).
+    /// member's record is present and the switch it is wired to, if any,
+    /// is On (`decide::lever::answered`).
     pub(super) fn note_published(&self) {
         let Some(observed) = self.observed.as_ref() else {
             return;
@@ -96,7 +96,9 @@ impl Reconciler {
             let present = observed
                 .member_record(member.record(), member.config())
                 .is_some();
-            let switch = self.rt.switch_of(member.config());
+            let switch = self.rt.switch_of(member.config()).filter(|_| {
+                crate::decide::zone::wired(observed, &self.checks, member.record(), member.config())
+            });
             member.published(crate::decide::lever::answered(present, switch));
         }
     }

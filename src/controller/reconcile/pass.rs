@@ -50,15 +50,9 @@ impl Reconciler {
             return;
         };
         lever.want(decision.switches.iter().map(|c| {
-            let record = decision.records[c.record].record;
-            let member = &record.members[c.member];
             let wanted = crate::lever::Wanted {
                 want: c.want,
                 forced: c.forced,
-                record: record.name.clone(),
-                rtype: record.rtype.to_string(),
-                set_identifier: member.set_identifier.clone(),
-                region: member.region.clone(),
             };
             (c.arn.clone(), wanted)
         }));

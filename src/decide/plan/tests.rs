@@ -453,7 +453,7 @@ records:
             .collect(),
         frozen: false,
     };
-    let inputs = member_inputs(&observed, &observed.claims(), "me", &view);
+    let inputs = member_inputs(&observed, &[], &observed.claims(), "me", &view);
     assert_eq!(inputs[0].verdict, Verdict::Healthy);
     assert_eq!(
         inputs[1].verdict,

@@ -196,7 +196,7 @@ pub(super) fn check_from_sdk(h: &r53::types::HealthCheck) -> HealthCheck {
         id: h.id().to_string(),
         caller_reference: h.caller_reference().to_string(),
         version: h.health_check_version(),
-        config: HealthCheckConfig {
+        config: only_own_fields(HealthCheckConfig {
             kind: HealthCheckType::from(
                 c.map(|c| c.r#type().as_str().to_string())
                     .unwrap_or_default(),
@@ -228,7 +228,29 @@ pub(super) fn check_from_sdk(h: &r53::types::HealthCheck) -> HealthCheck {
                 children
             },
             health_threshold: num(c.and_then(|c| c.health_threshold())),
+        }),
+    }
+}
+
+/// What a `RECOVERY_CONTROL` or `CALCULATED` check is, whatever else
+/// Route53 answers with for it (defaults it fills in): only its own
+/// fields, so it compares equal to the config it was made with.
+fn only_own_fields(mut c: HealthCheckConfig) -> HealthCheckConfig {
+    match c.kind {
+        HealthCheckType::RecoveryControl => HealthCheckConfig {
+            kind: c.kind,
+            routing_control_arn: c.routing_control_arn.take(),
+            ..crate::decide::health_check::recovery_control("")
         },
+        HealthCheckType::Calculated => {
+            let mut own = crate::decide::health_check::recovery_control("");
+            own.kind = c.kind;
+            own.routing_control_arn = None;
+            own.child_health_checks = std::mem::take(&mut c.child_health_checks);
+            own.health_threshold = c.health_threshold;
+            own
+        }
+        _ => c,
     }
 }
 
