@@ -305,17 +305,14 @@ pub fn decide<'c>(inputs: &ZoneInputs<'c, '_>) -> ZoneDecision<'c> {
                                 if let Step::Update { id, .. } = &step {
                                     ids.push(id.clone());
                                 }
-                                d.keep.extend(hc::member_checks(inputs.checks, &prefix));
-                                d.queue(
-                                    CheckCall {
-                                        record: pos,
-                                        member: mi,
-                                        prefix,
-                                        step,
-                                        attach: false,
-                                    },
-                                    view.frozen,
-                                );
+                                let call = CheckCall {
+                                    record: pos,
+                                    member: mi,
+                                    prefix,
+                                    step,
+                                    attach: false,
+                                };
+                                d.queue(inputs.checks, call, view.frozen);
                             }
                             Step::Keep | Step::Detach => {}
                         }
@@ -334,18 +331,14 @@ pub fn decide<'c>(inputs: &ZoneInputs<'c, '_>) -> ZoneDecision<'c> {
                 Step::Keep => Attach::Keep,
                 Step::Use(id) => Attach::Check(id),
                 step @ (Step::Update { .. } | Step::Create { .. }) => {
-                    // Until the call is made, nothing of the member's goes.
-                    d.keep.extend(hc::member_checks(inputs.checks, &prefix));
-                    d.queue(
-                        CheckCall {
-                            record: pos,
-                            member: mi,
-                            prefix,
-                            step,
-                            attach: true,
-                        },
-                        view.frozen,
-                    );
+                    let call = CheckCall {
+                        record: pos,
+                        member: mi,
+                        prefix,
+                        step,
+                        attach: true,
+                    };
+                    d.queue(inputs.checks, call, view.frozen);
                     Attach::Keep
                 }
             };
@@ -415,8 +408,10 @@ impl<'c> RecordsApplied<'c> {
 }
 
 impl ZoneDecision<'_> {
-    /// A health check call to make, or to hold while its record is frozen.
-    fn queue(&mut self, call: CheckCall, frozen: bool) {
+    /// A health check call to make, or to hold while its record is
+    /// frozen. Until it is made, nothing under its prefix goes.
+    fn queue(&mut self, checks: &[HealthCheck], call: CheckCall, frozen: bool) {
+        self.keep.extend(hc::member_checks(checks, &call.prefix));
         if frozen {
             self.held_calls.push(call);
         } else {
