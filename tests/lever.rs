@@ -793,5 +793,19 @@ async fn the_lever_sets_only_as_the_writer_and_a_refusal_holds_back_only_its_own
         updates,
         "the refused call went again"
     );
+
+    // A freeze releases a switch: flipped by hand, it is not set back.
+    lever.release(&[arn("ap-southeast-2")]);
+    board.set(&arn("ap-southeast-2"), false);
+    wait_until("the hand's flip is read", LIMIT, || async {
+        lever.known(&arn("ap-southeast-2")) == Switch::Off
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        board.get(&arn("ap-southeast-2")),
+        Some(false),
+        "set back while released"
+    );
     stop.cancel();
 }

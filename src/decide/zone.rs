@@ -209,6 +209,9 @@ pub struct ZoneDecision<'c> {
     /// The state every switch of an unfrozen record should have (those
     /// the decision leaves as they are are not listed).
     pub switches: Vec<SwitchCall>,
+    /// The switches of frozen records: the lever leaves them as they are
+    /// (a switch on-call flips by hand during a freeze is not set back).
+    pub held_switches: Vec<String>,
     /// Owned checks some member uses or may still use.
     keep: HashSet<String>,
     /// The names of frozen records.
@@ -230,6 +233,7 @@ pub fn decide<'c>(inputs: &ZoneInputs<'c, '_>) -> ZoneDecision<'c> {
         held: Vec::new(),
         held_calls: Vec::new(),
         switches: Vec::new(),
+        held_switches: Vec::new(),
         keep: HashSet::new(),
         frozen: BTreeSet::new(),
     };
@@ -245,6 +249,14 @@ pub fn decide<'c>(inputs: &ZoneInputs<'c, '_>) -> ZoneDecision<'c> {
             .collect();
         if view.frozen {
             d.frozen.insert(record.name.clone());
+            if lever.is_some() {
+                d.held_switches.extend(
+                    record
+                        .members
+                        .iter()
+                        .filter_map(|m| m.routing_control.clone()),
+                );
+            }
         }
         let mut decisions = decide_record(record, &policy_inputs, &view.members);
         for ((d, m), &wired) in decisions.iter_mut().zip(&view.members).zip(&wired) {

@@ -246,6 +246,15 @@ impl Lever {
         }
     }
 
+    /// Switches no decision wants now (a freeze holds their records):
+    /// nothing is set on them, and drift is not repaired, until wanted again.
+    pub fn release(&self, arns: &[String]) {
+        let mut st = self.lock();
+        for arn in arns {
+            st.wanted.remove(arn);
+        }
+    }
+
     pub fn status(&self) -> LeverStatus {
         let st = self.lock();
         LeverStatus {

@@ -49,6 +49,7 @@ impl Reconciler {
         let Some(lever) = rt.lever.get() else {
             return;
         };
+        lever.release(&decision.held_switches);
         lever.want(decision.switches.iter().map(|c| {
             let wanted = crate::lever::Wanted {
                 want: c.want,

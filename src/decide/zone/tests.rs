@@ -505,6 +505,22 @@ routing_control:
     observed.apply(&d.changes);
     let (calls, d) = decide_with(&checks, &observed);
     assert!(calls.iter().all(|c| c.member != 0), "settled: {calls:?}");
+    assert_eq!(d.switches.len(), 1, "unfrozen: its switch is set");
+    assert!(d.held_switches.is_empty());
+    // Frozen: its switch is held, not set.
+    let mut v = view(&cfg, &[Verdict::Healthy; 2]);
+    v.members[0].switch = Some(crate::decide::lever::Switch::On);
+    v.frozen = true;
+    let frozen = decide(&ZoneInputs {
+        owner: OWNER,
+        zone_id: ZONE_ID,
+        observed: &observed,
+        checks: &checks,
+        records: vec![v],
+        lever: Some(crate::config::LeverMode::Switches),
+    });
+    assert!(frozen.switches.is_empty());
+    assert_eq!(frozen.held_switches, [arn]);
     let unused: Vec<&str> = d
         .unused_checks(&checks)
         .iter()
