@@ -3,7 +3,7 @@
 //! by `route53-failover events`). Each event is also a log line with a
 //! stable `event` field ([`Kind`]: `verdict`, `decision`, `blocked`, `change`,
 //! `insync`, `drain`, `undrain`, `freeze`, `unfreeze`, `control_ended`,
-//! `lease`, `reload`, `switch`, `control_plane`), so a log pipeline keeps the history past a restart.
+//! `lease`, `reload`, `switch`, `control_plane`, `task`), so a log pipeline keeps the history past a restart.
 //!
 //! The timeline outlives config reloads (the runtime hands it over).
 
@@ -49,6 +49,8 @@ pub enum Kind {
     Switch,
     /// Route53's control plane became impaired, or recovered.
     ControlPlane,
+    /// A long-running task panicked and is started again (`controller::supervise`).
+    Task,
 }
 
 impl Kind {
@@ -71,6 +73,7 @@ impl Kind {
             Kind::Reload => "reload",
             Kind::Switch => "switch",
             Kind::ControlPlane => "control_plane",
+            Kind::Task => "task",
         }
     }
 }

@@ -280,23 +280,21 @@ async fn the_first_member_to_fall_waits_while_nothing_else_passes() {
     for e in &eps.list {
         e.set_mode(Mode::Fail);
     }
-    let mut saw_wait = false;
+    // Status and the metric are read at different moments, so each is
+    // sampled on its own: both must show the wait at some point (a read
+    // of one taken just after the other could fall after the wait ended).
+    let (mut saw_wait, mut saw_metric) = (false, false);
     let until = Instant::now() + Duration::from_secs(5);
     while Instant::now() < until {
         assert_eq!(store.member_ids(ZONE, NAME).len(), 3, "{}", daemon.logs());
         let s = daemon.status().await;
-        if s.records[0]
+        saw_wait |= s.records[0]
             .members
             .iter()
-            .any(|m| m.decision.as_deref() == Some("correlated"))
-        {
-            saw_wait = true;
-            let page = daemon.metrics().await;
-            assert!(
-                metric(&page, "route53_failover_uncorroborated_failures", &[]).unwrap_or(0.0)
-                    >= 1.0
-            );
-        }
+            .any(|m| m.decision.as_deref() == Some("correlated"));
+        let page = daemon.metrics().await;
+        saw_metric |=
+            metric(&page, "route53_failover_uncorroborated_failures", &[]).unwrap_or(0.0) >= 1.0;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(
@@ -304,6 +302,7 @@ async fn the_first_member_to_fall_waits_while_nothing_else_passes() {
         "a member waited for corroboration: {}",
         daemon.logs()
     );
+    assert!(saw_metric, "the metric counted the wait");
     assert!(daemon
         .logs()
         .contains("nothing else this instance probes passes since: withdrawals wait"));

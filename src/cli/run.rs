@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use route53_failover::config::{self, Config, ProviderConfig, ProviderKind};
+use route53_failover::controller::supervise::supervised;
 use route53_failover::controller::{self, Runtime};
 use route53_failover::metrics::Metrics;
 use route53_failover::provider::faults::{Faulty, MemoryStore};
@@ -96,12 +97,22 @@ pub async fn serve(
     // has stopped writing.
     if let Some(lease) = rt.lease.clone() {
         let stop = CancellationToken::new();
-        let task = tokio::spawn(controller::tasks::lease_keeper::run(
-            lease,
-            rt.calls(&provider),
-            rt.metrics.clone(),
-            rt.events.clone(),
+        let (calls, process, until) = (rt.calls(&provider), rt.process(), stop.clone());
+        let task = tokio::spawn(supervised(
+            rt.process(),
+            "lease_keeper",
+            "lease_keeper".into(),
             stop.clone(),
+            move || {
+                let (m, e) = (process.metrics.clone(), process.events.clone());
+                controller::tasks::lease_keeper::run(
+                    lease.clone(),
+                    calls.clone(),
+                    m,
+                    e,
+                    until.clone(),
+                )
+            },
         ));
         stops.lease = Some((stop, task));
     }

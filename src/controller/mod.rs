@@ -22,9 +22,13 @@
 //! - `tasks`: the other tasks, each entry point `run`;
 //! - `report`: what each happening means for events, logs and metrics;
 //! - `scrape`: the member series, read at scrape time;
+//! - `supervise`: every long-running task started again after a panic,
+//!   which is seen (logged, counted, shown, `/readyz` red);
 //! - `leadership`: the HA lease as held;
 //! - `preview`: what the `plan` command prints.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +44,7 @@ mod reconcile;
 pub mod report;
 mod scrape;
 mod state;
+pub mod supervise;
 pub mod tasks;
 
 pub use calls::{Calls, RateLimiter};
@@ -48,9 +53,11 @@ pub use member::{Member, Probed};
 pub use preview::{preview, Preview};
 use reconcile::Reconciler;
 pub use state::control_plane::ControlPlaneSnapshot;
+pub use state::panics::TaskPanic;
 pub use state::{
     ControlBook, MemberId, MemberState, Process, Route53Health, Runtime, ViewsStatus, ZoneStatus,
 };
+use supervise::supervised;
 use tasks::prober::spread_window;
 use tasks::{checker_view, control_reader, discoverer, parity_checker, prober, view_exchange};
 
@@ -72,6 +79,10 @@ pub async fn run(
     let by_zone = rt.config.records_by_zone();
     let probes_stop = shutdown.child_token();
     let mut tasks = tokio::task::JoinSet::new();
+    // Every task is supervised: started again, afresh, after a panic.
+    let mut spawn = |kind: &'static str, name: String, stop: &CancellationToken, start: Start| {
+        tasks.spawn(supervised(rt.process(), kind, name, stop.clone(), start));
+    };
     if let Some(lever_config) = &rt.config.lever {
         // Weak: the runtime holds the lever.
         let writer = Arc::downgrade(&rt);
@@ -85,7 +96,13 @@ pub async fn run(
         )
         .await;
         let _ = rt.lever.set(lever.clone());
-        tasks.spawn(lever.run(probes_stop.clone()));
+        let stop = probes_stop.clone();
+        spawn(
+            "lever",
+            "lever".into(),
+            &probes_stop,
+            boxed(move || lever.clone().run(stop.clone())),
+        );
     }
 
     let mut discovered_members = Vec::new();
@@ -127,44 +144,88 @@ pub async fn run(
             }
             let prober = Prober::new(member.config().probe.clone(), &tls, &tokens)
                 .map_err(|e| format!("{} {}: TLS settings: {e}", labels[0], labels[2]))?;
-            tasks.spawn(prober::run(
-                rt.clone(),
-                id,
-                prober,
-                signals.clone(),
-                probes_stop.clone(),
-            ));
+            let (rt, signals, stop) = (rt.clone(), signals.clone(), probes_stop.clone());
+            let name = format!("prober {} {} {}", labels[0], labels[1], labels[2]);
+            spawn(
+                "prober",
+                name,
+                &probes_stop,
+                boxed(move || {
+                    prober::run(
+                        rt.clone(),
+                        id,
+                        prober.clone(),
+                        signals.clone(),
+                        stop.clone(),
+                    )
+                }),
+            );
         }
         let calls = rt
             .calls(&provider)
             .retried(reconcile::CALL_ATTEMPTS)
             .scoped(&zone);
-        let reconciler =
-            Reconciler::new(rt.clone(), calls, zone, record_idxs, shutdown.clone(), pace);
-        tasks.spawn(reconciler.run(signals));
+        let (rt, stop, name) = (rt.clone(), shutdown.clone(), format!("reconciler {zone}"));
+        spawn(
+            "reconciler",
+            name,
+            &shutdown,
+            boxed(move || {
+                let reconciler = Reconciler::new(
+                    rt.clone(),
+                    calls.clone(),
+                    zone.clone(),
+                    record_idxs.clone(),
+                    stop.clone(),
+                    pace.clone(),
+                );
+                reconciler.run(signals.clone())
+            }),
+        );
     }
     if rt.config.ha.is_some() {
-        let exchange = view_exchange::ViewExchange::new(
-            rt.clone(),
-            rt.calls(&provider).unfenced(),
-            rt.calls(&provider),
-            all_members,
+        let (rt, provider) = (rt.clone(), provider.clone());
+        let stop = probes_stop.clone();
+        spawn(
+            "view_exchange",
+            "view_exchange".into(),
+            &probes_stop,
+            boxed(move || {
+                let exchange = view_exchange::ViewExchange::new(
+                    rt.clone(),
+                    rt.calls(&provider).unfenced(),
+                    rt.calls(&provider),
+                    all_members.clone(),
+                );
+                exchange.run(stop.clone())
+            }),
         );
-        tasks.spawn(exchange.run(probes_stop.clone()));
     }
     if rt.config.admin.is_some() {
-        tasks.spawn(control_reader::run(
-            rt.clone(),
-            rt.calls(&provider).unfenced(),
-            rt.calls(&provider),
-            probes_stop.clone(),
-        ));
+        let (rt, provider) = (rt.clone(), provider.clone());
+        let stop = probes_stop.clone();
+        spawn(
+            "control_reader",
+            "control_reader".into(),
+            &probes_stop,
+            boxed(move || {
+                let (unfenced, fenced) = (rt.calls(&provider).unfenced(), rt.calls(&provider));
+                control_reader::run(rt.clone(), unfenced, fenced, stop.clone())
+            }),
+        );
     }
-    tasks.spawn(checker_view::run(
-        rt.clone(),
-        rt.calls(&provider).unfenced(),
-        probes_stop.clone(),
-    ));
+    {
+        let (rt, provider) = (rt.clone(), provider.clone());
+        let stop = probes_stop.clone();
+        spawn(
+            "checker_view",
+            "checker_view".into(),
+            &probes_stop,
+            boxed(move || {
+                checker_view::run(rt.clone(), rt.calls(&provider).unfenced(), stop.clone())
+            }),
+        );
+    }
     if !discovered_members.is_empty() {
         let regions = discovered_members
             .iter()
@@ -173,20 +234,36 @@ pub async fn run(
         // Discovery goes first: parity's reads share its rate limiter.
         let (first_round, after_discovery) = watch::channel(false);
         if parity_checker::wanted(&rt) {
-            tasks.spawn(parity_checker::run(
-                rt.clone(),
-                discovery.clone(),
-                after_discovery,
-                probes_stop.clone(),
-            ));
+            let (rt, discovery, stop) = (rt.clone(), discovery.clone(), probes_stop.clone());
+            spawn(
+                "parity_checker",
+                "parity_checker".into(),
+                &probes_stop,
+                boxed(move || {
+                    parity_checker::run(
+                        rt.clone(),
+                        discovery.clone(),
+                        after_discovery.clone(),
+                        stop.clone(),
+                    )
+                }),
+            );
         }
-        tasks.spawn(discoverer::run(
-            rt.clone(),
-            discovery,
-            discovered_members,
-            first_round,
-            probes_stop.clone(),
-        ));
+        let (rt, stop) = (rt.clone(), probes_stop.clone());
+        spawn(
+            "discoverer",
+            "discoverer".into(),
+            &probes_stop,
+            boxed(move || {
+                discoverer::run(
+                    rt.clone(),
+                    discovery.clone(),
+                    discovered_members.clone(),
+                    first_round.clone(),
+                    stop.clone(),
+                )
+            }),
+        );
     }
     info!(
         records = rt.config.records.len(),
@@ -201,6 +278,18 @@ pub async fn run(
         warn!("an apply did not finish within {SHUTDOWN_GRACE:?}; stopping anyway");
     }
     Ok(())
+}
+
+/// A task's factory, as `supervised` takes it (one type for every task,
+/// so one spawner serves them all).
+type Start = Box<dyn FnMut() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+fn boxed<F, Fut>(mut start: F) -> Start
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    Box::new(move || Box::pin(start()))
 }
 
 /// How long shutdown waits for an apply in flight.

@@ -34,6 +34,8 @@ impl Runtime {
                 })
             })
             .collect();
+        // Readiness falls when a task panics: read now, as /readyz is.
+        self.metrics.reconcile.ready.set(i64::from(self.is_ready()));
         self.metrics.render(&samples)
     }
 }

@@ -1,7 +1,8 @@
 //! The HTTP surface: `/metrics`, `/status` (JSON), `/events` (JSON, newest
 //! first; `?since=ID` for those after an event, `?limit=N`), `/` (HTML), `/healthz`
-//! (liveness: the process answers) and `/readyz` (a latch: ready after the
-//! first successful reconcile of every zone, never back).
+//! (liveness: the process answers) and `/readyz` (ready after the first
+//! successful reconcile of every zone, a latch; red again only for 30 s
+//! after a long-running task panics, `controller::supervise`).
 //!
 //! The page, `/status` and `/metrics` are built off the async workers
 //! (`spawn_blocking`), one of each at a time: at 3,000 members a render
@@ -151,8 +152,12 @@ async fn metrics(State(p): State<Arc<Pages>>) -> Response {
 }
 
 async fn readyz(State(p): State<Arc<Pages>>) -> Response {
-    if p.current.runtime().is_ready() {
+    let rt = p.current.runtime();
+    if rt.is_ready() {
         (StatusCode::OK, "ready\n").into_response()
+    } else if rt.has_reconciled() {
+        let why = "not ready: a task panicked and was started again (status: tasks)\n";
+        (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,

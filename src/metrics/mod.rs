@@ -29,7 +29,7 @@ pub use lever::LeverMetrics;
 pub use member::{rtype_str, MemberCounters, MemberLabels, MemberSample, Probes};
 pub use parity::ParityMetrics;
 pub use provider::ProviderMetrics;
-pub use reconcile::ReconcileMetrics;
+pub use reconcile::{ReconcileMetrics, TASK_KINDS};
 
 pub struct Metrics {
     registry: Registry,

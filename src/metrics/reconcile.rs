@@ -20,11 +20,27 @@ pub struct ReconcileMetrics {
     pub change_propagation_seconds: HistogramVec,
     pub last_success_timestamp_seconds: Gauge,
     pub ready: IntGauge,
+    pub task_panics_total: IntCounterVec,
 }
+
+/// The kinds of long-running task (`controller::supervise`): each one's
+/// panic counter is written from the start, so an alert's `increase`
+/// sees the first panic.
+pub const TASK_KINDS: [&str; 9] = [
+    "reconciler",
+    "prober",
+    "lever",
+    "view_exchange",
+    "control_reader",
+    "checker_view",
+    "parity_checker",
+    "discoverer",
+    "lease_keeper",
+];
 
 impl ReconcileMetrics {
     pub(super) fn new(r: &Registrar) -> Self {
-        ReconcileMetrics {
+        let metrics = ReconcileMetrics {
             held_changes: r.reg(IntGaugeVec::new(
             opts(
                 "held_changes",
@@ -100,9 +116,20 @@ impl ReconcileMetrics {
         ))),
             ready: r.reg(IntGauge::with_opts(opts(
             "ready",
-            "1 once every zone has been reconciled successfully (a latch)."
+            "1 once every zone has been reconciled successfully (a latch), and no long-running task panicked in the last 30 s: what /readyz answers."
         ))),
+            task_panics_total: r.reg(IntCounterVec::new(
+            opts(
+                "task_panics_total",
+                "Panics of long-running tasks (a bug), by kind of task (reconciler, prober, lever, ...): each is logged, shown in status and started again with backoff."
+            ),
+            &["task"]
+        )),
+        };
+        for kind in TASK_KINDS {
+            metrics.task_panics_total.with_label_values(&[kind]);
         }
+        metrics
     }
 }
 

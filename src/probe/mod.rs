@@ -142,7 +142,9 @@ impl ProbeResult {
     }
 }
 
-/// Probes one member; cheap to keep one per member.
+/// Probes one member; cheap to keep one per member (and to clone: a
+/// prober task started again after a panic gets a copy).
+#[derive(Clone)]
 pub struct Prober {
     spec: Arc<ProbeSpec>,
     tls: Option<Arc<rustls::ClientConfig>>,

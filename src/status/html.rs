@@ -45,6 +45,9 @@ impl Status {
         if let Some(line) = self.control_plane.line() {
             let _ = writeln!(body, "<p class=\"bad control-plane\">{}</p>", esc(&line));
         }
+        for t in &self.tasks {
+            let _ = writeln!(body, "<p class=\"bad task\">{}</p>", esc(&t.line(self.now)));
+        }
         if let Some(l) = &self.lever {
             let class = if l.refused.is_some() || l.last_error.is_some() {
                 "warn"

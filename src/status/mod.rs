@@ -53,6 +53,10 @@ pub struct Status {
     /// Route53's control plane as the reconciles find it.
     #[serde(default)]
     pub control_plane: crate::controller::ControlPlaneSnapshot,
+    /// Long-running tasks that panicked (a bug) and were started again:
+    /// empty in a healthy process.
+    #[serde(default)]
+    pub tasks: Vec<crate::controller::TaskPanic>,
 }
 
 /// With `ha`: how this instance's view exchange goes.
@@ -301,6 +305,7 @@ impl Status {
             lever: rt.lever.get().map(|l| l.status()),
             control_plane: rt.control_plane_status(rt.lever.get().is_some()),
             lease: rt.lease.as_ref().map(|l| l.snapshot()),
+            tasks: rt.tasks.snapshot(),
             views: rt.config.ha.as_ref().map(|_| {
                 let v = rt.views_status();
                 ViewsSnapshot {

@@ -50,6 +50,9 @@ impl Status {
         if let Some(line) = self.control_plane.line() {
             let _ = writeln!(out, "{line}");
         }
+        for t in &self.tasks {
+            let _ = writeln!(out, "{}", t.line(self.now));
+        }
         if let Some(l) = &self.lever {
             let _ = writeln!(out, "{}", l.describe());
         }

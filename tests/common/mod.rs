@@ -199,6 +199,8 @@ pub struct Launch {
     /// Its wall clock this far off the machine's (libfaketime's offset,
     /// as `+20s` or `-20s`); its monotonic clock is left alone.
     pub clock: Option<String>,
+    /// More environment variables (a failpoint).
+    pub env: Vec<(String, String)>,
 }
 
 /// Debian's libfaketime (package `faketime`), for threaded programs.
@@ -232,6 +234,7 @@ pub async fn launch(config: &str, how: Launch) -> Daemon {
             .env("FAKETIME", offset)
             .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
     }
+    command.envs(how.env.iter().map(|(k, v)| (k, v)));
     let mut child = command
         .args(["run", "--config"])
         .arg(&path)

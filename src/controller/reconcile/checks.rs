@@ -142,12 +142,17 @@ impl Reconciler {
     }
 
     /// Deletes these owned checks that no member uses, once no record
-    /// refers to them (Route53 refuses with HealthCheckInUse otherwise).
+    /// refers to them (Route53 refuses with HealthCheckInUse otherwise) and
+    /// no calculated check lists them (Route53 lets that one go through,
+    /// and the parent's status is then undefined). Nothing, while the zone
+    /// is not known (forgotten in this pass): the next pass reads it.
     pub(super) async fn delete_unused_checks(
         &mut self,
         unused: Vec<String>,
     ) -> Result<(), ProviderError> {
-        let observed = self.observed.as_ref().expect("read before planning");
+        let Some(observed) = self.observed.as_ref() else {
+            return Ok(());
+        };
         let referenced: HashSet<&str> = observed
             .records
             .values()
@@ -167,6 +172,18 @@ impl Reconciler {
             .collect();
         doomed.sort_by_key(|id| !calculated.contains(id.as_str()));
         for id in doomed {
+            // Kept while a parent lists it (a parent's deletion failed, or
+            // the parent is not this pass's to delete): checked afresh at
+            // each one, as parents go first.
+            let parent = self
+                .checks
+                .iter()
+                .find(|c| c.config.child_health_checks.contains(&id));
+            if let Some(parent) = parent {
+                info!(zone = %self.zone, health_check = %id, parent = %parent.id,
+                    "unused health check kept: a calculated check still lists it");
+                continue;
+            }
             match self.calls.delete_health_check(&id).await {
                 Ok(()) | Err(ProviderError::NoSuchHealthCheck(_)) => {
                     info!(zone = %self.zone, health_check = %id, "unused health check deleted");

@@ -68,6 +68,7 @@ pub(super) struct Reconciler {
 }
 
 /// A zone's timings, from its members' probe settings.
+#[derive(Clone)]
 pub(super) struct Pace {
     /// The longest spread window plus probe timeout of the zone's members.
     pub(super) settle_limit: Duration,

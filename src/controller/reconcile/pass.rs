@@ -85,6 +85,7 @@ impl Reconciler {
     /// carries and is reported (the member's `health_check.error`), and
     /// retried with backoff, without failing the records' reconcile.
     pub(super) async fn reconcile(&mut self) -> Result<Passed, ReconcileError> {
+        crate::controller::supervise::failpoint("reconcile");
         let zone_id = self.zone_id().await?;
         let rt = self.rt.clone();
         if !rt.may_write() {
@@ -144,17 +145,30 @@ impl Reconciler {
             };
             // What is left once the records moved: checks just made to
             // attach, claims of records now gone to drop.
-            let observed = self.observed.as_ref().expect("read before planning");
+            let Some(observed) = self.observed.as_ref() else {
+                // A check call found the checks changed by someone else
+                // and forgot the zone: read it and go again, at once.
+                self.again = true;
+                return Ok(Passed {
+                    check_error: checks.err(),
+                });
+            };
             let decision = applied.replan(&rt.config.owner, observed);
             let follow_up = self.hold_out_rejected(decision.changes.clone());
             match self.apply(&zone_id, &follow_up).await {
                 // The zone changed behind our back, or a held-out record's
                 // changes changed with its new check: read again and go
                 // again at once; the main pass isolates what is refused.
+                // What the zone refers to is unknown until then, so no
+                // check is deleted in this pass.
                 Err(ProviderError::InvalidChangeBatch(msg)) => {
                     warn!(zone = %self.zone, error = %msg, "follow-up batch rejected; reading the zone again");
                     self.forget_zone();
                     self.again = true;
+                    self.note_rejected();
+                    return Ok(Passed {
+                        check_error: checks.err(),
+                    });
                 }
                 other => other.written()?,
             }

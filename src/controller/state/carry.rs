@@ -99,7 +99,7 @@ impl Runtime {
         for (zone, z) in old.zone_status() {
             self.update_zone(&zone, |mine| *mine = z);
         }
-        if old.is_ready() {
+        if old.has_reconciled() {
             self.ready.store(true, Ordering::Release);
         }
         let regions = |rt: &Runtime| -> std::collections::BTreeSet<String> {

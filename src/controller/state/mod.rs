@@ -8,6 +8,7 @@
 //!   (`members`: one row per member, changed only through the named
 //!   writers of its handle, `controller::member`), the zones (`zones`),
 //!   views, parity, readiness, the health check listing (`listing`);
+//! - `panics`: the long-running tasks that panicked (`supervise`);
 //! - `signals`: every wake-up channel between the tasks.
 //!
 //! The std mutexes are held for a few field updates only, never across an
@@ -19,6 +20,7 @@ pub mod control_plane;
 mod listing;
 mod lock;
 mod members;
+pub mod panics;
 mod signals;
 mod zones;
 
@@ -80,6 +82,8 @@ pub struct Process {
     pub limiter: Arc<RateLimiter>,
     /// Route53's control plane as the reconciles find it.
     control_plane: Mutex<control_plane::ControlPlane>,
+    /// The long-running tasks that panicked (`supervise`).
+    pub tasks: panics::TaskBoard,
 }
 
 impl Process {
@@ -95,6 +99,7 @@ impl Process {
             tokens: Arc::default(),
             limiter: Arc::new(RateLimiter::new(config.provider.max_requests_per_second)),
             control_plane: Mutex::default(),
+            tasks: Default::default(),
         }
     }
 
@@ -332,8 +337,14 @@ impl Runtime {
         f(&mut lock(&self.views))
     }
 
-    /// Ready once every zone has been reconciled successfully; never goes back.
+    /// Ready once every zone has been reconciled successfully (a latch),
+    /// while no long-running task has just panicked (`supervise`).
     pub fn is_ready(&self) -> bool {
+        self.has_reconciled() && self.tasks.steady(SystemTime::now())
+    }
+
+    /// Every zone has been reconciled successfully once (the latch).
+    pub fn has_reconciled(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }
 
