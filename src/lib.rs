@@ -18,6 +18,9 @@
 //!   decision, the lease rules. No tokio, no provider calls.
 //! - [`provider`]: the DNS service boundary: the trait and its types, the
 //!   strict `memory` store, its loopback service, the fault wrapper, `route53`.
+//! - [`store`]: the state store: the lease, the views, on-call's controls
+//!   and the zone knowledge on a data plane (DynamoDB, a file, memory),
+//!   one trait and one conformance suite.
 //! - [`controller`]: what does I/O for the core: its state by lifetime
 //!   (`state`: the process, a config generation, the member table), the
 //!   per-zone reconcilers (`reconcile`), the other tasks (`tasks`: probers,
@@ -61,5 +64,6 @@ pub mod provider;
 pub mod rate_limit;
 pub mod reload;
 pub mod status;
+pub mod store;
 pub mod time;
 pub mod trend;

@@ -9,90 +9,27 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::lever::*;
 use common::*;
 use route53_failover::config::{ClusterEndpoint, LeverConfig, LeverMode};
 use route53_failover::decide::lever::Switch;
 use route53_failover::demo::Mode;
-use route53_failover::lever::standin::{self, AssertionRule, Board, Cluster};
+use route53_failover::lever::standin::{AssertionRule, Board};
 use route53_failover::lever::{LeverClient, LeverError};
 use route53_failover::provider::memory::StoredHealthCheck;
-use route53_failover::provider::{CheckerReport, HealthCheckType, RecordType};
+use route53_failover::provider::{CheckerReport, HealthCheckType};
 use tokio_util::sync::CancellationToken;
 
-const ZONE: &str = "example.test";
-const NAME: &str = "api.example.test";
 const LIMIT: Duration = Duration::from_secs(15);
 
-fn arn(region: &str) -> String {
-    format!(
-        "arn:aws:route53-recovery-control::123456789012:controlpanel/panel1/routingcontrol/{}",
-        region.replace('-', "")
-    )
-}
+const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-2"];
 
 const RULE: &str =
     "arn:aws:route53-recovery-control::123456789012:controlpanel/panel1/safetyrule/keep3";
-
-/// Five endpoints of one cluster: refused, hanging, serving, refused,
-/// serving (in that order, so the first call passes both kinds of dead one).
-struct Fixture {
-    cluster: Arc<Cluster>,
-    urls: Vec<String>,
-    /// Connections the hanging endpoint accepted.
-    hung: Arc<AtomicU64>,
-    _stop: tokio_util::sync::DropGuard,
-}
-
-async fn refused_url() -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", l.local_addr().unwrap());
-    drop(l);
-    url
-}
-
-async fn start_cluster(board: Board) -> Fixture {
-    let cluster = Cluster::new(board);
-    let stop = CancellationToken::new();
-    let serving = || async {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/", l.local_addr().unwrap());
-        tokio::spawn(standin::serve(l, cluster.clone(), stop.clone()));
-        url
-    };
-    let hung = Arc::new(AtomicU64::new(0));
-    let hanging = {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/", l.local_addr().unwrap());
-        let (stop, hung) = (stop.clone(), hung.clone());
-        tokio::spawn(async move {
-            let mut held = Vec::new();
-            loop {
-                tokio::select! {
-                    Ok((s, _)) = l.accept() => { hung.fetch_add(1, Ordering::Relaxed); held.push(s) }
-                    _ = stop.cancelled() => return,
-                }
-            }
-        });
-        url
-    };
-    let urls = vec![
-        refused_url().await,
-        hanging,
-        serving().await,
-        refused_url().await,
-        serving().await,
-    ];
-    Fixture {
-        cluster,
-        urls,
-        hung,
-        _stop: stop.drop_guard(),
-    }
-}
 
 fn lever_config(urls: &[String]) -> LeverConfig {
     LeverConfig {
@@ -184,49 +121,6 @@ async fn with_no_endpoint_answering_each_one_is_named() {
     }
 }
 
-const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-2"];
-
-/// The e2e config, each member with its switch, and the lever's section.
-fn lever_yaml(base: String, urls: &[String], mode: &str, extra: &str) -> String {
-    let mut text = base;
-    for r in REGIONS {
-        text = text.replace(
-            &format!("      - region: {r}\n"),
-            &format!(
-                "      - region: {r}\n        routing_control: \"{}\"\n",
-                arn(r)
-            ),
-        );
-    }
-    let endpoints: Vec<String> = urls
-        .iter()
-        .map(|u| format!("{{url: \"{u}\", region: us-west-2}}"))
-        .collect();
-    format!(
-        "{text}routing_control:\n  cluster_endpoints: [{}]\n  mode: {mode}\n  call_timeout: 300ms\n  read_interval: 1s\n{extra}",
-        endpoints.join(", ")
-    )
-}
-
-/// The regions Route53's data plane answers with now.
-fn answered(store: &Store) -> Vec<String> {
-    let mut r: Vec<String> = store
-        .store
-        .answer(ZONE, NAME, &RecordType::A)
-        .unwrap()
-        .into_iter()
-        .filter_map(|r| r.region)
-        .collect();
-    r.sort();
-    r
-}
-
-fn sorted(regions: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = regions.iter().map(|s| s.to_string()).collect();
-    v.sort();
-    v
-}
-
 struct Setup {
     store: Store,
     eps: Endpoints,
@@ -250,30 +144,6 @@ async fn setup() -> Setup {
     }
 }
 
-/// Detection is the probes' (bounded by the verdict rules, tested apart);
-/// what the lever adds is from the unhealthy verdict to the switch set
-/// Off, both in the timeline: at most 1 s.
-async fn verdict_to_switch_within_a_second(daemon: &Daemon, region: &str) {
-    let events: Vec<route53_failover::events::Event> =
-        daemon.get("/events").await.json().await.unwrap();
-    let at = |kind: &str, what: &str| {
-        events
-            .iter()
-            .filter(|e| e.event == kind && e.region.as_deref() == Some(region))
-            .find(|e| e.message.contains(what))
-            .map(|e| e.at)
-            .unwrap_or_else(|| panic!("no {kind} event with {what:?}: {events:?}"))
-    };
-    // Newest first: the latest of each.
-    let verdict = at("verdict", "→ unhealthy");
-    let off = at("switch", "set off");
-    assert!(
-        (0.0..=1.0).contains(&(off - verdict)),
-        "the switch went Off {:.3}s after the verdict",
-        off - verdict
-    );
-}
-
 impl Setup {
     /// The daemon on the e2e config with the lever in `mode` (and `extra`
     /// lines of its section, or top-level keys after them), once every
@@ -282,6 +152,7 @@ impl Setup {
         let cfg = lever_yaml(
             config(&self.store, &self.eps, 1, resync),
             &self.fixture.urls,
+            &REGIONS,
             mode,
             extra,
         );
@@ -610,39 +481,6 @@ async fn a_switch_flipped_by_hand_is_set_back() {
 const TOKEN: &str = "s3cret-lever-admin-token-7a1c";
 
 /// `route53-failover drain` (or `undrain`) of `region`, at most 30 s.
-async fn on_call(daemon: &Daemon, token: &std::path::Path, what: &str, region: &str, force: bool) {
-    let token = token.display().to_string();
-    let mut args = vec![
-        what,
-        "--url",
-        &daemon.base,
-        "--record",
-        NAME,
-        "--region",
-        region,
-        "--reason",
-        "INC-42",
-        "--token-file",
-        &token,
-        "--by",
-        "alice",
-    ];
-    if force {
-        args.push("--force");
-    }
-    let out = tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio::process::Command::new(BIN).args(&args).output(),
-    )
-    .await
-    .expect("the CLI ends within 30s")
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{what} {region}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[tokio::test]
 async fn a_drain_turns_the_switch_off_and_an_undrain_on() {

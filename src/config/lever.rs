@@ -75,7 +75,7 @@ pub fn valid_routing_control_arn(arn: &str) -> bool {
 }
 
 /// `us-west-2`: letters, a dash, a word, a dash, a digit.
-fn region_like(r: &str) -> bool {
+pub(super) fn region_like(r: &str) -> bool {
     let parts: Vec<&str> = r.split('-').collect();
     parts.len() >= 3
         && parts[0].len() == 2

@@ -19,6 +19,7 @@ mod probe;
 mod provider;
 mod raw;
 mod record;
+mod state_store;
 mod template;
 
 pub use admin::{read_token, AdminConfig};
@@ -31,6 +32,7 @@ pub use policy::{DampingSettings, PolicyConfig, Quorum};
 pub use probe::{BaselineSettings, ClientAuth, HeaderSpec, OAuth2Spec, ProbeSpec};
 pub use provider::{ProviderConfig, ProviderKind};
 pub use record::{MemberConfig, RecordConfig, Target, LATENCY_REGIONS};
+pub use state_store::{StateStoreConfig, StoreKind};
 pub use template::{Part, Template};
 
 use std::collections::BTreeMap;
@@ -60,6 +62,9 @@ pub struct Config {
     /// The data-plane lever (ARC routing controls); `None`: off, every
     /// decision is a record change.
     pub lever: Option<LeverConfig>,
+    /// Where the lease, views, controls and zone knowledge live; `None`:
+    /// Route53's TXT records (`crate::store`).
+    pub state_store: Option<StateStoreConfig>,
     /// Problems worth a word that do not stop the daemon.
     pub warnings: Vec<String>,
 }

@@ -261,15 +261,13 @@ impl Validator {
         let ha = self.ha(&raw.ha.unwrap_or_default(), &zones);
         let admin = self.admin(raw.admin.as_ref(), &zones);
         let lever = self.lever(raw.routing_control.as_ref(), &records);
-        if let (Some(Some(_)), Some(Some(_))) = (&lever, &ha) {
-            self.warnings.push(
-                "routing_control with ha: only the lease holder flips switches, and the lease \
-                 is a Route53 record: in a control-plane outage longer than \
-                 ha.lease_duration, no instance does (README, \"When Route53's control plane is down\")"
-                    .into(),
-            );
+        let with_ha = matches!(&ha, Some(Some(_)));
+        let state_store = self.state_store(raw.state_store.as_ref(), with_ha);
+        if let (Some(Some(_)), Some(None)) = (&lever, &state_store) {
+            self.warnings.push(ROUTE53_STORE_WITH_LEVER.into());
         }
         Some(Config {
+            state_store: state_store?,
             lever: lever?,
             admin: admin?,
             ha: ha?,
@@ -284,3 +282,13 @@ impl Validator {
         })
     }
 }
+
+/// What keeping coordination in Route53 costs a lever (`check` says it).
+const ROUTE53_STORE_WITH_LEVER: &str = "routing_control without state_store: the lease, the \
+views, the drains and freezes and what is known of each zone live in Route53 (TXT records, \
+or only in memory), so in a Route53 control-plane outage failover through the switches stops \
+when: with ha, the lease cannot be renewed and no instance flips switches; the daemon \
+restarts or its config is reloaded (the zone ids and which member is wired to which switch \
+must be read from Route53 again); on-call drains or freezes a region (written as TXT records). \
+Only a daemon already running, alone and untouched keeps failing over. Set state_store \
+(dynamodb) to keep them on a data plane (README, \"When Route53's control plane is down\")";

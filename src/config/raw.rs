@@ -30,6 +30,18 @@ pub struct RawConfig {
     pub admin: Option<RawAdmin>,
     /// Route53 ARC routing controls: the data-plane lever.
     pub routing_control: Option<RawRoutingControl>,
+    /// Where coordination and the zone knowledge live.
+    pub state_store: Option<RawStateStore>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawStateStore {
+    pub kind: Option<String>,
+    pub table: Option<String>,
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub path: Option<String>,
+    pub call_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -5,7 +5,7 @@
 //! Grouped by the part of the daemon that moves them, one file each:
 //! `member` (the per-member series, built at scrape time from the member
 //! table, and the per-region probe histogram), `reconcile`, `provider`
-//! (requests and API Gateway discovery), `lease`, `lever` (the routing controls), `config`, `admin` (with
+//! (requests and API Gateway discovery), `lease`, `lever` (the routing controls), `store` (the state store), `config`, `admin` (with
 //! the listener's connections) and `parity`. The registry holds the
 //! process-wide series; `render` writes them and the member families.
 
@@ -17,6 +17,7 @@ pub mod member;
 mod parity;
 mod provider;
 mod reconcile;
+mod store;
 mod text;
 
 use prometheus::core::Collector;
@@ -30,6 +31,7 @@ pub use member::{rtype_str, MemberCounters, MemberLabels, MemberSample, Probes};
 pub use parity::ParityMetrics;
 pub use provider::ProviderMetrics;
 pub use reconcile::{ReconcileMetrics, TASK_KINDS};
+pub use store::StoreMetrics;
 
 pub struct Metrics {
     registry: Registry,
@@ -38,6 +40,7 @@ pub struct Metrics {
     pub provider: ProviderMetrics,
     pub lease: LeaseMetrics,
     pub lever: LeverMetrics,
+    pub store: StoreMetrics,
     pub config: ConfigMetrics,
     pub admin: AdminMetrics,
     pub http: HttpMetrics,
@@ -85,6 +88,7 @@ impl Metrics {
             provider: ProviderMetrics::new(&r),
             lease: LeaseMetrics::new(&r),
             lever: LeverMetrics::new(&r),
+            store: StoreMetrics::new(&r),
             config: ConfigMetrics::new(&r),
             admin: AdminMetrics::new(&r),
             http: HttpMetrics::new(&r),

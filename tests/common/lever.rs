@@ -1,0 +1,196 @@
+//! The lever's peers for tests: a loopback ARC cluster (the crate's
+//! stand-in) behind five endpoints of which two refuse connections and one
+//! never answers, the routing control ARNs, the config section, and what
+//! Route53's data plane answers.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use route53_failover::lever::standin::{self, Board, Cluster};
+use route53_failover::provider::RecordType;
+use tokio_util::sync::CancellationToken;
+
+use std::time::Duration;
+
+use super::{Daemon, Store};
+
+pub const ZONE: &str = "example.test";
+pub const NAME: &str = "api.example.test";
+
+pub fn arn(region: &str) -> String {
+    format!(
+        "arn:aws:route53-recovery-control::123456789012:controlpanel/panel1/routingcontrol/{}",
+        region.replace('-', "")
+    )
+}
+
+/// Five endpoints of one cluster: refused, hanging, serving, refused,
+/// serving (in that order, so the first call passes both kinds of dead one).
+pub struct Fixture {
+    pub cluster: Arc<Cluster>,
+    pub urls: Vec<String>,
+    /// Connections the hanging endpoint accepted.
+    pub hung: Arc<AtomicU64>,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+pub async fn refused_url() -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", l.local_addr().unwrap());
+    drop(l);
+    url
+}
+
+pub async fn start_cluster(board: Board) -> Fixture {
+    let cluster = Cluster::new(board);
+    let stop = CancellationToken::new();
+    let serving = || async {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", l.local_addr().unwrap());
+        tokio::spawn(standin::serve(l, cluster.clone(), stop.clone()));
+        url
+    };
+    let hung = Arc::new(AtomicU64::new(0));
+    let hanging = {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", l.local_addr().unwrap());
+        let (stop, hung) = (stop.clone(), hung.clone());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            loop {
+                tokio::select! {
+                    Ok((s, _)) = l.accept() => { hung.fetch_add(1, Ordering::Relaxed); held.push(s) }
+                    _ = stop.cancelled() => return,
+                }
+            }
+        });
+        url
+    };
+    let urls = vec![
+        refused_url().await,
+        hanging,
+        serving().await,
+        refused_url().await,
+        serving().await,
+    ];
+    Fixture {
+        cluster,
+        urls,
+        hung,
+        _stop: stop.drop_guard(),
+    }
+}
+
+/// The e2e config, each member with its switch, and the lever's section.
+pub fn lever_yaml(
+    base: String,
+    urls: &[String],
+    regions: &[&str],
+    mode: &str,
+    extra: &str,
+) -> String {
+    let mut text = base;
+    for r in regions {
+        text = text.replace(
+            &format!("      - region: {r}\n"),
+            &format!(
+                "      - region: {r}\n        routing_control: \"{}\"\n",
+                arn(r)
+            ),
+        );
+    }
+    let endpoints: Vec<String> = urls
+        .iter()
+        .map(|u| format!("{{url: \"{u}\", region: us-west-2}}"))
+        .collect();
+    format!(
+        "{text}routing_control:\n  cluster_endpoints: [{}]\n  mode: {mode}\n  call_timeout: 300ms\n  read_interval: 1s\n{extra}",
+        endpoints.join(", ")
+    )
+}
+
+/// The regions Route53's data plane answers with now.
+pub fn answered(store: &Store) -> Vec<String> {
+    let mut r: Vec<String> = store
+        .store
+        .answer(ZONE, NAME, &RecordType::A)
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| r.region)
+        .collect();
+    r.sort();
+    r
+}
+
+pub fn sorted(regions: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = regions.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+/// On-call's `drain`/`undrain` of `region` through the CLI, as alice.
+pub async fn on_call(
+    daemon: &Daemon,
+    token: &std::path::Path,
+    what: &str,
+    region: &str,
+    force: bool,
+) {
+    let token = token.display().to_string();
+    let mut args = vec![
+        what,
+        "--url",
+        &daemon.base,
+        "--record",
+        NAME,
+        "--region",
+        region,
+        "--reason",
+        "INC-42",
+        "--token-file",
+        &token,
+        "--by",
+        "alice",
+    ];
+    if force {
+        args.push("--force");
+    }
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(super::BIN)
+            .args(&args)
+            .output(),
+    )
+    .await
+    .expect("the CLI ends within 30s")
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{what} {region}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Detection is the probes' (bounded by the verdict rules, tested apart);
+/// what the lever adds is from the unhealthy verdict to the switch set
+/// Off, both in the timeline: at most 1 s.
+pub async fn verdict_to_switch_within_a_second(daemon: &Daemon, region: &str) {
+    let events: Vec<route53_failover::events::Event> =
+        daemon.get("/events").await.json().await.unwrap();
+    let at = |kind: &str, what: &str| {
+        events
+            .iter()
+            .filter(|e| e.event == kind && e.region.as_deref() == Some(region))
+            .find(|e| e.message.contains(what))
+            .map(|e| e.at)
+            .unwrap_or_else(|| panic!("no {kind} event with {what:?}: {events:?}"))
+    };
+    // Newest first: the latest of each.
+    let verdict = at("verdict", "→ unhealthy");
+    let off = at("switch", "set off");
+    assert!(
+        (0.0..=1.0).contains(&(off - verdict)),
+        "the switch went Off {:.3}s after the verdict",
+        off - verdict
+    );
+}
