@@ -6,7 +6,7 @@
 //! members it keeps, and the tasks start again. The next reconcile
 //! publishes new members and withdraws removed ones (records and checks).
 //! An invalid config, or one that changes what needs a restart (`listen`,
-//! `provider`, `ha`) or names a zone the provider does not have, is refused: the
+//! `provider`, `ha`, `state_store`) or names a zone the provider does not have, is refused: the
 //! old one keeps running, and status, metrics and logs say why.
 
 use std::collections::BTreeMap;
@@ -212,6 +212,13 @@ async fn candidate(
             ))
         })
         .collect();
+    // And those the state store knows (a reload in a control-plane outage).
+    let mut known = known;
+    if let Some(store) = current.runtime().store() {
+        for (zone, z) in controller::known_zones(store.as_ref()).await {
+            known.entry(zone).or_insert(z);
+        }
+    }
     if let Err(why) = check_zones(&config, provider, &known).await {
         refuse(current, refused, h, why);
         return None;
@@ -305,6 +312,9 @@ fn needs_restart(running: &Config, new: &Config) -> Option<String> {
     }
     if running.ha != new.ha {
         return Some("ha: a change of the HA lease settings needs a restart".into());
+    }
+    if running.state_store != new.state_store {
+        return Some("state_store: a change of the state store needs a restart".into());
     }
     None
 }

@@ -21,6 +21,16 @@ fn not_found(message: impl Into<String>) -> Refusal {
     Refusal::new(StatusCode::NOT_FOUND, "invalid", message)
 }
 
+/// A control that could not be written where controls are kept (the
+/// error names Route53 or the state store).
+fn write_failed(e: impl std::fmt::Display) -> Refusal {
+    Refusal::new(
+        StatusCode::BAD_GATEWAY,
+        "error",
+        format!("the control was not written: {e}"),
+    )
+}
+
 pub(super) fn route53_failed(e: impl std::fmt::Display) -> Refusal {
     Refusal::new(
         StatusCode::BAD_GATEWAY,
@@ -181,9 +191,9 @@ pub(super) async fn drain(rt: &Runtime, calls: &Calls, r: &AdminRequest) -> Done
 /// Writes a control, says so in the timeline, and answers with `what`.
 async fn put(rt: &Runtime, calls: &Calls, control: Control, what: &str) -> Done {
     rt.controls
-        .put(calls, rt.config.control_zone(), control.clone())
+        .put(&rt.controls_kept(calls, calls), control.clone())
         .await
-        .map_err(route53_failed)?;
+        .map_err(write_failed)?;
     report::control_made(rt, &control, "through this instance");
     let until = humantime::format_rfc3339_seconds(control.until());
     Ok((
@@ -205,9 +215,9 @@ pub(super) async fn undrain(rt: &Runtime, calls: &Calls, r: &AdminRequest) -> Do
     .label();
     let removed = rt
         .controls
-        .remove(calls, rt.config.control_zone(), &label)
+        .remove(&rt.controls_kept(calls, calls), &label)
         .await
-        .map_err(route53_failed)?;
+        .map_err(write_failed)?;
     let who = format!(
         "{} {} {}",
         record.name, record.rtype, record.members[at].region
@@ -253,9 +263,9 @@ pub(super) async fn unfreeze(rt: &Runtime, calls: &Calls, r: &AdminRequest) -> D
     );
     let removed = rt
         .controls
-        .remove(calls, rt.config.control_zone(), &probe.label())
+        .remove(&rt.controls_kept(calls, calls), &probe.label())
         .await
-        .map_err(route53_failed)?;
+        .map_err(write_failed)?;
     let who = probe.subject().trim_start_matches("freeze ").to_string();
     ended(rt, r, Kind::Unfreeze, &who, removed)
 }

@@ -11,8 +11,9 @@
 //!
 //! Answers: 200 done, 400 bad input (the field and value named), 401, 404
 //! (no such member or record), 409 refused (the last member), 413 a body
-//! over 16 KiB (read only after the token is checked), 502 when Route53
-//! did not take the write.
+//! over 16 KiB (read only after the token is checked), 502 when the
+//! control was not written (Route53, or the state store when there is
+//! one: `controller::state::controls_kept`).
 
 mod action;
 mod actions;

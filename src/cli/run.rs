@@ -20,6 +20,7 @@ use route53_failover::provider::memory::MemoryProvider;
 use route53_failover::provider::remote::{self, RemoteMemory};
 use route53_failover::provider::route53::Route53Provider;
 use route53_failover::provider::{Action, Change, Provider};
+use route53_failover::store::{Metered, StateStore};
 use route53_failover::{admin, http, reload};
 
 use super::check::load;
@@ -80,18 +81,30 @@ pub async fn serve(
     provider: Arc<dyn Provider>,
     extra: Option<axum::Router>,
 ) -> anyhow::Result<()> {
-    check_zones(&config, provider.as_ref()).await?;
+    let metrics = Arc::new(Metrics::new());
+    let store = open_store(&config, &metrics).await?;
+    // The zones the state store knows need no Route53 call (a start in a
+    // control-plane outage).
+    let known = match &store {
+        Some(s) => controller::known_zones(s.as_ref()).await,
+        None => Default::default(),
+    };
+    reload::check_zones(&config, provider.as_ref(), &known)
+        .await
+        .map_err(BadInput)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let metrics = Arc::new(Metrics::new());
     let descriptors = http::raise_descriptor_limit();
     let rt = Arc::new(Runtime::new(
         Arc::new(config),
         provider.kind(),
         metrics.clone(),
     ));
+    if let Some(store) = store {
+        rt.set_store(store);
+    }
     let mut stops = Stops::default();
     // The lease outlives reloads, and is released only once the controller
     // has stopped writing.
@@ -105,13 +118,8 @@ pub async fn serve(
             stop.clone(),
             move || {
                 let (m, e) = (process.metrics.clone(), process.events.clone());
-                controller::tasks::lease_keeper::run(
-                    lease.clone(),
-                    calls.clone(),
-                    m,
-                    e,
-                    until.clone(),
-                )
+                let (lease, calls, store) = (lease.clone(), calls.clone(), process.store());
+                controller::tasks::lease_keeper::run(lease, calls, store, m, e, until.clone())
             },
         ));
         stops.lease = Some((stop, task));
@@ -186,6 +194,49 @@ impl Stops {
             let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
         }
     }
+}
+
+/// The state store the config names, checked: a table that is not ours
+/// or cannot be reached for good (no table, access denied) is bad input,
+/// and so is one where two instances can both win the lease (`ha` on a
+/// global table in eventual consistency). One that does not answer now
+/// is used all the same: the store is retried at every call, and status
+/// says so.
+async fn open_store(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Option<Arc<Metered>>> {
+    let bad = |e: String| anyhow::Error::from(BadInput(e));
+    let Some(settings) = &config.state_store else {
+        return Ok(None);
+    };
+    let store = route53_failover::store::open(settings, &config.owner)
+        .await
+        .map_err(|e| bad(format!("state_store: {e}")))?;
+    let store = Arc::new(Metered::new(
+        store,
+        metrics.clone(),
+        settings.kind.location(),
+    ));
+    match store.describe().await {
+        Ok(report) => {
+            if config.ha.is_some() && !report.linearizable {
+                let why = report.warnings.join("; ");
+                return Err(bad(format!(
+                    "state_store: with ha, the lease needs a store where one writer wins: {why}"
+                )));
+            }
+            for w in &report.warnings {
+                warn!("{w}");
+            }
+            info!(kind = %report.kind, location = %report.location, "state store");
+        }
+        Err(e) if e.transient() => {
+            warn!(error = %e, "the state store does not answer now; every call retries it")
+        }
+        Err(e) => return Err(bad(format!("state_store: {e}"))),
+    }
+    Ok(Some(store))
 }
 
 /// Every configured zone must exist, be named one way and hold no CNAME

@@ -51,6 +51,7 @@ pub use calls::{Calls, RateLimiter};
 pub use leadership::{Lease, LeaseSnapshot};
 pub use member::{Member, Probed};
 pub use preview::{preview, Preview};
+pub use reconcile::knowledge::known_zones;
 use reconcile::Reconciler;
 pub use state::control_plane::ControlPlaneSnapshot;
 pub use state::panics::TaskPanic;
@@ -191,12 +192,15 @@ pub async fn run(
             "view_exchange".into(),
             &probes_stop,
             boxed(move || {
-                let exchange = view_exchange::ViewExchange::new(
-                    rt.clone(),
+                let ha = rt.config.ha.as_ref().expect("views need ha");
+                let views = view_exchange::Views::new(
+                    rt.store(),
                     rt.calls(&provider).unfenced(),
                     rt.calls(&provider),
-                    all_members.clone(),
+                    &ha.zone,
                 );
+                let exchange =
+                    view_exchange::ViewExchange::new(rt.clone(), views, all_members.clone());
                 exchange.run(stop.clone())
             }),
         );

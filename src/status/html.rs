@@ -45,6 +45,14 @@ impl Status {
         if let Some(line) = self.control_plane.line() {
             let _ = writeln!(body, "<p class=\"bad control-plane\">{}</p>", esc(&line));
         }
+        if let Some(st) = &self.store {
+            let class = if st.reachable { "" } else { "bad" };
+            let _ = writeln!(
+                body,
+                "<p class=\"store {class}\">{}</p>",
+                esc(&st.line(self.now))
+            );
+        }
         for t in &self.tasks {
             let _ = writeln!(body, "<p class=\"bad task\">{}</p>", esc(&t.line(self.now)));
         }

@@ -53,6 +53,11 @@ pub struct Status {
     /// Route53's control plane as the reconciles find it.
     #[serde(default)]
     pub control_plane: crate::controller::ControlPlaneSnapshot,
+    /// The state store, when the config names one: kind, where, whether it
+    /// answers, the last write and error (the lease's term and holder are
+    /// in `lease`).
+    #[serde(default)]
+    pub store: Option<crate::store::StoreStatus>,
     /// Long-running tasks that panicked (a bug) and were started again:
     /// empty in a healthy process.
     #[serde(default)]
@@ -306,6 +311,7 @@ impl Status {
             control_plane: rt.control_plane_status(rt.lever.get().is_some()),
             lease: rt.lease.as_ref().map(|l| l.snapshot()),
             tasks: rt.tasks.snapshot(),
+            store: rt.store_status(),
             views: rt.config.ha.as_ref().map(|_| {
                 let v = rt.views_status();
                 ViewsSnapshot {

@@ -50,6 +50,9 @@ impl Status {
         if let Some(line) = self.control_plane.line() {
             let _ = writeln!(out, "{line}");
         }
+        if let Some(st) = &self.store {
+            let _ = writeln!(out, "{}", st.line(self.now));
+        }
         for t in &self.tasks {
             let _ = writeln!(out, "{}", t.line(self.now));
         }

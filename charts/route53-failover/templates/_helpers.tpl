@@ -72,7 +72,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 change of it rolls the pods; any other config change is applied live. */}}
 {{- define "route53-failover.restartChecksum" -}}
 {{- $c := include "route53-failover.config" . | fromYaml }}
-{{- dict "provider" $c.provider "ha" $c.ha "listen" $c.listen | toYaml | sha256sum }}
+{{- dict "provider" $c.provider "ha" $c.ha "listen" $c.listen "state_store" $c.state_store | toYaml | sha256sum }}
 {{- end }}
 
 {{/* With no config: the embedded memory provider, which changes nothing real. */}}

@@ -9,10 +9,13 @@
 //!   deletion of checks nothing uses; and the changes' tracking;
 //! - `noting`: what a decision means for status, metrics and events;
 //! - `isolate` and `rejected`: a record Route53 refuses is held out, not
-//!   retried.
+//!   retried;
+//! - `knowledge`: the zone as known, kept in the state store and recalled
+//!   at start, so a restart or reload in an outage decides switches at once.
 
 mod checks;
 mod isolate;
+pub(super) mod knowledge;
 mod noting;
 mod pass;
 mod rejected;
@@ -65,6 +68,9 @@ pub(super) struct Reconciler {
     /// A resync's read gave way to a reconcile a verdict asked for: the
     /// zone is read once that reconcile has written.
     read_after: bool,
+    /// The zone knowledge kept in the state store: item → digest of what
+    /// was written (`knowledge`).
+    known: std::collections::HashMap<String, String>,
 }
 
 /// A zone's timings, from its members' probe settings.
@@ -120,15 +126,23 @@ impl ReconcileError {
 
     /// The write failed for a reason that throttling, a change still
     /// under way or a lost hold do not explain: the leader may be unable
-    /// to do its job (`Lease::wrote`).
-    fn cannot_write(&self) -> bool {
+    /// to do its job (`Lease::wrote`). With a lever (`lever`), a server
+    /// error or a timeout is Route53's control plane, not the leader: the
+    /// switches carry failover meanwhile, and another holder would meet
+    /// the same outage, so the leader keeps the lease; its own faults
+    /// (access denied, a batch refused for good) still count.
+    fn cannot_write(&self, lever: bool) -> bool {
         match self {
-            ReconcileError::Write(e) => !matches!(
-                e,
-                ProviderError::Throttling(_)
-                    | ProviderError::PriorRequestNotComplete(_)
-                    | ProviderError::Fenced(_)
-            ),
+            ReconcileError::Write(e) => {
+                let waits = matches!(
+                    e,
+                    ProviderError::Throttling(_)
+                        | ProviderError::PriorRequestNotComplete(_)
+                        | ProviderError::Fenced(_)
+                );
+                let impaired = matches!(e, ProviderError::Service(_) | ProviderError::Timeout(_));
+                !(waits || lever && impaired)
+            }
             _ => false,
         }
     }
@@ -157,11 +171,14 @@ impl Reconciler {
         shutdown: CancellationToken,
         pace: Pace,
     ) -> Self {
+        // A reload keeps the zone's id: the new reconciler needs no
+        // Route53 call to find it.
+        let zone_id = rt.read_zone(&zone, |z| z.id.clone()).flatten();
         Reconciler {
             rt,
             calls,
             zone,
-            zone_id: None,
+            zone_id,
             records,
             observed: None,
             stale: None,
@@ -173,6 +190,7 @@ impl Reconciler {
             rejected: RejectedRecords::new(),
             check_failures: 0,
             read_after: false,
+            known: Default::default(),
         }
     }
 

@@ -44,21 +44,6 @@ impl Reconciler {
         Ok(())
     }
 
-    /// The decision's switches to the lever, when there is one.
-    fn set_switches(&self, rt: &Runtime, decision: &ZoneDecision<'_>) {
-        let Some(lever) = rt.lever.get() else {
-            return;
-        };
-        lever.release(&decision.held_switches);
-        lever.want(decision.switches.iter().map(|c| {
-            let wanted = crate::lever::Wanted {
-                want: c.want,
-                forced: c.forced,
-            };
-            (c.arn.clone(), wanted)
-        }));
-    }
-
     /// Before the zone is read again: the switches are decided from what
     /// was last known of it (a record not written since is as it was; one
     /// whose write failed may or may not have changed: what counts is its
@@ -73,7 +58,7 @@ impl Reconciler {
         };
         self.observed = Some(stale);
         let decision = self.decide(rt, zone_id);
-        self.set_switches(rt, &decision);
+        set_switches(rt, &decision);
         drop(decision);
         self.stale = self.observed.take();
     }
@@ -108,7 +93,7 @@ impl Reconciler {
             }
             let decision = self.decide(&rt, &zone_id);
             // The switches before the records: they need no control plane.
-            self.set_switches(&rt, &decision);
+            set_switches(&rt, &decision);
             let changes = self.hold_out_rejected(decision.changes.clone());
             // Records first: a withdrawal never waits on a health check call.
             match self.apply(&zone_id, &changes).await {
@@ -189,47 +174,69 @@ impl Reconciler {
     /// status and metrics.
     fn decide<'a>(&self, rt: &'a Runtime, zone_id: &str) -> ZoneDecision<'a> {
         let observed = self.observed.as_ref().expect("read before planning");
-        let now = SystemTime::now();
-        let controls = rt.controls_in_use();
-        let records = zone::gather(
-            &rt.config,
-            &self.records,
-            &controls,
-            now,
-            |record, member| {
-                let id = crate::controller::MemberId { record, member };
-                let member = rt.member(id);
-                let (own, agreed, mut discovered) =
-                    member.read(|m| (m.health.verdict(), m.agreed, m.discovered.clone()));
-                if discovered.is_none() {
-                    let held = observed
-                        .member_record(member.record(), member.config())
-                        .and_then(|r| r.alias.as_ref());
-                    if let Some(alias) = held {
-                        discovered = member.discovered_in_zone(alias);
-                    }
-                }
-                MemberFacts {
-                    own,
-                    agreed,
-                    discovered,
-                    damped: member.held_until(now).is_some(),
-                    uncorroborated: rt.uncorroborated(id),
-                    switch: rt.switch_of(member.config()),
-                }
-            },
-        );
-        let decision = zone::decide(&ZoneInputs {
-            owner: &rt.config.owner,
-            zone_id,
-            observed,
-            checks: &self.checks,
-            records,
-            lever: rt.config.lever.as_ref().map(|l| l.mode),
-        });
+        let decision = decide_zone(rt, &self.records, zone_id, observed, &self.checks);
         self.note(rt, &decision);
         decision
     }
+}
+
+/// A zone's decision from `observed` and `checks` (as last read, or as
+/// last known) and each member's facts now. The reconciler's pass and the
+/// switches decided beside a slow pass (`run::Known`) both come here.
+pub(super) fn decide_zone<'a>(
+    rt: &'a Runtime,
+    records: &[usize],
+    zone_id: &str,
+    observed: &Observed,
+    checks: &[crate::provider::HealthCheck],
+) -> ZoneDecision<'a> {
+    let now = SystemTime::now();
+    let controls = rt.controls_in_use();
+    let gathered = zone::gather(&rt.config, records, &controls, now, |record, member| {
+        let id = crate::controller::MemberId { record, member };
+        let member = rt.member(id);
+        let (own, agreed, mut discovered) =
+            member.read(|m| (m.health.verdict(), m.agreed, m.discovered.clone()));
+        if discovered.is_none() {
+            let held = observed
+                .member_record(member.record(), member.config())
+                .and_then(|r| r.alias.as_ref());
+            if let Some(alias) = held {
+                discovered = member.discovered_in_zone(alias);
+            }
+        }
+        MemberFacts {
+            own,
+            agreed,
+            discovered,
+            damped: member.held_until(now).is_some(),
+            uncorroborated: rt.uncorroborated(id),
+            switch: rt.switch_of(member.config()),
+        }
+    });
+    zone::decide(&ZoneInputs {
+        owner: &rt.config.owner,
+        zone_id,
+        observed,
+        checks,
+        records: gathered,
+        lever: rt.config.lever.as_ref().map(|l| l.mode),
+    })
+}
+
+/// The decision's switches to the lever, when there is one.
+pub(super) fn set_switches(rt: &Runtime, decision: &ZoneDecision<'_>) {
+    let Some(lever) = rt.lever.get() else {
+        return;
+    };
+    lever.release(&decision.held_switches);
+    lever.want(decision.switches.iter().map(|c| {
+        let wanted = crate::lever::Wanted {
+            want: c.want,
+            forced: c.forced,
+        };
+        (c.arn.clone(), wanted)
+    }));
 }
 
 impl Reconciler {

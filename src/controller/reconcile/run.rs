@@ -110,6 +110,23 @@ async fn switches_changed(rx: &mut Option<watch::Receiver<u64>>) {
     std::future::pending().await
 }
 
+/// What the switches are decided from while a pass is under way: the zone
+/// as last read (or last known: recalled, or kept from before a failed
+/// write), as `pass::switches_from_stale` does.
+struct Known {
+    zone_id: String,
+    observed: crate::decide::ownership::Observed,
+    checks: Vec<crate::provider::HealthCheck>,
+}
+
+impl Known {
+    fn decide_switches(&self, rt: &crate::controller::Runtime, records: &[usize]) {
+        let decision =
+            super::pass::decide_zone(rt, records, &self.zone_id, &self.observed, &self.checks);
+        super::pass::set_switches(rt, &decision);
+    }
+}
+
 /// Resolves at `at`, or never.
 async fn at(at: Option<tokio::time::Instant>) {
     match at {
@@ -126,6 +143,8 @@ impl Reconciler {
         let mut controls = self.rt.controls.subscribe();
         let mut changed = self.rt.signals.subscribe_zones_changed();
         let mut switches = self.rt.lever.get().map(|l| l.subscribe());
+        // What the state store knows of the zone, before anything else.
+        self.recall().await;
         // A drained member must not come back for a restart.
         tokio::select! {
             _ = self.rt.controls.loaded(self.rt.config.admin.is_some()) => {}
@@ -145,8 +164,40 @@ impl Reconciler {
                 self.settle(&mut edge).await;
             }
             let start = Instant::now();
-            let outcome = self.reconcile().await;
+            let known = self.known_for_switches();
+            let (rt, records) = (self.rt.clone(), self.records.clone());
+            // While the pass waits on Route53 (slow, or hanging in an
+            // outage), a verdict, a control or a switch's state that
+            // changes is decided at once from what is known, and carried
+            // out on the switches: they never wait behind a read or a
+            // record write. The records follow in the next pass.
+            let mut woken = false;
+            let outcome = {
+                let pass = self.reconcile();
+                tokio::pin!(pass);
+                loop {
+                    tokio::select! {
+                        biased;
+                        outcome = &mut pass => break outcome,
+                        _ = signals.trigger.notified(), if known.is_some() => {}
+                        _ = controls.changed(), if known.is_some() => {}
+                        _ = switches_changed(&mut switches), if known.is_some() => {}
+                    }
+                    woken = true;
+                    if let Some(k) = &known {
+                        k.decide_switches(&rt, &records);
+                    }
+                }
+            };
+            if woken {
+                // What woke it is a reason for the next pass too.
+                signals.trigger.notify_one();
+            }
+            let passed = outcome.is_ok();
             self.after(outcome, &mut turn);
+            if passed {
+                self.keep_knowledge().await;
+            }
             self.rt
                 .metrics
                 .reconcile
@@ -187,6 +238,17 @@ impl Reconciler {
                 return;
             }
         }
+    }
+
+    /// What a pass's switches may be decided from beside it: only with a
+    /// lever, once the zone is known.
+    fn known_for_switches(&self) -> Option<Known> {
+        self.rt.lever.get()?;
+        Some(Known {
+            zone_id: self.zone_id.clone()?,
+            observed: self.observed.as_ref().or(self.stale.as_ref())?.clone(),
+            checks: self.checks.clone(),
+        })
     }
 
     /// Zones started together do not resync together (each lists its
@@ -246,7 +308,8 @@ impl Reconciler {
                 // seconds, not after a backoff grown for as long as it lasted.
                 let wait = backoff(turn.failures).min(MAX_RETRY);
                 error!(zone = %self.zone, error = %e, retry_in = ?wait, "reconcile failed");
-                if let (Some(lease), true) = (&self.rt.lease, e.cannot_write()) {
+                let lever = self.rt.config.lever.is_some();
+                if let (Some(lease), true) = (&self.rt.lease, e.cannot_write(lever)) {
                     lease.wrote(false);
                 }
                 self.rt.metrics.reconcile.failed(e.kind());
@@ -282,6 +345,8 @@ impl Reconciler {
                 if read.is_err() {
                     // Read again by the next reconcile, which reports it.
                     self.forget_zone();
+                } else {
+                    self.keep_knowledge().await;
                 }
             }
             _ = yielded => {
@@ -337,6 +402,27 @@ impl Reconciler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn with_a_lever_an_impaired_control_plane_is_no_reason_to_let_go() {
+        let write = |e: ProviderError| ReconcileError::Write(e);
+        for (error, alone, with_lever) in [
+            (ProviderError::Service("503".into()), true, false),
+            (ProviderError::Timeout("hung".into()), true, false),
+            (ProviderError::AccessDenied("role".into()), true, true),
+            (ProviderError::Throttling("slow".into()), false, false),
+            (ProviderError::Fenced("lost".into()), false, false),
+        ] {
+            let e = write(error);
+            assert_eq!(e.cannot_write(false), alone, "{e}");
+            assert_eq!(e.cannot_write(true), with_lever, "{e} with a lever");
+        }
+        let read = ReconcileError::Provider(ProviderError::Service("503".into()));
+        assert!(
+            !read.cannot_write(false),
+            "a failed read is no failed write"
+        );
+    }
 
     #[test]
     fn only_what_someone_else_may_have_written_forgets_the_zone() {

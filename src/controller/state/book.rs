@@ -1,16 +1,15 @@
 //! On-call's drains and freezes (`decide::controls`) as this instance
 //! knows them: read by the reconcilers and status, written by the admin
-//! routes and by the task that reads them from Route53
-//! (`controller::tasks::control_reader`). Lives as long as the process.
+//! routes and by the task that reads them where they are kept
+//! (`controller::tasks::control_reader`, `controls_kept`). Lives as long as the process.
 
 use std::sync::Mutex;
 
 use tokio::sync::watch;
 
+use super::controls_kept::ControlsKept;
 use super::lock::lock;
-use crate::controller::Calls;
-use crate::decide::controls::{controls_parent, Control, Controls};
-use crate::provider::{Action, Change, ProviderError};
+use crate::decide::controls::{Control, Controls};
 
 /// The controls, shared by the reconcilers, the admin routes and status;
 /// kept across reloads.
@@ -61,47 +60,23 @@ impl ControlBook {
         self.version.send_modify(|v| *v += 1);
     }
 
-    /// Writes `control` to Route53 (replacing the one of the same subject)
-    /// and takes it into account at once.
-    pub async fn put(
-        &self,
-        calls: &Calls,
-        zone: &str,
-        control: Control,
-    ) -> Result<(), ProviderError> {
-        let zone_id = calls.find_zone(zone).await?.id;
-        let change = Change {
-            action: Action::Upsert,
-            record: control.to_record(zone),
-        };
-        calls.change(&zone_id, &[change]).await?;
+    /// Writes `control` where controls are kept (replacing the one of the
+    /// same subject) and takes it into account at once.
+    pub async fn put(&self, kept: &ControlsKept<'_>, control: Control) -> Result<(), String> {
+        kept.put(&control).await?;
         self.changed(|c| c.put(control));
         Ok(())
     }
 
-    /// Deletes the control with this label from Route53 (as read now: it
-    /// may have been written by another instance); `None` when there was
-    /// none.
+    /// Deletes the control with this label where controls are kept (as
+    /// read now: it may have been written by another instance); `None`
+    /// when there was none.
     pub async fn remove(
         &self,
-        calls: &Calls,
-        zone: &str,
+        kept: &ControlsKept<'_>,
         label: &str,
-    ) -> Result<Option<Control>, ProviderError> {
-        let zone_id = calls.find_zone(zone).await?.id;
-        let name = format!("{label}.{}", controls_parent(zone));
-        let records = calls
-            .list_records_under(&zone_id, &controls_parent(zone))
-            .await?;
-        let record = records.into_iter().find(|r| r.name == name);
-        let control = record.as_ref().and_then(Control::parse);
-        if let Some(record) = record {
-            let change = Change {
-                action: Action::Delete,
-                record,
-            };
-            calls.change(&zone_id, &[change]).await?;
-        }
+    ) -> Result<Option<Control>, String> {
+        let control = kept.remove(label).await?;
         self.changed(|c| {
             c.remove(label);
         });

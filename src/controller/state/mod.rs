@@ -17,6 +17,7 @@
 mod book;
 mod carry;
 pub mod control_plane;
+pub mod controls_kept;
 mod listing;
 mod lock;
 mod members;
@@ -84,6 +85,9 @@ pub struct Process {
     control_plane: Mutex<control_plane::ControlPlane>,
     /// The long-running tasks that panicked (`supervise`).
     pub tasks: panics::TaskBoard,
+    /// The state store, when the config names one (set once at start:
+    /// `state_store` cannot change on reload).
+    store: std::sync::OnceLock<Arc<crate::store::Metered>>,
 }
 
 impl Process {
@@ -100,7 +104,26 @@ impl Process {
             limiter: Arc::new(RateLimiter::new(config.provider.max_requests_per_second)),
             control_plane: Mutex::default(),
             tasks: Default::default(),
+            store: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Gives the process its state store (once, before the tasks start),
+    /// counted and remembered for status (`store::Metered`).
+    pub fn set_store(&self, store: Arc<crate::store::Metered>) {
+        let _ = self.store.set(store);
+    }
+
+    /// The state store, if the config names one.
+    pub fn store(&self) -> Option<Arc<dyn crate::store::StateStore>> {
+        self.store
+            .get()
+            .map(|s| s.clone() as Arc<dyn crate::store::StateStore>)
+    }
+
+    /// What status shows of the state store.
+    pub fn store_status(&self) -> Option<crate::store::StoreStatus> {
+        self.store.get().map(|s| s.status())
     }
 
     fn control_plane(&self) -> std::sync::MutexGuard<'_, control_plane::ControlPlane> {
@@ -308,6 +331,24 @@ impl Runtime {
     /// A member passed a probe sent at `sent`.
     pub(super) fn note_pass(&self, id: MemberId, sent: std::time::Instant) {
         lock(&self.passes).note(id, sent);
+    }
+
+    /// Where on-call's controls are kept: the state store when there is
+    /// one, else TXT records in the control zone (`calls` for on-call's
+    /// writes and the reads, `fenced` for the holder's deletions).
+    pub fn controls_kept<'a>(
+        &'a self,
+        calls: &'a Calls,
+        fenced: &'a Calls,
+    ) -> controls_kept::ControlsKept<'a> {
+        match self.store() {
+            Some(s) => controls_kept::ControlsKept::Store(s),
+            None => controls_kept::ControlsKept::Route53 {
+                calls,
+                fenced,
+                zone: self.config.control_zone(),
+            },
+        }
     }
 
     /// On-call's controls as the daemon honours them: none without

@@ -1,13 +1,14 @@
 //! On-call's drains and freezes (`decide::controls`) as this instance
 //! knows them: the [`ControlBook`] (read by the reconcilers, written by the
-//! admin routes) and the task that reads them from Route53.
+//! admin routes) and the task that reads them where they are kept (the
+//! state store, or Route53's TXT records: `state::controls_kept`).
 //!
 //! Any instance takes an admin call and writes the control's record
 //! itself (an `UPSERT` of a name of its own subject, or a `DELETE` of the
 //! value it read): no lease fences it, because it is on-call's word, not
 //! the automation's, and a follower need not find the holder. The holder
-//! sees it at its next read: every 15 s with `ha` (0.067 reads/s), at
-//! every resync without (only this instance writes them then, and it knows
+//! sees it at its next read: every 15 s with `ha` (0.067 reads/s; every
+//! 5 s from the state store, 0.2 reads/s), at every resync without (only this instance writes them then, and it knows
 //! at once). The holder deletes the records of controls that ended.
 //!
 //! Controls are read only when `admin` is configured. Until the first read
@@ -22,13 +23,15 @@ use tracing::{info, warn};
 
 use crate::controller::calls::Calls;
 use crate::controller::report;
+use crate::controller::state::controls_kept::ControlsKept;
 use crate::controller::Runtime;
-use crate::decide::controls::{controls_parent, Control, Controls};
+use crate::decide::controls::{Control, Controls};
 use crate::events::{Event, Kind};
-use crate::provider::{Action, Change, ProviderError};
 
-/// How often the controls are read with `ha`.
+/// How often the controls are read with `ha`: from Route53, and from the
+/// state store (a data plane, with no account-wide budget to spare).
 const HA_READ_EVERY: Duration = Duration::from_secs(15);
+const HA_STORE_READ_EVERY: Duration = Duration::from_secs(5);
 const RETRY: Duration = Duration::from_secs(1);
 
 /// Reads the controls at start, then every 15 s with `ha` or every resync
@@ -42,16 +45,15 @@ pub(in crate::controller) async fn run(
     stop: CancellationToken,
 ) {
     let book = rt.controls.clone();
-    let zone = rt.config.control_zone().to_string();
-    let parent = controls_parent(&zone);
-    let every = if rt.config.ha.is_some() {
-        HA_READ_EVERY
-    } else {
-        rt.config.resync_interval
+    let kept = rt.controls_kept(&calls, &fenced);
+    let every = match (rt.config.ha.is_some(), &kept) {
+        (true, ControlsKept::Store(_)) => HA_STORE_READ_EVERY,
+        (true, ControlsKept::Route53 { .. }) => HA_READ_EVERY,
+        (false, _) => rt.config.resync_interval,
     };
     let mut reading = Reading::default();
     loop {
-        let wait = match read(&rt, &calls, &fenced, &zone, &parent, &mut reading).await {
+        let wait = match read(&rt, &kept, &mut reading).await {
             // An admin call wrote while the read was under way: what was
             // read may lack it, so read again.
             Ok(false) => Duration::ZERO,
@@ -66,8 +68,8 @@ pub(in crate::controller) async fn run(
                 end.map_or(every, |e| e.min(every))
             }
             Err(e) => {
-                warn!(zone = %zone, error = %e, "reading on-call's drains and freezes failed; retrying");
-                book.read_failed(e.to_string());
+                warn!(error = %e, "reading on-call's drains and freezes failed; retrying");
+                book.read_failed(e);
                 RETRY
             }
         };
@@ -94,23 +96,15 @@ struct Reading {
 
 async fn read(
     rt: &Runtime,
-    calls: &Calls,
-    fenced: &Calls,
-    zone: &str,
-    parent: &str,
+    kept: &ControlsKept<'_>,
     reading: &mut Reading,
-) -> Result<bool, ProviderError> {
+) -> Result<bool, String> {
     let book = &rt.controls;
-    let zone_id = calls.find_zone(zone).await?.id;
     let version = book.version();
-    let records = calls.list_records_under(&zone_id, parent).await?;
+    let pairs = kept.list().await?;
     if book.version() != version {
         return Ok(false);
     }
-    let pairs: Vec<_> = records
-        .iter()
-        .filter_map(|r| Some((Control::parse(r)?, r)))
-        .collect();
     let now = SystemTime::now();
     let before = book.snapshot();
     // A control that arrived since the last read is checked against this
@@ -145,14 +139,14 @@ async fn read(
             continue;
         }
         if !known && c.in_force(now) {
-            report::control_made(rt, c, "read from Route53");
+            report::control_made(rt, c, "read where controls are kept");
         }
         admitted.push(c.clone());
     }
     reading.last = Some(pairs.iter().map(|(c, _)| c.label()).collect());
     let read = Controls(admitted);
     let mut gone = Vec::new();
-    for (c, record) in &pairs {
+    for (c, handle) in &pairs {
         if c.in_force(now) && read.0.contains(c) {
             continue;
         }
@@ -165,10 +159,7 @@ async fn read(
             reading.told.push(label);
             report::control_ended(rt, c);
         }
-        gone.push(Change {
-            action: Action::Delete,
-            record: (*record).clone(),
-        });
+        gone.push(handle.clone());
     }
     // Forget what is no longer there.
     let there = |label: &String| pairs.iter().any(|(c, _)| &c.label() == label);
@@ -180,14 +171,10 @@ async fn read(
         book.changed(|c| *c = read);
     }
     if !gone.is_empty() && rt.may_write() {
-        match fenced.change(&zone_id, &gone).await {
-            Ok(_) => info!(
-                controls = gone.len(),
-                "deleted the records of controls that ended"
-            ),
-            // Another instance did it first, or one was renewed meanwhile.
-            Err(ProviderError::InvalidChangeBatch(_) | ProviderError::Fenced(_)) => {}
-            Err(e) => warn!(error = %e, "could not delete the records of controls that ended"),
+        match kept.delete_ended(gone).await {
+            Ok(0) => {}
+            Ok(n) => info!(controls = n, "deleted the controls that ended"),
+            Err(e) => warn!(error = %e, "could not delete the controls that ended"),
         }
     }
     Ok(true)

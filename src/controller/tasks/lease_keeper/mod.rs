@@ -1,7 +1,8 @@
 //! The lease task: reads, takes and renews the HA lease (see `crate::decide::lease`
 //! for the rules). It lives as long as the process, across config reloads,
 //! and releases the lease at shutdown so another instance takes over at its
-//! next read instead of waiting the lease out.
+//! next read instead of waiting the lease out. The lease is kept in the
+//! state store when there is one, else in a TXT record (`cell`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -11,11 +12,20 @@ use tracing::{info, warn};
 
 use crate::controller::calls::Calls;
 use crate::controller::leadership::Lease;
+use crate::controller::tasks::view_exchange::Views;
 use crate::decide::lease::{self, LeaseValue, NextStep, Watched};
-use crate::decide::quorum;
 use crate::events::{Event, Events, Kind};
 use crate::metrics::Metrics;
-use crate::provider::{Action, Change, ProviderError, RecordSet, RecordType, CALL_TIMEOUT};
+use crate::provider::{ProviderError, RecordSet, RecordType, CALL_TIMEOUT};
+use crate::store::StateStore;
+use cell::{Cell, CellError, Current};
+
+/// The lease as this instance last wrote it, and what a renewal names.
+#[derive(Clone)]
+struct Held {
+    value: LeaseValue,
+    current: Current,
+}
 
 /// A write whose answer was lost: it may have landed.
 struct InDoubt {
@@ -25,14 +35,14 @@ struct InDoubt {
 
 struct LeaseTask {
     lease: Arc<Lease>,
-    /// Unfenced, one attempt each: the lease's own swaps are the fence,
-    /// and a failed round is retried by the loop.
-    calls: Calls,
+    /// Where the views are kept: this instance's goes at shutdown.
+    views: Views,
     metrics: Arc<Metrics>,
     events: Arc<Events>,
-    zone_id: String,
+    /// Where the lease is kept.
+    cell: Cell,
     /// The lease this instance last wrote, while it holds it.
-    held: Option<LeaseValue>,
+    held: Option<Held>,
     in_doubt: Option<InDoubt>,
     /// The lease as read, and since when (monotonic) it has not changed.
     watched: Option<Watched<Instant>>,
@@ -49,6 +59,7 @@ struct LeaseTask {
 pub async fn run(
     lease: Arc<Lease>,
     calls: Calls,
+    store: Option<Arc<dyn StateStore>>,
     metrics: Arc<Metrics>,
     events: Arc<Events>,
     stop: CancellationToken,
@@ -65,25 +76,38 @@ pub async fn run(
     // The process's one budget, in its urgent lane: a renewal must not
     // wait behind reads, nor spend what the account does not have.
     let calls = calls.unfenced().urgent().scoped(&ha.lease_name);
-    let zone_id = loop {
-        match calls.find_zone(&ha.zone).await {
-            Ok(z) => break z.id,
-            Err(e) => {
-                warn!(zone = %ha.zone, error = %e, "cannot find the lease's zone; retrying");
-                lease.failed(format!("finding zone {}: {e}", ha.zone));
+    // In the store, the lease needs nothing of Route53's control plane.
+    let store_for_views = store.clone();
+    let cell = match store {
+        Some(store) => Cell::Store(store),
+        None => loop {
+            match calls.find_zone(&ha.zone).await {
+                Ok(z) => {
+                    break Cell::Route53 {
+                        calls: calls.clone(),
+                        zone_id: z.id,
+                        name: ha.lease_name.clone(),
+                    }
+                }
+                Err(e) => {
+                    warn!(zone = %ha.zone, error = %e, "cannot find the lease's zone; retrying");
+                    lease.failed(format!("finding zone {}: {e}", ha.zone));
+                }
             }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(ha.renew_every) => {}
-            _ = stop.cancelled() => return,
-        }
+            tokio::select! {
+                _ = tokio::time::sleep(ha.renew_every) => {}
+                _ = stop.cancelled() => return,
+            }
+        },
     };
+    info!(identity = %ha.identity, kept_in = cell.kind(), "lease keeper started");
+    let views = Views::new(store_for_views, calls.clone(), calls, &ha.zone);
     let mut task = LeaseTask {
         lease,
-        calls,
+        views,
         metrics,
         events,
-        zone_id,
+        cell,
         held: None,
         in_doubt: None,
         watched: None,
@@ -137,12 +161,11 @@ impl LeaseTask {
         }
         if self.lease.is_leader() {
             if let Some(held) = self.held.clone() {
-                let current = held.record(&ha.lease_name);
-                return match self.write(Some(&current), held.term).await {
+                return match self.write(&held.current, held.value.term).await {
                     Ok(()) => ha.renew_every,
                     // Someone else changed it, or an earlier renewal whose
                     // answer was lost did land: read at once.
-                    Err(ProviderError::InvalidChangeBatch(_)) => {
+                    Err(CellError::Changed(_)) => {
                         self.held = None;
                         if self.in_doubt.is_none() {
                             self.lose("the lease was changed by another instance");
@@ -154,9 +177,8 @@ impl LeaseTask {
                 };
             }
         }
-        let name = &self.lease.config.lease_name;
-        let read = self.calls.get_record(&self.zone_id, name, &RecordType::Txt);
-        let current = match self.bounded("get_record", read).await {
+        let read = self.cell.read();
+        let (value, current) = match self.bounded("read", read).await {
             Ok(c) => c,
             Err(e) => {
                 self.lease.failed(format!("reading the lease: {e}"));
@@ -166,12 +188,11 @@ impl LeaseTask {
                 return ha.renew_every;
             }
         };
-        let value = lease::read_value(current.as_ref());
-        // A lost answer to our own write: if the record is what we sent,
+        // A lost answer to our own write: if the lease is what we sent,
         // the write landed, and the window counts from when it was sent.
         if let Some(d) = self.in_doubt.take() {
             if value.as_ref() == Some(&d.value) {
-                self.hold(d.value, d.sent);
+                self.hold(d.value, current, d.sent);
                 return ha.renew_every;
             }
         }
@@ -193,10 +214,10 @@ impl LeaseTask {
             return until.saturating_duration_since(now).min(ha.renew_every);
         }
         match lease::next_step(watched, now, ha.lease_duration, ha.max_clock_drift) {
-            NextStep::Acquire { term } => match self.write(current.as_ref(), term).await {
+            NextStep::Acquire { term } => match self.write(&current, term).await {
                 Ok(()) => ha.renew_every,
                 // Another instance was quicker: read what it wrote.
-                Err(ProviderError::InvalidChangeBatch(_)) => Duration::ZERO,
+                Err(CellError::Changed(_)) => Duration::ZERO,
                 Err(_) => retry_soon(&ha),
             },
             NextStep::Wait { until } => until.saturating_duration_since(now).min(ha.renew_every),
@@ -204,20 +225,18 @@ impl LeaseTask {
     }
 
     /// Swaps `current` for a lease held by this instance with `term`.
-    async fn write(&mut self, current: Option<&RecordSet>, term: u64) -> Result<(), ProviderError> {
+    async fn write(&mut self, current: &Current, term: u64) -> Result<(), CellError> {
         let ha = &self.lease.config;
         let sent = Instant::now();
         let value = lease::claim(&ha.identity, term, SystemTime::now(), ha.lease_duration);
-        let result = self
-            .swap(lease::swap(current, value.record(&ha.lease_name)))
-            .await;
+        let result = self.bounded("swap", self.cell.swap(current, &value)).await;
         match result {
-            Ok(()) => {
-                self.hold(value, sent);
+            Ok(now) => {
+                self.hold(value, now, sent);
                 Ok(())
             }
             Err(e) => {
-                if !matches!(e, ProviderError::InvalidChangeBatch(_)) {
+                if !matches!(e, CellError::Changed(_)) {
                     self.in_doubt = Some(InDoubt { value, sent });
                 }
                 self.lease.failed(format!("writing the lease: {e}"));
@@ -255,9 +274,9 @@ impl LeaseTask {
         }
     }
 
-    fn hold(&mut self, value: LeaseValue, sent: Instant) {
+    fn hold(&mut self, value: LeaseValue, current: Current, sent: Instant) {
         self.lease.held(value.clone(), sent);
-        self.held = Some(value);
+        self.held = Some(Held { value, current });
         self.in_doubt = None;
     }
 
@@ -329,18 +348,13 @@ impl LeaseTask {
         }
     }
 
-    async fn swap(&self, batch: Vec<Change>) -> Result<(), ProviderError> {
-        let change = self.calls.change(&self.zone_id, &batch);
-        self.bounded("change", change).await.map(|_| ())
-    }
-
-    /// One provider request about the lease, bounded by the call timeout
-    /// and, while this instance leads, by its write window.
+    /// One request about the lease, bounded by the call timeout and,
+    /// while this instance leads, by its write window.
     async fn bounded<T>(
         &self,
         operation: &'static str,
-        call: impl std::future::Future<Output = Result<T, ProviderError>>,
-    ) -> Result<T, ProviderError> {
+        call: impl std::future::Future<Output = Result<T, CellError>>,
+    ) -> Result<T, CellError> {
         let limit = self
             .lease
             .write_window()
@@ -348,8 +362,8 @@ impl LeaseTask {
             .min(CALL_TIMEOUT);
         match tokio::time::timeout(limit, call).await {
             Ok(r) => r,
-            Err(_) => Err(ProviderError::Timeout(format!(
-                "{operation} on the lease took longer than {limit:?}"
+            Err(_) => Err(CellError::Failed(format!(
+                "{operation} of the lease took longer than {limit:?}"
             ))),
         }
     }
@@ -361,4 +375,5 @@ fn retry_soon(ha: &crate::config::HaConfig) -> Duration {
     (ha.renew_every / 4).max(Duration::from_millis(100))
 }
 
+mod cell;
 mod release;

@@ -22,20 +22,17 @@ impl LeaseTask {
         let ha = self.lease.config.clone();
         let released = LeaseValue {
             expires_ms: 0,
-            ..held.clone()
+            ..held.value.clone()
         };
-        let batch = lease::swap(
-            Some(&held.record(&ha.lease_name)),
-            released.record(&ha.lease_name),
-        );
-        let result = tokio::time::timeout(Duration::from_secs(5), self.swap(batch)).await;
+        let swap = self.cell.swap(&held.current, &released);
+        let result = tokio::time::timeout(Duration::from_secs(5), swap).await;
         self.metrics
             .lease
             .leader
             .with_label_values(&[&ha.identity])
             .set(0);
         match result {
-            Ok(Ok(())) => {
+            Ok(Ok(_)) => {
                 info!(identity = %ha.identity, "lease released");
                 self.metrics
                     .lease
@@ -52,20 +49,10 @@ impl LeaseTask {
     /// others stop counting it at once instead of once it is stale (a
     /// rolling update leaves no views behind).
     async fn forget_view(&self) {
-        let ha = &self.lease.config;
-        let name = quorum::view_name(&ha.identity, &ha.zone);
-        let read = self
-            .calls
-            .get_record(&self.zone_id, &name, &RecordType::Txt);
-        let Ok(Ok(Some(view))) = tokio::time::timeout(Duration::from_secs(5), read).await else {
-            return;
-        };
-        let delete = Change {
-            action: Action::Delete,
-            record: view,
-        };
-        match tokio::time::timeout(Duration::from_secs(5), self.swap(vec![delete])).await {
-            Ok(Ok(_)) => info!(identity = %ha.identity, "view deleted"),
+        let identity = &self.lease.config.identity;
+        let forget = self.views.forget(identity);
+        match tokio::time::timeout(Duration::from_secs(5), forget).await {
+            Ok(Ok(())) => info!(identity = %identity, "view deleted"),
             _ => warn!("could not delete this instance's view; the others ignore it once stale"),
         }
     }

@@ -1,8 +1,8 @@
 //! The view exchange behind the quorum of vantage points (`decide::quorum`):
-//! with `ha`, each instance keeps its own verdicts in a TXT record of its
-//! own, `<identity>._route53-failover-views.<lease zone>`, and reads the
-//! others' records in one listing. Route53 is the transport because it is
-//! the one thing every instance already reaches, in any cluster or region.
+//! with `ha`, each instance keeps its own verdicts in a view of its own and
+//! reads the others' in one listing: items of the state store when there
+//! is one (a data plane), else TXT records
+//! `<identity>._route53-failover-views.<lease zone>` (`transport`).
 //!
 //! Cost, per instance: its view is written when one of its verdicts
 //! changes and every third of `ha.view_max_age` (0.011 writes/s by
@@ -31,12 +31,14 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::controller::calls::Calls;
 use crate::controller::report;
 use crate::controller::{MemberId, Runtime, ZoneSignals};
 use crate::decide::quorum::{self, View};
 use crate::decide::verdict::Verdict;
-use crate::provider::{Action, Change, ProviderError, RecordSet};
+use crate::provider::RecordSet;
+
+mod transport;
+pub(in crate::controller) use transport::Views;
 
 /// How often the others' views are read in the steady state.
 const READ_EVERY: Duration = Duration::from_secs(10);
@@ -54,10 +56,8 @@ const RETRY: Duration = Duration::from_secs(1);
 
 pub(in crate::controller) struct ViewExchange {
     rt: Arc<Runtime>,
-    /// Writes of its own record and reads: unfenced.
-    calls: Calls,
-    /// Deletions of the records of instances long gone: the holder's only.
-    fenced: Calls,
+    /// Where the views are kept.
+    views: Views,
     members: Vec<(MemberId, Arc<ZoneSignals>)>,
     /// Per member, in `members` order.
     keys: Vec<String>,
@@ -79,8 +79,7 @@ pub(in crate::controller) struct ViewExchange {
 impl ViewExchange {
     pub(in crate::controller) fn new(
         rt: Arc<Runtime>,
-        calls: Calls,
-        fenced: Calls,
+        views: Views,
         members: Vec<(MemberId, Arc<ZoneSignals>)>,
     ) -> Self {
         let keys: Vec<String> = members
@@ -93,8 +92,7 @@ impl ViewExchange {
         let fingerprint = quorum::fingerprint(&keys);
         ViewExchange {
             rt,
-            calls,
-            fenced,
+            views,
             members,
             keys,
             fingerprint,
@@ -111,18 +109,7 @@ impl ViewExchange {
             return;
         };
         let heartbeat = ha.view_max_age / 3;
-        let zone_id = loop {
-            match self.calls.find_zone(&ha.zone).await {
-                Ok(z) => break z.id,
-                Err(e) => self.failed(format!("finding zone {}: {e}", ha.zone)),
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(RETRY) => {}
-                _ = stop.cancelled() => return,
-            }
-        };
         let name = quorum::view_name(&ha.identity, &ha.zone);
-        let parent = quorum::views_parent(&ha.zone);
         let mut changed_at: Option<Instant> = None;
         let mut next_read = Instant::now();
         loop {
@@ -132,10 +119,10 @@ impl ViewExchange {
                 .as_ref()
                 .is_none_or(|w| w.2.elapsed() >= heartbeat);
             if self.own_lists_changed() || heartbeat_due {
-                retry |= !self.write(&zone_id, &name).await;
+                retry |= !self.write(&name).await;
             }
             if Instant::now() >= next_read {
-                retry |= !self.read(&zone_id, &parent, &ha).await;
+                retry |= !self.read(&ha).await;
                 let outvoted = self.outvoted();
                 let recent = |t: Option<Instant>| t.is_some_and(|t| t.elapsed() < PENDING_FOR);
                 let pending = (outvoted && recent(changed_at)) || recent(self.contradicted);
@@ -209,7 +196,7 @@ impl ViewExchange {
     }
 
     /// Writes this instance's view; returns whether it went through.
-    async fn write(&mut self, zone_id: &str, name: &str) -> bool {
+    async fn write(&mut self, name: &str) -> bool {
         let (unhealthy, unknown) = self.own_lists();
         let ha = self.rt.config.ha.as_ref().expect("views need ha");
         let view = View {
@@ -221,11 +208,7 @@ impl ViewExchange {
             unknown: unknown.clone(),
             partial: false,
         };
-        let change = Change {
-            action: Action::Upsert,
-            record: view.to_record(name),
-        };
-        match self.calls.change(zone_id, &[change]).await {
+        match self.views.write(&ha.identity, view.to_record(name)).await {
             Ok(_) => {
                 debug!(
                     unhealthy = unhealthy.len(),
@@ -248,9 +231,9 @@ impl ViewExchange {
 
     /// Reads every instance's view and brings each member's agreed verdict
     /// up to date; returns whether the read went through.
-    async fn read(&mut self, zone_id: &str, parent: &str, ha: &crate::config::HaConfig) -> bool {
+    async fn read(&mut self, ha: &crate::config::HaConfig) -> bool {
         let sent = Instant::now();
-        let records = match self.calls.list_records_under(zone_id, parent).await {
+        let records = match self.views.list().await {
             Ok(r) => r,
             Err(e) => {
                 self.failed(format!("reading the views: {e}"));
@@ -315,19 +298,14 @@ impl ViewExchange {
             v.instances = others;
             v.last_error = None;
         });
-        self.forget_gone(zone_id, &records, ha).await;
+        self.forget_gone(&records, ha).await;
         true
     }
 
     /// The holder deletes the views of instances gone for ten times the
     /// max age (a pod replaced without a clean stop): unchanged that long
     /// on this instance's clock.
-    async fn forget_gone(
-        &self,
-        zone_id: &str,
-        records: &[RecordSet],
-        ha: &crate::config::HaConfig,
-    ) {
+    async fn forget_gone(&self, records: &[RecordSet], ha: &crate::config::HaConfig) {
         if !self.rt.may_write() {
             return;
         }
@@ -336,26 +314,21 @@ impl ViewExchange {
                 .get(instance)
                 .is_some_and(|(_, changed)| changed.elapsed() > ha.view_max_age * 10)
         };
-        let gone: Vec<Change> = records
+        let (instances, gone): (Vec<String>, Vec<RecordSet>) = records
             .iter()
-            .filter(|r| {
-                View::parse(r).is_some_and(|v| v.instance != ha.identity && long_ago(&v.instance))
-            })
-            .map(|r| Change {
-                action: Action::Delete,
-                record: r.clone(),
-            })
-            .collect();
+            .filter_map(|r| Some((View::parse(r)?, r)))
+            .filter(|(v, _)| v.instance != ha.identity && long_ago(&v.instance))
+            .map(|(v, r)| (v.instance, r.clone()))
+            .unzip();
         if gone.is_empty() {
             return;
         }
-        match self.fenced.change(zone_id, &gone).await {
-            Ok(_) => info!(
-                views = gone.len(),
+        let names: Vec<&str> = instances.iter().map(String::as_str).collect();
+        match self.views.delete(&names, gone).await {
+            Ok(()) => info!(
+                views = names.len(),
                 "deleted the views of instances long gone"
             ),
-            // Another holder did it first, or the instance came back.
-            Err(ProviderError::InvalidChangeBatch(_) | ProviderError::Fenced(_)) => {}
             Err(e) => warn!(error = %e, "could not delete the views of instances long gone"),
         }
     }

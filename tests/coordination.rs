@@ -1,0 +1,534 @@
+//! Coordination on a data plane, through the built binary: `ha` with the
+//! lease and the views in the state store (moto's DynamoDB through the
+//! real SDK), the records and checks in the strict store (each instance
+//! through a proxy of its own), and the switches on the ARC stand-in.
+//! Route53's control plane goes down (every call answers 503): the lease
+//! stays held, the views keep flowing, and a region that fails then is
+//! switched Off within detection + quorum + 1 s. Without the store the
+//! same outage leaves both instances followers (the lease is a Route53
+//! record), which `check` warns about.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::ha::{lease, Instance};
+use common::lever::*;
+use common::*;
+use route53_failover::demo::Mode;
+use route53_failover::provider::faults::Fault;
+use route53_failover::provider::ProviderError;
+
+const LIMIT: Duration = Duration::from_secs(30);
+const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
+const LEASE_DURATION: Duration = Duration::from_secs(4);
+
+/// Every Route53 call answers a server error from now on.
+fn outage() -> Fault {
+    Fault {
+        operation: None,
+        error: ProviderError::Service("503 Service Unavailable".into()),
+        times: u32::MAX,
+    }
+}
+
+fn instance_config(
+    id: &str,
+    provider: &str,
+    eps: &Endpoints,
+    cluster: &[String],
+    store: Option<&str>,
+) -> String {
+    let base = config_with_provider(provider, eps, 1, "2s");
+    let mut text = lever_yaml(base, cluster, &REGIONS, "switches", "");
+    text.push_str(&format!(
+        "ha: {{enabled: true, identity: {id}, lease_duration: {}ms, renew_every: 1s, max_clock_drift: 250ms}}\n",
+        LEASE_DURATION.as_millis()
+    ));
+    if let Some(url) = store {
+        text.push_str(&format!(
+            "state_store: {{kind: dynamodb, table: route53-failover, region: us-east-2, endpoint_url: \"{url}\", call_timeout: 500ms}}\n"
+        ));
+    }
+    text
+}
+
+struct Setup {
+    store: Store,
+    eps: Endpoints,
+    fixture: Fixture,
+    board: route53_failover::lever::standin::Board,
+}
+
+async fn setup() -> Setup {
+    let store = start_store(&[ZONE]).await;
+    let board = store.store.switches();
+    for r in REGIONS {
+        board.set(&arn(r), false);
+    }
+    let fixture = start_cluster(board.clone()).await;
+    let eps = Endpoints::start(&REGIONS).await;
+    Setup {
+        store,
+        eps,
+        fixture,
+        board,
+    }
+}
+
+impl Setup {
+    async fn instances(&self, store_url: Option<&str>) -> Vec<Instance> {
+        self.instances_with(store_url, "").await
+    }
+
+    /// Instances `a` and `b`, with `extra` top-level lines.
+    async fn instances_with(&self, store_url: Option<&str>, extra: &str) -> Vec<Instance> {
+        let mut all = Vec::new();
+        for id in ["a", "b"] {
+            let i = Instance::start(id, &self.store, Launch::default(), |provider| {
+                instance_config(id, provider, &self.eps, &self.fixture.urls, store_url) + extra
+            })
+            .await;
+            all.push(i);
+        }
+        all
+    }
+
+    async fn all_on(&self) {
+        wait_until("both switches On, both answered", LIMIT, || async {
+            REGIONS
+                .iter()
+                .all(|r| self.board.get(&arn(r)) == Some(true))
+                && answered(&self.store) == sorted(&REGIONS)
+        })
+        .await;
+    }
+}
+
+/// (leaders, the term each instance sees)
+async fn roles(all: &[Instance]) -> (Vec<&'static str>, Vec<Option<u64>>) {
+    let mut leaders = Vec::new();
+    let mut terms = Vec::new();
+    for i in all {
+        let l = i.daemon.status().await.lease.expect("ha is on");
+        if l.role == "leader" {
+            leaders.push(i.id);
+        }
+        terms.push(l.term);
+    }
+    (leaders, terms)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_store_in_dynamodb_failover_goes_on_through_a_control_plane_outage() {
+    let moto = Moto::start().await;
+    moto.create_table("route53-failover", "sk").await;
+    let s = setup().await;
+    let all = s.instances(Some(&moto.url)).await;
+    s.all_on().await;
+    wait_until("one leader", LIMIT, || async {
+        roles(&all).await.0.len() == 1
+    })
+    .await;
+    let (leaders, terms) = roles(&all).await;
+    let term = terms.iter().flatten().max().copied();
+    assert!(
+        lease(&s.store).is_none(),
+        "the lease is not a Route53 record"
+    );
+
+    s.store.store.inject(outage());
+    wait_until(
+        "the leader finds the control plane impaired",
+        LIMIT,
+        || async {
+            for i in &all {
+                let st = i.daemon.status().await;
+                if st.lease.as_ref().is_some_and(|l| l.role == "leader") {
+                    return st.control_plane.impaired;
+                }
+            }
+            false
+        },
+    )
+    .await;
+    // Longer than two leases: the same leader, the same term, and the
+    // views still read from the store.
+    let until = Instant::now() + 2 * LEASE_DURATION + Duration::from_secs(1);
+    while Instant::now() < until {
+        let (now_leaders, now_terms) = roles(&all).await;
+        assert_eq!(
+            now_leaders, leaders,
+            "the lease changed hands in the outage"
+        );
+        assert_eq!(now_terms.iter().flatten().max().copied(), term);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for i in &all {
+        let st = i.daemon.status().await;
+        let views = st.views.expect("ha");
+        assert_eq!(views.instances, 1, "{}: {views:?}", i.id);
+        assert_eq!(views.last_error, None, "{}", i.id);
+        let store = st.store.expect("the store is shown");
+        assert_eq!(store.kind, "dynamodb");
+        assert!(store.reachable && store.last_write.is_some(), "{store:?}");
+        let page = i.daemon.metrics().await;
+        assert_eq!(metric(&page, "route53_failover_store_up", &[]), Some(1.0));
+        let puts = metric(
+            &page,
+            "route53_failover_store_requests_total",
+            &["operation=\"put\"", "outcome=\"ok\""],
+        );
+        assert!(puts.unwrap_or(0.0) >= 1.0, "{puts:?}");
+        // The lease and the views cost Route53 nothing.
+        let asked: Vec<_> = i
+            .proxy
+            .log()
+            .into_iter()
+            .filter(|l| {
+                l.body.contains("_route53-failover-lease")
+                    || l.body.contains("_route53-failover-views")
+                    || l.path.contains("_route53-failover")
+            })
+            .collect();
+        assert!(asked.is_empty(), "{}: {asked:?}", i.id);
+    }
+
+    let failed_at = Instant::now();
+    s.eps.set("eu-west-1", Mode::Fail);
+    wait_until("eu-west-1's switch is Off", LIMIT, || async {
+        s.board.get(&arn("eu-west-1")) == Some(false)
+    })
+    .await;
+    let took = failed_at.elapsed();
+    eprintln!("ha, store in dynamodb, control plane 503: failure to switch Off in {took:?}");
+    // Detection (interval 200 ms, fall 3), the quorum's read (250 ms while
+    // a run is under way) and 1 s.
+    assert!(
+        took < Duration::from_millis(600 + 200 + 250 + 1000 + 1000),
+        "{took:?}"
+    );
+    assert_eq!(answered(&s.store), sorted(&["us-east-1"]));
+    assert_eq!(roles(&all).await.0, leaders);
+
+    s.store.store.clear_faults();
+    s.eps.set("eu-west-1", Mode::Serve);
+    s.all_on().await;
+    assert!(lease(&s.store).is_none());
+    for i in all {
+        i.daemon.stop().await;
+    }
+}
+
+/// The same outage without the store: the lease is a Route53 record that
+/// cannot be renewed, so within a lease both instances are followers and a
+/// failing region keeps its switch On. (What the store is for; `check`
+/// names it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_store_the_same_outage_leaves_nobody_to_flip_switches() {
+    let s = setup().await;
+    let all = s.instances(None).await;
+    s.all_on().await;
+    wait_until("one leader", LIMIT, || async {
+        roles(&all).await.0.len() == 1
+    })
+    .await;
+    s.store.store.inject(outage());
+    wait_until("nobody holds the lease", LIMIT, || async {
+        roles(&all).await.0.is_empty()
+    })
+    .await;
+    s.eps.set("eu-west-1", Mode::Fail);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(s.board.get(&arn("eu-west-1")), Some(true));
+    let text = std::fs::read_to_string(&all[0].daemon.config_path).unwrap();
+    let out = run_with_config("check", &text).await;
+    let said =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("routing_control without state_store"),
+        "{said}"
+    );
+    assert!(
+        said.contains("with ha, the lease cannot be renewed"),
+        "{said}"
+    );
+    s.store.store.clear_faults();
+    for i in all {
+        i.daemon.stop().await;
+    }
+}
+
+/// The store itself unavailable (every call 503 through a proxy) for
+/// longer than a lease: nothing is withdrawn because of it, status and the
+/// metric say so, the holder stops writing once its window ends, and one
+/// instance holds the lease again once the store answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_stops_answering_withdraws_nothing_and_the_lease_comes_back() {
+    let moto = Moto::start().await;
+    moto.create_table("route53-failover", "sk").await;
+    let dynamo = FaultProxy::start(&moto.url).await;
+    let s = setup().await;
+    let all = s.instances(Some(&dynamo.url)).await;
+    s.all_on().await;
+    wait_until("one leader", LIMIT, || async {
+        roles(&all).await.0.len() == 1
+    })
+    .await;
+
+    dynamo.partition(Some(""));
+    let cut_at = Instant::now();
+    wait_until("nobody holds the lease", LIMIT, || async {
+        roles(&all).await.0.is_empty()
+    })
+    .await;
+    let stepped_down = cut_at.elapsed();
+    eprintln!("store unavailable: the holder stopped writing after {stepped_down:?}");
+    assert!(
+        stepped_down <= LEASE_DURATION + Duration::from_secs(1),
+        "{stepped_down:?}"
+    );
+    for i in &all {
+        let st = i.daemon.status().await;
+        let store = st.store.expect("shown");
+        assert!(!store.reachable, "{store:?}");
+        assert!(store.line(st.now).contains("NOT ANSWERING"));
+        let page = i.daemon.metrics().await;
+        assert_eq!(metric(&page, "route53_failover_store_up", &[]), Some(0.0));
+    }
+    // Held well past the window: every region still answered, every
+    // switch On, no record write accepted since the window ended.
+    let writes_before: usize = all
+        .iter()
+        .map(|i| i.writes().iter().filter(|w| w.status == 200).count())
+        .sum();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(answered(&s.store), sorted(&REGIONS));
+    assert!(REGIONS.iter().all(|r| s.board.get(&arn(r)) == Some(true)));
+    let writes_after: usize = all
+        .iter()
+        .map(|i| i.writes().iter().filter(|w| w.status == 200).count())
+        .sum();
+    assert_eq!(
+        writes_after, writes_before,
+        "a write landed with no lease held"
+    );
+
+    dynamo.partition(None);
+    wait_until("one instance holds the lease again", LIMIT, || async {
+        roles(&all).await.0.len() == 1
+    })
+    .await;
+    for i in all {
+        i.daemon.stop().await;
+    }
+}
+
+const TOKEN: &str = "s3cret-coordination-admin-token-51c2";
+
+/// On-call drains a region during the outage: the drain is written to the
+/// store (Route53 would answer 503), the holder's switch goes Off within a
+/// second of the answer, the other instance shows the drain at its next
+/// read, and both show it again after a restart of both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_during_the_outage_is_kept_in_the_store_and_flips_the_switch() {
+    let moto = Moto::start().await;
+    moto.create_table("route53-failover", "sk").await;
+    let s = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let admin = format!("admin: {{token_file: \"{}\"}}\n", token.display());
+    let all = s.instances_with(Some(&moto.url), &admin).await;
+    s.all_on().await;
+    wait_until("one leader", LIMIT, || async {
+        roles(&all).await.0.len() == 1
+    })
+    .await;
+    let (leaders, _) = roles(&all).await;
+    let leader = all.iter().find(|i| i.id == leaders[0]).unwrap();
+    let other = all.iter().find(|i| i.id != leaders[0]).unwrap();
+
+    s.store.store.inject(outage());
+    on_call(&leader.daemon, &token, "drain", "eu-west-1", false).await;
+    let answered_at = Instant::now();
+    wait_until("eu-west-1's switch is Off", LIMIT, || async {
+        s.board.get(&arn("eu-west-1")) == Some(false)
+    })
+    .await;
+    let took = answered_at.elapsed();
+    eprintln!("drain during the outage: switch Off {took:?} after the drain's answer");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    wait_until("the other instance shows the drain", LIMIT, || async {
+        other
+            .daemon
+            .status()
+            .await
+            .controls
+            .iter()
+            .any(|c| c.subject().contains("eu-west-1"))
+    })
+    .await;
+
+    // Both restarted (after the outage: a start reads its zones from
+    // Route53 today): the drain is read back from the store.
+    s.store.store.clear_faults();
+    let (mut again, mut paths) = (Vec::new(), Vec::new());
+    for Instance { daemon, proxy, .. } in all {
+        let config = std::fs::read_to_string(&daemon.config_path).unwrap();
+        daemon.stop().await;
+        again.push(launch(&config, Launch::default()).await);
+        // Its path to Route53 stays open.
+        paths.push(proxy);
+    }
+    for d in &again {
+        wait_until("the drain is read back", LIMIT, || async {
+            d.status()
+                .await
+                .controls
+                .iter()
+                .any(|c| c.subject().contains("eu-west-1"))
+        })
+        .await;
+    }
+    assert_eq!(s.board.get(&arn("eu-west-1")), Some(false), "still drained");
+    for d in again {
+        d.stop().await;
+    }
+}
+
+/// How Route53's control plane is down.
+#[derive(Clone, Copy, Debug)]
+enum Down {
+    /// Every call answers 503.
+    Errors,
+    /// Every call hangs (each one ends only at the caller's timeout).
+    Hangs,
+}
+
+fn go_down(store: &Store, how: Down) {
+    match how {
+        Down::Errors => store.store.inject(outage()),
+        Down::Hangs => store.store.set_latency(Duration::from_secs(3600)),
+    }
+}
+
+fn come_back(store: &Store) {
+    store.store.clear_faults();
+    store.store.set_latency(Duration::ZERO);
+}
+
+/// One instance with the store in DynamoDB, all members healthy, the zone
+/// knowledge kept.
+async fn one_instance(s: &Setup, moto: &Moto) -> (String, Daemon) {
+    let provider = format!(
+        "{{kind: memory, endpoint_url: \"{}\", max_requests_per_second: 50}}",
+        s.store.url
+    );
+    let mut text = lever_yaml(
+        config_with_provider(&provider, &s.eps, 1, "2s"),
+        &s.fixture.urls,
+        &REGIONS,
+        "switches",
+        "",
+    );
+    text.push_str(&format!(
+        "state_store: {{kind: dynamodb, table: route53-failover, region: us-east-2, endpoint_url: \"{}\", call_timeout: 500ms}}\n",
+        moto.url
+    ));
+    let daemon = start_daemon(&text).await;
+    s.all_on().await;
+    wait_until("the zone knowledge is kept", LIMIT, || async {
+        let page = daemon.metrics().await;
+        metric(
+            &page,
+            "route53_failover_store_requests_total",
+            &["operation=\"put\"", "outcome=\"ok\""],
+        )
+        .unwrap_or(0.0)
+            >= 3.0
+    })
+    .await;
+    (text, daemon)
+}
+
+async fn all_healthy(daemon: &Daemon) {
+    wait_until("every member healthy", LIMIT, || async {
+        daemon.status().await.records[0]
+            .members
+            .iter()
+            .all(|m| m.verdict == "healthy")
+    })
+    .await;
+}
+
+/// A region failing after the restart or reload goes out through its
+/// switch within a second of its verdict, and the outage ends cleanly.
+async fn fails_over_and_recovers(s: &Setup, daemon: Daemon, what: &str) {
+    all_healthy(&daemon).await;
+    let failed_at = Instant::now();
+    s.eps.set("eu-west-1", Mode::Fail);
+    wait_until("eu-west-1's switch is Off", LIMIT, || async {
+        s.board.get(&arn("eu-west-1")) == Some(false)
+    })
+    .await;
+    eprintln!("{what}: failure to switch Off in {:?}", failed_at.elapsed());
+    verdict_to_switch_within_a_second(&daemon, "eu-west-1").await;
+    assert_eq!(answered(&s.store), sorted(&["us-east-1"]));
+    come_back(&s.store);
+    s.eps.set("eu-west-1", Mode::Serve);
+    s.all_on().await;
+    daemon.stop().await;
+}
+
+/// A single instance restarted during the outage (SIGTERM, then SIGKILL;
+/// the control plane answering 503, then hanging) starts from what the
+/// store knows: no Route53 call stands between its start and its first
+/// switch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_during_the_outage_fails_over_from_what_the_store_knows() {
+    let moto = Moto::start().await;
+    moto.create_table("route53-failover", "sk").await;
+    for (how, kill) in [(Down::Errors, false), (Down::Hangs, true)] {
+        let s = setup().await;
+        let (text, mut daemon) = one_instance(&s, &moto).await;
+        go_down(&s.store, how);
+        if kill {
+            daemon.child.kill().await.unwrap();
+        } else {
+            daemon.stop().await;
+            // (stop consumed it; a new one follows)
+            daemon = launch(&text, Launch::default()).await;
+            fails_over_and_recovers(&s, daemon, &format!("restart (SIGTERM), {how:?}")).await;
+            continue;
+        }
+        let again = launch(&text, Launch::default()).await;
+        fails_over_and_recovers(&s, again, &format!("restart (SIGKILL), {how:?}")).await;
+    }
+}
+
+/// A live reload during the outage: the new config's zones are known from
+/// the store, so the reload is taken, and its reconcilers decide the
+/// switches from what the store knows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_during_the_outage_fails_over_from_what_the_store_knows() {
+    let moto = Moto::start().await;
+    moto.create_table("route53-failover", "sk").await;
+    let s = setup().await;
+    let (text, daemon) = one_instance(&s, &moto).await;
+    let hash = daemon.status().await.config.unwrap().hash;
+    go_down(&s.store, Down::Hangs);
+    let tmp = daemon.config_path.with_extension("new");
+    std::fs::write(
+        &tmp,
+        text.replace("resync_interval: 2s", "resync_interval: 3s"),
+    )
+    .unwrap();
+    std::fs::rename(&tmp, &daemon.config_path).unwrap();
+    wait_until("the reload is taken", LIMIT, || async {
+        let c = daemon.status().await.config.unwrap();
+        c.hash != hash && c.last_reload_error.is_none()
+    })
+    .await;
+    fails_over_and_recovers(&s, daemon, "reload, Hangs").await;
+}
