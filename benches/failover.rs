@@ -29,12 +29,17 @@
 //!    `switches_and_records` mode, one run, each failure timed twice:
 //!    detection to the switch Off accepted by the (loopback) ARC cluster,
 //!    and detection to the record change accepted by the store (target:
-//!    the switch no later than the record, medians).
+//!    the switch no later than the record, medians);
+//! 9. coordination on the state store: two `ha` instances with the lease,
+//!    views and controls in DynamoDB (moto's, from the venv `.ci/run`
+//!    makes) and the default lease timings, nothing failing: state store
+//!    requests per second per instance (target: at most 1) and the Route53
+//!    calls made for the lease, the views and the controls (target: 0).
 //!
 //! The daemon is the release binary, a separate process; endpoints and the
 //! strict memory store run in this process on 127.0.0.1.
 //! Run: `cargo bench --bench failover` (BENCH_QUICK=1 for fewer trials,
-//! BENCH_ONLY=detection|flapping|quorum|zones|scale|lever for one scenario).
+//! BENCH_ONLY=detection|flapping|quorum|zones|scale|lever|coordination for one scenario).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -806,6 +811,68 @@ async fn lever(quick: bool) {
     stop.cancel();
 }
 
+async fn coordination(quick: bool) {
+    use common::ha::Instance;
+    let moto = Moto::start().await;
+    moto.create_table("route53-failover", "sk").await;
+    let store = start_store(&["example.test"]).await;
+    let eps = Endpoints::start(&["us-east-1", "eu-west-1"]).await;
+    let admin_dir = tempfile::tempdir().unwrap();
+    let token = admin_dir.path().join("token");
+    std::fs::write(&token, "bench-coordination-admin-token-0001").unwrap();
+    let mut all = Vec::new();
+    for id in ["a", "b"] {
+        let i = Instance::start(id, &store, Launch::default(), |provider| {
+            format!(
+                "{}ha: {{enabled: true, identity: {id}}}\nadmin: {{token_file: \"{}\"}}\nstate_store: {{kind: dynamodb, table: route53-failover, region: us-east-2, endpoint_url: \"{}\"}}\n",
+                config_with_provider(provider, &eps, 1, "5m"),
+                token.display(),
+                moto.url
+            )
+        })
+        .await;
+        all.push(i);
+    }
+    // Settled: a leader, every member published and its view written.
+    wait_until(
+        "one leader, all published",
+        Duration::from_secs(60),
+        || async {
+            let mut leaders = 0;
+            for i in &all {
+                leaders += usize::from(i.role().await == "leader");
+            }
+            leaders == 1 && store.members("example.test", "api.example.test").len() == 2
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let requests =
+        |page: &str| metric(page, "route53_failover_store_requests_total", &[]).unwrap_or(0.0);
+    let mut before = Vec::new();
+    for i in &all {
+        before.push(requests(&i.daemon.metrics().await));
+    }
+    let logged: Vec<usize> = all.iter().map(|i| i.proxy.log().len()).collect();
+    let window = Duration::from_secs(if quick { 30 } else { 120 });
+    tokio::time::sleep(window).await;
+    for ((i, b), n) in all.iter().zip(before).zip(logged) {
+        let rate = (requests(&i.daemon.metrics().await) - b) / window.as_secs_f64();
+        let coordination = i.proxy.log()[n..]
+            .iter()
+            .filter(|l| {
+                l.path.contains("_route53-failover-") || l.body.contains("_route53-failover-")
+            })
+            .count();
+        println!(
+            "coordination on the state store, instance {} ({}), {}s: {rate:.3} store requests/s  [target <= 1]; Route53 calls for the lease, views and controls: {coordination}  [target 0]",
+            i.id,
+            i.role().await,
+            window.as_secs()
+        );
+    }
+}
+
 fn main() {
     // `cargo bench` passes --bench; nothing else is taken.
     let quick = std::env::var("BENCH_QUICK").is_ok();
@@ -841,6 +908,9 @@ fn main() {
         }
         if runs("lever") {
             lever(quick).await;
+        }
+        if runs("coordination") {
+            coordination(quick).await;
         }
     });
 }

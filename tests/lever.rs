@@ -647,3 +647,47 @@ async fn the_lever_sets_only_as_the_writer_and_a_refusal_holds_back_only_its_own
     );
     stop.cancel();
 }
+
+/// Route53's control plane hangs (every call waits until the caller's
+/// timeout), in `switches_and_records` mode: a region fails and its
+/// pass hangs on the record write; 5 s later another region of the same
+/// record fails. Each is switched Off within a second of its own verdict:
+/// the pass waiting on Route53 for the first does not hold the second's
+/// switch (decided beside the pass, from what is known).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_route53_hanging_a_pass_stuck_on_a_write_holds_no_other_switch() {
+    let s = setup().await;
+    let daemon = s.run("1m", "switches_and_records", "").await;
+    s.store.store.set_latency(Duration::from_secs(3600));
+    let first = Instant::now();
+    s.eps.set("eu-west-1", Mode::Fail);
+    wait_until("eu-west-1's switch is Off", LIMIT, || async {
+        s.board.get(&arn("eu-west-1")) == Some(false)
+    })
+    .await;
+    eprintln!(
+        "Route53 hanging, first failure: switch Off in {:?}",
+        first.elapsed()
+    );
+    verdict_to_switch_within_a_second(&daemon, "eu-west-1").await;
+    tokio::time::sleep(Duration::from_secs(5).saturating_sub(first.elapsed())).await;
+    let second = Instant::now();
+    s.eps.set("ap-southeast-2", Mode::Fail);
+    wait_until("ap-southeast-2's switch is Off", LIMIT, || async {
+        s.board.get(&arn("ap-southeast-2")) == Some(false)
+    })
+    .await;
+    eprintln!(
+        "Route53 hanging, second failure 5 s later: switch Off in {:?}",
+        second.elapsed()
+    );
+    verdict_to_switch_within_a_second(&daemon, "ap-southeast-2").await;
+    assert_eq!(
+        s.board.get(&arn("us-east-1")),
+        Some(true),
+        "us-east-1 stays"
+    );
+    assert_eq!(answered(&s.store), sorted(&["us-east-1"]));
+    s.store.store.set_latency(Duration::ZERO);
+    drop(daemon);
+}
