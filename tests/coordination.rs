@@ -296,23 +296,41 @@ async fn a_store_that_stops_answering_withdraws_nothing_and_the_lease_comes_back
         let page = i.daemon.metrics().await;
         assert_eq!(metric(&page, "route53_failover_store_up", &[]), Some(0.0));
     }
-    // Held well past the window: every region still answered, every
-    // switch On, no record write accepted since the window ended.
-    let writes_before: usize = all
-        .iter()
-        .map(|i| i.writes().iter().filter(|w| w.status == 200).count())
-        .sum();
+    // Past the window, nobody may write: a region that fails now stays
+    // in (its switch On, its record there), and no write lands.
+    let accepted = |all: &[Instance]| -> usize {
+        all.iter()
+            .map(|i| i.writes().iter().filter(|w| w.status == 200).count())
+            .sum()
+    };
+    let writes_before = accepted(&all);
+    let updates_before = s
+        .fixture
+        .cluster
+        .updates
+        .load(std::sync::atomic::Ordering::Relaxed);
+    s.eps.set("eu-west-1", Mode::Fail);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(answered(&s.store), sorted(&REGIONS));
-    assert!(REGIONS.iter().all(|r| s.board.get(&arn(r)) == Some(true)));
-    let writes_after: usize = all
-        .iter()
-        .map(|i| i.writes().iter().filter(|w| w.status == 200).count())
-        .sum();
     assert_eq!(
-        writes_after, writes_before,
+        s.board.get(&arn("eu-west-1")),
+        Some(true),
+        "a switch was set with no lease held"
+    );
+    assert_eq!(
+        s.fixture
+            .cluster
+            .updates
+            .load(std::sync::atomic::Ordering::Relaxed),
+        updates_before,
+        "a switch call was sent with no lease held"
+    );
+    assert_eq!(
+        accepted(&all),
+        writes_before,
         "a write landed with no lease held"
     );
+    assert_eq!(answered(&s.store), sorted(&REGIONS), "nothing withdrawn");
+    s.eps.set("eu-west-1", Mode::Serve);
 
     dynamo.partition(None);
     wait_until("one instance holds the lease again", LIMIT, || async {
@@ -391,6 +409,8 @@ async fn a_drain_during_the_outage_is_kept_in_the_store_and_flips_the_switch() {
         })
         .await;
     }
+    // A restarted daemon that ignored the drain would turn it On.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(s.board.get(&arn("eu-west-1")), Some(false), "still drained");
     for d in again {
         d.stop().await;

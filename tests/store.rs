@@ -29,27 +29,60 @@ async fn writes_and_reads_an_item(s: &dyn StateStore) {
         )
         .await
         .unwrap();
-    assert_eq!(v1, 1);
     let item = s.get(Space::Lease, "lease").await.unwrap().unwrap();
     assert_eq!(
         (item.name.as_str(), item.value.as_str(), item.version),
-        ("lease", r#"{"holder":"a"}"#, 1)
+        ("lease", r#"{"holder":"a"}"#, v1)
     );
     let v2 = s
         .put(
             Space::Lease,
             "lease",
             r#"{"holder":"b"}"#,
-            Condition::Version(1),
+            Condition::Version(v1),
         )
         .await
         .unwrap();
-    assert_eq!(v2, 2, "every write raises the version by one");
+    assert_eq!(v2, v1 + 1, "every write raises the version by one");
     let v3 = s
         .put(Space::Lease, "lease", r#"{"holder":"c"}"#, Condition::Any)
         .await
         .unwrap();
-    assert_eq!(v3, 3);
+    assert_eq!(v3, v2 + 1);
+}
+
+/// A name deleted and written again is a new item: a delete or a write
+/// conditioned on the old one's version does not touch it (a stale holder
+/// deleting an ended drain must not delete the drain made again since).
+async fn a_name_written_again_is_not_its_old_item(s: &dyn StateStore) {
+    let old = s
+        .put(Space::Controls, "again", "first", Condition::Absent)
+        .await
+        .unwrap();
+    s.delete(Space::Controls, "again", Condition::Version(old))
+        .await
+        .unwrap();
+    let new = s
+        .put(Space::Controls, "again", "second", Condition::Absent)
+        .await
+        .unwrap();
+    assert_ne!(new, old);
+    let stale = s
+        .delete(Space::Controls, "again", Condition::Version(old))
+        .await;
+    assert_eq!(stale.unwrap_err().kind(), "conflict");
+    let stale = s
+        .put(Space::Controls, "again", "third", Condition::Version(old))
+        .await;
+    assert_eq!(stale.unwrap_err().kind(), "conflict");
+    assert_eq!(
+        s.get(Space::Controls, "again")
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        "second"
+    );
 }
 
 async fn of_two_racing_writers_one_wins(s: &dyn StateStore) {
@@ -96,7 +129,7 @@ async fn deletes_only_what_the_condition_names(s: &dyn StateStore) {
     s.delete(Space::Views, "gone", Condition::Any)
         .await
         .unwrap();
-    let absent = s.delete(Space::Views, "gone", Condition::Version(1)).await;
+    let absent = s.delete(Space::Views, "gone", Condition::Version(v)).await;
     assert_eq!(absent.unwrap_err().kind(), "conflict");
 }
 
@@ -141,6 +174,7 @@ async fn suite(s: &dyn StateStore) {
     writes_and_reads_an_item(s).await;
     of_two_racing_writers_one_wins(s).await;
     deletes_only_what_the_condition_names(s).await;
+    a_name_written_again_is_not_its_old_item(s).await;
     lists_a_space_and_only_that_space(s).await;
     keeps_a_large_value_whole(s).await;
 }

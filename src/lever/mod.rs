@@ -227,6 +227,18 @@ impl Lever {
             .unwrap_or(Switch::Unknown)
     }
 
+    /// A switch as decisions count it: Off once a decision wants it Off
+    /// (on its way: no rule may lean on it answering, even before the call
+    /// is confirmed, nor on a decision taken beside a pass that had not
+    /// seen it), else as known.
+    pub fn counted(&self, arn: &str) -> Switch {
+        let st = self.lock();
+        match st.wanted.get(arn) {
+            Some(w) if w.want == Switch::Off => Switch::Off,
+            _ => st.known.get(arn).copied().unwrap_or(Switch::Unknown),
+        }
+    }
+
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
     }
@@ -389,18 +401,31 @@ impl Lever {
     }
 
     /// The task: reads every switch, then sets what is pending, reads back,
-    /// repairs drift; until `shutdown`.
+    /// repairs drift; until `shutdown`. An instance that becomes the
+    /// writer reads every switch before its first set (another holder may
+    /// have moved them); one that stops being the writer forgets what was
+    /// wanted (its successor decides afresh, and so will it if it writes
+    /// again).
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let mut next_read = tokio::time::Instant::now();
         let mut failures: u32 = 0;
         let mut retry_at: Option<tokio::time::Instant> = None;
+        let mut was_writer = false;
         loop {
             let now = tokio::time::Instant::now();
+            let writer = (self.may_write)();
+            if writer && !was_writer {
+                next_read = now;
+            }
+            if !writer && was_writer {
+                self.lock().wanted.clear();
+            }
+            was_writer = writer;
             if now >= next_read {
                 self.read(self.owners.keys().cloned()).await;
                 next_read = now + self.config.read_interval;
             }
-            let calls = if (self.may_write)() {
+            let calls = if writer && (self.may_write)() {
                 self.pending()
             } else {
                 Vec::new()

@@ -7,7 +7,7 @@
 //! The table: partition key `pk` (S), sort key `sk` (S). An item's `pk` is
 //! `owner#space` (`*#claims` for the claims every install sees), its `sk`
 //! the item's name; `value` (S) holds the caller's JSON, `version` (N) the
-//! counter every write raises, `updated` (N) unix milliseconds, for people.
+//! counter every write raises (from a fresh start for a new item), `updated` (N) unix milliseconds, for people.
 //! One `Query` on `pk` lists a space. `docs/design.md#the-state-store` has
 //! the Terraform that makes it.
 //!
@@ -91,14 +91,18 @@ where
         SdkError::ServiceError(s) => {
             let status = s.raw().status().as_u16();
             match s.err().code() {
-                Some("ConditionalCheckFailedException" | "TransactionConflictException") => {
-                    StoreError::Conflict(text)
-                }
+                Some("ConditionalCheckFailedException") => StoreError::Conflict(text),
                 Some(
                     "ThrottlingException"
                     | "ProvisionedThroughputExceededException"
                     | "RequestLimitExceeded",
                 ) => StoreError::Throttled(text),
+                // Another write to the item in flight (a transaction, or
+                // another replica of an MRSC table): not a condition that
+                // failed, and worth trying again.
+                Some("TransactionConflictException" | "ReplicatedWriteConflictException") => {
+                    StoreError::Unavailable(text)
+                }
                 _ if status >= 500 => StoreError::Unavailable(text),
                 _ => StoreError::Refused(text),
             }
@@ -329,7 +333,8 @@ impl StateStore for DynamoStore {
             .expression_attribute_names("#updated", "updated")
             .expression_attribute_values(":value", s(value))
             .expression_attribute_values(":updated", n(updated))
-            .expression_attribute_values(":zero", n(0))
+            // A new item starts at a fresh version (`first_version`).
+            .expression_attribute_values(":zero", n(super::first_version() - 1))
             .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::UpdatedNew);
         if let Some((expr, expected)) = Self::condition(condition) {

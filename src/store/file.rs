@@ -91,7 +91,7 @@ impl FileStore {
             if !holds(condition, current) {
                 return Err(conflict(space, &name, condition));
             }
-            let version = current.unwrap_or(0) + 1;
+            let version = super::next_version(current);
             match new {
                 Some(value) => items.insert(name, Stored { value, version }),
                 None => items.remove(&name),

@@ -98,7 +98,7 @@ impl StateStore for MemoryStore {
         if !holds(condition, current) {
             return Err(conflict(space, name, condition));
         }
-        let version = current.unwrap_or(0) + 1;
+        let version = super::next_version(current);
         items.insert(key, (value.to_string(), version));
         Ok(version)
     }

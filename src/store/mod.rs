@@ -90,7 +90,8 @@ impl Space {
 pub struct Item {
     pub name: String,
     pub value: String,
-    /// 1 at its first write, one more at each write after.
+    /// Set at its first write (never a version an earlier item of the
+    /// name had), one more at each write after.
     pub version: u64,
 }
 
@@ -232,6 +233,23 @@ pub async fn open(
 pub(crate) fn partition(owner: &str, space: Space) -> String {
     let scope = if space.shared() { "*" } else { owner };
     format!("{scope}#{}", space.as_str())
+}
+
+/// The version a new item starts at. Never one an item of the same name
+/// had before it was deleted, so a write or delete conditioned on an old
+/// version cannot touch its successor: the time in milliseconds times
+/// 1,024, plus a random part. Each later write adds one.
+pub(crate) fn first_version() -> u64 {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
+    ms * 1024 + rand::random_range(0..1024)
+}
+
+/// The version a write gives an item now at `current`.
+pub(crate) fn next_version(current: Option<u64>) -> u64 {
+    current.map_or_else(first_version, |v| v + 1)
 }
 
 /// Whether `condition` holds for an item at `current` (its version, if any).

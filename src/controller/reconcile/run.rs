@@ -121,6 +121,10 @@ struct Known {
 
 impl Known {
     fn decide_switches(&self, rt: &crate::controller::Runtime, records: &[usize]) {
+        // Only the writer's decisions are switches to set (as in the pass).
+        if !rt.may_write() {
+            return;
+        }
         let decision =
             super::pass::decide_zone(rt, records, &self.zone_id, &self.observed, &self.checks);
         super::pass::set_switches(rt, &decision);
@@ -229,6 +233,11 @@ impl Reconciler {
                 self.rejected.clear();
                 turn.next_resync = tokio::time::Instant::now() + self.jittered_resync();
             }
+            if wake == Wake::Role {
+                // Another holder may have kept other knowledge meanwhile:
+                // what this one kept is written again when it differs.
+                self.known.clear();
+            }
             match wake.reads() {
                 Read::Kept => {}
                 Read::Forget => self.forget_zone(),
@@ -292,7 +301,7 @@ impl Reconciler {
                     .zone_passed(&self.zone, SystemTime::now(), check_error);
                 if !turn.was_ready {
                     turn.was_ready = true;
-                    self.rt.zone_reconciled();
+                    self.rt.zone_reconciled(&self.zone);
                 }
             }
             Err(ReconcileError::Provider(ProviderError::Fenced(why))) => {

@@ -180,7 +180,9 @@ pub struct Runtime {
     members: Vec<Vec<Mutex<MemberState>>>,
     zones: Mutex<BTreeMap<String, ZoneStatus>>,
     ready: AtomicBool,
-    zones_reconciled: AtomicUsize,
+    /// The zones reconciled successfully at least once (a reconciler
+    /// started again after a panic counts its zone once).
+    zones_reconciled: Mutex<std::collections::BTreeSet<String>>,
     /// Members this instance sees unhealthy (to know when it sees all down).
     locally_unhealthy: AtomicUsize,
     member_count: usize,
@@ -236,7 +238,7 @@ impl Runtime {
             members,
             zones: Mutex::new(zones),
             ready: AtomicBool::new(false),
-            zones_reconciled: AtomicUsize::new(0),
+            zones_reconciled: Mutex::default(),
             locally_unhealthy: AtomicUsize::new(0),
             member_count,
             views: Mutex::new(ViewsStatus::default()),
@@ -249,7 +251,8 @@ impl Runtime {
         }
     }
 
-    /// A member's switch as the lever knows it; `None`: it has none.
+    /// A member's switch as decisions count it (`Lever::counted`); `None`:
+    /// it has none.
     pub fn switch_of(
         &self,
         member: &crate::config::MemberConfig,
@@ -257,7 +260,7 @@ impl Runtime {
         member.routing_control.as_ref().map(|arn| {
             self.lever
                 .get()
-                .map_or(crate::decide::lever::Switch::Unknown, |l| l.known(arn))
+                .map_or(crate::decide::lever::Switch::Unknown, |l| l.counted(arn))
         })
     }
 
@@ -391,8 +394,12 @@ impl Runtime {
 
     /// One more zone was reconciled for the first time; the last one makes
     /// the daemon ready.
-    pub(super) fn zone_reconciled(&self) {
-        let done = self.zones_reconciled.fetch_add(1, Ordering::AcqRel) + 1;
+    pub(super) fn zone_reconciled(&self, zone: &str) {
+        let done = {
+            let mut reconciled = lock(&self.zones_reconciled);
+            reconciled.insert(zone.to_string());
+            reconciled.len()
+        };
         if done >= lock(&self.zones).len() && !self.ready.swap(true, Ordering::AcqRel) {
             self.metrics.reconcile.ready.set(1);
             info!("ready: every zone reconciled");

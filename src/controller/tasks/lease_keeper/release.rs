@@ -8,8 +8,9 @@ impl LeaseTask {
     /// At shutdown: hands the lease back (its end set to now) so another
     /// instance takes it at its next read.
     pub(super) async fn release(mut self) {
-        self.forget_view().await;
+        // The lease first: another instance takes over at its next read.
         self.release_now().await;
+        self.forget_view().await;
     }
 
     /// Hands the lease back (`expires` 0) if this instance holds it.
