@@ -219,6 +219,15 @@ async fn candidate(
             known.entry(zone).or_insert(z);
         }
     }
+    // The switches it names are this install's, or the reload is refused.
+    if let Some(store) = current.runtime().store() {
+        let switches = crate::lever::Owner::of(&config);
+        let arns = switches.keys().map(String::as_str);
+        if let Err(why) = crate::lever::claims::claim(store.as_ref(), &config.owner, arns).await {
+            refuse(current, refused, h, why);
+            return None;
+        }
+    }
     if let Err(why) = check_zones(&config, provider, &known).await {
         refuse(current, refused, h, why);
         return None;

@@ -552,3 +552,38 @@ async fn a_reload_during_the_outage_fails_over_from_what_the_store_knows() {
     .await;
     fails_over_and_recovers(&s, daemon, "reload, Hangs").await;
 }
+
+/// Two installs (two owners) naming one switch on one table: the first
+/// claims it, the second is refused at start (exit 2), naming the owner
+/// that holds it, and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_install_naming_a_claimed_switch_is_refused() {
+    let moto = Moto::start().await;
+    moto.create_table("route53-failover", "sk").await;
+    let s = setup().await;
+    let (_, first) = one_instance(&s, &moto).await;
+    let text = std::fs::read_to_string(&first.config_path)
+        .unwrap()
+        .replace("owner: e2e", "owner: staging");
+    let changes = s.store.store.change_log().len();
+    let out = run_with_config("run", &text).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "routing control {} is claimed by owner \"e2e\"",
+            arn("us-east-1")
+        )) || stderr.contains(&format!(
+            "routing control {} is claimed by owner \"e2e\"",
+            arn("eu-west-1")
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("\"staging\""), "{stderr}");
+    assert_eq!(
+        s.store.store.change_log().len(),
+        changes,
+        "the refused install changed DNS"
+    );
+    first.stop().await;
+}

@@ -92,6 +92,16 @@ pub async fn serve(
     reload::check_zones(&config, provider.as_ref(), &known)
         .await
         .map_err(BadInput)?;
+    if let Some(store) = &store {
+        let switches = route53_failover::lever::Owner::of(&config);
+        route53_failover::lever::claims::claim(
+            store.as_ref(),
+            &config.owner,
+            switches.keys().map(String::as_str),
+        )
+        .await
+        .map_err(BadInput)?;
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -18,8 +18,10 @@
 //! or until the wanted states change.
 //!
 //! - `client`: the SDK client across the cluster's endpoints;
+//! - `claims`: one install per switch, through the state store;
 //! - `standin`: a loopback cluster endpoint (demo and tests).
 
+pub mod claims;
 pub mod client;
 pub mod standin;
 
