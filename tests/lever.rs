@@ -691,3 +691,82 @@ async fn with_route53_hanging_a_pass_stuck_on_a_write_holds_no_other_switch() {
     s.store.store.set_latency(Duration::ZERO);
     drop(daemon);
 }
+
+/// Two records in the zone, each member with its own switch:
+/// `api.example.test` in us-east-1 and eu-west-1, `api2.example.test` in
+/// us-east-1 and ap-southeast-2 (its switches `<arn>2`).
+fn two_records(s: &Setup) -> String {
+    let base = config(&s.store, &s.eps, 1, "1m");
+    let (head, members) = base.split_once("    regions:\n").unwrap();
+    let member = |r: &str, switch: String| -> String {
+        let block: String = members
+            .split_inclusive('\n')
+            .skip_while(|l| !l.starts_with(&format!("      - region: {r}")))
+            .take(4)
+            .collect();
+        block.replacen(
+            '\n',
+            &format!("\n        routing_control: \"{switch}\"\n"),
+            1,
+        )
+    };
+    let probe = head.lines().find(|l| l.starts_with("    probe:")).unwrap();
+    let endpoints: Vec<String> = s
+        .fixture
+        .urls
+        .iter()
+        .map(|u| format!("{{url: \"{u}\", region: us-west-2}}"))
+        .collect();
+    format!(
+        "{head}    regions:\n{}{}  - name: api2.example.test\n    zone: {ZONE}\n{probe}\n    regions:\n{}{}routing_control:\n  cluster_endpoints: [{}]\n  call_timeout: 300ms\n  read_interval: 1s\n",
+        member("us-east-1", arn("us-east-1")),
+        member("eu-west-1", arn("eu-west-1")),
+        member("us-east-1", format!("{}2", arn("us-east-1"))),
+        member("ap-southeast-2", format!("{}2", arn("ap-southeast-2"))),
+        endpoints.join(", ")
+    )
+}
+
+/// An assertion rule keeps api.example.test's two switches On; both
+/// records lose a region at once. The refused Off costs only its own
+/// record: api2's failing region is switched Off within a second of its
+/// verdict, and the refusal is named in status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_costs_only_its_own_record() {
+    let s = setup().await;
+    for r in ["us-east-1", "ap-southeast-2"] {
+        s.board.set(&format!("{}2", arn(r)), false);
+    }
+    s.fixture.cluster.add_rule(AssertionRule {
+        arn: RULE.into(),
+        name: "keep-api".into(),
+        controls: vec![arn("us-east-1"), arn("eu-west-1")],
+        min_on: 2,
+    });
+    let daemon = start_daemon(&two_records(&s)).await;
+    let on = |a: &str| s.board.get(a) == Some(true);
+    let api2 = |r: &str| format!("{}2", arn(r));
+    wait_until("every switch On", LIMIT, || async {
+        on(&arn("us-east-1"))
+            && on(&arn("eu-west-1"))
+            && on(&api2("us-east-1"))
+            && on(&api2("ap-southeast-2"))
+    })
+    .await;
+    s.eps.set("eu-west-1", Mode::Fail);
+    s.eps.set("ap-southeast-2", Mode::Fail);
+    wait_until("api2's ap-southeast-2 switch is Off", LIMIT, || async {
+        !on(&api2("ap-southeast-2"))
+    })
+    .await;
+    verdict_to_switch_within_a_second(&daemon, "ap-southeast-2").await;
+    wait_until("the refusal is named in status", LIMIT, || async {
+        let st = daemon.status().await;
+        st.lever
+            .and_then(|l| l.refused)
+            .is_some_and(|r| r.rule == RULE)
+    })
+    .await;
+    assert!(on(&arn("eu-west-1")), "ARC kept it On");
+    drop(daemon);
+}

@@ -23,10 +23,12 @@ pub async fn claim<'a>(
     for arn in arns {
         match claim_one(store, owner, arn).await {
             Ok(()) => {}
-            Err(Held(by)) => return Err(format!(
+            Err(Held(by)) => {
+                return Err(format!(
                 "routing control {arn} is claimed by owner {by:?} (in the state store's claims); \
                      this install is {owner:?}: give each install its own switches"
-            )),
+            ))
+            }
             Err(Failed(e)) => {
                 warn!(routing_control = %arn, error = %e, "cannot claim the switch now; taken again at the next start or reload");
                 return Ok(());

@@ -8,9 +8,11 @@
 //! The zone reconcilers say which state each switch should have
 //! ([`Lever::want`], from `decide::zone`'s `switches`); one task reads every
 //! configured switch first, then sets what differs from what is known, in
-//! up to three `UpdateRoutingControlStates` calls (the switches going On;
-//! those going Off; those a forced drain turns Off, the only call that may
-//! override a safety rule, and only with `allow_safety_override`), reads
+//! one `UpdateRoutingControlStates` call per record and kind (the switches
+//! going On; those going Off; those a forced drain turns Off, the only call
+//! that may override a safety rule, and only with `allow_safety_override`:
+//! ARC judges a call as a whole, so one record's refusal holds back no
+//! other record's), reads
 //! each change back, and reads every switch at `read_interval` to repair
 //! drift. Only while this instance may write (the HA lease): a former
 //! holder reads, and sets nothing. A safety rule's refusal is kept with the
@@ -104,6 +106,8 @@ pub struct Refusal {
 /// A refused call is sent again after this long, if still wanted (ARC's
 /// `ConflictException` may also be a passing conflict).
 pub const REFUSAL_HOLD: Duration = Duration::from_secs(60);
+/// How long a conflict that names no safety rule holds its call.
+pub const CONFLICT_HOLD: Duration = Duration::from_secs(2);
 
 #[derive(Default)]
 struct State {
@@ -312,17 +316,27 @@ impl Lever {
             .filter(|(arn, w)| st.known.get(*arn) != Some(&w.want))
             .map(|(arn, w)| (arn.clone(), w.want, w.forced && w.want == Switch::Off))
             .collect();
-        let group = |keep: &dyn Fn(&(String, Switch, bool)) -> bool| -> Call {
-            differs.iter().filter(|e| keep(e)).cloned().collect()
-        };
-        [
-            group(&|e| e.1 == Switch::On),
-            group(&|e| e.1 == Switch::Off && !e.2),
-            group(&|e| e.1 == Switch::Off && e.2),
-        ]
-        .into_iter()
-        .filter(|c| !c.is_empty() && !st.refused.iter().any(|r| &r.call == c))
-        .collect()
+        // One call per record and kind (going On, going Off, a forced
+        // drain's Off): ARC judges a call as a whole, so a rule refusing
+        // one record's change holds back no other record's.
+        let mut calls: BTreeMap<(u8, String), Call> = BTreeMap::new();
+        for e in differs {
+            let kind = match (e.1, e.2) {
+                (Switch::On, _) => 0,
+                (_, false) => 1,
+                (_, true) => 2,
+            };
+            let record = self
+                .owners
+                .get(&e.0)
+                .map(|o| format!("{} {}", o.record, o.rtype))
+                .unwrap_or_default();
+            calls.entry((kind, record)).or_default().push(e);
+        }
+        calls
+            .into_values()
+            .filter(|c| !st.refused.iter().any(|r| &r.call == c))
+            .collect()
     }
 
     fn learn(&self, arn: &str, state: Switch) {
@@ -519,6 +533,13 @@ impl Lever {
             )
             .reason("safety_rule"),
         );
+        // A conflict that names no safety rule (another update to the
+        // same control in flight) passes: tried again within seconds.
+        let hold = if rule.contains("/safetyrule/") {
+            REFUSAL_HOLD
+        } else {
+            CONFLICT_HOLD
+        };
         let mut st = self.lock();
         st.last_error = Some(format!("refused by ARC safety rule {rule}"));
         st.refused.retain(|r| r.call != call);
@@ -527,7 +548,7 @@ impl Lever {
             message,
             at: crate::time::unix_secs(SystemTime::now()),
             call,
-            until: Some(tokio::time::Instant::now() + REFUSAL_HOLD),
+            until: Some(tokio::time::Instant::now() + hold),
         });
     }
 }
