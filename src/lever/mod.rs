@@ -106,6 +106,9 @@ pub struct Refusal {
 /// A refused call is sent again after this long, if still wanted (ARC's
 /// `ConflictException` may also be a passing conflict).
 pub const REFUSAL_HOLD: Duration = Duration::from_secs(60);
+/// How soon a switch whose read failed is read again.
+const UNKNOWN_REREAD: Duration = Duration::from_secs(1);
+
 /// How long a conflict that names no safety rule holds its call.
 pub const CONFLICT_HOLD: Duration = Duration::from_secs(2);
 
@@ -376,6 +379,16 @@ impl Lever {
         }
     }
 
+    /// The configured switches whose state is not known (a failed read).
+    fn unknown(&self) -> Vec<String> {
+        let st = self.lock();
+        self.owners
+            .keys()
+            .filter(|arn| st.known.get(*arn).is_none_or(|s| *s == Switch::Unknown))
+            .cloned()
+            .collect()
+    }
+
     fn count<T>(&self, operation: &str, r: &Result<T, LeverError>) {
         let outcome = r.as_ref().map_or_else(|e| e.kind(), |_| "ok");
         self.metrics
@@ -427,6 +440,7 @@ impl Lever {
         let mut failures: u32 = 0;
         let mut retry_at: Option<tokio::time::Instant> = None;
         let mut was_writer = false;
+        let mut reread_at: Option<tokio::time::Instant> = None;
         loop {
             let now = tokio::time::Instant::now();
             let writer = (self.may_write)();
@@ -440,6 +454,16 @@ impl Lever {
             if now >= next_read {
                 self.read(self.owners.keys().cloned()).await;
                 next_read = now + self.config.read_interval;
+            }
+            // A switch whose read failed is unknown, and its member's
+            // withdrawal waits on it (`switch_unknown`): it is read again
+            // every second until known, not at the next round.
+            let unknown = self.unknown();
+            let reread = (!unknown.is_empty()).then(|| reread_at.unwrap_or(now + UNKNOWN_REREAD));
+            reread_at = reread;
+            if let Some(t) = reread.filter(|t| *t <= now) {
+                self.read(unknown).await;
+                reread_at = Some(t.max(now) + UNKNOWN_REREAD);
             }
             let calls = if writer && (self.may_write)() {
                 self.pending()
@@ -475,6 +499,7 @@ impl Lever {
                 Some(t) if !calls.is_empty() => t.min(next_read),
                 _ => next_read,
             };
+            let until = reread_at.map_or(until, |t| t.min(until));
             // A refusal's hold ends: its call may go again.
             let until = self
                 .lock()
