@@ -55,6 +55,11 @@ assert c["args"][:3] == ["run", "--config", "/etc/route53-failover/config/config
 assert {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in c["env"]
 assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
 assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+# The probes use the health port, which the config serves them on.
+health = next(p for p in c["ports"] if p["name"] == "health")
+assert c["livenessProbe"]["httpGet"]["port"] == "health"
+assert c["readinessProbe"]["httpGet"]["port"] == "health"
+assert yaml.safe_load(cm["data"]["config.yaml"])["health_listen"] == f"0.0.0.0:{health['containerPort']}"
 config = yaml.safe_load(cm["data"]["config.yaml"])
 ha = config.get("ha", {}).get("enabled", False)
 assert dep["spec"]["replicas"] == (2 if ha else 1), dep["spec"]["replicas"]

@@ -316,6 +316,9 @@ fn needs_restart(running: &Config, new: &Config) -> Option<String> {
             running.listen, new.listen
         ));
     }
+    if running.health_listen != new.health_listen {
+        return Some("health_listen: a change of it needs a restart".into());
+    }
     if running.provider != new.provider {
         return Some("provider: a change of the provider needs a restart".into());
     }

@@ -65,7 +65,27 @@ async fn idle_and_slowloris_clients_change_no_verdict_and_hold_no_descriptors() 
     raise_own_limit(4096);
     let store = start_store(&[ZONE]).await;
     let eps = Endpoints::start(&["us-east-1", "eu-west-1", "ap-southeast-2"]).await;
-    let daemon = start_daemon_with(&config(&store, &eps, 1, "5m"), Some(1024)).await;
+    // The kubelet's probes on a port of their own.
+    let health_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = config(&store, &eps, 1, "5m").replace(
+        "listen: 127.0.0.1:0\n",
+        &format!("listen: 127.0.0.1:0\nhealth_listen: 127.0.0.1:{health_port}\n"),
+    );
+    let daemon = start_daemon_with(&text, Some(1024)).await;
+    let probe = |path: &'static str| async move {
+        let started = Instant::now();
+        let answer = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{health_port}{path}"))
+            .timeout(Duration::from_secs(1))
+            .send()
+            .await;
+        (answer.map(|r| r.status().as_u16()).ok(), started.elapsed())
+    };
+    assert_eq!(probe("/healthz").await.0, Some(200));
     wait_until("all three published", Duration::from_secs(15), || async {
         store.member_ids(ZONE, NAME).len() == 3
     })
@@ -135,11 +155,19 @@ async fn idle_and_slowloris_clients_change_no_verdict_and_hold_no_descriptors() 
         "an idle connection is closed at the header timeout: {read:?}"
     );
     assert!(closed_after < Duration::from_secs(8), "{closed_after:?}");
-    // For 15 s: nothing is withdrawn, the probes keep observing, and the
-    // daemon holds no more than its cap beyond what it held before.
+    // For 15 s: nothing is withdrawn, the probes keep observing, the
+    // daemon holds no more than its cap beyond what it held before, and
+    // the kubelet's probes are answered within a second every time.
     let until = Instant::now() + Duration::from_secs(15);
     let mut most = 0;
+    let (mut probed, mut slowest) = (0, Duration::ZERO);
     while Instant::now() < until {
+        for path in ["/healthz", "/readyz"] {
+            let (status, took) = probe(path).await;
+            assert_eq!(status, Some(200), "{path} under the flood, after {took:?}");
+            probed += 1;
+            slowest = slowest.max(took);
+        }
         assert_eq!(
             store.member_ids(ZONE, NAME).len(),
             3,
@@ -196,6 +224,7 @@ async fn idle_and_slowloris_clients_change_no_verdict_and_hold_no_descriptors() 
         || async { daemon.open_descriptors() <= baseline + 4 },
     )
     .await;
+    eprintln!("under the flood: {probed} /healthz and /readyz answered on the health port, the slowest in {slowest:?}");
     eprintln!(
         "listener flood: {accepted} client connections made, the daemon held at most {most} descriptors (baseline {baseline}, cap {cap}); an idle client closed after {:.1}s; back to {} within {:.1}s",
         closed_after.as_secs_f64(),

@@ -106,6 +106,14 @@ pub async fn serve(
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let health = match config.health_listen {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("cannot listen on {a} (health_listen)"))?,
+        ),
+        None => None,
+    };
     let descriptors = http::raise_descriptor_limit();
     let rt = Arc::new(Runtime::new(
         Arc::new(config),
@@ -168,6 +176,21 @@ pub async fn serve(
         metrics.http.connections.clone(),
         shutdown.clone(),
     )));
+    if let Some(health) = health {
+        // Its own small cap: only the kubelet's probes come here.
+        let limits = http::Limits {
+            max_connections: 16,
+        };
+        let open =
+            prometheus::IntGauge::new("health_connections", "not exported").expect("a valid gauge");
+        stops.health = Some(tokio::spawn(http::serve(
+            health,
+            http::health_router(current.clone()),
+            limits,
+            open,
+            shutdown.clone(),
+        )));
+    }
     // Returns once the controller has stopped (probes stopped, an apply
     // in flight finished, bounded by controller::SHUTDOWN_GRACE).
     let result = reload::supervise(current, provider, path, shutdown).await;
@@ -190,6 +213,8 @@ struct Stops {
     /// controller's writes.
     lease: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// `/healthz` and `/readyz` on their own port, if any.
+    health: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Stops {
@@ -200,7 +225,7 @@ impl Stops {
             stop.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         }
-        if let Some(server) = self.server {
+        for server in [self.server, self.health].into_iter().flatten() {
             let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
         }
     }

@@ -48,6 +48,9 @@ use crate::provider::normalize_name;
 pub struct Config {
     pub owner: String,
     pub listen: SocketAddr,
+    /// `/healthz` and `/readyz` on a port of their own, so the kubelet's
+    /// probes are answered whatever floods `listen`; `None`: on `listen`.
+    pub health_listen: Option<SocketAddr>,
     pub provider: ProviderConfig,
     pub resync_interval: Duration,
     /// How often each Route53 health check's status is read.

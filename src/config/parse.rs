@@ -132,6 +132,26 @@ impl Validator {
                 None
             }
         };
+        let health_listen =
+            raw.health_listen
+                .as_deref()
+                .and_then(|h| match h.parse::<SocketAddr>() {
+                    Ok(a) if listen.is_some_and(|l| l.port() == a.port() && a.port() != 0) => {
+                        self.err(
+                            "health_listen",
+                            format!("{} must be another port than listen's", q(h)),
+                        );
+                        None
+                    }
+                    Ok(a) => Some(a),
+                    Err(_) => {
+                        self.err(
+                            "health_listen",
+                            format!("{} is not an address:port (e.g. 0.0.0.0:9091)", q(h)),
+                        );
+                        None
+                    }
+                });
         let resync_interval = self.duration(
             "resync_interval",
             raw.resync_interval.as_deref(),
@@ -274,6 +294,7 @@ impl Validator {
             parity: parity?,
             owner: owner?,
             listen: listen?,
+            health_listen,
             provider: provider?,
             resync_interval: resync_interval?,
             health_check_status_interval: health_check_status_interval?,

@@ -15,6 +15,8 @@ pub struct RawConfig {
     pub owner: Option<String>,
     /// Address for /metrics, /status, / and the probes of Kubernetes.
     pub listen: Option<String>,
+    /// `/healthz` and `/readyz` alone, on a port of their own.
+    pub health_listen: Option<String>,
     pub provider: Option<RawProvider>,
     /// How often the provider is re-read to repair drift.
     pub resync_interval: Option<String>,

@@ -50,9 +50,26 @@ pub fn router(current: Arc<Current>) -> Router {
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/events", get(events))
+        .merge(probes())
+        .with_state(pages)
+}
+
+/// `/healthz` and `/readyz` alone: also served on `health_listen`, a port
+/// of their own that no flood of the main one reaches.
+pub fn health_router(current: Arc<Current>) -> Router {
+    let pages = Arc::new(Pages {
+        current,
+        page: Semaphore::new(0),
+        status: Semaphore::new(0),
+        metrics: Semaphore::new(0),
+    });
+    probes().with_state(pages)
+}
+
+fn probes() -> Router<Arc<Pages>> {
+    Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .with_state(pages)
 }
 
 /// Runs `render` off the async workers, once a permit of `gate` is had.

@@ -44,10 +44,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $n }}
 {{- end }}
 
-{{/* The daemon's config file: .Values.config plus listen and ha. */}}
+{{/* The daemon's config file: .Values.config plus listen, health_listen and ha. */}}
 {{- define "route53-failover.config" -}}
 {{- $c := deepCopy (.Values.config | default (include "route53-failover.dryConfig" . | fromYaml)) }}
 {{- $_ := set $c "listen" (printf "0.0.0.0:%d" (int .Values.service.port)) }}
+{{- $_ := set $c "health_listen" (printf "0.0.0.0:%d" (int .Values.service.healthPort)) }}
 {{- if .Values.ha.enabled }}
 {{- $ha := dict "enabled" true "identity" "${env:POD_NAME}" "lease_duration" .Values.ha.leaseDuration "renew_every" .Values.ha.renewEvery "max_clock_drift" .Values.ha.maxClockDrift "view_max_age" .Values.ha.viewMaxAge }}
 {{- with .Values.ha.zone }}{{ $_ := set $ha "zone" . }}{{ end }}
@@ -72,7 +73,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 change of it rolls the pods; any other config change is applied live. */}}
 {{- define "route53-failover.restartChecksum" -}}
 {{- $c := include "route53-failover.config" . | fromYaml }}
-{{- dict "provider" $c.provider "ha" $c.ha "listen" $c.listen "state_store" $c.state_store | toYaml | sha256sum }}
+{{- dict "provider" $c.provider "ha" $c.ha "listen" $c.listen "health_listen" $c.health_listen "state_store" $c.state_store | toYaml | sha256sum }}
 {{- end }}
 
 {{/* With no config: the embedded memory provider, which changes nothing real. */}}
