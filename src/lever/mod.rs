@@ -21,22 +21,26 @@
 //!
 //! - `client`: the SDK client across the cluster's endpoints;
 //! - `claims`: one install per switch, through the state store;
+//! - `task`: the task that reads, sets, reads back and repairs;
+//! - `status`: what `/status`, the page and the table show of it;
 //! - `standin`: a loopback cluster endpoint (demo and tests).
 
 pub mod claims;
 pub mod client;
 pub mod standin;
+mod status;
+mod task;
+
+pub use status::{LeverStatus, SwitchStatus};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Notify};
-use tokio_util::sync::CancellationToken;
-use tracing::warn;
 
-use crate::config::{LeverConfig, LeverMode};
+use crate::config::LeverConfig;
 use crate::decide::lever::Switch;
 use crate::events::{Event, Events, Kind};
 use crate::metrics::Metrics;
@@ -120,65 +124,6 @@ struct State {
     last_error: Option<String>,
     /// When a change was last accepted (unix seconds).
     last_change: Option<f64>,
-}
-
-/// One switch in status.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SwitchStatus {
-    pub arn: String,
-    pub member: String,
-    pub state: Switch,
-    pub want: Switch,
-}
-
-/// The lever in `/status`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LeverStatus {
-    pub mode: LeverMode,
-    pub endpoints: Vec<String>,
-    pub switches: Vec<SwitchStatus>,
-    /// The latest refusal in force.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refused: Option<Refusal>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_change: Option<f64>,
-}
-
-impl LeverStatus {
-    /// `routing controls (switches): 2 on, 1 off  REFUSED by ARC safety rule …`
-    pub fn describe(&self) -> String {
-        let count = |s: Switch| self.switches.iter().filter(|w| w.state == s).count();
-        let mut line = format!(
-            "routing controls ({}): {} on, {} off",
-            self.mode.as_str(),
-            count(Switch::On),
-            count(Switch::Off)
-        );
-        let unknown = count(Switch::Unknown);
-        if unknown > 0 {
-            line.push_str(&format!(", {unknown} not known"));
-        }
-        let pending: Vec<&str> = self
-            .switches
-            .iter()
-            .filter(|w| w.state != w.want)
-            .map(|w| w.member.as_str())
-            .collect();
-        if !pending.is_empty() {
-            line.push_str(&format!("; to set: {}", pending.join(", ")));
-        }
-        if let Some(r) = &self.refused {
-            line.push_str(&format!(
-                "  REFUSED by ARC safety rule {}: {}",
-                r.rule, r.message
-            ));
-        } else if let Some(e) = &self.last_error {
-            line.push_str(&format!("  ERROR: {e}"));
-        }
-        line
-    }
 }
 
 pub struct Lever {
@@ -276,36 +221,6 @@ impl Lever {
         }
     }
 
-    pub fn status(&self) -> LeverStatus {
-        let st = self.lock();
-        LeverStatus {
-            mode: self.config.mode,
-            endpoints: self
-                .config
-                .endpoints
-                .iter()
-                .map(|e| e.url.to_string())
-                .collect(),
-            switches: self
-                .owners
-                .iter()
-                .map(|(arn, o)| {
-                    let state = st.known.get(arn).copied().unwrap_or(Switch::Unknown);
-                    SwitchStatus {
-                        arn: arn.clone(),
-                        member: o.member(),
-                        state,
-                        // Nothing wanted yet: as it is.
-                        want: st.wanted.get(arn).map_or(state, |w| w.want),
-                    }
-                })
-                .collect(),
-            refused: st.refused.last().cloned(),
-            last_error: st.last_error.clone(),
-            last_change: st.last_change,
-        }
-    }
-
     /// The calls to make now: the wanted states that differ from the known
     /// ones, as switches going On, going Off, and going Off for a forced
     /// drain; a call ARC refused within [`REFUSAL_HOLD`] is left out.
@@ -360,220 +275,5 @@ impl Lever {
             drop(st);
             self.changed.send_modify(|n| *n += 1);
         }
-    }
-
-    /// Reads `arns` back; a failed read makes the state unknown.
-    async fn read(&self, arns: impl IntoIterator<Item = String>) {
-        for arn in arns {
-            let got = self.client.get(&arn).await;
-            self.count("get", &got);
-            let state = match got {
-                Ok(s) => s,
-                Err(e) => {
-                    warn!(routing_control = %arn, error = %e, "cannot read a routing control");
-                    self.lock().last_error = Some(e.to_string());
-                    Switch::Unknown
-                }
-            };
-            self.learn(&arn, state);
-        }
-    }
-
-    /// The configured switches whose state is not known (a failed read).
-    fn unknown(&self) -> Vec<String> {
-        let st = self.lock();
-        self.owners
-            .keys()
-            .filter(|arn| st.known.get(*arn).is_none_or(|s| *s == Switch::Unknown))
-            .cloned()
-            .collect()
-    }
-
-    fn count<T>(&self, operation: &str, r: &Result<T, LeverError>) {
-        let outcome = r.as_ref().map_or_else(|e| e.kind(), |_| "ok");
-        self.metrics
-            .lever
-            .calls_total
-            .with_label_values(&[operation, outcome])
-            .inc();
-    }
-
-    /// Sets one call's switches together; a forced drain's call that a
-    /// safety rule refuses is tried once more overriding that rule, when
-    /// the config allows.
-    async fn set(&self, call: &Call) -> Result<(), LeverError> {
-        let entries: Vec<(String, Switch)> =
-            call.iter().map(|(arn, s, _)| (arn.clone(), *s)).collect();
-        let forced = call.iter().all(|(_, _, f)| *f);
-        let mut overrides: Vec<String> = Vec::new();
-        loop {
-            let r = self.client.set(&entries, &overrides).await;
-            self.count("set", &r);
-            match r {
-                Err(LeverError::Refused { rule, message }) => {
-                    if forced && self.config.allow_safety_override && !overrides.contains(&rule) {
-                        self.events.emit(
-                            Event::new(
-                                Kind::Switch,
-                                format!("a forced drain overrides ARC safety rule {rule}"),
-                            )
-                            .reason("safety_override"),
-                        );
-                        overrides.push(rule);
-                        continue;
-                    }
-                    return Err(LeverError::Refused { rule, message });
-                }
-                other => return other,
-            }
-        }
-    }
-
-    /// The task: reads every switch, then sets what is pending, reads back,
-    /// repairs drift; until `shutdown`. An instance that becomes the
-    /// writer reads every switch before its first set (another holder may
-    /// have moved them); one that stops being the writer forgets what was
-    /// wanted (its successor decides afresh, and so will it if it writes
-    /// again).
-    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut next_read = tokio::time::Instant::now();
-        let mut failures: u32 = 0;
-        let mut retry_at: Option<tokio::time::Instant> = None;
-        let mut was_writer = false;
-        let mut reread_at: Option<tokio::time::Instant> = None;
-        loop {
-            let now = tokio::time::Instant::now();
-            let writer = (self.may_write)();
-            if writer && !was_writer {
-                next_read = now;
-            }
-            if !writer && was_writer {
-                self.lock().wanted.clear();
-            }
-            was_writer = writer;
-            if now >= next_read {
-                self.read(self.owners.keys().cloned()).await;
-                next_read = now + self.config.read_interval;
-            }
-            // A switch whose read failed is unknown, and its member's
-            // withdrawal waits on it (`switch_unknown`): it is read again
-            // every second until known, not at the next round.
-            let unknown = self.unknown();
-            let reread = (!unknown.is_empty()).then(|| reread_at.unwrap_or(now + UNKNOWN_REREAD));
-            reread_at = reread;
-            if let Some(t) = reread.filter(|t| *t <= now) {
-                self.read(unknown).await;
-                reread_at = Some(t.max(now) + UNKNOWN_REREAD);
-            }
-            let calls = if writer && (self.may_write)() {
-                self.pending()
-            } else {
-                Vec::new()
-            };
-            if !calls.is_empty() && retry_at.is_none_or(|t| t <= now) {
-                retry_at = None;
-                for call in calls {
-                    match self.set(&call).await {
-                        Ok(()) => {
-                            failures = 0;
-                            self.applied(call).await;
-                        }
-                        Err(LeverError::Refused { rule, message }) => {
-                            self.refused(call, rule, message)
-                        }
-                        Err(e) => {
-                            failures += 1;
-                            let wait = Duration::from_millis(100)
-                                .saturating_mul(1 << failures.min(5))
-                                .min(MAX_RETRY);
-                            warn!(error = %e, retry_in = ?wait, "cannot set the routing controls");
-                            self.lock().last_error = Some(e.to_string());
-                            retry_at = Some(tokio::time::Instant::now() + wait);
-                            break;
-                        }
-                    }
-                }
-                continue;
-            }
-            let until = match retry_at {
-                Some(t) if !calls.is_empty() => t.min(next_read),
-                _ => next_read,
-            };
-            let until = reread_at.map_or(until, |t| t.min(until));
-            // A refusal's hold ends: its call may go again.
-            let until = self
-                .lock()
-                .refused
-                .iter()
-                .filter_map(|r| r.until)
-                .fold(until, |a, b| a.min(b));
-            tokio::select! {
-                // New wanted states are tried at once, backoff or not.
-                _ = self.wake.notified() => retry_at = None,
-                _ = tokio::time::sleep_until(until) => {}
-                _ = shutdown.cancelled() => return,
-            }
-        }
-    }
-
-    /// `call` was accepted: said in the timeline, then read back.
-    async fn applied(&self, call: Call) {
-        {
-            let mut st = self.lock();
-            st.refused.retain(|r| {
-                !r.call
-                    .iter()
-                    .any(|(a, _, _)| call.iter().any(|(b, _, _)| a == b))
-            });
-            st.last_error = None;
-            st.last_change = Some(crate::time::unix_secs(SystemTime::now()));
-        }
-        for (arn, s, _) in &call {
-            let Some(o) = self.owners.get(arn) else {
-                continue;
-            };
-            self.events.emit(
-                Event::new(
-                    Kind::Switch,
-                    format!("routing control of {} set {}", o.member(), s.as_str()),
-                )
-                .about(&o.record, &o.rtype, Some(&o.region))
-                .reason(s.as_str()),
-            );
-        }
-        self.read(call.into_iter().map(|(arn, _, _)| arn)).await;
-    }
-
-    /// A safety rule refused `call`: said, and kept so it is not sent again
-    /// for [`REFUSAL_HOLD`].
-    fn refused(&self, call: Call, rule: String, message: String) {
-        self.events.emit(
-            Event::new(
-                Kind::Switch,
-                format!(
-                    "ARC safety rule {rule} refused the switch change ({message}); \
-                     not sent again for {}s unless the wanted states change",
-                    REFUSAL_HOLD.as_secs()
-                ),
-            )
-            .reason("safety_rule"),
-        );
-        // A conflict that names no safety rule (another update to the
-        // same control in flight) passes: tried again within seconds.
-        let hold = if rule.contains("/safetyrule/") {
-            REFUSAL_HOLD
-        } else {
-            CONFLICT_HOLD
-        };
-        let mut st = self.lock();
-        st.last_error = Some(format!("refused by ARC safety rule {rule}"));
-        st.refused.retain(|r| r.call != call);
-        st.refused.push(Refusal {
-            rule,
-            message,
-            at: crate::time::unix_secs(SystemTime::now()),
-            call,
-            until: Some(tokio::time::Instant::now() + hold),
-        });
     }
 }
