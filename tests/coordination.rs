@@ -210,6 +210,11 @@ async fn with_the_store_in_dynamodb_failover_goes_on_through_a_control_plane_out
     );
     assert_eq!(answered(&s.store), sorted(&["us-east-1"]));
     assert_eq!(roles(&all).await.0, leaders);
+    // The switch was set under the leader's term, and says so.
+    let leader = all.iter().find(|i| i.id == leaders[0]).unwrap();
+    let events = leader.daemon.get("/events").await.text().await.unwrap();
+    let named = format!("set off (term {})", term.expect("a term"));
+    assert!(events.contains(&named), "{named}: {events}");
 
     s.store.store.clear_faults();
     s.eps.set("eu-west-1", Mode::Serve);

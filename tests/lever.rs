@@ -578,7 +578,7 @@ async fn the_lever_sets_only_as_the_writer_and_a_refusal_holds_back_only_its_own
     let lever = Lever::new(
         config,
         owners,
-        Box::new(move || w.load(Ordering::Relaxed)),
+        Box::new(move || w.load(Ordering::Relaxed).then_some(0)),
         Arc::default(),
         Arc::new(route53_failover::metrics::Metrics::new()),
         Some(credentials()),

@@ -90,7 +90,7 @@ pub async fn run(
         let lever = crate::lever::Lever::new(
             lever_config.clone(),
             crate::lever::Owner::of(&rt.config),
-            Box::new(move || writer.upgrade().is_some_and(|rt| rt.may_write())),
+            Box::new(move || writer.upgrade().and_then(|rt| rt.writing_term())),
             rt.events.clone(),
             rt.metrics.clone(),
             None,

@@ -130,8 +130,9 @@ pub struct Lever {
     pub config: LeverConfig,
     client: LeverClient,
     owners: BTreeMap<String, Owner>,
-    /// Whether this instance may write now (the HA lease).
-    may_write: Box<dyn Fn() -> bool + Send + Sync>,
+    /// While this instance may write (the HA lease), the term it writes
+    /// under (0 without `ha`): named with every switch it sets.
+    writer: Box<dyn Fn() -> Option<u64> + Send + Sync>,
     state: Mutex<State>,
     /// The wanted states changed: wakes the task.
     wake: Notify,
@@ -149,7 +150,7 @@ impl Lever {
     pub async fn new(
         config: LeverConfig,
         owners: BTreeMap<String, Owner>,
-        may_write: Box<dyn Fn() -> bool + Send + Sync>,
+        writer: Box<dyn Fn() -> Option<u64> + Send + Sync>,
         events: Arc<Events>,
         metrics: Arc<Metrics>,
         credentials: Option<aws_sdk_route53recoverycluster::config::Credentials>,
@@ -159,7 +160,7 @@ impl Lever {
             config,
             client,
             owners,
-            may_write,
+            writer,
             state: Mutex::default(),
             wake: Notify::new(),
             changed: watch::Sender::new(0),

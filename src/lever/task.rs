@@ -93,7 +93,8 @@ impl Lever {
         let mut reread_at: Option<tokio::time::Instant> = None;
         loop {
             let now = tokio::time::Instant::now();
-            let writer = (self.may_write)();
+            let term = (self.writer)();
+            let writer = term.is_some();
             if writer && !was_writer {
                 next_read = now;
             }
@@ -115,18 +116,14 @@ impl Lever {
                 self.read(unknown).await;
                 reread_at = Some(t.max(now) + UNKNOWN_REREAD);
             }
-            let calls = if writer && (self.may_write)() {
-                self.pending()
-            } else {
-                Vec::new()
-            };
+            let calls = if writer { self.pending() } else { Vec::new() };
             if !calls.is_empty() && retry_at.is_none_or(|t| t <= now) {
                 retry_at = None;
                 for call in calls {
                     match self.set(&call).await {
                         Ok(()) => {
                             failures = 0;
-                            self.applied(call).await;
+                            self.applied(call, term.unwrap_or_default()).await;
                         }
                         Err(LeverError::Refused { rule, message }) => {
                             self.refused(call, rule, message)
@@ -167,7 +164,7 @@ impl Lever {
     }
 
     /// `call` was accepted: said in the timeline, then read back.
-    async fn applied(&self, call: Call) {
+    async fn applied(&self, call: Call, term: u64) {
         {
             let mut st = self.lock();
             st.refused.retain(|r| {
@@ -185,7 +182,11 @@ impl Lever {
             self.events.emit(
                 Event::new(
                     Kind::Switch,
-                    format!("routing control of {} set {}", o.member(), s.as_str()),
+                    format!(
+                        "routing control of {} set {} (term {term})",
+                        o.member(),
+                        s.as_str()
+                    ),
                 )
                 .about(&o.record, &o.rtype, Some(&o.region))
                 .reason(s.as_str()),

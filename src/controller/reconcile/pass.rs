@@ -265,9 +265,10 @@ impl Reconciler {
         zone_id: &str,
         changes: &[Change],
     ) -> Result<(), ProviderError> {
+        let term = self.rt.writing_term().unwrap_or_default();
         for batch in plan::batches(changes.to_vec()) {
             for c in &batch {
-                info!(zone = %self.zone, change = %c, "applying");
+                info!(zone = %self.zone, change = %c, term, "applying");
             }
             let info = self.calls.change(zone_id, &batch).await?;
             let mut summary: Vec<String> = batch.iter().take(4).map(|c| c.to_string()).collect();

@@ -300,6 +300,16 @@ impl Runtime {
         self.lease.as_ref().is_none_or(|l| l.is_leader())
     }
 
+    /// While this instance may write, the lease's term it writes under
+    /// (0 without `ha`): the fencing token its writes name.
+    pub fn writing_term(&self) -> Option<u64> {
+        match &self.lease {
+            None => Some(0),
+            Some(l) if l.is_leader() => Some(l.snapshot().term.unwrap_or_default()),
+            Some(_) => None,
+        }
+    }
+
     /// This instance's own verdict on a member left or entered `unhealthy`.
     pub(super) fn local_unhealthy(&self, entered: bool) {
         if entered {
