@@ -83,10 +83,25 @@ impl Setup {
 
     /// Instances `a` and `b`, with `extra` top-level lines.
     async fn instances_with(&self, store_url: Option<&str>, extra: &str) -> Vec<Instance> {
+        self.instances_edited(store_url, &|text| text + extra).await
+    }
+
+    /// Instances `a` and `b`, their configs passed through `edit`.
+    async fn instances_edited(
+        &self,
+        store_url: Option<&str>,
+        edit: &dyn Fn(String) -> String,
+    ) -> Vec<Instance> {
         let mut all = Vec::new();
         for id in ["a", "b"] {
             let i = Instance::start(id, &self.store, Launch::default(), |provider| {
-                instance_config(id, provider, &self.eps, &self.fixture.urls, store_url) + extra
+                edit(instance_config(
+                    id,
+                    provider,
+                    &self.eps,
+                    &self.fixture.urls,
+                    store_url,
+                ))
             })
             .await;
             all.push(i);
@@ -591,4 +606,78 @@ async fn a_second_install_naming_a_claimed_switch_is_refused() {
         "the refused install changed DNS"
     );
     first.stop().await;
+}
+
+/// The leader is paused (SIGSTOP) past its lease: the other instance takes
+/// the lease in the store with the next term and withdraws a region that
+/// fails meanwhile (the writer's own probes decide: `quorum: any`). Woken
+/// (SIGCONT), the old leader sees the region failing too, but its window
+/// ended while it slept: it sends no switch call and lands no write, and
+/// it is a follower.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_leader_woken_after_its_lease_writes_nothing() {
+    let moto = Moto::start().await;
+    moto.create_table("route53-failover", "sk").await;
+    let s = setup().await;
+    let any = |text: String| {
+        text.replace(
+            "policy: {min_healthy: 1}",
+            "policy: {min_healthy: 1, quorum: any}",
+        )
+    };
+    let all = s.instances_edited(Some(&moto.url), &any).await;
+    s.all_on().await;
+    wait_until("one leader", LIMIT, || async {
+        roles(&all).await.0.len() == 1
+    })
+    .await;
+    let (leaders, terms) = roles(&all).await;
+    let term = terms.iter().flatten().max().copied().unwrap();
+    let old = all.iter().find(|i| i.id == leaders[0]).unwrap();
+    let new = all.iter().find(|i| i.id != leaders[0]).unwrap();
+    let sets = |page: &str| {
+        metric(
+            page,
+            "route53_failover_routing_control_calls_total",
+            &["operation=\"set\""],
+        )
+        .unwrap_or(0.0)
+    };
+    let old_sets = sets(&old.daemon.metrics().await);
+
+    old.daemon.signal("STOP");
+    wait_until(
+        "the other instance holds the lease, next term",
+        LIMIT,
+        || async {
+            let l = new.daemon.status().await.lease.unwrap();
+            l.role == "leader" && l.term.is_some_and(|t| t > term)
+        },
+    )
+    .await;
+    s.eps.set("eu-west-1", Mode::Fail);
+    wait_until("eu-west-1's switch is Off", LIMIT, || async {
+        s.board.get(&arn("eu-west-1")) == Some(false)
+    })
+    .await;
+    let writes_before = old.writes().iter().filter(|w| w.status == 200).count();
+    old.daemon.signal("CONT");
+    // Awake long enough to probe, decide and (were it not fenced) write.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        sets(&old.daemon.metrics().await),
+        old_sets,
+        "the old leader sent a switch call after its lease ended"
+    );
+    assert_eq!(
+        old.writes().iter().filter(|w| w.status == 200).count(),
+        writes_before,
+        "a write of the old leader landed"
+    );
+    assert_eq!(old.role().await, "follower");
+    assert_eq!(new.role().await, "leader");
+    s.eps.set("eu-west-1", Mode::Serve);
+    for i in all {
+        i.daemon.stop().await;
+    }
 }

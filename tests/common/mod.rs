@@ -299,6 +299,17 @@ impl Daemon {
         self.get("/metrics").await.text().await.unwrap()
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, ...) to the daemon.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("running");
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{signal} {pid}");
+    }
+
     pub fn sigterm(&self) {
         let pid = self.child.id().expect("running");
         let ok = std::process::Command::new("kill")
