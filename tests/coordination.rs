@@ -53,29 +53,6 @@ fn instance_config(
     text
 }
 
-struct Setup {
-    store: Store,
-    eps: Endpoints,
-    fixture: Fixture,
-    board: route53_failover::lever::standin::Board,
-}
-
-async fn setup() -> Setup {
-    let store = start_store(&[ZONE]).await;
-    let board = store.store.switches();
-    for r in REGIONS {
-        board.set(&arn(r), false);
-    }
-    let fixture = start_cluster(board.clone()).await;
-    let eps = Endpoints::start(&REGIONS).await;
-    Setup {
-        store,
-        eps,
-        fixture,
-        board,
-    }
-}
-
 impl Setup {
     async fn instances(&self, store_url: Option<&str>) -> Vec<Instance> {
         self.instances_with(store_url, "").await
@@ -138,7 +115,7 @@ async fn roles(all: &[Instance]) -> (Vec<&'static str>, Vec<Option<u64>>) {
 async fn with_the_store_in_dynamodb_failover_goes_on_through_a_control_plane_outage() {
     let moto = Moto::start().await;
     moto.create_table("route53-failover", "sk").await;
-    let s = setup().await;
+    let s = setup(&REGIONS).await;
     let all = s.instances(Some(&moto.url)).await;
     s.all_on().await;
     wait_until("one leader", LIMIT, || async {
@@ -246,7 +223,7 @@ async fn with_the_store_in_dynamodb_failover_goes_on_through_a_control_plane_out
 /// names it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_store_the_same_outage_leaves_nobody_to_flip_switches() {
-    let s = setup().await;
+    let s = setup(&REGIONS).await;
     let all = s.instances(None).await;
     s.all_on().await;
     wait_until("one leader", LIMIT, || async {
@@ -288,7 +265,7 @@ async fn a_store_that_stops_answering_withdraws_nothing_and_the_lease_comes_back
     let moto = Moto::start().await;
     moto.create_table("route53-failover", "sk").await;
     let dynamo = FaultProxy::start(&moto.url).await;
-    let s = setup().await;
+    let s = setup(&REGIONS).await;
     let all = s.instances(Some(&dynamo.url)).await;
     s.all_on().await;
     wait_until("one leader", LIMIT, || async {
@@ -372,7 +349,7 @@ const TOKEN: &str = "s3cret-coordination-admin-token-51c2";
 async fn a_drain_during_the_outage_is_kept_in_the_store_and_flips_the_switch() {
     let moto = Moto::start().await;
     moto.create_table("route53-failover", "sk").await;
-    let s = setup().await;
+    let s = setup(&REGIONS).await;
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
     std::fs::write(&token, TOKEN).unwrap();
@@ -530,7 +507,7 @@ async fn a_restart_during_the_outage_fails_over_from_what_the_store_knows() {
     let moto = Moto::start().await;
     moto.create_table("route53-failover", "sk").await;
     for (how, kill) in [(Down::Errors, false), (Down::Hangs, true)] {
-        let s = setup().await;
+        let s = setup(&REGIONS).await;
         let (text, mut daemon) = one_instance(&s, &moto).await;
         go_down(&s.store, how);
         if kill {
@@ -554,7 +531,7 @@ async fn a_restart_during_the_outage_fails_over_from_what_the_store_knows() {
 async fn a_reload_during_the_outage_fails_over_from_what_the_store_knows() {
     let moto = Moto::start().await;
     moto.create_table("route53-failover", "sk").await;
-    let s = setup().await;
+    let s = setup(&REGIONS).await;
     let (text, daemon) = one_instance(&s, &moto).await;
     let hash = daemon.status().await.config.unwrap().hash;
     go_down(&s.store, Down::Hangs);
@@ -580,7 +557,7 @@ async fn a_reload_during_the_outage_fails_over_from_what_the_store_knows() {
 async fn a_second_install_naming_a_claimed_switch_is_refused() {
     let moto = Moto::start().await;
     moto.create_table("route53-failover", "sk").await;
-    let s = setup().await;
+    let s = setup(&REGIONS).await;
     let (_, first) = one_instance(&s, &moto).await;
     let text = std::fs::read_to_string(&first.config_path)
         .unwrap()
@@ -618,7 +595,7 @@ async fn a_second_install_naming_a_claimed_switch_is_refused() {
 async fn a_paused_leader_woken_after_its_lease_writes_nothing() {
     let moto = Moto::start().await;
     moto.create_table("route53-failover", "sk").await;
-    let s = setup().await;
+    let s = setup(&REGIONS).await;
     let any = |text: String| {
         text.replace(
             "policy: {min_healthy: 1}",

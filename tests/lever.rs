@@ -121,29 +121,6 @@ async fn with_no_endpoint_answering_each_one_is_named() {
     }
 }
 
-struct Setup {
-    store: Store,
-    eps: Endpoints,
-    fixture: Fixture,
-    board: Board,
-}
-
-async fn setup() -> Setup {
-    let store = start_store(&[ZONE]).await;
-    let board = store.store.switches();
-    for r in REGIONS {
-        board.set(&arn(r), false);
-    }
-    let fixture = start_cluster(board.clone()).await;
-    let eps = Endpoints::start(&REGIONS).await;
-    Setup {
-        store,
-        eps,
-        fixture,
-        board,
-    }
-}
-
 impl Setup {
     /// The daemon on the e2e config with the lever in `mode` (and `extra`
     /// lines of its section, or top-level keys after them), once every
@@ -229,7 +206,7 @@ async fn all_answering(s: &Setup) {
 
 #[tokio::test]
 async fn a_failing_region_goes_out_through_its_switch_and_back_with_no_record_change() {
-    let s = setup().await;
+    let s = setup(&REGIONS).await;
     let daemon = s.run("1m", "switches", "").await;
     let changes_before = s.store.store.change_log().len();
 
@@ -299,7 +276,7 @@ async fn a_failing_region_goes_out_through_its_switch_and_back_with_no_record_ch
 
 #[tokio::test]
 async fn switches_and_records_mode_moves_both() {
-    let s = setup().await;
+    let s = setup(&REGIONS).await;
     let daemon = s.run("1m", "switches_and_records", "").await;
     s.eps.set("ap-southeast-2", Mode::Fail);
     wait_until(
@@ -320,7 +297,7 @@ async fn switches_and_records_mode_moves_both() {
 
 #[tokio::test]
 async fn an_assertion_rule_refusal_is_shown_by_name_and_not_retried_in_a_loop() {
-    let s = setup().await;
+    let s = setup(&REGIONS).await;
     // A rule stricter than the daemon's own: all three On.
     s.keep_all_on();
     let daemon = s.run("1m", "switches", "").await;
@@ -354,7 +331,7 @@ async fn an_assertion_rule_refusal_is_shown_by_name_and_not_retried_in_a_loop() 
 
 #[tokio::test]
 async fn with_route53s_control_plane_down_a_failing_region_still_goes_out() {
-    let s = setup().await;
+    let s = setup(&REGIONS).await;
     let daemon = s.run("2s", "switches", "").await;
     let checks_before = s.store.store.health_checks().len();
 
@@ -468,7 +445,7 @@ async fn without_a_lever_an_outage_is_shown_and_the_endpoint_checks_stay() {
 async fn a_switch_flipped_by_hand_is_set_back() {
     // Drift repair: a switch flipped outside the daemon is set back at the
     // next read (read_interval 1s here).
-    let s = setup().await;
+    let s = setup(&REGIONS).await;
     let daemon = s.run("1m", "switches", "").await;
     s.board.set(&arn("us-east-1"), false);
     wait_until("the switch is set back On", LIMIT, || async {
@@ -484,7 +461,7 @@ const TOKEN: &str = "s3cret-lever-admin-token-7a1c";
 
 #[tokio::test]
 async fn a_drain_turns_the_switch_off_and_an_undrain_on() {
-    let s = setup().await;
+    let s = setup(&REGIONS).await;
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
     std::fs::write(&token, TOKEN).unwrap();
@@ -507,7 +484,7 @@ async fn a_drain_turns_the_switch_off_and_an_undrain_on() {
 
 #[tokio::test]
 async fn a_forced_drain_overrides_the_refusing_rule_when_allowed() {
-    let s = setup().await;
+    let s = setup(&REGIONS).await;
     s.keep_all_on();
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
@@ -656,7 +633,7 @@ async fn the_lever_sets_only_as_the_writer_and_a_refusal_holds_back_only_its_own
 /// switch (decided beside the pass, from what is known).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_route53_hanging_a_pass_stuck_on_a_write_holds_no_other_switch() {
-    let s = setup().await;
+    let s = setup(&REGIONS).await;
     let daemon = s.run("1m", "switches_and_records", "").await;
     s.store.store.set_latency(Duration::from_secs(3600));
     let first = Instant::now();
@@ -733,7 +710,7 @@ fn two_records(s: &Setup) -> String {
 /// verdict, and the refusal is named in status.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_costs_only_its_own_record() {
-    let s = setup().await;
+    let s = setup(&REGIONS).await;
     for r in ["us-east-1", "ap-southeast-2"] {
         s.board.set(&format!("{}2", arn(r)), false);
     }

@@ -138,21 +138,10 @@ impl Validator {
             Some(list) => {
                 for (i, e) in list.iter().enumerate() {
                     let path = format!("routing_control.cluster_endpoints[{i}]");
-                    let url =
-                        self.required(&format!("{path}.url"), &e.url).and_then(
-                            |s| match Url::parse(s) {
-                                Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => {
-                                    Some(u)
-                                }
-                                _ => {
-                                    self.err(
-                                        format!("{path}.url"),
-                                        format!("{} is not an http(s) URL", q(s)),
-                                    );
-                                    None
-                                }
-                            },
-                        );
+                    let url = self
+                        .required(&format!("{path}.url"), &e.url)
+                        .cloned()
+                        .and_then(|u| self.http_url(&format!("{path}.url"), &u));
                     let region = self.required(&format!("{path}.region"), &e.region).cloned();
                     if let Some(r) = region.as_deref().filter(|r| !region_like(r)) {
                         self.err(

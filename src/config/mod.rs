@@ -158,6 +158,17 @@ impl Validator {
         });
     }
 
+    /// An http(s) URL at `path`, or the error that names it.
+    fn http_url(&mut self, path: &str, v: &str) -> Option<url::Url> {
+        match url::Url::parse(v) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Some(u),
+            _ => {
+                self.err(path, format!("{} is not an http(s) URL", q(v)));
+                None
+            }
+        }
+    }
+
     fn required<'a, T>(&mut self, path: &str, v: &'a Option<T>) -> Option<&'a T> {
         if v.is_none() {
             self.err(path, "missing (required)");

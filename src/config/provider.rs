@@ -57,16 +57,7 @@ impl Validator {
         let endpoint_url = raw
             .endpoint_url
             .as_deref()
-            .and_then(|s| match Url::parse(s) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
-                _ => {
-                    self.err(
-                        "provider.endpoint_url",
-                        format!("{} is not an http(s) URL", q(s)),
-                    );
-                    None
-                }
-            });
+            .and_then(|u| self.http_url("provider.endpoint_url", u));
         let zones: Vec<String> = raw
             .zones
             .unwrap_or_default()

@@ -106,16 +106,7 @@ impl Validator {
                 let endpoint_url = raw
                     .endpoint_url
                     .as_deref()
-                    .and_then(|s| match Url::parse(s) {
-                        Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
-                        _ => {
-                            self.err(
-                                "state_store.endpoint_url",
-                                format!("{} is not an http(s) URL", q(s)),
-                            );
-                            None
-                        }
-                    });
+                    .and_then(|u| self.http_url("state_store.endpoint_url", u));
                 self.unused("state_store.path", raw.path.is_some(), "dynamodb");
                 table
                     .zip(region)

@@ -178,24 +178,63 @@ pub async fn verdict_to_switch_within_a_second(daemon: &Daemon, region: &str) {
     verdict_to_switch_within(daemon, region, 1.0).await
 }
 
-/// The same with a bound of `secs`.
+/// The same with a bound of `secs`. The switch's event is emitted once
+/// the cluster's answer is in, a moment after the board shows it: the
+/// events are read until both are there (5 s at most).
 pub async fn verdict_to_switch_within(daemon: &Daemon, region: &str, secs: f64) {
-    let events: Vec<route53_failover::events::Event> =
-        daemon.get("/events").await.json().await.unwrap();
-    let at = |kind: &str, what: &str| {
+    let at = |events: &[route53_failover::events::Event], kind: &str, what: &str| {
         events
             .iter()
             .filter(|e| e.event == kind && e.region.as_deref() == Some(region))
             .find(|e| e.message.contains(what))
             .map(|e| e.at)
-            .unwrap_or_else(|| panic!("no {kind} event with {what:?}: {events:?}"))
     };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
     // Newest first: the latest of each.
-    let verdict = at("verdict", "→ unhealthy");
-    let off = at("switch", "set off");
+    let (verdict, off) = loop {
+        let events: Vec<route53_failover::events::Event> =
+            daemon.get("/events").await.json().await.unwrap();
+        let found = (
+            at(&events, "verdict", "→ unhealthy"),
+            at(&events, "switch", "set off"),
+        );
+        if let (Some(v), Some(o)) = found {
+            break (v, o);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no verdict or switch event for {region}: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(
         (0.0..=secs).contains(&(off - verdict)),
         "the switch went Off {:.3}s after the verdict",
         off - verdict
     );
+}
+
+/// The strict store, its switches (all Off at first), a cluster over them
+/// and endpoints for `regions`.
+pub struct Setup {
+    pub store: Store,
+    pub eps: super::Endpoints,
+    pub fixture: Fixture,
+    pub board: Board,
+}
+
+pub async fn setup(regions: &[&str]) -> Setup {
+    let store = super::start_store(&[ZONE]).await;
+    let board = store.store.switches();
+    for r in regions {
+        board.set(&arn(r), false);
+    }
+    let fixture = start_cluster(board.clone()).await;
+    let eps = super::Endpoints::start(regions).await;
+    Setup {
+        store,
+        eps,
+        fixture,
+        board,
+    }
 }
