@@ -121,6 +121,7 @@ refused() {
 }
 refused "needs ha.enabled: true" --set replicaCount=2
 refused "/service/port" --set service.port=http
+refused "service.healthPort must differ from service.port" --set service.healthPort=9090
 refused "/ha/leaseDuration" --set ha.enabled=true --set ha.leaseDuration=soon
 refused "/config" --set config.listen=0.0.0.0:1
 refused "admin.enabled needs admin.existingSecret" --set admin.enabled=true

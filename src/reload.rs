@@ -219,7 +219,12 @@ async fn candidate(
             known.entry(zone).or_insert(z);
         }
     }
-    // The switches it names are this install's, or the reload is refused.
+    if let Err(why) = check_zones(&config, provider, &known).await {
+        refuse(current, refused, h, why);
+        return None;
+    }
+    // Last, once nothing else refuses it: the switches it names are this
+    // install's, or the reload is refused.
     if let Some(store) = current.runtime().store() {
         let switches = crate::lever::Owner::of(&config);
         let arns = switches.keys().map(String::as_str);
@@ -227,10 +232,6 @@ async fn candidate(
             refuse(current, refused, h, why);
             return None;
         }
-    }
-    if let Err(why) = check_zones(&config, provider, &known).await {
-        refuse(current, refused, h, why);
-        return None;
     }
     for w in &config.warnings {
         warn!("{w}");

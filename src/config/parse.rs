@@ -136,7 +136,17 @@ impl Validator {
             raw.health_listen
                 .as_deref()
                 .and_then(|h| match h.parse::<SocketAddr>() {
-                    Ok(a) if listen.is_some_and(|l| l.port() == a.port() && a.port() != 0) => {
+                    // One socket: the same port on the same address, or on any
+                    // address (0.0.0.0 and [::] take every one).
+                    Ok(a)
+                        if listen.is_some_and(|l| {
+                            l.port() == a.port()
+                                && a.port() != 0
+                                && (l.ip() == a.ip()
+                                    || l.ip().is_unspecified()
+                                    || a.ip().is_unspecified())
+                        }) =>
+                    {
                         self.err(
                             "health_listen",
                             format!("{} must be another port than listen's", q(h)),

@@ -20,21 +20,37 @@ pub async fn claim<'a>(
     owner: &str,
     arns: impl IntoIterator<Item = &'a str>,
 ) -> Result<(), String> {
-    for arn in arns {
-        match claim_one(store, owner, arn).await {
-            Ok(()) => {}
-            Err(Held(by)) => {
-                return Err(format!(
-                "routing control {arn} is claimed by owner {by:?} (in the state store's claims); \
-                     this install is {owner:?}: give each install its own switches"
-            ))
-            }
-            Err(Failed(e)) => {
-                warn!(routing_control = %arn, error = %e, "cannot claim the switch now; taken again at the next start or reload");
-                return Ok(());
-            }
+    let arns: Vec<&str> = arns.into_iter().collect();
+    // Every claim read first: a refusal takes none.
+    let mut free = Vec::new();
+    for &arn in &arns {
+        match store.get(Space::Claims, arn).await {
+            Ok(Some(item)) if item.value == owner => {}
+            Ok(Some(item)) => return Err(held(arn, &item.value, owner)),
+            Ok(None) => free.push(arn),
+            Err(e) => return unanswered(arn, e),
         }
     }
+    for arn in free {
+        match claim_one(store, owner, arn).await {
+            Ok(()) => {}
+            Err(Held(by)) => return Err(held(arn, &by, owner)),
+            Err(Failed(e)) => return unanswered(arn, e),
+        }
+    }
+    Ok(())
+}
+
+fn held(arn: &str, by: &str, owner: &str) -> String {
+    format!(
+        "routing control {arn} is claimed by owner {by:?} (in the state store's claims); \
+         this install is {owner:?}: give each install its own switches"
+    )
+}
+
+/// The store did not answer: no reason to hold failover back.
+fn unanswered(arn: &str, e: StoreError) -> Result<(), String> {
+    warn!(routing_control = %arn, error = %e, "cannot claim the switch now; taken again at the next start or reload");
     Ok(())
 }
 
@@ -84,9 +100,8 @@ mod tests {
             .unwrap_err();
         assert!(err.contains("arn:b is claimed by owner \"prod\""), "{err}");
         assert!(err.contains("\"staging\""), "{err}");
-        // What it could take before the conflict it took; nothing of prod's.
-        let claimed = staging.get(Space::Claims, "arn:c").await.unwrap().unwrap();
-        assert_eq!(claimed.value, "staging");
+        // A refused claim takes nothing: not even the switch that was free.
+        assert_eq!(staging.get(Space::Claims, "arn:c").await.unwrap(), None);
         let kept = staging.get(Space::Claims, "arn:b").await.unwrap().unwrap();
         assert_eq!(kept.value, "prod");
     }

@@ -112,18 +112,25 @@ impl Lever {
             let unknown = self.unknown();
             let reread = (!unknown.is_empty()).then(|| reread_at.unwrap_or(now + UNKNOWN_REREAD));
             reread_at = reread;
-            if let Some(t) = reread.filter(|t| *t <= now) {
+            if reread.is_some_and(|t| t <= now) {
                 self.read(unknown).await;
-                reread_at = Some(t.max(now) + UNKNOWN_REREAD);
+                // From when the reads ended: a second between rounds
+                // however long they took.
+                reread_at = Some(tokio::time::Instant::now() + UNKNOWN_REREAD);
             }
             let calls = if writer { self.pending() } else { Vec::new() };
             if !calls.is_empty() && retry_at.is_none_or(|t| t <= now) {
                 retry_at = None;
                 for call in calls {
+                    // Asked again before each call: the reads above, or the
+                    // calls before it, may have outlasted the lease's window.
+                    let Some(term) = (self.writer)() else {
+                        break;
+                    };
                     match self.set(&call).await {
                         Ok(()) => {
                             failures = 0;
-                            self.applied(call, term.unwrap_or_default()).await;
+                            self.applied(call, term).await;
                         }
                         Err(LeverError::Refused { rule, message }) => {
                             self.refused(call, rule, message)
@@ -147,12 +154,15 @@ impl Lever {
                 _ => next_read,
             };
             let until = reread_at.map_or(until, |t| t.min(until));
-            // A refusal's hold ends: its call may go again.
+            // A refusal's hold ends: its call may go again (one that has
+            // ended is dropped by the writer's next `pending`; a follower
+            // does not wait on it).
             let until = self
                 .lock()
                 .refused
                 .iter()
                 .filter_map(|r| r.until)
+                .filter(|t| *t > now)
                 .fold(until, |a, b| a.min(b));
             tokio::select! {
                 // New wanted states are tried at once, backoff or not.
@@ -196,28 +206,32 @@ impl Lever {
     }
 
     /// A safety rule refused `call`: said, and kept so it is not sent again
-    /// for [`REFUSAL_HOLD`].
+    /// for [`REFUSAL_HOLD`]; a conflict that names no safety rule (another
+    /// update to the same control in flight) passes, and is held
+    /// [`CONFLICT_HOLD`].
     fn refused(&self, call: Call, rule: String, message: String) {
+        let (hold, what, reason) = if rule.contains("/safetyrule/") {
+            (
+                REFUSAL_HOLD,
+                format!("ARC safety rule {rule}"),
+                "safety_rule",
+            )
+        } else {
+            (CONFLICT_HOLD, format!("a conflict on {rule}"), "conflict")
+        };
         self.events.emit(
             Event::new(
                 Kind::Switch,
                 format!(
-                    "ARC safety rule {rule} refused the switch change ({message}); \
+                    "{what} refused the switch change ({message}); \
                      not sent again for {}s unless the wanted states change",
-                    REFUSAL_HOLD.as_secs()
+                    hold.as_secs()
                 ),
             )
-            .reason("safety_rule"),
+            .reason(reason),
         );
-        // A conflict that names no safety rule (another update to the
-        // same control in flight) passes: tried again within seconds.
-        let hold = if rule.contains("/safetyrule/") {
-            REFUSAL_HOLD
-        } else {
-            CONFLICT_HOLD
-        };
         let mut st = self.lock();
-        st.last_error = Some(format!("refused by ARC safety rule {rule}"));
+        st.last_error = Some(format!("refused by {what}"));
         st.refused.retain(|r| r.call != call);
         st.refused.push(Refusal {
             rule,

@@ -48,6 +48,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "route53-failover.config" -}}
 {{- $c := deepCopy (.Values.config | default (include "route53-failover.dryConfig" . | fromYaml)) }}
 {{- $_ := set $c "listen" (printf "0.0.0.0:%d" (int .Values.service.port)) }}
+{{- if eq (int .Values.service.healthPort) (int .Values.service.port) }}
+{{- fail "service.healthPort must differ from service.port: the probes get a port of their own" }}
+{{- end }}
 {{- $_ := set $c "health_listen" (printf "0.0.0.0:%d" (int .Values.service.healthPort)) }}
 {{- if .Values.ha.enabled }}
 {{- $ha := dict "enabled" true "identity" "${env:POD_NAME}" "lease_duration" .Values.ha.leaseDuration "renew_every" .Values.ha.renewEvery "max_clock_drift" .Values.ha.maxClockDrift "view_max_age" .Values.ha.viewMaxAge }}
