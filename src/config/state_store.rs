@@ -38,14 +38,6 @@ impl StoreKind {
             StoreKind::Memory => "this process".into(),
         }
     }
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            StoreKind::DynamoDb { .. } => "dynamodb",
-            StoreKind::File { .. } => "file",
-            StoreKind::Memory => "memory",
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -61,14 +61,6 @@ pub enum Space {
 }
 
 impl Space {
-    pub const ALL: [Space; 5] = [
-        Space::Lease,
-        Space::Views,
-        Space::Controls,
-        Space::Zones,
-        Space::Claims,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Space::Lease => "lease",
@@ -226,6 +218,20 @@ pub async fn open(
         ),
     };
     Ok(store)
+}
+
+/// A TXT record's values as an item's value: the views and the controls
+/// keep in the store the very values they would hold in Route53, so one
+/// parser reads both.
+pub fn txt_value(values: &[String]) -> String {
+    serde_json::to_string(values).expect("strings serialize")
+}
+
+/// An item written by [`txt_value`], as the TXT record set named `name`;
+/// `None` for a value it did not write.
+pub fn txt_record(name: &str, item: &Item) -> Option<crate::provider::RecordSet> {
+    let values: Vec<String> = serde_json::from_str(&item.value).ok()?;
+    Some(crate::provider::RecordSet::txt(name, values))
 }
 
 /// The key an item is kept under in a backend that holds several owners:

@@ -63,8 +63,7 @@ impl ControlsKept<'_> {
                 .map_err(store)?
                 .into_iter()
                 .filter_map(|i| {
-                    let values: Vec<String> = serde_json::from_str(&i.value).ok()?;
-                    let control = Control::parse(&RecordSet::txt(&i.name, values))?;
+                    let control = Control::parse(&crate::store::txt_record(&i.name, &i)?)?;
                     Some((control, Handle::Item(i.name, i.version)))
                 })
                 .collect(),
@@ -83,8 +82,7 @@ impl ControlsKept<'_> {
                 calls.change(&id, &[change]).await.map_err(route53)?;
             }
             ControlsKept::Store(s) => {
-                let values = control.to_record("store").values;
-                let value = serde_json::to_string(&values).expect("strings serialize");
+                let value = crate::store::txt_value(&control.to_record("store").values);
                 s.put(Space::Controls, &control.label(), &value, Condition::Any)
                     .await
                     .map_err(store)?;

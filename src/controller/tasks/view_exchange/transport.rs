@@ -60,9 +60,19 @@ impl Views {
         .map(String::as_str)
     }
 
-    /// The views' record sets as one instance names them.
-    fn record(identity: &str, zone: &str, values: Vec<String>) -> RecordSet {
-        RecordSet::txt(&quorum::view_name(identity, zone), values)
+    /// One change to the lease's zone through `calls`.
+    async fn change(
+        calls: &Calls,
+        zone: &str,
+        zone_id: &OnceCell<String>,
+        change: Change,
+    ) -> Result<(), String> {
+        let id = Self::zone_id(calls, zone, zone_id).await?;
+        calls
+            .change(id, &[change])
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     /// Writes this instance's view (`view`: its record).
@@ -78,19 +88,14 @@ impl Views {
                 zone_id,
                 ..
             } => {
-                let id = Self::zone_id(calls, zone, zone_id).await?;
                 let change = Change {
                     action: Action::Upsert,
                     record: view,
                 };
-                calls
-                    .change(id, &[change])
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
+                Self::change(calls, zone, zone_id, change).await
             }
             Views::Store(store) => {
-                let value = serde_json::to_string(&view.values).expect("strings serialize");
+                let value = crate::store::txt_value(&view.values);
                 store
                     .put(Space::Views, identity, &value, Condition::Any)
                     .await
@@ -119,10 +124,9 @@ impl Views {
                 let items = store.list(Space::Views).await.map_err(|e| e.to_string())?;
                 Ok(items
                     .into_iter()
+                    // The zone part of the name is not read back.
                     .filter_map(|i| {
-                        let values: Vec<String> = serde_json::from_str(&i.value).ok()?;
-                        // The zone part of the name is not read back.
-                        Some(Self::record(&i.name, "store", values))
+                        crate::store::txt_record(&quorum::view_name(&i.name, "store"), &i)
                     })
                     .collect())
             }
@@ -193,11 +197,7 @@ impl Views {
                     action: Action::Delete,
                     record: view,
                 };
-                calls
-                    .change(id, &[delete])
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
+                Self::change(calls, zone, zone_id, delete).await
             }
             Views::Store(store) => store
                 .delete(Space::Views, identity, Condition::Any)
