@@ -126,6 +126,17 @@ impl Setup {
     /// lines of its section, or top-level keys after them), once every
     /// region answers.
     async fn run(&self, resync: &str, mode: &str, extra: &str) -> Daemon {
+        self.run_edited(resync, mode, extra, |c| c).await
+    }
+
+    /// [`Setup::run`] with the config text edited by `edit` first.
+    async fn run_edited(
+        &self,
+        resync: &str,
+        mode: &str,
+        extra: &str,
+        edit: impl FnOnce(String) -> String,
+    ) -> Daemon {
         let cfg = lever_yaml(
             config(&self.store, &self.eps, 1, resync),
             &self.fixture.urls,
@@ -133,7 +144,7 @@ impl Setup {
             mode,
             extra,
         );
-        let daemon = start_daemon(&cfg).await;
+        let daemon = start_daemon(&edit(cfg)).await;
         all_answering(self).await;
         daemon
     }
@@ -749,4 +760,123 @@ async fn a_refusal_costs_only_its_own_record() {
     verdict_to_switch_within_a_second(&daemon, "ap-southeast-2").await;
     assert!(on(&arn("eu-west-1")), "ARC kept it On");
     drop(daemon);
+}
+
+/// The switch's state as the daemon's status shows it.
+async fn shown(daemon: &Daemon, region: &str) -> Option<Switch> {
+    let lever = daemon.status().await.lever?;
+    lever
+        .switches
+        .iter()
+        .find(|w| w.arn == arn(region))
+        .map(|w| w.state)
+}
+
+/// Every update answered late (after it applied, past the call timeout):
+/// the Off that withdrew eu-west-1 got no answer, so its switch is read
+/// back before it is trusted. Trusted unread, the daemon would believe it
+/// still On and, once the region recovers, not turn it On: it would stay
+/// Off until the next read of every switch (30 s here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_answered_late_is_read_back_before_it_is_trusted() {
+    let s = setup(&REGIONS).await;
+    let daemon = s
+        .run_edited("1m", "switches", "", |c| {
+            c.replace("read_interval: 1s", "read_interval: 30s")
+        })
+        .await;
+    s.fixture
+        .cluster
+        .delay(Duration::ZERO, Duration::from_secs(1));
+    s.eps.set("eu-west-1", Mode::Fail);
+    wait_until("eu-west-1's switch is Off", LIMIT, || async {
+        s.board.get(&arn("eu-west-1")) == Some(false)
+    })
+    .await;
+    wait_until("status shows the Off read back", LIMIT, || async {
+        shown(&daemon, "eu-west-1").await == Some(Switch::Off)
+    })
+    .await;
+    let recovered = Instant::now();
+    s.eps.set("eu-west-1", Mode::Serve);
+    wait_until("eu-west-1's switch is On again", LIMIT, || async {
+        s.board.get(&arn("eu-west-1")) == Some(true)
+    })
+    .await;
+    let took = recovered.elapsed();
+    eprintln!("recovery to switch On, every answer late: {took:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "the switch came back On only {took:?} after the region recovered"
+    );
+    wait_until("status shows it On, read back", LIMIT, || async {
+        shown(&daemon, "eu-west-1").await == Some(Switch::On)
+    })
+    .await;
+    daemon.stop().await;
+}
+
+/// Each read takes 2.5 s to answer (inside a 3 s call timeout), so one
+/// round over the three switches takes 7.5 s and the reads never rest
+/// (read_interval 1 s). A failure's Off goes at once beside them: within
+/// a second of the verdict. Behind a read it would wait up to a round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_read_holds_no_set_back() {
+    let s = setup(&REGIONS).await;
+    let daemon = s
+        .run_edited("1m", "switches", "", |c| {
+            c.replace("call_timeout: 300ms", "call_timeout: 3s")
+        })
+        .await;
+    s.fixture
+        .cluster
+        .delay(Duration::from_millis(2500), Duration::ZERO);
+    // Reads are under way: one has started since the delay.
+    let reads = s.fixture.cluster.reads.load(Ordering::Relaxed);
+    wait_until("a slow read is under way", LIMIT, || async {
+        s.fixture.cluster.reads.load(Ordering::Relaxed) > reads
+    })
+    .await;
+    s.eps.set("eu-west-1", Mode::Fail);
+    wait_until("eu-west-1's switch is Off", LIMIT, || async {
+        s.board.get(&arn("eu-west-1")) == Some(false)
+    })
+    .await;
+    verdict_to_switch_within_a_second(&daemon, "eu-west-1").await;
+    daemon.stop().await;
+}
+
+/// Every read and every set fails from the start (no answer within the
+/// call timeout), so no switch's state is known; then the cluster answers
+/// again and a region fails at once. The unknown switches are read again
+/// within a second, not at the next read of every switch (30 s here):
+/// the failing region's switch is Off within 2 s of its verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_switch_read_is_read_again_within_a_second() {
+    let s = setup(&REGIONS).await;
+    for r in REGIONS {
+        s.board.set(&arn(r), true);
+    }
+    s.fixture
+        .cluster
+        .delay(Duration::from_secs(10), Duration::from_secs(10));
+    let daemon = s
+        .run_edited("1m", "switches", "", |c| {
+            c.replace("read_interval: 1s", "read_interval: 30s")
+        })
+        .await;
+    wait_until("status shows every switch unknown", LIMIT, || async {
+        let lever = daemon.status().await.lever.expect("status shows the lever");
+        lever.switches.len() == 3 && lever.switches.iter().all(|w| w.state == Switch::Unknown)
+    })
+    .await;
+    s.fixture.cluster.delay(Duration::ZERO, Duration::ZERO);
+    s.eps.set("eu-west-1", Mode::Fail);
+    wait_until("eu-west-1's switch is Off", LIMIT, || async {
+        s.board.get(&arn("eu-west-1")) == Some(false)
+    })
+    .await;
+    verdict_to_switch_within(&daemon, "eu-west-1", 2.0).await;
+    assert_eq!(answered(&s.store), sorted(&["us-east-1", "ap-southeast-2"]));
+    daemon.stop().await;
 }

@@ -116,6 +116,9 @@ const UNKNOWN_REREAD: Duration = Duration::from_secs(1);
 /// How long a conflict that names no safety rule holds its call.
 pub const CONFLICT_HOLD: Duration = Duration::from_secs(2);
 
+/// How often a task with nothing to set asks whether it may write.
+const WRITER_RECHECK: Duration = Duration::from_secs(1);
+
 #[derive(Default)]
 struct State {
     known: BTreeMap<String, Switch>,
@@ -124,6 +127,13 @@ struct State {
     last_error: Option<String>,
     /// When a change was last accepted (unix seconds).
     last_change: Option<f64>,
+    /// Sets begun, and the last one to name each switch: a read sent
+    /// before a set of its switch answers with what the set replaced,
+    /// and is not learnt.
+    sets: u64,
+    set_by: BTreeMap<String, u64>,
+    /// Switches just set, to read back.
+    read_back: std::collections::BTreeSet<String>,
 }
 
 pub struct Lever {
@@ -134,8 +144,11 @@ pub struct Lever {
     /// under (0 without `ha`): named with every switch it sets.
     writer: Box<dyn Fn() -> Option<u64> + Send + Sync>,
     state: Mutex<State>,
-    /// The wanted states changed: wakes the task.
+    /// The wanted states changed: wakes the sets.
     wake: Notify,
+    /// Switches to read back (a set accepted, or one without an answer):
+    /// wakes the reads.
+    reread: Notify,
     /// Bumped when a known state changes: the reconcilers decide again
     /// (what counts as published depends on it).
     changed: watch::Sender<u64>,
@@ -163,6 +176,7 @@ impl Lever {
             writer,
             state: Mutex::default(),
             wake: Notify::new(),
+            reread: Notify::new(),
             changed: watch::Sender::new(0),
             events,
             metrics,

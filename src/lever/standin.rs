@@ -58,9 +58,24 @@ pub struct Cluster {
     pub reads: AtomicU64,
     /// Every change applied, with when (a benchmark times them).
     pub accepted: Mutex<Vec<Accepted>>,
+    /// Tests' faults: how long a read takes to answer, and how long an
+    /// update waits to answer after it applied (a late answer: the
+    /// caller's timeout passes, the change stands).
+    pub read_delay: Mutex<std::time::Duration>,
+    pub update_delay: Mutex<std::time::Duration>,
 }
 
 impl Cluster {
+    /// Reads answer `read` late, updates `update` late (after applying).
+    pub fn delay(&self, read: std::time::Duration, update: std::time::Duration) {
+        *self.read_delay.lock().unwrap_or_else(|e| e.into_inner()) = read;
+        *self.update_delay.lock().unwrap_or_else(|e| e.into_inner()) = update;
+    }
+
+    fn delay_of(d: &Mutex<std::time::Duration>) -> std::time::Duration {
+        *d.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn new(board: Board) -> Arc<Self> {
         Arc::new(Cluster {
             board,
@@ -185,6 +200,7 @@ async fn handle(State(cluster): State<Arc<Cluster>>, headers: HeaderMap, body: S
     match op {
         "GetRoutingControlState" => {
             cluster.reads.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Cluster::delay_of(&cluster.read_delay)).await;
             let Some(arn) = input["RoutingControlArn"].as_str() else {
                 return invalid("RoutingControlArn is required");
             };
@@ -226,7 +242,9 @@ async fn handle(State(cluster): State<Arc<Cluster>>, headers: HeaderMap, body: S
                     "each entry needs RoutingControlArn and RoutingControlState On or Off",
                 );
             };
-            cluster.update(&entries, &strings(&input["SafetyRulesToOverride"]))
+            let answer = cluster.update(&entries, &strings(&input["SafetyRulesToOverride"]));
+            tokio::time::sleep(Cluster::delay_of(&cluster.update_delay)).await;
+            answer
         }
         _ => invalid(&format!("unknown operation {target:?}")),
     }

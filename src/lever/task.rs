@@ -1,7 +1,8 @@
 //! The lever's task: reads every switch, sets what differs from what is
 //! wanted (one call per record and kind), reads each change back, repairs
 //! drift at `read_interval`, reads an unknown switch again within a
-//! second, and keeps a safety rule's refusal with its call.
+//! second, and keeps a safety rule's refusal with its call. The reads and
+//! the sets run side by side: no read holds a set back.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -15,8 +16,13 @@ impl Lever {
     /// Reads `arns` back; a failed read makes the state unknown.
     async fn read(&self, arns: impl IntoIterator<Item = String>) {
         for arn in arns {
+            let sent = self.lock().sets;
             let got = self.client.get(&arn).await;
             self.count("get", &got);
+            if self.lock().set_by.get(&arn).is_some_and(|&n| n > sent) {
+                // A set of it began meanwhile: its read-back tells.
+                continue;
+            }
             let state = match got {
                 Ok(s) => s,
                 Err(e) => {
@@ -55,6 +61,14 @@ impl Lever {
         let entries: Vec<(String, Switch)> =
             call.iter().map(|(arn, s, _)| (arn.clone(), *s)).collect();
         let forced = call.iter().all(|(_, _, f)| *f);
+        {
+            let mut st = self.lock();
+            st.sets += 1;
+            let n = st.sets;
+            for (arn, _) in &entries {
+                st.set_by.insert(arn.clone(), n);
+            }
+        }
         let mut overrides: Vec<String> = Vec::new();
         loop {
             let r = self.client.set(&entries, &overrides).await;
@@ -79,63 +93,96 @@ impl Lever {
         }
     }
 
-    /// The task: reads every switch, then sets what is pending, reads back,
-    /// repairs drift; until `shutdown`. An instance that becomes the
-    /// writer reads every switch before its first set (another holder may
-    /// have moved them); one that stops being the writer forgets what was
-    /// wanted (its successor decides afresh, and so will it if it writes
-    /// again).
+    /// The task: the reads and the sets, side by side (a read that takes
+    /// its time, a hundred switches at the lever's rate or an endpoint
+    /// that does not answer, never holds a set back); until `shutdown`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        tokio::join!(self.reads(shutdown.clone()), self.sets(shutdown));
+    }
+
+    /// Reads back what was just set, every switch at `read_interval`
+    /// (drift is repaired from what it finds), and a switch whose state is
+    /// not known (a failed read, a set without an answer) again a second
+    /// later, until known.
+    async fn reads(&self, shutdown: CancellationToken) {
         let mut next_read = tokio::time::Instant::now();
+        let mut reread_at: Option<tokio::time::Instant> = None;
+        loop {
+            let back = std::mem::take(&mut self.lock().read_back);
+            if !back.is_empty() {
+                self.read(back).await;
+                continue;
+            }
+            let now = tokio::time::Instant::now();
+            if now >= next_read {
+                self.read(self.owners.keys().cloned()).await;
+                next_read = now + self.config.read_interval;
+                continue;
+            }
+            // Its member's withdrawal waits on it (`switch_unknown`).
+            let unknown = self.unknown();
+            reread_at = (!unknown.is_empty()).then(|| reread_at.unwrap_or(now + UNKNOWN_REREAD));
+            if reread_at.is_some_and(|t| t <= now) {
+                self.read(unknown).await;
+                // From when the reads ended: a second between rounds
+                // however long they took.
+                reread_at = Some(tokio::time::Instant::now() + UNKNOWN_REREAD);
+                continue;
+            }
+            let until = reread_at.map_or(next_read, |t| t.min(next_read));
+            tokio::select! {
+                _ = self.reread.notified() => {}
+                _ = tokio::time::sleep_until(until) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Sets what is pending, while this instance may write. One that
+    /// becomes the writer reads every switch before its first set
+    /// (another holder may have moved them); one that stops being the
+    /// writer forgets what was wanted (its successor decides afresh, and
+    /// so will it if it writes again). A set that got no answer may still
+    /// have landed: its switches are not known until read again.
+    async fn sets(&self, shutdown: CancellationToken) {
         let mut failures: u32 = 0;
         let mut retry_at: Option<tokio::time::Instant> = None;
         let mut was_writer = false;
-        let mut reread_at: Option<tokio::time::Instant> = None;
         loop {
-            let now = tokio::time::Instant::now();
             let term = (self.writer)();
             let writer = term.is_some();
             if writer && !was_writer {
-                next_read = now;
+                self.read(self.owners.keys().cloned()).await;
             }
             if !writer && was_writer {
                 self.lock().wanted.clear();
             }
             was_writer = writer;
-            if now >= next_read {
-                self.read(self.owners.keys().cloned()).await;
-                next_read = now + self.config.read_interval;
-            }
-            // A switch whose read failed is unknown, and its member's
-            // withdrawal waits on it (`switch_unknown`): it is read again
-            // every second until known, not at the next round.
-            let unknown = self.unknown();
-            let reread = (!unknown.is_empty()).then(|| reread_at.unwrap_or(now + UNKNOWN_REREAD));
-            reread_at = reread;
-            if reread.is_some_and(|t| t <= now) {
-                self.read(unknown).await;
-                // From when the reads ended: a second between rounds
-                // however long they took.
-                reread_at = Some(tokio::time::Instant::now() + UNKNOWN_REREAD);
-            }
+            let now = tokio::time::Instant::now();
             let calls = if writer { self.pending() } else { Vec::new() };
             if !calls.is_empty() && retry_at.is_none_or(|t| t <= now) {
                 retry_at = None;
                 for call in calls {
-                    // Asked again before each call: the reads above, or the
-                    // calls before it, may have outlasted the lease's window.
+                    // Asked again before each call: the calls before it
+                    // may have outlasted the lease's window.
                     let Some(term) = (self.writer)() else {
                         break;
                     };
                     match self.set(&call).await {
                         Ok(()) => {
                             failures = 0;
-                            self.applied(call, term).await;
+                            self.applied(call, term);
                         }
                         Err(LeverError::Refused { rule, message }) => {
                             self.refused(call, rule, message)
                         }
                         Err(e) => {
+                            if matches!(e, LeverError::Unavailable(_)) {
+                                for (arn, _, _) in &call {
+                                    self.learn(arn, Switch::Unknown);
+                                }
+                                self.reread.notify_one();
+                            }
                             failures += 1;
                             let wait = Duration::from_millis(100)
                                 .saturating_mul(1 << failures.min(5))
@@ -149,21 +196,21 @@ impl Lever {
                 }
                 continue;
             }
-            let until = match retry_at {
-                Some(t) if !calls.is_empty() => t.min(next_read),
-                _ => next_read,
-            };
-            let until = reread_at.map_or(until, |t| t.min(until));
             // A refusal's hold ends: its call may go again (one that has
-            // ended is dropped by the writer's next `pending`; a follower
-            // does not wait on it).
-            let until = self
+            // ended is dropped by the writer's next `pending`).
+            let held = self
                 .lock()
                 .refused
                 .iter()
                 .filter_map(|r| r.until)
                 .filter(|t| *t > now)
-                .fold(until, |a, b| a.min(b));
+                .min();
+            let until = match retry_at {
+                Some(t) if !calls.is_empty() => Some(held.map_or(t, |h| h.min(t))),
+                _ => held,
+            };
+            // The lease's window is asked again at least every second.
+            let until = until.map_or(now + WRITER_RECHECK, |t| t.min(now + WRITER_RECHECK));
             tokio::select! {
                 // New wanted states are tried at once, backoff or not.
                 _ = self.wake.notified() => retry_at = None,
@@ -174,7 +221,7 @@ impl Lever {
     }
 
     /// `call` was accepted: said in the timeline, then read back.
-    async fn applied(&self, call: Call, term: u64) {
+    fn applied(&self, call: Call, term: u64) {
         {
             let mut st = self.lock();
             st.refused.retain(|r| {
@@ -202,7 +249,15 @@ impl Lever {
                 .reason(s.as_str()),
             );
         }
-        self.read(call.into_iter().map(|(arn, _, _)| arn)).await;
+        // Accepted is applied (ARC judges a call whole); the read-back,
+        // beside the next sets, confirms it.
+        for (arn, s, _) in &call {
+            self.learn(arn, *s);
+        }
+        self.lock()
+            .read_back
+            .extend(call.into_iter().map(|(arn, _, _)| arn));
+        self.reread.notify_one();
     }
 
     /// A safety rule refused `call`: said, and kept so it is not sent again
