@@ -88,14 +88,19 @@ pub fn children(
 /// Whether check `id` (of `owned`) is routing control `arn`'s check, or a
 /// calculated check over it: the record carrying it is driven by the switch.
 pub fn carries_switch(owned: &[HealthCheck], id: &str, arn: &str) -> bool {
+    switch_of(owned, id) == Some(arn)
+}
+
+/// The routing control check `id` (of `owned`) follows: its own, or its
+/// child's when it is a calculated check over one.
+pub fn switch_of<'h>(owned: &'h [HealthCheck], id: &str) -> Option<&'h str> {
     let find = |id: &str| owned.iter().find(|c| c.id == id);
-    let is_switch = |c: &HealthCheck| c.config.routing_control_arn.as_deref() == Some(arn);
-    find(id).is_some_and(|c| {
-        is_switch(c)
-            || c.config
-                .child_health_checks
-                .iter()
-                .any(|k| find(k).is_some_and(is_switch))
+    let c = find(id)?;
+    c.config.routing_control_arn.as_deref().or_else(|| {
+        c.config
+            .child_health_checks
+            .iter()
+            .find_map(|k| find(k)?.config.routing_control_arn.as_deref())
     })
 }
 

@@ -100,8 +100,9 @@ pub struct ZonePlan {
     /// Names and types that hold this owner's claims but that the config
     /// does not manage at all: left as they are until on-call retires them.
     pub orphaned: Vec<(String, RecordType)>,
-    /// Deletions [`keep_nonempty`] refused although the policy asked for
-    /// them; never expected (the policy keeps a member), and logged if so.
+    /// Changes [`keep_answering`] refused although the policy asked for
+    /// them; never expected (the policy keeps a member that answers), and
+    /// logged if so.
     pub refused: Vec<Change>,
 }
 
@@ -109,6 +110,17 @@ pub struct ZonePlan {
 /// without its claim; a claim goes only once its record is gone, so a plan
 /// cut short (a batch rejected, a crash) never leaves a record unclaimed.
 pub fn plan_zone(owner: &str, observed: &Observed, records: &[RecordIntents<'_>]) -> ZonePlan {
+    plan_zone_answering(owner, observed, records, &|_| Some(true))
+}
+
+/// [`plan_zone`] where a record answers only when `answers` says so
+/// (switches: [`keep_answering`]).
+pub fn plan_zone_answering(
+    owner: &str,
+    observed: &Observed,
+    records: &[RecordIntents<'_>],
+    answers: Answers<'_>,
+) -> ZonePlan {
     let claims = observed.claims();
     let ours: BTreeSet<Claim> = claims
         .iter()
@@ -218,7 +230,7 @@ pub fn plan_zone(owner: &str, observed: &Observed, records: &[RecordIntents<'_>]
             }
         }
     }
-    let kept = keep_nonempty(observed, &upserts, &mut deletes);
+    let kept = keep_answering(observed, &mut upserts, &mut deletes, answers);
     let (retiring, refused): (Vec<Change>, Vec<Change>) = kept
         .into_iter()
         .partition(|c| stale.contains(&c.record.key()));
@@ -268,45 +280,95 @@ pub fn reclaimable(
 }
 
 /// The rule that keeps a record from going empty, in the one place every
-/// record change passes: a name and type the zone holds records of keeps
-/// at least one after the plan, or none of its deletions go (it stays as
-/// it is). Publishes land before deletions, so no prefix of the plan (a
-/// split, a batch rejected halfway) leaves it empty either. Returns the
-/// deletions taken out of `deletes`.
+/// record change passes: [`keep_answering`] with every record counted as
+/// answered (no lever).
 pub fn keep_nonempty(
     observed: &Observed,
     upserts: &[Change],
     deletes: &mut Vec<Change>,
 ) -> Vec<Change> {
-    let mut left: BTreeMap<(&str, &RecordType), usize> = BTreeMap::new();
+    let mut upserts = upserts.to_vec();
+    keep_answering(observed, &mut upserts, deletes, &|_| Some(true))
+}
+
+/// Whether Route53 answers with a record as it stands: `Some(true)` when
+/// its check passes (no check of this owner drives it, or the switch it
+/// follows is known On), `Some(false)` when it fails, `None` when that is
+/// not known (the switch's state is not).
+pub type Answers<'a> = &'a dyn Fn(&RecordSet) -> Option<bool>;
+
+/// The rule that keeps a record answering, in the one place every record
+/// change passes. Route53 answers a name with the records whose checks
+/// pass; when none passes it fails open and answers with all of them, the
+/// failed region's included. So a name and type the zone holds records of
+/// keeps at least one after the plan and, if one of them may answer now
+/// (`answers` is not `Some(false)`), at least one known to answer after
+/// it; or none of its deletions go, nor the upserts that move a record
+/// onto a check not known to pass (it stays as it is).
+/// Upserts that bring a record into the answer are put first, and
+/// publishes land before deletions, so no prefix of the plan (a split, a
+/// batch rejected halfway) breaks it either. Returns the changes taken out.
+pub fn keep_answering(
+    observed: &Observed,
+    upserts: &mut Vec<Change>,
+    deletes: &mut Vec<Change>,
+    answers: Answers<'_>,
+) -> Vec<Change> {
+    type Group<'r> = (&'r str, &'r RecordType);
+    let group = |r: &RecordSet| (r.name.clone(), r.rtype.clone());
+    // Per group: (records held, any answering), before and after.
+    let mut before: BTreeMap<Group<'_>, (usize, bool)> = BTreeMap::new();
     for r in observed.records.values() {
-        *left.entry((r.name.as_str(), &r.rtype)).or_default() += 1;
+        let g = before.entry((r.name.as_str(), &r.rtype)).or_default();
+        g.0 += 1;
+        g.1 |= answers(r) != Some(false);
     }
-    let held: BTreeSet<(&str, &RecordType)> = left.keys().copied().collect();
-    for u in upserts {
-        if !observed.records.contains_key(&u.record.key()) {
-            *left
-                .entry((u.record.name.as_str(), &u.record.rtype))
-                .or_default() += 1;
-        }
+    let mut after: BTreeMap<RecordKey, &RecordSet> = observed
+        .records
+        .iter()
+        .map(|(k, r)| (k.clone(), r))
+        .collect();
+    for u in upserts.iter() {
+        after.insert(u.record.key(), &u.record);
     }
     for d in deletes.iter() {
-        if let Some(n) = left.get_mut(&(d.record.name.as_str(), &d.record.rtype)) {
-            *n = n.saturating_sub(1);
-        }
+        after.remove(&d.record.key());
     }
-    let emptied: BTreeSet<(String, RecordType)> = left
-        .into_iter()
-        .filter(|(group, n)| *n == 0 && held.contains(group))
-        .map(|((name, rtype), _)| (name.to_string(), rtype.clone()))
+    let mut left: BTreeMap<Group<'_>, (usize, bool)> = BTreeMap::new();
+    for r in after.values() {
+        let g = left.entry((r.name.as_str(), &r.rtype)).or_default();
+        g.0 += 1;
+        g.1 |= answers(r) == Some(true);
+    }
+    let held: BTreeSet<(String, RecordType)> = before
+        .iter()
+        .filter(|(g, (n, answered))| {
+            let (m, answering) = left.get(*g).copied().unwrap_or_default();
+            *n > 0 && (m == 0 || (*answered && !answering))
+        })
+        .map(|((name, rtype), _)| (name.to_string(), (*rtype).clone()))
         .collect();
-    if emptied.is_empty() {
+    // Into the answer first, out of it last.
+    let leaves = |c: &Change| {
+        observed.records.get(&c.record.key()).is_some_and(|r| {
+            r.health_check_id != c.record.health_check_id
+                && answers(r) != Some(false)
+                && answers(&c.record) != Some(true)
+        })
+    };
+    upserts.sort_by_key(|c| leaves(c));
+    if held.is_empty() {
         return Vec::new();
     }
-    let (refused, go): (Vec<Change>, Vec<Change>) = std::mem::take(deletes)
-        .into_iter()
-        .partition(|d| emptied.contains(&(d.record.name.clone(), d.record.rtype.clone())));
-    *deletes = go;
+    let mut refused = Vec::new();
+    for list in [&mut *upserts, &mut *deletes] {
+        let (out, keep): (Vec<Change>, Vec<Change>) =
+            std::mem::take(list).into_iter().partition(|c| {
+                held.contains(&group(&c.record)) && (c.action == Action::Delete || leaves(c))
+            });
+        *list = keep;
+        refused.extend(out);
+    }
     refused
 }
 

@@ -10,14 +10,14 @@
 //! records that attach what those calls made, then the deletion of checks
 //! nothing uses. The `plan` command prints the same value.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::config::LeverMode;
 use crate::config::{RecordConfig, Target};
 use crate::decide::health_check::{self as hc, Step};
 use crate::decide::lever::{self, Switch};
 use crate::decide::ownership::{marker_name, ownership, Claim, Observed};
-use crate::decide::plan::{plan_zone, reclaimable, Attach, RecordIntents};
+use crate::decide::plan::{plan_zone_answering, reclaimable, Attach, RecordIntents};
 use crate::decide::policy::{self, Drain, Intent, MemberDecision, MemberInput, Safety, Why};
 use crate::decide::verdict::Verdict;
 use crate::provider::{AliasTarget, Change, HealthCheck, RecordKey, RecordType};
@@ -200,7 +200,7 @@ pub struct ZoneDecision<'c> {
     pub retiring: Vec<RecordKey>,
     /// Names with this owner's claims the config does not manage.
     pub orphaned: Vec<(String, RecordType)>,
-    /// Deletions the last-record rule refused (`plan::keep_nonempty`).
+    /// Changes the answering rule refused (`plan::keep_answering`).
     pub refused: Vec<Change>,
     /// What a freeze holds back: the changes of frozen records, and their
     /// members' health check calls (left out of `changes` and `calls`).
@@ -214,6 +214,10 @@ pub struct ZoneDecision<'c> {
     pub held_switches: Vec<String>,
     /// Owned checks some member uses or may still use.
     keep: HashSet<String>,
+    /// Which switch each owned check follows, and each switch as counted:
+    /// whether Route53 answers with a record (`plan::keep_answering`).
+    carried: HashMap<String, String>,
+    counted: HashMap<String, Switch>,
     /// The names of frozen records.
     frozen: BTreeSet<String>,
 }
@@ -235,6 +239,22 @@ pub fn decide<'c>(inputs: &ZoneInputs<'c, '_>) -> ZoneDecision<'c> {
         switches: Vec::new(),
         held_switches: Vec::new(),
         keep: HashSet::new(),
+        carried: inputs
+            .checks
+            .iter()
+            .filter_map(|c| {
+                Some((
+                    c.id.clone(),
+                    hc::switch_of(inputs.checks, &c.id)?.to_string(),
+                ))
+            })
+            .collect(),
+        counted: inputs
+            .records
+            .iter()
+            .flat_map(|v| v.record.members.iter().zip(&v.members))
+            .filter_map(|(m, v)| Some((m.routing_control.clone()?, v.switch?)))
+            .collect(),
         frozen: BTreeSet::new(),
     };
     for (pos, view) in inputs.records.iter().enumerate() {
@@ -276,11 +296,30 @@ pub fn decide<'c>(inputs: &ZoneInputs<'c, '_>) -> ZoneDecision<'c> {
                 .collect(),
         );
         if lever.is_some() && !view.frozen {
+            // A switch goes Off only on what answers now: the plan may
+            // count on a member it is about to publish, and that record
+            // may not land (the control plane down) while the switch, the
+            // data plane's, lands at once. Such an Off waits a pass.
+            let answering: Vec<MemberInput> = policy_inputs
+                .iter()
+                .map(|i| MemberInput {
+                    verdict: if i.published {
+                        i.verdict
+                    } else {
+                        Verdict::Unknown
+                    },
+                    ..*i
+                })
+                .collect();
+            let now = decide_record(record, &answering, &view.members);
             for (mi, (dec, member)) in decisions.iter().zip(&record.members).enumerate() {
                 let known = view.members[mi].switch.unwrap_or(Switch::Unknown);
-                if let (Some(arn), Some(want)) = (
+                let off_waits =
+                    dec.intent == Intent::Withdraw && now[mi].intent != Intent::Withdraw;
+                if let (Some(arn), Some(want), false) = (
                     &member.routing_control,
                     lever::switch_for(dec.intent, known),
+                    off_waits,
                 ) {
                     d.switches.push(SwitchCall {
                         record: pos,
@@ -406,6 +445,9 @@ impl<'c> RecordsApplied<'c> {
                 d.keep.remove(&other);
             }
         }
+        if let Some(arn) = &d.records[call.record].record.members[call.member].routing_control {
+            d.carried.insert(id.clone(), arn.clone());
+        }
         d.members[call.record][call.member].check = Some(id.clone());
         d.records[call.record].checks[call.member] = Attach::Check(id);
     }
@@ -434,7 +476,22 @@ impl ZoneDecision<'_> {
     /// Plans the changes against what the zone holds. The changes of
     /// frozen records (their records and ownership markers) are held back.
     fn plan(&mut self, owner: &str, observed: &Observed) {
-        let plan = plan_zone(owner, observed, &self.records);
+        let answers = |r: &crate::provider::RecordSet| {
+            match r
+                .health_check_id
+                .as_ref()
+                .and_then(|id| self.carried.get(id))
+            {
+                None => Some(true),
+                Some(arn) => match self.counted.get(arn) {
+                    Some(Switch::On) => Some(true),
+                    Some(Switch::Off) => Some(false),
+                    // Not known, or not this config's (a removed member's).
+                    _ => None,
+                },
+            }
+        };
+        let plan = plan_zone_answering(owner, observed, &self.records, &answers);
         self.retiring = plan.retiring;
         self.orphaned = plan.orphaned;
         self.refused = plan.refused;
@@ -565,6 +622,8 @@ pub fn member_inputs(
         .collect()
 }
 
+#[cfg(test)]
+mod lever_sequences;
 #[cfg(test)]
 mod sequences;
 #[cfg(test)]

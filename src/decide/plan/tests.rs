@@ -336,6 +336,140 @@ fn the_last_record_rule_refuses_whatever_would_empty_a_record() {
     assert!(keep_nonempty(&Observed::new(vec![]), &[], &mut none).is_empty());
 }
 
+/// Route53 fails open: a name whose records all fail their checks is
+/// answered with every record, the failed region's included. So the rule
+/// counts the records that answer (here: whose check, a switch's, is On),
+/// not the records present. Each row: which of use1 (carrying check
+/// "sw-use1") and euw1 (carrying "sw-euw1") answer, the changes asked,
+/// and which of them are refused.
+#[test]
+fn a_name_that_answers_is_never_left_to_fail_open() {
+    let with = |id: &str, region: &str, value: &str, check: Option<&str>| RecordSet {
+        health_check_id: check.map(str::to_string),
+        ..rec(id, region, value)
+    };
+    let use1 = with("use1", "us-east-1", "192.0.2.1", Some("sw-use1"));
+    let euw1 = with("euw1", "eu-west-1", "192.0.2.2", Some("sw-euw1"));
+    let observed = Observed::new(vec![use1.clone(), euw1.clone()]);
+    let delete = |r: &RecordSet| Change {
+        action: Action::Delete,
+        record: r.clone(),
+    };
+    let upsert = |r: RecordSet| Change {
+        action: Action::Upsert,
+        record: r,
+    };
+    // use1 carried nothing before, and moves onto its switch's check.
+    let bare = with("use1", "us-east-1", "192.0.2.1", None);
+    let bare_observed = Observed::new(vec![bare.clone(), euw1.clone()]);
+    type Row<'a> = (
+        &'a str,
+        &'a Observed,
+        &'a [&'a str],
+        Vec<Change>,
+        Vec<Change>,
+        usize,
+    );
+    let rows: Vec<Row> = vec![
+        // euw1 goes (a member removed by a reload) while use1's switch is
+        // Off: only euw1 answers now, so it stays.
+        (
+            "euw1 out, use1 Off",
+            &observed,
+            &["sw-euw1"],
+            vec![],
+            vec![delete(&euw1)],
+            1,
+        ),
+        // use1's switch On: euw1 may go.
+        (
+            "euw1 out, use1 On",
+            &observed,
+            &["sw-euw1", "sw-use1"],
+            vec![],
+            vec![delete(&euw1)],
+            0,
+        ),
+        // Nothing answers now (failed open already): the old rule only,
+        // a record stays.
+        (
+            "none answers, one goes",
+            &observed,
+            &[],
+            vec![],
+            vec![delete(&euw1)],
+            0,
+        ),
+        (
+            "none answers, both go",
+            &observed,
+            &[],
+            vec![],
+            vec![delete(&euw1), delete(&use1)],
+            2,
+        ),
+        // use1 wired to its Off switch while euw1 goes: both held back.
+        (
+            "use1 wired Off, euw1 out",
+            &bare_observed,
+            &["sw-euw1"],
+            vec![upsert(use1.clone())],
+            vec![delete(&euw1)],
+            2,
+        ),
+        // Wired to an On switch: both go ahead.
+        (
+            "use1 wired On, euw1 out",
+            &bare_observed,
+            &["sw-euw1", "sw-use1"],
+            vec![upsert(use1.clone())],
+            vec![delete(&euw1)],
+            0,
+        ),
+    ];
+    for (what, observed, on, upserts, deletes, n) in rows {
+        let answers = |r: &RecordSet| {
+            Some(
+                r.health_check_id
+                    .as_deref()
+                    .is_none_or(|id| on.contains(&id)),
+            )
+        };
+        let (mut u, mut d) = (upserts.clone(), deletes.clone());
+        let refused = keep_answering(observed, &mut u, &mut d, &answers);
+        assert_eq!(refused.len(), n, "{what}: refused {refused:?}");
+        assert_eq!(
+            u.len() + d.len() + n,
+            upserts.len() + deletes.len(),
+            "{what}"
+        );
+    }
+    // Into the answer before out of it: a swap keeps one answering at
+    // every prefix.
+    let euw1_off = with("euw1", "eu-west-1", "192.0.2.2", Some("sw-euw1-new"));
+    let mut u = vec![
+        upsert(euw1_off),
+        upsert(with("use1", "us-east-1", "192.0.2.1", Some("sw-use1"))),
+    ];
+    let mut d = vec![];
+    let observed = Observed::new(vec![
+        with("use1", "us-east-1", "192.0.2.1", Some("sw-off")),
+        euw1.clone(),
+    ]);
+    let answers = |r: &RecordSet| {
+        let id = r.health_check_id.as_deref();
+        Some(id != Some("sw-off") && id != Some("sw-euw1-new"))
+    };
+    assert!(keep_answering(&observed, &mut u, &mut d, &answers).is_empty());
+    assert_eq!(
+        summary(&u),
+        vec![
+            (Action::Upsert, "use1".into()),
+            (Action::Upsert, "euw1".into())
+        ]
+    );
+}
+
 #[test]
 fn the_last_claim_removed_deletes_the_marker() {
     let cfg = config("");
