@@ -13,120 +13,14 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::config::LeverMode;
-use crate::config::{RecordConfig, Target};
+use crate::config::RecordConfig;
 use crate::decide::health_check::{self as hc, Step};
 use crate::decide::lever::{self, Switch};
-use crate::decide::ownership::{marker_name, ownership, Claim, Observed};
-use crate::decide::plan::{plan_zone_answering, reclaimable, Attach, RecordIntents};
+use crate::decide::ownership::{marker_name, Observed};
+use crate::decide::plan::{plan_zone_answering, Attach, RecordIntents};
 use crate::decide::policy::{self, Drain, Intent, MemberDecision, MemberInput, Safety, Why};
 use crate::decide::verdict::Verdict;
-use crate::provider::{AliasTarget, Change, HealthCheck, RecordKey, RecordType};
-
-/// What is known of one member when its zone is decided: one row per
-/// member, gathered once (`controller` for a reconcile, `plan` for a
-/// preview) and read by every rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberView {
-    /// The verdict the writer acts on: the quorum's with `ha`
-    /// (`decide::quorum`), else this instance's.
-    pub verdict: Verdict,
-    /// That verdict differs from this instance's own: the decision says
-    /// `quorum`.
-    pub overruled: bool,
-    /// An API Gateway target's regional endpoint, once discovered.
-    pub discovered: Option<AliasTarget>,
-    /// Flap damping holds the member out now (`decide::damping`).
-    pub damped: bool,
-    /// On-call drained the member (`decide::controls`).
-    pub drain: Drain,
-    /// Its failure is not corroborated by anything this instance still
-    /// reaches (`decide::correlated`): its withdrawal waits, `correlated`.
-    pub uncorroborated: bool,
-    /// Its routing control's state as last known (`decide::lever`);
-    /// `None`: the member has none.
-    pub switch: Option<Switch>,
-}
-
-impl MemberView {
-    /// A member with this verdict and nothing else known of it.
-    pub fn new(verdict: Verdict) -> Self {
-        MemberView {
-            verdict,
-            overruled: false,
-            discovered: None,
-            damped: false,
-            drain: Drain::No,
-            uncorroborated: false,
-            switch: None,
-        }
-    }
-}
-
-/// What a caller knows of one member, before on-call's controls: the
-/// rest of its [`MemberView`] is worked out by [`gather`].
-#[derive(Debug, Clone)]
-pub struct MemberFacts {
-    /// This instance's own verdict.
-    pub own: Verdict,
-    /// The verdict the writer acts on (the quorum's with `ha`).
-    pub agreed: Verdict,
-    pub discovered: Option<AliasTarget>,
-    pub damped: bool,
-    pub uncorroborated: bool,
-    pub switch: Option<Switch>,
-}
-
-/// The decision's rows, gathered one way for the reconciler and for
-/// `plan`: per record of `records` (indices into `config.records`), its
-/// members' views from `facts(record, member)` and on-call's `controls`
-/// as they stand at `now`.
-pub fn gather<'c>(
-    config: &'c crate::config::Config,
-    records: &[usize],
-    controls: &crate::decide::controls::Controls,
-    now: std::time::SystemTime,
-    mut facts: impl FnMut(usize, usize) -> MemberFacts,
-) -> Vec<RecordView<'c>> {
-    records
-        .iter()
-        .map(|&ri| {
-            let record = &config.records[ri];
-            let members = record
-                .members
-                .iter()
-                .enumerate()
-                .map(|(mi, m)| {
-                    let f = facts(ri, mi);
-                    MemberView {
-                        verdict: f.agreed,
-                        overruled: f.own != Verdict::Unknown
-                            && f.agreed != Verdict::Unknown
-                            && f.own != f.agreed,
-                        discovered: f.discovered,
-                        damped: f.damped,
-                        drain: controls.drain_of(record, m, now),
-                        uncorroborated: f.uncorroborated,
-                        switch: f.switch,
-                    }
-                })
-                .collect();
-            RecordView {
-                record,
-                members,
-                frozen: controls.freeze(&record.name, now).is_some(),
-            }
-        })
-        .collect()
-}
-
-/// One record and what is known of its members (in the config's order).
-#[derive(Debug, Clone)]
-pub struct RecordView<'c> {
-    pub record: &'c RecordConfig,
-    pub members: Vec<MemberView>,
-    /// On-call froze the record: decided, but nothing of it changes.
-    pub frozen: bool,
-}
+use crate::provider::{Change, HealthCheck, RecordKey, RecordType};
 
 /// Everything one zone's decision depends on.
 pub struct ZoneInputs<'c, 'z> {
@@ -296,40 +190,8 @@ pub fn decide<'c>(inputs: &ZoneInputs<'c, '_>) -> ZoneDecision<'c> {
                 .collect(),
         );
         if lever.is_some() && !view.frozen {
-            // A switch goes Off only on what answers now: the plan may
-            // count on a member it is about to publish, and that record
-            // may not land (the control plane down) while the switch, the
-            // data plane's, lands at once. Such an Off waits a pass.
-            let answering: Vec<MemberInput> = policy_inputs
-                .iter()
-                .map(|i| MemberInput {
-                    verdict: if i.published {
-                        i.verdict
-                    } else {
-                        Verdict::Unknown
-                    },
-                    ..*i
-                })
-                .collect();
-            let now = decide_record(record, &answering, &view.members);
-            for (mi, (dec, member)) in decisions.iter().zip(&record.members).enumerate() {
-                let known = view.members[mi].switch.unwrap_or(Switch::Unknown);
-                let off_waits =
-                    dec.intent == Intent::Withdraw && now[mi].intent != Intent::Withdraw;
-                if let (Some(arn), Some(want), false) = (
-                    &member.routing_control,
-                    lever::switch_for(dec.intent, known),
-                    off_waits,
-                ) {
-                    d.switches.push(SwitchCall {
-                        record: pos,
-                        member: mi,
-                        arn: arn.clone(),
-                        want,
-                        forced: view.members[mi].drain == Drain::Forced,
-                    });
-                }
-            }
+            d.switches
+                .extend(switch_calls(pos, view, &policy_inputs, &decisions));
         }
         intents.discovered = view.members.iter().map(|m| m.discovered.clone()).collect();
         let mut outcomes = Vec::with_capacity(record.members.len());
@@ -407,118 +269,48 @@ pub fn decide<'c>(inputs: &ZoneInputs<'c, '_>) -> ZoneDecision<'c> {
     d
 }
 
-/// A decision whose record changes have been carried out. What follows
-/// comes in this order, and the types carry it: the health check calls
-/// (`check_made` for each that made its check), then `replan`, whose
-/// changes attach what they made and drop the claims of records now gone;
-/// neither can happen before the records have gone (a withdrawal never
-/// waits on a health check call).
-pub struct RecordsApplied<'c>(ZoneDecision<'c>);
-
-impl<'c> ZoneDecision<'c> {
-    /// The record changes went (or were held out): the checks come next.
-    pub fn records_applied(self) -> RecordsApplied<'c> {
-        RecordsApplied(self)
-    }
-}
-
-impl<'c> RecordsApplied<'c> {
-    /// The decision as it stands.
-    pub fn decision(&self) -> &ZoneDecision<'c> {
-        &self.0
-    }
-
-    /// `call` made check `id` (`owned` includes it): the member's record
-    /// carries it from the next plan on, and the member's other checks (the
-    /// one replaced, a twin) may go once the record has moved.
-    pub fn check_made(&mut self, call: &CheckCall, id: String, owned: &[HealthCheck]) {
-        let d = &mut self.0;
-        d.keep.insert(id.clone());
-        if !call.attach {
-            // A child: the calculated check over it comes next, and the
-            // child it replaces goes only once that check has moved off it
-            // (Route53 refuses to delete a child in use).
-            return;
-        }
-        for other in hc::member_checks(owned, &call.prefix) {
-            if other != id {
-                d.keep.remove(&other);
-            }
-        }
-        if let Some(arn) = &d.records[call.record].record.members[call.member].routing_control {
-            d.carried.insert(id.clone(), arn.clone());
-        }
-        d.members[call.record][call.member].check = Some(id.clone());
-        d.records[call.record].checks[call.member] = Attach::Check(id);
-    }
-
-    /// Plans the changes again against what the zone holds now (after the
-    /// first changes were applied), so records take the checks just made:
-    /// the follow-up decision.
-    pub fn replan(mut self, owner: &str, observed: &Observed) -> ZoneDecision<'c> {
-        self.0.plan(owner, observed);
-        self.0
-    }
-}
-
-impl ZoneDecision<'_> {
-    /// A health check call to make, or to hold while its record is
-    /// frozen. Until it is made, nothing under its prefix goes.
-    fn queue(&mut self, checks: &[HealthCheck], call: CheckCall, frozen: bool) {
-        self.keep.extend(hc::member_checks(checks, &call.prefix));
-        if frozen {
-            self.held_calls.push(call);
-        } else {
-            self.calls.push(call);
+/// The switch calls of one unfrozen record (`decide::lever`). A switch
+/// goes Off only on what answers now: the plan may count on a member it
+/// is about to publish, and that record may not land (the control plane
+/// down) while the switch, the data plane's, lands at once. Such an Off
+/// waits a pass.
+fn switch_calls(
+    pos: usize,
+    view: &RecordView<'_>,
+    inputs: &[MemberInput],
+    decisions: &[MemberDecision],
+) -> Vec<SwitchCall> {
+    let answering: Vec<MemberInput> = inputs
+        .iter()
+        .map(|i| MemberInput {
+            verdict: if i.published {
+                i.verdict
+            } else {
+                Verdict::Unknown
+            },
+            ..*i
+        })
+        .collect();
+    let now = decide_record(view.record, &answering, &view.members);
+    let mut calls = Vec::new();
+    for (mi, (dec, member)) in decisions.iter().zip(&view.record.members).enumerate() {
+        let known = view.members[mi].switch.unwrap_or(Switch::Unknown);
+        let off_waits = dec.intent == Intent::Withdraw && now[mi].intent != Intent::Withdraw;
+        if let (Some(arn), Some(want), false) = (
+            &member.routing_control,
+            lever::switch_for(dec.intent, known),
+            off_waits,
+        ) {
+            calls.push(SwitchCall {
+                record: pos,
+                member: mi,
+                arn: arn.clone(),
+                want,
+                forced: view.members[mi].drain == Drain::Forced,
+            });
         }
     }
-
-    /// Plans the changes against what the zone holds. The changes of
-    /// frozen records (their records and ownership markers) are held back.
-    fn plan(&mut self, owner: &str, observed: &Observed) {
-        let answers = |r: &crate::provider::RecordSet| {
-            match r
-                .health_check_id
-                .as_ref()
-                .and_then(|id| self.carried.get(id))
-            {
-                None => Some(true),
-                Some(arn) => match self.counted.get(arn) {
-                    Some(Switch::On) => Some(true),
-                    Some(Switch::Off) => Some(false),
-                    // Not known, or not this config's (a removed member's).
-                    _ => None,
-                },
-            }
-        };
-        let plan = plan_zone_answering(owner, observed, &self.records, &answers);
-        self.retiring = plan.retiring;
-        self.orphaned = plan.orphaned;
-        self.refused = plan.refused;
-        let all = plan.changes;
-        if self.frozen.is_empty() {
-            self.changes = all;
-            return;
-        }
-        let frozen = |c: &Change| {
-            self.frozen.contains(&c.record.name)
-                || self.frozen.iter().any(|n| c.record.name == marker_name(n))
-        };
-        (self.held, self.changes) = all.into_iter().partition(frozen);
-    }
-
-    /// The owned checks no member uses or may still use. None while a
-    /// record of the zone is frozen: a check may only go once the record
-    /// that carries it has moved, which the freeze holds.
-    pub fn unused_checks<'h>(&self, owned: &'h [HealthCheck]) -> Vec<&'h HealthCheck> {
-        if !self.frozen.is_empty() {
-            return Vec::new();
-        }
-        owned
-            .iter()
-            .filter(|c| !self.keep.contains(&c.id))
-            .collect()
-    }
+    calls
 }
 
 /// The policy's decisions for one record. A published member the policy
@@ -564,63 +356,10 @@ fn decide_record(
     decisions
 }
 
-/// Whether the member's record is present and carries its switch's check
-/// (`decide::lever`: only then does the switch drive it).
-pub fn wired(
-    observed: &Observed,
-    checks: &[HealthCheck],
-    record: &RecordConfig,
-    member: &crate::config::MemberConfig,
-) -> bool {
-    let Some(arn) = &member.routing_control else {
-        return false;
-    };
-    observed
-        .member_record(record, member)
-        .and_then(|r| r.health_check_id.as_deref())
-        .is_some_and(|id| hc::carries_switch(checks, id, arn))
-}
-
-/// The policy's inputs for one record: each member's verdict with how its
-/// set identifier stands in the zone. A member whose API Gateway target is
-/// not discovered counts as `unknown`: there is nothing to point its record
-/// at, so Route53 keeps what it holds.
-pub fn member_inputs(
-    observed: &Observed,
-    checks: &[HealthCheck],
-    claims: &BTreeSet<Claim>,
-    owner: &str,
-    view: &RecordView<'_>,
-) -> Vec<MemberInput> {
-    let record = view.record;
-    let discovered: Vec<Option<AliasTarget>> =
-        view.members.iter().map(|m| m.discovered.clone()).collect();
-    let reclaim = reclaimable(observed, record, &discovered);
-    record
-        .members
-        .iter()
-        .zip(&view.members)
-        .map(|(member, m)| {
-            let own = ownership(observed, claims, owner, record, member, reclaim);
-            let undiscovered =
-                matches!(member.target, Target::ApiGateway { .. }) && m.discovered.is_none();
-            MemberInput {
-                verdict: if undiscovered {
-                    Verdict::Unknown
-                } else {
-                    m.verdict
-                },
-                published: lever::answered(
-                    own.present,
-                    m.switch.filter(|_| wired(observed, checks, record, member)),
-                ),
-                conflict: own.conflict,
-                damped: m.damped,
-                drain: m.drain,
-            }
-        })
-        .collect()
-}
+mod applied;
+mod view;
+pub use applied::RecordsApplied;
+pub use view::*;
 
 #[cfg(test)]
 mod lever_sequences;
