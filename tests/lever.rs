@@ -880,3 +880,50 @@ async fn a_failed_switch_read_is_read_again_within_a_second() {
     assert_eq!(answered(&s.store), sorted(&["us-east-1", "ap-southeast-2"]));
     daemon.stop().await;
 }
+
+/// A reload that changes a setting Route53 cannot update in place
+/// (`request_interval`) replaces every member's endpoint check: the new
+/// child is made, the calculated check over it is moved onto it, and only
+/// then does the old child go. The store allows a child to be deleted
+/// under its parent, as Route53 does (the parent's status is then
+/// undefined); the daemon never does it, and failover through the
+/// switches goes on afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_replaced_by_a_reload_never_delete_a_child_under_its_parent() {
+    let s = setup(&REGIONS).await;
+    let daemon = s.run("1m", "switches", "").await;
+    let text = std::fs::read_to_string(&daemon.config_path).unwrap();
+    let changed = text.replace(
+        "defaults:\n",
+        "defaults:\n  health_check: {request_interval: 10}\n",
+    );
+    assert_ne!(text, changed);
+    replace_file(&daemon.config_path, &changed);
+    wait_until(
+        "every calculated check is over a new endpoint check, the old ones gone",
+        LIMIT,
+        || async {
+            REGIONS.iter().all(|r| {
+                carried(&s, r).is_some_and(|(c, children)| {
+                    c.check.config.kind == HealthCheckType::Calculated
+                        && children
+                            .iter()
+                            .any(|k| k.check.config.request_interval == 10)
+                })
+            }) && s.store.store.health_checks().len() == 9
+        },
+    )
+    .await;
+    assert_eq!(
+        s.store.store.orphaned_children(),
+        [],
+        "a child was deleted while its parent listed it"
+    );
+    s.eps.set("eu-west-1", Mode::Fail);
+    wait_until("eu-west-1's switch is Off", LIMIT, || async {
+        s.board.get(&arn("eu-west-1")) == Some(false)
+    })
+    .await;
+    assert_eq!(answered(&s.store), sorted(&["us-east-1", "ap-southeast-2"]));
+    daemon.stop().await;
+}

@@ -29,14 +29,6 @@ fn without(text: &str, region: &str) -> String {
     out
 }
 
-/// Writes the file the way Kubernetes updates a ConfigMap: a new file
-/// renamed over the old one.
-fn replace_file(path: &std::path::Path, text: &str) {
-    let tmp = path.with_extension("new");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_config_is_applied_live_and_a_bad_one_is_refused() {
     let store = start_store(&[ZONE]).await;

@@ -17,13 +17,6 @@ const ZONE: &str = "example.test";
 const NAME: &str = "api.example.test";
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// Writes the file the way Kubernetes updates a ConfigMap.
-fn replace_file(path: &std::path::Path, text: &str) {
-    let tmp = path.with_extension("new");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
 fn carrying_checks(store: &Store) -> usize {
     store
         .members(ZONE, NAME)

@@ -165,6 +165,14 @@ records:
     )
 }
 
+/// Writes the file the way Kubernetes updates a ConfigMap: a new file
+/// renamed over the old one.
+pub fn replace_file(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
 pub struct Daemon {
     pub child: Child,
     /// The config file it runs (and watches).

@@ -2,7 +2,9 @@
 //! rejects (atomic batches, exact-match DELETE, duplicate CREATE, batch
 //! limits, routing-policy and CNAME conflicts, PENDING then INSYNC; health
 //! checks with CallerReference idempotency, version checks, immutable
-//! settings and HealthCheckInUse), so a test
+//! settings and HealthCheckInUse for a check a record carries; a child
+//! deleted under its calculated parent is allowed, as Route53 allows it,
+//! fails the parent and is kept for tests to see), so a test
 //! of the logic fails where Route53 would. The embedded default for local
 //! runs and the demo, and the strict backend the logic is tested against;
 //! `provider::faults` wraps it to inject faults and latency and count calls.
@@ -65,6 +67,9 @@ struct State {
     caller_references: HashMap<String, Option<String>>,
     next_health_check: u64,
     health_check_limit: usize,
+    /// Children deleted while a calculated check still listed them:
+    /// (parent, child). Route53 allows it; the daemon must never do it.
+    orphaned_children: Vec<(String, String)>,
 }
 
 /// The store. A std `Mutex` is enough: no lock is held across an `.await`,
@@ -105,6 +110,7 @@ impl MemoryProvider {
                 caller_references: HashMap::new(),
                 next_health_check: 1,
                 health_check_limit: DEFAULT_HEALTH_CHECK_LIMIT,
+                orphaned_children: Vec::new(),
             }),
             insync_after,
             switches: crate::lever::standin::Board::default(),
@@ -409,15 +415,17 @@ impl Provider for MemoryProvider {
                 r.key()
             )));
         }
-        let parent = st
+        // Route53 deletes a child a calculated check still lists, and the
+        // parent's status is then undefined: here it counts the child as
+        // failing, and the deletion is kept for tests to see.
+        let parents: Vec<String> = st
             .health_checks
             .values()
-            .find(|h| h.check.config.child_health_checks.iter().any(|c| c == id));
-        if let Some(p) = parent {
-            return Err(ProviderError::HealthCheckInUse(format!(
-                "health check {id} is a child of the calculated health check {}",
-                p.check.id
-            )));
+            .filter(|h| h.check.config.child_health_checks.iter().any(|c| c == id))
+            .map(|h| h.check.id.clone())
+            .collect();
+        for parent in parents {
+            st.orphaned_children.push((parent, id.to_string()));
         }
         let removed = st.health_checks.remove(id).expect("checked above");
         st.caller_references
@@ -426,6 +434,18 @@ impl Provider for MemoryProvider {
     }
 
     async fn health_check_status(&self, id: &str) -> Result<CheckerReport, ProviderError> {
+        self.check_status(id)
+    }
+}
+
+impl MemoryProvider {
+    /// Children deleted while a calculated check listed them, as
+    /// (parent, child): what Route53 allows and the daemon must not do.
+    pub fn orphaned_children(&self) -> Vec<(String, String)> {
+        self.lock().orphaned_children.clone()
+    }
+
+    fn check_status(&self, id: &str) -> Result<CheckerReport, ProviderError> {
         let st = self.lock();
         let h = st.health_checks.get(id).ok_or_else(|| no_such_check(id))?;
         // A RECOVERY_CONTROL check's checkers report its switch; a
@@ -440,8 +460,14 @@ impl Provider for MemoryProvider {
             healthy: if up { 3 } else { 0 },
             total: 3,
             failure: (!up).then(|| {
+                let gone = config
+                    .child_health_checks
+                    .iter()
+                    .find(|c| !st.health_checks.contains_key(*c));
                 if config.routing_control_arn.is_some() {
                     "Failure: the routing control is Off".to_string()
+                } else if let Some(gone) = gone {
+                    format!("Failure: child health check {gone} no longer exists")
                 } else {
                     "Failure: fewer child health checks are healthy than its threshold".to_string()
                 }

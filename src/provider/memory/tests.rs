@@ -484,9 +484,10 @@ async fn the_answer_is_the_members_whose_checks_pass_or_every_member_when_none_d
 }
 
 /// RECOVERY_CONTROL and CALCULATED checks as Route53 keeps them: a
-/// calculated check names checks that exist, its children cannot be
-/// deleted under it, and its status is its children's (a recovery control
-/// check's, its switch's).
+/// calculated check names checks that exist, and its status is its
+/// children's (a recovery control check's, its switch's). A child can be
+/// deleted under it, as Route53 allows: the parent then fails, naming the
+/// child gone, and the store keeps the deletion for tests to see.
 #[tokio::test]
 async fn calculated_and_recovery_control_checks() {
     use crate::decide::health_check::{calculated, recovery_control};
@@ -517,10 +518,7 @@ async fn calculated_and_recovery_control_checks() {
         )
         .await
         .unwrap();
-    assert!(matches!(
-        p.delete_health_check(&endpoint.id).await,
-        Err(ProviderError::HealthCheckInUse(m)) if m.contains(&calc.id)
-    ));
+    assert!(p.orphaned_children().is_empty());
     // An unknown routing control is Off: the calculated check fails.
     assert!(!p.health_check_status(&calc.id).await.unwrap().is_healthy());
     p.switches().set(arn, true);
@@ -540,6 +538,30 @@ async fn calculated_and_recovery_control_checks() {
     )
     .unwrap();
     assert!(!p.health_check_status(&calc.id).await.unwrap().is_healthy());
-    p.delete_health_check(&calc.id).await.unwrap();
+    p.set_report(
+        &endpoint.id,
+        CheckerReport {
+            healthy: 3,
+            total: 3,
+            failure: None,
+        },
+    )
+    .unwrap();
+    assert!(p.health_check_status(&calc.id).await.unwrap().is_healthy());
+    // The child deleted under its parent: allowed, and the parent fails.
     p.delete_health_check(&endpoint.id).await.unwrap();
+    assert_eq!(
+        p.orphaned_children(),
+        [(calc.id.clone(), endpoint.id.clone())]
+    );
+    let report = p.health_check_status(&calc.id).await.unwrap();
+    assert!(!report.is_healthy());
+    assert!(
+        report
+            .failure
+            .as_deref()
+            .is_some_and(|f| f.contains(&endpoint.id)),
+        "{report:?}"
+    );
+    p.delete_health_check(&calc.id).await.unwrap();
 }
