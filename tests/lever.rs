@@ -684,6 +684,11 @@ async fn with_route53_hanging_a_pass_stuck_on_a_write_holds_no_other_switch() {
 /// `api.example.test` in us-east-1 and eu-west-1, `api2.example.test` in
 /// us-east-1 and ap-southeast-2 (its switches `<arn>2`).
 fn two_records(s: &Setup) -> String {
+    two_records_in(s, ZONE)
+}
+
+/// [`two_records`] with `api2` in `zone2`.
+fn two_records_in(s: &Setup, zone2: &str) -> String {
     let base = config(&s.store, &s.eps, 1, "1m");
     let (head, members) = base.split_once("    regions:\n").unwrap();
     let member = |r: &str, switch: String| -> String {
@@ -706,7 +711,7 @@ fn two_records(s: &Setup) -> String {
         .map(|u| format!("{{url: \"{u}\", region: us-west-2}}"))
         .collect();
     format!(
-        "{head}    regions:\n{}{}  - name: api2.example.test\n    zone: {ZONE}\n{probe}\n    regions:\n{}{}routing_control:\n  cluster_endpoints: [{}]\n  call_timeout: 300ms\n  read_interval: 1s\n",
+        "{head}    regions:\n{}{}  - name: api2.{zone2}\n    zone: {zone2}\n{probe}\n    regions:\n{}{}routing_control:\n  cluster_endpoints: [{}]\n  call_timeout: 300ms\n  read_interval: 1s\n",
         member("us-east-1", arn("us-east-1")),
         member("eu-west-1", arn("eu-west-1")),
         member("us-east-1", format!("{}2", arn("us-east-1"))),
@@ -849,8 +854,8 @@ async fn a_slow_read_holds_no_set_back() {
 /// Every read and every set fails from the start (no answer within the
 /// call timeout), so no switch's state is known; then the cluster answers
 /// again and a region fails at once. The unknown switches are read again
-/// within a second, not at the next read of every switch (30 s here):
-/// the failing region's switch is Off within 2 s of its verdict.
+/// within a second, not at the next read of every switch (30 s here): the
+/// failing region's switch is Off within 2 s of its verdict.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_switch_read_is_read_again_within_a_second() {
     let s = setup(&REGIONS).await;
@@ -860,15 +865,26 @@ async fn a_failed_switch_read_is_read_again_within_a_second() {
     s.fixture
         .cluster
         .delay(Duration::from_secs(10), Duration::from_secs(10));
-    let daemon = s
-        .run_edited("1m", "switches", "", |c| {
-            c.replace("read_interval: 1s", "read_interval: 30s")
-        })
-        .await;
-    wait_until("status shows every switch unknown", LIMIT, || async {
-        let lever = daemon.status().await.lever.expect("status shows the lever");
-        lever.switches.len() == 3 && lever.switches.iter().all(|w| w.state == Switch::Unknown)
-    })
+    let cfg = lever_yaml(
+        config(&s.store, &s.eps, 1, "1m"),
+        &s.fixture.urls,
+        &REGIONS,
+        "switches",
+        "",
+    )
+    .replace("read_interval: 1s", "read_interval: 30s");
+    let daemon = start_daemon(&cfg).await;
+    wait_until(
+        "every record published, every switch unknown",
+        LIMIT,
+        || async {
+            let lever = daemon.status().await.lever;
+            s.store.members(ZONE, NAME).len() == 3
+                && lever.is_some_and(|l| {
+                    l.switches.len() == 3 && l.switches.iter().all(|w| w.state == Switch::Unknown)
+                })
+        },
+    )
     .await;
     s.fixture.cluster.delay(Duration::ZERO, Duration::ZERO);
     s.eps.set("eu-west-1", Mode::Fail);
@@ -926,4 +942,49 @@ async fn checks_replaced_by_a_reload_never_delete_a_child_under_its_parent() {
     .await;
     assert_eq!(answered(&s.store), sorted(&["us-east-1", "ap-southeast-2"]));
     daemon.stop().await;
+}
+
+/// Route53's control plane hanging, two zones: a region of
+/// api.example.test fails, and 5 s later a region of api2.example2.test.
+/// Each zone's pass hangs on its record write; each switch goes Off
+/// within a second of its own verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_route53_hanging_two_zones_each_fail_over_through_their_switches() {
+    let s = setup_zones(&REGIONS, &[ZONE, "example2.test"]).await;
+    for r in ["us-east-1", "ap-southeast-2"] {
+        s.board.set(&format!("{}2", arn(r)), false);
+    }
+    let cfg = two_records_in(&s, "example2.test").replace(
+        "routing_control:\n",
+        "routing_control:\n  mode: switches_and_records\n",
+    );
+    let daemon = start_daemon(&cfg).await;
+    let on = |a: &str| s.board.get(a) == Some(true);
+    let api2 = |r: &str| format!("{}2", arn(r));
+    wait_until("every switch On", LIMIT, || async {
+        on(&arn("us-east-1"))
+            && on(&arn("eu-west-1"))
+            && on(&api2("us-east-1"))
+            && on(&api2("ap-southeast-2"))
+            && s.store.members("example2.test", "api2.example2.test").len() == 2
+            && s.store.members(ZONE, NAME).len() == 2
+    })
+    .await;
+    s.store.store.set_latency(Duration::from_secs(3600));
+    let first = Instant::now();
+    s.eps.set("eu-west-1", Mode::Fail);
+    wait_until("api's eu-west-1 switch is Off", LIMIT, || async {
+        !on(&arn("eu-west-1"))
+    })
+    .await;
+    verdict_to_switch_within_a_second(&daemon, "eu-west-1").await;
+    tokio::time::sleep(Duration::from_secs(5).saturating_sub(first.elapsed())).await;
+    s.eps.set("ap-southeast-2", Mode::Fail);
+    wait_until("api2's ap-southeast-2 switch is Off", LIMIT, || async {
+        !on(&api2("ap-southeast-2"))
+    })
+    .await;
+    verdict_to_switch_within_a_second(&daemon, "ap-southeast-2").await;
+    s.store.store.set_latency(Duration::ZERO);
+    drop(daemon);
 }

@@ -224,7 +224,12 @@ pub struct Setup {
 }
 
 pub async fn setup(regions: &[&str]) -> Setup {
-    let store = super::start_store(&[ZONE]).await;
+    setup_zones(regions, &[ZONE]).await
+}
+
+/// [`setup`] with the store holding `zones`.
+pub async fn setup_zones(regions: &[&str], zones: &[&str]) -> Setup {
+    let store = super::start_store(zones).await;
     let board = store.store.switches();
     for r in regions {
         board.set(&arn(r), false);
