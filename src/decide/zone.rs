@@ -103,8 +103,11 @@ pub struct ZoneDecision<'c> {
     /// The state every switch of an unfrozen record should have (those
     /// the decision leaves as they are are not listed).
     pub switches: Vec<SwitchCall>,
-    /// The switches of frozen records: the lever leaves them as they are
-    /// (a switch on-call flips by hand during a freeze is not set back).
+    /// The switches the lever leaves as they are, so no earlier want is
+    /// carried out on them: those of frozen records (a switch on-call
+    /// flips by hand during a freeze is not set back), and those whose
+    /// member's decision sets nothing (`lever::switch_for`: left, or a
+    /// withdrawal whose switch is not known).
     pub held_switches: Vec<String>,
     /// Owned checks some member uses or may still use.
     keep: HashSet<String>,
@@ -190,8 +193,15 @@ pub fn decide<'c>(inputs: &ZoneInputs<'c, '_>) -> ZoneDecision<'c> {
                 .collect(),
         );
         if lever.is_some() && !view.frozen {
-            d.switches
-                .extend(switch_calls(pos, view, &policy_inputs, &decisions));
+            let calls = switch_calls(pos, view, &policy_inputs, &decisions);
+            d.held_switches.extend(
+                record
+                    .members
+                    .iter()
+                    .filter_map(|m| m.routing_control.clone())
+                    .filter(|arn| !calls.iter().any(|c| &c.arn == arn)),
+            );
+            d.switches.extend(calls);
         }
         intents.discovered = view.members.iter().map(|m| m.discovered.clone()).collect();
         let mut outcomes = Vec::with_capacity(record.members.len());
@@ -280,22 +290,27 @@ fn switch_calls(
     inputs: &[MemberInput],
     decisions: &[MemberDecision],
 ) -> Vec<SwitchCall> {
-    let answering: Vec<MemberInput> = inputs
-        .iter()
-        .map(|i| MemberInput {
-            verdict: if i.published {
-                i.verdict
-            } else {
-                Verdict::Unknown
-            },
-            ..*i
-        })
-        .collect();
-    let now = decide_record(view.record, &answering, &view.members);
+    // What the safety rules allow member `mi`, counting only the members
+    // that answer now (and `mi` itself) as there.
+    let on_what_answers = |mi: usize| {
+        let answering: Vec<MemberInput> = inputs
+            .iter()
+            .enumerate()
+            .map(|(k, i)| MemberInput {
+                verdict: if i.published || k == mi {
+                    i.verdict
+                } else {
+                    Verdict::Unknown
+                },
+                ..*i
+            })
+            .collect();
+        decide_record(view.record, &answering, &view.members)[mi].intent
+    };
     let mut calls = Vec::new();
     for (mi, (dec, member)) in decisions.iter().zip(&view.record.members).enumerate() {
         let known = view.members[mi].switch.unwrap_or(Switch::Unknown);
-        let off_waits = dec.intent == Intent::Withdraw && now[mi].intent != Intent::Withdraw;
+        let off_waits = dec.intent == Intent::Withdraw && on_what_answers(mi) != Intent::Withdraw;
         if let (Some(arn), Some(want), false) = (
             &member.routing_control,
             lever::switch_for(dec.intent, known),

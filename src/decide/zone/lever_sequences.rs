@@ -355,10 +355,16 @@ impl World {
         let d = self.decide();
         let calls: Vec<(String, Switch)> =
             d.switches.iter().map(|s| (s.arn.clone(), s.want)).collect();
+        let held = d.held_switches.clone();
         let changes = d.changes.clone();
         let check_calls = d.calls.clone();
         // Made below, once the records went; decided again then.
         drop(d);
+        // As the reconciler does (`set_switches`): what the decision leaves
+        // as it is is no longer wanted, the rest is.
+        for arn in &held {
+            self.memory.wanted.remove(arn);
+        }
         for (arn, want) in &calls {
             self.memory.wanted.insert(arn.clone(), *want);
         }
