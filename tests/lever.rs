@@ -21,7 +21,7 @@ use route53_failover::demo::Mode;
 use route53_failover::lever::standin::{AssertionRule, Board};
 use route53_failover::lever::{LeverClient, LeverError};
 use route53_failover::provider::memory::StoredHealthCheck;
-use route53_failover::provider::{CheckerReport, HealthCheckType};
+use route53_failover::provider::{CheckerReport, HealthCheckType, RecordType};
 use tokio_util::sync::CancellationToken;
 
 const LIMIT: Duration = Duration::from_secs(15);
@@ -995,4 +995,91 @@ async fn with_route53_hanging_two_zones_each_fail_over_through_their_switches() 
     verdict_to_switch_within_a_second(&daemon, "ap-southeast-2").await;
     s.store.store.set_latency(Duration::ZERO);
     drop(daemon);
+}
+
+/// Two regions, switches mode. On-call drains eu-west-1 (its switch goes
+/// Off), then a reload removes us-east-1, so eu-west-1 is the last member
+/// and its switch must go On again (the drain yields to the last member)
+/// before us-east-1's record may go. The cluster refuses every change for
+/// a while, so the switch stays Off: us-east-1's record stays with it.
+/// Deleted, the name would hold only a switched-Off record and Route53
+/// would fail open. Sampled every 10 ms: every region answered has its
+/// switch On, always.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_never_leaves_the_name_with_switched_off_records_only() {
+    const TWO: [&str; 2] = ["us-east-1", "eu-west-1"];
+    let s = setup(&TWO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let admin = format!("admin: {{token_file: \"{}\"}}\n", token.display());
+    let base = config(&s.store, &s.eps, 1, "1m");
+    let full = lever_yaml(base, &s.fixture.urls, &TWO, "switches", &admin);
+    let daemon = start_daemon(&full).await;
+    wait_until("both answer through their switches", LIMIT, || async {
+        answered(&s.store) == sorted(&TWO)
+            && TWO
+                .iter()
+                .all(|r| carried(&s, r).is_some() && s.board.get(&arn(r)) == Some(true))
+    })
+    .await;
+    on_call(&daemon, &token, "drain", "eu-west-1", false).await;
+    wait_until("eu-west-1's switch is Off", LIMIT, || async {
+        s.board.get(&arn("eu-west-1")) == Some(false)
+    })
+    .await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (store, board, stop) = (s.store.store.clone(), s.board.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut samples = 0u32;
+            while !stop.load(Ordering::Relaxed) && samples < 6000 {
+                let answer = store.answer(ZONE, NAME, &RecordType::A).unwrap();
+                for r in answer.iter().filter_map(|r| r.region.as_deref()) {
+                    assert_eq!(
+                        board.get(&arn(r)),
+                        Some(true),
+                        "{r} answered with its switch Off: the name failed open"
+                    );
+                }
+                samples += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            samples
+        })
+    };
+    s.fixture
+        .cluster
+        .failing_updates
+        .store(true, Ordering::Relaxed);
+    let text = std::fs::read_to_string(&daemon.config_path).unwrap();
+    let (head, rest) = text.split_once("      - region: us-east-1\n").unwrap();
+    let (_, tail) = rest.split_once("      - region: eu-west-1\n").unwrap();
+    replace_file(
+        &daemon.config_path,
+        &format!("{head}      - region: eu-west-1\n{tail}"),
+    );
+    wait_until("the reload is in", LIMIT, || async {
+        daemon.status().await.records[0].members.len() == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        s.store.members(ZONE, NAME).len(),
+        2,
+        "us-east-1's record went while eu-west-1's switch was Off"
+    );
+    s.fixture
+        .cluster
+        .failing_updates
+        .store(false, Ordering::Relaxed);
+    wait_until("eu-west-1 On, us-east-1's record gone", LIMIT, || async {
+        s.board.get(&arn("eu-west-1")) == Some(true) && s.store.members(ZONE, NAME).len() == 1
+    })
+    .await;
+    assert_eq!(answered(&s.store), sorted(&["eu-west-1"]));
+    stop.store(true, Ordering::Relaxed);
+    let samples = watcher.await.expect("the answer never failed open");
+    eprintln!("answers sampled: {samples}");
+    daemon.stop().await;
 }

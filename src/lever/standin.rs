@@ -63,6 +63,9 @@ pub struct Cluster {
     /// caller's timeout passes, the change stands).
     pub read_delay: Mutex<std::time::Duration>,
     pub update_delay: Mutex<std::time::Duration>,
+    /// Tests' fault: every update answered `InternalServerException`,
+    /// nothing applied.
+    pub failing_updates: std::sync::atomic::AtomicBool,
 }
 
 impl Cluster {
@@ -215,6 +218,13 @@ async fn handle(State(cluster): State<Arc<Cluster>>, headers: HeaderMap, body: S
         }
         "UpdateRoutingControlState" | "UpdateRoutingControlStates" => {
             cluster.updates.fetch_add(1, Ordering::Relaxed);
+            if cluster.failing_updates.load(Ordering::Relaxed) {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalServerException",
+                    json!({"message": "the cluster cannot apply changes now"}),
+                );
+            }
             let entries: Option<Vec<(String, bool)>> = if op == "UpdateRoutingControlState" {
                 match (
                     input["RoutingControlArn"].as_str(),
