@@ -99,16 +99,7 @@ impl Setup {
 
 /// (leaders, the term each instance sees)
 async fn roles(all: &[Instance]) -> (Vec<&'static str>, Vec<Option<u64>>) {
-    let mut leaders = Vec::new();
-    let mut terms = Vec::new();
-    for i in all {
-        let l = i.daemon.status().await.lease.expect("ha is on");
-        if l.role == "leader" {
-            leaders.push(i.id);
-        }
-        terms.push(l.term);
-    }
-    (leaders, terms)
+    roles_of(&all.iter().collect::<Vec<_>>()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -657,4 +648,136 @@ async fn a_paused_leader_woken_after_its_lease_writes_nothing() {
     for i in all {
         i.daemon.stop().await;
     }
+}
+
+/// Who leads, and under which term, among `live`: unchanged throughout.
+async fn same_lease(live: &[&Instance], leader: &str, term: Option<u64>) {
+    let (leaders, terms) = roles_of(live).await;
+    assert_eq!(leaders, [leader], "the lease changed hands in the outage");
+    assert_eq!(terms.iter().flatten().max().copied(), term);
+}
+
+/// [`roles`] of the instances still alive.
+async fn roles_of(live: &[&Instance]) -> (Vec<&'static str>, Vec<Option<u64>>) {
+    let mut leaders = Vec::new();
+    let mut terms = Vec::new();
+    for i in live {
+        let l = i.daemon.status().await.lease.expect("ha is on");
+        if l.role == "leader" {
+            leaders.push(i.id);
+        }
+        terms.push(l.term);
+    }
+    (leaders, terms)
+}
+
+/// Until `at`, checking every 250 ms that the lease stays where it is.
+async fn hold_until(at: Instant, live: &[&Instance], leader: &str, term: Option<u64>) {
+    while Instant::now() < at {
+        same_lease(live, leader, term).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Two regions, two instances in each (one release per region, two
+/// replicas: `a1`, `a2` in us-east-1, `b1`, `b2` in eu-west-1), the lease,
+/// views and controls in DynamoDB. Route53's control plane is down for
+/// 60 s, answering 503 or never answering (`hang`). 15 s in, the region
+/// whose instances do not hold the lease fails: its switch is Off within
+/// detection + quorum + 1 s. It recovers; 30 s in, it fails again and its
+/// two instances are SIGKILLed at the same moment (the region is lost
+/// with its pods): the survivors switch it Off within the same bound (the
+/// dead instances' last "healthy" views do not outvote them). The lease
+/// stays with one holder and one term throughout.
+async fn two_per_region_through_a_minute_of_outage(hang: bool) {
+    let moto = Moto::start().await;
+    moto.create_table("route53-failover", "sk").await;
+    let s = setup(&REGIONS).await;
+    let mut all = Vec::new();
+    for id in ["a1", "a2", "b1", "b2"] {
+        let i = Instance::start(id, &s.store, Launch::default(), |provider| {
+            instance_config(id, provider, &s.eps, &s.fixture.urls, Some(&moto.url))
+        })
+        .await;
+        all.push(i);
+    }
+    s.all_on().await;
+    let everyone: Vec<&Instance> = all.iter().collect();
+    wait_until("one leader", LIMIT, || async {
+        roles_of(&everyone).await.0.len() == 1
+    })
+    .await;
+    let (leaders, terms) = roles_of(&everyone).await;
+    let (leader, term) = (leaders[0], terms.iter().flatten().max().copied());
+    // The region whose instances do not hold the lease is the one lost.
+    let (region, lost) = if leader.starts_with('a') {
+        ("eu-west-1", 'b')
+    } else {
+        ("us-east-1", 'a')
+    };
+    let what = if hang { "hanging" } else { "503" };
+    // Detection (interval 200 ms, fall 3), the quorum's read (250 ms while
+    // a run is under way) and 1 s, with a second of slack for the machine.
+    let bound = Duration::from_millis(600 + 200 + 250 + 1000 + 1000);
+
+    let start = Instant::now();
+    if hang {
+        s.store.store.set_latency(Duration::from_secs(3600));
+    } else {
+        s.store.store.inject(outage());
+    }
+    hold_until(start + Duration::from_secs(15), &everyone, leader, term).await;
+    let failed_at = Instant::now();
+    s.eps.set(region, Mode::Fail);
+    wait_until("the failing region's switch is Off", LIMIT, || async {
+        s.board.get(&arn(region)) == Some(false)
+    })
+    .await;
+    let took = failed_at.elapsed();
+    eprintln!("2 x 2 instances, control plane {what}, 15 s in: {region} switched Off {took:?} after it failed");
+    assert!(took < bound, "{took:?}");
+    same_lease(&everyone, leader, term).await;
+    s.eps.set(region, Mode::Serve);
+    wait_until("its switch is On again", LIMIT, || async {
+        s.board.get(&arn(region)) == Some(true)
+    })
+    .await;
+
+    hold_until(start + Duration::from_secs(30), &everyone, leader, term).await;
+    let (mut dead, survivors): (Vec<Instance>, Vec<Instance>) =
+        all.into_iter().partition(|i| i.id.starts_with(lost));
+    let failed_at = Instant::now();
+    for i in &mut dead {
+        i.daemon.child.start_kill().unwrap();
+    }
+    s.eps.set(region, Mode::Fail);
+    wait_until("the lost region's switch is Off", LIMIT, || async {
+        s.board.get(&arn(region)) == Some(false)
+    })
+    .await;
+    let took = failed_at.elapsed();
+    eprintln!("2 x 2 instances, control plane {what}, 30 s in: {region} lost with its instances, switched Off {took:?} after");
+    assert!(took < bound, "{took:?}");
+    let live: Vec<&Instance> = survivors.iter().collect();
+    hold_until(start + Duration::from_secs(60), &live, leader, term).await;
+    let other = REGIONS.iter().copied().find(|r| *r != region).unwrap();
+    assert_eq!(answered(&s.store), sorted(&[other]));
+
+    s.store.store.set_latency(Duration::ZERO);
+    s.store.store.clear_faults();
+    s.eps.set(region, Mode::Serve);
+    s.all_on().await;
+    for i in survivors {
+        i.daemon.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_per_region_fail_over_through_a_minute_of_503s() {
+    two_per_region_through_a_minute_of_outage(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_per_region_fail_over_through_a_minute_of_hanging() {
+    two_per_region_through_a_minute_of_outage(true).await;
 }

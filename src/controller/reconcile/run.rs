@@ -120,6 +120,35 @@ struct Known {
 }
 
 impl Known {
+    /// Runs `work` (a pass, a read) to its end; while it waits on Route53
+    /// (slow, or hanging in an outage), a verdict, a control or a
+    /// switch's state that changes is decided at once from what is known
+    /// and carried out on the switches: they never wait behind a read or
+    /// a record write. `woken`: something was decided beside it.
+    async fn beside<T>(
+        work: impl std::future::Future<Output = T>,
+        known: Option<&Known>,
+        (rt, records): (&crate::controller::Runtime, &[usize]),
+        signals: &ZoneSignals,
+        (controls, switches): (&mut watch::Receiver<u64>, &mut Option<watch::Receiver<u64>>),
+        woken: &mut bool,
+    ) -> T {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut work => return out,
+                _ = signals.trigger.notified(), if known.is_some() => {}
+                _ = controls.changed(), if known.is_some() => {}
+                _ = switches_changed(switches), if known.is_some() => {}
+            }
+            *woken = true;
+            if let Some(k) = known {
+                k.decide_switches(rt, records);
+            }
+        }
+    }
+
     fn decide_switches(&self, rt: &crate::controller::Runtime, records: &[usize]) {
         // Only the writer's decisions are switches to set (as in the pass).
         if !rt.may_write() {
@@ -176,23 +205,15 @@ impl Reconciler {
             // out on the switches: they never wait behind a read or a
             // record write. The records follow in the next pass.
             let mut woken = false;
-            let outcome = {
-                let pass = self.reconcile();
-                tokio::pin!(pass);
-                loop {
-                    tokio::select! {
-                        biased;
-                        outcome = &mut pass => break outcome,
-                        _ = signals.trigger.notified(), if known.is_some() => {}
-                        _ = controls.changed(), if known.is_some() => {}
-                        _ = switches_changed(&mut switches), if known.is_some() => {}
-                    }
-                    woken = true;
-                    if let Some(k) = &known {
-                        k.decide_switches(&rt, &records);
-                    }
-                }
-            };
+            let outcome = Known::beside(
+                self.reconcile(),
+                known.as_ref(),
+                (&rt, &records),
+                &signals,
+                (&mut controls, &mut switches),
+                &mut woken,
+            )
+            .await;
             if woken {
                 // What woke it is a reason for the next pass too.
                 signals.trigger.notify_one();
@@ -243,7 +264,11 @@ impl Reconciler {
                 Read::Forget => self.forget_zone(),
                 Read::Now => turn.read_due = true,
             }
-            if std::mem::take(&mut turn.read_due) && !self.resync(&signals, &mut turn).await {
+            if std::mem::take(&mut turn.read_due)
+                && !self
+                    .resync(&signals, &mut turn, (&mut controls, &mut switches))
+                    .await
+            {
                 return;
             }
         }
@@ -338,32 +363,63 @@ impl Reconciler {
     /// and the zone is read at once), and the read follows it. Given way
     /// a few times in a row, it is no longer put off: a zone that keeps
     /// changing is still read. False at shutdown.
-    async fn resync(&mut self, signals: &ZoneSignals, turn: &mut Turn) -> bool {
+    async fn resync(
+        &mut self,
+        signals: &ZoneSignals,
+        turn: &mut Turn,
+        wakes: (&mut watch::Receiver<u64>, &mut Option<watch::Receiver<u64>>),
+    ) -> bool {
+        enum Ended {
+            Read(bool),
+            Yielded,
+            Shutdown,
+        }
         let shutdown = self.shutdown.clone();
         let may_yield = turn.interrupted < MAX_INTERRUPTED_READS;
-        let yielded = async {
-            if may_yield {
-                signals.trigger.notified().await
-            } else {
-                std::future::pending().await
+        // Once the read no longer yields to a verdict, the switches are
+        // decided beside it, as beside a pass.
+        let known = (!may_yield).then(|| self.known_for_switches()).flatten();
+        let (rt, records) = (self.rt.clone(), self.records.clone());
+        let mut woken = false;
+        let ended = {
+            let read = async {
+                tokio::select! {
+                    read = self.resync_read() => Ended::Read(read.is_ok()),
+                    _ = signals.trigger.notified(), if may_yield => Ended::Yielded,
+                }
+            };
+            let beside = Known::beside(
+                read,
+                known.as_ref(),
+                (&rt, &records),
+                signals,
+                wakes,
+                &mut woken,
+            );
+            tokio::select! {
+                ended = beside => ended,
+                _ = shutdown.cancelled() => Ended::Shutdown,
             }
         };
-        tokio::select! {
-            read = self.resync_read() => {
+        if woken {
+            signals.trigger.notify_one();
+        }
+        match ended {
+            Ended::Read(ok) => {
                 turn.interrupted = 0;
-                if read.is_err() {
+                if ok {
+                    self.keep_knowledge().await;
+                } else {
                     // Read again by the next reconcile, which reports it.
                     self.forget_zone();
-                } else {
-                    self.keep_knowledge().await;
                 }
             }
-            _ = yielded => {
+            Ended::Yielded => {
                 turn.interrupted += 1;
                 turn.woken_by_verdict = true;
                 self.read_after = true;
             }
-            _ = shutdown.cancelled() => return false,
+            Ended::Shutdown => return false,
         }
         true
     }
