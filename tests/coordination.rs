@@ -576,12 +576,15 @@ async fn a_second_install_naming_a_claimed_switch_is_refused() {
     first.stop().await;
 }
 
-/// The leader is paused (SIGSTOP) past its lease: the other instance takes
+/// The two instances' wall clocks run 20 s ahead and 20 s behind, and the
+/// leader is paused (SIGSTOP) past its lease: the other instance takes
 /// the lease in the store with the next term and withdraws a region that
 /// fails meanwhile (the writer's own probes decide: `quorum: any`). Woken
 /// (SIGCONT), the old leader sees the region failing too, but its window
 /// ended while it slept: it sends no switch call and lands no write, and
-/// it is a follower.
+/// it is a follower. Every switch call names its term, and the cluster
+/// received them in the order of their terms: none from an old term after
+/// a newer one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_leader_woken_after_its_lease_writes_nothing() {
     let moto = Moto::start().await;
@@ -593,7 +596,24 @@ async fn a_paused_leader_woken_after_its_lease_writes_nothing() {
             "policy: {min_healthy: 1, quorum: any}",
         )
     };
-    let all = s.instances_edited(Some(&moto.url), &any).await;
+    let mut all = Vec::new();
+    for (id, clock) in [("a", "+20s"), ("b", "-20s")] {
+        let how = Launch {
+            clock: Some(clock.to_string()),
+            ..Launch::default()
+        };
+        let i = Instance::start(id, &s.store, how, |provider| {
+            any(instance_config(
+                id,
+                provider,
+                &s.eps,
+                &s.fixture.urls,
+                Some(&moto.url),
+            ))
+        })
+        .await;
+        all.push(i);
+    }
     s.all_on().await;
     wait_until("one leader", LIMIT, || async {
         roles(&all).await.0.len() == 1
@@ -644,6 +664,21 @@ async fn a_paused_leader_woken_after_its_lease_writes_nothing() {
     );
     assert_eq!(old.role().await, "follower");
     assert_eq!(new.role().await, "leader");
+    let terms = s.fixture.cluster.terms.lock().unwrap().clone();
+    assert!(
+        terms.iter().all(|(_, t)| t.is_some()),
+        "a switch call named no term: {terms:?}"
+    );
+    let named: Vec<u64> = terms.iter().filter_map(|(_, t)| *t).collect();
+    assert!(
+        named.windows(2).all(|w| w[0] <= w[1]),
+        "a switch call of an older term arrived after a newer one: {named:?}"
+    );
+    assert!(
+        named.contains(&term) && named.last().is_some_and(|t| *t > term),
+        "both terms set switches: {named:?}"
+    );
+    eprintln!("switch calls by term, in the order received: {named:?}");
     s.eps.set("eu-west-1", Mode::Serve);
     for i in all {
         i.daemon.stop().await;

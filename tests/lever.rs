@@ -73,10 +73,13 @@ async fn the_client_rotates_past_dead_endpoints_and_names_the_refusing_rule() {
     // The next ones start at the endpoint that answered: the hanging one
     // is not asked again.
     client
-        .set(&[(arn("us-east-1"), Switch::Off)], &[])
+        .set(&[(arn("us-east-1"), Switch::Off)], &[], 7)
         .await
         .unwrap();
     assert_eq!(board.get(&arn("us-east-1")), Some(false));
+    // The writer's term goes with the call.
+    let terms = f.cluster.terms.lock().unwrap().clone();
+    assert_eq!(terms.last().map(|t| t.1), Some(Some(7)));
     assert_eq!(client.get(&arn("us-east-1")).await, Ok(Switch::Off));
     assert_eq!(
         f.hung.load(Ordering::Relaxed),
@@ -85,7 +88,7 @@ async fn the_client_rotates_past_dead_endpoints_and_names_the_refusing_rule() {
     );
 
     // The rule keeps one On: ARC's refusal names it, and nothing changes.
-    let refused = client.set(&[(arn("eu-west-1"), Switch::Off)], &[]).await;
+    let refused = client.set(&[(arn("eu-west-1"), Switch::Off)], &[], 7).await;
     match refused {
         Err(LeverError::Refused { rule, message }) => {
             assert_eq!(rule, RULE);
@@ -96,7 +99,7 @@ async fn the_client_rotates_past_dead_endpoints_and_names_the_refusing_rule() {
     assert_eq!(board.get(&arn("eu-west-1")), Some(true));
     // Overriding the rule is what a forced drain may do.
     client
-        .set(&[(arn("eu-west-1"), Switch::Off)], &[RULE.to_string()])
+        .set(&[(arn("eu-west-1"), Switch::Off)], &[RULE.to_string()], 7)
         .await
         .unwrap();
     assert_eq!(board.get(&arn("eu-west-1")), Some(false));

@@ -87,6 +87,9 @@ where
     }
 }
 
+/// The header a switch call names its writer's term in.
+pub const TERM_HEADER: &str = "x-route53-failover-term";
+
 pub struct LeverClient {
     /// `(url, client)` per endpoint, in the config's order.
     endpoints: Vec<(String, arc::Client)>,
@@ -165,11 +168,14 @@ impl LeverClient {
 
     /// Sets every switch of `entries` in one call (ARC applies them
     /// together, and its safety rules judge the result), overriding the
-    /// safety rules named in `overrides`.
+    /// safety rules named in `overrides`. The writer's `term` goes with the
+    /// request in the [`TERM_HEADER`] header: ARC ignores it; a proxy's or
+    /// the stand-in's log shows which lease each call was made under.
     pub async fn set(
         &self,
         entries: &[(String, Switch)],
         overrides: &[String],
+        term: u64,
     ) -> Result<(), LeverError> {
         let built: Vec<UpdateRoutingControlStateEntry> = entries
             .iter()
@@ -195,6 +201,10 @@ impl LeverClient {
                     .set_safety_rules_to_override(
                         (!overrides.is_empty()).then(|| overrides.to_vec()),
                     )
+                    .customize()
+                    .mutate_request(move |req| {
+                        req.headers_mut().insert(TERM_HEADER, term.to_string());
+                    })
                     .send()
                     .await;
                 if let Err(SdkError::ServiceError(e)) = &r {

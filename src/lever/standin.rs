@@ -58,6 +58,9 @@ pub struct Cluster {
     pub reads: AtomicU64,
     /// Every change applied, with when (a benchmark times them).
     pub accepted: Mutex<Vec<Accepted>>,
+    /// Every update call as it arrived: when, and the term its writer
+    /// named (`lever::client::TERM_HEADER`; `None`: none named).
+    pub terms: Mutex<Vec<(std::time::SystemTime, Option<u64>)>>,
     /// Tests' faults: how long a read takes to answer, and how long an
     /// update waits to answer after it applied (a late answer: the
     /// caller's timeout passes, the change stands).
@@ -218,6 +221,14 @@ async fn handle(State(cluster): State<Arc<Cluster>>, headers: HeaderMap, body: S
         }
         "UpdateRoutingControlState" | "UpdateRoutingControlStates" => {
             cluster.updates.fetch_add(1, Ordering::Relaxed);
+            let term = headers
+                .get(super::client::TERM_HEADER)
+                .and_then(|v| v.to_str().ok()?.parse().ok());
+            cluster
+                .terms
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((std::time::SystemTime::now(), term));
             if cluster.failing_updates.load(Ordering::Relaxed) {
                 return error(
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -57,7 +57,7 @@ impl Lever {
     /// Sets one call's switches together; a forced drain's call that a
     /// safety rule refuses is tried once more overriding that rule, when
     /// the config allows.
-    async fn set(&self, call: &Call) -> Result<(), LeverError> {
+    async fn set(&self, call: &Call, term: u64) -> Result<(), LeverError> {
         let entries: Vec<(String, Switch)> =
             call.iter().map(|(arn, s, _)| (arn.clone(), *s)).collect();
         let forced = call.iter().all(|(_, _, f)| *f);
@@ -71,7 +71,7 @@ impl Lever {
         }
         let mut overrides: Vec<String> = Vec::new();
         loop {
-            let r = self.client.set(&entries, &overrides).await;
+            let r = self.client.set(&entries, &overrides, term).await;
             self.count("set", &r);
             match r {
                 Err(LeverError::Refused { rule, message }) => {
@@ -168,7 +168,7 @@ impl Lever {
                     let Some(term) = (self.writer)() else {
                         break;
                     };
-                    match self.set(&call).await {
+                    match self.set(&call, term).await {
                         Ok(()) => {
                             failures = 0;
                             self.applied(call, term);
