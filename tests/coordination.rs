@@ -582,9 +582,9 @@ async fn a_second_install_naming_a_claimed_switch_is_refused() {
 /// fails meanwhile (the writer's own probes decide: `quorum: any`). Woken
 /// (SIGCONT), the old leader sees the region failing too, but its window
 /// ended while it slept: it sends no switch call and lands no write, and
-/// it is a follower. Every switch call names its term, and the cluster
-/// received them in the order of their terms: none from an old term after
-/// a newer one.
+/// it is a follower. Every switch call and record write names its term,
+/// and the cluster and the store received them in the order of their
+/// terms: none from an old term after a newer one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_leader_woken_after_its_lease_writes_nothing() {
     let moto = Moto::start().await;
@@ -679,6 +679,21 @@ async fn a_paused_leader_woken_after_its_lease_writes_nothing() {
         "both terms set switches: {named:?}"
     );
     eprintln!("switch calls by term, in the order received: {named:?}");
+    // The record writes name theirs too, and landed in the same order.
+    let mut changes: Vec<(Instant, Option<u64>)> = all
+        .iter()
+        .flat_map(|i| i.proxy.log())
+        .filter(|l| l.method == "POST" && l.path.ends_with("/changes") && l.status == 200)
+        .map(|l| (l.at, l.term))
+        .collect();
+    changes.sort_by_key(|c| c.0);
+    let written: Vec<u64> = changes.iter().filter_map(|c| c.1).collect();
+    assert_eq!(written.len(), changes.len(), "a record write named no term");
+    assert!(
+        written.windows(2).all(|w| w[0] <= w[1]),
+        "a record write of an older term landed after a newer one: {written:?}"
+    );
+    eprintln!("record writes by term, in the order they landed: {written:?}");
     s.eps.set("eu-west-1", Mode::Serve);
     for i in all {
         i.daemon.stop().await;

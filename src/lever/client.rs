@@ -87,8 +87,7 @@ where
     }
 }
 
-/// The header a switch call names its writer's term in.
-pub const TERM_HEADER: &str = "x-route53-failover-term";
+pub use crate::provider::TERM_HEADER;
 
 pub struct LeverClient {
     /// `(url, client)` per endpoint, in the config's order.

@@ -166,6 +166,22 @@ impl ProviderError {
     }
 }
 
+tokio::task_local! {
+    /// The term (the HA lease's fencing token, 0 without `ha`) a record
+    /// write is made under, for the provider to name with the call.
+    pub static WRITING_TERM: u64;
+}
+
+/// The header a write names its writer's term in (records, and the
+/// lever's switch calls): a proxy's or a stand-in's log shows which lease
+/// each call was made under.
+pub const TERM_HEADER: &str = "x-route53-failover-term";
+
+/// The term the current write is made under, if the caller said.
+pub fn writing_term() -> Option<u64> {
+    WRITING_TERM.try_with(|t| *t).ok()
+}
+
 /// The DNS service, as the reconciler needs it. Every call is one request to
 /// the service (one page walk for `list_records`), so callers can count them.
 #[async_trait]

@@ -327,7 +327,11 @@ impl Provider for RemoteMemory {
 
     async fn change(&self, zone_id: &str, changes: &[Change]) -> Result<ChangeInfo, ProviderError> {
         let url = self.url(&format!("memory/api/zones/{}/changes", seg(zone_id)))?;
-        self.send(self.client.post(url).json(changes)).await
+        let mut req = self.client.post(url).json(changes);
+        if let Some(term) = super::writing_term() {
+            req = req.header(super::TERM_HEADER, term.to_string());
+        }
+        self.send(req).await
     }
 
     async fn change_status(&self, change_id: &str) -> Result<ChangeStatus, ProviderError> {

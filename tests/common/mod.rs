@@ -677,6 +677,8 @@ pub struct Logged {
     pub path: String,
     pub body: String,
     pub status: u16,
+    /// The writer's term the request named (`provider::TERM_HEADER`).
+    pub term: Option<u64>,
 }
 
 pub struct FaultProxy {
@@ -711,6 +713,9 @@ impl FaultProxy {
                 async move {
                     let at = Instant::now();
                     let text = String::from_utf8_lossy(&body).to_string();
+                    let term = headers
+                        .get(route53_failover::provider::TERM_HEADER)
+                        .and_then(|v| v.to_str().ok()?.parse().ok());
                     let note = |status: u16| {
                         journal.lock().unwrap().push(Logged {
                             at,
@@ -718,6 +723,7 @@ impl FaultProxy {
                             path: uri.path().to_string(),
                             body: text.clone(),
                             status,
+                            term,
                         })
                     };
                     let partitioned = cut

@@ -270,7 +270,9 @@ impl Reconciler {
             for c in &batch {
                 info!(zone = %self.zone, change = %c, term, "applying");
             }
-            let info = self.calls.change(zone_id, &batch).await?;
+            let info = crate::provider::WRITING_TERM
+                .scope(term, self.calls.change(zone_id, &batch))
+                .await?;
             let mut summary: Vec<String> = batch.iter().take(4).map(|c| c.to_string()).collect();
             if batch.len() > 4 {
                 summary.push(format!("and {} more", batch.len() - 4));

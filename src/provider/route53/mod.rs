@@ -202,7 +202,14 @@ impl Provider for Route53Provider {
     }
 
     async fn change(&self, zone_id: &str, changes: &[Change]) -> Result<ChangeInfo, ProviderError> {
-        let mut batch = ChangeBatch::builder().comment("route53-failover");
+        // The term goes in the batch's comment (kept with the change, in
+        // CloudTrail) and in a header.
+        let term = super::writing_term();
+        let comment = match term {
+            Some(t) => format!("route53-failover term {t}"),
+            None => "route53-failover".to_string(),
+        };
+        let mut batch = ChangeBatch::builder().comment(comment);
         for c in changes {
             let action = match c.action {
                 Action::Create => ChangeAction::Create,
@@ -225,6 +232,12 @@ impl Provider for Route53Provider {
             .change_resource_record_sets()
             .hosted_zone_id(zone_id)
             .change_batch(batch)
+            .customize()
+            .mutate_request(move |req| {
+                if let Some(t) = term {
+                    req.headers_mut().insert(super::TERM_HEADER, t.to_string());
+                }
+            })
             .send()
             .await
             .map_err(classify)?;
