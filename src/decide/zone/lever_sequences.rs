@@ -5,7 +5,9 @@
 //! and a model of Route53 (records, checks) and of the cluster (each
 //! switch's real state) go through random sequences of verdicts, reloads
 //! that remove and rename members, restarts (what is in memory lost; the
-//! drains are in the state store and stay), drains, switches flipped by
+//! drains are in the state store and stay; the zone knowledge kept there
+//! recalled or not, and when recalled the switches decided from it before
+//! the zone is read), drains, switches flipped by
 //! hand (what the daemon knows is then wrong until read), reads, and
 //! reconciles whose record batches the store may refuse, whose switch
 //! calls a safety rule may refuse, and whose switch calls land before or
@@ -90,6 +92,9 @@ enum Event {
         variant: usize,
     },
     Restart,
+    /// A restart that recalls what the state store kept of the zone: the
+    /// switches are decided from it before the zone is read.
+    RestartRecalling,
     Drain {
         region: usize,
         on: bool,
@@ -120,6 +125,7 @@ fn event() -> impl Strategy<Value = Event> {
         6 => (0usize..3, verdict).prop_map(|(region, verdict)| Event::Verdict { region, verdict }),
         2 => (0..VARIANTS.len()).prop_map(|variant| Event::Reload { variant }),
         1 => Just(Event::Restart),
+        1 => Just(Event::RestartRecalling),
         1 => (0usize..3, any::<bool>()).prop_map(|(region, on)| Event::Drain { region, on }),
         1 => (0usize..3).prop_map(|region| Event::Flip { region }),
         2 => proptest::option::of(0usize..3).prop_map(|region| Event::Read { region }),
@@ -153,6 +159,12 @@ struct World {
     checks: Vec<HealthCheck>,
     /// The cluster: each switch's real state.
     real: BTreeMap<String, bool>,
+    /// The zone knowledge kept in the state store (after a read, or a
+    /// pass whose writes all landed): it outlives restarts.
+    kept: Option<Observed>,
+    /// Recalled at a restart, not read yet (`controller::reconcile`:
+    /// `stale`, for the switches only).
+    recalled: Option<Observed>,
 }
 
 impl World {
@@ -165,6 +177,8 @@ impl World {
             records: BTreeMap::new(),
             checks: Vec::new(),
             real: (0..3).map(|g| (arn(g), true)).collect(),
+            kept: None,
+            recalled: None,
         }
     }
 
@@ -341,6 +355,17 @@ impl World {
         Ok(())
     }
 
+    /// As the reconciler does (`set_switches`): what the decision leaves
+    /// as it is is no longer wanted, the rest is.
+    fn want(&mut self, held: &[String], calls: &[(String, Switch)]) {
+        for arn in held {
+            self.memory.wanted.remove(arn);
+        }
+        for (arn, want) in calls {
+            self.memory.wanted.insert(arn.clone(), *want);
+        }
+    }
+
     fn reconcile(
         &mut self,
         max_records: usize,
@@ -349,7 +374,21 @@ impl World {
         switches_first: bool,
     ) -> Result<(), TestCaseError> {
         if self.memory.observed.is_none() {
+            // The switches first, from what was recalled (no read needed),
+            // as the reconciler does; the records only after a read.
+            if let Some(recalled) = self.recalled.take() {
+                self.memory.observed = Some(recalled);
+                let trusted = self.trustworthy();
+                let d = self.decide();
+                let held = d.held_switches.clone();
+                let calls: Vec<(String, Switch)> =
+                    d.switches.iter().map(|s| (s.arn.clone(), s.want)).collect();
+                drop(d);
+                self.want(&held, &calls);
+                self.switches(&calls, refuse_switch, trusted)?;
+            }
             self.memory.observed = Some(Observed::new(self.records.values().cloned().collect()));
+            self.kept = self.memory.observed.clone();
         }
         let trusted = self.trustworthy();
         let d = self.decide();
@@ -360,14 +399,7 @@ impl World {
         let check_calls = d.calls.clone();
         // Made below, once the records went; decided again then.
         drop(d);
-        // As the reconciler does (`set_switches`): what the decision leaves
-        // as it is is no longer wanted, the rest is.
-        for arn in &held {
-            self.memory.wanted.remove(arn);
-        }
-        for (arn, want) in &calls {
-            self.memory.wanted.insert(arn.clone(), *want);
-        }
+        self.want(&held, &calls);
         if switches_first {
             self.switches(&calls, refuse_switch, trusted)?;
         }
@@ -375,7 +407,11 @@ impl World {
         if !switches_first {
             self.switches(&calls, refuse_switch, trusted)?;
         }
-        if !went || check_calls.is_empty() {
+        if !went {
+            return Ok(());
+        }
+        if check_calls.is_empty() {
+            self.kept = self.memory.observed.clone();
             return Ok(());
         }
         // The checks, then the follow-up batch that attaches them (decided
@@ -399,7 +435,9 @@ impl World {
         let d = self.decide();
         let follow = d.changes.clone();
         drop(d);
-        self.batches(follow, max_records, None, trusted)?;
+        if self.batches(follow, max_records, None, trusted)? {
+            self.kept = self.memory.observed.clone();
+        }
         Ok(())
     }
 
@@ -409,7 +447,14 @@ impl World {
                 self.memory.verdicts.insert(region, verdict);
             }
             Event::Reload { variant } => self.config = config(variant, self.mode),
-            Event::Restart => self.memory = Memory::default(),
+            Event::Restart => {
+                self.memory = Memory::default();
+                self.recalled = None;
+            }
+            Event::RestartRecalling => {
+                self.memory = Memory::default();
+                self.recalled = self.kept.clone();
+            }
             Event::Drain { region, on } => {
                 if on {
                     self.drained.insert(region);
