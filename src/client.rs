@@ -154,6 +154,18 @@ pub fn admin_token(file: Option<&Path>) -> Result<String, ClientError> {
     Ok(token)
 }
 
+/// Who the audit names: `--by`, else `$USER`; neither (a container runs
+/// with no `USER`) is bad input that says to pass `--by`.
+pub fn acting_as(by: Option<String>, user: Option<String>) -> Result<String, ClientError> {
+    by.or(user.filter(|u| !u.trim().is_empty())).ok_or_else(|| {
+        BadInput(
+            "--by: who is acting is not known ($USER is not set): pass --by NAME, \
+             as the audit log and the timeline name it"
+                .into(),
+        )
+    })
+}
+
 /// Sends one admin call. 400 and 404 (an unknown member) are bad input;
 /// 401, 409 and the rest are failures, with the daemon's words.
 pub async fn admin(
@@ -363,13 +375,8 @@ impl OnCall {
             ),
         };
         let token = admin_token(admin.token_file.as_deref())?;
-        let request = AdminRequest {
-            by: admin
-                .by
-                .or_else(|| std::env::var("USER").ok())
-                .unwrap_or_default(),
-            ..request
-        };
+        let by = acting_as(admin.by, std::env::var("USER").ok())?;
+        let request = AdminRequest { by, ..request };
         Ok(self::admin(&admin.url, action, &token, &request)
             .await?
             .message)

@@ -318,7 +318,7 @@ async fn the_admin_routes_are_off_without_a_token_file_and_locked_with_one() {
     let out = on_call(
         "drain",
         &daemon.base,
-        &["--region", "eu-west-1", "--reason", "x"],
+        &["--region", "eu-west-1", "--reason", "x", "--by", "mallory"],
         Some("wrong-token-0000000000"),
     )
     .await;
@@ -847,5 +847,50 @@ async fn drains_stay_put_through_string_order_restarts_and_reloads() {
         .controls
         .iter()
         .any(|c| c.reason == reason));
+    daemon.stop().await;
+}
+
+/// A container runs with no `$USER`: `drain` without `--by` is refused
+/// before anything is sent (exit 2), saying to pass `--by`; with `--by`
+/// it goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_with_no_user_and_no_by_says_to_pass_by() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let (_store, _eps, config) = two_regions_with_admin(dir.path()).await;
+    let daemon = start_daemon(&config).await;
+    let token = token.display().to_string();
+    let args = [
+        "drain",
+        "--url",
+        &daemon.base,
+        "--record",
+        NAME,
+        "--region",
+        "eu-west-1",
+        "--reason",
+        "INC-7",
+        "--token-file",
+        &token,
+    ];
+    let run = |by: Option<&'static str>| {
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.args(args).env_remove("USER");
+        if let Some(by) = by {
+            cmd.args(["--by", by]);
+        }
+        async move {
+            tokio::time::timeout(Duration::from_secs(30), cmd.output())
+                .await
+                .expect("the CLI ends within 30s")
+                .unwrap()
+        }
+    };
+    let out = run(None).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--by"), "{}", text(&out));
+    assert!(events(&daemon).await.iter().all(|e| e.event != "control"));
+    let out = run(Some("alice")).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     daemon.stop().await;
 }
