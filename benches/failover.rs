@@ -718,6 +718,23 @@ async fn probes(d: &Daemon) -> f64 {
     metric(&d.metrics().await, "route53_failover_probes_total", &[]).unwrap_or(0.0)
 }
 
+/// When the cluster first accepted `arn` going Off since `since`.
+fn switched_off_at(
+    cluster: &route53_failover::lever::standin::Cluster,
+    since: SystemTime,
+    arn: &str,
+) -> SystemTime {
+    cluster
+        .accepted
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(at, e)| *at >= since && e.iter().any(|(a, on)| a == arn && !on))
+        .map(|(at, _)| *at)
+        .next()
+        .expect("the switch was accepted Off")
+}
+
 /// Detection to the switch Off and to the record change, in one run.
 async fn lever(quick: bool) {
     use route53_failover::lever::standin::{self, Cluster};
@@ -781,15 +798,7 @@ async fn lever(quick: bool) {
                     .contains(&set_id(region))
         })
         .await;
-        let off = cluster
-            .accepted
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(at, e)| *at >= since && e.iter().any(|(a, on)| a == &arn(region) && !on))
-            .map(|(at, _)| *at)
-            .next()
-            .unwrap();
+        let off = switched_off_at(&cluster, since, &arn(region));
         let deleted = withdrawn_at(&store, since, region);
         switch.push(unix(off) - unix(since));
         record.push(unix(deleted) - unix(since));
@@ -824,15 +833,7 @@ async fn lever(quick: bool) {
             board.get(&arn(region)) == Some(false)
         })
         .await;
-        let off = cluster
-            .accepted
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(at, e)| *at >= since && e.iter().any(|(a, on)| a == &arn(region) && !on))
-            .map(|(at, _)| *at)
-            .next()
-            .unwrap();
+        let off = switched_off_at(&cluster, since, &arn(region));
         hanging.push(unix(off) - unix(since));
         eps.set(region, Mode::Serve);
         wait_until("switched On", Duration::from_secs(20), || async {

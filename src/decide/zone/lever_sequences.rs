@@ -37,7 +37,7 @@ use super::*;
 use crate::config::{parse, Config};
 use crate::decide::ownership::Observed;
 use crate::decide::plan::batches_within;
-use crate::provider::{Action, RecordKey, RecordSet, MAX_BATCH_CHARS};
+use crate::provider::{RecordKey, RecordSet, MAX_BATCH_CHARS};
 
 const API: &str = "api.example.test";
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-2"];
@@ -269,22 +269,7 @@ impl World {
 
     /// One batch into the strict store, all or nothing.
     fn accept(&mut self, batch: &[Change]) -> bool {
-        let mut work = self.records.clone();
-        for c in batch {
-            let key = c.record.key();
-            match c.action {
-                Action::Create if work.contains_key(&key) => return false,
-                Action::Delete if work.get(&key) != Some(&c.record) => return false,
-                Action::Delete => {
-                    work.remove(&key);
-                }
-                Action::Create | Action::Upsert => {
-                    work.insert(key, c.record.clone());
-                }
-            }
-        }
-        self.records = work;
-        true
+        super::sequences::strict_apply(&mut self.records, batch)
     }
 
     /// Asserts the promises across one change that landed.

@@ -167,6 +167,27 @@ struct World {
     untouchable: Vec<RecordSet>,
 }
 
+/// The strict store: a batch applies whole, or not at all (a CREATE of a
+/// record there, a DELETE of one not exactly there, refuse it).
+pub(super) fn strict_apply(store: &mut BTreeMap<RecordKey, RecordSet>, batch: &[Change]) -> bool {
+    let mut work = store.clone();
+    for c in batch {
+        let key = c.record.key();
+        match c.action {
+            Action::Create if work.contains_key(&key) => return false,
+            Action::Delete if work.get(&key) != Some(&c.record) => return false,
+            Action::Delete => {
+                work.remove(&key);
+            }
+            Action::Create | Action::Upsert => {
+                work.insert(key, c.record.clone());
+            }
+        }
+    }
+    *store = work;
+    true
+}
+
 fn latency(name: &str, id: &str, region: &str, value: &str) -> RecordSet {
     RecordSet::latency_a(name, id, region, value)
 }
@@ -298,24 +319,8 @@ impl World {
         (d, protected)
     }
 
-    /// The strict store: a batch applies whole, or not at all.
     fn accept(&mut self, batch: &[Change]) -> bool {
-        let mut work = self.store.clone();
-        for c in batch {
-            let key = c.record.key();
-            match c.action {
-                Action::Create if work.contains_key(&key) => return false,
-                Action::Delete if work.get(&key) != Some(&c.record) => return false,
-                Action::Delete => {
-                    work.remove(&key);
-                }
-                Action::Create | Action::Upsert => {
-                    work.insert(key, c.record.clone());
-                }
-            }
-        }
-        self.store = work;
-        true
+        strict_apply(&mut self.store, batch)
     }
 
     fn counts(&self) -> BTreeMap<(String, RecordType), usize> {
