@@ -679,21 +679,40 @@ async fn a_paused_leader_woken_after_its_lease_writes_nothing() {
         "both terms set switches: {named:?}"
     );
     eprintln!("switch calls by term, in the order received: {named:?}");
-    // The record writes name theirs too, and landed in the same order.
-    let mut changes: Vec<(Instant, Option<u64>)> = all
+    // The record and health check writes name theirs too, and landed in
+    // the same order.
+    let log: Vec<_> = all.iter().flat_map(|i| i.proxy.log()).collect();
+    let is_write = |l: &&Logged| {
+        l.status == 200
+            && (l.method == "POST" && l.path.ends_with("/changes")
+                || l.method != "GET" && l.path.contains("/health-checks"))
+    };
+    let mut changes: Vec<(Instant, Option<u64>)> = log
         .iter()
-        .flat_map(|i| i.proxy.log())
-        .filter(|l| l.method == "POST" && l.path.ends_with("/changes") && l.status == 200)
+        .filter(is_write)
         .map(|l| (l.at, l.term))
         .collect();
     changes.sort_by_key(|c| c.0);
     let written: Vec<u64> = changes.iter().filter_map(|c| c.1).collect();
-    assert_eq!(written.len(), changes.len(), "a record write named no term");
+    assert_eq!(
+        written.len(),
+        changes.len(),
+        "a write named no term: {changes:?}"
+    );
     assert!(
         written.windows(2).all(|w| w[0] <= w[1]),
-        "a record write of an older term landed after a newer one: {written:?}"
+        "a write of an older term landed after a newer one: {written:?}"
     );
-    eprintln!("record writes by term, in the order they landed: {written:?}");
+    let checks = log
+        .iter()
+        .filter(is_write)
+        .filter(|l| l.path.contains("/health-checks"))
+        .count();
+    assert!(
+        checks > 0,
+        "no health check was written: the test proves nothing of them"
+    );
+    eprintln!("record and check writes by term, in the order they landed: {written:?}");
     s.eps.set("eu-west-1", Mode::Serve);
     for i in all {
         i.daemon.stop().await;

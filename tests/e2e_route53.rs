@@ -230,6 +230,22 @@ async fn throttling_prior_requests_and_5xx_on_the_wire_are_retried_and_nothing_i
         daemon.status().await.zones[0].last_error.is_none(),
         "retried within one reconcile"
     );
+    // Every write through the SDK names its writer's term (0 without
+    // `ha`): in a header on record and health check writes (creates and
+    // tags), and in each change batch's comment.
+    let writes: Vec<_> = proxy
+        .log()
+        .into_iter()
+        .filter(|l| l.method == "POST" && l.status == 200)
+        .filter(|l| l.path.contains("rrset") || l.path.contains("healthcheck"))
+        .collect();
+    assert!(writes.iter().any(|l| l.path.contains("tags/healthcheck")));
+    for w in &writes {
+        assert_eq!(w.term, Some(0), "{} {} named no term", w.method, w.path);
+        if w.path.contains("rrset") {
+            assert!(w.body.contains("route53-failover term 0"), "{}", w.body);
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

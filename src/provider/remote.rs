@@ -284,6 +284,11 @@ impl RemoteMemory {
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<T, ProviderError> {
+        // A write names its writer's term (records and health checks).
+        let req = match super::writing_term() {
+            Some(term) => req.header(super::TERM_HEADER, term.to_string()),
+            None => req,
+        };
         let resp = req.send().await.map_err(transport)?;
         if resp.status().is_success() {
             resp.json().await.map_err(transport)
@@ -327,11 +332,7 @@ impl Provider for RemoteMemory {
 
     async fn change(&self, zone_id: &str, changes: &[Change]) -> Result<ChangeInfo, ProviderError> {
         let url = self.url(&format!("memory/api/zones/{}/changes", seg(zone_id)))?;
-        let mut req = self.client.post(url).json(changes);
-        if let Some(term) = super::writing_term() {
-            req = req.header(super::TERM_HEADER, term.to_string());
-        }
-        self.send(req).await
+        self.send(self.client.post(url).json(changes)).await
     }
 
     async fn change_status(&self, change_id: &str) -> Result<ChangeStatus, ProviderError> {

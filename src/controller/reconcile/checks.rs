@@ -11,7 +11,7 @@ use super::Reconciler;
 use crate::controller::{MemberId, Runtime};
 use crate::decide::health_check::{self as hc, Step};
 use crate::decide::zone::{CheckCall, RecordsApplied};
-use crate::provider::{HealthCheck, HealthCheckConfig, ProviderError};
+use crate::provider::{HealthCheck, HealthCheckConfig, ProviderError, WRITING_TERM};
 
 /// Health check calls (creates and updates) one reconcile makes at most;
 /// the rest follow in the next reconciles, right after. Creating thousands
@@ -34,24 +34,29 @@ impl Reconciler {
         self.again = calls.len() > CHECK_CALLS_PER_RECONCILE;
         let mut first_error = None;
         let mut attached = false;
+        // Each call names the writer's term, as record writes do.
+        let term = rt.writing_term().unwrap_or_default();
         for call in calls.into_iter().take(CHECK_CALLS_PER_RECONCILE) {
             let record = decision.decision().records[call.record].record;
             let member = &record.members[call.member];
-            let result = match &call.step {
-                Step::Update {
-                    id,
-                    version,
-                    config,
-                } => self.update_check(id, *version, config).await,
-                Step::Create {
-                    caller_reference,
-                    config,
-                } => {
-                    let tags = hc::tags(&rt.config.owner, record, member);
-                    self.create_check(caller_reference, config, &tags).await
+            let made = async {
+                match &call.step {
+                    Step::Update {
+                        id,
+                        version,
+                        config,
+                    } => self.update_check(id, *version, config).await,
+                    Step::Create {
+                        caller_reference,
+                        config,
+                    } => {
+                        let tags = hc::tags(&rt.config.owner, record, member);
+                        self.create_check(caller_reference, config, &tags).await
+                    }
+                    other => unreachable!("only calls are queued: {other:?}"),
                 }
-                other => unreachable!("only calls are queued: {other:?}"),
             };
+            let result = WRITING_TERM.scope(term, made).await;
             // The decision's records are this zone's, in order.
             let handle = rt.member(MemberId {
                 record: self.records[call.record],
@@ -184,7 +189,9 @@ impl Reconciler {
                     "unused health check kept: a calculated check still lists it");
                 continue;
             }
-            match self.calls.delete_health_check(&id).await {
+            let term = self.rt.writing_term().unwrap_or_default();
+            let deleted = WRITING_TERM.scope(term, self.calls.delete_health_check(&id));
+            match deleted.await {
                 Ok(()) | Err(ProviderError::NoSuchHealthCheck(_)) => {
                     info!(zone = %self.zone, health_check = %id, "unused health check deleted");
                     self.rt.check_listing.note(&id, None);

@@ -48,6 +48,18 @@ impl Route53Provider {
 mod translate;
 use translate::*;
 
+/// Names the writer's term in a write's [`super::TERM_HEADER`] (records
+/// and health checks): Route53 ignores it; a proxy's log shows it.
+fn name_term(
+    term: Option<u64>,
+) -> impl Fn(&mut r53::config::http::HttpRequest) + Send + Sync + 'static {
+    move |req| {
+        if let Some(t) = term {
+            req.headers_mut().insert(super::TERM_HEADER, t.to_string());
+        }
+    }
+}
+
 /// A listing cursor: where the next page starts.
 type Cursor = (Option<String>, Option<RrType>, Option<String>);
 
@@ -233,11 +245,7 @@ impl Provider for Route53Provider {
             .hosted_zone_id(zone_id)
             .change_batch(batch)
             .customize()
-            .mutate_request(move |req| {
-                if let Some(t) = term {
-                    req.headers_mut().insert(super::TERM_HEADER, t.to_string());
-                }
-            })
+            .mutate_request(name_term(term))
             .send()
             .await
             .map_err(classify)?;
@@ -295,6 +303,8 @@ impl Provider for Route53Provider {
             .create_health_check()
             .caller_reference(caller_reference)
             .health_check_config(check_to_sdk(config)?)
+            .customize()
+            .mutate_request(name_term(super::writing_term()))
             .send()
             .await
             .map_err(classify)?;
@@ -314,7 +324,11 @@ impl Provider for Route53Provider {
         for (k, v) in tags {
             req = req.add_tags(r53::types::Tag::builder().key(k).value(v).build());
         }
-        req.send().await.map_err(classify)?;
+        req.customize()
+            .mutate_request(name_term(super::writing_term()))
+            .send()
+            .await
+            .map_err(classify)?;
         Ok(())
     }
 
@@ -334,6 +348,8 @@ impl Provider for Route53Provider {
                 .health_check_version(version)
                 .set_child_health_checks(Some(config.child_health_checks.clone()))
                 .health_threshold(config.health_threshold as i32)
+                .customize()
+                .mutate_request(name_term(super::writing_term()))
                 .send()
                 .await
                 .map_err(classify)?;
@@ -361,6 +377,8 @@ impl Provider for Route53Provider {
             .enable_sni(config.enable_sni)
             .set_regions(sdk_regions(&config.regions))
             .set_reset_elements((!resets.is_empty()).then_some(resets))
+            .customize()
+            .mutate_request(name_term(super::writing_term()))
             .send()
             .await
             .map_err(classify)?;
@@ -371,6 +389,8 @@ impl Provider for Route53Provider {
         self.client
             .delete_health_check()
             .health_check_id(id)
+            .customize()
+            .mutate_request(name_term(super::writing_term()))
             .send()
             .await
             .map_err(classify)?;
