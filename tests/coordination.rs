@@ -332,10 +332,12 @@ async fn a_store_that_stops_answering_withdraws_nothing_and_the_lease_comes_back
 
 const TOKEN: &str = "s3cret-coordination-admin-token-51c2";
 
-/// On-call drains a region during the outage: the drain is written to the
-/// store (Route53 would answer 503), the holder's switch goes Off within a
-/// second of the answer, the other instance shows the drain at its next
-/// read, and both show it again after a restart of both.
+/// On-call drains a region during the outage, through the instance that
+/// does not hold the lease (the one on-call could reach): the drain is
+/// written to the store (Route53 would answer 503), the holder, which
+/// reads the controls every 500 ms while the control plane is impaired,
+/// turns the switch Off within a second of the answer and shows the
+/// drain, and both show it again after a restart of both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drain_during_the_outage_is_kept_in_the_store_and_flips_the_switch() {
     let moto = Moto::start().await;
@@ -356,17 +358,26 @@ async fn a_drain_during_the_outage_is_kept_in_the_store_and_flips_the_switch() {
     let other = all.iter().find(|i| i.id != leaders[0]).unwrap();
 
     s.store.store.inject(outage());
-    on_call(&leader.daemon, &token, "drain", "eu-west-1", false).await;
+    // Found at the holder's next resyncs (every 2 s here).
+    wait_until(
+        "the holder finds the control plane impaired",
+        LIMIT,
+        || async { leader.daemon.status().await.control_plane.impaired },
+    )
+    .await;
+    on_call(&other.daemon, &token, "drain", "eu-west-1", false).await;
     let answered_at = Instant::now();
     wait_until("eu-west-1's switch is Off", LIMIT, || async {
         s.board.get(&arn("eu-west-1")) == Some(false)
     })
     .await;
     let took = answered_at.elapsed();
-    eprintln!("drain during the outage: switch Off {took:?} after the drain's answer");
+    eprintln!(
+        "drain during the outage, sent to the follower: switch Off {took:?} after the drain's answer"
+    );
     assert!(took < Duration::from_secs(1), "{took:?}");
-    wait_until("the other instance shows the drain", LIMIT, || async {
-        other
+    wait_until("the holder shows the drain", LIMIT, || async {
+        leader
             .daemon
             .status()
             .await

@@ -100,6 +100,14 @@ async fn role_changed(role: &mut Option<watch::Receiver<bool>>) {
     std::future::pending().await
 }
 
+/// Wakes at a verdict's trigger; never without `signals`.
+async fn verdict(signals: Option<&ZoneSignals>) {
+    match signals {
+        Some(s) => s.trigger.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Wakes when the lever learns a switch's state; never without a lever.
 async fn switches_changed(rx: &mut Option<watch::Receiver<u64>>) {
     if let Some(rx) = rx {
@@ -124,12 +132,14 @@ impl Known {
     /// (slow, or hanging in an outage), a verdict, a control or a
     /// switch's state that changes is decided at once from what is known
     /// and carried out on the switches: they never wait behind a read or
-    /// a record write. `woken`: something was decided beside it.
+    /// a record write. `verdicts`: `None` when `work` gives way to a
+    /// verdict itself (a read that may yield). `woken`: something was
+    /// decided beside it.
     async fn beside<T>(
         work: impl std::future::Future<Output = T>,
         known: Option<&Known>,
         (rt, records): (&crate::controller::Runtime, &[usize]),
-        signals: &ZoneSignals,
+        verdicts: Option<&ZoneSignals>,
         (controls, switches): (&mut watch::Receiver<u64>, &mut Option<watch::Receiver<u64>>),
         woken: &mut bool,
     ) -> T {
@@ -138,7 +148,7 @@ impl Known {
             tokio::select! {
                 biased;
                 out = &mut work => return out,
-                _ = signals.trigger.notified(), if known.is_some() => {}
+                _ = verdict(verdicts), if known.is_some() => {}
                 _ = controls.changed(), if known.is_some() => {}
                 _ = switches_changed(switches), if known.is_some() => {}
             }
@@ -209,7 +219,7 @@ impl Reconciler {
                 self.reconcile(),
                 known.as_ref(),
                 (&rt, &records),
-                &signals,
+                Some(&signals),
                 (&mut controls, &mut switches),
                 &mut woken,
             )
@@ -376,9 +386,11 @@ impl Reconciler {
         }
         let shutdown = self.shutdown.clone();
         let may_yield = turn.interrupted < MAX_INTERRUPTED_READS;
-        // Once the read no longer yields to a verdict, the switches are
-        // decided beside it, as beside a pass.
-        let known = (!may_yield).then(|| self.known_for_switches()).flatten();
+        // A control or a switch's state that changes is decided beside the
+        // read, as beside a pass (a drain during an outage goes to the
+        // switches while the read retries); a verdict too, once the read
+        // no longer yields to one.
+        let known = self.known_for_switches();
         let (rt, records) = (self.rt.clone(), self.records.clone());
         let mut woken = false;
         let ended = {
@@ -392,7 +404,7 @@ impl Reconciler {
                 read,
                 known.as_ref(),
                 (&rt, &records),
-                signals,
+                (!may_yield).then_some(signals),
                 wakes,
                 &mut woken,
             );

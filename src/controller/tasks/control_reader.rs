@@ -11,6 +11,13 @@
 //! 5 s from the state store, 0.2 reads/s), at every resync without (only this instance writes them then, and it knows
 //! at once). The holder deletes the records of controls that ended.
 //!
+//! While Route53's control plane is impaired and a lever carries drains,
+//! the holder reads the state store's controls every 500 ms instead (2
+//! reads/s, for the outage only): a drain on-call sent to another
+//! instance turns its switch Off within a second, as one sent to the
+//! holder does. In the steady state it stays at one read per 5 s, within
+//! the budget of one store request/s per instance.
+//!
 //! Controls are read only when `admin` is configured. Until the first read
 //! succeeds the reconcilers write nothing: a drained member must not come
 //! back for a restart.
@@ -32,6 +39,9 @@ use crate::events::{Event, Kind};
 /// state store (a data plane, with no account-wide budget to spare).
 const HA_READ_EVERY: Duration = Duration::from_secs(15);
 const HA_STORE_READ_EVERY: Duration = Duration::from_secs(5);
+/// How often the holder reads them from the store during an outage of
+/// Route53's control plane, with a lever ([`outage_reads`]).
+const OUTAGE_READ_EVERY: Duration = Duration::from_millis(500);
 const RETRY: Duration = Duration::from_secs(1);
 
 /// Reads the controls at start, then every 15 s with `ha` or every resync
@@ -73,11 +83,34 @@ pub(in crate::controller) async fn run(
                 RETRY
             }
         };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.cancelled() => return,
+        // In steps of at most OUTAGE_READ_EVERY, so an outage that begins
+        // (or a lease taken) during a long wait shortens it.
+        let until = tokio::time::Instant::now() + wait;
+        let read_at = tokio::time::Instant::now();
+        loop {
+            let now = tokio::time::Instant::now();
+            if now >= until || outage_reads(&rt, &kept) && now >= read_at + OUTAGE_READ_EVERY {
+                break;
+            }
+            let step = (until - now).min(OUTAGE_READ_EVERY);
+            tokio::select! {
+                _ = tokio::time::sleep(step) => {}
+                _ = stop.cancelled() => return,
+            }
         }
     }
+}
+
+/// Whether this instance reads the controls every [`OUTAGE_READ_EVERY`]:
+/// it holds the lease, they are kept in the state store, a lever is
+/// configured and Route53's control plane is impaired. Then a drain
+/// written by another instance reaches the switches within a second.
+fn outage_reads(rt: &Runtime, kept: &ControlsKept<'_>) -> bool {
+    rt.config.ha.is_some()
+        && rt.config.lever.is_some()
+        && matches!(kept, ControlsKept::Store(_))
+        && rt.may_write()
+        && rt.process().control_plane_status(true).impaired
 }
 
 /// What the controls task remembers from one read to the next.
