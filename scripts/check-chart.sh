@@ -87,6 +87,17 @@ for m in c.get("volumeMounts", []):
 rules = [d for d in docs if d["kind"] == "PrometheusRule"]
 if rules:
     yaml.safe_dump(rules[0]["spec"], open(f"{out}/rules.yaml", "w"))
+    # Every alert links to its own section of docs/runbooks.md.
+    import re
+    sections = {m.lower() for m in re.findall(r"^## (\S+)$", open("docs/runbooks.md").read(), re.M)}
+    alerts = [r for g in rules[0]["spec"]["groups"] for r in g["rules"] if "alert" in r]
+    for r in alerts:
+        url = r["annotations"].get("runbook_url", "")
+        base, _, anchor = url.partition("#")
+        assert base.endswith("docs/runbooks.md"), f"{r['alert']}: runbook_url {url!r}"
+        assert anchor == r["alert"].lower(), f"{r['alert']}: runbook_url {url!r} names another section"
+        assert anchor in sections, f"{r['alert']}: no section '## {r['alert']}' in docs/runbooks.md"
+    print(f"{len(alerts)} alerts, each with its runbook section")
 monitors = [d for d in docs if d["kind"] == "ServiceMonitor"]
 for sm in monitors:
     svc = next(d for d in docs if d["kind"] == "Service")
@@ -126,6 +137,7 @@ refused "/ha/leaseDuration" --set ha.enabled=true --set ha.leaseDuration=soon
 refused "/config" --set config.listen=0.0.0.0:1
 refused "admin.enabled needs admin.existingSecret" --set admin.enabled=true
 refused "/routingControl/mode" --set routingControl.mode=records
+refused "/prometheusRule/runbookUrl" --set prometheusRule.runbookUrl=wiki/runbooks
 echo "--- the lever's endpoints reach the config"
 lever=$("$helm" template rf "$chart" \
   --set 'routingControl.clusterEndpoints[0].url=https://host-aaaaaa.us-west-2.example.aws' \
