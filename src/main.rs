@@ -31,7 +31,7 @@ fn main() -> ExitCode {
 /// `/status` (a megabyte or two each at 3,000 members) come from the heap
 /// and stay there. Two arenas serve a daemon whose work is short critical
 /// sections, and a fixed threshold of 256 KiB gives every large buffer
-/// back when it is dropped (README, "Benchmarks"). Set before any thread
+/// back when it is dropped (docs/benchmarks.md). Set before any thread
 /// starts; an operator's `MALLOC_ARENA_MAX` or `MALLOC_MMAP_THRESHOLD_`
 /// wins. musl (the container image) has neither.
 fn tune_malloc() {

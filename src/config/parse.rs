@@ -322,4 +322,4 @@ when: with ha, the lease cannot be renewed and no instance flips switches; the d
 restarts or its config is reloaded (the zone ids and which member is wired to which switch \
 must be read from Route53 again); on-call drains or freezes a region (written as TXT records). \
 Only a daemon already running, alone and untouched keeps failing over. Set state_store \
-(dynamodb) to keep them on a data plane (README, \"When Route53's control plane is down\")";
+(dynamodb) to keep them on a data plane (docs/lever.md)";
