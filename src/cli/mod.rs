@@ -14,6 +14,8 @@
 
 pub mod check;
 pub mod demo;
+#[cfg(test)]
+mod docs;
 pub mod exit;
 pub mod init;
 pub mod oncall;

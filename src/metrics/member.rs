@@ -8,7 +8,7 @@
 //! and both are written as text straight into the response
 //! ([`write_families`]): nothing is kept between scrapes.
 //!
-//! What is per member, and what is not (README, "Metrics"): a probe
+//! What is per member, and what is not (docs/metrics.md): a probe
 //! duration histogram per member would be 16 series each for a question
 //! asked per region ("is a region slow?"), so the histogram is per region
 //! ([`super::Probes`]); per member, the pair `probes_total` and
@@ -297,6 +297,22 @@ pub fn write_families(out: &mut String, samples: &[MemberSample]) {
 }
 
 type Family = (&'static str, &'static str, &'static str);
+
+/// Every family [`write_families`] writes (`Metrics::families`).
+pub(super) const FAMILIES: [Family; 12] = [
+    HEALTHY,
+    PUBLISHED,
+    CONFLICT,
+    DAMPED,
+    DRAINED,
+    ROUTE53,
+    CERT,
+    VIEWS,
+    PROBES,
+    PROBE_SECONDS,
+    VERDICT_CHANGES,
+    FLAPS,
+];
 
 const HEALTHY: Family = (
     "member_healthy",

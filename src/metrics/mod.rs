@@ -35,6 +35,8 @@ pub use store::StoreMetrics;
 
 pub struct Metrics {
     registry: Registry,
+    /// Every family this daemon can show, by name (see [`Metrics::families`]).
+    families: Vec<String>,
     pub probes: Probes,
     pub reconcile: ReconcileMetrics,
     pub provider: ProviderMetrics,
@@ -47,13 +49,16 @@ pub struct Metrics {
     pub parity: ParityMetrics,
 }
 
-/// Registers each metric of a group as it is made.
-pub(crate) struct Registrar<'a>(&'a Registry);
+/// Registers each metric of a group as it is made, and keeps its name.
+pub(crate) struct Registrar<'a>(&'a Registry, std::cell::RefCell<Vec<String>>);
 
 impl Registrar<'_> {
     /// `m`, registered; the definitions are static, so failing is a bug.
     pub(crate) fn reg<M: Collector + Clone + 'static>(&self, m: prometheus::Result<M>) -> M {
         let m = m.expect("metric definitions are static and valid");
+        self.1
+            .borrow_mut()
+            .extend(m.desc().iter().map(|d| d.fq_name.clone()));
         self.0
             .register(Box::new(m.clone()))
             .expect("each metric is registered once");
@@ -68,7 +73,7 @@ pub(crate) fn opts(name: &str, help: &str) -> Opts {
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
-        let r = Registrar(&registry);
+        let r = Registrar(&registry, Default::default());
         let build_info = r.reg(GaugeVec::new(
             opts("build_info", "Always 1; the version as a label."),
             &["version"],
@@ -82,7 +87,7 @@ impl Metrics {
             // Best effort: the process metrics are a convenience.
             let _ = registry.register(Box::new(pc));
         }
-        Metrics {
+        let mut metrics = Metrics {
             probes: Probes::new(&r),
             reconcile: ReconcileMetrics::new(&r),
             provider: ProviderMetrics::new(&r),
@@ -93,8 +98,26 @@ impl Metrics {
             admin: AdminMetrics::new(&r),
             http: HttpMetrics::new(&r),
             parity: ParityMetrics::new(&r),
-            registry,
-        }
+            registry: registry.clone(),
+            families: Vec::new(),
+        };
+        let families = &mut metrics.families;
+        families.extend(r.1.into_inner());
+        families.extend(
+            member::FAMILIES
+                .iter()
+                .map(|f| format!("route53_failover_{}", f.0)),
+        );
+        families.sort();
+        metrics
+    }
+
+    /// The name of every family this daemon can show on `/metrics`, sorted:
+    /// a family with labels appears there only once it has a series (a
+    /// lease, a store, a first error), so the page alone does not list
+    /// them all. The process collector's `process_*` are not included.
+    pub fn families(&self) -> &[String] {
+        &self.families
     }
 
     /// The text exposition format, for /metrics: the registry's series,
