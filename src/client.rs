@@ -1,5 +1,6 @@
 //! The CLI's side of a running daemon: `status`, `events`, and on-call's
-//! admin calls (`drain`, `undrain`, `freeze`, `unfreeze`, `retire`).
+//! admin calls (`drain`, `undrain`, `freeze`, `unfreeze`, `retire`,
+//! `practice`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -273,6 +274,62 @@ pub enum OnCall {
         #[arg(long)]
         zone: Option<String>,
     },
+    /// Practice runs: start one now, stop one, list them.
+    #[command(subcommand)]
+    Practice(PracticeCommand),
+}
+
+/// `practice`: on-call's side of practice runs.
+#[derive(clap::Subcommand)]
+pub enum PracticeCommand {
+    /// Practise a failover now: withdraw a member of a practising record
+    /// (--region, else the one whose turn it is) for --for (else the
+    /// record's practice duration), as a drain by `practice`: every safety
+    /// rule applies. Refused while anything would hold a run back.
+    Start {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[arg(long)]
+        record: String,
+        #[arg(long = "type")]
+        rtype: Option<String>,
+        /// The member's region (or set identifier); default: whose turn it is.
+        #[arg(long)]
+        region: Option<String>,
+        /// How long; default: the record's practice.duration.
+        #[arg(long = "for")]
+        lasts: Option<String>,
+    },
+    /// End a record's practice run now (it is reported aborted).
+    Stop {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[arg(long)]
+        record: String,
+        #[arg(long = "type")]
+        rtype: Option<String>,
+    },
+    /// Each practising record's run in progress, next run, and each
+    /// member's last run (from status; no token needed).
+    List {
+        #[arg(long, default_value = "http://127.0.0.1:9090")]
+        url: String,
+    },
+}
+
+/// `practice list`: one line per practising record.
+pub async fn practice_list(url: &str) -> Result<String, ClientError> {
+    let status = fetch_status(&status_endpoint(url, None)?, None).await?;
+    let lines: Vec<String> = status
+        .records
+        .iter()
+        .filter_map(|r| Some(r.practice.as_ref()?.line(&r.name, &r.rtype)))
+        .collect();
+    Ok(if lines.is_empty() {
+        "no record practises (give it practice: in the config)".into()
+    } else {
+        lines.join("\n")
+    })
 }
 
 /// What every admin command needs: where, the token, and who.
@@ -355,6 +412,39 @@ impl OnCall {
                 AdminRequest {
                     record,
                     reason,
+                    ..Default::default()
+                },
+            ),
+            OnCall::Practice(PracticeCommand::List { url }) => {
+                return practice_list(&url).await;
+            }
+            OnCall::Practice(PracticeCommand::Start {
+                admin,
+                record,
+                rtype,
+                region,
+                lasts,
+            }) => (
+                AdminAction::Practice,
+                admin,
+                AdminRequest {
+                    record: Some(record),
+                    rtype,
+                    region,
+                    lasts,
+                    ..Default::default()
+                },
+            ),
+            OnCall::Practice(PracticeCommand::Stop {
+                admin,
+                record,
+                rtype,
+            }) => (
+                AdminAction::StopPractice,
+                admin,
+                AdminRequest {
+                    record: Some(record),
+                    rtype,
                     ..Default::default()
                 },
             ),

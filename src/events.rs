@@ -51,6 +51,8 @@ pub enum Kind {
     ControlPlane,
     /// A long-running task panicked and is started again (`controller::supervise`).
     Task,
+    /// A practice run started, ended, or waits (`decide::practice`).
+    Practice,
 }
 
 impl Kind {
@@ -74,6 +76,7 @@ impl Kind {
             Kind::Switch => "switch",
             Kind::ControlPlane => "control_plane",
             Kind::Task => "task",
+            Kind::Practice => "practice",
         }
     }
 }

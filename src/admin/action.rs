@@ -13,16 +13,22 @@ pub enum AdminAction {
     Freeze,
     Unfreeze,
     Retire,
+    /// Start a practice run now.
+    Practice,
+    /// End a record's practice run now.
+    StopPractice,
 }
 
 impl AdminAction {
     /// Every action, in the order the metric's series are made.
-    pub const ALL: [AdminAction; 5] = [
+    pub const ALL: [AdminAction; 7] = [
         AdminAction::Drain,
         AdminAction::Undrain,
         AdminAction::Freeze,
         AdminAction::Unfreeze,
         AdminAction::Retire,
+        AdminAction::Practice,
+        AdminAction::StopPractice,
     ];
 
     /// The path segment (`/admin/drain`) and the metric's `action` label.
@@ -33,6 +39,8 @@ impl AdminAction {
             AdminAction::Freeze => "freeze",
             AdminAction::Unfreeze => "unfreeze",
             AdminAction::Retire => "retire",
+            AdminAction::Practice => "practice",
+            AdminAction::StopPractice => "stop-practice",
         }
     }
 }
@@ -76,7 +84,18 @@ mod tests {
     #[test]
     fn the_names_are_the_routes_and_labels_on_call_knows() {
         let names: Vec<&str> = AdminAction::ALL.iter().map(|a| a.as_str()).collect();
-        assert_eq!(names, ["drain", "undrain", "freeze", "unfreeze", "retire"]);
+        assert_eq!(
+            names,
+            [
+                "drain",
+                "undrain",
+                "freeze",
+                "unfreeze",
+                "retire",
+                "practice",
+                "stop-practice"
+            ]
+        );
     }
 
     #[test]

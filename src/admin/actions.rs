@@ -1,4 +1,4 @@
-//! The four actions behind the admin routes: what each checks against
+//! The actions behind the admin routes: what each checks against
 //! the config (the field and value named when wrong), what it writes
 //! (`controller::ControlBook`), and what it answers.
 
@@ -284,4 +284,89 @@ fn ended(rt: &Runtime, r: &AdminRequest, kind: Kind, who: &str, removed: Option<
 /// `by` is required of every action.
 fn check_by(r: &AdminRequest) -> Result<(), Refusal> {
     Control::check_by(&r.by).map_err(invalid)
+}
+
+/// The practising record a practice action names, by its index.
+fn practising(rt: &Runtime, r: &AdminRequest) -> Result<usize, Refusal> {
+    let found = records(&rt.config, r)?;
+    let [record] = found[..] else {
+        return Err(invalid(format!(
+            "type: {} has several types; say which",
+            found[0].name
+        )));
+    };
+    if record.practice.is_none() {
+        return Err(invalid(format!(
+            "record: {} {} does not practise (give it practice: in the config)",
+            record.name, record.rtype
+        )));
+    }
+    Ok(rt
+        .config
+        .records
+        .iter()
+        .position(|c| std::ptr::eq(c, record))
+        .expect("a record of the config"))
+}
+
+/// Starts a practice run now: the member named (`region`), else the one
+/// whose turn it is, for `for` (else the record's duration). Refused
+/// while anything would hold a scheduled run back.
+pub(super) async fn practice(rt: &Runtime, calls: &Calls, r: &AdminRequest) -> Done {
+    check_by(r)?;
+    let index = practising(rt, r)?;
+    let record = &rt.config.records[index];
+    let schedule = record.practice.as_ref().expect("a practising record");
+    let at = match &r.region {
+        Some(_) => member(&rt.config, r)?.1,
+        None => {
+            let key = crate::controller::practice_key(record);
+            let ids: Vec<String> = record
+                .members
+                .iter()
+                .map(|m| m.set_identifier.clone())
+                .collect();
+            crate::decide::practice::turn(&ids, &rt.practice.history(&key).starts())
+        }
+    };
+    let lasts = match &r.lasts {
+        None => schedule.duration,
+        Some(_) => who_why_how_long(r, "practice")?,
+    };
+    if let Some(block) = crate::controller::tasks::practice::blocks(rt, index, at) {
+        return Err(Refusal::new(
+            StatusCode::CONFLICT,
+            "refused",
+            format!("refused: {block}"),
+        ));
+    }
+    let control = crate::controller::tasks::practice::start(rt, calls, index, at, lasts, &r.by)
+        .await
+        .map_err(|e| Refusal::new(StatusCode::CONFLICT, "refused", format!("refused: {e}")))?;
+    let until = humantime::format_rfc3339_seconds(control.until());
+    Ok((
+        format!(
+            "practice of {} {} {} until {until}: withdrawn while the safety rules allow",
+            record.name, record.rtype, record.members[at].region
+        ),
+        Some(control),
+    ))
+}
+
+/// Ends a record's practice run now (aborted, stopped by `by`).
+pub(super) async fn stop_practice(rt: &Runtime, calls: &Calls, r: &AdminRequest) -> Done {
+    check_by(r)?;
+    let index = practising(rt, r)?;
+    let record = &rt.config.records[index];
+    let stopped = crate::controller::tasks::practice::stop(rt, calls, index, &r.by)
+        .await
+        .map_err(write_failed)?;
+    let who = format!("{} {}", record.name, record.rtype);
+    Ok(match stopped {
+        Some(c) => (format!("practice of {who} stopped"), Some(c)),
+        None => (
+            format!("{who}: no practice run in progress; nothing to do"),
+            None,
+        ),
+    })
 }

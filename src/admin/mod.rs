@@ -203,6 +203,8 @@ async fn action(
         AdminAction::Freeze => actions::freeze(&rt, &calls, &request).await,
         AdminAction::Unfreeze => actions::unfreeze(&rt, &calls, &request).await,
         AdminAction::Retire => retire::retire(&rt, &calls, &request).await,
+        AdminAction::Practice => actions::practice(&rt, &calls, &request).await,
+        AdminAction::StopPractice => actions::stop_practice(&rt, &calls, &request).await,
     };
     match done {
         Ok((message, control)) => {

@@ -15,6 +15,7 @@ mod lever;
 mod parity;
 mod parse;
 mod policy;
+mod practice;
 mod probe;
 mod provider;
 mod raw;

@@ -216,6 +216,7 @@ impl Validator {
                         &default_policy,
                         &default_check,
                         parity.as_ref(),
+                        defaults.practice.as_ref(),
                     );
                     if let Some(rc) = self.record(&path, r, defaults) {
                         for (j, m) in rc.members.iter().enumerate() {
@@ -295,6 +296,25 @@ impl Validator {
         let state_store = self.state_store(raw.state_store.as_ref(), with_ha);
         if let (Some(Some(_)), Some(None)) = (&lever, &state_store) {
             self.warnings.push(ROUTE53_STORE_WITH_LEVER.into());
+        }
+        // A practice run is a drain kept where controls are, with its
+        // history in the state store: both must be there.
+        for (i, r) in records.iter().enumerate() {
+            if r.practice.is_none() {
+                continue;
+            }
+            if matches!(admin, Some(None)) {
+                self.err(
+                    format!("records[{i}].practice"),
+                    "needs admin (a practice run is a drain by the author practice, kept with on-call's controls)",
+                );
+            }
+            if matches!(state_store, Some(None)) {
+                self.err(
+                    format!("records[{i}].practice"),
+                    "needs state_store (each run's history is kept there, so a restart neither repeats a run nor forgets one; kind memory keeps it in the process)",
+                );
+            }
         }
         Some(Config {
             state_store: state_store?,

@@ -130,6 +130,19 @@ pub struct RawDefaults {
     pub probe: Option<RawProbe>,
     pub policy: Option<RawPolicy>,
     pub health_check: Option<RawHealthCheck>,
+    pub practice: Option<RawPractice>,
+}
+
+/// Practice runs (`defaults.practice`, a record's own).
+#[derive(Debug, Default, Deserialize)]
+pub struct RawPractice {
+    pub enabled: Option<bool>,
+    pub every: Option<String>,
+    /// `[DAYS ]HH:MM-HH:MM`, UTC.
+    pub windows: Option<Vec<String>>,
+    /// `YYYY-MM-DD`, UTC.
+    pub blocked_dates: Option<Vec<String>>,
+    pub duration: Option<String>,
 }
 
 /// The Route53 health check kept for each member.
@@ -294,6 +307,7 @@ pub struct RawRecord {
     pub health_check: Option<RawHealthCheck>,
     pub regions: Option<Vec<RawMember>>,
     pub parity: Option<RawRecordParity>,
+    pub practice: Option<RawPractice>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use super::raw::{RawHealthCheck, RawMember, RawPolicy, RawProbe, RawRecord};
+use super::raw::{RawHealthCheck, RawMember, RawPolicy, RawPractice, RawProbe, RawRecord};
 use super::*;
 use crate::parity::IgnoreRule;
 use crate::provider::{normalize_name, AliasTarget, RecordType};
@@ -68,6 +68,9 @@ pub struct RecordConfig {
     /// `parity`: `None` when the record is not checked; else the
     /// differences its report leaves out.
     pub parity: Option<Vec<IgnoreRule>>,
+    /// `practice`: when the record practises a failover; `None`: never
+    /// (`crate::decide::practice`).
+    pub practice: Option<crate::decide::practice::Schedule>,
     pub members: Vec<MemberConfig>,
 }
 
@@ -108,11 +111,12 @@ impl Validator {
         &mut self,
         path: &str,
         r: &RawRecord,
-        (default_probe, default_policy, default_check, top_parity): (
+        (default_probe, default_policy, default_check, top_parity, default_practice): (
             &RawProbe,
             &RawPolicy,
             &RawHealthCheck,
             Option<&ParityConfig>,
+            Option<&RawPractice>,
         ),
     ) -> Option<RecordConfig> {
         let name = self
@@ -221,6 +225,11 @@ impl Validator {
             .then(|| self.policy(&format!("{path}.policy"), &raw_policy, all_members))
             .flatten();
         let parity = self.record_parity(&format!("{path}.parity"), r.parity.as_ref(), top_parity);
+        let practice = self.practice(
+            &format!("{path}.practice"),
+            r.practice.as_ref(),
+            default_practice,
+        );
         if members.len() != all_members {
             return None;
         }
@@ -235,6 +244,7 @@ impl Validator {
             damping: policy.damping,
             quorum: policy.quorum,
             parity,
+            practice,
             members,
         })
     }

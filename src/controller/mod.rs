@@ -55,6 +55,9 @@ pub use reconcile::knowledge::known_zones;
 use reconcile::Reconciler;
 pub use state::control_plane::ControlPlaneSnapshot;
 pub use state::panics::TaskPanic;
+pub use state::practice_book::{
+    key as practice_key, History as PracticeHistory, Run as PracticeRun,
+};
 pub use state::{
     ControlBook, MemberId, MemberState, Process, Route53Health, Runtime, ViewsStatus, ZoneStatus,
 };
@@ -215,6 +218,18 @@ pub async fn run(
             boxed(move || {
                 let (unfenced, fenced) = (rt.calls(&provider).unfenced(), rt.calls(&provider));
                 control_reader::run(rt.clone(), unfenced, fenced, stop.clone())
+            }),
+        );
+    }
+    if tasks::practice::wanted(&rt) {
+        let (rt, provider) = (rt.clone(), provider.clone());
+        let stop = probes_stop.clone();
+        spawn(
+            "practice",
+            "practice".into(),
+            &probes_stop,
+            boxed(move || {
+                tasks::practice::run(rt.clone(), rt.calls(&provider).unfenced(), stop.clone())
             }),
         );
     }

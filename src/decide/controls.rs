@@ -43,6 +43,8 @@ pub const MAX_REASON_CHARS: usize = 200;
 /// clock this far ahead would be honoured for the wrong time.
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
 pub const MAX_BY_CHARS: usize = 64;
+/// The author of practice runs' drains: on-call may not write under it.
+pub const PRACTICE_BY: &str = "practice";
 
 /// What a control applies to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -305,7 +307,17 @@ impl Control {
         if by.trim().is_empty() || by.chars().count() > MAX_BY_CHARS {
             return Err(format!("by: {by:?} must be 1 to {MAX_BY_CHARS} characters"));
         }
+        if by.trim() == PRACTICE_BY {
+            return Err(format!(
+                "by: {by:?} is the name practice runs drain under; say who you are"
+            ));
+        }
         Ok(())
+    }
+
+    /// A practice run's drain (`decide::practice`).
+    pub fn is_practice(&self) -> bool {
+        self.is_drain() && self.by == PRACTICE_BY
     }
 
     /// Checks what on-call sends: who, why and for how long. The error

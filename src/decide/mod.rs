@@ -24,6 +24,8 @@
 //! - [`zone`]: the four above for one zone, as one value the reconciler
 //!   carries out and the `plan` command prints.
 //! - [`lease`]: the HA lease's record and the rules for taking it over.
+//! - [`practice`]: practice runs: their schedule, whose turn, what blocks
+//!   a start and what ends a run.
 
 pub mod baseline;
 pub mod controls;
@@ -35,6 +37,7 @@ pub mod lever;
 pub mod ownership;
 pub mod plan;
 pub mod policy;
+pub mod practice;
 pub mod quorum;
 pub mod verdict;
 pub mod zone;

@@ -15,6 +15,7 @@ mod lease;
 mod lever;
 pub mod member;
 mod parity;
+mod practice;
 mod provider;
 mod reconcile;
 mod store;
@@ -29,6 +30,7 @@ pub use lease::LeaseMetrics;
 pub use lever::LeverMetrics;
 pub use member::{rtype_str, MemberCounters, MemberLabels, MemberSample, Probes};
 pub use parity::ParityMetrics;
+pub use practice::PracticeMetrics;
 pub use provider::ProviderMetrics;
 pub use reconcile::{ReconcileMetrics, TASK_KINDS};
 pub use store::StoreMetrics;
@@ -47,6 +49,7 @@ pub struct Metrics {
     pub admin: AdminMetrics,
     pub http: HttpMetrics,
     pub parity: ParityMetrics,
+    pub practice: PracticeMetrics,
 }
 
 /// Registers each metric of a group as it is made, and keeps its name.
@@ -98,6 +101,7 @@ impl Metrics {
             admin: AdminMetrics::new(&r),
             http: HttpMetrics::new(&r),
             parity: ParityMetrics::new(&r),
+            practice: PracticeMetrics::new(&r),
             registry: registry.clone(),
             families: Vec::new(),
         };

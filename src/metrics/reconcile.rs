@@ -26,7 +26,7 @@ pub struct ReconcileMetrics {
 /// The kinds of long-running task (`controller::supervise`): each one's
 /// panic counter is written from the start, so an alert's `increase`
 /// sees the first panic.
-pub const TASK_KINDS: [&str; 9] = [
+pub const TASK_KINDS: [&str; 10] = [
     "reconciler",
     "prober",
     "lever",
@@ -36,6 +36,7 @@ pub const TASK_KINDS: [&str; 9] = [
     "parity_checker",
     "discoverer",
     "lease_keeper",
+    "practice",
 ];
 
 impl ReconcileMetrics {

@@ -236,6 +236,12 @@ impl Status {
                 );
             }
             body.push_str("</table>\n");
+            if let Some(p) = &r.practice {
+                body.push_str(&format!(
+                    "<p class=practice>{}</p>\n",
+                    esc(&p.line(&r.name, &r.rtype))
+                ));
+            }
             if let Some(p) = &r.parity {
                 body.push_str(&parity_html(p, self.now));
             }

@@ -141,9 +141,108 @@ pub struct RecordSnapshot {
     /// The freeze that holds the record, if any.
     #[serde(default)]
     pub frozen: Option<Control>,
+    /// Its practice runs, when it practises.
+    #[serde(default)]
+    pub practice: Option<PracticeStatus>,
     /// Its place in the config (`config.records`), for the page's trends.
     #[serde(skip)]
     pub index: usize,
+}
+
+/// A practising record's runs (`decide::practice`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PracticeStatus {
+    /// The run in progress: its member's region and end (unix seconds).
+    #[serde(default)]
+    pub running: Option<(String, f64)>,
+    /// When the next run is due (unix seconds); none within a year.
+    #[serde(default)]
+    pub next: Option<f64>,
+    /// Why a due run does not start now.
+    #[serde(default)]
+    pub blocked: Option<String>,
+    /// Each member's last run, by the config's order.
+    #[serde(default)]
+    pub last: Vec<crate::controller::PracticeRun>,
+}
+
+impl PracticeStatus {
+    fn of(
+        rt: &crate::controller::Runtime,
+        r: &crate::config::RecordConfig,
+        controls: &crate::decide::controls::Controls,
+        now: std::time::SystemTime,
+    ) -> Option<PracticeStatus> {
+        let schedule = r.practice.as_ref()?;
+        let secs = |t: std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64()
+        };
+        let history = rt.practice.history(&crate::controller::practice_key(r));
+        let rtype = r.rtype.to_string();
+        let running = controls
+            .in_force(now)
+            .filter(|c| c.is_practice())
+            .find_map(|c| match &c.scope {
+                crate::decide::controls::Scope::Drain {
+                    record,
+                    rtype: t,
+                    region,
+                    ..
+                } if *record == r.name && *t == rtype => Some((region.clone(), secs(c.until()))),
+                _ => None,
+            });
+        let next = if running.is_some() {
+            None
+        } else {
+            crate::decide::practice::next_run(schedule, now, history.last_start()).map(secs)
+        };
+        Some(PracticeStatus {
+            running,
+            next,
+            blocked: rt.practice.blocked(&crate::controller::practice_key(r)),
+            last: r
+                .members
+                .iter()
+                .filter_map(|m| history.runs.get(&m.set_identifier).cloned())
+                .collect(),
+        })
+    }
+
+    /// One line: `practice api.example.com A: running eu-west-1 until …`,
+    /// `next …`, `held back: …`, and each member's last run.
+    pub fn line(&self, record: &str, rtype: &str) -> String {
+        let at = |t: f64| {
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(t.max(0.0)),
+            )
+            .to_string()
+        };
+        let mut parts = Vec::new();
+        if let Some((region, until)) = &self.running {
+            parts.push(format!("running {region} until {}", at(*until)));
+        }
+        if let Some(b) = &self.blocked {
+            parts.push(format!("held back: {b}"));
+        } else if let Some(n) = self.next {
+            parts.push(format!("next {}", at(n)));
+        }
+        for run in &self.last {
+            let how = match (&run.outcome, &run.why) {
+                (Some(o), Some(w)) => format!("{o} ({w})"),
+                (Some(o), None) => o.clone(),
+                (None, _) => "in progress".into(),
+            };
+            parts.push(format!(
+                "{} {} at {}",
+                run.region,
+                how,
+                at(run.started_ms as f64 / 1000.0)
+            ));
+        }
+        format!("practice {record} {rtype}: {}", parts.join("; "))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -291,6 +390,7 @@ impl Status {
                     .collect(),
                 parity: rt.parity(r),
                 frozen: controls.freeze(&r.name, now).cloned(),
+                practice: PracticeStatus::of(rt, r, &controls, now),
                 index: ri,
             })
             .collect();

@@ -198,6 +198,9 @@ impl Status {
             line(row);
         }
         for r in &self.records {
+            if let Some(p) = &r.practice {
+                let _ = writeln!(out, "{}", p.line(&r.name, &r.rtype));
+            }
             if let Some(p) = &r.parity {
                 let _ = writeln!(
                     out,

@@ -58,6 +58,9 @@ pub enum Space {
     /// Claims on routing controls: which install owns each switch. Shared
     /// by every install of the table.
     Claims,
+    /// Each practising record's runs: when each member last began one,
+    /// and how it ended.
+    Practice,
 }
 
 impl Space {
@@ -68,6 +71,7 @@ impl Space {
             Space::Controls => "controls",
             Space::Zones => "zones",
             Space::Claims => "claims",
+            Space::Practice => "practice",
         }
     }
 

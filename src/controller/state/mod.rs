@@ -22,6 +22,7 @@ mod listing;
 mod lock;
 mod members;
 pub mod panics;
+pub mod practice_book;
 mod signals;
 mod zones;
 
@@ -88,6 +89,8 @@ pub struct Process {
     /// The state store, when the config names one (set once at start:
     /// `state_store` cannot change on reload).
     store: std::sync::OnceLock<Arc<crate::store::Metered>>,
+    /// Practice runs' history and what holds them back.
+    pub practice: Arc<practice_book::PracticeBook>,
 }
 
 impl Process {
@@ -104,6 +107,7 @@ impl Process {
             limiter: Arc::new(RateLimiter::new(config.provider.max_requests_per_second)),
             control_plane: Mutex::default(),
             tasks: Default::default(),
+            practice: Arc::default(),
             store: std::sync::OnceLock::new(),
         }
     }

@@ -8,12 +8,14 @@
 //!   outlives config generations);
 //! - `control_reader`: on-call's drains and freezes, read from Route53;
 //! - `checker_view`: what Route53's checkers say of each health check;
-//! - `parity_checker`: whether a record's regions serve the same API.
+//! - `parity_checker`: whether a record's regions serve the same API;
+//! - `practice`: practice runs: started when due, watched, ended.
 
 pub mod checker_view;
 pub mod control_reader;
 pub mod discoverer;
 pub mod lease_keeper;
 pub mod parity_checker;
+pub mod practice;
 pub mod prober;
 pub mod view_exchange;
