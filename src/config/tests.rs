@@ -364,3 +364,85 @@ fn lever_errors_name_the_key_and_the_value() {
         );
     }
 }
+
+#[test]
+fn practice_merges_the_defaults_and_names_each_bad_key() {
+    use crate::decide::practice::Window;
+    let with = |defaults: &str, own: &str, rest: &str| {
+        BASE.replace(
+            "  policy: {min_healthy: 1}\n",
+            &format!("  policy: {{min_healthy: 1}}\n  practice: {defaults}\n"),
+        )
+        .replace(
+            "    zone: example.test\n",
+            &format!("    zone: example.test\n    practice: {own}\n"),
+        ) + rest
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "a-token-of-sixteen-characters-or-more").unwrap();
+    let ready = format!(
+        "admin: {{token_file: \"{}\"}}\nstate_store: {{kind: memory}}\n",
+        token.display()
+    );
+    let ready = ready.as_str();
+    let c = parse(
+        &with(
+            "{every: 2h, windows: [\"Tue 09:00-11:00\"]}",
+            "{duration: 10m}",
+            ready,
+        ),
+        Path::new("."),
+    )
+    .unwrap();
+    let s = c.records[0].practice.as_ref().expect("practises");
+    assert_eq!(
+        (s.every, s.duration, s.windows.clone()),
+        (
+            Duration::from_secs(7200),
+            Duration::from_secs(600),
+            vec![Window::parse("Tue 09:00-11:00").unwrap()]
+        )
+    );
+    // A record turns the defaults' off.
+    let c = parse(&with("{}", "{enabled: false}", ready), Path::new(".")).unwrap();
+    assert_eq!(c.records[0].practice, None);
+    // Each bad value names where it was written.
+    let e = errors(&with(
+        "{every: 10m, windows: [\"Mon 11:00-09:00\"], blocked_dates: [12/24]}",
+        "{duration: 2s}",
+        ready,
+    ));
+    for (key, says) in [
+        ("defaults.practice.every", "\"10m\" must be at least 1h"),
+        ("defaults.practice.windows[0]", "is not before"),
+        ("defaults.practice.blocked_dates[0]", "is not a date"),
+        (
+            "records[0].practice.duration",
+            "\"2s\" must be between 5s and 1day",
+        ),
+    ] {
+        assert!(
+            e.iter().any(|m| m.contains(key) && m.contains(says)),
+            "{key}: {says} in {e:?}"
+        );
+    }
+    let e = errors(&with("{every: 1h}", "{duration: 2h}", ready));
+    assert!(
+        e.iter()
+            .any(|m| m.contains("records[0].practice.duration") && m.contains("longer than every")),
+        "{e:?}"
+    );
+    // A run is a drain with its history in the store: both are needed.
+    let e = errors(&with("{}", "{}", ""));
+    assert!(
+        e.iter()
+            .any(|m| m.contains("records[0].practice: needs admin")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|m| m.contains("records[0].practice: needs state_store")),
+        "{e:?}"
+    );
+}

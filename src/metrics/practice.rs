@@ -24,7 +24,7 @@ impl PracticeMetrics {
             last_failed: r.reg(IntGaugeVec::new(
                 opts(
                     "practice_last_failed",
-                    "1 when the member's last practice run failed (the rest of its record did not stay healthy while it was withdrawn), 0 when it passed or was aborted; absent before its first run.",
+                    "1 when the member's last practice run failed (the rest of its record did not stay healthy while it was withdrawn), 0 when it passed or was aborted; absent before its first run. Every instance shows it, from the history in the state store.",
                 ),
                 &["record", "type", "region"],
             )),
@@ -38,13 +38,10 @@ impl PracticeMetrics {
         }
     }
 
-    /// A run of `member` ended with `outcome`.
+    /// A run of `member` ended with `outcome` (this instance ended it).
     pub fn ended(&self, [record, rtype, region]: [&str; 3], outcome: &str) {
         self.runs_total
             .with_label_values(&[record, rtype, region, outcome])
             .inc();
-        self.last_failed
-            .with_label_values(&[record, rtype, region])
-            .set(i64::from(outcome == "failed"));
     }
 }

@@ -419,16 +419,25 @@ pub async fn stop(
     Ok(drain)
 }
 
-/// The gauges of runs in progress.
+/// The gauges: runs in progress, and each member's last outcome (from
+/// the history, so every instance shows the same).
 fn publish(rt: &Runtime) {
     let controls = rt.controls_in_use();
     let now = SystemTime::now();
+    let metrics = &rt.metrics.practice;
     for record in rt.config.records.iter().filter(|r| r.practice.is_some()) {
+        let rtype = record.rtype.to_string();
         let running = practice_drain(&controls, record).is_some_and(|c| c.in_force(now));
-        rt.metrics
-            .practice
+        metrics
             .running
-            .with_label_values(&[&record.name, &record.rtype.to_string()])
+            .with_label_values(&[&record.name, &rtype])
             .set(i64::from(running));
+        let history = rt.practice.history(&practice_book::key(record));
+        for run in history.runs.values().filter(|r| !r.open()) {
+            metrics
+                .last_failed
+                .with_label_values(&[&record.name, &rtype, &run.region])
+                .set(i64::from(run.outcome.as_deref() == Some("failed")));
+        }
     }
 }

@@ -296,3 +296,41 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// A run that may start never takes the last member, nor one that
+    /// `min_healthy` needs: every other member is healthy, and there are
+    /// enough of them.
+    #[test]
+    fn a_run_that_may_start_keeps_min_healthy_and_the_last_member(
+        health in prop::collection::vec(prop::option::of(any::<bool>()), 1..6),
+        min_healthy in 0usize..6,
+        at in 0usize..6,
+        control in any::<bool>(),
+        impaired in any::<bool>(),
+    ) {
+        let s = Situation {
+            members: health
+                .iter()
+                .enumerate()
+                .map(|(i, h)| member(&format!("m{i}"), *h))
+                .collect(),
+            min_healthy,
+            control: control.then(|| "drain x".to_string()),
+            control_plane_impaired: impaired,
+            other_practice: None,
+        };
+        if blocks_start(&s, at).is_none() {
+            prop_assert!(at < s.members.len());
+            let left = s
+                .members
+                .iter()
+                .enumerate()
+                .filter(|(i, m)| *i != at && m.healthy == Some(true))
+                .count();
+            prop_assert!(left >= 1, "the last member");
+            prop_assert!(left >= min_healthy, "{left} left, min_healthy {min_healthy}");
+            prop_assert!(!control && !impaired);
+        }
+    }
+}
