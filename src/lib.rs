@@ -9,6 +9,8 @@
 //! - [`probe`]: one HTTP(S) probe of a member → status, phase timings,
 //!   failure reason; TLS settings and OAuth2 tokens for probes.
 //! - [`discovery`]: API Gateway regional targets (apigatewayv2 `GetDomainName`).
+//! - [`prometheus_query`]: one instant query to a Prometheus server (a
+//!   practice run's condition).
 //! - [`parity`]: whether every region of a record serves the same API
 //!   (read through apigatewayv2, compared purely); informs, never acts.
 //! - [`rate_limit`]: spacing requests to Route53 and to API Gateway.
@@ -60,6 +62,7 @@ pub mod lever;
 pub mod metrics;
 pub mod parity;
 pub mod probe;
+pub mod prometheus_query;
 pub mod provider;
 pub mod rate_limit;
 pub mod reload;

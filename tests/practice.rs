@@ -399,3 +399,137 @@ async fn a_restart_during_a_practice_resumes_it_and_ends_it_on_time() {
     assert_eq!(s.published().len(), 3, "no second run at once");
     again.stop().await;
 }
+
+/// Debian's Prometheus server, scraping every second a loopback exporter
+/// whose one gauge (`api_error_ratio`) the test sets.
+struct Prometheus {
+    url: String,
+    value: std::sync::Arc<std::sync::Mutex<f64>>,
+    _server: tokio::process::Child,
+    _dir: tempfile::TempDir,
+    _exporter: tokio_util::sync::DropGuard,
+}
+
+impl Prometheus {
+    async fn start(initial: f64) -> Prometheus {
+        let value = std::sync::Arc::new(std::sync::Mutex::new(initial));
+        let served = value.clone();
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let v = *served.lock().unwrap();
+                async move { format!("# TYPE api_error_ratio gauge\napi_error_ratio {v}\n") }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = listener.local_addr().unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let s = stop.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(s.cancelled_owned())
+                .await;
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: api\n    static_configs: [{{targets: [\"{target}\"]}}]\n"
+            ),
+        )
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = tokio::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("Debian's prometheus (.ci/run installs it)");
+        let prometheus = Prometheus {
+            url: format!("http://127.0.0.1:{port}"),
+            value,
+            _server: server,
+            _dir: dir,
+            _exporter: stop.drop_guard(),
+        };
+        prometheus.wait_for(initial).await;
+        prometheus
+    }
+
+    /// Sets the gauge and waits until Prometheus has scraped it.
+    async fn set(&self, v: f64) {
+        *self.value.lock().unwrap() = v;
+        self.wait_for(v).await;
+    }
+
+    async fn wait_for(&self, v: f64) {
+        let client = reqwest::Client::new();
+        wait_until("Prometheus has the gauge's value", LIMIT, || async {
+            route53_failover::prometheus_query::ask(&client, &self.url, "api_error_ratio")
+                .await
+                .is_ok_and(|got| got == Some(v))
+        })
+        .await;
+    }
+}
+
+/// The practice's Prometheus query (the API's error rate, say) over its
+/// maximum holds a run back; under it the run starts; over it again, the
+/// run ends at once, failed, and its member comes back. Against a real
+/// Prometheus server that scrapes a loopback exporter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prometheus_query_over_its_maximum_holds_a_practice_back_and_fails_one() {
+    let prometheus = Prometheus::start(0.5).await;
+    let s = Setup::new(&THREE).await;
+    let practice_config = format!(
+        "{{duration: 60s, query: {{url: \"{}\", expr: api_error_ratio, max: 0.05, every: 1s}}}}",
+        prometheus.url
+    );
+    let daemon = start_daemon(&s.config(1, &practice_config)).await;
+    wait_until("the run waits for the query", LIMIT, || async {
+        practice(&daemon)
+            .await
+            .blocked
+            .is_some_and(|b| b.contains("the query api_error_ratio is 0.5, over 0.05"))
+    })
+    .await;
+    assert_eq!(
+        s.published().len(),
+        3,
+        "nothing withdrawn while the query is over"
+    );
+    prometheus.set(0.01).await;
+    wait_until("the run starts once the query is under", LIMIT, || async {
+        !s.is_published("us-east-1")
+    })
+    .await;
+    prometheus.set(0.5).await;
+    let over_at = Instant::now();
+    wait_until("us-east-1 is back", LIMIT, || async {
+        s.is_published("us-east-1")
+    })
+    .await;
+    eprintln!(
+        "query over its maximum during a run: member back {:?} after Prometheus had the value",
+        over_at.elapsed()
+    );
+    wait_until("the run is reported failed", LIMIT, || async {
+        outcome(&daemon, "us-east-1").await.is_some()
+    })
+    .await;
+    let (how, why) = outcome(&daemon, "us-east-1").await.unwrap();
+    assert_eq!(how, "failed");
+    assert!(why.unwrap().contains("api_error_ratio is 0.5, over 0.05"));
+    daemon.stop().await;
+}

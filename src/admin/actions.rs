@@ -333,7 +333,7 @@ pub(super) async fn practice(rt: &Runtime, calls: &Calls, r: &AdminRequest) -> D
         None => schedule.duration,
         Some(_) => who_why_how_long(r, "practice")?,
     };
-    if let Some(block) = crate::controller::tasks::practice::blocks(rt, index, at) {
+    if let Some(block) = crate::controller::tasks::practice::blocks(rt, index, at).await {
         return Err(Refusal::new(
             StatusCode::CONFLICT,
             "refused",

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use super::raw::RawPractice;
+use super::raw::{RawPractice, RawPracticeQuery};
 use super::{q, Validator};
-use crate::decide::practice::{parse_date, Schedule, Window};
+use crate::decide::practice::{parse_date, QueryConfig, Schedule, Window};
 
 pub const DEFAULT_EVERY: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(30 * 60);
@@ -17,6 +17,9 @@ pub const MIN_EVERY: Duration = Duration::from_secs(3600);
 /// Long enough to see traffic move; short runs are for tests.
 pub const MIN_DURATION: Duration = Duration::from_secs(5);
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+/// How often a practice's query is asked while a run is due or running.
+pub const DEFAULT_QUERY_EVERY: Duration = Duration::from_secs(15);
+pub const MIN_QUERY_EVERY: Duration = Duration::from_secs(1);
 
 impl Validator {
     /// A record's schedule, from its own `practice` over the defaults';
@@ -96,6 +99,13 @@ impl Validator {
                 }
             }
         }
+        let query = match own.and_then(|p| p.query.as_ref()) {
+            Some(q) => self.practice_query(&format!("{path}.query"), q),
+            None => match defaults.and_then(|p| p.query.as_ref()) {
+                Some(q) => self.practice_query("defaults.practice.query", q),
+                None => Some(None),
+            },
+        };
         if self.errors.len() != before {
             return None;
         }
@@ -104,6 +114,7 @@ impl Validator {
             windows,
             blocked,
             duration: duration?,
+            query: query?,
         };
         if schedule.duration > schedule.every {
             let at = pick(|p| p.duration.as_deref()).map_or(path.to_string(), |(at, _)| at);
@@ -114,6 +125,56 @@ impl Validator {
             return None;
         }
         Some(schedule)
+    }
+
+    /// A practice's query, whole (a record's replaces the defaults').
+    fn practice_query(
+        &mut self,
+        path: &str,
+        raw: &RawPracticeQuery,
+    ) -> Option<Option<QueryConfig>> {
+        let before = self.errors.len();
+        let url = self.required(&format!("{path}.url"), &raw.url).cloned();
+        if let Some(u) = &url {
+            let parsed = url::Url::parse(u);
+            if !parsed.is_ok_and(|p| matches!(p.scheme(), "http" | "https")) {
+                self.err(
+                    format!("{path}.url"),
+                    format!("{} is not an http(s) URL (the Prometheus server's, e.g. http://prometheus:9090)", q(u)),
+                );
+            }
+        }
+        let expr = self.required(&format!("{path}.expr"), &raw.expr).cloned();
+        if raw.max.is_none() {
+            self.err(
+                format!("{path}.max"),
+                "missing (required): the value the query must stay at or under",
+            );
+        }
+        let every = self.duration(
+            &format!("{path}.every"),
+            raw.every.as_deref(),
+            DEFAULT_QUERY_EVERY,
+        );
+        if let Some(e) = every.filter(|e| *e < MIN_QUERY_EVERY) {
+            self.err(
+                format!("{path}.every"),
+                format!(
+                    "{} must be at least {}",
+                    q(&humantime::format_duration(e).to_string()),
+                    humantime::format_duration(MIN_QUERY_EVERY)
+                ),
+            );
+        }
+        if self.errors.len() != before {
+            return None;
+        }
+        Some(Some(QueryConfig {
+            url: url?,
+            expr: expr?,
+            max: raw.max?,
+            every: every?,
+        }))
     }
 
     /// `key` as written at `at` (the record's, or the defaults'), checked

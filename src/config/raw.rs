@@ -143,6 +143,16 @@ pub struct RawPractice {
     /// `YYYY-MM-DD`, UTC.
     pub blocked_dates: Option<Vec<String>>,
     pub duration: Option<String>,
+    pub query: Option<RawPracticeQuery>,
+}
+
+/// `practice.query`: a Prometheus query that must stay under a maximum.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct RawPracticeQuery {
+    pub url: Option<String>,
+    pub expr: Option<String>,
+    pub max: Option<f64>,
+    pub every: Option<String>,
 }
 
 /// The Route53 health check kept for each member.

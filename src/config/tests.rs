@@ -433,6 +433,23 @@ fn practice_merges_the_defaults_and_names_each_bad_key() {
             .any(|m| m.contains("records[0].practice.duration") && m.contains("longer than every")),
         "{e:?}"
     );
+    // A query is whole: each missing or wrong key named.
+    let e = errors(&with(
+        "{query: {url: prometheus:9090, every: 100ms}}",
+        "{}",
+        ready,
+    ));
+    for (key, says) in [
+        ("defaults.practice.query.url", "is not an http(s) URL"),
+        ("defaults.practice.query.expr", "missing (required)"),
+        ("defaults.practice.query.max", "missing (required)"),
+        ("defaults.practice.query.every", "must be at least 1s"),
+    ] {
+        assert!(
+            e.iter().any(|m| m.contains(key) && m.contains(says)),
+            "{key}: {says} in {e:?}"
+        );
+    }
     // A run is a drain with its history in the store: both are needed.
     let e = errors(&with("{}", "{}", ""));
     assert!(

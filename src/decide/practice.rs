@@ -115,7 +115,7 @@ fn secs(t: SystemTime) -> u64 {
 }
 
 /// When and how long a record practises.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Schedule {
     /// From one run's start to the next's, at the least.
     pub every: Duration,
@@ -125,6 +125,20 @@ pub struct Schedule {
     pub blocked: Vec<u64>,
     /// How long a run withdraws its member.
     pub duration: Duration,
+    /// A Prometheus query that must stay at or under its maximum before
+    /// and throughout a run.
+    pub query: Option<QueryConfig>,
+}
+
+/// `practice.query`: asked through Prometheus's HTTP API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryConfig {
+    /// The server's base URL (`http://prometheus:9090`).
+    pub url: String,
+    pub expr: String,
+    pub max: f64,
+    /// How often it is asked while a run is due or running.
+    pub every: Duration,
 }
 
 /// The earliest time at or after `from` (to the second) at which a run
@@ -193,7 +207,7 @@ pub struct Member {
 }
 
 /// What a record looks like to its practice, at one moment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Situation {
     pub members: Vec<Member>,
     /// The record's `min_healthy`.
@@ -204,10 +218,41 @@ pub struct Situation {
     pub control_plane_impaired: bool,
     /// A practice of another record in progress (its record).
     pub other_practice: Option<String>,
+    /// The record's Prometheus query, as last asked; `None`: it has none.
+    pub query: Option<Query>,
+}
+
+/// A practice's Prometheus query (the API's error rate, say), as last
+/// asked: its value must stay at or under its `max`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Query {
+    Under,
+    Over {
+        expr: String,
+        value: f64,
+        max: f64,
+    },
+    /// Not asked yet, or Prometheus did not answer.
+    Unknown(String),
+}
+
+impl Query {
+    /// What a reading of `value` (`None`: no series) says.
+    pub fn reading(expr: &str, value: Option<f64>, max: f64) -> Query {
+        match value {
+            // NaN (0/0: no traffic) is not over anything.
+            Some(v) if v > max => Query::Over {
+                expr: expr.to_string(),
+                value: v,
+                max,
+            },
+            _ => Query::Under,
+        }
+    }
 }
 
 /// Why a run does not start, or ends early (`aborted`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Block {
     /// A member of the record is not healthy (or not known yet).
     MemberNotHealthy(String),
@@ -219,6 +264,14 @@ pub enum Block {
     ControlPlaneImpaired,
     /// Another record practises: one at a time.
     PracticeInProgress(String),
+    /// The record's Prometheus query is over its maximum.
+    QueryOver {
+        expr: String,
+        value: f64,
+        max: f64,
+    },
+    /// The record's Prometheus query has no answer.
+    QueryUnknown(String),
 }
 
 impl std::fmt::Display for Block {
@@ -231,6 +284,10 @@ impl std::fmt::Display for Block {
             Block::Control(c) => write!(f, "{c} is in force"),
             Block::ControlPlaneImpaired => f.write_str("Route53's control plane is impaired"),
             Block::PracticeInProgress(r) => write!(f, "{r} is practising"),
+            Block::QueryOver { expr, value, max } => {
+                write!(f, "the query {expr} is {value}, over {max}")
+            }
+            Block::QueryUnknown(e) => write!(f, "the query has no answer: {e}"),
         }
     }
 }
@@ -244,6 +301,8 @@ impl Block {
             Block::Control(_) => "control",
             Block::ControlPlaneImpaired => "control_plane_impaired",
             Block::PracticeInProgress(_) => "practice_in_progress",
+            Block::QueryOver { .. } => "query_over",
+            Block::QueryUnknown(_) => "query_unknown",
         }
     }
 }
@@ -269,9 +328,18 @@ fn standing_blocks(s: &Situation) -> Option<Block> {
     if s.control_plane_impaired {
         return Some(Block::ControlPlaneImpaired);
     }
-    s.other_practice
-        .as_ref()
-        .map(|r| Block::PracticeInProgress(r.clone()))
+    if let Some(r) = &s.other_practice {
+        return Some(Block::PracticeInProgress(r.clone()));
+    }
+    match &s.query {
+        Some(Query::Over { expr, value, max }) => Some(Block::QueryOver {
+            expr: expr.clone(),
+            value: *value,
+            max: *max,
+        }),
+        Some(Query::Unknown(e)) => Some(Block::QueryUnknown(e.clone())),
+        Some(Query::Under) | None => None,
+    }
 }
 
 /// How a run ended.
@@ -305,9 +373,10 @@ impl Outcome {
 }
 
 /// Whether a run of member `practised` that ends at `until` is over at
-/// `now`, and how: a failure of another member fails it at once, a
-/// standing block or the practised member failing for real aborts it,
-/// and reaching `until` passes it.
+/// `now`, and how: a failure of another member, or the query over its
+/// maximum, fails it at once (the outcome); a standing block (the query
+/// without an answer among them) or the practised member failing for
+/// real aborts it; reaching `until` passes it.
 pub fn run_over(
     s: &Situation,
     practised: usize,
@@ -326,7 +395,10 @@ pub fn run_over(
         }
     }
     if let Some(b) = standing_blocks(s) {
-        return Some(Outcome::Aborted(b.to_string()));
+        return Some(match b {
+            Block::QueryOver { .. } => Outcome::Failed(b.to_string()),
+            _ => Outcome::Aborted(b.to_string()),
+        });
     }
     if s.members
         .get(practised)

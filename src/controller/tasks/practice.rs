@@ -24,7 +24,9 @@ use crate::controller::calls::Calls;
 use crate::controller::state::practice_book::{self, Run};
 use crate::controller::{MemberId, Runtime};
 use crate::decide::controls::{Control, Controls, Scope, PRACTICE_BY};
-use crate::decide::practice::{self as rules, Block, Member, Outcome, Situation};
+use crate::decide::practice::{
+    self as rules, Block, Member, Outcome, Query, QueryConfig, Situation,
+};
 use crate::decide::unix_ms;
 use crate::decide::verdict::Verdict;
 use crate::events::{Event, Kind};
@@ -51,6 +53,7 @@ pub(in crate::controller) async fn run(rt: Arc<Runtime>, calls: Calls, stop: Can
         _ = stop.cancelled() => return,
     }
     let mut watched: HashSet<String> = HashSet::new();
+    let mut queries = Queries::default();
     let mut was_writer = false;
     let mut last_read: Option<tokio::time::Instant> = None;
     loop {
@@ -68,7 +71,7 @@ pub(in crate::controller) async fn run(rt: Arc<Runtime>, calls: Calls, stop: Can
             let mut unknown_run = false;
             for (i, record) in rt.config.records.iter().enumerate() {
                 if record.practice.is_some() {
-                    unknown_run |= step(&rt, &calls, &store, i, &mut watched).await;
+                    unknown_run |= step(&rt, &calls, &store, i, &mut watched, &mut queries).await;
                 }
             }
             // A run started through another instance: its history is read
@@ -106,9 +109,50 @@ fn member_of(record: &RecordConfig, c: &Control) -> Option<usize> {
         .position(|m| m.set_identifier == *set_identifier)
 }
 
+/// Each record's query, as last asked, and when.
+#[derive(Default)]
+struct Queries {
+    client: reqwest::Client,
+    last: std::collections::HashMap<usize, (Query, tokio::time::Instant)>,
+}
+
+impl Queries {
+    /// Record `index`'s query: asked again once `every` has passed.
+    async fn reading(&mut self, record: &RecordConfig, index: usize) -> Option<Query> {
+        let q = record.practice.as_ref()?.query.as_ref()?;
+        let fresh = self
+            .last
+            .get(&index)
+            .filter(|(_, at)| at.elapsed() < q.every)
+            .map(|(r, _)| r.clone());
+        if let Some(r) = fresh {
+            return Some(r);
+        }
+        let reading = ask(&self.client, q).await;
+        self.last
+            .insert(index, (reading.clone(), tokio::time::Instant::now()));
+        Some(reading)
+    }
+}
+
+/// `q` asked now.
+async fn ask(client: &reqwest::Client, q: &QueryConfig) -> Query {
+    match crate::prometheus_query::ask(client, &q.url, &q.expr).await {
+        Ok(v) => Query::reading(&q.expr, v, q.max),
+        Err(e) => Query::Unknown(e),
+    }
+}
+
 /// The record as its practice sees it now: verdicts, on-call's controls
-/// (not the practice's own), the control plane, other records' runs.
-fn situation(rt: &Runtime, index: usize, controls: &Controls, now: SystemTime) -> Situation {
+/// (not the practice's own), the control plane, other records' runs, the
+/// query's last reading.
+fn situation(
+    rt: &Runtime,
+    index: usize,
+    controls: &Controls,
+    now: SystemTime,
+    query: Option<Query>,
+) -> Situation {
     let record = &rt.config.records[index];
     let members = (0..record.members.len())
         .map(|m| {
@@ -155,6 +199,7 @@ fn situation(rt: &Runtime, index: usize, controls: &Controls, now: SystemTime) -
         control: on_calls.map(Control::subject),
         control_plane_impaired: rt.process().control_plane_status(false).impaired,
         other_practice,
+        query,
     }
 }
 
@@ -166,6 +211,7 @@ async fn step(
     store: &Arc<dyn StateStore>,
     index: usize,
     watched: &mut HashSet<String>,
+    queries: &mut Queries,
 ) -> bool {
     let record = &rt.config.records[index];
     let schedule = record.practice.as_ref().expect("a practising record");
@@ -173,8 +219,15 @@ async fn step(
     let now = SystemTime::now();
     let controls = rt.controls_in_use();
     let history = rt.practice.history(&key);
-    let s = situation(rt, index, &controls, now);
-    if let Some(c) = practice_drain(&controls, record) {
+    // The query is asked only while it matters: a run due or running.
+    let drain = practice_drain(&controls, record);
+    let matters = drain.is_some() || rules::due(schedule, now, history.last_start());
+    let query = match matters {
+        true => queries.reading(record, index).await,
+        false => None,
+    };
+    let s = situation(rt, index, &controls, now, query);
+    if let Some(c) = drain {
         let Some(at) = member_of(record, c) else {
             return false;
         };
@@ -385,14 +438,20 @@ pub async fn start(
 }
 
 /// What holds a run of member `at` of record `index` back now, if
-/// anything (an admin call's start is refused for it).
-pub fn blocks(rt: &Runtime, index: usize, at: usize) -> Option<Block> {
+/// anything (an admin call's start is refused for it; its query is asked
+/// now).
+pub async fn blocks(rt: &Runtime, index: usize, at: usize) -> Option<Block> {
     let controls = rt.controls_in_use();
     let record = &rt.config.records[index];
     if practice_drain(&controls, record).is_some_and(|c| c.in_force(SystemTime::now())) {
         return Some(Block::PracticeInProgress(practice_book::key(record)));
     }
-    rules::blocks_start(&situation(rt, index, &controls, SystemTime::now()), at)
+    let query = match record.practice.as_ref().and_then(|p| p.query.as_ref()) {
+        Some(q) => Some(ask(&reqwest::Client::new(), q).await),
+        None => None,
+    };
+    let s = situation(rt, index, &controls, SystemTime::now(), query);
+    rules::blocks_start(&s, at)
 }
 
 /// Ends record `index`'s run at once, on-call's word (`by`): `None` when

@@ -15,6 +15,7 @@ fn schedule(windows: &[&str], blocked: &[&str], minutes: u64) -> Schedule {
         windows: windows.iter().map(|w| Window::parse(w).unwrap()).collect(),
         blocked: blocked.iter().map(|d| parse_date(d).unwrap()).collect(),
         duration: Duration::from_secs(minutes * 60),
+        query: None,
     }
 }
 
@@ -143,6 +144,7 @@ fn situation(healthy: [Option<bool>; 3]) -> Situation {
         control: None,
         control_plane_impaired: false,
         other_practice: None,
+        query: None,
     }
 }
 
@@ -227,6 +229,36 @@ fn how_a_run_ends() {
         run_over(&frozen, 1, now, until),
         Some(Outcome::Aborted("freeze (everything) is in force".into()))
     );
+    // The query: over its maximum fails the run (the outcome), without
+    // an answer aborts it; under, or no series, lets it go on.
+    let query = |q: Query| Situation {
+        query: Some(q),
+        ..running.clone()
+    };
+    let over = Query::reading("api_error_ratio", Some(0.3), 0.05);
+    assert_eq!(
+        run_over(&query(over.clone()), 1, now, until),
+        Some(Outcome::Failed(
+            "the query api_error_ratio is 0.3, over 0.05".into()
+        ))
+    );
+    assert!(matches!(
+        run_over(&query(Query::Unknown("connection refused".into())), 1, now, until),
+        Some(Outcome::Aborted(w)) if w.contains("connection refused")
+    ));
+    for under in [Some(0.05), None, Some(f64::NAN)] {
+        let q = Query::reading("api_error_ratio", under, 0.05);
+        assert_eq!(q, Query::Under, "{under:?}");
+        assert_eq!(run_over(&query(q), 1, now, until), None);
+    }
+    assert!(matches!(
+        blocks_start(&query(over), 0),
+        Some(Block::QueryOver { .. })
+    ));
+    assert!(matches!(
+        blocks_start(&query(Query::Unknown("not asked yet".into())), 0),
+        Some(Block::QueryUnknown(_))
+    ));
     // Another member not known yet (a restart) does not fail it.
     let restarting = situation([None, Some(true), None]);
     assert_eq!(run_over(&restarting, 1, now, until), None);
@@ -277,6 +309,7 @@ proptest! {
             windows,
             blocked: blocked.iter().map(|d| base + d).collect(),
             duration: Duration::from_secs(minutes * 60),
+            query: None,
         };
         let from = base * DAY_SECS + offset;
         let found = next_start(&s, SystemTime::UNIX_EPOCH + Duration::from_secs(from));
@@ -319,6 +352,7 @@ proptest! {
             control: control.then(|| "drain x".to_string()),
             control_plane_impaired: impaired,
             other_practice: None,
+            query: None,
         };
         if blocks_start(&s, at).is_none() {
             prop_assert!(at < s.members.len());
