@@ -139,6 +139,44 @@ impl Discovery {
 }
 
 impl Discovery {
+    /// The API and stage `domain` serves at its root in `region` (its API
+    /// mapping with no key, else its first): where its requests are
+    /// counted in CloudWatch (`crate::cloudwatch`).
+    pub async fn api_mapping(
+        &self,
+        region: &str,
+        domain: &str,
+    ) -> Result<(String, String), DiscoveryError> {
+        let client = self
+            .clients
+            .get(region)
+            .ok_or_else(|| DiscoveryError::Service(format!("no client for {region}")))?;
+        self.limiter.acquire().await;
+        let out = tokio::time::timeout(
+            LOOKUP_TIMEOUT,
+            client.get_api_mappings().domain_name(domain).send(),
+        )
+        .await
+        .map_err(|_| DiscoveryError::Timeout(LOOKUP_TIMEOUT))?
+        .map_err(|e| classify(e, domain, region))?;
+        let mut mappings: Vec<_> = out
+            .items()
+            .iter()
+            .filter_map(|m| {
+                Some((
+                    m.api_mapping_key().unwrap_or_default(),
+                    m.api_id()?,
+                    m.stage()?,
+                ))
+            })
+            .collect();
+        mappings.sort_by_key(|(key, _, _)| !key.is_empty());
+        let (_, api, stage) = mappings.first().ok_or_else(|| {
+            DiscoveryError::Service(format!("{domain} in {region} has no API mapping"))
+        })?;
+        Ok((api.to_string(), stage.to_string()))
+    }
+
     /// Every regional custom domain in `region` and its regional target
     /// (`GetDomainNames`, every page): for `init`, to find which domain an
     /// existing alias record points at.

@@ -53,6 +53,8 @@ pub enum Kind {
     Task,
     /// A practice run started, ended, or waits (`decide::practice`).
     Practice,
+    /// Whether clients left a withdrawn region (`decide::traffic`).
+    Traffic,
 }
 
 impl Kind {
@@ -77,6 +79,7 @@ impl Kind {
             Kind::ControlPlane => "control_plane",
             Kind::Task => "task",
             Kind::Practice => "practice",
+            Kind::Traffic => "traffic",
         }
     }
 }

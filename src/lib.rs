@@ -8,6 +8,8 @@
 //!   once), one file per section.
 //! - [`probe`]: one HTTP(S) probe of a member → status, phase timings,
 //!   failure reason; TLS settings and OAuth2 tokens for probes.
+//! - [`cloudwatch`]: API Gateway's request count per period (traffic
+//!   confirmation).
 //! - [`discovery`]: API Gateway regional targets (apigatewayv2 `GetDomainName`).
 //! - [`prometheus_query`]: one instant query to a Prometheus server (a
 //!   practice run's condition).
@@ -50,6 +52,7 @@
 
 pub mod admin;
 pub mod client;
+pub mod cloudwatch;
 pub mod config;
 pub mod controller;
 pub mod decide;

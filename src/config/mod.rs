@@ -22,6 +22,7 @@ mod raw;
 mod record;
 mod state_store;
 mod template;
+mod traffic;
 
 pub use admin::{read_token, AdminConfig};
 pub use ha::{HaConfig, LEASE_PREFIX};
@@ -35,6 +36,7 @@ pub use provider::{ProviderConfig, ProviderKind};
 pub use record::{MemberConfig, RecordConfig, Target, LATENCY_REGIONS};
 pub use state_store::{StateStoreConfig, StoreKind};
 pub use template::{Part, Template};
+pub use traffic::{MemberTraffic, TrafficConfig};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -66,6 +68,8 @@ pub struct Config {
     /// The data-plane lever (ARC routing controls); `None`: off, every
     /// decision is a record change.
     pub lever: Option<LeverConfig>,
+    /// Whether clients left a withdrawn region (`config::traffic`).
+    pub traffic: Option<TrafficConfig>,
     /// Where the lease, views, controls and zone knowledge live; `None`:
     /// Route53's TXT records (`crate::store`).
     pub state_store: Option<StateStoreConfig>,

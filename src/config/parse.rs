@@ -294,8 +294,21 @@ impl Validator {
         let lever = self.lever(raw.routing_control.as_ref(), &records);
         let with_ha = matches!(&ha, Some(Some(_)));
         let state_store = self.state_store(raw.state_store.as_ref(), with_ha);
+        let traffic = self.traffic(raw.traffic.as_ref());
         if let (Some(Some(_)), Some(None)) = (&lever, &state_store) {
             self.warnings.push(ROUTE53_STORE_WITH_LEVER.into());
+        }
+        if matches!(traffic, Some(Some(_))) {
+            for r in &records {
+                for m in &r.members {
+                    if m.traffic.is_none() && !matches!(m.target, Target::ApiGateway { .. }) {
+                        self.warnings.push(format!(
+                            "traffic: {} {} {} is not measured (its target is not api_gateway_domain; give it traffic: {{api_id, stage}})",
+                            r.name, r.rtype, m.region
+                        ));
+                    }
+                }
+            }
         }
         // A practice run is a drain kept where controls are, with its
         // history in the state store: both must be there.
@@ -317,6 +330,7 @@ impl Validator {
             }
         }
         Some(Config {
+            traffic: traffic?,
             state_store: state_store?,
             lever: lever?,
             admin: admin?,

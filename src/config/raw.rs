@@ -34,6 +34,23 @@ pub struct RawConfig {
     pub routing_control: Option<RawRoutingControl>,
     /// Where coordination and the zone knowledge live.
     pub state_store: Option<RawStateStore>,
+    /// Whether clients left a withdrawn region (CloudWatch).
+    pub traffic: Option<RawTraffic>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawTraffic {
+    pub enabled: Option<bool>,
+    pub within_ttls: Option<i64>,
+    pub period: Option<String>,
+    pub endpoint_url: Option<String>,
+}
+
+/// A member's API Gateway API and stage, for its request count.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct RawMemberTraffic {
+    pub api_id: Option<String>,
+    pub stage: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -333,6 +350,9 @@ pub struct RawMember {
     /// The ARN of the ARC routing control that carries this member's
     /// decision in Route53's data plane.
     pub routing_control: Option<String>,
+    /// Its API and stage in CloudWatch (else found through the custom
+    /// domain's API mappings).
+    pub traffic: Option<RawMemberTraffic>,
 }
 
 #[derive(Debug, Default, Deserialize)]

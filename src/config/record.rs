@@ -90,6 +90,8 @@ pub struct MemberConfig {
     /// The ARC routing control that carries this member's decision in
     /// Route53's data plane (`crate::lever`); `None`: records only.
     pub routing_control: Option<String>,
+    /// Its API and stage in CloudWatch, when given (`config::traffic`).
+    pub traffic: Option<super::traffic::MemberTraffic>,
 }
 
 /// A member's Route53 health check settings, as configured. The check's
@@ -284,6 +286,7 @@ impl Validator {
             .over(record_check);
         let existing_check = self.existing_check(path, m.health_check.as_ref());
         let routing_control = self.routing_control(path, m.routing_control.as_deref());
+        let traffic = self.member_traffic(path, m.traffic.as_ref());
         let health_check = match existing_check {
             Some(_) => Some(None),
             None => self.health_check(path, &check, &raw_probe, probe.as_ref()),
@@ -297,6 +300,7 @@ impl Validator {
             existing_check,
             adopt: m.adopt.unwrap_or(false),
             routing_control,
+            traffic,
         })
     }
 

@@ -463,3 +463,43 @@ fn practice_merges_the_defaults_and_names_each_bad_key() {
         "{e:?}"
     );
 }
+
+#[test]
+fn traffic_is_off_unless_configured_and_names_each_bad_key() {
+    let c = parse(BASE, Path::new(".")).unwrap();
+    assert_eq!(c.traffic, None);
+    let on = format!("{BASE}traffic: {{}}\n");
+    let c = parse(&on, Path::new(".")).unwrap();
+    let t = c.traffic.expect("on");
+    assert_eq!((t.within_ttls, t.period), (5, Duration::from_secs(60)));
+    // A member with a literal target and no API says it is not measured.
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("us-east-1 is not measured")),
+        "{:?}",
+        c.warnings
+    );
+    let bad = format!("{BASE}traffic: {{within_ttls: 0, period: 1500ms, endpoint_url: \"::\"}}\n");
+    let e = errors(&bad);
+    for (key, says) in [
+        ("traffic.within_ttls", "0 must be between 1 and 100"),
+        ("traffic.period", "must be a whole number of seconds"),
+        ("traffic.endpoint_url", "\"::\""),
+    ] {
+        assert!(
+            e.iter().any(|m| m.contains(key) && m.contains(says)),
+            "{key}: {says} in {e:?}"
+        );
+    }
+    let member = BASE.replace(
+        "        target: {values: [192.0.2.10]}\n",
+        "        target: {values: [192.0.2.10]}\n        traffic: {api_id: abc}\n",
+    );
+    let e = errors(&format!("{member}traffic: {{}}\n"));
+    assert!(
+        e.iter()
+            .any(|m| m.contains("records[0].regions[0].traffic.stage: missing")),
+        "{e:?}"
+    );
+}

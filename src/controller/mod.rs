@@ -58,6 +58,7 @@ pub use state::panics::TaskPanic;
 pub use state::practice_book::{
     key as practice_key, History as PracticeHistory, Run as PracticeRun,
 };
+pub use state::traffic_book::{key as traffic_key, TrafficStatus};
 pub use state::{
     ControlBook, MemberId, MemberState, Process, Route53Health, Runtime, ViewsStatus, ZoneStatus,
 };
@@ -245,11 +246,13 @@ pub async fn run(
             }),
         );
     }
+    let mut discovery_for_traffic = None;
     if !discovered_members.is_empty() {
         let regions = discovered_members
             .iter()
             .map(|(id, _)| rt.member(*id).config().region.as_str());
         let discovery = Arc::new(Discovery::new(regions, discovery_endpoint(&rt.config)).await);
+        discovery_for_traffic = Some(discovery.clone());
         // Discovery goes first: parity's reads share its rate limiter.
         let (first_round, after_discovery) = watch::channel(false);
         if parity_checker::wanted(&rt) {
@@ -279,6 +282,29 @@ pub async fn run(
                     discovery.clone(),
                     discovered_members.clone(),
                     first_round.clone(),
+                    stop.clone(),
+                )
+            }),
+        );
+    }
+    if tasks::traffic::wanted(&rt) {
+        let (rt, stop) = (rt.clone(), probes_stop.clone());
+        // CloudWatch at the config's emulator, else where discovery goes.
+        let endpoint = rt
+            .config
+            .traffic
+            .as_ref()
+            .and_then(|t| t.endpoint_url.as_ref().map(|u| u.to_string()))
+            .or_else(|| discovery_endpoint(&rt.config).map(String::from));
+        spawn(
+            "traffic",
+            "traffic".into(),
+            &probes_stop,
+            boxed(move || {
+                tasks::traffic::run(
+                    rt.clone(),
+                    discovery_for_traffic.clone(),
+                    endpoint.clone(),
                     stop.clone(),
                 )
             }),

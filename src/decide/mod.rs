@@ -26,6 +26,8 @@
 //! - [`lease`]: the HA lease's record and the rules for taking it over.
 //! - [`practice`]: practice runs: their schedule, whose turn, what blocks
 //!   a start and what ends a run.
+//! - [`traffic`]: whether clients left a withdrawn region, from its
+//!   request count.
 
 pub mod baseline;
 pub mod controls;
@@ -39,6 +41,7 @@ pub mod plan;
 pub mod policy;
 pub mod practice;
 pub mod quorum;
+pub mod traffic;
 pub mod verdict;
 pub mod zone;
 

@@ -20,6 +20,7 @@ mod provider;
 mod reconcile;
 mod store;
 mod text;
+mod traffic;
 
 use prometheus::core::Collector;
 use prometheus::{Encoder, GaugeVec, Opts, Registry, TextEncoder};
@@ -34,6 +35,7 @@ pub use practice::PracticeMetrics;
 pub use provider::ProviderMetrics;
 pub use reconcile::{ReconcileMetrics, TASK_KINDS};
 pub use store::StoreMetrics;
+pub use traffic::TrafficMetrics;
 
 pub struct Metrics {
     registry: Registry,
@@ -50,6 +52,7 @@ pub struct Metrics {
     pub http: HttpMetrics,
     pub parity: ParityMetrics,
     pub practice: PracticeMetrics,
+    pub traffic: TrafficMetrics,
 }
 
 /// Registers each metric of a group as it is made, and keeps its name.
@@ -102,6 +105,7 @@ impl Metrics {
             http: HttpMetrics::new(&r),
             parity: ParityMetrics::new(&r),
             practice: PracticeMetrics::new(&r),
+            traffic: TrafficMetrics::new(&r),
             registry: registry.clone(),
             families: Vec::new(),
         };

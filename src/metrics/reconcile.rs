@@ -26,7 +26,7 @@ pub struct ReconcileMetrics {
 /// The kinds of long-running task (`controller::supervise`): each one's
 /// panic counter is written from the start, so an alert's `increase`
 /// sees the first panic.
-pub const TASK_KINDS: [&str; 10] = [
+pub const TASK_KINDS: [&str; 11] = [
     "reconciler",
     "prober",
     "lever",
@@ -37,6 +37,7 @@ pub const TASK_KINDS: [&str; 10] = [
     "discoverer",
     "lease_keeper",
     "practice",
+    "traffic",
 ];
 
 impl ReconcileMetrics {

@@ -242,6 +242,15 @@ impl Status {
                     esc(&p.line(&r.name, &r.rtype))
                 ));
             }
+            for m in &r.members {
+                if let Some(t) = &m.traffic {
+                    body.push_str(&format!(
+                        "<p class=traffic>traffic {}: {}</p>\n",
+                        esc(&m.region),
+                        esc(&t.text())
+                    ));
+                }
+            }
             if let Some(p) = &r.parity {
                 body.push_str(&parity_html(p, self.now));
             }

@@ -193,6 +193,7 @@ impl MemberSnapshot {
                 m,
             ),
             trend: Vec::new(),
+            traffic: None,
         }
     }
 }

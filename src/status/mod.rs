@@ -304,6 +304,9 @@ pub struct MemberSnapshot {
     /// the JSON: it would multiply its size).
     #[serde(default, skip_serializing)]
     pub trend: Vec<crate::trend::TrendPoint>,
+    /// With `traffic`: whether clients left after its last withdrawal.
+    #[serde(default)]
+    pub traffic: Option<crate::controller::TrafficStatus>,
 }
 
 /// A member's Route53 health check next to the daemon's own verdict.
@@ -385,7 +388,12 @@ impl Status {
                         };
                         let rtype = r.rtype.to_string();
                         let drain = controls.drain(&r.name, &rtype, &mc.set_identifier, now);
-                        rt.member(id).read(|m| MemberSnapshot::of(mc, m, me, drain))
+                        let mut snapshot =
+                            rt.member(id).read(|m| MemberSnapshot::of(mc, m, me, drain));
+                        snapshot.traffic = rt
+                            .traffic
+                            .get(&crate::controller::traffic_key(r, &mc.set_identifier));
+                        snapshot
                     })
                     .collect(),
                 parity: rt.parity(r),

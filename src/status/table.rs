@@ -201,6 +201,18 @@ impl Status {
             if let Some(p) = &r.practice {
                 let _ = writeln!(out, "{}", p.line(&r.name, &r.rtype));
             }
+            for m in &r.members {
+                if let Some(t) = &m.traffic {
+                    let _ = writeln!(
+                        out,
+                        "traffic {} {} {}: {}",
+                        r.name,
+                        r.rtype,
+                        m.region,
+                        t.text()
+                    );
+                }
+            }
             if let Some(p) = &r.parity {
                 let _ = writeln!(
                     out,

@@ -24,6 +24,7 @@ mod members;
 pub mod panics;
 pub mod practice_book;
 mod signals;
+pub mod traffic_book;
 mod zones;
 
 use std::collections::BTreeMap;
@@ -91,6 +92,8 @@ pub struct Process {
     store: std::sync::OnceLock<Arc<crate::store::Metered>>,
     /// Practice runs' history and what holds them back.
     pub practice: Arc<practice_book::PracticeBook>,
+    /// What the traffic confirmation found of each withdrawal.
+    pub traffic: Arc<traffic_book::TrafficBook>,
 }
 
 impl Process {
@@ -108,6 +111,7 @@ impl Process {
             control_plane: Mutex::default(),
             tasks: Default::default(),
             practice: Arc::default(),
+            traffic: Arc::default(),
             store: std::sync::OnceLock::new(),
         }
     }

@@ -36,6 +36,9 @@ pub struct Run {
     pub why: Option<String>,
     /// Who started it: `schedule`, or on-call's name.
     pub by: String,
+    /// Whether clients left while it ran (`decide::traffic`), once known.
+    #[serde(default)]
+    pub traffic: Option<String>,
 }
 
 impl Run {

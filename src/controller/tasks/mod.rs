@@ -9,7 +9,8 @@
 //! - `control_reader`: on-call's drains and freezes, read from Route53;
 //! - `checker_view`: what Route53's checkers say of each health check;
 //! - `parity_checker`: whether a record's regions serve the same API;
-//! - `practice`: practice runs: started when due, watched, ended.
+//! - `practice`: practice runs: started when due, watched, ended;
+//! - `traffic`: whether clients left a withdrawn region (CloudWatch).
 
 pub mod checker_view;
 pub mod control_reader;
@@ -18,4 +19,5 @@ pub mod lease_keeper;
 pub mod parity_checker;
 pub mod practice;
 pub mod prober;
+pub mod traffic;
 pub mod view_exchange;

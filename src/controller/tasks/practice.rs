@@ -397,6 +397,7 @@ pub async fn start(
                     outcome: None,
                     why: None,
                     by: by.to_string(),
+                    traffic: None,
                 },
             );
             true
