@@ -307,3 +307,78 @@ async fn traffic_that_does_not_fall_within_the_bound_is_reported_not_leaving() {
     assert!(events.contains("clients are not leaving"), "{events}");
     daemon.stop().await;
 }
+
+/// A practice run of eu-west-1, started by hand: its withdrawal's traffic
+/// falls, and the run's history says so (`practice list`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_practice_runs_history_says_whether_its_traffic_left() {
+    let s = Setup::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret-traffic-admin-token-99ab").unwrap();
+    // Outside every window: only the run started by hand.
+    let config = s.config().replace(
+        "defaults:\n",
+        "defaults:\n  practice: {duration: 60s, windows: [\"Mon 00:00-00:01\"]}\n",
+    ) + &format!(
+        "admin: {{token_file: \"{}\"}}\nstate_store: {{kind: memory}}\n",
+        token.display()
+    );
+    let daemon = start_daemon(&config).await;
+    wait_until("both published and healthy", LIMIT, || async {
+        s.published().await.len() == 2
+            && daemon.status().await.records[0]
+                .members
+                .iter()
+                .all(|m| m.published && m.agreed == "healthy")
+    })
+    .await;
+    let out = tokio::process::Command::new(BIN)
+        .args([
+            "practice",
+            "start",
+            "--url",
+            &daemon.base,
+            "--record",
+            "api.example.test",
+        ])
+        .args(["--region", "eu-west-1", "--by", "alice", "--token-file"])
+        .arg(&token)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until("eu-west-1 is withdrawn for its practice", LIMIT, || async {
+        s.published().await == vec![set_id("us-east-1")]
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    s.rate.store(0, Ordering::Relaxed);
+    wait_until("the run's history has its traffic", LIMIT, || async {
+        daemon.status().await.records[0]
+            .practice
+            .as_ref()
+            .and_then(|p| {
+                p.last
+                    .iter()
+                    .find(|r| r.region == "eu-west-1")?
+                    .traffic
+                    .clone()
+            })
+            .is_some_and(|t| t.contains("traffic fell 90 %"))
+    })
+    .await;
+    let listed = tokio::process::Command::new(BIN)
+        .args(["practice", "list", "--url", &daemon.base])
+        .output()
+        .await
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    eprintln!("{listed}");
+    assert!(listed.contains("traffic fell 90 %"), "{listed}");
+    daemon.stop().await;
+}

@@ -280,7 +280,12 @@ impl<'a> Member<'a> {
 
     /// Whether the provider holds the member's record now.
     pub fn published(&self, present: bool) {
-        self.write(|m| m.published = present);
+        self.write(|m| {
+            if m.published && !present {
+                m.withdrawn_at = Some(SystemTime::now());
+            }
+            m.published = present;
+        });
     }
 
     /// What Route53's checkers said of check `id`; ignored when the member

@@ -234,8 +234,13 @@ impl PracticeStatus {
                 (Some(o), None) => o.clone(),
                 (None, _) => "in progress".into(),
             };
+            let traffic = run
+                .traffic
+                .as_ref()
+                .map(|t| format!(", {t}"))
+                .unwrap_or_default();
             parts.push(format!(
-                "{} {} at {}",
+                "{} {} at {}{traffic}",
                 run.region,
                 how,
                 at(run.started_ms as f64 / 1000.0)

@@ -86,6 +86,7 @@ impl Runtime {
                 *st = prev;
             } else {
                 st.published = prev.published;
+                st.withdrawn_at = prev.withdrawn_at;
                 st.health_check_id = prev.health_check_id;
                 st.route53_health = prev.route53_health;
                 st.discovered = prev.discovered;

@@ -42,6 +42,9 @@ pub struct MemberState {
     pub cert_not_after: Option<SystemTime>,
     /// The provider holds the member's record (as last read or written).
     pub published: bool,
+    /// When it last stopped being published (the traffic confirmation
+    /// measures from it).
+    pub withdrawn_at: Option<SystemTime>,
     /// The policy's latest reason, once a reconcile has run.
     pub why: Option<Why>,
     pub conflict: bool,
@@ -90,6 +93,7 @@ impl MemberState {
             trend: Trend::default(),
             cert_not_after: None,
             published: false,
+            withdrawn_at: None,
             why: None,
             conflict: false,
             discovered: None,

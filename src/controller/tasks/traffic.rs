@@ -64,8 +64,8 @@ pub(in crate::controller) async fn run(
         .iter()
         .map(|id| rt.member(*id).config().region.clone())
         .collect();
-    let counts =
-        RequestCounts::new(regions.iter().map(String::as_str), endpoint_url.as_deref()).await;
+    // Made at the first read: the members are watched from the start.
+    let mut counts: Option<RequestCounts> = None;
     let mut sources: HashMap<MemberId, Source> = ids
         .iter()
         .map(|id| {
@@ -78,7 +78,12 @@ pub(in crate::controller) async fn run(
             (*id, source)
         })
         .collect();
-    let mut published: HashMap<MemberId, bool> = HashMap::new();
+    // Each member's last withdrawal as seen: one made before the task
+    // started (a reload) is not measured again.
+    let mut seen: HashMap<MemberId, Option<SystemTime>> = ids
+        .iter()
+        .map(|id| (*id, rt.member(*id).read(|s| s.withdrawn_at)))
+        .collect();
     let mut watches: HashMap<MemberId, Watch> = HashMap::new();
     let mut last_call: HashMap<String, tokio::time::Instant> = HashMap::new();
     loop {
@@ -86,16 +91,14 @@ pub(in crate::controller) async fn run(
             _ = tokio::time::sleep(TICK) => {}
             _ = stop.cancelled() => return,
         }
-        if !rt.has_reconciled() {
-            continue;
-        }
         let writer = rt.may_write();
         for id in &ids {
-            let now_published = rt.member(*id).read(|s| s.published);
-            let before = published.insert(*id, now_published);
-            match (before, now_published) {
-                (Some(true), false) if writer && !matches!(sources[id], Source::None) => {
-                    let since = SystemTime::now();
+            let (published, withdrawn) = rt.member(*id).read(|s| (s.published, s.withdrawn_at));
+            let new = seen.insert(*id, withdrawn) != Some(withdrawn);
+            match (withdrawn, published) {
+                // Withdrawn since the last look (however briefly it was
+                // published before).
+                (Some(since), false) if new && writer && !matches!(sources[id], Source::None) => {
                     watches.insert(*id, Watch { since });
                     note(&rt, *id, status(since, Traffic::Measuring, None));
                 }
@@ -168,6 +171,11 @@ pub(in crate::controller) async fn run(
                 .min()
                 .expect("a member");
             let since = earliest - cfg.period * (BASELINE_PERIODS as u32 + 1);
+            if counts.is_none() {
+                let regions = regions.iter().map(String::as_str);
+                counts = Some(RequestCounts::new(regions, endpoint_url.as_deref()).await);
+            }
+            let counts = counts.as_ref().expect("made above");
             let read = counts.counts(&region, &apis, since, cfg.period).await;
             let outcome = if read.is_ok() { "ok" } else { "error" };
             rt.metrics
