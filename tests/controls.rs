@@ -540,15 +540,29 @@ async fn a_freeze_holds_a_withdrawal_back_and_shows_it_until_unfreeze() {
     .await;
     let s = daemon.status().await;
     assert!(s.zones[0].held.is_empty() && s.controls.is_empty() && s.records[0].frozen.is_none());
-    let kinds: Vec<String> = events(&daemon).await.into_iter().map(|e| e.event).collect();
+    // The withdrawal's change event is emitted once the store's answer is
+    // back in the daemon, a moment after the store shows it: read the
+    // timeline until it is there, then place it.
+    let withdrawal = |e: &Event| {
+        e.event == "change" && e.message.contains("DELETE") && e.message.contains("id-eu-west-1")
+    };
+    wait_until(
+        "the withdrawal is on the timeline",
+        Duration::from_secs(5),
+        || async { events(&daemon).await.iter().any(withdrawal) },
+    )
+    .await;
+    let timeline = events(&daemon).await;
+    let kinds: Vec<&str> = timeline.iter().map(|e| e.event.as_str()).collect();
     let at = |k: &str| {
         kinds
             .iter()
-            .position(|e| e == k)
+            .position(|e| *e == k)
             .unwrap_or_else(|| panic!("no {k} in {kinds:?}"))
     };
+    let change = timeline.iter().position(withdrawal).unwrap();
     assert!(
-        at("change") < at("unfreeze") && at("unfreeze") < at("freeze"),
+        change < at("unfreeze") && at("unfreeze") < at("freeze"),
         "newest first: {kinds:?}"
     );
     daemon.stop().await;
@@ -653,14 +667,27 @@ async fn the_timeline_shows_a_withdraw_and_restore_cycle_in_order() {
         store.member_ids(ZONE, NAME).len() == 3
     })
     .await;
+    // The restore's change event comes once the store's answer is back in
+    // the daemon (a moment after the store shows the record), and the
+    // withdrawal's INSYNC may come after `mark` too: wait for the
+    // restore's own change and its INSYNC.
     wait_until(
         "the restore's change is INSYNC",
         Duration::from_secs(10),
         || async {
-            events(&daemon)
-                .await
-                .iter()
-                .any(|e| e.event == "insync" && e.id > mark)
+            let timeline = events(&daemon).await;
+            let restore = timeline.iter().find(|e| {
+                e.event == "change"
+                    && e.id > mark
+                    && e.message.contains("id-eu-west-1")
+                    && !e.message.contains("DELETE")
+            });
+            restore.is_some_and(|r| {
+                r.change_id.is_some()
+                    && timeline
+                        .iter()
+                        .any(|e| e.event == "insync" && e.change_id == r.change_id)
+            })
         },
     )
     .await;
@@ -706,27 +733,36 @@ async fn the_timeline_shows_a_withdraw_and_restore_cycle_in_order() {
         .iter()
         .any(|e| e.event == "decision" && e.message.contains("eu-west-1 withdrawn: unhealthy")));
 
-    // `since` keeps only what came after; the CLI prints the same.
-    let after: Vec<Event> = daemon
-        .get(&format!("/events?since={mark}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    // `since` keeps only what came after; the CLI prints the same. The
+    // CLI reads the timeline at another moment than this test: its lines
+    // are compared with a timeline read before and after it, the same
+    // both times (a run that an event fell into is tried again).
+    let since = || async {
+        let url = format!("/events?since={mark}");
+        daemon.get(&url).await.json::<Vec<Event>>().await.unwrap()
+    };
+    let mut tries = 0;
+    let (after, printed) = loop {
+        let before = since().await;
+        let out = cli(
+            &[
+                "events",
+                "--url",
+                &daemon.base,
+                "--since",
+                &mark.to_string(),
+            ],
+            None,
+        )
+        .await;
+        assert!(out.status.success());
+        let after = since().await;
+        tries += 1;
+        if before.iter().map(|e| e.id).eq(after.iter().map(|e| e.id)) || tries == 5 {
+            break (after, String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+    };
     assert!(!after.is_empty() && after.iter().all(|e| e.id > mark));
-    let out = cli(
-        &[
-            "events",
-            "--url",
-            &daemon.base,
-            "--since",
-            &mark.to_string(),
-        ],
-        None,
-    )
-    .await;
-    assert!(out.status.success());
-    let printed = String::from_utf8_lossy(&out.stdout);
     assert_eq!(printed.lines().count(), after.len(), "{printed}");
     assert!(
         printed.contains("decision") && printed.contains("api.example.test eu-west-1"),

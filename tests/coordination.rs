@@ -193,11 +193,16 @@ async fn with_the_store_in_dynamodb_failover_goes_on_through_a_control_plane_out
     );
     assert_eq!(answered(&s.store), sorted(&["us-east-1"]));
     assert_eq!(roles(&all).await.0, leaders);
-    // The switch was set under the leader's term, and says so.
+    // The switch was set under the leader's term, and says so. Its event
+    // is emitted once the cluster's answer is in, a moment after the
+    // board shows it: the timeline is read until it is there.
     let leader = all.iter().find(|i| i.id == leaders[0]).unwrap();
-    let events = leader.daemon.get("/events").await.text().await.unwrap();
     let named = format!("set off (term {})", term.expect("a term"));
-    assert!(events.contains(&named), "{named}: {events}");
+    wait_until("the switch's event names the term", LIMIT, || async {
+        let events = leader.daemon.get("/events").await.text().await.unwrap();
+        events.contains(&named)
+    })
+    .await;
 
     s.store.store.clear_faults();
     s.eps.set("eu-west-1", Mode::Serve);

@@ -51,6 +51,12 @@ async fn withdraws_a_failing_region_after_fall_probes_and_restores_it_after_rise
         "withdrawn after {took:?}: before 3 probes"
     );
 
+    // Status notes the record gone once the store's answer is back in the
+    // daemon, a moment after the store shows it: waited for, not sampled.
+    wait_until("status shows eu-west-1 withdrawn", LIMIT, || async {
+        !daemon.member("eu-west-1").await.published
+    })
+    .await;
     let m = daemon.member("eu-west-1").await;
     assert_eq!((m.verdict.as_str(), m.published), ("unhealthy", false));
     assert_eq!(m.decision.as_deref(), Some("unhealthy"));
@@ -113,6 +119,10 @@ async fn withdraws_a_failing_region_after_fall_probes_and_restores_it_after_rise
         (r.region.as_deref(), r.ttl, r.values.clone()),
         (Some("eu-west-1"), Some(60), vec!["192.0.2.2".to_string()])
     );
+    wait_until("status shows eu-west-1 published", LIMIT, || async {
+        daemon.member("eu-west-1").await.published
+    })
+    .await;
     let m = daemon.member("eu-west-1").await;
     assert_eq!(
         (m.verdict.as_str(), m.published, m.reason),

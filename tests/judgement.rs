@@ -61,6 +61,12 @@ async fn a_member_answering_slowly_is_withdrawn_as_slow_and_restored_when_fast()
         !store.member_ids(ZONE, NAME).contains(&set_id("eu-west-1"))
     })
     .await;
+    // Status notes the record gone once the store's answer is back in the
+    // daemon, a moment after the store shows it: waited for, not sampled.
+    wait_until("status shows eu-west-1 withdrawn", LIMIT, || async {
+        !daemon.member("eu-west-1").await.published
+    })
+    .await;
     let m = daemon.member("eu-west-1").await;
     assert_eq!((m.verdict.as_str(), m.published), ("unhealthy", false));
     assert_eq!(m.decision.as_deref(), Some("unhealthy"));

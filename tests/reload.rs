@@ -308,7 +308,12 @@ async fn a_record_dropped_from_the_config_is_orphaned_until_retired() {
         metric(&page, "route53_failover_records_orphaned", &[]),
         Some(1.0)
     );
-    assert!(daemon.logs().contains("the config does not manage them"));
+    // Logged just before status says it, and read from the daemon's
+    // stderr by a task of this test's own: read until it is in.
+    wait_until("the orphan is logged", LIMIT, || async {
+        daemon.logs().contains("the config does not manage them")
+    })
+    .await;
 
     let retire = |record: &str| {
         let base = daemon.base.clone();

@@ -122,29 +122,35 @@ async fn a_task_that_panics_is_seen_and_comes_back() {
     );
     assert_eq!(t.panics, 1);
     assert!(t.message.contains("failpoint reconcile"), "{}", t.message);
+    // The panic is put in status first, then counted, then put on the
+    // timeline: the metric and the timeline are read until they say it
+    // (the count is 1 and stays 1: the failpoint fires once).
+    let panics = |page: &str, task: &str| {
+        metric(
+            page,
+            "route53_failover_task_panics_total",
+            &[&format!("task=\"{task}\"")],
+        )
+    };
+    wait_until("the metric counts the panic", LIMIT, || async {
+        panics(&daemon.metrics().await, "reconciler") == Some(1.0)
+    })
+    .await;
     let page = daemon.metrics().await;
+    assert_eq!(panics(&page, "reconciler"), Some(1.0));
     assert_eq!(
-        metric(
-            &page,
-            "route53_failover_task_panics_total",
-            &["task=\"reconciler\""]
-        ),
-        Some(1.0)
-    );
-    assert_eq!(
-        metric(
-            &page,
-            "route53_failover_task_panics_total",
-            &["task=\"prober\""]
-        ),
+        panics(&page, "prober"),
         Some(0.0),
         "every kind's series is there before its first panic"
     );
     let readyz = daemon.get("/readyz").await;
     assert_eq!(readyz.status().as_u16(), 503);
     assert!(readyz.text().await.unwrap().contains("panicked"));
-    let events = daemon.get("/events").await.text().await.unwrap();
-    assert!(events.contains("\"event\":\"task\""), "{events}");
+    wait_until("the panic is on the timeline", LIMIT, || async {
+        let events = daemon.get("/events").await.text().await.unwrap();
+        events.contains("\"event\":\"task\"")
+    })
+    .await;
 
     wait_until(
         "eu-west-1 is withdrawn by the reconciler started again",

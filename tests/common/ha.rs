@@ -77,14 +77,37 @@ pub fn lease(store: &Store) -> Option<LeaseValue> {
     LeaseValue::parse(&r.values[0])
 }
 
+/// The instances that say they lead. Every status is asked for at once,
+/// so the answers are of one moment, as near as can be: asked one after
+/// another, a leader read just before it stepped down and its successor
+/// read just after it took over would look like two leaders at once.
 pub async fn leaders(all: &[&Instance]) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    for i in all {
-        if i.role().await == "leader" {
-            out.push(i.id);
-        }
+    let mut asked = tokio::task::JoinSet::new();
+    for (n, i) in all.iter().enumerate() {
+        let url = format!("{}/status", i.daemon.base);
+        asked.spawn(async move {
+            let status: Status = reqwest::Client::new()
+                .get(url)
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (n, status.lease.expect("ha is on").role == "leader")
+        });
     }
-    out
+    let mut leading = vec![false; all.len()];
+    while let Some(answer) = asked.join_next().await {
+        let (n, leader) = answer.unwrap();
+        leading[n] = leader;
+    }
+    all.iter()
+        .zip(leading)
+        .filter(|(_, leader)| *leader)
+        .map(|(i, _)| i.id)
+        .collect()
 }
 
 /// No write lands from an instance after another's lease write: the last
