@@ -363,7 +363,7 @@ pub(super) async fn stop_practice(rt: &Runtime, calls: &Calls, r: &AdminRequest)
         .map_err(write_failed)?;
     let who = format!("{} {}", record.name, record.rtype);
     Ok(match stopped {
-        Some(c) => (format!("practice of {who} stopped"), Some(c)),
+        Some(run) => (format!("practice of {who} {} stopped", run.region), None),
         None => (
             format!("{who}: no practice run in progress; nothing to do"),
             None,

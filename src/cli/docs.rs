@@ -19,7 +19,12 @@ fn every_command_line_in_the_docs_parses() {
         // (`route53-failover drain --url URL …` in a sentence).
         let mut lines: Vec<(usize, String, Vec<String>)> = Vec::new();
         for block in markdown::blocks(&text) {
-            if matches!(block.lang.as_str(), "sh" | "bash" | "shell" | "console") {
+            // Shell blocks, and blocks with no language (output, and
+            // sometimes a command): only daemon command lines are taken.
+            if matches!(
+                block.lang.as_str(),
+                "sh" | "bash" | "shell" | "console" | ""
+            ) {
                 let found = markdown::commands(&block.text);
                 lines.extend(found.into_iter().map(|(l, args)| (block.line, l, args)));
             }

@@ -383,6 +383,10 @@ pub fn run_over(
     now: SystemTime,
     until: SystemTime,
 ) -> Option<Outcome> {
+    // Its course run: what comes after does not judge it.
+    if now >= until {
+        return Some(Outcome::Passed);
+    }
     for (i, m) in s.members.iter().enumerate() {
         if i != practised && m.healthy == Some(false) {
             return Some(Outcome::Failed(format!(
@@ -409,5 +413,5 @@ pub fn run_over(
             s.members[practised].set_identifier
         )));
     }
-    (now >= until).then_some(Outcome::Passed)
+    None
 }

@@ -87,9 +87,11 @@ pub fn judge(
             Traffic::Measuring
         };
     }
-    // The first whole period after the withdrawal.
+    // The first whole period after the withdrawal. The bound is never
+    // before the end of the second (a TTL shorter than a period would
+    // judge by the period that held the withdrawal's last clients).
     let mut start = last_before + p;
-    let bound = withdrawn + within.as_secs();
+    let bound = (withdrawn + within.as_secs()).max(last_before + 3 * p);
     while settled(start) {
         if count(start) <= LEFT_SHARE * baseline {
             return Traffic::Fell {
@@ -165,6 +167,25 @@ mod tests {
                 "{after:?} at {now}"
             );
         }
+    }
+
+    #[test]
+    fn a_bound_shorter_than_a_period_still_waits_for_the_second_whole_period() {
+        // TTL 10 s: 50 s, shorter than a minute; the first whole minute
+        // (80) is not the last word, the second (5) is.
+        let within = Duration::from_secs(50);
+        assert_eq!(
+            judge(36_050, &points(&[80.0, 5.0]), MIN, 36_600, within),
+            Traffic::Fell {
+                after: Duration::from_secs(130)
+            }
+        );
+        assert_eq!(
+            judge(36_050, &points(&[80.0, 50.0]), MIN, 36_600, Duration::ZERO),
+            Traffic::NotLeaving {
+                within: Duration::ZERO
+            }
+        );
     }
 
     #[test]

@@ -83,6 +83,29 @@ impl ControlBook {
         Ok(control)
     }
 
+    /// [`ControlsKept::put_new`], and the book takes it at once.
+    pub async fn put_new(&self, kept: &ControlsKept<'_>, control: Control) -> Result<(), String> {
+        kept.put_new(&control).await?;
+        self.changed(|c| c.put(control));
+        Ok(())
+    }
+
+    /// [`ControlsKept::remove_if`], and the book forgets it at once.
+    pub async fn remove_if(
+        &self,
+        kept: &ControlsKept<'_>,
+        label: &str,
+        meant: impl Fn(&Control) -> bool,
+    ) -> Result<Option<Control>, String> {
+        let removed = kept.remove_if(label, meant).await?;
+        if removed.is_some() {
+            self.changed(|c| {
+                c.remove(label);
+            });
+        }
+        Ok(removed)
+    }
+
     /// The task read the controls: the book is loaded.
     pub(in crate::controller) fn read_worked(&self) {
         *lock(&self.last_error) = None;

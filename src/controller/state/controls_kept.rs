@@ -145,6 +145,62 @@ impl ControlsKept<'_> {
         Ok(Some(control))
     }
 
+    /// Writes `control` only if no control of its subject is in force (one
+    /// that ended and was not deleted yet goes first): a practice's drain
+    /// never replaces on-call's. Checked where controls are kept, not in
+    /// this instance's copy.
+    pub async fn put_new(&self, control: &Control) -> Result<(), String> {
+        let label = control.label();
+        let now = std::time::SystemTime::now();
+        if let Some((c, handle)) = self
+            .list()
+            .await?
+            .into_iter()
+            .find(|(c, _)| c.label() == label)
+        {
+            if c.in_force(now) {
+                return Err(format!("{} by {} is in force", c.subject(), c.by));
+            }
+            self.delete(handle, false).await?;
+        }
+        match self {
+            ControlsKept::Route53 { calls, zone, .. } => {
+                let id = Self::zone_id(calls, zone).await?;
+                let change = Change {
+                    action: Action::Create,
+                    record: control.to_record(zone),
+                };
+                calls.change(&id, &[change]).await.map_err(route53)?;
+            }
+            ControlsKept::Store(s) => {
+                let value = crate::store::txt_value(&control.to_record("store").values);
+                s.put(Space::Controls, &label, &value, Condition::Absent)
+                    .await
+                    .map_err(store)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the control with this label if `meant` says it is the one
+    /// meant (as kept now); returns it, `None` when there was none or
+    /// another one stands there (on-call's drain of the same member).
+    pub async fn remove_if(
+        &self,
+        label: &str,
+        meant: impl Fn(&Control) -> bool,
+    ) -> Result<Option<Control>, String> {
+        let kept = self.list().await?;
+        let Some((control, handle)) = kept
+            .into_iter()
+            .find(|(c, _)| c.label() == label && meant(c))
+        else {
+            return Ok(None);
+        };
+        self.delete(handle, false).await?;
+        Ok(Some(control))
+    }
+
     /// Deletes the controls that ended (as listed): the lease holder's job.
     /// One renewed meanwhile, or deleted first by another instance, stays.
     /// Returns how many went.
@@ -154,5 +210,68 @@ impl ControlsKept<'_> {
             deleted += usize::from(self.delete(handle, true).await?);
         }
         Ok(deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::decide::controls::{Scope, PRACTICE_BY};
+    use crate::store::MemoryStore;
+
+    fn drain(by: &str, now: SystemTime) -> Control {
+        Control {
+            scope: Scope::Drain {
+                record: "api.example.com".into(),
+                rtype: "A".into(),
+                set_identifier: "euw1".into(),
+                region: "eu-west-1".into(),
+                force: false,
+            },
+            by: by.into(),
+            reason: "r".into(),
+            at_ms: crate::decide::unix_ms(now),
+            until_ms: crate::decide::unix_ms(now + Duration::from_secs(600)),
+        }
+    }
+
+    /// A practice's drain never replaces on-call's drain of the same
+    /// member (one this instance has not read yet included), and ending a
+    /// practice never deletes on-call's.
+    #[tokio::test]
+    async fn a_practice_never_replaces_nor_removes_on_calls_drain() {
+        let kept = ControlsKept::Store(Arc::new(MemoryStore::new("o")));
+        let now = SystemTime::now();
+        let on_call = drain("alice", now);
+        kept.put(&on_call).await.unwrap();
+        let practice = drain(PRACTICE_BY, now);
+        let refused = kept.put_new(&practice).await.unwrap_err();
+        assert!(refused.contains("by alice is in force"), "{refused}");
+        let removed = kept
+            .remove_if(&practice.label(), |c| c.is_practice())
+            .await
+            .unwrap();
+        assert_eq!(removed, None);
+        let listed = kept.list().await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].0.by, "alice");
+        // Once on-call's has ended, the practice's goes in its place, and
+        // is the one removed.
+        let ended = Control {
+            until_ms: crate::decide::unix_ms(now) - 1,
+            ..on_call
+        };
+        kept.put(&ended).await.unwrap();
+        kept.put_new(&practice).await.unwrap();
+        let removed = kept
+            .remove_if(&practice.label(), |c| {
+                c.is_practice() && c.at_ms == practice.at_ms
+            })
+            .await
+            .unwrap();
+        assert_eq!(removed.map(|c| c.by), Some(PRACTICE_BY.to_string()));
+        assert!(kept.list().await.unwrap().is_empty());
     }
 }

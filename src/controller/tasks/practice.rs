@@ -12,7 +12,7 @@
 //! verdict and a quarter of a second, and its member is published again
 //! by the reconcile that follows.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -53,7 +53,7 @@ pub(in crate::controller) async fn run(rt: Arc<Runtime>, calls: Calls, stop: Can
         _ = stop.cancelled() => return,
     }
     let mut watched: HashSet<String> = HashSet::new();
-    let mut queries = Queries::default();
+    let queries = Queries::default();
     let mut was_writer = false;
     let mut last_read: Option<tokio::time::Instant> = None;
     loop {
@@ -71,7 +71,7 @@ pub(in crate::controller) async fn run(rt: Arc<Runtime>, calls: Calls, stop: Can
             let mut unknown_run = false;
             for (i, record) in rt.config.records.iter().enumerate() {
                 if record.practice.is_some() {
-                    unknown_run |= step(&rt, &calls, &store, i, &mut watched, &mut queries).await;
+                    unknown_run |= step(&rt, &calls, &store, i, &mut watched, &queries).await;
                 }
             }
             // A run started through another instance: its history is read
@@ -109,29 +109,54 @@ fn member_of(record: &RecordConfig, c: &Control) -> Option<usize> {
         .position(|m| m.set_identifier == *set_identifier)
 }
 
-/// Each record's query, as last asked, and when.
+/// Each record's query, as last answered, and when. A query is asked
+/// beside the task: a Prometheus that is slow or hangs (5 s at most per
+/// query) holds back no tick, so another member's failure still ends a
+/// run within a quarter of a second.
 #[derive(Default)]
 struct Queries {
     client: reqwest::Client,
-    last: std::collections::HashMap<usize, (Query, tokio::time::Instant)>,
+    answers: Arc<std::sync::Mutex<HashMap<usize, (Query, tokio::time::Instant)>>>,
+    asking: Arc<std::sync::Mutex<HashSet<usize>>>,
 }
 
 impl Queries {
-    /// Record `index`'s query: asked again once `every` has passed.
-    async fn reading(&mut self, record: &RecordConfig, index: usize) -> Option<Query> {
-        let q = record.practice.as_ref()?.query.as_ref()?;
-        let fresh = self
-            .last
+    /// Record `index`'s query as last answered (`Unknown` before the
+    /// first answer); asked again once `every` has passed.
+    fn reading(&self, record: &RecordConfig, index: usize) -> Option<Query> {
+        let q = record.practice.as_ref()?.query.clone()?;
+        let last = self
+            .answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
             .get(&index)
-            .filter(|(_, at)| at.elapsed() < q.every)
-            .map(|(r, _)| r.clone());
-        if let Some(r) = fresh {
-            return Some(r);
+            .cloned();
+        let due = last.as_ref().is_none_or(|(_, at)| at.elapsed() >= q.every);
+        if due
+            && self
+                .asking
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(index)
+        {
+            let (client, answers, asking) = (
+                self.client.clone(),
+                self.answers.clone(),
+                self.asking.clone(),
+            );
+            tokio::spawn(async move {
+                let answer = ask(&client, &q).await;
+                answers
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(index, (answer, tokio::time::Instant::now()));
+                asking
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&index);
+            });
         }
-        let reading = ask(&self.client, q).await;
-        self.last
-            .insert(index, (reading.clone(), tokio::time::Instant::now()));
-        Some(reading)
+        Some(last.map_or_else(|| Query::Unknown("not answered yet".into()), |(r, _)| r))
     }
 }
 
@@ -211,7 +236,7 @@ async fn step(
     store: &Arc<dyn StateStore>,
     index: usize,
     watched: &mut HashSet<String>,
-    queries: &mut Queries,
+    queries: &Queries,
 ) -> bool {
     let record = &rt.config.records[index];
     let schedule = record.practice.as_ref().expect("a practising record");
@@ -223,7 +248,7 @@ async fn step(
     let drain = practice_drain(&controls, record);
     let matters = drain.is_some() || rules::due(schedule, now, history.last_start());
     let query = match matters {
-        true => queries.reading(record, index).await,
+        true => queries.reading(record, index),
         false => None,
     };
     let s = situation(rt, index, &controls, now, query);
@@ -233,7 +258,15 @@ async fn step(
         };
         let run = history.runs.get(&record.members[at].set_identifier);
         match run.filter(|r| r.started_ms == c.at_ms) {
-            // Ended already; its drain waits for the holder to delete it.
+            // Ended early, its drain still in force (its removal failed, or
+            // it was written after all): it goes now.
+            Some(r) if !r.open() && c.in_force(now) => {
+                if let Err(e) = remove_drain(rt, calls, record, r).await {
+                    warn!(record = %record.name, error = %e, "the drain of an ended practice run could not be removed; tried again");
+                }
+                return false;
+            }
+            // Ended; its drain waits for the holder to delete it.
             Some(r) if !r.open() => return false,
             Some(_) => {}
             // Started through another instance, or a history not written.
@@ -241,7 +274,9 @@ async fn step(
         }
         watched.insert(key.clone());
         if let Some(outcome) = rules::run_over(&s, at, now, c.until()) {
-            end(rt, calls, store, record, &key, Some(c), outcome).await;
+            if let Err(e) = end(rt, calls, store, record, &key, Some(c.at_ms), outcome).await {
+                warn!(record = %record.name, error = %e, "a practice run could not be ended; tried again");
+            }
         }
         return false;
     }
@@ -258,7 +293,19 @@ async fn step(
         } else {
             return false;
         };
-        end(rt, calls, store, record, &key, None, outcome).await;
+        if let Err(e) = end(
+            rt,
+            calls,
+            store,
+            record,
+            &key,
+            Some(run.started_ms),
+            outcome,
+        )
+        .await
+        {
+            warn!(record = %record.name, error = %e, "a practice run could not be ended; tried again");
+        }
         return false;
     }
     if !rules::due(schedule, now, history.last_start()) {
@@ -294,60 +341,109 @@ fn note_blocked(rt: &Runtime, record: &RecordConfig, key: &str, block: &Block) {
     }
 }
 
-/// Ends a run: its drain goes (unless it ran its course: it ends by
-/// itself), its history says how, and status, events and metrics too.
+/// Ends the open run that began at `started_ms`: its history says how
+/// first (an outcome is never lost to a drain removed and a history not
+/// written), then its drain goes (unless it ran its course: it ends by
+/// itself; only the practice's own, never on-call's drain of the same
+/// member); then status, events and metrics.
 async fn end(
     rt: &Runtime,
     calls: &Calls,
     store: &Arc<dyn StateStore>,
     record: &RecordConfig,
     key: &str,
-    drain: Option<&Control>,
+    started_ms: Option<u64>,
     outcome: Outcome,
-) {
-    if let (Some(c), false) = (drain, outcome == Outcome::Passed) {
-        let kept = rt.controls_kept(calls, calls);
-        if let Err(e) = rt.controls.remove(&kept, &c.label()).await {
-            // Tried again at the next tick: the run is still open.
-            warn!(record = %record.name, error = %e, "ending a practice run: its drain could not be removed");
-            return;
-        }
-    }
+) -> Result<Option<Run>, String> {
     let now = SystemTime::now();
     let mut ended: Option<Run> = None;
-    let written = rt
-        .practice
+    rt.practice
         .update(store, key, |h| {
-            let Some(run) = h.runs.values_mut().find(|r| r.open()) else {
+            // Afresh at each try: a retry may find the run ended by
+            // another instance meanwhile.
+            ended = None;
+            let Some(run) = h
+                .runs
+                .values_mut()
+                .find(|r| r.open() && started_ms.is_none_or(|s| r.started_ms == s))
+            else {
                 return false;
             };
             run.end(&outcome, now);
             ended = Some(run.clone());
             true
         })
-        .await;
-    match (written, ended) {
-        (Ok(_), Some(run)) => {
-            let rtype = record.rtype.to_string();
-            rt.metrics
-                .practice
-                .ended([&record.name, &rtype, &run.region], outcome.kind());
-            let why = outcome.why().map(|w| format!(": {w}")).unwrap_or_default();
-            info!(record = %record.name, region = %run.region, outcome = outcome.kind(), "practice run ended");
-            rt.events.emit(
-                Event::new(
-                    Kind::Practice,
-                    format!("practice of {key} {} {}{why}", run.region, outcome.kind()),
-                )
-                .about(&record.name, &rtype, Some(&run.region))
-                .reason(outcome.kind()),
-            );
-        }
-        (Ok(_), None) => {}
-        (Err(e), _) => {
-            warn!(record = %record.name, error = %e, "the practice history could not be written; tried again")
-        }
+        .await?;
+    let Some(run) = ended else {
+        return Ok(None);
+    };
+    if outcome != Outcome::Passed {
+        remove_drain(rt, calls, record, &run).await?;
     }
+    let rtype = record.rtype.to_string();
+    rt.metrics
+        .practice
+        .ended([&record.name, &rtype, &run.region], outcome.kind());
+    let why = outcome.why().map(|w| format!(": {w}")).unwrap_or_default();
+    info!(record = %record.name, region = %run.region, outcome = outcome.kind(), "practice run ended");
+    rt.events.emit(
+        Event::new(
+            Kind::Practice,
+            format!("practice of {key} {} {}{why}", run.region, outcome.kind()),
+        )
+        .about(&record.name, &rtype, Some(&run.region))
+        .reason(outcome.kind()),
+    );
+    Ok(Some(run))
+}
+
+/// Removes `run`'s drain where controls are kept, if it is still there:
+/// the practice's own (by `practice`, made when the run began), never
+/// another control of the member.
+async fn remove_drain(
+    rt: &Runtime,
+    calls: &Calls,
+    record: &RecordConfig,
+    run: &Run,
+) -> Result<(), String> {
+    let label = drain_of(
+        record,
+        &run.set_identifier,
+        &run.region,
+        SystemTime::now(),
+        Duration::ZERO,
+    )
+    .label();
+    let kept = rt.controls_kept(calls, calls);
+    rt.controls
+        .remove_if(&kept, &label, |c| {
+            c.is_practice() && c.at_ms == run.started_ms
+        })
+        .await
+        .map(|_| ())
+}
+
+/// A practice's drain of a member, from `now` for `lasts`.
+fn drain_of(
+    record: &RecordConfig,
+    set_identifier: &str,
+    region: &str,
+    now: SystemTime,
+    lasts: Duration,
+) -> Control {
+    Control::new(
+        Scope::Drain {
+            record: record.name.clone(),
+            rtype: record.rtype.to_string(),
+            set_identifier: set_identifier.to_string(),
+            region: region.to_string(),
+            force: false,
+        },
+        PRACTICE_BY,
+        REASON,
+        now,
+        lasts,
+    )
 }
 
 /// Starts a run of member `at` of record `index` for `lasts`: its history
@@ -366,19 +462,7 @@ pub async fn start(
     let member = &record.members[at];
     let key = practice_book::key(record);
     let now = SystemTime::now();
-    let control = Control::new(
-        Scope::Drain {
-            record: record.name.clone(),
-            rtype: record.rtype.to_string(),
-            set_identifier: member.set_identifier.clone(),
-            region: member.region.clone(),
-            force: false,
-        },
-        PRACTICE_BY,
-        REASON,
-        now,
-        lasts,
-    );
+    let control = drain_of(record, &member.set_identifier, &member.region, now, lasts);
     let mut busy = None;
     rt.practice
         .update(&store, &key, |h| {
@@ -407,7 +491,9 @@ pub async fn start(
         return Err(format!("{key} is already practising ({region})"));
     }
     let kept = rt.controls_kept(calls, calls);
-    if let Err(e) = rt.controls.put(&kept, control.clone()).await {
+    // Only where no control of the member is in force: never over
+    // on-call's drain, even one this instance has not read yet.
+    if let Err(e) = rt.controls.put_new(&kept, control.clone()).await {
         let failed = Outcome::Aborted(format!("its drain was not written: {e}"));
         let _ = rt
             .practice
@@ -455,28 +541,29 @@ pub async fn blocks(rt: &Runtime, index: usize, at: usize) -> Option<Block> {
     rules::blocks_start(&s, at)
 }
 
-/// Ends record `index`'s run at once, on-call's word (`by`): `None` when
-/// none runs.
+/// Ends record `index`'s run at once, on-call's word (`by`), from the
+/// history and the controls as kept now (not this instance's copies):
+/// `None` when none runs. A practice's drain left in force by a run that
+/// ended goes too.
 pub async fn stop(
     rt: &Runtime,
     calls: &Calls,
     index: usize,
     by: &str,
-) -> Result<Option<Control>, String> {
+) -> Result<Option<Run>, String> {
     let store = rt.store().ok_or("practice needs a state store")?;
     let record = &rt.config.records[index];
-    let controls = rt.controls.snapshot();
-    let drain = practice_drain(&controls, record)
-        .filter(|c| c.in_force(SystemTime::now()))
-        .cloned();
     let key = practice_book::key(record);
-    let open = rt.practice.history(&key).open_run().is_some();
-    if drain.is_none() && !open {
-        return Ok(None);
-    }
     let outcome = Outcome::Aborted(format!("stopped by {by}"));
-    end(rt, calls, &store, record, &key, drain.as_ref(), outcome).await;
-    Ok(drain)
+    if let Some(run) = end(rt, calls, &store, record, &key, None, outcome).await? {
+        return Ok(Some(run));
+    }
+    // No open run: a drain of a closed one may still stand.
+    let history = rt.practice.update(&store, &key, |_| false).await?;
+    for run in history.runs.values() {
+        remove_drain(rt, calls, record, run).await?;
+    }
+    Ok(None)
 }
 
 /// The gauges: runs in progress, and each member's last outcome (from

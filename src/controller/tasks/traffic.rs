@@ -78,12 +78,25 @@ pub(in crate::controller) async fn run(
             (*id, source)
         })
         .collect();
-    // Each member's last withdrawal as seen: one made before the task
-    // started (a reload) is not measured again.
-    let mut seen: HashMap<MemberId, Option<SystemTime>> = ids
-        .iter()
-        .map(|id| (*id, rt.member(*id).read(|s| s.withdrawn_at)))
-        .collect();
+    // Each member's last withdrawal as seen. One still within its bound
+    // when the task starts (a reload) or this instance becomes the writer
+    // (the old writer's measurement is lost with it) is measured afresh.
+    let bound = |id: &MemberId| {
+        let ttl = u64::from(rt.member(*id).record().ttl);
+        Duration::from_secs(ttl * u64::from(cfg.within_ttls)) + cfg.period * 4
+    };
+    let forget_recent = |seen: &mut HashMap<MemberId, Option<SystemTime>>| {
+        for id in &ids {
+            let withdrawn = rt.member(*id).read(|s| s.withdrawn_at);
+            let recent = withdrawn
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age < bound(id));
+            seen.insert(*id, if recent { None } else { withdrawn });
+        }
+    };
+    let mut seen: HashMap<MemberId, Option<SystemTime>> = HashMap::new();
+    forget_recent(&mut seen);
+    let mut was_writer = false;
     let mut watches: HashMap<MemberId, Watch> = HashMap::new();
     let mut last_call: HashMap<String, tokio::time::Instant> = HashMap::new();
     loop {
@@ -92,6 +105,10 @@ pub(in crate::controller) async fn run(
             _ = stop.cancelled() => return,
         }
         let writer = rt.may_write();
+        if writer && !was_writer {
+            forget_recent(&mut seen);
+        }
+        was_writer = writer;
         for id in &ids {
             let (published, withdrawn) = rt.member(*id).read(|s| (s.published, s.withdrawn_at));
             let new = seen.insert(*id, withdrawn) != Some(withdrawn);
@@ -141,6 +158,23 @@ pub(in crate::controller) async fn run(
                     }
                 }
             }
+        }
+        // A member whose API is not found within its bound: said, not
+        // measured forever.
+        let lost: Vec<MemberId> = watches
+            .iter()
+            .filter(|(id, w)| {
+                !matches!(sources.get(id), Some(Source::Known(..)))
+                    && w.since.elapsed().is_ok_and(|age| age > bound(id))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in lost {
+            let w = watches.remove(&id).expect("listed");
+            let error = "its API and stage could not be found (the custom domain's API mappings)";
+            let mut lost = status(w.since, Traffic::Measuring, Some(error.into()));
+            lost.state = "error".into();
+            note(&rt, id, lost);
         }
         // One call per region per period, for every member measured there.
         let mut by_region: HashMap<String, Vec<MemberId>> = HashMap::new();
