@@ -301,10 +301,14 @@ pub type Answers<'a> = &'a dyn Fn(&RecordSet) -> Option<bool>;
 /// change passes. Route53 answers a name with the records whose checks
 /// pass; when none passes it fails open and answers with all of them, the
 /// failed region's included. So a name and type the zone holds records of
-/// keeps at least one after the plan and, if one of them may answer now
-/// (`answers` is not `Some(false)`), at least one known to answer after
-/// it; or none of its deletions go, nor the upserts that move a record
-/// onto a check not known to pass (it stays as it is).
+/// keeps at least one after the plan and at least one known to answer
+/// after it; or none of its deletions go, nor the upserts that move a
+/// record onto a check not known to pass (it stays as it is). Whether one
+/// answers *now* is not asked: a switch believed Off may have been turned
+/// On by hand since it was read, and its record be the one answering (the
+/// lever property test found a rename deleting it and failing the name
+/// open). Holding changes while nothing is known to answer costs nothing:
+/// the name fails open either way.
 /// Upserts that bring a record into the answer are put first, and
 /// publishes land before deletions, so no prefix of the plan (a split, a
 /// batch rejected halfway) breaks it either. Returns the changes taken out.
@@ -316,12 +320,11 @@ pub fn keep_answering(
 ) -> Vec<Change> {
     type Group<'r> = (&'r str, &'r RecordType);
     let group = |r: &RecordSet| (r.name.clone(), r.rtype.clone());
-    // Per group: (records held, any answering), before and after.
-    let mut before: BTreeMap<Group<'_>, (usize, bool)> = BTreeMap::new();
+    // Per group: records held before; records held and any known to
+    // answer, after.
+    let mut before: BTreeMap<Group<'_>, usize> = BTreeMap::new();
     for r in observed.records.values() {
-        let g = before.entry((r.name.as_str(), &r.rtype)).or_default();
-        g.0 += 1;
-        g.1 |= answers(r) != Some(false);
+        *before.entry((r.name.as_str(), &r.rtype)).or_default() += 1;
     }
     let mut after: BTreeMap<RecordKey, &RecordSet> = observed
         .records
@@ -342,9 +345,9 @@ pub fn keep_answering(
     }
     let held: BTreeSet<(String, RecordType)> = before
         .iter()
-        .filter(|(g, (n, answered))| {
+        .filter(|(g, n)| {
             let (m, answering) = left.get(*g).copied().unwrap_or_default();
-            *n > 0 && (m == 0 || (*answered && !answering))
+            **n > 0 && (m == 0 || !answering)
         })
         .map(|((name, rtype), _)| (name.to_string(), (*rtype).clone()))
         .collect();

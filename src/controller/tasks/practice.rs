@@ -38,6 +38,8 @@ const READ_EVERY: Duration = Duration::from_secs(30);
 /// A run in the history whose drain this instance has not read yet (made
 /// through another instance a moment ago) is left alone this long.
 const GRACE: Duration = Duration::from_secs(15);
+/// After a failed read of the history.
+const RETRY: Duration = Duration::from_secs(2);
 /// The reason a practice run's drain carries.
 const REASON: &str = "practice run";
 
@@ -56,14 +58,27 @@ pub(in crate::controller) async fn run(rt: Arc<Runtime>, calls: Calls, stop: Can
     let queries = Queries::default();
     let mut was_writer = false;
     let mut last_read: Option<tokio::time::Instant> = None;
+    // A failed read is tried again after RETRY, not at every tick.
+    let mut failed_at: Option<tokio::time::Instant> = None;
     loop {
         let writer = rt.may_write();
-        // A new writer reads what another may have written meanwhile.
+        // A new writer reads what another may have written meanwhile, and
+        // acts on nothing before that read.
+        if writer && !was_writer {
+            last_read = None;
+        }
         let stale = last_read.is_none_or(|t| t.elapsed() >= READ_EVERY);
-        if (writer && !was_writer) || (!writer && stale) || last_read.is_none() {
+        let read_now = (!writer && stale) || last_read.is_none();
+        if read_now && failed_at.is_none_or(|t| t.elapsed() >= RETRY) {
             match rt.practice.read(store.as_ref()).await {
-                Ok(()) => last_read = Some(tokio::time::Instant::now()),
-                Err(e) => warn!(error = %e, "reading the practice history failed; retrying"),
+                Ok(()) => {
+                    last_read = Some(tokio::time::Instant::now());
+                    failed_at = None;
+                }
+                Err(e) => {
+                    warn!(error = %e, "reading the practice history failed; retrying");
+                    failed_at = Some(tokio::time::Instant::now());
+                }
             }
         }
         was_writer = writer;

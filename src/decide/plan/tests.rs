@@ -390,15 +390,16 @@ fn a_name_that_answers_is_never_left_to_fail_open() {
             vec![delete(&euw1)],
             0,
         ),
-        // Nothing answers now (failed open already): the old rule only,
-        // a record stays.
+        // Nothing known to answer now (failed open, or a switch believed
+        // Off was turned On by hand since): nothing goes while nothing is
+        // known to answer after.
         (
             "none answers, one goes",
             &observed,
             &[],
             vec![],
             vec![delete(&euw1)],
-            0,
+            1,
         ),
         (
             "none answers, both go",
