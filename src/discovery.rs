@@ -85,6 +85,12 @@ impl Discovery {
         self.clients.get(region)
     }
 
+    /// The client of `region`, or the error a lookup there answers.
+    fn region_client(&self, region: &str) -> Result<&apigw::Client, DiscoveryError> {
+        self.client(region)
+            .ok_or_else(|| DiscoveryError::Service(format!("no client for {region}")))
+    }
+
     pub fn limiter(&self) -> &RateLimiter {
         &self.limiter
     }
@@ -115,10 +121,7 @@ impl Discovery {
         domain: &str,
         evaluate_target_health: bool,
     ) -> Result<AliasTarget, DiscoveryError> {
-        let client = self
-            .clients
-            .get(region)
-            .ok_or_else(|| DiscoveryError::Service(format!("no client for {region}")))?;
+        let client = self.region_client(region)?;
         self.limiter.acquire().await;
         // Its own bound: a region whose API Gateway hangs holds up no
         // other (the lookups of a round run side by side).
@@ -147,10 +150,7 @@ impl Discovery {
         region: &str,
         domain: &str,
     ) -> Result<(String, String), DiscoveryError> {
-        let client = self
-            .clients
-            .get(region)
-            .ok_or_else(|| DiscoveryError::Service(format!("no client for {region}")))?;
+        let client = self.region_client(region)?;
         self.limiter.acquire().await;
         let out = tokio::time::timeout(
             LOOKUP_TIMEOUT,
@@ -184,10 +184,7 @@ impl Discovery {
         &self,
         region: &str,
     ) -> Result<Vec<(String, AliasTarget)>, DiscoveryError> {
-        let client = self
-            .clients
-            .get(region)
-            .ok_or_else(|| DiscoveryError::Service(format!("no client for {region}")))?;
+        let client = self.region_client(region)?;
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         // Bounded: a listing that does not end is an error, not a hang.
