@@ -6,7 +6,7 @@
 #   3. buildah build --isolation chroot --pull=never (FROM scratch)
 #   4. podman run (runc, no network): --version, and `check` on the example
 #      config; the image must be under 30 MB
-#   5. buildah push … oci-archive:target/image/route53-failover-<version>.oci.tar
+#   5. buildah push … oci-archive:<target dir>/image/route53-failover-<version>.oci.tar
 # Needs: rustup's musl target, Debian's musl-tools, buildah, podman, runc,
 # ca-certificates (.ci/run installs them).
 set -euo pipefail
@@ -14,13 +14,15 @@ cd "$(dirname "$0")/.."
 target=x86_64-unknown-linux-musl
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 image=localhost/route53-failover:$version
-out=target/image
+# cargo puts its output under CARGO_TARGET_DIR when that is set.
+target_dir=${CARGO_TARGET_DIR:-target}
+out=$target_dir/image
 max_bytes=$((30 * 1000 * 1000))
 
 echo "--- static binary ($target)"
 rustup target list --installed | grep -qx $target || rustup target add $target
 cargo build --release --locked --target $target
-bin=target/$target/release/route53-failover
+bin=$target_dir/$target/release/route53-failover
 if ! file "$bin" | grep -q 'statically linked\|static-pie linked'; then
   echo "not a static binary: $(file "$bin")"; exit 1
 fi

@@ -5,13 +5,14 @@
 # pod's file layout); the alert rules through `promtool check rules` and
 # `promtool test rules`; and that bad values are refused.
 # Needs helm (.tools/, see .ci/run), kubernetes-validate and PyYAML
-# (.venv), promtool, and the daemon binary (BIN, default target/debug).
+# (.venv), promtool, and the daemon binary (BIN, default the debug build
+# under CARGO_TARGET_DIR or target/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 chart=charts/route53-failover
 helm=${HELM:-.tools/layer/helm/helm}
 py=.venv/bin/python
-bin=${BIN:-target/debug/route53-failover}
+bin=${BIN:-${CARGO_TARGET_DIR:-target}/debug/route53-failover}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
