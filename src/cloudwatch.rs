@@ -31,19 +31,9 @@ impl RequestCounts {
         regions: impl IntoIterator<Item = &'a str>,
         endpoint_url: Option<&str>,
     ) -> Self {
-        let mut clients = HashMap::new();
-        for region in regions {
-            if clients.contains_key(region) {
-                continue;
-            }
-            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .region(aws_config::Region::new(region.to_string()));
-            if let Some(url) = endpoint_url {
-                loader = loader.endpoint_url(url);
-            }
-            clients.insert(region.to_string(), cw::Client::new(&loader.load().await));
+        RequestCounts {
+            clients: crate::aws::per_region(regions, endpoint_url, cw::Client::new).await,
         }
-        RequestCounts { clients }
     }
 
     /// Each `(api_id, stage)`'s count per `period` from `since` to now, as

@@ -61,21 +61,8 @@ impl Discovery {
         regions: impl IntoIterator<Item = &'a str>,
         endpoint_url: Option<&str>,
     ) -> Self {
-        let mut clients = HashMap::new();
-        for region in regions {
-            if clients.contains_key(region) {
-                continue;
-            }
-            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .region(aws_config::Region::new(region.to_string()));
-            if let Some(url) = endpoint_url {
-                loader = loader.endpoint_url(url);
-            }
-            let shared = loader.load().await;
-            clients.insert(region.to_string(), apigw::Client::new(&shared));
-        }
         Discovery {
-            clients,
+            clients: crate::aws::per_region(regions, endpoint_url, apigw::Client::new).await,
             limiter: RateLimiter::new(API_GATEWAY_RATE),
         }
     }

@@ -8,6 +8,8 @@
 //!   once), one file per section.
 //! - [`probe`]: one HTTP(S) probe of a member → status, phase timings,
 //!   failure reason; TLS settings and OAuth2 tokens for probes.
+//! - [`aws`]: the SDK configuration every AWS client starts from (region,
+//!   emulator endpoint).
 //! - [`cloudwatch`]: API Gateway's request count per period (traffic
 //!   confirmation).
 //! - [`discovery`]: API Gateway regional targets (apigatewayv2 `GetDomainName`).
@@ -51,6 +53,7 @@
 //! - [`demo`]: simulated regional endpoints on loopback for `route53-failover demo`.
 
 pub mod admin;
+pub mod aws;
 pub mod client;
 pub mod cloudwatch;
 pub mod config;

@@ -119,9 +119,7 @@ impl LeverClient {
         });
         let mut endpoints = Vec::with_capacity(config.endpoints.len());
         for e in &config.endpoints {
-            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .region(aws_config::Region::new(e.region.clone()))
-                .endpoint_url(e.url.as_str())
+            let mut loader = crate::aws::loader(&e.region, Some(e.url.as_str()))
                 .retry_config(aws_config::retry::RetryConfig::disabled());
             if let Some(c) = &credentials {
                 loader = loader.credentials_provider(c.clone());

@@ -142,17 +142,13 @@ impl DynamoStore {
         call_timeout: Duration,
         credentials: Option<ddb::config::Credentials>,
     ) -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(region.to_string()))
+        let mut loader = crate::aws::loader(region, endpoint_url)
             .retry_config(aws_config::retry::RetryConfig::disabled())
             .timeout_config(
                 aws_config::timeout::TimeoutConfig::builder()
                     .operation_attempt_timeout(call_timeout)
                     .build(),
             );
-        if let Some(url) = endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
         if let Some(c) = credentials {
             loader = loader.credentials_provider(c);
         }

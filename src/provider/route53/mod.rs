@@ -24,12 +24,7 @@ impl Route53Provider {
     /// A client from the default credential chain, for `region`, talking
     /// to `endpoint_url` when given (an emulator).
     pub async fn new(region: &str, endpoint_url: Option<&str>) -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(region.to_string()));
-        if let Some(url) = endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
-        let shared = loader.load().await;
+        let shared = crate::aws::loader(region, endpoint_url).load().await;
         Self::from_conf(r53::config::Builder::from(&shared).build())
     }
 
