@@ -10,6 +10,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::ha::{lease, Instance};
@@ -333,6 +334,101 @@ async fn a_store_that_stops_answering_withdraws_nothing_and_the_lease_comes_back
     for i in all {
         i.daemon.stop().await;
     }
+}
+
+/// The lease is decided by the store's compare-and-swap only where two
+/// racing writers cannot both win. A table whose mode is not known at
+/// start (DescribeTable answered 503) starts the instances but takes no
+/// lease; one found to be an eventually consistent global table (MREC)
+/// never does, and says why; once the table answers as one Region, one
+/// instance takes the lease. Before, a table that did not answer at start
+/// was never checked again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_waits_until_the_store_is_known_to_let_one_writer_win() {
+    let moto = Moto::start().await;
+    moto.create_table("route53-failover", "sk").await;
+    let dynamo = FaultProxy::start(&moto.url).await;
+    // DescribeTable is the one call whose body names the table alone.
+    let describes = |body: &str| {
+        serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| {
+                v.as_object()
+                    .map(|o| o.len() == 1 && o.contains_key("TableName"))
+            })
+            .unwrap_or(false)
+    };
+    dynamo.answer(Arc::new(move |asked: &Asked| {
+        describes(asked.body).then(|| {
+            Reply::Json(
+                503,
+                r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"injected"}"#
+                    .into(),
+            )
+        })
+    }));
+    let s = setup(&REGIONS).await;
+    let all = s.instances(Some(&dynamo.url)).await;
+    wait_until("both say the store's mode is not known", LIMIT, || async {
+        lease_errors(&all)
+            .await
+            .iter()
+            .all(|e| e.contains("mode is not known yet"))
+    })
+    .await;
+    assert!(
+        roles(&all).await.0.is_empty(),
+        "a lease taken on a store of unknown mode"
+    );
+
+    let mrec = r#"{"Table":{"TableName":"route53-failover","TableStatus":"ACTIVE",
+        "KeySchema":[{"AttributeName":"pk","KeyType":"HASH"},{"AttributeName":"sk","KeyType":"RANGE"}],
+        "AttributeDefinitions":[{"AttributeName":"pk","AttributeType":"S"},{"AttributeName":"sk","AttributeType":"S"}],
+        "Replicas":[{"RegionName":"us-east-2"},{"RegionName":"us-west-2"}],
+        "MultiRegionConsistency":"EVENTUAL"}}"#;
+    dynamo.answer(Arc::new(move |asked: &Asked| {
+        describes(asked.body).then(|| Reply::Json(200, mrec.into()))
+    }));
+    wait_until("both say the table lets two writers win", LIMIT, || async {
+        lease_errors(&all)
+            .await
+            .iter()
+            .all(|e| e.contains("lets two writers both win"))
+    })
+    .await;
+    // Two more rounds of asking: still nobody takes it.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        roles(&all).await.0.is_empty(),
+        "a lease taken on an MREC table"
+    );
+    // A write to the lease is an UpdateItem of its partition; reads
+    // (GetItem) ask for a consistent read.
+    let lease_writes = dynamo
+        .log()
+        .iter()
+        .filter(|l| l.body.contains("#lease") && !l.body.contains("ConsistentRead"))
+        .count();
+    assert_eq!(lease_writes, 0, "no write to the lease item");
+
+    dynamo.answer(Arc::new(|_: &Asked| None));
+    wait_until("one instance holds the lease", LIMIT, || async {
+        roles(&all).await.0.len() == 1
+    })
+    .await;
+    for i in all {
+        i.daemon.stop().await;
+    }
+}
+
+/// Each instance's `lease.last_error` as status shows it ("" for none).
+async fn lease_errors(all: &[Instance]) -> Vec<String> {
+    let mut out = Vec::new();
+    for i in all {
+        let st = i.daemon.status().await;
+        out.push(st.lease.and_then(|l| l.last_error).unwrap_or_default());
+    }
+    out
 }
 
 const TOKEN: &str = "s3cret-coordination-admin-token-51c2";

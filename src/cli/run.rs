@@ -267,7 +267,7 @@ async fn open_store(
             info!(kind = %report.kind, location = %report.location, "state store");
         }
         Err(e) if e.transient() => {
-            warn!(error = %e, "the state store does not answer now; every call retries it")
+            warn!(error = %e, "the state store does not answer now; every call retries it, and with ha the lease is taken only once its mode is known")
         }
         Err(e) => return Err(bad(format!("state_store: {e}"))),
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::controller::calls::Calls;
 use crate::controller::leadership::Lease;
@@ -79,7 +79,30 @@ pub async fn run(
     // In the store, the lease needs nothing of Route53's control plane.
     let store_for_views = store.clone();
     let cell = match store {
-        Some(store) => Cell::Store(store),
+        // The store's compare-and-swap decides who holds the lease only
+        // where two racing writers cannot both win: its mode is confirmed
+        // before the first take, even when it did not answer at start.
+        Some(store) => loop {
+            match store.describe().await {
+                Ok(report) if report.linearizable => break Cell::Store(store),
+                Ok(report) => {
+                    let why = format!(
+                        "the state store lets two writers both win (the lease is never taken): {}",
+                        report.warnings.join("; ")
+                    );
+                    error!(location = %report.location, "{why}");
+                    lease.failed(why);
+                }
+                Err(e) => {
+                    warn!(error = %e, "the state store's mode is not known yet; the lease waits for it");
+                    lease.failed(format!("the state store's mode is not known yet: {e}"));
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(ha.renew_every) => {}
+                _ = stop.cancelled() => return,
+            }
+        },
         None => loop {
             match calls.find_zone(&ha.zone).await {
                 Ok(z) => {
