@@ -29,7 +29,7 @@ impl LeaseMetrics {
         ))),
             term: r.reg(IntGauge::with_opts(opts(
             "lease_term",
-            "With ha enabled: the term of the lease as last read or written; it grows by one at every change of holder."
+            "With ha enabled: the term of the lease as last read or written; it grows by one each time the lease is taken."
         ))),
             clock_offset_seconds: r.reg(Gauge::with_opts(opts(
             "lease_clock_offset_seconds",

@@ -5,7 +5,7 @@
 //! `<identity>._route53-failover-views.<lease zone>` (`transport`).
 //!
 //! Cost, per instance: its view is written when one of its verdicts
-//! changes and every third of `ha.view_max_age` (0.011 writes/s by
+//! changes and every third of `ha.view_max_age` (0.033 writes/s by
 //! default); the others' views are read in one request every 10 s (0.1
 //! reads/s). Faster only while a decision waits on them:
 //! - every 250 ms while one of its own runs may turn a verdict (a member
