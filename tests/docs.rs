@@ -10,7 +10,8 @@
 //! - every metric the docs name is one the daemon shows: a family of its
 //!   registry (`Metrics::families`), which holds every family the demo's
 //!   `/metrics` shows (checked here too) and those that appear only once
-//!   they have a series (a lease, a store, a first error);
+//!   they have a series (a lease, a store, a first error); and
+//!   `docs/metrics.md` lists every family;
 //! - every relative link resolves, and so does its anchor.
 //!
 //! Each collects every fault before failing, naming file and line.
@@ -317,6 +318,16 @@ async fn every_metric_the_docs_name_is_one_the_daemon_shows() {
         wrong.into_iter().collect::<Vec<_>>().join("\n")
     );
     assert!(named > 20, "only {named} metric names found");
+    // And the other way: the metrics page lists every family.
+    let page =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/metrics.md"))
+            .unwrap();
+    let listed: BTreeSet<String> = page.lines().flat_map(metric_names).collect();
+    let missing: Vec<&String> = families.difference(&listed).collect();
+    assert!(
+        missing.is_empty(),
+        "docs/metrics.md does not list: {missing:?}"
+    );
 }
 
 #[test]

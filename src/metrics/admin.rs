@@ -15,7 +15,7 @@ impl AdminMetrics {
             actions_total: r.reg(IntCounterVec::new(
             opts(
                 "admin_actions_total",
-                "On-call's calls to /admin by action (drain, undrain, freeze, unfreeze) and result (ok, refused, invalid, unauthorized, error)."
+                "On-call's calls to /admin by action (drain, undrain, freeze, unfreeze, retire, practice, stop-practice) and result (ok, refused, invalid, unauthorized, error)."
             ),
             &["action", "result"]
         )),
