@@ -348,24 +348,8 @@ async fn the_lease_waits_until_the_store_is_known_to_let_one_writer_win() {
     let moto = Moto::start().await;
     moto.create_table("route53-failover", "sk").await;
     let dynamo = FaultProxy::start(&moto.url).await;
-    // DescribeTable is the one call whose body names the table alone.
-    let describes = |body: &str| {
-        serde_json::from_str::<serde_json::Value>(body)
-            .ok()
-            .and_then(|v| {
-                v.as_object()
-                    .map(|o| o.len() == 1 && o.contains_key("TableName"))
-            })
-            .unwrap_or(false)
-    };
     dynamo.answer(Arc::new(move |asked: &Asked| {
-        describes(asked.body).then(|| {
-            Reply::Json(
-                503,
-                r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"injected"}"#
-                    .into(),
-            )
-        })
+        describes(asked.body).then(|| Reply::Json(503, INTERNAL_ERROR.into()))
     }));
     let s = setup(&REGIONS).await;
     let all = s.instances(Some(&dynamo.url)).await;
@@ -420,6 +404,56 @@ async fn the_lease_waits_until_the_store_is_known_to_let_one_writer_win() {
         i.daemon.stop().await;
     }
 }
+
+/// A table whose mode the start read is not asked again before the
+/// lease is taken: DescribeTable is DynamoDB's control plane, and an
+/// instance restarted while it fails (and the data plane answers) must
+/// still be able to lead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_needs_no_second_describe_after_the_start_read_the_table() {
+    let moto = Moto::start().await;
+    moto.create_table("route53-failover", "sk").await;
+    let dynamo = FaultProxy::start(&moto.url).await;
+    // The first DescribeTable of each instance (at start) goes through;
+    // every later one gets a 503.
+    let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = asked.clone();
+    dynamo.answer(Arc::new(move |a: &Asked| {
+        if !describes(a.body) {
+            return None;
+        }
+        let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        (n >= 2).then(|| Reply::Json(503, INTERNAL_ERROR.into()))
+    }));
+    let s = setup(&REGIONS).await;
+    let all = s.instances(Some(&dynamo.url)).await;
+    wait_until("one instance holds the lease", LIMIT, || async {
+        roles(&all).await.0.len() == 1
+    })
+    .await;
+    assert_eq!(
+        asked.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "one DescribeTable per instance, at start"
+    );
+    for i in all {
+        i.daemon.stop().await;
+    }
+}
+
+/// DescribeTable is the one store call whose body names the table alone.
+fn describes(body: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.as_object()
+                .map(|o| o.len() == 1 && o.contains_key("TableName"))
+        })
+        .unwrap_or(false)
+}
+
+const INTERNAL_ERROR: &str =
+    r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"injected"}"#;
 
 /// Each instance's `lease.last_error` as status shows it ("" for none).
 async fn lease_errors(all: &[Instance]) -> Vec<String> {

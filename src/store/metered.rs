@@ -62,6 +62,8 @@ pub struct Metered {
     metrics: Arc<Metrics>,
     up: prometheus::IntGauge,
     status: Mutex<StoreStatus>,
+    /// What the last answered describe said of linearizability.
+    linearizable: Mutex<Option<bool>>,
 }
 
 impl Metered {
@@ -78,6 +80,7 @@ impl Metered {
             metrics,
             up,
             status: Mutex::new(status),
+            linearizable: Mutex::new(None),
         }
     }
 
@@ -125,12 +128,18 @@ impl StateStore for Metered {
         let r = self.inner.describe().await;
         self.note("describe", false, &r);
         if let Ok(report) = &r {
+            *self.linearizable.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(report.linearizable);
             let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
             s.location = report.location.clone();
             s.linearizable = report.linearizable;
             s.warnings = report.warnings.clone();
         }
         r
+    }
+
+    fn known_linearizable(&self) -> Option<bool> {
+        *self.linearizable.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     async fn get(&self, space: Space, name: &str) -> Result<Option<Item>, StoreError> {

@@ -172,6 +172,13 @@ pub trait StateStore: Send + Sync {
     /// schema; the file can be written) and says what it guarantees.
     async fn describe(&self) -> Result<StoreReport, StoreError>;
 
+    /// Whether the last answered [`describe`](Self::describe) found the
+    /// store linearizable, where a wrapper remembers it (`Metered`);
+    /// `None`: not asked, or never answered.
+    fn known_linearizable(&self) -> Option<bool> {
+        None
+    }
+
     /// One item, read strongly consistently.
     async fn get(&self, space: Space, name: &str) -> Result<Option<Item>, StoreError>;
 

@@ -76,55 +76,19 @@ pub async fn run(
     // The process's one budget, in its urgent lane: a renewal must not
     // wait behind reads, nor spend what the account does not have.
     let calls = calls.unfenced().urgent().scoped(&ha.lease_name);
+    let views = Views::new(store.clone(), calls.clone(), calls.clone(), &ha.zone);
     // In the store, the lease needs nothing of Route53's control plane.
-    let store_for_views = store.clone();
     let cell = match store {
-        // The store's compare-and-swap decides who holds the lease only
-        // where two racing writers cannot both win: its mode is confirmed
-        // before the first take, even when it did not answer at start.
-        Some(store) => loop {
-            match store.describe().await {
-                Ok(report) if report.linearizable => break Cell::Store(store),
-                Ok(report) => {
-                    let why = format!(
-                        "the state store lets two writers both win (the lease is never taken): {}",
-                        report.warnings.join("; ")
-                    );
-                    error!(location = %report.location, "{why}");
-                    lease.failed(why);
-                }
-                Err(e) => {
-                    warn!(error = %e, "the state store's mode is not known yet; the lease waits for it");
-                    lease.failed(format!("the state store's mode is not known yet: {e}"));
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(ha.renew_every) => {}
-                _ = stop.cancelled() => return,
-            }
-        },
-        None => loop {
-            match calls.find_zone(&ha.zone).await {
-                Ok(z) => {
-                    break Cell::Route53 {
-                        calls: calls.clone(),
-                        zone_id: z.id,
-                        name: ha.lease_name.clone(),
-                    }
-                }
-                Err(e) => {
-                    warn!(zone = %ha.zone, error = %e, "cannot find the lease's zone; retrying");
-                    lease.failed(format!("finding zone {}: {e}", ha.zone));
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(ha.renew_every) => {}
-                _ = stop.cancelled() => return,
-            }
-        },
+        Some(store) => store_cell(store, &lease, &stop).await,
+        None => zone_cell(calls, &lease, &stop).await,
+    };
+    let Some(cell) = cell else {
+        // Stopped before the lease could be kept: nothing is held, but
+        // this instance's view (written by the view exchange) goes.
+        release::forget_view(&views, &ha.identity).await;
+        return;
     };
     info!(identity = %ha.identity, kept_in = cell.kind(), "lease keeper started");
-    let views = Views::new(store_for_views, calls.clone(), calls, &ha.zone);
     let mut task = LeaseTask {
         lease,
         views,
@@ -396,6 +360,72 @@ impl LeaseTask {
 /// several tries before its window closes.
 fn retry_soon(ha: &crate::config::HaConfig) -> Duration {
     (ha.renew_every / 4).max(Duration::from_millis(100))
+}
+
+/// The lease in the state store, once the store is known to let one of
+/// two racing writers win: the start's answer when it had one, else asked
+/// every `renew_every` (a table that did not answer at start is never
+/// used for the lease before it does). `None`: stopped first.
+async fn store_cell(
+    store: Arc<dyn StateStore>,
+    lease: &Lease,
+    stop: &CancellationToken,
+) -> Option<Cell> {
+    let ha = &lease.config;
+    let mut said = String::new();
+    loop {
+        if store.known_linearizable() == Some(true) {
+            return Some(Cell::Store(store));
+        }
+        let answer = tokio::select! {
+            a = store.describe() => a,
+            _ = stop.cancelled() => return None,
+        };
+        let why = match answer {
+            Ok(report) if report.linearizable => return Some(Cell::Store(store)),
+            Ok(report) => format!(
+                "the state store lets two writers both win, so the lease is never taken there: {}",
+                report.warnings.join("; ")
+            ),
+            Err(e) if e.transient() => format!("the state store's mode is not known yet: {e}"),
+            Err(e) => format!("the state store refuses to say its mode: {e}"),
+        };
+        // Said once per change, not at every try.
+        if why != said {
+            error!("{why}; the lease waits");
+            said.clone_from(&why);
+        }
+        lease.failed(why);
+        tokio::select! {
+            _ = tokio::time::sleep(ha.renew_every) => {}
+            _ = stop.cancelled() => return None,
+        }
+    }
+}
+
+/// The lease as a TXT record in `ha.zone`, once the zone is found.
+/// `None`: stopped first.
+async fn zone_cell(calls: Calls, lease: &Lease, stop: &CancellationToken) -> Option<Cell> {
+    let ha = &lease.config;
+    loop {
+        match calls.find_zone(&ha.zone).await {
+            Ok(z) => {
+                return Some(Cell::Route53 {
+                    calls,
+                    zone_id: z.id,
+                    name: ha.lease_name.clone(),
+                })
+            }
+            Err(e) => {
+                warn!(zone = %ha.zone, error = %e, "cannot find the lease's zone; retrying");
+                lease.failed(format!("finding zone {}: {e}", ha.zone));
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(ha.renew_every) => {}
+            _ = stop.cancelled() => return None,
+        }
+    }
 }
 
 mod cell;

@@ -50,11 +50,14 @@ impl LeaseTask {
     /// others stop counting it at once instead of once it is stale (a
     /// rolling update leaves no views behind).
     async fn forget_view(&self) {
-        let identity = &self.lease.config.identity;
-        let forget = self.views.forget(identity);
-        match tokio::time::timeout(Duration::from_secs(5), forget).await {
-            Ok(Ok(())) => info!(identity = %identity, "view deleted"),
-            _ => warn!("could not delete this instance's view; the others ignore it once stale"),
-        }
+        forget_view(&self.views, &self.lease.config.identity).await;
+    }
+}
+
+/// Deletes `identity`'s view, bounded.
+pub(super) async fn forget_view(views: &Views, identity: &str) {
+    match tokio::time::timeout(Duration::from_secs(5), views.forget(identity)).await {
+        Ok(Ok(())) => info!(identity = %identity, "view deleted"),
+        _ => warn!("could not delete this instance's view; the others ignore it once stale"),
     }
 }
