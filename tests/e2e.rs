@@ -438,17 +438,9 @@ async fn sigterm_exits_zero_and_changes_no_dns() {
         daemon.get("/readyz").await.status() == 200
     })
     .await;
-    // The checks are attached in a second batch after the records: the
-    // daemon is settled, and any later change would be the shutdown's.
-    wait_until("every record carries its health check", LIMIT, || async {
-        let records = store.store.records(ZONE).unwrap();
-        let members: Vec<_> = records
-            .iter()
-            .filter(|r| r.set_identifier.is_some())
-            .collect();
-        members.len() == 3 && members.iter().all(|r| r.health_check_id.is_some())
-    })
-    .await;
+    // Settled (the checks attached in a second batch): any later change
+    // would be the shutdown's.
+    store.settled(ZONE, NAME, 3).await;
     let verdicts_before = daemon.logs().matches("verdict changed").count();
     assert_eq!(daemon.get("/healthz").await.status(), 200);
     let records = store.store.records(ZONE).unwrap();

@@ -111,6 +111,8 @@ async fn a_region_lost_with_its_instances_is_withdrawn_in_seconds_and_one_broken
         },
     )
     .await;
+    // Settled: the checks' batch lands before the quiet window opens.
+    store.settled(ZONE, NAME, 2).await;
     let quiet_since = SystemTime::now();
 
     // The leader's own path to eu-west-1 breaks: it sees the member fail,
@@ -332,6 +334,8 @@ async fn a_leader_that_cannot_write_the_records_lets_go() {
         b.daemon.status().await.ready && store.member_ids(ZONE, NAME).len() == 3
     })
     .await;
+    // Settled: a's later writes (its checks among them) are all refused.
+    store.settled(ZONE, NAME, 3).await;
     // a's record batches are refused; its lease and view writes are not.
     a.proxy.answer(std::sync::Arc::new(|asked| {
         let records = asked.method == "POST"

@@ -24,11 +24,7 @@ async fn daemon_over(
     let store = start_store(&[ZONE]).await;
     let eps = Endpoints::start(regions).await;
     let daemon = start_daemon(&edit(config(&store, &eps, 1, "5m"))).await;
-    let n = regions.len();
-    wait_until("every member is published", LIMIT, || async {
-        store.member_ids(ZONE, NAME).len() == n
-    })
-    .await;
+    store.settled(ZONE, NAME, regions.len()).await;
     (store, eps, daemon)
 }
 

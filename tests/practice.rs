@@ -373,15 +373,25 @@ async fn a_restart_during_a_practice_resumes_it_and_ends_it_on_time() {
         practice(&again).await.running.is_some()
     })
     .await;
-    assert!(!s.is_published("us-east-1"), "still out after the restart");
+    // Still out after the restart, unless the restart (slow under load)
+    // outlasted the run: the return's time is checked below either way.
+    let unix_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    if unix_now() < until - 0.5 {
+        assert!(
+            !s.is_published("us-east-1"),
+            "back after the restart, before its end"
+        );
+    }
     wait_until("us-east-1 is back", LIMIT, || async {
         s.is_published("us-east-1")
     })
     .await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
+    let now = unix_now();
     eprintln!(
         "restart during a practice: back {:.2}s after its end",
         now - until
@@ -497,11 +507,14 @@ async fn a_prometheus_query_over_its_maximum_holds_a_practice_back_and_fails_one
         prometheus.url
     );
     let daemon = start_daemon(&s.config(1, &practice_config)).await;
+    // Blocked by the query (which implies every verdict healthy) and
+    // every record written: a run that started anyway would withdraw one.
     wait_until("the run waits for the query", LIMIT, || async {
         practice(&daemon)
             .await
             .blocked
             .is_some_and(|b| b.contains("the query api_error_ratio is 0.5, over 0.05"))
+            && s.published().len() == 3
     })
     .await;
     assert_eq!(

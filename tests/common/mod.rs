@@ -74,6 +74,33 @@ impl Store {
             .unwrap();
     }
 
+    /// Waits until the daemon has finished converging on `name`: `n`
+    /// members published, each carrying its health check (attached in a
+    /// batch after the records), and the ownership marker claiming each.
+    /// A baseline taken before that may see the daemon's own late writes
+    /// (under load, seconds late) as the action's.
+    pub async fn settled(&self, zone: &str, name: &str, n: usize) {
+        let marker = format!("_route53-failover.{name}");
+        wait_until(
+            "published, checks attached, every member claimed",
+            Duration::from_secs(20),
+            || async {
+                let members = self.members(zone, name);
+                let claims = self
+                    .store
+                    .records(zone)
+                    .unwrap()
+                    .into_iter()
+                    .find(|r| r.name == marker && r.rtype == RecordType::Txt)
+                    .map_or(0, |m| m.values.len());
+                members.len() == n
+                    && members.iter().all(|r| r.health_check_id.is_some())
+                    && claims == n
+            },
+        )
+        .await;
+    }
+
     pub fn member_ids(&self, zone: &str, name: &str) -> Vec<String> {
         let mut ids: Vec<String> = self
             .members(zone, name)
@@ -385,17 +412,12 @@ pub fn metric(page: &str, name: &str, labels: &[&str]) -> Option<f64> {
 }
 
 /// Starts a store, three endpoints and a daemon over them, and waits until
-/// all three members are published.
+/// all three members are published and settled ([`Store::settled`]).
 pub async fn three_regions(min_healthy: usize, resync: &str) -> (Store, Endpoints, Daemon) {
     let store = start_store(&["example.test"]).await;
     let eps = Endpoints::start(&["us-east-1", "eu-west-1", "ap-southeast-2"]).await;
     let daemon = start_daemon(&config(&store, &eps, min_healthy, resync)).await;
-    wait_until(
-        "all three members are published",
-        Duration::from_secs(15),
-        || async { store.member_ids("example.test", "api.example.test").len() == 3 },
-    )
-    .await;
+    store.settled("example.test", "api.example.test", 3).await;
     (store, eps, daemon)
 }
 
