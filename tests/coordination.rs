@@ -99,6 +99,14 @@ impl Setup {
     }
 }
 
+/// moto with the state store's table, as `docs/design.md#the-state-store`
+/// makes it.
+async fn store_table() -> Moto {
+    let moto = Moto::start().await;
+    moto.create_table("route53-failover", "sk").await;
+    moto
+}
+
 /// (leaders, the term each instance sees)
 async fn roles(all: &[Instance]) -> (Vec<&'static str>, Vec<Option<u64>>) {
     roles_of(&all.iter().collect::<Vec<_>>()).await
@@ -106,8 +114,7 @@ async fn roles(all: &[Instance]) -> (Vec<&'static str>, Vec<Option<u64>>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_store_in_dynamodb_failover_goes_on_through_a_control_plane_outage() {
-    let moto = Moto::start().await;
-    moto.create_table("route53-failover", "sk").await;
+    let moto = store_table().await;
     let s = setup(&REGIONS).await;
     let all = s.instances(Some(&moto.url)).await;
     s.all_on().await;
@@ -260,8 +267,7 @@ async fn without_the_store_the_same_outage_leaves_nobody_to_flip_switches() {
 /// instance holds the lease again once the store answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_stops_answering_withdraws_nothing_and_the_lease_comes_back() {
-    let moto = Moto::start().await;
-    moto.create_table("route53-failover", "sk").await;
+    let moto = store_table().await;
     let dynamo = FaultProxy::start(&moto.url).await;
     let s = setup(&REGIONS).await;
     let all = s.instances(Some(&dynamo.url)).await;
@@ -346,8 +352,7 @@ async fn a_store_that_stops_answering_withdraws_nothing_and_the_lease_comes_back
 /// was never checked again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lease_waits_until_the_store_is_known_to_let_one_writer_win() {
-    let moto = Moto::start().await;
-    moto.create_table("route53-failover", "sk").await;
+    let moto = store_table().await;
     let dynamo = FaultProxy::start(&moto.url).await;
     dynamo.answer(Arc::new(move |asked: &Asked| {
         describes(asked.body).then(|| Reply::Json(503, INTERNAL_ERROR.into()))
@@ -412,8 +417,7 @@ async fn the_lease_waits_until_the_store_is_known_to_let_one_writer_win() {
 /// still be able to lead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lease_needs_no_second_describe_after_the_start_read_the_table() {
-    let moto = Moto::start().await;
-    moto.create_table("route53-failover", "sk").await;
+    let moto = store_table().await;
     let dynamo = FaultProxy::start(&moto.url).await;
     // The first DescribeTable of each instance (at start) goes through;
     // every later one gets a 503.
@@ -476,8 +480,7 @@ const TOKEN: &str = "s3cret-coordination-admin-token-51c2";
 /// drain, and both show it again after a restart of both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drain_during_the_outage_is_kept_in_the_store_and_flips_the_switch() {
-    let moto = Moto::start().await;
-    moto.create_table("route53-failover", "sk").await;
+    let moto = store_table().await;
     let s = setup(&REGIONS).await;
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
@@ -642,8 +645,7 @@ async fn fails_over_and_recovers(s: &Setup, daemon: Daemon, what: &str) {
 /// switch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_during_the_outage_fails_over_from_what_the_store_knows() {
-    let moto = Moto::start().await;
-    moto.create_table("route53-failover", "sk").await;
+    let moto = store_table().await;
     for (how, kill) in [(Down::Errors, false), (Down::Hangs, true)] {
         let s = setup(&REGIONS).await;
         let (text, mut daemon) = one_instance(&s, &moto).await;
@@ -667,8 +669,7 @@ async fn a_restart_during_the_outage_fails_over_from_what_the_store_knows() {
 /// switches from what the store knows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_during_the_outage_fails_over_from_what_the_store_knows() {
-    let moto = Moto::start().await;
-    moto.create_table("route53-failover", "sk").await;
+    let moto = store_table().await;
     let s = setup(&REGIONS).await;
     let (text, daemon) = one_instance(&s, &moto).await;
     let hash = daemon.status().await.config.unwrap().hash;
@@ -693,8 +694,7 @@ async fn a_reload_during_the_outage_fails_over_from_what_the_store_knows() {
 /// that holds it, and changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_install_naming_a_claimed_switch_is_refused() {
-    let moto = Moto::start().await;
-    moto.create_table("route53-failover", "sk").await;
+    let moto = store_table().await;
     let s = setup(&REGIONS).await;
     let (_, first) = one_instance(&s, &moto).await;
     let text = std::fs::read_to_string(&first.config_path)
@@ -755,8 +755,7 @@ async fn a_second_install_naming_a_claimed_switch_is_refused() {
 /// terms: none from an old term after a newer one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_leader_woken_after_its_lease_writes_nothing() {
-    let moto = Moto::start().await;
-    moto.create_table("route53-failover", "sk").await;
+    let moto = store_table().await;
     let s = setup(&REGIONS).await;
     let any = |text: String| {
         text.replace(
@@ -927,8 +926,7 @@ async fn hold_until(at: Instant, live: &[&Instance], leader: &str, term: Option<
 /// dead instances' last "healthy" views do not outvote them). The lease
 /// stays with one holder and one term throughout.
 async fn two_per_region_through_a_minute_of_outage(hang: bool) {
-    let moto = Moto::start().await;
-    moto.create_table("route53-failover", "sk").await;
+    let moto = store_table().await;
     let s = setup(&REGIONS).await;
     let mut all = Vec::new();
     for id in ["a1", "a2", "b1", "b2"] {
