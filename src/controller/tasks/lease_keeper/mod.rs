@@ -371,12 +371,12 @@ async fn store_cell(
     lease: &Lease,
     stop: &CancellationToken,
 ) -> Option<Cell> {
+    if store.known_linearizable() == Some(true) {
+        return Some(Cell::Store(store));
+    }
     let ha = &lease.config;
     let mut said = String::new();
     loop {
-        if store.known_linearizable() == Some(true) {
-            return Some(Cell::Store(store));
-        }
         let answer = tokio::select! {
             a = store.describe() => a,
             _ = stop.cancelled() => return None,
