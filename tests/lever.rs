@@ -998,14 +998,12 @@ async fn with_route53_hanging_two_zones_each_fail_over_through_their_switches() 
             && on(&arn("eu-west-1"))
             && on(&api2("us-east-1"))
             && on(&api2("ap-southeast-2"))
-            && [("example2.test", "api2.example2.test"), (ZONE, NAME)]
-                .iter()
-                .all(|(zone, name)| {
-                    let members = s.store.members(zone, name);
-                    members.len() == 2 && members.iter().all(|r| r.health_check_id.is_some())
-                })
     })
     .await;
+    s.store
+        .settled("example2.test", "api2.example2.test", 2)
+        .await;
+    s.store.settled(ZONE, NAME, 2).await;
     s.store.store.set_latency(Duration::from_secs(3600));
     let first = Instant::now();
     s.eps.set("eu-west-1", Mode::Fail);
