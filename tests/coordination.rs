@@ -21,7 +21,7 @@ use route53_failover::decide::health_check::TAG_OWNER;
 use route53_failover::demo::Mode;
 use route53_failover::provider::faults::Fault;
 use route53_failover::provider::ProviderError;
-use route53_failover::store::{DynamoStore, Space, StateStore};
+use route53_failover::store::{Space, StateStore};
 
 const LIMIT: Duration = Duration::from_secs(30);
 const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
@@ -617,17 +617,7 @@ async fn knowledge_kept(s: &Setup, moto: &Moto) {
         .into_iter()
         .filter_map(|r| r.health_check_id)
         .collect();
-    let store = DynamoStore::new(
-        "route53-failover",
-        "us-east-2",
-        Some(&moto.url),
-        "e2e",
-        Duration::from_secs(2),
-        Some(aws_sdk_dynamodb::config::Credentials::new(
-            "test", "test", None, None, "tests",
-        )),
-    )
-    .await;
+    let store = dynamo_store(&moto.url, "route53-failover", "e2e", Duration::from_secs(2)).await;
     let item = format!("{ZONE}|{NAME}");
     wait_until("the zone knowledge names every check", LIMIT, || async {
         let Ok(Some(known)) = store.get(Space::Zones, &item).await else {

@@ -11,11 +11,8 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb as ddb;
-use common::{FaultProxy, Moto, Reply};
-use route53_failover::store::{
-    Condition, DynamoStore, FileStore, MemoryStore, Space, StateStore, StoreError,
-};
+use common::{dynamo_store, FaultProxy, Moto, Reply};
+use route53_failover::store::{Condition, FileStore, MemoryStore, Space, StateStore, StoreError};
 
 /// A fresh name per function, so the functions share one store.
 async fn writes_and_reads_an_item(s: &dyn StateStore) {
@@ -237,27 +234,11 @@ async fn file_store_and_what_it_keeps_across_a_restart() {
     assert!(err.to_string().contains("not a state store file"), "{err}");
 }
 
-fn credentials() -> ddb::config::Credentials {
-    ddb::config::Credentials::new("test", "test", None, None, "tests")
-}
-
-async fn dynamo(url: &str, table: &str, owner: &str, timeout: Duration) -> DynamoStore {
-    DynamoStore::new(
-        table,
-        "us-east-2",
-        Some(url),
-        owner,
-        timeout,
-        Some(credentials()),
-    )
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_store_against_moto() {
     let moto = Moto::start().await;
     moto.create_table("route53-failover", "sk").await;
-    let s = dynamo(
+    let s = dynamo_store(
         &moto.url,
         "route53-failover",
         "install-a",
@@ -272,7 +253,7 @@ async fn dynamodb_store_against_moto() {
         "{report:?}"
     );
     suite(&s).await;
-    let b = dynamo(
+    let b = dynamo_store(
         &moto.url,
         "route53-failover",
         "install-b",
@@ -284,11 +265,11 @@ async fn dynamodb_store_against_moto() {
     // A table that is not ours, and one that does not exist: refused,
     // named.
     moto.create_table("other", "id").await;
-    let other = dynamo(&moto.url, "other", "x", Duration::from_secs(5)).await;
+    let other = dynamo_store(&moto.url, "other", "x", Duration::from_secs(5)).await;
     let err = other.describe().await.unwrap_err();
     assert_eq!(err.kind(), "refused");
     assert!(err.to_string().contains("sort key sk (S)"), "{err}");
-    let missing = dynamo(&moto.url, "missing", "x", Duration::from_secs(5)).await;
+    let missing = dynamo_store(&moto.url, "missing", "x", Duration::from_secs(5)).await;
     let err = missing.get(Space::Lease, "lease").await.unwrap_err();
     assert_eq!(err.kind(), "refused", "{err}");
 }
@@ -303,7 +284,7 @@ async fn dynamodb_faults_are_told_apart() {
     moto.create_table("route53-failover", "sk").await;
     let proxy = FaultProxy::start(&moto.url).await;
     let timeout = Duration::from_millis(500);
-    let s = Arc::new(dynamo(&proxy.url, "route53-failover", "a", timeout).await);
+    let s = Arc::new(dynamo_store(&proxy.url, "route53-failover", "a", timeout).await);
     s.put(Space::Lease, "lease", "v", Condition::Any)
         .await
         .unwrap();

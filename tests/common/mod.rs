@@ -469,32 +469,67 @@ pub fn promtool_check_metrics(page: &str) {
     );
 }
 
-/// moto's server (the Route53 emulator) on a free loopback port, from the
-/// venv `.ci/run` creates; stopped when dropped.
+/// moto's server (the Route53 emulator) on a loopback port it binds itself,
+/// from the venv `.ci/run` creates; stopped when dropped.
+///
+/// moto binds port 0 and prints the port it holds: choosing a free port here
+/// and handing it over would leave a window in which a test running beside
+/// this one binds the same port, and both would talk to one server.
 pub struct Moto {
     child: std::process::Child,
     pub url: String,
 }
 
+/// Starts moto's threaded server on 127.0.0.1, port 0, prints the port,
+/// then sends stdout nowhere (nobody reads the pipe after the port).
+const MOTO_ON_A_PORT_OF_ITS_OWN: &str = "\
+import os, threading
+from moto.server import ThreadedMotoServer
+server = ThreadedMotoServer(ip_address='127.0.0.1', port=0, verbose=False)
+server.start()
+port = server.get_host_and_port()[1]
+os.environ['MOTO_PORT'] = str(port)
+print(port, flush=True)
+os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+threading.Event().wait()
+";
+
 impl Moto {
     pub async fn start() -> Moto {
-        let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
+        use std::io::BufRead;
+        let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
         assert!(
-            bin.exists(),
+            python.exists(),
             "{} is missing: .ci/run creates the venv with moto",
-            bin.display()
+            python.display()
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new(bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
+        let mut child = std::process::Command::new(python)
+            .args(["-c", MOTO_ON_A_PORT_OF_ITS_OWN])
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let line = tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::task::spawn_blocking(move || {
+                let mut line = String::new();
+                std::io::BufReader::new(stdout)
+                    .read_line(&mut line)
+                    .map(|_| line)
+            }),
+        )
+        .await;
+        let port: u16 = match line {
+            Ok(Ok(Ok(line))) => line.trim().parse().unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("moto printed {line:?}, not the port it listens on")
+            }),
+            other => {
+                let _ = child.kill();
+                panic!("moto did not say its port within 30s: {other:?}")
+            }
+        };
         let url = format!("http://127.0.0.1:{port}");
         let moto = Moto { child, url };
         let probe = format!("{}/moto-api/", moto.url);
@@ -586,6 +621,27 @@ impl Moto {
             .unwrap()
             .to_string()
     }
+}
+
+/// The crate's DynamoDB state store on an emulated endpoint (moto, or a
+/// fault proxy in front of it), signed with test credentials.
+pub async fn dynamo_store(
+    url: &str,
+    table: &str,
+    owner: &str,
+    timeout: Duration,
+) -> route53_failover::store::DynamoStore {
+    route53_failover::store::DynamoStore::new(
+        table,
+        "us-east-2",
+        Some(url),
+        owner,
+        timeout,
+        Some(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        )),
+    )
+    .await
 }
 
 /// Creates one record set through the SDK, as a person or another tool
