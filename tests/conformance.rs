@@ -471,15 +471,11 @@ async fn route53_errors_are_classified_against_moto() {
     let e = p.change(&z, &[ch(Action::Create, &r)]).await.unwrap_err();
     assert_eq!(e.kind(), "invalid_change_batch", "{e}");
     // Nothing listens here: a transport failure, worth a retry.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (_refusing, closed) = common::refusing_port();
     let dead = Route53Provider::from_conf(
         moto.conf()
             .to_builder()
-            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .endpoint_url(format!("http://{closed}"))
             .build(),
     );
     let e = dead.find_zone("example.test").await.unwrap_err();

@@ -16,6 +16,7 @@
 //!
 //! Each collects every fault before failing, naming file and line.
 
+mod common;
 #[allow(dead_code)]
 #[path = "docs/markdown.rs"]
 mod markdown;
@@ -210,18 +211,7 @@ fn every_config_block_in_the_docs_passes_check() {
 
 /// The demo's `/metrics` page.
 async fn demo_metrics() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _demo = tokio::process::Command::new(BIN)
-        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let (_demo, base) = common::start_demo().await;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -230,16 +220,12 @@ async fn demo_metrics() -> String {
     loop {
         // Once the demo has reconciled, every family is there.
         let ready = http
-            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .get(format!("{base}/readyz"))
             .send()
             .await
             .is_ok_and(|r| r.status().is_success());
         if ready {
-            let page = http
-                .get(format!("http://127.0.0.1:{port}/metrics"))
-                .send()
-                .await
-                .unwrap();
+            let page = http.get(format!("{base}/metrics")).send().await.unwrap();
             return page.text().await.unwrap();
         }
         assert!(Instant::now() < until, "the demo did not become ready");

@@ -719,19 +719,7 @@ async fn probe_secrets_never_reach_logs_status_metrics_or_the_page() {
 /// turn on its health check too; recovering brings it back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_withdraws_a_broken_region_and_brings_it_back() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let _child = tokio::process::Command::new(BIN)
-        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let (_demo, base) = start_demo().await;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()

@@ -65,21 +65,32 @@ async fn idle_and_slowloris_clients_change_no_verdict_and_hold_no_descriptors() 
     raise_own_limit(4096);
     let store = start_store(&[ZONE]).await;
     let eps = Endpoints::start(&["us-east-1", "eu-west-1", "ap-southeast-2"]).await;
-    // The kubelet's probes on a port of their own.
-    let health_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // The kubelet's probes on a port of their own, the OS's choice, which
+    // the daemon logs.
     let text = config(&store, &eps, 1, "5m").replace(
         "listen: 127.0.0.1:0\n",
-        &format!("listen: 127.0.0.1:0\nhealth_listen: 127.0.0.1:{health_port}\n"),
+        "listen: 127.0.0.1:0\nhealth_listen: 127.0.0.1:0\n",
     );
     let daemon = start_daemon_with(&text, Some(1024)).await;
+    wait_until(
+        "the daemon logs its health address",
+        Duration::from_secs(20),
+        || async { daemon.logs().contains("health probes listening") },
+    )
+    .await;
+    let health = daemon
+        .logs()
+        .lines()
+        .find_map(|l| {
+            let (_, after) = l.split_once("health probes listening address=")?;
+            after.split_whitespace().next().map(String::from)
+        })
+        .unwrap();
+    let health = health.as_str();
     let probe = |path: &'static str| async move {
         let started = Instant::now();
         let answer = reqwest::Client::new()
-            .get(format!("http://127.0.0.1:{health_port}{path}"))
+            .get(format!("http://{health}{path}"))
             .timeout(Duration::from_secs(1))
             .send()
             .await;

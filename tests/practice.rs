@@ -444,25 +444,30 @@ impl Prometheus {
             ),
         )
         .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let server = tokio::process::Command::new("prometheus")
+        // Port 0: Prometheus binds a port of its own and logs it.
+        let mut server = tokio::process::Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
                 dir.path().join("data").display()
             ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.listen-address=127.0.0.1:0")
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("Debian's prometheus (.ci/run installs it)");
+        let address = said(
+            server.stderr.take().unwrap(),
+            "Prometheus's address",
+            |line| {
+                let (_, after) = line.split_once("msg=\"Listening on\" address=")?;
+                after.split_whitespace().next().map(String::from)
+            },
+        )
+        .await;
         let prometheus = Prometheus {
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("http://{address}"),
             value,
             _server: server,
             _dir: dir,

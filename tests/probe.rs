@@ -302,12 +302,11 @@ async fn a_hanging_endpoint_times_out_within_the_timeout() {
 
 #[tokio::test]
 async fn a_refused_connection_is_a_connect_failure() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let (_refusing, closed) = common::refusing_port();
     let dir = tempfile::tempdir().unwrap();
-    let r = prober(&http("/health", port, ""), dir.path()).probe().await;
+    let r = prober(&http("/health", closed.port(), ""), dir.path())
+        .probe()
+        .await;
     assert_eq!(r.failure.unwrap().kind, FailureKind::Connect);
     // A name in connect_to is resolved on each probe (localhost: /etc/hosts).
     let s = server(false).await;

@@ -35,14 +35,6 @@ fn instance_config(store: &Store, eps: &Endpoints, id: &str) -> String {
     text
 }
 
-/// An address nothing listens on.
-fn closed_port() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    drop(l);
-    addr.to_string()
-}
-
 fn view_of<'a>(
     m: &'a route53_failover::status::MemberSnapshot,
     instance: &str,
@@ -56,10 +48,9 @@ async fn one_broken_vantage_point_is_outvoted_and_a_real_failure_still_withdraws
     let eps = Endpoints::start(&["us-east-1", "eu-west-1", "ap-southeast-2"]).await;
     let euw1 = eps.list.iter().find(|e| e.name == "eu-west-1").unwrap();
     // The holder's path to eu-west-1 is broken; the others' is fine.
-    let broken = instance_config(&store, &eps, "a").replace(
-        &format!("\"{}\"", euw1.addr),
-        &format!("\"{}\"", closed_port()),
-    );
+    let (_refusing, closed) = refusing_port();
+    let broken = instance_config(&store, &eps, "a")
+        .replace(&format!("\"{}\"", euw1.addr), &format!("\"{closed}\""));
     assert_ne!(broken, instance_config(&store, &eps, "a"));
     let a = start_daemon(&broken).await;
     wait_until("a holds the lease", LIMIT, || async {

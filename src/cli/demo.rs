@@ -50,17 +50,6 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
             stop.clone(),
         ));
     }
-    let base = format!("http://{listen}");
-    println!(
-        "Demo: three regions ({}) behind api.example.test in the embedded memory provider.\n\
-         \n  status page:   {base}/\n  status (JSON): {base}/status\n  metrics:       {base}/metrics\n  the zone:      {base}/memory/zones/example.test/records\n\
-         \nBreak a region, watch it withdrawn after 3 failed probes, then bring it back:\n\
-         \n  curl -X POST {base}/demo/regions/eu-west-1/fail\n  route53-failover status --url {base}\n  curl -X POST {base}/demo/regions/eu-west-1/recover\n\
-         \nap-southeast-2 fails over through an ARC routing control on a loopback cluster\n\
-         (its record stays, the switch goes Off): the lever line of the status page.\n\
-         \n(`hang` instead of `fail` makes the endpoint stop answering.) Ctrl-C stops.\n",
-        demo::REGIONS.map(|r| r.0).join(", ")
-    );
     let hash = config::short_digest(text.as_bytes());
     let source = (None, hash);
     // The demo is a sandbox on loopback: the store's writes and faults
@@ -69,7 +58,22 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
     if let Some(store) = store {
         extra = extra.merge(remote::router(store));
     }
-    let result = serve(config, source, provider, Some(extra)).await;
+    // The banner names the address bound (the OS's port for `--listen
+    // 127.0.0.1:0`).
+    let greet = |bound: SocketAddr| {
+        let base = format!("http://{bound}");
+        println!(
+            "Demo: three regions ({}) behind api.example.test in the embedded memory provider.\n\
+             \n  status page:   {base}/\n  status (JSON): {base}/status\n  metrics:       {base}/metrics\n  the zone:      {base}/memory/zones/example.test/records\n\
+             \nBreak a region, watch it withdrawn after 3 failed probes, then bring it back:\n\
+             \n  curl -X POST {base}/demo/regions/eu-west-1/fail\n  route53-failover status --url {base}\n  curl -X POST {base}/demo/regions/eu-west-1/recover\n\
+             \nap-southeast-2 fails over through an ARC routing control on a loopback cluster\n\
+             (its record stays, the switch goes Off): the lever line of the status page.\n\
+             \n(`hang` instead of `fail` makes the endpoint stop answering.) Ctrl-C stops.\n",
+            demo::REGIONS.map(|r| r.0).join(", ")
+        );
+    };
+    let result = serve(config, source, provider, Some(extra), greet).await;
     stop.cancel();
     result
 }

@@ -33,7 +33,8 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     let (provider, store) = build_provider(&config.provider).await?;
     // The embedded store: what it holds, read-only.
     let extra = store.map(remote::inspect_router);
-    serve(config, (Some(path.to_path_buf()), hash), provider, extra).await
+    let source = (Some(path.to_path_buf()), hash);
+    serve(config, source, provider, extra, |_| ()).await
 }
 
 /// The provider, and the embedded store when there is one (its inspection
@@ -74,12 +75,15 @@ pub async fn build_provider(provider: &ProviderConfig) -> anyhow::Result<Provide
 
 /// Runs the daemon and its HTTP server until SIGTERM or SIGINT, reloading
 /// the config file (`source`: its path, if any, and the hash of what was
-/// loaded) when it changes.
+/// loaded) when it changes. `greet` is called with the address the server
+/// is bound to (the port the OS chose, for `listen: 127.0.0.1:0`), before
+/// the `listening on` line.
 pub async fn serve(
     config: Config,
     source: (Option<PathBuf>, String),
     provider: Arc<dyn Provider>,
     extra: Option<axum::Router>,
+    greet: impl FnOnce(std::net::SocketAddr),
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let store = open_store(&config, &metrics).await?;
@@ -107,11 +111,13 @@ pub async fn serve(
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let health = match config.health_listen {
-        Some(a) => Some(
-            tokio::net::TcpListener::bind(a)
+        Some(a) => {
+            let health = tokio::net::TcpListener::bind(a)
                 .await
-                .with_context(|| format!("cannot listen on {a} (health_listen)"))?,
-        ),
+                .with_context(|| format!("cannot listen on {a} (health_listen)"))?;
+            info!(address = %health.local_addr()?, "health probes listening");
+            Some(health)
+        }
         None => None,
     };
     let descriptors = http::raise_descriptor_limit();
@@ -151,6 +157,7 @@ pub async fn serve(
     }
     let shutdown = stops.signal.clone();
     tokio::spawn(wait_for_signal(shutdown.clone()));
+    greet(addr);
     println!("route53-failover listening on http://{addr}");
     let members = current
         .runtime()

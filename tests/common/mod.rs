@@ -469,6 +469,61 @@ pub fn promtool_check_metrics(page: &str) {
     );
 }
 
+/// A loopback address that refuses connections for as long as the socket
+/// returned lives: bound and never listening, so no test beside this one
+/// can take its port (as it could one bound, dropped, then handed over).
+pub fn refusing_port() -> (tokio::net::TcpSocket, std::net::SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    (socket, addr)
+}
+
+/// The first thing `find` finds in a child's output, line by line, within
+/// 30 s; the rest of the output is read and dropped, so the child never
+/// writes to a closed pipe. For a server's address when it chose its own
+/// port.
+pub async fn said<R>(out: R, what: &str, find: impl Fn(&str) -> Option<String>) -> String
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
+    let mut lines = BufReader::new(out).lines();
+    let found = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(found) = find(&line) {
+                return Some(found);
+            }
+        }
+        None
+    })
+    .await;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    found
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("the child did not say {what} within 30s"))
+}
+
+/// The README's first command, `demo`, as a child process (killed when
+/// dropped) on a port the OS chooses; returns it and its base URL, read
+/// from its `listening on` line. A port chosen here and handed over could
+/// be taken by a test beside this one before the demo binds it.
+pub async fn start_demo() -> (tokio::process::Child, String) {
+    let mut child = Command::new(BIN)
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = said(child.stdout.take().unwrap(), "the demo's address", |line| {
+        line.strip_prefix("route53-failover listening on ")
+            .map(String::from)
+    })
+    .await;
+    (child, base)
+}
+
 /// moto's server (the Route53 emulator) on a loopback port it binds itself,
 /// from the venv `.ci/run` creates; stopped when dropped.
 ///
