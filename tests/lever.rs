@@ -112,7 +112,7 @@ async fn the_client_rotates_past_dead_endpoints_and_names_the_refusing_rule() {
 
 #[tokio::test]
 async fn with_no_endpoint_answering_each_one_is_named() {
-    let urls = vec![refused_url().await, refused_url().await];
+    let (_refusing, urls): (Vec<_>, Vec<_>) = [refused_url(), refused_url()].into_iter().unzip();
     let client = LeverClient::new(&lever_config(&urls), Some(credentials())).await;
     match client.get(&arn("us-east-1")).await {
         Err(LeverError::Unavailable(m)) => {

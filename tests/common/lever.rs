@@ -31,14 +31,15 @@ pub struct Fixture {
     pub urls: Vec<String>,
     /// Connections the hanging endpoint accepted.
     pub hung: Arc<AtomicU64>,
+    _refusing: Vec<tokio::net::TcpSocket>,
     _stop: tokio_util::sync::DropGuard,
 }
 
-pub async fn refused_url() -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", l.local_addr().unwrap());
-    drop(l);
-    url
+/// An endpoint URL that refuses connections while the socket lives
+/// (`super::refusing_port`).
+pub fn refused_url() -> (tokio::net::TcpSocket, String) {
+    let (socket, addr) = super::refusing_port();
+    (socket, format!("http://{addr}/"))
 }
 
 pub async fn start_cluster(board: Board) -> Fixture {
@@ -66,17 +67,19 @@ pub async fn start_cluster(board: Board) -> Fixture {
         });
         url
     };
+    let (refusing, refused): (Vec<_>, Vec<_>) = [refused_url(), refused_url()].into_iter().unzip();
     let urls = vec![
-        refused_url().await,
+        refused[0].clone(),
         hanging,
         serving().await,
-        refused_url().await,
+        refused[1].clone(),
         serving().await,
     ];
     Fixture {
         cluster,
         urls,
         hung,
+        _refusing: refusing,
         _stop: stop.drop_guard(),
     }
 }

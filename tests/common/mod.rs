@@ -497,7 +497,8 @@ where
         None
     })
     .await;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let mut rest = lines.into_inner();
+    tokio::spawn(async move { tokio::io::copy(&mut rest, &mut tokio::io::sink()).await });
     found
         .ok()
         .flatten()
@@ -535,8 +536,9 @@ pub struct Moto {
     pub url: String,
 }
 
-/// Starts moto's threaded server on 127.0.0.1, port 0, prints the port,
-/// then sends stdout nowhere (nobody reads the pipe after the port).
+/// Starts moto's threaded server on 127.0.0.1, port 0, sends its stdout
+/// nowhere (nobody reads the pipe after the port), then writes the port to
+/// the pipe.
 const MOTO_ON_A_PORT_OF_ITS_OWN: &str = "\
 import os, threading
 from moto.server import ThreadedMotoServer
@@ -544,20 +546,23 @@ server = ThreadedMotoServer(ip_address='127.0.0.1', port=0, verbose=False)
 server.start()
 port = server.get_host_and_port()[1]
 os.environ['MOTO_PORT'] = str(port)
-print(port, flush=True)
+said = os.dup(1)
 os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+os.write(said, f'{port}\\n'.encode())
+os.close(said)
 threading.Event().wait()
 ";
 
 impl Moto {
     pub async fn start() -> Moto {
         use std::io::BufRead;
-        let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+        let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin");
         assert!(
-            python.exists(),
-            "{} is missing: .ci/run creates the venv with moto",
-            python.display()
+            venv.join("moto_server").exists(),
+            "{}/moto_server is missing: .ci/run creates the venv with moto[server]",
+            venv.display()
         );
+        let python = venv.join("python");
         let mut child = std::process::Command::new(python)
             .args(["-c", MOTO_ON_A_PORT_OF_ITS_OWN])
             .stdout(Stdio::piped())
