@@ -555,7 +555,6 @@ threading.Event().wait()
 
 impl Moto {
     pub async fn start() -> Moto {
-        use std::io::BufRead;
         let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin");
         assert!(
             venv.join("moto_server").exists(),
@@ -569,29 +568,18 @@ impl Moto {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let line = tokio::time::timeout(
-            Duration::from_secs(30),
-            tokio::task::spawn_blocking(move || {
-                let mut line = String::new();
-                std::io::BufReader::new(stdout)
-                    .read_line(&mut line)
-                    .map(|_| line)
-            }),
-        )
-        .await;
-        let port: u16 = match line {
-            Ok(Ok(Ok(line))) => line.trim().parse().unwrap_or_else(|_| {
-                let _ = child.kill();
-                panic!("moto printed {line:?}, not the port it listens on")
-            }),
-            other => {
-                let _ = child.kill();
-                panic!("moto did not say its port within 30s: {other:?}")
-            }
+        let stdout = tokio::process::ChildStdout::from_std(child.stdout.take().unwrap()).unwrap();
+        // Held before the port is read, so a moto that never says it is
+        // stopped when the test fails.
+        let mut moto = Moto {
+            child,
+            url: String::new(),
         };
-        let url = format!("http://127.0.0.1:{port}");
-        let moto = Moto { child, url };
+        let port = said(stdout, "moto's port", |line| {
+            line.trim().parse::<u16>().ok().map(|p| p.to_string())
+        })
+        .await;
+        moto.url = format!("http://127.0.0.1:{port}");
         let probe = format!("{}/moto-api/", moto.url);
         wait_until("moto answers", Duration::from_secs(30), || async {
             reqwest::get(&probe).await.is_ok()
